@@ -1,0 +1,58 @@
+"""How many threads a kernel call uses: resolved in this one place.
+
+Order: an explicit ``threads`` argument, else ``OMP_NUM_THREADS``, else the cores this process may run on
+(CPU affinity and a cgroup CPU quota both lower it).
+"""
+from __future__ import annotations
+
+import math
+import os
+from functools import lru_cache
+from typing import Optional
+
+
+def _cgroup_cpu_limit() -> Optional[int]:
+    try:  # cgroup v2: "max 100000" or "<quota> <period>"
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+@lru_cache(maxsize=1)
+def available_cores() -> int:
+    """Cores usable by this process: affinity mask, capped by a cgroup CPU quota."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    return max(1, min(cores, limit) if limit else cores)
+
+
+def default_threads() -> int:
+    """``OMP_NUM_THREADS`` (its first entry) if set, else :func:`available_cores`."""
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {env!r}") from None
+        if value < 1:
+            raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {env!r}")
+        return value
+    return available_cores()
+
+
+def resolve_threads(threads: Optional[int] = None) -> int:
+    """The thread count for one call: ``threads`` if given (a positive int), else :func:`default_threads`."""
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, (int,)) and not hasattr(threads, "__index__"):
+        raise TypeError(f"threads must be a positive int or None, got {threads!r}")
+    value = int(threads)
+    if value < 1:
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    return value

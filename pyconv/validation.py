@@ -1,0 +1,75 @@
+"""Argument checks at the API boundary: arrays become C-contiguous float32 once, and every rejection
+names the argument and shows the shapes involved, so nothing malformed ever reaches a nogil kernel."""
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+ACTIVATIONS = (None, "relu", "relu6")
+
+
+def as_float32_array(name: str, x, ndim: Optional[int] = None, *, ndims: Sequence[int] = ()) -> np.ndarray:
+    """``x`` as a C-contiguous float32 array (copied only when needed) of rank ``ndim`` (or one of ``ndims``)."""
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}")
+    arr = np.asarray(x)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
+                                   or np.issubdtype(arr.dtype, np.integer)
+                                   or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must hold real numbers (float32 preferred), got dtype {arr.dtype}")
+    allowed = (ndim,) if ndim is not None else tuple(ndims)
+    if allowed and arr.ndim not in allowed:
+        want = " or ".join(str(a) for a in allowed)
+        raise ValueError(f"{name} must have {want} dimensions, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def positive_pair(name: str, value) -> Tuple[int, int]:
+    """An int or an ``(h, w)`` pair of positive ints, as a pair."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    else:
+        try:
+            h, w = value
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be an int or an (h, w) pair, got {value!r}") from None
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (h, w)):
+            raise TypeError(f"{name} must be an int or an (h, w) pair of ints, got {value!r}")
+        pair = (int(h), int(w))
+    if pair[0] < 1 or pair[1] < 1:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return pair
+
+
+def check_activation(activation: Optional[str], name: str = "activation") -> Optional[str]:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{name} must be None, 'relu' or 'relu6', got {activation!r}")
+    return activation
+
+
+def check_bias(b, channels: int, name: str = "b") -> Optional[np.ndarray]:
+    """``b`` as a float32 vector of ``channels`` entries, or None."""
+    if b is None:
+        return None
+    bias = as_float32_array(name, b)
+    if bias.shape != (channels,):
+        raise ValueError(f"{name} must have shape ({channels},) to match the output channels, "
+                         f"got shape {bias.shape}")
+    return bias
+
+
+def check_out(out: Optional[np.ndarray], shape: Tuple[int, ...], name: str = "out") -> np.ndarray:
+    """``out`` if it can receive a result of ``shape`` in place, else a new array; never a silent copy."""
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(out).__name__}")
+    if out.dtype != np.float32:
+        raise TypeError(f"{name} must be float32, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array")
+    return out
