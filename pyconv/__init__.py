@@ -1,0 +1,18 @@
+"""pyconv: fast CPU inference for convolutional networks (NHWC, float32, numpy in and out).
+
+Kernels: standard, group, depthwise, pointwise and depthwise-separable convolution (``pyconv.conv``),
+pooling and elementwise operators (``pyconv.ops``).  Operators (``Conv2D``, ...) pack their weights once;
+the functions (``conv2d``, ...) run one call.
+"""
+__version__ = "0.1.0"
+
+from .config import build_info, show_config
+from .conv import (Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D, conv2d, dense,
+                   depthwise_conv2d, explain_conv2d, pointwise_conv2d, separable_conv2d)
+from .threads import resolve_threads
+
+__all__ = [
+    "__version__", "build_info", "show_config", "resolve_threads",
+    "Conv2D", "DepthwiseConv2D", "PointwiseConv2D", "SeparableConv2D", "Dense",
+    "conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense", "explain_conv2d",
+]

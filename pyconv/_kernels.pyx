@@ -1,0 +1,587 @@
+# cython: language_level=3
+"""Convolution kernels: nogil Cython drivers that split a layer into independent work units and run them
+over OpenMP threads, calling the C micro-kernels of ``_simd.h`` and ``_winograd.h``.
+
+Every driver takes NHWC float32 arrays that the Python layer (``pyconv.conv``) has already validated and
+converted; each re-checks the few shape relations it relies on, so that no call can read or write out of
+bounds.  Every output element is computed by exactly one thread in a fixed order, so results do not
+depend on the thread count.
+
+    conv2d_direct      indirect GEMM: a row pointer per (output pixel, tap), no im2col copy; pointwise
+                       and dense are its 1x1 case
+    conv2d_im2col      im2col of one block of output pixels into a per-thread buffer, then GEMM
+    conv2d_winograd    Winograd F(2x2, 3x3): input transform, 16 batched GEMMs, output transform
+    depthwise_conv2d   one output row per work unit, channels vectorised
+    separable_conv2d   depthwise rows into a per-thread buffer, then the pointwise GEMM on them
+                       while they are still in cache
+"""
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free
+from libc.string cimport memcpy, memset
+
+cdef extern from "_simd.h" nogil:
+    int pyconv_portable
+    const char *PYCONV_SIMD_LEVEL
+    enum:
+        PYCONV_GEMM_MR
+        PYCONV_GEMM_NR
+    ctypedef struct pyconv_dw_geom:
+        ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
+    void pyconv_gemm(size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
+                     float *c, size_t ldc, const float *bias, int accumulate, int act)
+    void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
+                       float *y, ptrdiff_t oh, int act)
+    void *pyconv_aligned_alloc(size_t nbytes)
+
+cdef extern from "_winograd.h" nogil:
+    void pyconv_wino23_input_tile(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0,
+                                  ptrdiff_t iw0, const float *zeros, float *v, ptrdiff_t v_stride)
+    void pyconv_wino23_output_tile(const float *m, ptrdiff_t m_stride, const float *bias, float *y,
+                                   ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t CO, ptrdiff_t oh0, ptrdiff_t ow0,
+                                   int act)
+
+IF PYCONV_OPENMP:
+    cdef extern from "omp.h" nogil:
+        int omp_get_max_threads()
+
+GEMM_MR = PYCONV_GEMM_MR
+GEMM_NR = PYCONV_GEMM_NR
+SIMD_LEVEL = PYCONV_SIMD_LEVEL.decode()
+OPENMP = bool(PYCONV_OPENMP)
+
+# Output pixels per work unit (a multiple of every MR), and the K-block kept in L1 per B micro-panel.
+DEF MC = 96
+DEF KC = 256
+# Multiply-adds below which one more thread costs more (wake-up, barrier) than it saves.
+DEF MACS_PER_THREAD = 200000
+# Winograd tiles per work unit: four 12-row GEMM tiles.
+DEF WINO_TILES = 48
+
+
+def set_portable(bint flag):
+    """Route every kernel through the portable C paths (True) or the SIMD ones (False). For tests."""
+    global pyconv_portable
+    pyconv_portable = 1 if flag else 0
+
+
+def get_portable():
+    return bool(pyconv_portable)
+
+
+cdef inline ptrdiff_t _cdiv(ptrdiff_t a, ptrdiff_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+cdef int _team(int threads, ptrdiff_t units, double macs) noexcept:
+    """Threads worth waking for this much work: never more than units, one per MACS_PER_THREAD."""
+    cdef ptrdiff_t by_work = <ptrdiff_t>(macs / MACS_PER_THREAD) + 1
+    cdef ptrdiff_t n = threads
+    if n > units:
+        n = units
+    if n > by_work:
+        n = by_work
+    return <int>(n if n > 0 else 1)
+
+
+cdef inline const float *_opt_ptr(const float[::1] v) noexcept:
+    return NULL if v is None else &v[0]
+
+
+cdef ptrdiff_t _panel_chunks(ptrdiff_t base_units, ptrdiff_t panels, int threads) noexcept:
+    """Split output-channel panels into chunks only when there are too few other units to keep
+    every thread busy (small images with many channels, e.g. 7x7x1024)."""
+    cdef ptrdiff_t want = 4 * threads
+    if base_units >= want or panels <= 1:
+        return 1
+    cdef ptrdiff_t chunks = _cdiv(want, base_units)
+    return chunks if chunks < panels else panels
+
+
+# ---------------------------------------------------------------------------------------------- GEMM convs
+
+ctypedef struct conv_geom:
+    ptrdiff_t N, H, W, C, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL
+    ptrdiff_t G, CG, OG, P, K          # groups, channels per group in/out, panels per group, K rows
+    ptrdiff_t mblocks, chunks, ppc     # pixel blocks per image, panel chunks, panels per chunk
+    ptrdiff_t tpb, kblocks             # taps per K-block (or 0: one tap split into channel chunks)
+    const float *x
+    const float *packed
+    const float *bias
+    const float *zeros
+    float *y
+    int act
+
+
+cdef void _kblock_range(const conv_geom *g, ptrdiff_t kb, ptrdiff_t *tap0, ptrdiff_t *ntaps,
+                        ptrdiff_t *c0, ptrdiff_t *kc) noexcept nogil:
+    """K-block kb as (first tap, tap count, first channel, channels): whole taps when a tap's
+    channels fit in KC, else one tap cut into KC-channel chunks."""
+    cdef ptrdiff_t per_tap
+    if g.tpb > 0:
+        tap0[0] = kb * g.tpb
+        ntaps[0] = min(g.tpb, g.KH * g.KW - tap0[0])
+        c0[0] = 0
+        kc[0] = g.CG
+    else:
+        per_tap = _cdiv(g.CG, KC)
+        tap0[0] = kb // per_tap
+        ntaps[0] = 1
+        c0[0] = (kb % per_tap) * KC
+        kc[0] = min(KC, g.CG - c0[0])
+
+
+cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs) noexcept nogil:
+    cdef ptrdiff_t ch = unit % g.chunks
+    cdef ptrdiff_t rest = unit // g.chunks
+    cdef ptrdiff_t grp = rest % g.G
+    rest = rest // g.G
+    cdef ptrdiff_t mb = rest % g.mblocks
+    cdef ptrdiff_t n = rest // g.mblocks
+    cdef ptrdiff_t M = g.OH * g.OW
+    cdef ptrdiff_t m0 = mb * MC
+    cdef ptrdiff_t rows = min(MC, M - m0)
+    cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
+    cdef ptrdiff_t p0 = ch * g.ppc
+    cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
+    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, s, i, row, pix, oh, ow, tap, ih, iw, p, nr, mr
+    cdef const float *img = g.x + n * g.H * g.W * g.C + grp * g.CG
+    cdef const float **tp
+    cdef float *yrow
+    for kb in range(g.kblocks):
+        _kblock_range(g, kb, &tap0, &ntaps, &c0, &kc)
+        for t in range(ntiles):
+            tp = ptrs + t * ntaps * PYCONV_GEMM_MR
+            for s in range(ntaps):
+                tap = tap0 + s
+                for i in range(PYCONV_GEMM_MR):
+                    # Rows past the block repeat its last pixel: readable, computed, never stored.
+                    row = t * PYCONV_GEMM_MR + i
+                    if row >= rows:
+                        row = rows - 1
+                    pix = m0 + row
+                    oh = pix // g.OW
+                    ow = pix - oh * g.OW
+                    ih = oh * g.SH - g.PT + (tap // g.KW) * g.DH
+                    iw = ow * g.SW - g.PL + (tap % g.KW) * g.DW
+                    if ih >= 0 and ih < g.H and iw >= 0 and iw < g.W:
+                        tp[s * PYCONV_GEMM_MR + i] = img + (ih * g.W + iw) * g.C + c0
+                    else:
+                        tp[s * PYCONV_GEMM_MR + i] = g.zeros
+        for p in range(p0, p1):
+            nr = min(PYCONV_GEMM_NR, g.OG - p * PYCONV_GEMM_NR)
+            for t in range(ntiles):
+                mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
+                yrow = g.y + (n * M + m0 + t * PYCONV_GEMM_MR) * g.CO + grp * g.OG + p * PYCONV_GEMM_NR
+                pyconv_gemm(mr, nr, ntaps, kc, ptrs + t * ntaps * PYCONV_GEMM_MR,
+                            g.packed + ((grp * g.P + p) * g.K + tap0 * g.CG + c0) * PYCONV_GEMM_NR,
+                            yrow, g.CO, NULL if g.bias == NULL else g.bias + grp * g.OG + p * PYCONV_GEMM_NR,
+                            kb > 0, g.act if kb == g.kblocks - 1 else 0)
+
+
+cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const float **ptrs) noexcept nogil:
+    cdef ptrdiff_t ch = unit % g.chunks
+    cdef ptrdiff_t rest = unit // g.chunks
+    cdef ptrdiff_t grp = rest % g.G
+    rest = rest // g.G
+    cdef ptrdiff_t mb = rest % g.mblocks
+    cdef ptrdiff_t n = rest // g.mblocks
+    cdef ptrdiff_t M = g.OH * g.OW
+    cdef ptrdiff_t m0 = mb * MC
+    cdef ptrdiff_t rows = min(MC, M - m0)
+    cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
+    cdef ptrdiff_t p0 = ch * g.ppc
+    cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
+    cdef ptrdiff_t kblocks = _cdiv(g.K, KC)
+    cdef ptrdiff_t kb, k0, kc, r, k, tap, c, run, pix, oh, ow, ih, iw, t, i, row, p, nr, mr
+    cdef const float *img = g.x + n * g.H * g.W * g.C + grp * g.CG
+    cdef float *arow
+    cdef float *yrow
+    for kb in range(kblocks):
+        k0 = kb * KC
+        kc = min(KC, g.K - k0)
+        # The im2col block: rows = output pixels, columns k0..k0+kc of (tap, channel).
+        for r in range(rows):
+            pix = m0 + r
+            oh = pix // g.OW
+            ow = pix - oh * g.OW
+            arow = abuf + r * KC
+            k = k0
+            while k < k0 + kc:
+                tap = k // g.CG
+                c = k - tap * g.CG
+                run = min(g.CG - c, k0 + kc - k)
+                ih = oh * g.SH - g.PT + (tap // g.KW) * g.DH
+                iw = ow * g.SW - g.PL + (tap % g.KW) * g.DW
+                if ih >= 0 and ih < g.H and iw >= 0 and iw < g.W:
+                    memcpy(arow + (k - k0), img + (ih * g.W + iw) * g.C + c, run * sizeof(float))
+                else:
+                    memset(arow + (k - k0), 0, run * sizeof(float))
+                k = k + run
+        for t in range(ntiles):
+            for i in range(PYCONV_GEMM_MR):
+                row = t * PYCONV_GEMM_MR + i
+                ptrs[t * PYCONV_GEMM_MR + i] = abuf + min(row, rows - 1) * KC
+        for p in range(p0, p1):
+            nr = min(PYCONV_GEMM_NR, g.OG - p * PYCONV_GEMM_NR)
+            for t in range(ntiles):
+                mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
+                yrow = g.y + (n * M + m0 + t * PYCONV_GEMM_MR) * g.CO + grp * g.OG + p * PYCONV_GEMM_NR
+                pyconv_gemm(mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR,
+                            g.packed + ((grp * g.P + p) * g.K + k0) * PYCONV_GEMM_NR,
+                            yrow, g.CO, NULL if g.bias == NULL else g.bias + grp * g.OG + p * PYCONV_GEMM_NR,
+                            kb > 0, g.act if kb == kblocks - 1 else 0)
+
+
+cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
+                          const float[::1] bias, float[:, :, :, ::1] y, int kh, int kw, int sh, int sw,
+                          int dh, int dw, int pt, int pl, int groups, int act) except *:
+    cdef conv_geom g
+    g.N, g.H, g.W, g.C = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
+    g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
+    g.G = groups
+    if groups < 1 or g.C % groups or g.CO % groups:
+        raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
+    g.CG, g.OG = g.C // groups, g.CO // groups
+    g.P, g.K = packed.shape[1], packed.shape[2]
+    if (y.shape[0] != g.N or packed.shape[0] != groups or packed.shape[3] != PYCONV_GEMM_NR
+            or g.P != _cdiv(g.OG, PYCONV_GEMM_NR) or g.K != kh * kw * g.CG):
+        raise ValueError(f"packed weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
+                         f"y {tuple(y.shape)}, kernel {kh}x{kw}, groups {groups}")
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
+        raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
+    if bias is not None and bias.shape[0] != g.CO:
+        raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
+    g.mblocks = _cdiv(g.OH * g.OW, MC)
+    g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act
+    g.bias = _opt_ptr(bias)
+    return g
+
+
+def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
+                  float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
+                  int groups, int act, int threads):
+    """Direct convolution as an indirect GEMM (also pointwise and dense: the 1x1 case).
+
+    x: (N, H, W, C) IN; packed: (G, P, KH*KW*C/G, NR) IN, from ``pack_gemm_weights``;
+    bias: (C_out,) or None IN; y: (N, OH, OW, C_out) OUT; pt, pl: top and left pads (bottom and right
+    follow from the output size); act: 0 none, 1 relu, 2 relu6.
+    """
+    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
+        return
+    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act)
+    g.tpb = KC // g.CG if g.CG <= KC else 0
+    g.kblocks = _cdiv(kh * kw, g.tpb) if g.tpb > 0 else kh * kw * _cdiv(g.CG, KC)
+    cdef ptrdiff_t base = g.N * g.mblocks * g.G
+    g.chunks = _panel_chunks(base, g.P, threads)
+    g.ppc = _cdiv(g.P, g.chunks)
+    g.chunks = _cdiv(g.P, g.ppc)
+    cdef ptrdiff_t units = base * g.chunks
+    cdef ptrdiff_t taps = g.tpb if g.tpb > 0 else 1
+    cdef ptrdiff_t zlen = max(g.CG, 16)
+    cdef float[::1] zeros = _zeros(zlen)
+    g.zeros = &zeros[0]
+    cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
+    cdef ptrdiff_t u
+    cdef const float **ptrs
+    cdef int failed = 0
+    cdef int *failp = &failed
+    with nogil, parallel(num_threads=nt):
+        ptrs = <const float **>pyconv_aligned_alloc(MC * taps * sizeof(float *))
+        if ptrs != NULL:
+            for u in prange(units, schedule="dynamic"):
+                _direct_unit(&g, u, ptrs)
+        else:
+            failp[0] = 1
+        free(ptrs)
+    _check_alloc(failed)
+
+
+def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
+                  float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
+                  int groups, int act, int threads):
+    """im2col + GEMM: each work unit copies its (pixels x K-block) patch matrix into a per-thread
+    buffer of MC x KC floats, so memory stays bounded whatever the layer.  Arguments as conv2d_direct."""
+    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
+        return
+    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act)
+    cdef ptrdiff_t base = g.N * g.mblocks * g.G
+    g.chunks = _panel_chunks(base, g.P, threads)
+    g.ppc = _cdiv(g.P, g.chunks)
+    g.chunks = _cdiv(g.P, g.ppc)
+    cdef ptrdiff_t units = base * g.chunks
+    cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
+    cdef ptrdiff_t u
+    cdef float *abuf
+    cdef const float **ptrs
+    cdef int failed = 0
+    cdef int *failp = &failed
+    with nogil, parallel(num_threads=nt):
+        abuf = <float *>pyconv_aligned_alloc(MC * KC * sizeof(float))
+        ptrs = <const float **>pyconv_aligned_alloc((MC + PYCONV_GEMM_MR) * sizeof(float *))
+        if abuf != NULL and ptrs != NULL:
+            for u in prange(units, schedule="dynamic"):
+                _im2col_unit(&g, u, abuf, ptrs)
+        else:
+            failp[0] = 1
+        free(abuf)
+        free(ptrs)
+    _check_alloc(failed)
+
+
+# ---------------------------------------------------------------------------------------------- Winograd
+
+ctypedef struct wino_geom:
+    ptrdiff_t N, H, W, C, OH, OW, CO, PT, PL, G, CG, OG, P, TH, TW, tiles, blocks
+    const float *x
+    const float *packed       # (16, G, P, CG, NR)
+    const float *bias
+    const float *zeros
+    float *y
+    int act
+
+
+cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, const float **ptrs) noexcept nogil:
+    cdef ptrdiff_t n = unit // g.blocks
+    cdef ptrdiff_t t0 = (unit % g.blocks) * WINO_TILES
+    cdef ptrdiff_t count = min(WINO_TILES, g.tiles - t0)
+    cdef ptrdiff_t ntiles = _cdiv(count, PYCONV_GEMM_MR)
+    cdef const float *img = g.x + n * g.H * g.W * g.C
+    cdef float *out = g.y + n * g.OH * g.OW * g.CO
+    cdef ptrdiff_t t, ty, tx, xi, grp, p, nr, mt, mr, i, row
+    for t in range(count):
+        ty = (t0 + t) // g.TW
+        tx = (t0 + t) - ty * g.TW
+        pyconv_wino23_input_tile(img, g.H, g.W, g.C, 2 * ty - g.PT, 2 * tx - g.PL, g.zeros,
+                                 v + t * g.C, WINO_TILES * g.C)
+    for xi in range(16):
+        for grp in range(g.G):
+            for mt in range(ntiles):
+                for i in range(PYCONV_GEMM_MR):
+                    row = min(mt * PYCONV_GEMM_MR + i, count - 1)
+                    ptrs[mt * PYCONV_GEMM_MR + i] = v + (xi * WINO_TILES + row) * g.C + grp * g.CG
+            for p in range(g.P):
+                nr = min(PYCONV_GEMM_NR, g.OG - p * PYCONV_GEMM_NR)
+                for mt in range(ntiles):
+                    mr = min(PYCONV_GEMM_MR, count - mt * PYCONV_GEMM_MR)
+                    pyconv_gemm(mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR,
+                                g.packed + ((xi * g.G + grp) * g.P + p) * g.CG * PYCONV_GEMM_NR,
+                                m + (xi * WINO_TILES + mt * PYCONV_GEMM_MR) * g.CO + grp * g.OG
+                                + p * PYCONV_GEMM_NR,
+                                g.CO, NULL, 0, 0)
+    for t in range(count):
+        ty = (t0 + t) // g.TW
+        tx = (t0 + t) - ty * g.TW
+        pyconv_wino23_output_tile(m + t * g.CO, WINO_TILES * g.CO, g.bias, out, g.OH, g.OW, g.CO,
+                                  2 * ty, 2 * tx, g.act)
+
+
+def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] packed, const float[::1] bias,
+                    float[:, :, :, ::1] y, int pt, int pl, int groups, int act, int threads):
+    """Winograd F(2x2, 3x3) for 3x3 stride-1 dilation-1 convolutions.
+
+    packed: (16, G, P, C/G, NR) IN, from ``pack_winograd_weights``; other arguments as conv2d_direct.
+    Work unit: WINO_TILES output tiles of one image; per-thread buffers hold their 16 transformed
+    input matrices and 16 GEMM results, sized by the layer's channels.
+    """
+    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
+        return
+    cdef wino_geom g
+    g.N, g.H, g.W, g.C = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
+    g.PT, g.PL, g.G = pt, pl, groups
+    if groups < 1 or g.C % groups or g.CO % groups:
+        raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
+    g.CG, g.OG = g.C // groups, g.CO // groups
+    g.P = packed.shape[2]
+    if (y.shape[0] != g.N or packed.shape[0] != 16 or packed.shape[1] != groups
+            or g.P != _cdiv(g.OG, PYCONV_GEMM_NR) or packed.shape[3] != g.CG
+            or packed.shape[4] != PYCONV_GEMM_NR):
+        raise ValueError(f"packed Winograd weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
+                         f"y {tuple(y.shape)}, groups {groups}")
+    if pt < 0 or pl < 0:
+        raise ValueError("pads must be non-negative")
+    if bias is not None and bias.shape[0] != g.CO:
+        raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
+    g.TH, g.TW = _cdiv(g.OH, 2), _cdiv(g.OW, 2)
+    g.tiles = g.TH * g.TW
+    g.blocks = _cdiv(g.tiles, WINO_TILES)
+    g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0, 0], &y[0, 0, 0, 0], act
+    g.bias = _opt_ptr(bias)
+    cdef float[::1] zeros = _zeros(max(g.C, 16))
+    g.zeros = &zeros[0]
+    cdef ptrdiff_t units = g.N * g.blocks
+    cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * 9 * g.CG)
+    cdef ptrdiff_t u
+    cdef float *v
+    cdef float *m
+    cdef const float **ptrs
+    cdef int failed = 0
+    cdef int *failp = &failed
+    with nogil, parallel(num_threads=nt):
+        v = <float *>pyconv_aligned_alloc(16 * WINO_TILES * g.C * sizeof(float))
+        m = <float *>pyconv_aligned_alloc(16 * WINO_TILES * g.CO * sizeof(float))
+        ptrs = <const float **>pyconv_aligned_alloc((WINO_TILES + PYCONV_GEMM_MR) * sizeof(float *))
+        if v != NULL and m != NULL and ptrs != NULL:
+            for u in prange(units, schedule="dynamic"):
+                _wino_unit(&g, u, v, m, ptrs)
+        else:
+            failp[0] = 1
+        free(v)
+        free(m)
+        free(ptrs)
+    _check_alloc(failed)
+
+
+# ---------------------------------------------------------------------------------------------- depthwise
+
+cdef pyconv_dw_geom _dw_geom(const float[:, :, :, ::1] x, const float[:, ::1] w, float[:, :, :, ::1] y,
+                             int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl) except *:
+    cdef pyconv_dw_geom g
+    g.H, g.W, g.C = x.shape[1], x.shape[2], x.shape[3]
+    g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL, g.OW = kh, kw, sh, sw, dh, dw, pt, pl, y.shape[2]
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
+        raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
+    if w.shape[0] != kh * kw or w.shape[1] != g.C:
+        raise ValueError(f"depthwise weights {tuple(w.shape)} do not match kernel {kh}x{kw} and C={g.C}")
+    return g
+
+
+def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const float[::1] bias,
+                     float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
+                     int act, int threads):
+    """Depthwise convolution, one filter per channel. w: (KH*KW, C) IN; y: (N, OH, OW, C) OUT."""
+    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
+        return
+    cdef pyconv_dw_geom g = _dw_geom(x, w, y, kh, kw, sh, sw, dh, dw, pt, pl)
+    if y.shape[0] != x.shape[0] or y.shape[3] != g.C or (bias is not None and bias.shape[0] != g.C):
+        raise ValueError(f"depthwise output {tuple(y.shape)} or bias does not match x {tuple(x.shape)}")
+    cdef ptrdiff_t N = x.shape[0], OH = y.shape[1]
+    cdef ptrdiff_t xstride = g.H * g.W * g.C, ystride = OH * g.OW * g.C
+    cdef const float *xp = &x[0, 0, 0, 0]
+    cdef const float *wp = &w[0, 0]
+    cdef const float *bp = _opt_ptr(bias)
+    cdef float *yp = &y[0, 0, 0, 0]
+    cdef int nt = _team(threads, N * OH, <double>N * OH * g.OW * g.C * kh * kw)
+    cdef ptrdiff_t u
+    with nogil:
+        for u in prange(N * OH, schedule="static", num_threads=nt):
+            pyconv_dw_row(&g, xp + (u // OH) * xstride, wp, bp, yp + (u // OH) * ystride + (u % OH) * g.OW * g.C,
+                          u % OH, act)
+
+
+# ---------------------------------------------------------------------------------------------- separable
+
+ctypedef struct sep_geom:
+    pyconv_dw_geom dw
+    ptrdiff_t N, OH, CO, P, R, rblocks, chunks, ppc
+    const float *x
+    const float *wd
+    const float *bd
+    const float *packed        # (1, P, C, NR)
+    const float *bias
+    float *y
+    int act_dw, act
+
+
+cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float **ptrs) noexcept nogil:
+    cdef ptrdiff_t ch = unit % g.chunks
+    cdef ptrdiff_t rest = unit // g.chunks
+    cdef ptrdiff_t rb = rest % g.rblocks
+    cdef ptrdiff_t n = rest // g.rblocks
+    cdef ptrdiff_t C = g.dw.C, OW = g.dw.OW
+    cdef ptrdiff_t r0 = rb * g.R
+    cdef ptrdiff_t nrows = min(g.R, g.OH - r0)
+    cdef ptrdiff_t rows = nrows * OW
+    cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
+    cdef ptrdiff_t p0 = ch * g.ppc
+    cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
+    cdef ptrdiff_t kblocks = _cdiv(C, KC)
+    cdef ptrdiff_t r, t, i, kb, c0, kc, p, nr, mr
+    cdef float *yrow
+    for r in range(nrows):
+        pyconv_dw_row(&g.dw, g.x + n * g.dw.H * g.dw.W * C, g.wd, g.bd, buf + r * OW * C, r0 + r, g.act_dw)
+    for kb in range(kblocks):
+        c0 = kb * KC
+        kc = min(KC, C - c0)
+        for t in range(ntiles):
+            for i in range(PYCONV_GEMM_MR):
+                ptrs[t * PYCONV_GEMM_MR + i] = buf + min(t * PYCONV_GEMM_MR + i, rows - 1) * C + c0
+        for p in range(p0, p1):
+            nr = min(PYCONV_GEMM_NR, g.CO - p * PYCONV_GEMM_NR)
+            for t in range(ntiles):
+                mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
+                yrow = g.y + ((n * g.OH + r0) * OW + t * PYCONV_GEMM_MR) * g.CO + p * PYCONV_GEMM_NR
+                pyconv_gemm(mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR,
+                            g.packed + (p * C + c0) * PYCONV_GEMM_NR, yrow, g.CO,
+                            NULL if g.bias == NULL else g.bias + p * PYCONV_GEMM_NR,
+                            kb > 0, g.act if kb == kblocks - 1 else 0)
+
+
+def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
+                     const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
+                     int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
+                     int threads):
+    """Depthwise then pointwise, fused: each work unit computes a few depthwise output rows into a
+    per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR) at once."""
+    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
+        return
+    cdef sep_geom g
+    g.dw = _dw_geom(x, wd, y, kh, kw, sh, sw, dh, dw, pt, pl)
+    cdef ptrdiff_t C = g.dw.C
+    g.N, g.OH, g.CO = x.shape[0], y.shape[1], y.shape[3]
+    g.P = packed.shape[1]
+    if (y.shape[0] != g.N or packed.shape[0] != 1 or packed.shape[2] != C
+            or packed.shape[3] != PYCONV_GEMM_NR or g.P != _cdiv(g.CO, PYCONV_GEMM_NR)):
+        raise ValueError(f"pointwise weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
+                         f"y {tuple(y.shape)}")
+    if (bd is not None and bd.shape[0] != C) or (bias is not None and bias.shape[0] != g.CO):
+        raise ValueError("separable biases do not match the channel counts")
+    g.R = max(1, min(g.OH, _cdiv(MC, g.dw.OW)))
+    g.rblocks = _cdiv(g.OH, g.R)
+    cdef ptrdiff_t base = g.N * g.rblocks
+    g.chunks = _panel_chunks(base, g.P, threads)
+    g.ppc = _cdiv(g.P, g.chunks)
+    g.chunks = _cdiv(g.P, g.ppc)
+    g.x, g.wd, g.bd, g.packed, g.bias, g.y = &x[0, 0, 0, 0], &wd[0, 0], _opt_ptr(bd), &packed[0, 0, 0, 0], \
+        _opt_ptr(bias), &y[0, 0, 0, 0]
+    g.act_dw, g.act = act_dw, act
+    cdef ptrdiff_t units = base * g.chunks
+    cdef int nt = _team(threads, units, <double>g.N * g.OH * g.dw.OW * C * (g.CO + kh * kw))
+    cdef ptrdiff_t u
+    cdef ptrdiff_t rows_max = g.R * g.dw.OW
+    cdef float *buf
+    cdef const float **ptrs
+    cdef int failed = 0
+    cdef int *failp = &failed
+    with nogil, parallel(num_threads=nt):
+        buf = <float *>pyconv_aligned_alloc(rows_max * C * sizeof(float))
+        ptrs = <const float **>pyconv_aligned_alloc((rows_max + PYCONV_GEMM_MR) * sizeof(float *))
+        if buf != NULL and ptrs != NULL:
+            for u in prange(units, schedule="dynamic"):
+                _sep_unit(&g, u, buf, ptrs)
+        else:
+            failp[0] = 1
+        free(buf)
+        free(ptrs)
+    _check_alloc(failed)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+cdef float[::1] _zeros(ptrdiff_t n):
+    import numpy as np
+    return np.zeros(n + 16, dtype=np.float32)
+
+
+cdef void _check_alloc(int failed) except *:
+    if failed:
+        raise MemoryError("pyconv: could not allocate a kernel work buffer")
+
+
+def max_threads():
+    """Threads OpenMP would use by default (1 in a sequential build)."""
+    IF PYCONV_OPENMP:
+        return omp_get_max_threads()
+    ELSE:
+        return 1

@@ -1,0 +1,304 @@
+/*
+ * pyconv micro-kernels: the innermost loops, in C with AVX-512 intrinsics where the build targets it
+ * and a portable C path that every build has (and that the tests run through pyconv_portable).
+ *
+ *   pyconv_gemm_MRxNR   C[mr x nr] (+)= sum over ks row-pointer sets of A_s[mr x kc] * B_s[kc x NR]
+ *                       (an "indirect" GEMM: each A row is a pointer, so one kernel serves pointwise,
+ *                       im2col, direct convolution (a pointer per tap) and Winograd's batched GEMMs)
+ *   pyconv_dw_row       one output row of a depthwise convolution, all channels, NHWC
+ *
+ * Conventions: B is packed in panels of PYCONV_GEMM_NR columns, rows contiguous, zero-padded past the
+ * last real column; row pointers past mr must still point at readable memory (the caller repeats a
+ * valid row); activation codes: 0 none, 1 relu, 2 relu6, applied when the tile is stored.
+ */
+#ifndef PYCONV_SIMD_H
+#define PYCONV_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define PYCONV_SIMD_LEVEL "avx512f"
+#define PYCONV_GEMM_MR 12
+#define PYCONV_GEMM_NR 32
+#else
+#define PYCONV_SIMD_LEVEL "portable"
+#define PYCONV_GEMM_MR 6
+#define PYCONV_GEMM_NR 16
+#endif
+
+#define PYCONV_ALIGN 64
+
+/* Process-wide switch to the portable paths, for testing them on a SIMD build. */
+static int pyconv_portable = 0;
+
+static inline float pyconv_activate(float v, int act) {
+    if (act >= 1 && v < 0.0f) v = 0.0f;
+    if (act == 2 && v > 6.0f) v = 6.0f;
+    return v;
+}
+
+static inline void *pyconv_aligned_alloc(size_t bytes) {
+    size_t rounded = (bytes + PYCONV_ALIGN - 1) / PYCONV_ALIGN * PYCONV_ALIGN;
+    return aligned_alloc(PYCONV_ALIGN, rounded ? rounded : PYCONV_ALIGN);
+}
+
+/* ---------------------------------------------------------------- GEMM: portable */
+
+static void pyconv_gemm_portable(size_t mr, size_t nr, size_t ks, size_t kc,
+                                 const float *const *a, const float *b,
+                                 float *c, size_t ldc, const float *bias,
+                                 int accumulate, int act) {
+    float acc[PYCONV_GEMM_MR][PYCONV_GEMM_NR];
+    memset(acc, 0, sizeof(acc));
+    for (size_t s = 0; s < ks; s++) {
+        const float *const *as = a + s * PYCONV_GEMM_MR;
+        for (size_t k = 0; k < kc; k++) {
+            const float *bk = b + (s * kc + k) * PYCONV_GEMM_NR;
+            for (size_t i = 0; i < mr; i++) {
+                const float av = as[i][k];
+                for (size_t j = 0; j < PYCONV_GEMM_NR; j++) acc[i][j] += av * bk[j];
+            }
+        }
+    }
+    for (size_t i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        for (size_t j = 0; j < nr; j++) {
+            float v = acc[i][j] + (accumulate ? ci[j] : (bias ? bias[j] : 0.0f));
+            ci[j] = pyconv_activate(v, act);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- GEMM: AVX-512 12x32 */
+
+#if defined(__AVX512F__)
+static inline __m512 pyconv_act512(__m512 v, int act) {
+    if (act >= 1) v = _mm512_max_ps(v, _mm512_setzero_ps());
+    if (act == 2) v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
+    return v;
+}
+
+static inline __mmask16 pyconv_mask16(size_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+}
+
+/* Up to 24 accumulators in zmm registers: ROWS rows x (2 x 16 columns); per k: 2 loads of B and ROWS
+ * broadcasts of A.  ROWS is a literal at each call below, so the unused rows compile away: the 4- and
+ * 8-row variants keep small remainders (49 = 4 x 12 + 1 pixels) from paying for a full 12-row tile. */
+static inline __attribute__((always_inline)) void
+pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
+                        const float *const *a, const float *b, float *c, size_t ldc,
+                        const float *bias, int accumulate, int act) {
+    __m512 x0 = _mm512_setzero_ps(), y0 = x0, x1 = x0, y1 = x0, x2 = x0, y2 = x0, x3 = x0, y3 = x0,
+           x4 = x0, y4 = x0, x5 = x0, y5 = x0, x6 = x0, y6 = x0, x7 = x0, y7 = x0,
+           x8 = x0, y8 = x0, x9 = x0, y9 = x0, x10 = x0, y10 = x0, x11 = x0, y11 = x0;
+    for (size_t s = 0; s < ks; s++) {
+        const float *const *as = a + s * PYCONV_GEMM_MR;
+        const float *a0 = as[0], *a1 = as[1], *a2 = as[2], *a3 = as[3];
+        const float *a4 = ROWS > 4 ? as[4] : a0, *a5 = ROWS > 4 ? as[5] : a0, *a6 = ROWS > 4 ? as[6] : a0,
+                    *a7 = ROWS > 4 ? as[7] : a0;
+        const float *a8 = ROWS > 8 ? as[8] : a0, *a9 = ROWS > 8 ? as[9] : a0, *a10 = ROWS > 8 ? as[10] : a0,
+                    *a11 = ROWS > 8 ? as[11] : a0;
+        for (size_t k = 0; k < kc; k++) {
+            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            b += 32;
+            __m512 t;
+#define PYCONV_ROW(i) if (ROWS > i) { t = _mm512_set1_ps(a##i[k]); x##i = _mm512_fmadd_ps(t, b0, x##i); \
+                      y##i = _mm512_fmadd_ps(t, b1, y##i); }
+            PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)
+            PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)
+#undef PYCONV_ROW
+        }
+    }
+    const __mmask16 m0 = pyconv_mask16(nr), m1 = nr > 16 ? pyconv_mask16(nr - 16) : 0;
+    __m512 base0 = _mm512_setzero_ps(), base1 = base0;
+    if (!accumulate && bias) {
+        base0 = _mm512_maskz_loadu_ps(m0, bias);
+        base1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
+#define PYCONV_STORE(i)                                                                 \
+    if (ROWS > i && mr > i) {                                                           \
+        float *ci = c + i * ldc;                                                        \
+        __m512 v0 = x##i, v1 = y##i;                                                    \
+        if (accumulate) {                                                               \
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));                      \
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));                 \
+        } else {                                                                        \
+            v0 = _mm512_add_ps(v0, base0);                                              \
+            v1 = _mm512_add_ps(v1, base1);                                              \
+        }                                                                               \
+        _mm512_mask_storeu_ps(ci, m0, pyconv_act512(v0, act));                          \
+        _mm512_mask_storeu_ps(ci + 16, m1, pyconv_act512(v1, act));                     \
+    }
+    PYCONV_STORE(0) PYCONV_STORE(1) PYCONV_STORE(2) PYCONV_STORE(3) PYCONV_STORE(4) PYCONV_STORE(5)
+    PYCONV_STORE(6) PYCONV_STORE(7) PYCONV_STORE(8) PYCONV_STORE(9) PYCONV_STORE(10) PYCONV_STORE(11)
+#undef PYCONV_STORE
+}
+
+static void pyconv_gemm_12x32_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
+                                     const float *b, float *c, size_t ldc, const float *bias,
+                                     int accumulate, int act) {
+    pyconv_gemm_avx512_rows(12, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+}
+
+static void pyconv_gemm_8x32_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
+                                    const float *b, float *c, size_t ldc, const float *bias,
+                                    int accumulate, int act) {
+    pyconv_gemm_avx512_rows(8, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+}
+
+static void pyconv_gemm_4x32_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
+                                    const float *b, float *c, size_t ldc, const float *bias,
+                                    int accumulate, int act) {
+    pyconv_gemm_avx512_rows(4, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+}
+#endif
+
+static inline void pyconv_gemm(size_t mr, size_t nr, size_t ks, size_t kc,
+                               const float *const *a, const float *b,
+                               float *c, size_t ldc, const float *bias,
+                               int accumulate, int act) {
+#if defined(__AVX512F__)
+    if (!pyconv_portable) {
+        if (mr > 8)
+            pyconv_gemm_12x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+        else if (mr > 4)
+            pyconv_gemm_8x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+        else
+            pyconv_gemm_4x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+        return;
+    }
+#endif
+    pyconv_gemm_portable(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+}
+
+/* ---------------------------------------------------------------- depthwise row */
+
+/* Geometry of one depthwise layer: input (H, W, C) of one image, kernel (KH, KW), weights packed
+ * (KH*KW, C), pads top/left, output width OW. */
+typedef struct {
+    ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW;
+} pyconv_dw_geom;
+
+static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, const float *w,
+                                   const float *bias, float *y, ptrdiff_t oh, int act) {
+    const ptrdiff_t C = g->C;
+    for (ptrdiff_t ow = 0; ow < g->OW; ow++) {
+        float *yo = y + ow * C;
+        for (ptrdiff_t c = 0; c < C; c++) yo[c] = 0.0f;
+        for (ptrdiff_t kh = 0; kh < g->KH; kh++) {
+            const ptrdiff_t ih = oh * g->SH - g->PT + kh * g->DH;
+            if (ih < 0 || ih >= g->H) continue;
+            for (ptrdiff_t kw = 0; kw < g->KW; kw++) {
+                const ptrdiff_t iw = ow * g->SW - g->PL + kw * g->DW;
+                if (iw < 0 || iw >= g->W) continue;
+                const float *xi = x + (ih * g->W + iw) * C, *wk = w + (kh * g->KW + kw) * C;
+                for (ptrdiff_t c = 0; c < C; c++) yo[c] += xi[c] * wk[c];
+            }
+        }
+        for (ptrdiff_t c = 0; c < C; c++) yo[c] = pyconv_activate(yo[c] + (bias ? bias[c] : 0.0f), act);
+    }
+}
+
+#if defined(__AVX512F__)
+/* Four output pixels x 32 channels = 8 independent FMA chains, which hides the FMA latency that
+ * bounds a one-pixel loop.  Taps outside the image are skipped, never read.  KW/SW/DW are passed as
+ * arguments so that the calls with literal 3x3 s1/s2 below are specialised by the compiler. */
+static inline __attribute__((always_inline)) void
+pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
+                          float *y, ptrdiff_t oh, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
+                          ptrdiff_t DW) {
+    const ptrdiff_t C = g->C, W = g->W, OW = g->OW, PL = g->PL;
+    ptrdiff_t kh_lo = 0, kh_hi = KH;
+    while (kh_lo < KH && oh * g->SH - g->PT + kh_lo * g->DH < 0) kh_lo++;
+    while (kh_hi > kh_lo && oh * g->SH - g->PT + (kh_hi - 1) * g->DH >= g->H) kh_hi--;
+    /* Output columns whose whole window lies inside the row: [ow_lo, ow_hi). */
+    ptrdiff_t ow_lo = PL > 0 ? (PL + SW - 1) / SW : 0;
+    ptrdiff_t ow_hi = (W - 1 - (KW - 1) * DW + PL) >= 0 ? (W - 1 - (KW - 1) * DW + PL) / SW + 1 : 0;
+    if (ow_hi > OW) ow_hi = OW;
+    if (ow_lo > ow_hi) ow_lo = ow_hi;
+    for (ptrdiff_t c0 = 0; c0 < C; c0 += 32) {
+        const ptrdiff_t cn = C - c0;
+        const __mmask16 m0 = pyconv_mask16(cn > 16 ? 16 : (size_t)cn),
+                        m1 = cn > 16 ? pyconv_mask16((size_t)(cn - 16)) : 0;
+        const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias + c0) : _mm512_setzero_ps();
+        const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + c0 + 16) : _mm512_setzero_ps();
+        ptrdiff_t ow = 0;
+        while (ow < OW) {
+            const int interior = ow >= ow_lo && ow + 4 <= ow_hi;
+            if (interior) {
+                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c_0 = a0, c_1 = a0, c_2 = a0,
+                       c_3 = a0;
+                for (ptrdiff_t kh = kh_lo; kh < kh_hi; kh++) {
+                    const ptrdiff_t ih = oh * g->SH - g->PT + kh * g->DH;
+                    const float *xr = x + (ih * W + ow * SW - PL) * C + c0;
+                    const float *wr = w + kh * KW * C + c0;
+                    for (ptrdiff_t kw = 0; kw < KW; kw++) {
+                        const float *xp = xr + kw * DW * C;
+                        const __m512 w0 = _mm512_maskz_loadu_ps(m0, wr + kw * C);
+                        const __m512 w1 = _mm512_maskz_loadu_ps(m1, wr + kw * C + 16);
+                        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp), w0, a0);
+                        c_0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 16), w1, c_0);
+                        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + SW * C), w0, a1);
+                        c_1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + SW * C + 16), w1, c_1);
+                        a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + 2 * SW * C), w0, a2);
+                        c_2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 2 * SW * C + 16), w1, c_2);
+                        a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + 3 * SW * C), w0, a3);
+                        c_3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 3 * SW * C + 16), w1, c_3);
+                    }
+                }
+                float *yo = y + ow * C + c0;
+                _mm512_mask_storeu_ps(yo, m0, pyconv_act512(_mm512_add_ps(a0, b0), act));
+                _mm512_mask_storeu_ps(yo + 16, m1, pyconv_act512(_mm512_add_ps(c_0, b1), act));
+                _mm512_mask_storeu_ps(yo + C, m0, pyconv_act512(_mm512_add_ps(a1, b0), act));
+                _mm512_mask_storeu_ps(yo + C + 16, m1, pyconv_act512(_mm512_add_ps(c_1, b1), act));
+                _mm512_mask_storeu_ps(yo + 2 * C, m0, pyconv_act512(_mm512_add_ps(a2, b0), act));
+                _mm512_mask_storeu_ps(yo + 2 * C + 16, m1, pyconv_act512(_mm512_add_ps(c_2, b1), act));
+                _mm512_mask_storeu_ps(yo + 3 * C, m0, pyconv_act512(_mm512_add_ps(a3, b0), act));
+                _mm512_mask_storeu_ps(yo + 3 * C + 16, m1, pyconv_act512(_mm512_add_ps(c_3, b1), act));
+                ow += 4;
+            } else {
+                __m512 a0 = _mm512_setzero_ps(), c_0 = a0;
+                for (ptrdiff_t kh = kh_lo; kh < kh_hi; kh++) {
+                    const ptrdiff_t ih = oh * g->SH - g->PT + kh * g->DH;
+                    for (ptrdiff_t kw = 0; kw < KW; kw++) {
+                        const ptrdiff_t iw = ow * SW - PL + kw * DW;
+                        if (iw < 0 || iw >= W) continue;
+                        const float *xp = x + (ih * W + iw) * C + c0;
+                        const float *wp = w + (kh * KW + kw) * C + c0;
+                        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp), _mm512_maskz_loadu_ps(m0, wp), a0);
+                        c_0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 16),
+                                              _mm512_maskz_loadu_ps(m1, wp + 16), c_0);
+                    }
+                }
+                float *yo = y + ow * C + c0;
+                _mm512_mask_storeu_ps(yo, m0, pyconv_act512(_mm512_add_ps(a0, b0), act));
+                _mm512_mask_storeu_ps(yo + 16, m1, pyconv_act512(_mm512_add_ps(c_0, b1), act));
+                ow += 1;
+            }
+        }
+    }
+}
+#endif
+
+static void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
+                          float *y, ptrdiff_t oh, int act) {
+#if defined(__AVX512F__)
+    if (!pyconv_portable) {
+        if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 1)
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, act, 3, 3, 1, 1);
+        else if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 2)
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, act, 3, 3, 2, 1);
+        else
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, act, g->KH, g->KW, g->SW, g->DW);
+        return;
+    }
+#endif
+    pyconv_dw_row_portable(g, x, w, bias, y, oh, act);
+}
+
+#endif /* PYCONV_SIMD_H */

@@ -1,0 +1,36 @@
+"""Build and runtime configuration: what this pyconv build was compiled with."""
+from __future__ import annotations
+
+import sys
+from typing import Dict, TextIO, Union
+
+import numpy as np
+
+from . import _kernels
+from .threads import available_cores, default_threads
+
+
+def build_info() -> Dict[str, Union[str, int, bool]]:
+    """Version, OpenMP on/off, SIMD level compiled in, GEMM tile, and default thread count."""
+    from . import __version__
+    return {
+        "version": __version__,
+        "openmp": _kernels.OPENMP,
+        "simd": _kernels.SIMD_LEVEL,
+        "gemm_tile": f"{_kernels.GEMM_MR}x{_kernels.GEMM_NR}",
+        "portable_paths_forced": _kernels.get_portable(),
+        "default_threads": default_threads(),
+        "available_cores": available_cores(),
+        "numpy": np.__version__,
+    }
+
+
+def show_config(file: TextIO = None) -> None:
+    """Print :func:`build_info` as ``key: value`` lines."""
+    out = file or sys.stdout
+    info = build_info()
+    print("pyconv build configuration", file=out)
+    for key, value in info.items():
+        print(f"  {key}: {value}", file=out)
+    if not info["openmp"]:
+        print("  note: built without OpenMP; every call runs on one thread", file=out)

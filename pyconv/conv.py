@@ -1,0 +1,339 @@
+"""Convolution operators: validated, weights packed once at construction, run many times.
+
+    Conv2D            standard and group convolution (strategies: direct, im2col, winograd, auto)
+    DepthwiseConv2D   one KxK filter per channel (with a channel multiplier)
+    PointwiseConv2D   1x1 convolution mixing channels
+    SeparableConv2D   depthwise then pointwise, fused so the depthwise rows stay in cache
+    Dense             fully connected layer, the pointwise GEMM on (N, features)
+
+and the functional forms (``conv2d``, ``depthwise_conv2d``, ...) that build an operator and run it once.
+Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
+pointwise and dense (C_in, C_out).
+"""
+from __future__ import annotations
+
+import numbers
+import threading
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from . import _kernels, strategy as _strategy
+from .packing import pack_gemm_weights, pack_winograd_weights
+from .padding import PaddingLike, output_size, resolve_padding
+from .threads import resolve_threads
+from .validation import (as_float32_array, check_activation, check_bias, check_out, positive_pair)
+
+_ACT_CODES = {None: 0, "relu": 1, "relu6": 2}
+Shape4 = Tuple[int, int, int, int]
+
+
+def _as_input(x, channels: int, what: str) -> np.ndarray:
+    arr = as_float32_array("x", x, 4)
+    if arr.shape[3] != channels:
+        raise ValueError(f"x has {arr.shape[3]} channels (shape {arr.shape}, NHWC) but {what}")
+    return arr
+
+
+def _shape4(input_shape) -> Shape4:
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a tuple of ints, got {input_shape!r}") from None
+    if len(shape) != 4 or min(shape) < 0:
+        raise ValueError(f"input_shape must be (N, H, W, C), got {input_shape!r}")
+    return shape  # type: ignore[return-value]
+
+
+class _Window:
+    """The geometry shared by every windowed convolution: kernel, stride, dilation, padding."""
+
+    def __init__(self, kernel: Tuple[int, int], stride, padding: PaddingLike, dilation) -> None:
+        self.kernel = kernel
+        self.stride = positive_pair("stride", stride)
+        self.dilation = positive_pair("dilation", dilation)
+        self.padding = padding
+        # Resolving once against a dummy size rejects malformed padding at construction.
+        resolve_padding(padding, (1, 1), kernel, self.stride, self.dilation)
+
+    def resolve(self, h: int, w: int, x_shape, w_shape) -> Tuple[Tuple[int, int, int, int], int, int]:
+        pads = resolve_padding(self.padding, (h, w), self.kernel, self.stride, self.dilation)
+        oh = output_size(h, self.kernel[0], self.stride[0], self.dilation[0], pads[0], pads[1])
+        ow = output_size(w, self.kernel[1], self.stride[1], self.dilation[1], pads[2], pads[3])
+        if oh < 1 or ow < 1:
+            raise ValueError(
+                f"kernel {self.kernel[0]}x{self.kernel[1]} (dilation {self.dilation}) is larger than the "
+                f"padded input: x {tuple(x_shape)} with pads (top, bottom, left, right) = {pads}, "
+                f"w {tuple(w_shape)}")
+        return pads, oh, ow
+
+
+class Conv2D:
+    """Standard (groups=1) or group convolution with weights packed once.
+
+    >>> op = Conv2D(np.ones((3, 3, 3, 4), np.float32), padding="same")
+    >>> op(np.ones((1, 5, 5, 3), np.float32)).shape
+    (1, 5, 5, 4)
+    """
+
+    def __init__(self, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1, groups: int = 1,
+                 activation: Optional[str] = None, strategy: str = "auto") -> None:
+        self.w = as_float32_array("w", w, 4)
+        kh, kw, cg, co = self.w.shape
+        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
+            raise TypeError(f"groups must be an int, got {groups!r}")
+        if groups < 1:
+            raise ValueError(f"groups must be positive, got {groups}")
+        if min(self.w.shape) < 1:
+            raise ValueError(f"w must have a non-empty shape (KH, KW, C_in/groups, C_out), got {self.w.shape}")
+        if co % groups:
+            raise ValueError(f"groups={groups} must divide the output channels: w {self.w.shape} has "
+                             f"C_out={co}")
+        if strategy not in _strategy.STRATEGIES:
+            raise ValueError(f"strategy must be one of {_strategy.STRATEGIES}, got {strategy!r}")
+        self.groups = int(groups)
+        self.in_channels, self.out_channels = cg * self.groups, co
+        self.window = _Window((kh, kw), stride, padding, dilation)
+        if strategy == "winograd":
+            reason = _strategy.winograd_unsupported((kh, kw), self.window.stride, self.window.dilation)
+            if reason:
+                raise ValueError(f"strategy='winograd' cannot serve this convolution: {reason}")
+        self.b = check_bias(b, co)
+        self.activation = check_activation(activation)
+        self.strategy = strategy
+        self._packed: Dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def _geometry(self, x_shape):
+        n, h, w, c = x_shape
+        if c != self.in_channels:
+            raise ValueError(
+                f"x has {c} channels (shape {tuple(x_shape)}, NHWC) but w {self.w.shape} with "
+                f"groups={self.groups} expects C_in = {self.w.shape[2]} * {self.groups} = {self.in_channels}")
+        pads, oh, ow = self.window.resolve(h, w, x_shape, self.w.shape)
+        return pads, (n, oh, ow, self.out_channels)
+
+    def output_shape(self, input_shape) -> Shape4:
+        """Output shape (N, OH, OW, C_out) for an NHWC input shape."""
+        return self._geometry(_shape4(input_shape))[1]
+
+    def explain(self, input_shape) -> _strategy.Choice:
+        """The strategy this operator runs for ``input_shape``, and why."""
+        shape = _shape4(input_shape)
+        _, out = self._geometry(shape)
+        if self.strategy != "auto":
+            return _strategy.Choice(self.strategy, "requested explicitly")
+        return _strategy.select(self.window.kernel, self.window.stride, self.window.dilation, self.groups,
+                                self.in_channels, self.out_channels, out[1:3])
+
+    def strategy_for(self, input_shape) -> str:
+        """The name of the strategy this operator runs for ``input_shape``."""
+        return self.explain(input_shape).strategy
+
+    def _weights(self, kind: str) -> np.ndarray:
+        packed = self._packed.get(kind)
+        if packed is None:
+            with self._lock:
+                packed = self._packed.get(kind)
+                if packed is None:
+                    pack = pack_winograd_weights if kind == "winograd" else pack_gemm_weights
+                    packed = self._packed[kind] = pack(self.w, self.groups)
+        return packed
+
+    def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+        x = as_float32_array("x", x, 4)
+        pads, shape = self._geometry(x.shape)
+        y = check_out(out, shape)
+        nthreads = resolve_threads(threads)
+        name = self.strategy if self.strategy != "auto" else self.explain(x.shape).strategy
+        act = _ACT_CODES[self.activation]
+        kh, kw = self.window.kernel
+        (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
+        if name == "winograd":
+            _kernels.conv2d_winograd(x, self._weights("winograd"), self.b, y, pads[0], pads[2], self.groups,
+                                     act, nthreads)
+        else:
+            run = _kernels.conv2d_im2col if name == "im2col" else _kernels.conv2d_direct
+            run(x, self._weights("gemm"), self.b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], self.groups,
+                act, nthreads)
+        return y
+
+
+class DepthwiseConv2D:
+    """Depthwise convolution: weights (KH, KW, C, M), output channel c*M + m filters input channel c."""
+
+    def __init__(self, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1,
+                 activation: Optional[str] = None) -> None:
+        w = as_float32_array("w", w, ndims=(3, 4))
+        self.w = w if w.ndim == 4 else w[..., None]
+        kh, kw, c, m = self.w.shape
+        if min(self.w.shape) < 1:
+            raise ValueError(f"w must have a non-empty shape (KH, KW, C, M), got {w.shape}")
+        self.channels, self.multiplier = c, m
+        self.window = _Window((kh, kw), stride, padding, dilation)
+        self.b = check_bias(b, c * m)
+        self.activation = check_activation(activation)
+        # Column c*M + m of (KH*KW, C*M) is exactly the output channel order.
+        self._packed = np.ascontiguousarray(self.w.reshape(kh * kw, c * m))
+
+    def _geometry(self, x_shape):
+        n, h, w, c = x_shape
+        if c != self.channels:
+            raise ValueError(f"x has {c} channels (shape {tuple(x_shape)}, NHWC) but depthwise w "
+                             f"{self.w.shape} expects C = {self.channels}")
+        pads, oh, ow = self.window.resolve(h, w, x_shape, self.w.shape)
+        return pads, (n, oh, ow, c * self.multiplier)
+
+    def output_shape(self, input_shape) -> Shape4:
+        return self._geometry(_shape4(input_shape))[1]
+
+    def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+        x = as_float32_array("x", x, 4)
+        pads, shape = self._geometry(x.shape)
+        y = check_out(out, shape)
+        if self.multiplier > 1:
+            # Input channel c feeds M consecutive output channels: repeat it, then filter one-to-one.
+            x = np.repeat(x, self.multiplier, axis=3)
+        kh, kw = self.window.kernel
+        (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
+        _kernels.depthwise_conv2d(x, self._packed, self.b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2],
+                                  _ACT_CODES[self.activation], resolve_threads(threads))
+        return y
+
+
+class PointwiseConv2D:
+    """1x1 convolution: weights (C_in, C_out), packed once for the GEMM micro-kernel."""
+
+    def __init__(self, w, b=None, *, activation: Optional[str] = None) -> None:
+        self.w = as_float32_array("w", w, 2)
+        if min(self.w.shape) < 1:
+            raise ValueError(f"w must have a non-empty shape (C_in, C_out), got {self.w.shape}")
+        self.in_channels, self.out_channels = self.w.shape
+        self.b = check_bias(b, self.out_channels)
+        self.activation = check_activation(activation)
+        self._packed = pack_gemm_weights(self.w.reshape(1, 1, *self.w.shape), 1)
+
+    def output_shape(self, input_shape) -> Shape4:
+        n, h, w, c = _shape4(input_shape)
+        if c != self.in_channels:
+            raise ValueError(f"x has {c} channels (shape {(n, h, w, c)}, NHWC) but pointwise w "
+                             f"{self.w.shape} expects C_in = {self.in_channels}")
+        return (n, h, w, self.out_channels)
+
+    def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+        x = as_float32_array("x", x, 4)
+        y = check_out(out, self.output_shape(x.shape))
+        _kernels.conv2d_direct(x, self._packed, self.b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1,
+                               _ACT_CODES[self.activation], resolve_threads(threads))
+        return y
+
+
+class Dense:
+    """Fully connected layer: x (N, in_features) @ w (in_features, out_features) + b."""
+
+    def __init__(self, w, b=None, *, activation: Optional[str] = None) -> None:
+        self._pointwise = PointwiseConv2D(w, b, activation=activation)
+        self.w, self.b, self.activation = self._pointwise.w, self._pointwise.b, activation
+
+    def output_shape(self, input_shape) -> Tuple[int, int]:
+        shape = tuple(input_shape)
+        if len(shape) != 2 or shape[1] != self._pointwise.in_channels:
+            raise ValueError(f"x must have shape (N, {self._pointwise.in_channels}) to match dense w "
+                             f"{self.w.shape}, got {shape}")
+        return (shape[0], self._pointwise.out_channels)
+
+    def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+        x = as_float32_array("x", x, 2)
+        shape = self.output_shape(x.shape)
+        y = check_out(out, shape)
+        # The batch rows are the GEMM's M: run them as the pixels of one 1 x N image.
+        self._pointwise(x.reshape(1, 1, *x.shape), out=y.reshape(1, 1, *shape), threads=threads)
+        return y
+
+
+class SeparableConv2D:
+    """Depthwise (KH, KW, C[, M]) then pointwise (C*M, C_out), fused into one pass over the image.
+
+    ``depthwise_activation`` is applied to the depthwise output (MobileNet's ReLU between the two
+    steps); ``activation`` to the final output.
+    """
+
+    def __init__(self, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
+                 padding: PaddingLike = "valid", dilation=1, depthwise_activation: Optional[str] = None,
+                 activation: Optional[str] = None) -> None:
+        self.depthwise = DepthwiseConv2D(w_depthwise, b_depthwise, stride=stride, padding=padding,
+                                         dilation=dilation, activation=check_activation(
+                                             depthwise_activation, "depthwise_activation"))
+        wp = as_float32_array("w_pointwise", w_pointwise, 2)
+        mid = self.depthwise.channels * self.depthwise.multiplier
+        if wp.shape[0] != mid:
+            raise ValueError(f"w_pointwise {wp.shape} must have {mid} input channels to follow "
+                             f"w_depthwise {self.depthwise.w.shape}")
+        self.pointwise = PointwiseConv2D(wp, check_bias(b_pointwise, wp.shape[1], "b_pointwise"),
+                                         activation=activation)
+        self.activation, self.depthwise_activation = activation, depthwise_activation
+
+    def output_shape(self, input_shape) -> Shape4:
+        n, oh, ow, _ = self.depthwise.output_shape(input_shape)
+        return (n, oh, ow, self.pointwise.out_channels)
+
+    def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+        x = as_float32_array("x", x, 4)
+        dw = self.depthwise
+        pads, _ = dw._geometry(x.shape)
+        y = check_out(out, self.output_shape(x.shape))
+        nthreads = resolve_threads(threads)
+        if dw.multiplier > 1:
+            return self.pointwise(dw(x, threads=nthreads), out=y, threads=nthreads)
+        kh, kw = dw.window.kernel
+        (sh, sw), (dh, ddw) = dw.window.stride, dw.window.dilation
+        _kernels.separable_conv2d(x, dw._packed, dw.b, self.pointwise._packed, self.pointwise.b, y,
+                                  kh, kw, sh, sw, dh, ddw, pads[0], pads[2],
+                                  _ACT_CODES[dw.activation], _ACT_CODES[self.activation], nthreads)
+        return y
+
+
+def conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1, groups: int = 1,
+           activation: Optional[str] = None, strategy: str = "auto", threads: Optional[int] = None) -> np.ndarray:
+    """Standard or group convolution of NHWC ``x`` with HWIO ``w`` (KH, KW, C_in/groups, C_out).
+
+    Packs ``w`` on every call: to run the same weights repeatedly, build a :class:`Conv2D` once.
+    """
+    return Conv2D(w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                  activation=activation, strategy=strategy)(x, threads=threads)
+
+
+def depthwise_conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1,
+                     activation: Optional[str] = None, threads: Optional[int] = None) -> np.ndarray:
+    """Depthwise convolution of NHWC ``x`` with ``w`` (KH, KW, C[, M])."""
+    return DepthwiseConv2D(w, b, stride=stride, padding=padding, dilation=dilation,
+                           activation=activation)(x, threads=threads)
+
+
+def pointwise_conv2d(x, w, b=None, *, activation: Optional[str] = None,
+                     threads: Optional[int] = None) -> np.ndarray:
+    """1x1 convolution of NHWC ``x`` with ``w`` (C_in, C_out)."""
+    return PointwiseConv2D(w, b, activation=activation)(x, threads=threads)
+
+
+def separable_conv2d(x, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
+                     padding: PaddingLike = "valid", dilation=1, depthwise_activation: Optional[str] = None,
+                     activation: Optional[str] = None, threads: Optional[int] = None) -> np.ndarray:
+    """Depthwise separable convolution: depthwise ``w_depthwise`` then pointwise ``w_pointwise``."""
+    return SeparableConv2D(w_depthwise, w_pointwise, b_depthwise, b_pointwise, stride=stride, padding=padding,
+                           dilation=dilation, depthwise_activation=depthwise_activation,
+                           activation=activation)(x, threads=threads)
+
+
+def dense(x, w, b=None, *, activation: Optional[str] = None, threads: Optional[int] = None) -> np.ndarray:
+    """Fully connected layer: ``x`` (N, in) times ``w`` (in, out) plus ``b``."""
+    return Dense(w, b, activation=activation)(x, threads=threads)
+
+
+def explain_conv2d(x_shape, w_shape, *, stride=1, padding: PaddingLike = "valid", dilation=1,
+                   groups: int = 1, strategy: str = "auto") -> str:
+    """Which strategy ``conv2d`` runs for these shapes, and why, e.g. ``"winograd: 3x3 stride 1 ..."``."""
+    w = np.zeros(tuple(int(d) for d in w_shape), dtype=np.float32)
+    choice = Conv2D(w, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                    strategy=strategy).explain(x_shape)
+    return f"{choice.strategy}: {choice.reason}"

@@ -1,0 +1,53 @@
+"""Weight packing, done once per weight array: HWIO convolution weights into the GEMM micro-kernel's
+panels of NR output channels, and Winograd's transformed weights, in 64-byte aligned buffers."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels
+
+NR = _kernels.GEMM_NR
+_ALIGN = 64
+
+# Winograd F(2x2, 3x3) weight transform (Lavin & Gray 2015): U = G g G^T.
+_WINO_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def aligned_zeros(shape) -> np.ndarray:
+    """A zeroed C-contiguous float32 array whose data starts on a 64-byte boundary."""
+    count = int(np.prod(shape))
+    raw = np.zeros(count + _ALIGN // 4, dtype=np.float32)
+    offset = (-raw.ctypes.data % _ALIGN) // 4
+    return raw[offset:offset + count].reshape(shape)
+
+
+def _panels(w: np.ndarray) -> np.ndarray:
+    """(..., K, O) -> (..., P, K, NR): O split into zero-padded panels of NR columns."""
+    *lead, k, o = w.shape
+    p = -(-o // NR)
+    packed = aligned_zeros((*lead, p, k, NR))
+    padded = np.zeros((*lead, k, p * NR), dtype=np.float32)
+    padded[..., :o] = w
+    packed[...] = np.moveaxis(padded.reshape(*lead, k, p, NR), -2, -3)
+    return packed
+
+
+def pack_gemm_weights(w: np.ndarray, groups: int) -> np.ndarray:
+    """HWIO weights (KH, KW, C_in/G, C_out) -> (G, P, KH*KW*C_in/G, NR) for the GEMM kernels.
+
+    Row r = (kh*KW + kw)*C_in/G + i of a group's panels is tap (kh, kw), input channel i: the order in
+    which both the direct and the im2col kernels walk K.
+    """
+    kh, kw, cg, co = w.shape
+    og = co // groups
+    per_group = w.reshape(kh * kw * cg, groups, og).transpose(1, 0, 2)
+    return _panels(per_group)
+
+
+def pack_winograd_weights(w: np.ndarray, groups: int) -> np.ndarray:
+    """3x3 HWIO weights -> (16, G, P, C_in/G, NR): the 16 transformed 4x4 taps, each a GEMM operand."""
+    _, _, cg, co = w.shape
+    og = co // groups
+    u = np.einsum("ak,klio,bl->abio", _WINO_G, w.astype(np.float64), _WINO_G)
+    u = u.reshape(16, cg, groups, og).transpose(0, 2, 1, 3).astype(np.float32)
+    return _panels(u)
