@@ -1,0 +1,415 @@
+"""The shipped models: configs, published sizes, and end-to-end agreement of every implementation.
+
+- models/*.json are exactly what models/build_configs.py generates;
+- parameter and multiply-add counts, computed from the configs by tests/model_reference.py's own
+  counter, match the papers' and Keras' figures (sources in docs/models.md);
+- the NumPy reference interpreter agrees with PyTorch's native operators on the geometry it encodes
+  (groups, dilation, padding, ceil_mode, count_include_pad), with the PyTorch twin
+  (pyconv.testing) on every layer type, and with onnxruntime on the twin's ONNX export;
+- pyconv.load runs every shipped model to the reference's logits.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import model_reference as ref
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+SHIPPED = ["mobilenet_v1", "mobilenet_v2", "xception", "shufflenet_v1_g3", "toy_design_doc"]
+CLASSIFIERS = [m for m in SHIPPED if m != "toy_design_doc"]
+
+
+def load_config(name: str) -> dict:
+    return json.loads((MODELS / f"{name}.json").read_text())
+
+
+def comparable_outputs(config: dict) -> list[str]:
+    """Pre-softmax logits for classifiers (softmax flattens differences), else the config's outputs."""
+    names = {layer["name"] for layer in config["layers"]}
+    return ["logits"] if "logits" in names else list(config["outputs"])
+
+
+def rel_err(actual, expected) -> float:
+    """Largest absolute error relative to the largest expected magnitude."""
+    expected = np.asarray(expected, dtype=np.float64)
+    return float(np.abs(np.asarray(actual, dtype=np.float64) - expected).max()
+                 / max(np.abs(expected).max(), 1e-30))
+
+
+def seeded_input(config: dict, batch: int = 1, seed: int = 1) -> np.ndarray:
+    (inp,) = [layer for layer in config["layers"] if layer["type"] == "input"]
+    shape = tuple(inp["shape"])
+    if inp.get("layout", "NHWC") == "NCHW" and len(shape) == 3:
+        shape = (shape[2], shape[0], shape[1])
+    return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Configs
+# --------------------------------------------------------------------------------------------
+
+def _build_configs_module():
+    spec = importlib.util.spec_from_file_location("build_configs", MODELS / "build_configs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_configs_are_reproduced_byte_for_byte(tmp_path):
+    assert _build_configs_module().main(["--out", str(tmp_path)]) == 0
+    for name in SHIPPED:
+        assert (tmp_path / f"{name}.json").read_bytes() == (MODELS / f"{name}.json").read_bytes(), name
+    assert sorted(p.stem for p in MODELS.glob("*.json")) == sorted(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_config_is_well_formed(name):
+    config = load_config(name)
+    assert config["format"] == "pyconv-model" and config["version"] == 1
+    assert config["weights"] is None, "shipped models use the loader's seeded weights"
+    names = [layer["name"] for layer in config["layers"]]
+    assert len(names) == len(set(names))
+    shapes = ref.infer_shapes(config)
+    if name in CLASSIFIERS:
+        assert shapes["logits"] == (1000,) and config["outputs"] == ["predictions"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_config_matches_the_package_schema(name):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = ROOT / "pyconv" / "graph" / "model.schema.json"
+    if not schema_path.exists():
+        pytest.skip("pyconv/graph/model.schema.json not present yet")
+    jsonschema.validate(load_config(name), json.loads(schema_path.read_text()))
+
+
+def test_design_doc_shapes():
+    """The document's examples: 5x5x3 in, 4 maps 5x5 with same padding and 3x3 without, etc."""
+    s = ref.infer_shapes(load_config("toy_design_doc"))
+    assert s["conv_same"] == (5, 5, 4) and s["conv_valid"] == (3, 3, 4)
+    assert s["depthwise"] == (5, 5, 3) and s["pointwise"] == (5, 5, 4)
+    assert s["group_conv"] == (5, 5, 4)
+    params = ref.layer_params(load_config("toy_design_doc"))
+    assert params["conv_same"]["kernel"] == (3, 3, 3, 4)
+    # Each group sees C/G = 4 of the 8 input maps: 1/G of a full conv's parameters.
+    assert params["group_conv"]["kernel"] == (3, 3, 4, 4)
+
+
+def test_entry_shapes_follow_the_papers():
+    v1 = ref.infer_shapes(load_config("mobilenet_v1"))
+    assert v1["conv1_relu6"] == (112, 112, 32) and v1["conv_pw_13_relu6"] == (7, 7, 1024)
+    v2 = ref.infer_shapes(load_config("mobilenet_v2"))
+    assert v2["block_16_project_BN"] == (7, 7, 320) and v2["out_relu"] == (7, 7, 1280)
+    xc = ref.infer_shapes(load_config("xception"))
+    assert xc["block1_conv2_act"] == (147, 147, 64) and xc["block4_add"] == (19, 19, 728)
+    assert xc["block13_add"] == (10, 10, 1024) and xc["block14_sepconv2_act"] == (10, 10, 2048)
+    sh = ref.infer_shapes(load_config("shufflenet_v1_g3"))
+    assert sh["maxpool"] == (56, 56, 24) and sh["stage2_unit4_add"] == (28, 28, 240)
+    assert sh["stage3_unit8_add"] == (14, 14, 480) and sh["stage4_unit4_add"] == (7, 7, 960)
+
+
+# --------------------------------------------------------------------------------------------
+# Published sizes (docs/models.md lists the sources)
+# --------------------------------------------------------------------------------------------
+
+# Exact counts from Keras' model.summary(): "all" is the total (BN moving statistics included),
+# "affine" the trainable count (BN gamma and beta only; also PyTorch's parameters()).
+EXACT_PARAMS = [
+    ("mobilenet_v1", "affine", 4_231_976),
+    ("mobilenet_v1", "all", 4_253_864),
+    ("mobilenet_v2", "affine", 3_504_872),
+    ("mobilenet_v2", "all", 3_538_984),
+    ("xception", "all", 22_910_480),
+    ("xception", "affine", 22_855_952),  # also Chollet 2017, Table 3
+]
+
+# Papers' rounded figures: (model, BN vectors counted, low, high) in parameters; the interval is
+# the rounding of the published figure.
+ROUNDED_PARAMS = [
+    ("mobilenet_v1", "none", 4.15e6, 4.25e6),       # 4.2 M, Howard et al. Table 8
+    ("xception", "affine", 22.85e6, 22.95e6),       # 22.9 M (Keras applications table)
+    ("shufflenet_v1_g3", "affine", 1.865e6, 1.875e6),  # 1.87 M, mmpretrain's table
+    ("shufflenet_v1_g3", "all", 1.85e6, 1.95e6),    # ~1.9 M
+]
+
+
+@pytest.mark.parametrize("name,bn,expected", EXACT_PARAMS)
+def test_params_match_keras_exactly(name, bn, expected):
+    assert ref.count_params(load_config(name), bn=bn) == expected
+
+
+@pytest.mark.parametrize("name,bn,low,high", ROUNDED_PARAMS)
+def test_params_match_published_rounding(name, bn, low, high):
+    assert low <= ref.count_params(load_config(name), bn=bn) < high
+
+
+def test_mobilenet_v2_params_against_the_paper():
+    # Sandler et al. (Table 4) print 3.4 M; the weights without BN are 3.47 M, so the paper's
+    # figure is truncated, not rounded (Keras' exact count is checked above).
+    n = ref.count_params(load_config("mobilenet_v2"), bn="none")
+    assert n == 3_470_760 and math.floor(n / 1e5) == 34
+
+
+@pytest.mark.parametrize("name,published,tolerance", [
+    ("mobilenet_v1", 569e6, 0.005),      # Howard et al. Table 8
+    ("mobilenet_v2", 300e6, 0.005),      # Sandler et al. Table 4
+    ("shufflenet_v1_g3", 137e6, 0.005),  # Zhang et al. Table 1 (the "140 MFLOPs" class)
+])
+def test_macs_match_published(name, published, tolerance):
+    macs = ref.count_macs(load_config(name))
+    assert abs(macs - published) <= tolerance * published, macs
+
+
+def test_macs_exact():
+    # Pinned so a config change that moves the count is noticed; docs/models.md quotes them.
+    assert ref.count_macs(load_config("mobilenet_v1")) == 568_740_352
+    assert ref.count_macs(load_config("mobilenet_v2")) == 300_774_272
+    assert ref.count_macs(load_config("xception")) == 8_357_403_496
+    assert ref.count_macs(load_config("shufflenet_v1_g3")) == 137_460_672
+    assert ref.count_macs(load_config("toy_design_doc")) == 9_897
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_counts_agree_with_the_torch_twin(name):
+    """A second, structurally different count: PyTorch modules' parameters and hooked output sizes."""
+    torch = pytest.importorskip("torch")
+    from pyconv.testing import build_twin
+
+    config = load_config(name)
+    twin = build_twin(config, ref.random_weights(config))
+    macs = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs.append(output.numel() * kh * kw * module.in_channels // module.groups)
+        elif isinstance(module, torch.nn.Linear):
+            macs.append(output.numel() * module.in_features)
+
+    for m in twin.modules():
+        m.register_forward_hook(hook)
+    with torch.no_grad():
+        twin(torch.from_numpy(seeded_input(config)))
+    assert sum(macs) == ref.count_macs(config)
+    buffers = sum(b.numel() for n, b in twin.named_buffers() if n.endswith(("running_mean",
+                                                                             "running_var")))
+    assert sum(p.numel() for p in twin.parameters()) == ref.count_params(config, bn="affine")
+    assert buffers == ref.count_params(config, bn="all") - ref.count_params(config, bn="affine")
+
+
+# --------------------------------------------------------------------------------------------
+# The reference itself, against PyTorch's native operators (symmetric padding, where both agree)
+# --------------------------------------------------------------------------------------------
+
+def _single_layer(layer: dict, shape) -> dict:
+    return {"format": "pyconv-model", "version": 1, "name": "one", "layers": [
+        {"name": "input", "type": "input", "shape": list(shape)},
+        {"name": "op", "inputs": ["input"], **layer}], "outputs": ["op"]}
+
+
+@pytest.mark.parametrize("stride,dilation,groups,pad", [
+    (1, 1, 1, 0), (2, 1, 1, 1), (1, 2, 2, 2), ((2, 1), (1, 3), 3, (1, 3)), (3, 1, 6, (2, 0))])
+def test_reference_conv2d_matches_torch(stride, dilation, groups, pad):
+    torch = pytest.importorskip("torch")
+    layer = {"type": "conv2d", "filters": 12, "kernel": [3, 2], "stride": stride,
+             "dilation": dilation, "groups": groups, "padding": pad}
+    config = _single_layer(layer, (11, 13, 6))
+    w = ref.random_weights(config, seed=3)
+    x = seeded_input(config, batch=2)
+    (got,) = ref.run(config, w, x)
+    expected = torch.nn.functional.conv2d(
+        torch.from_numpy(x).permute(0, 3, 1, 2).double(),
+        torch.from_numpy(w["op/kernel"]).permute(3, 2, 0, 1).double(),
+        torch.from_numpy(w["op/bias"]).double(), stride=stride, padding=pad, dilation=dilation,
+        groups=groups).permute(0, 2, 3, 1).numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("multiplier,stride,dilation", [(1, 1, 1), (2, 2, 1), (3, 1, 2)])
+def test_reference_depthwise_matches_torch(multiplier, stride, dilation):
+    torch = pytest.importorskip("torch")
+    layer = {"type": "depthwise_conv2d", "kernel": 3, "stride": stride, "dilation": dilation,
+             "depth_multiplier": multiplier, "padding": 1}
+    config = _single_layer(layer, (9, 8, 5))
+    w = ref.random_weights(config, seed=4)
+    x = seeded_input(config, batch=2)
+    (got,) = ref.run(config, w, x)
+    k = torch.from_numpy(w["op/kernel"]).double()  # (KH, KW, C, M)
+    expected = torch.nn.functional.conv2d(
+        torch.from_numpy(x).permute(0, 3, 1, 2).double(),
+        k.reshape(3, 3, -1).permute(2, 0, 1).unsqueeze(1), torch.from_numpy(w["op/bias"]).double(),
+        stride=stride, padding=1, dilation=dilation, groups=5).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("pool,stride,pad,ceil,include", [
+    (3, 2, 1, False, False), (3, 2, 1, True, False), (3, 2, 1, True, True),
+    ((2, 3), (2, 2), (1, 1), True, True), (2, 2, 0, True, False), (3, 3, 1, True, True)])
+def test_reference_pooling_matches_torch(kind, pool, stride, pad, ceil, include):
+    torch = pytest.importorskip("torch")
+    layer = {"type": f"{kind}_pool", "pool": pool, "stride": stride, "padding": pad,
+             "ceil_mode": ceil}
+    if kind == "avg":
+        layer["count_include_pad"] = include
+    config = _single_layer(layer, (8, 9, 3))
+    x = seeded_input(config, batch=2)
+    (got,) = ref.run(config, {}, x)
+    t = torch.from_numpy(x).permute(0, 3, 1, 2).double()
+    if kind == "max":
+        y = torch.nn.functional.max_pool2d(t, pool, stride, pad, ceil_mode=ceil)
+    else:
+        y = torch.nn.functional.avg_pool2d(t, pool, stride, pad, ceil_mode=ceil,
+                                           count_include_pad=include)
+    expected = y.permute(0, 2, 3, 1).numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_reference_tf_same_padding_is_asymmetric():
+    # 224 -> 112 with a 3x3 stride-2 kernel: TF pads (0, 1); PyTorch's padding=1 pads (1, 1).
+    assert ref.explicit_pads("same", (224, 224), (3, 3), 2) == (0, 1, 0, 1)
+    assert ref.explicit_pads("same", (225, 225), (3, 3), 2) == (1, 1, 1, 1)
+    assert ref.explicit_pads("same", (147, 147), (3, 3), 2) == (1, 1, 1, 1)
+    assert ref.explicit_pads("same", (56, 56), (3, 3), 2) == (0, 1, 0, 1)
+
+
+def test_reference_channel_shuffle_and_flatten_orders():
+    config = {"format": "pyconv-model", "version": 1, "layers": [
+        {"name": "input", "type": "input", "shape": [1, 2, 6]},
+        {"name": "shuffle", "type": "channel_shuffle", "inputs": ["input"], "groups": 3},
+        {"name": "nhwc", "type": "flatten", "inputs": ["input"]},
+        {"name": "nchw", "type": "flatten", "inputs": ["input"], "order": "NCHW"}],
+        "outputs": ["shuffle", "nhwc", "nchw"]}
+    x = np.arange(12.0).reshape(1, 1, 2, 6)
+    shuffle, nhwc, nchw = ref.run(config, {}, x)
+    # Groups of 2 channels [0 1 | 2 3 | 4 5] interleave to [0 2 4 1 3 5].
+    np.testing.assert_array_equal(shuffle[0, 0, 0], [0, 2, 4, 1, 3, 5])
+    np.testing.assert_array_equal(nhwc[0], np.arange(12.0))
+    np.testing.assert_array_equal(nchw[0], x[0].transpose(2, 0, 1).ravel())
+
+
+# --------------------------------------------------------------------------------------------
+# Reference vs PyTorch twin vs onnxruntime
+# --------------------------------------------------------------------------------------------
+
+# One layer of every type and padding form, NCHW input and output, ceil pools, flatten orders.
+EVERY_LAYER = {
+    "format": "pyconv-model", "version": 1, "name": "every_layer", "output_layout": "NCHW",
+    "layers": [
+        {"name": "input", "type": "input", "shape": [9, 10, 4], "layout": "NCHW"},
+        {"name": "c1", "type": "conv2d", "inputs": ["input"], "filters": 6, "kernel": [3, 2],
+         "stride": [2, 1], "padding": "same", "groups": 2, "activation": "relu"},
+        {"name": "c2", "type": "conv2d", "inputs": ["input"], "filters": 4, "kernel": 3,
+         "dilation": 2, "padding": [[1, 2], [0, 3]]},
+        {"name": "c3", "type": "conv2d", "inputs": ["input"], "filters": 2, "kernel": 3,
+         "padding": [1, 0], "use_bias": False},
+        {"name": "d1", "type": "depthwise_conv2d", "inputs": ["c1"], "kernel": 3, "stride": 2,
+         "padding": "same", "depth_multiplier": 2, "activation": "relu6"},
+        {"name": "p1", "type": "pointwise_conv2d", "inputs": ["d1"], "filters": 6},
+        {"name": "s1", "type": "separable_conv2d", "inputs": ["c1"], "filters": 6, "kernel": 3,
+         "stride": 2, "padding": "same", "activation": "relu"},
+        {"name": "a1", "type": "add", "inputs": ["p1", "s1"], "activation": "relu6"},
+        {"name": "bn", "type": "batch_norm", "inputs": ["a1"], "epsilon": 1e-3},
+        {"name": "act", "type": "activation", "inputs": ["bn"], "function": "relu"},
+        {"name": "shuffle", "type": "channel_shuffle", "inputs": ["act"], "groups": 3},
+        {"name": "mp", "type": "max_pool", "inputs": ["c2"], "pool": 3, "stride": 2, "padding": 1,
+         "ceil_mode": True},
+        {"name": "ap1", "type": "avg_pool", "inputs": ["c2"], "pool": [3, 2], "stride": 2,
+         "padding": [[1, 1], [0, 1]], "ceil_mode": True, "count_include_pad": True},
+        {"name": "ap2", "type": "avg_pool", "inputs": ["c2"], "pool": 2, "stride": 1,
+         "padding": "same"},
+        {"name": "cat", "type": "concat", "inputs": ["mp", "ap1"]},
+        {"name": "flat_nchw", "type": "flatten", "inputs": ["shuffle"], "order": "NCHW"},
+        {"name": "dense1", "type": "dense", "inputs": ["flat_nchw"], "units": 5,
+         "activation": "relu6"},
+        {"name": "bn1d", "type": "batch_norm", "inputs": ["dense1"]},
+        {"name": "flat_nhwc", "type": "flatten", "inputs": ["shuffle"]},
+        {"name": "dense2", "type": "dense", "inputs": ["flat_nhwc"], "units": 4, "use_bias": False},
+        {"name": "rs", "type": "reshape", "inputs": ["cat"], "shape": [-1, 8]},
+        {"name": "sm0", "type": "softmax", "inputs": ["rs"], "axis": 0},
+        {"name": "rs3", "type": "reshape", "inputs": ["cat"], "shape": [25, 1, 8]},
+        {"name": "gap", "type": "global_avg_pool", "inputs": ["ap2"]},
+        {"name": "drop", "type": "dropout", "inputs": ["gap"], "rate": 0.5},
+        {"name": "dense3", "type": "dense", "inputs": ["drop"], "units": 3},
+        {"name": "probs", "type": "softmax", "inputs": ["dense3"]}],
+    "outputs": ["shuffle", "c3", "ap2", "bn1d", "dense2", "sm0", "rs3", "probs"],
+}
+
+
+def test_every_layer_config_shapes():
+    s = ref.infer_shapes(EVERY_LAYER)
+    assert s["c1"] == (5, 10, 6) and s["c2"] == (8, 9, 4) and s["c3"] == (9, 8, 2)
+    assert s["d1"] == (3, 5, 12) and s["mp"] == (5, 5, 4) and s["ap1"] == (5, 5, 4)
+    assert s["ap2"] == (8, 9, 4) and s["rs"] == (25, 8) and s["rs3"] == (25, 1, 8)
+
+
+def _twin_outputs(config, weights, x, io_layout=None):
+    torch = pytest.importorskip("torch")
+    from pyconv.testing import build_twin
+
+    twin = build_twin(config, weights, io_layout=io_layout)
+    with torch.no_grad():
+        y = twin(torch.from_numpy(x))
+    return [t.numpy() for t in (y if isinstance(y, tuple) else (y,))]
+
+
+def test_twin_matches_reference_on_every_layer_type():
+    w = ref.random_weights(EVERY_LAYER, seed=5)
+    x = seeded_input(EVERY_LAYER, batch=2)
+    expected = ref.run(EVERY_LAYER, w, x)
+    got = _twin_outputs(EVERY_LAYER, w, x)
+    for name, a, b in zip(EVERY_LAYER["outputs"], got, expected):
+        assert a.shape == b.shape, name
+        assert rel_err(a, b) < 1e-5, name
+
+
+def test_twin_io_layout_override():
+    config = load_config("toy_design_doc")
+    w = ref.random_weights(config, seed=2)
+    x = seeded_input(config)
+    expected = ref.run(config, w, x)
+    got = _twin_outputs(config, w, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), io_layout="NCHW")
+    for a, b in zip(got, expected):
+        assert rel_err(a.transpose(0, 2, 3, 1), b) < 1e-5
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_twin_matches_reference_on_shipped_models(name):
+    config = load_config(name)
+    config = dict(config, outputs=comparable_outputs(config))
+    w = ref.random_weights(config, seed=0, calibrate=True)
+    x = seeded_input(config)
+    for a, b in zip(_twin_outputs(config, w, x), ref.run(config, w, x)):
+        assert rel_err(a, b) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["toy_design_doc", "shufflenet_v1_g3"])
+def test_onnx_export_runs_in_onnxruntime(name, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from pyconv.testing import export_onnx
+
+    config = load_config(name)
+    config = dict(config, outputs=comparable_outputs(config))
+    w = ref.random_weights(config, seed=0, calibrate=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-derived Python ints
+        path = export_onnx(config, w, tmp_path / f"{name}.onnx", batch=2, dynamic_batch=True)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == config["outputs"]
+    x = seeded_input(config, batch=3)
+    for a, b in zip(session.run(None, {"input": x}), ref.run(config, w, x)):
+        assert rel_err(a, b) < 1e-4
