@@ -1,0 +1,28 @@
+"""The one exception the graph runtime raises for a bad model, a bad weights file or a bad input."""
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = ["ModelError"]
+
+
+class ModelError(ValueError):
+    """A model config, its weights or a model input is invalid.
+
+    ``layer`` and ``field`` name where the problem is (either may be ``None`` for whole-model problems
+    such as malformed JSON); ``hint`` is an optional suggestion for fixing it. ``str(error)`` is one line
+    that already names the layer and field.
+    """
+
+    def __init__(self, message: str, *, layer: Optional[str] = None, field: Optional[str] = None,
+                 hint: Optional[str] = None) -> None:
+        where = []
+        if layer is not None:
+            where.append(f"layer {layer!r}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        text = f"{', '.join(where)}: {message}" if where else message
+        super().__init__(text)
+        self.layer = layer
+        self.field = field
+        self.hint = hint

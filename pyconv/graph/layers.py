@@ -1,0 +1,478 @@
+"""Layer types: for each, its defaults, shape rule, parameters, MAC count and operator construction.
+
+``LAYER_TYPES`` maps a config ``type`` to an instance of its class; a new layer type is one new class
+decorated with :func:`register` (plus its entry in ``model.schema.json``). Shapes here are per sample
+(no batch axis), NHWC. Numerical work is delegated to the operators in :mod:`pyconv.conv` and
+:mod:`pyconv.ops`; flatten and reshape are numpy copies between arena buffers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from .. import ops
+from ..conv import Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D
+from ..padding import effective_kernel, output_size, resolve_padding
+from .errors import ModelError
+
+__all__ = ["LAYER_TYPES", "Kernel", "LayerType", "Param", "Shape", "register"]
+
+Shape = tuple[int, ...]
+Weights = dict[str, np.ndarray]
+
+
+class Param(NamedTuple):
+    """A weight a layer expects: its shape and how seeded weights initialise it (see weights.py)."""
+
+    shape: Shape
+    init: str  # "kernel", "bias", "gamma", "beta", "mean" or "variance"
+    fan_in: int = 1
+
+
+@dataclass
+class Kernel:
+    """A prepared layer: ``run(inputs, out, threads)`` writes into ``out``; ``strategy(input_shape)``
+    names the algorithm that serves a given full (batched) input shape."""
+
+    run: Callable[[Sequence[np.ndarray], np.ndarray, int], object]
+    strategy: Callable[[Shape], str]
+
+
+LAYER_TYPES: dict[str, "LayerType"] = {}
+
+
+def register(cls: type["LayerType"]) -> type["LayerType"]:
+    """Class decorator adding a layer type to ``LAYER_TYPES``."""
+    LAYER_TYPES[cls.type] = cls()
+    return cls
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def _as_tuple(value: Any) -> Any:
+    """JSON lists -> tuples (the operators' padding and size forms); integral floats -> ints."""
+    if isinstance(value, list):
+        return tuple(_as_tuple(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _fixed(label: str) -> Callable[[Shape], str]:
+    return lambda shape: label
+
+
+def _window_hw(name: str, attrs: dict[str, Any], in_shape: Shape, kernel_field: str,
+               ceil_mode: bool = False) -> tuple[int, int]:
+    """Output (H, W) of a sliding window: conv or pool geometry from ``attrs``."""
+    kernel = _pair(attrs[kernel_field])
+    stride = _pair(attrs["stride"] if attrs.get("stride") is not None else attrs[kernel_field])
+    dilation = _pair(attrs.get("dilation", 1))
+    pads = resolve_padding(attrs["padding"], in_shape[:2], kernel, stride, dilation)
+    out = []
+    for axis in range(2):
+        size, lo, hi = in_shape[axis], pads[2 * axis], pads[2 * axis + 1]
+        n = output_size(size, kernel[axis], stride[axis], dilation[axis], lo, hi, ceil_mode)
+        if n < 1:
+            raise ModelError(
+                f"expected a window that fits the input, found a {kernel[0]}x{kernel[1]} {kernel_field}"
+                f" (extent {effective_kernel(kernel[axis], dilation[axis])} with dilation {dilation[axis]})"
+                f" over {'HW'[axis]}={size} padded by ({lo}, {hi})", layer=name, field=kernel_field)
+        if kernel_field == "pool" and (lo >= kernel[axis] or (n - 1) * stride[axis] - lo >= size):
+            # A pooling window holding only padding has no defined value.
+            raise ModelError(f"expected pads smaller than the {kernel[axis]}-wide pool, found ({lo}, {hi}) "
+                             f"along {'HW'[axis]}, which leaves a window with no input", layer=name,
+                             field="padding")
+        out.append(n)
+    return out[0], out[1]
+
+
+def _image(name: str, shape: Shape, what: str = "input") -> Shape:
+    if len(shape) != 3:
+        raise ModelError(f"expected an image {what} [H, W, C], found shape {list(shape)}", layer=name,
+                         field="inputs", hint="use global_avg_pool or flatten before dense layers, "
+                                              "never an image layer after them")
+    return shape
+
+
+class LayerType:
+    """Base class: a layer type with no parameters that keeps its input shape."""
+
+    type: ClassVar[str]
+    arity: ClassVar[tuple[int, Optional[int]]] = (1, 1)
+    defaults: ClassVar[dict[str, Any]] = {}
+    # Identity at inference: the loader rewires its consumers to its input instead of running it.
+    identity: ClassVar[bool] = False
+
+    def normalize(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Config fields with defaults filled and JSON lists turned into tuples."""
+        return {**self.defaults, **{k: _as_tuple(v) for k, v in attrs.items()}}
+
+    def output_shape(self, name: str, attrs: dict[str, Any], in_shapes: list[Shape]) -> Shape:
+        return in_shapes[0]
+
+    def params(self, name: str, attrs: dict[str, Any], in_shapes: list[Shape]) -> dict[str, Param]:
+        return {}
+
+    def macs(self, attrs: dict[str, Any], in_shapes: list[Shape], out_shape: Shape) -> int:
+        """Multiply-accumulates per sample (0 for layers that do no multiply-accumulate work)."""
+        return 0
+
+    def build(self, attrs: dict[str, Any], weights: Weights, in_shapes: list[Shape]) -> Kernel:
+        raise NotImplementedError(f"{self.type} layers are removed by the loader and never run")
+
+
+def _bias(attrs: dict[str, Any], channels: int) -> dict[str, Param]:
+    return {"bias": Param((channels,), "bias")} if attrs["use_bias"] else {}
+
+
+@register
+class InputLayer(LayerType):
+    type = "input"
+    arity = (0, 0)
+    defaults = {"layout": "NHWC"}
+
+    def output_shape(self, name, attrs, in_shapes):
+        return tuple(attrs["shape"])
+
+
+@register
+class Conv2DLayer(LayerType):
+    type = "conv2d"
+    defaults = {"stride": 1, "padding": "valid", "dilation": 1, "groups": 1, "use_bias": True,
+                "activation": None, "strategy": "auto"}
+
+    def output_shape(self, name, attrs, in_shapes):
+        h, w, c = _image(name, in_shapes[0])
+        groups, filters = attrs["groups"], attrs["filters"]
+        if c % groups or filters % groups:
+            raise ModelError(f"expected a divisor of both the input channels ({c}) and filters ({filters}),"
+                             f" found {groups}", layer=name, field="groups")
+        return (*_window_hw(name, attrs, in_shapes[0], "kernel"), filters)
+
+    def params(self, name, attrs, in_shapes):
+        kh, kw = _pair(attrs["kernel"])
+        cin = in_shapes[0][-1] // attrs["groups"]
+        return {"kernel": Param((kh, kw, cin, attrs["filters"]), "kernel", kh * kw * cin),
+                **_bias(attrs, attrs["filters"])}
+
+    def macs(self, attrs, in_shapes, out_shape):
+        kh, kw = _pair(attrs["kernel"])
+        return math.prod(out_shape) * kh * kw * (in_shapes[0][-1] // attrs["groups"])
+
+    def build(self, attrs, weights, in_shapes):
+        op = Conv2D(weights["kernel"], weights.get("bias"), stride=attrs["stride"], padding=attrs["padding"],
+                    dilation=attrs["dilation"], groups=attrs["groups"], activation=attrs["activation"],
+                    strategy=attrs["strategy"])
+        return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), op.strategy_for)
+
+
+@register
+class DepthwiseConv2DLayer(LayerType):
+    type = "depthwise_conv2d"
+    defaults = {"stride": 1, "padding": "valid", "dilation": 1, "depth_multiplier": 1, "use_bias": True,
+                "activation": None}
+
+    def output_shape(self, name, attrs, in_shapes):
+        _image(name, in_shapes[0])
+        return (*_window_hw(name, attrs, in_shapes[0], "kernel"), in_shapes[0][-1] * attrs["depth_multiplier"])
+
+    def params(self, name, attrs, in_shapes):
+        kh, kw = _pair(attrs["kernel"])
+        c, m = in_shapes[0][-1], attrs["depth_multiplier"]
+        return {"kernel": Param((kh, kw, c, m), "kernel", kh * kw), **_bias(attrs, c * m)}
+
+    def macs(self, attrs, in_shapes, out_shape):
+        kh, kw = _pair(attrs["kernel"])
+        return math.prod(out_shape) * kh * kw
+
+    def build(self, attrs, weights, in_shapes):
+        op = DepthwiseConv2D(weights["kernel"], weights.get("bias"), stride=attrs["stride"],
+                             padding=attrs["padding"], dilation=attrs["dilation"], activation=attrs["activation"])
+        return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), _fixed("depthwise"))
+
+
+@register
+class PointwiseConv2DLayer(LayerType):
+    type = "pointwise_conv2d"
+    defaults = {"use_bias": True, "activation": None}
+
+    def output_shape(self, name, attrs, in_shapes):
+        h, w, _ = _image(name, in_shapes[0])
+        return (h, w, attrs["filters"])
+
+    def params(self, name, attrs, in_shapes):
+        c = in_shapes[0][-1]
+        return {"kernel": Param((c, attrs["filters"]), "kernel", c), **_bias(attrs, attrs["filters"])}
+
+    def macs(self, attrs, in_shapes, out_shape):
+        return math.prod(out_shape) * in_shapes[0][-1]
+
+    def build(self, attrs, weights, in_shapes):
+        op = PointwiseConv2D(weights["kernel"], weights.get("bias"), activation=attrs["activation"])
+        return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), _fixed("pointwise"))
+
+
+@register
+class SeparableConv2DLayer(LayerType):
+    """Depthwise then pointwise. The loader also creates these by fusing a depthwise layer into the
+    pointwise layer that alone consumes it; such fused nodes carry ``depthwise_activation`` and a
+    ``depthwise_bias`` weight, which configs cannot spell."""
+
+    type = "separable_conv2d"
+    defaults = {"stride": 1, "padding": "valid", "dilation": 1, "use_bias": True, "activation": None,
+                "depthwise_activation": None}
+
+    def output_shape(self, name, attrs, in_shapes):
+        _image(name, in_shapes[0])
+        return (*_window_hw(name, attrs, in_shapes[0], "kernel"), attrs["filters"])
+
+    def params(self, name, attrs, in_shapes):
+        kh, kw = _pair(attrs["kernel"])
+        c = in_shapes[0][-1]
+        return {"depthwise_kernel": Param((kh, kw, c, 1), "kernel", kh * kw),
+                "pointwise_kernel": Param((c, attrs["filters"]), "kernel", c),
+                **_bias(attrs, attrs["filters"])}
+
+    def macs(self, attrs, in_shapes, out_shape):
+        kh, kw = _pair(attrs["kernel"])
+        oh, ow, filters = out_shape
+        return oh * ow * in_shapes[0][-1] * (kh * kw + filters)
+
+    def build(self, attrs, weights, in_shapes):
+        op = SeparableConv2D(weights["depthwise_kernel"], weights["pointwise_kernel"],
+                             weights.get("depthwise_bias"), weights.get("bias"), stride=attrs["stride"],
+                             padding=attrs["padding"], dilation=attrs["dilation"],
+                             depthwise_activation=attrs["depthwise_activation"], activation=attrs["activation"])
+        return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), _fixed("separable"))
+
+
+@register
+class BatchNormLayer(LayerType):
+    """Folded into the preceding convolution or dense layer when it alone consumes that layer's output;
+    otherwise runs as a per-channel scale and shift."""
+
+    type = "batch_norm"
+    defaults = {"epsilon": 0.001}
+
+    def params(self, name, attrs, in_shapes):
+        c = (in_shapes[0][-1],)
+        return {"gamma": Param(c, "gamma"), "beta": Param(c, "beta"), "mean": Param(c, "mean"),
+                "variance": Param(c, "variance")}
+
+    def build(self, attrs, weights, in_shapes):
+        scale = weights["gamma"] / np.sqrt(weights["variance"].astype(np.float64) + attrs["epsilon"])
+        shift = (weights["beta"] - weights["mean"] * scale).astype(np.float32)
+        scale = scale.astype(np.float32)
+        activation = attrs.get("activation")
+        return Kernel(lambda xs, out, threads: ops.scale_shift(xs[0], scale, shift, activation=activation, out=out,
+                                                               threads=threads), _fixed("elementwise"))
+
+
+@register
+class ActivationLayer(LayerType):
+    """Fused into the producing convolution, dense, add or batch norm when it alone consumes it."""
+
+    type = "activation"
+
+    def build(self, attrs, weights, in_shapes):
+        function = attrs["function"]
+        return Kernel(lambda xs, out, threads: ops.scale_shift(xs[0], activation=function, out=out, threads=threads),
+                      _fixed("elementwise"))
+
+
+class _PoolLayer(LayerType):
+    defaults = {"stride": None, "padding": "valid", "ceil_mode": False}
+
+    def output_shape(self, name, attrs, in_shapes):
+        _image(name, in_shapes[0])
+        return (*_window_hw(name, attrs, in_shapes[0], "pool", attrs["ceil_mode"]), in_shapes[0][-1])
+
+
+@register
+class MaxPoolLayer(_PoolLayer):
+    type = "max_pool"
+
+    def build(self, attrs, weights, in_shapes):
+        kw = dict(kernel=attrs["pool"], stride=attrs["stride"], padding=attrs["padding"],
+                  ceil_mode=attrs["ceil_mode"])
+        return Kernel(lambda xs, out, threads: ops.max_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"))
+
+
+@register
+class AvgPoolLayer(_PoolLayer):
+    type = "avg_pool"
+    defaults = {**_PoolLayer.defaults, "count_include_pad": False}
+
+    def build(self, attrs, weights, in_shapes):
+        kw = dict(kernel=attrs["pool"], stride=attrs["stride"], padding=attrs["padding"],
+                  ceil_mode=attrs["ceil_mode"], count_include_pad=attrs["count_include_pad"])
+        return Kernel(lambda xs, out, threads: ops.avg_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"))
+
+
+@register
+class GlobalAvgPoolLayer(LayerType):
+    type = "global_avg_pool"
+
+    def output_shape(self, name, attrs, in_shapes):
+        return (_image(name, in_shapes[0])[-1],)
+
+    def build(self, attrs, weights, in_shapes):
+        return Kernel(lambda xs, out, threads: ops.global_avg_pool2d(xs[0], out=out, threads=threads), _fixed("pool"))
+
+
+@register
+class DenseLayer(LayerType):
+    type = "dense"
+    defaults = {"use_bias": True, "activation": None}
+
+    def output_shape(self, name, attrs, in_shapes):
+        if len(in_shapes[0]) != 1:
+            raise ModelError(f"expected a flat input [features], found shape {list(in_shapes[0])}", layer=name,
+                             field="inputs", hint="put a flatten or global_avg_pool layer before it")
+        return (attrs["units"],)
+
+    def params(self, name, attrs, in_shapes):
+        f = in_shapes[0][0]
+        return {"kernel": Param((f, attrs["units"]), "kernel", f), **_bias(attrs, attrs["units"])}
+
+    def macs(self, attrs, in_shapes, out_shape):
+        return in_shapes[0][0] * attrs["units"]
+
+    def build(self, attrs, weights, in_shapes):
+        op = Dense(weights["kernel"], weights.get("bias"), activation=attrs["activation"])
+        return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), _fixed("dense"))
+
+
+@register
+class AddLayer(LayerType):
+    type = "add"
+    arity = (2, None)
+    defaults = {"activation": None}
+
+    def output_shape(self, name, attrs, in_shapes):
+        for i, shape in enumerate(in_shapes[1:], 1):
+            if shape != in_shapes[0]:
+                raise ModelError(f"expected inputs of one shape, found {list(in_shapes[0])} (inputs[0]) and "
+                                 f"{list(shape)} (inputs[{i}])", layer=name, field=f"inputs[{i}]")
+        return in_shapes[0]
+
+    def build(self, attrs, weights, in_shapes):
+        activation = attrs["activation"]
+
+        def run(xs: Sequence[np.ndarray], out: np.ndarray, threads: int) -> None:
+            if len(xs) == 2:
+                ops.add(xs[0], xs[1], activation=activation, out=out, threads=threads)
+                return
+            # Accumulate in place; the activation only applies to the complete sum.
+            ops.add(xs[0], xs[1], out=out, threads=threads)
+            for x in xs[2:-1]:
+                ops.add(out, x, out=out, threads=threads)
+            ops.add(out, xs[-1], activation=activation, out=out, threads=threads)
+        return Kernel(run, _fixed("elementwise"))
+
+
+@register
+class ConcatLayer(LayerType):
+    type = "concat"
+    arity = (1, None)
+
+    def output_shape(self, name, attrs, in_shapes):
+        for i, shape in enumerate(in_shapes[1:], 1):
+            if shape[:-1] != in_shapes[0][:-1]:
+                raise ModelError(f"expected inputs agreeing on all but the channel axis, found {list(in_shapes[0])}"
+                                 f" (inputs[0]) and {list(shape)} (inputs[{i}])", layer=name, field=f"inputs[{i}]")
+        return (*in_shapes[0][:-1], sum(s[-1] for s in in_shapes))
+
+    def build(self, attrs, weights, in_shapes):
+        return Kernel(lambda xs, out, threads: ops.concat(list(xs), out=out, threads=threads), _fixed("concat"))
+
+
+@register
+class ChannelShuffleLayer(LayerType):
+    type = "channel_shuffle"
+
+    def output_shape(self, name, attrs, in_shapes):
+        c = _image(name, in_shapes[0])[-1]
+        if c % attrs["groups"]:
+            raise ModelError(f"expected a divisor of the input channels ({c}), found {attrs['groups']}",
+                             layer=name, field="groups")
+        return in_shapes[0]
+
+    def build(self, attrs, weights, in_shapes):
+        groups = attrs["groups"]
+        return Kernel(lambda xs, out, threads: ops.channel_shuffle(xs[0], groups, out=out, threads=threads),
+                      _fixed("shuffle"))
+
+
+@register
+class FlattenLayer(LayerType):
+    type = "flatten"
+    defaults = {"order": "NHWC"}
+
+    def output_shape(self, name, attrs, in_shapes):
+        return (math.prod(in_shapes[0]),)
+
+    def build(self, attrs, weights, in_shapes):
+        if attrs["order"] == "NCHW" and len(in_shapes[0]) == 3:
+            def run(xs: Sequence[np.ndarray], out: np.ndarray, threads: int) -> None:
+                n, h, w, c = xs[0].shape
+                np.copyto(out.reshape(n, c, h, w), xs[0].transpose(0, 3, 1, 2))
+        else:
+            def run(xs: Sequence[np.ndarray], out: np.ndarray, threads: int) -> None:
+                np.copyto(out, xs[0].reshape(out.shape))
+        return Kernel(run, _fixed("reshape"))
+
+
+@register
+class ReshapeLayer(LayerType):
+    type = "reshape"
+
+    def output_shape(self, name, attrs, in_shapes):
+        target = list(attrs["shape"])
+        size = math.prod(in_shapes[0])
+        known = math.prod(d for d in target if d != -1)
+        if target.count(-1) > 1 or (-1 in target and size % known) or (-1 not in target and known != size):
+            raise ModelError(f"expected a shape holding the input's {size} values ({list(in_shapes[0])}), "
+                             f"found {target}", layer=name, field="shape")
+        return tuple(size // known if d == -1 else d for d in target)
+
+    def build(self, attrs, weights, in_shapes):
+        def run(xs: Sequence[np.ndarray], out: np.ndarray, threads: int) -> None:
+            np.copyto(out, xs[0].reshape(out.shape))
+        return Kernel(run, _fixed("reshape"))
+
+
+@register
+class SoftmaxLayer(LayerType):
+    """``axis`` indexes the batched tensor, so -1 (the default) is the channel axis; the batch axis 0
+    is not allowed."""
+
+    type = "softmax"
+    defaults = {"axis": -1}
+
+    def output_shape(self, name, attrs, in_shapes):
+        rank = len(in_shapes[0]) + 1
+        if not (-rank < attrs["axis"] < rank) or attrs["axis"] == 0:
+            raise ModelError(f"expected an axis in 1..{rank - 1} or -{rank - 1}..-1 of the batched "
+                             f"{rank}-D tensor, found {attrs['axis']}", layer=name, field="axis")
+        return in_shapes[0]
+
+    def build(self, attrs, weights, in_shapes):
+        axis = attrs["axis"]
+        return Kernel(lambda xs, out, threads: ops.softmax(xs[0], axis=axis, out=out, threads=threads),
+                      _fixed("softmax"))
+
+
+@register
+class DropoutLayer(LayerType):
+    type = "dropout"
+    defaults = {"rate": 0.0}
+    identity = True

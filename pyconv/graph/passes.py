@@ -1,0 +1,178 @@
+"""Load-time graph rewrites: from config layers to the nodes that actually run.
+
+Each node computes one or more config layers and is named after the last of them, so consumers keep
+referring to the same names. The rewrites, in order:
+
+1. drop identities (dropout) and layers no output depends on;
+2. fold ``batch_norm`` into the convolution or dense layer before it (new kernel and bias, computed in
+   float64);
+3. fuse ``activation`` layers into the convolution, dense, add or batch norm before them;
+4. fuse a depthwise convolution (multiplier 1) into the pointwise convolution after it, giving one
+   separable node whose ``depthwise_activation`` is the depthwise layer's (possibly fused) activation.
+
+A rewrite only applies when the intermediate tensor has no other consumer and is not a graph output,
+so every tensor anyone can observe is still computed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from .format import ModelSpec
+from .layers import LAYER_TYPES, Shape
+from .shapes import ShapeInfo
+from .weights import LayerWeights
+
+__all__ = ["Graph", "Node", "lower"]
+
+_FOLDS_BN = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense")
+_TAKES_ACTIVATION = (*_FOLDS_BN, "add", "batch_norm")
+
+
+@dataclass
+class Node:
+    """A unit of execution: one layer type, possibly carrying fused neighbours."""
+
+    name: str
+    type: str
+    inputs: list[str]
+    attrs: dict[str, Any]
+    weights: dict[str, np.ndarray]
+    layers: list[str]
+    in_shapes: list[Shape]
+    out_shape: Shape
+
+
+@dataclass
+class Graph:
+    """Nodes in execution order; ``outputs`` maps each requested output layer to the tensor holding it."""
+
+    nodes: dict[str, Node]
+    inputs: list[str]
+    outputs: dict[str, str]
+    folded: list[str] = field(default_factory=list)
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [n for n in self.nodes.values() if tensor in n.inputs]
+
+    def private(self, tensor: str, consumer: Node) -> bool:
+        """Whether ``consumer`` is the only reader of ``tensor`` and nobody else can observe it."""
+        return (tensor in self.nodes and tensor not in self.outputs.values()
+                and all(n is consumer for n in self.consumers(tensor)))
+
+    def merge(self, producer: Node, consumer: Node) -> None:
+        """Replace ``consumer`` by ``producer``, which takes over its name and place."""
+        del self.nodes[producer.name]
+        producer.name = consumer.name
+        producer.layers += consumer.layers
+        producer.out_shape = consumer.out_shape
+        self.nodes[consumer.name] = producer
+
+
+def _live_layers(spec: ModelSpec) -> set[str]:
+    live: set[str] = set()
+    stack = list(spec.outputs)
+    while stack:
+        name = stack.pop()
+        if name not in live:
+            live.add(name)
+            stack.extend(spec.layers[name].inputs)
+    return live
+
+
+def _initial(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights) -> Graph:
+    live = _live_layers(spec)
+    alias: dict[str, str] = {}
+    nodes: dict[str, Node] = {}
+    for name, layer in spec.layers.items():
+        if name not in live or layer.type == "input":
+            continue
+        inputs = [alias.get(src, src) for src in layer.inputs]
+        if LAYER_TYPES[layer.type].identity:
+            alias[name] = inputs[0]
+            continue
+        nodes[name] = Node(name=name, type=layer.type, inputs=inputs, attrs=dict(layer.attrs),
+                           weights=dict(weights.get(name, {})), layers=[name],
+                           in_shapes=info.inputs_of(spec, name), out_shape=info.outputs[name])
+    return Graph(nodes=nodes, inputs=list(spec.inputs), outputs={o: alias.get(o, o) for o in spec.outputs})
+
+
+def _fold_batch_norm(graph: Graph) -> None:
+    for bn in [n for n in graph.nodes.values() if n.type == "batch_norm"]:
+        src = bn.inputs[0]
+        conv = graph.nodes.get(src)
+        if conv is None or conv.type not in _FOLDS_BN or conv.attrs["activation"] is not None \
+                or not graph.private(src, bn):
+            continue
+        w = {k: v.astype(np.float64) for k, v in bn.weights.items()}
+        scale = w["gamma"] / np.sqrt(w["variance"] + bn.attrs["epsilon"])
+        key = "pointwise_kernel" if conv.type == "separable_conv2d" else "kernel"
+        kernel = conv.weights[key].astype(np.float64)
+        # Output channel c of every kernel layout is its last axis, except depthwise (KH, KW, C, M)
+        # whose output channel c * M + m spans the last two.
+        kernel = kernel * scale.reshape(kernel.shape[-2:] if conv.type == "depthwise_conv2d" else (-1,))
+        bias = conv.weights.get("bias", np.zeros_like(scale)).astype(np.float64)
+        conv.weights = {**conv.weights, key: kernel.astype(np.float32),
+                        "bias": ((bias - w["mean"]) * scale + w["beta"]).astype(np.float32)}
+        graph.merge(conv, bn)
+        graph.folded.append(bn.name)
+
+
+def _compose(first: Optional[str], then: str) -> str:
+    # relu and relu6 commute and absorb each other: relu6 wins whenever it is present.
+    return "relu6" if "relu6" in (first, then) else "relu"
+
+
+def _fuse_activations(graph: Graph) -> None:
+    for act in [n for n in graph.nodes.values() if n.type == "activation"]:
+        src = act.inputs[0]
+        producer = graph.nodes.get(src)
+        if producer is None or producer.type not in _TAKES_ACTIVATION or not graph.private(src, act):
+            continue
+        producer.attrs["activation"] = _compose(producer.attrs.get("activation"), act.attrs["function"])
+        graph.merge(producer, act)
+
+
+def _is_pointwise(node: Node) -> bool:
+    if node.type == "pointwise_conv2d":
+        return True
+    a = node.attrs
+    return (node.type == "conv2d" and a["strategy"] == "auto" and a["groups"] == 1
+            and node.weights["kernel"].shape[:2] == (1, 1) and a["stride"] in (1, (1, 1))
+            and a["dilation"] in (1, (1, 1)) and a["padding"] in ("valid", "same", 0, (0, 0), ((0, 0), (0, 0))))
+
+
+def _fuse_separable(graph: Graph) -> None:
+    for pw in [n for n in graph.nodes.values() if _is_pointwise(n)]:
+        src = pw.inputs[0]
+        dw = graph.nodes.get(src)
+        if dw is None or dw.type != "depthwise_conv2d" or dw.attrs["depth_multiplier"] != 1 \
+                or not graph.private(src, pw):
+            continue
+        weights = {"depthwise_kernel": dw.weights["kernel"],
+                   "pointwise_kernel": pw.weights["kernel"].reshape(pw.weights["kernel"].shape[-2:])}
+        if "bias" in dw.weights:
+            weights["depthwise_bias"] = dw.weights["bias"]
+        if "bias" in pw.weights:
+            weights["bias"] = pw.weights["bias"]
+        fused = Node(name=dw.name, type="separable_conv2d", inputs=dw.inputs,
+                     attrs={"kernel": dw.attrs["kernel"], "stride": dw.attrs["stride"],
+                            "padding": dw.attrs["padding"], "dilation": dw.attrs["dilation"],
+                            "filters": pw.out_shape[-1], "depthwise_activation": dw.attrs["activation"],
+                            "activation": pw.attrs["activation"]},
+                     weights=weights, layers=dw.layers, in_shapes=dw.in_shapes, out_shape=dw.out_shape)
+        graph.nodes[dw.name] = fused
+        graph.merge(fused, pw)
+
+
+def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: bool = True) -> Graph:
+    """The execution graph of a config: identities removed and, with ``optimize``, the folds and
+    fusions described in the module docstring applied."""
+    graph = _initial(spec, info, weights)
+    if optimize:
+        _fold_batch_norm(graph)
+        _fuse_activations(graph)
+        _fuse_separable(graph)
+    return graph

@@ -1,0 +1,125 @@
+"""Model weights: read and check an ``.npz``, write one, or generate deterministic seeded weights.
+
+An ``.npz`` holds one array per ``<layer>/<param>``. Without one, every array is generated from
+``(seed, layer name, param name)`` alone, so the same config gives bit-identical weights on any
+machine and any NumPy version:
+
+* a 64-bit seed is the first 8 bytes (little-endian) of ``sha256(f"{seed}\\0{layer}\\0{param}")``;
+* ``numpy.random.PCG64(that seed).random_raw(size)`` gives ``size`` uint64 words (the raw bit-generator
+  stream and its SeedSequence seeding are fixed algorithms, unlike ``Generator.normal``);
+* each word ``r`` becomes ``u = (r >> 11) / 2**53``, uniform in [0, 1), mapped to a range by param kind:
+
+  =============================  =======================================================
+  convolution and dense kernels  He-uniform: ``±sqrt(6 / fan_in)`` (variance ``2 / fan_in``)
+  biases, ``beta``, ``mean``     ``±0.05``, ``±0.1``, ``±0.1``
+  ``gamma``, ``variance``        ``[0.8, 1.2]``
+  =============================  =======================================================
+
+  He scaling keeps activations O(1) through ReLU stacks, and batch norms stay close to the identity.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import numpy as np
+
+from .errors import ModelError
+from .layers import Param
+
+__all__ = ["LayerWeights", "check_weights", "read_npz", "save_weights", "seeded_array", "seeded_uniform",
+           "seeded_weights"]
+
+LayerWeights = dict[str, dict[str, np.ndarray]]
+ParamTable = dict[str, dict[str, Param]]
+
+_RANGES = {"bias": (-0.05, 0.05), "beta": (-0.1, 0.1), "mean": (-0.1, 0.1), "gamma": (0.8, 1.2),
+           "variance": (0.8, 1.2)}
+
+
+def seeded_uniform(seed: int, layer: str, name: str, size: int) -> np.ndarray:
+    """``size`` float64 values uniform in [0, 1), determined by ``(seed, layer, name)`` alone."""
+    digest = hashlib.sha256(f"{seed}\0{layer}\0{name}".encode()).digest()
+    raw = np.random.PCG64(int.from_bytes(digest[:8], "little")).random_raw(size)
+    return (raw >> np.uint64(11)).astype(np.float64) * (1.0 / 2.0**53)
+
+
+def seeded_array(seed: int, layer: str, param: Param, name: str) -> np.ndarray:
+    """The generated float32 array for ``<layer>/<name>`` (see the module docstring)."""
+    if param.init == "kernel":
+        bound = np.sqrt(6.0 / max(param.fan_in, 1))
+        lo, hi = -bound, bound
+    else:
+        lo, hi = _RANGES[param.init]
+    u = seeded_uniform(seed, layer, name, math.prod(param.shape))
+    return (lo + (hi - lo) * u).astype(np.float32).reshape(param.shape)
+
+
+def seeded_weights(seed: int, params: ParamTable) -> LayerWeights:
+    """Generated weights for every parameter in ``params`` (layer -> param -> :class:`Param`)."""
+    return {layer: {name: seeded_array(seed, layer, p, name) for name, p in ps.items()}
+            for layer, ps in params.items() if ps}
+
+
+def read_npz(path: Union[str, Path]) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` file, by name."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}", field="weights",
+                         hint="remove \"weights\" from the config (or pass weights=None) to use seeded weights")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"expected an .npz archive, found an unreadable file {path.name} ({exc})",
+                         field="weights") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ModelError(f"expected an .npz archive of named arrays, found a single array in {path.name}",
+                         field="weights")
+    with archive:
+        return {key: archive[key] for key in archive.files}
+
+
+def check_weights(arrays: Mapping[str, Any], params: ParamTable, source: str) -> LayerWeights:
+    """Check ``arrays`` (``"<layer>/<param>"`` -> array, read from ``source``) holds exactly the expected
+    arrays, with the expected shapes, all finite; returns them as C-contiguous float32 by layer."""
+    out: LayerWeights = {}
+    for key, value in arrays.items():
+        layer, sep, name = key.rpartition("/")
+        if not sep:
+            raise ModelError(f"expected array names of the form '<layer>/<param>' in {source}, found {key!r}",
+                             field="weights")
+        if layer not in params:
+            raise ModelError(f"{source} has an array for a layer the config does not define", layer=layer,
+                             field=name)
+        if name not in params[layer]:
+            expected = ", ".join(params[layer]) or "no weights"
+            raise ModelError(f"unexpected weight {key!r} in {source}: this layer takes {expected}",
+                             layer=layer, field=name)
+        array = np.asarray(value)
+        want = params[layer][name].shape
+        if array.shape != want:
+            raise ModelError(f"weight {key!r} in {source}: expected shape {want}, found {array.shape}",
+                             layer=layer, field=name)
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise ModelError(f"weight {key!r} in {source}: expected real numbers, found dtype {array.dtype}",
+                             layer=layer, field=name)
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        bad = array.size - int(np.isfinite(array).sum())
+        if bad:
+            raise ModelError(f"weight {key!r} in {source}: expected finite values, found {bad} NaN or "
+                             f"infinite of {array.size}", layer=layer, field=name)
+        out.setdefault(layer, {})[name] = array
+    for layer, ps in params.items():
+        for name, p in ps.items():
+            if name not in out.get(layer, {}):
+                raise ModelError(f"weight '{layer}/{name}' of shape {p.shape} is missing from {source}",
+                                 layer=layer, field=name)
+    return out
+
+
+def save_weights(path: Union[str, Path], weights: LayerWeights) -> None:
+    """Write ``weights`` as an ``.npz`` with one array per ``<layer>/<param>``."""
+    np.savez(path, **{f"{layer}/{name}": array for layer, ps in weights.items() for name, array in ps.items()})
