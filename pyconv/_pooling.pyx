@@ -1,0 +1,355 @@
+"""nogil kernels for the operators that are not convolutions: pooling, elementwise add and per-channel
+scale/shift (with a fused activation), concatenation along channels, channel shuffle and softmax.
+
+Arrays arrive from :mod:`pyconv.ops` already validated: C-contiguous float32, shapes consistent, pads
+and output sizes legal (every pooling window holds at least one input cell). These drivers trust that
+and do no checking of their own, so they must only ever be called through ``ops``.
+
+Channels are innermost (NHWC), so every inner loop runs over a contiguous run of channels and
+vectorises; the channel-wise ops see their input as ``(rows, C)``. Each parallel task writes a disjoint
+slice of the output and computes it in a fixed order, so results do not depend on the thread count.
+
+``act`` codes: 0 none, 1 relu, 2 relu6 (NaN passes through, as in PyTorch).
+"""
+from cython.parallel cimport prange
+from libc.math cimport expf
+from libc.string cimport memcpy, memset
+from libc.stdlib cimport malloc, free
+
+cdef extern from *:
+    # Cython cannot spell restrict; without it gcc versions each loop on a runtime aliasing check.
+    ctypedef float* fptr_r "float * __restrict__"
+    ctypedef const float* cfptr_r "const float * __restrict__"
+
+cdef enum:
+    # Elements per task of the channel-wise ops: enough to hide the scheduling cost, few enough that a
+    # few hundred KB still splits across threads.
+    ELEMS_PER_TASK = 16384
+    # Channels per task of global average pooling; its float64 accumulators live on the stack.
+    GAP_BLOCK = 64
+
+cdef struct Pool2D:
+    Py_ssize_t H, W, C, OH, OW
+    Py_ssize_t kh, kw, sh, sw
+    Py_ssize_t top, bottom, left, right
+
+
+cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef inline float _act(float v, int act) noexcept nogil:
+    # Written as comparisons against v so that NaN falls through unchanged.
+    if act == 1:
+        return 0.0 if v < 0.0 else v
+    if act == 2:
+        return 0.0 if v < 0.0 else (6.0 if v > 6.0 else v)
+    return v
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pooling
+# ---------------------------------------------------------------------------------------------------
+
+cdef inline void _max_into(fptr_r dst, cfptr_r src, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t c
+    cdef float v, d
+    for c in range(n):
+        v = src[c]
+        d = dst[c]
+        # NaN wins, as in PyTorch; an unconditional store lets gcc blend instead of branch.
+        dst[c] = v if (v > d or v != v) else d
+
+
+cdef inline void _add_into(fptr_r dst, cfptr_r src, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in range(n):
+        dst[c] += src[c]
+
+
+cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* g, bint is_max,
+                    bint count_include_pad) noexcept nogil:
+    """One output row ``orow`` (OW x C) of one image ``img`` (H x W x C)."""
+    cdef Py_ssize_t C = g.C
+    cdef Py_ssize_t hs = oh * g.sh - g.top
+    cdef Py_ssize_t h0 = _imax(hs, 0)
+    cdef Py_ssize_t h1 = _imin(hs + g.kh, g.H)
+    # count_include_pad counts padded cells but not the overhang past the padding that ceil_mode
+    # can add (PyTorch's divisor).
+    cdef Py_ssize_t padded_h = _imin(hs + g.kh, g.H + g.bottom) - hs
+    cdef Py_ssize_t ow, ws, w0, w1, h, w, c, divisor
+    cdef float* dst
+    cdef float fdiv
+    for ow in range(g.OW):
+        ws = ow * g.sw - g.left
+        w0 = _imax(ws, 0)
+        w1 = _imin(ws + g.kw, g.W)
+        dst = orow + ow * C
+        if is_max:
+            memcpy(dst, img + (h0 * g.W + w0) * C, C * sizeof(float))
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    if h != h0 or w != w0:
+                        _max_into(dst, img + (h * g.W + w) * C, C)
+        else:
+            memset(dst, 0, C * sizeof(float))
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    _add_into(dst, img + (h * g.W + w) * C, C)
+            if count_include_pad:
+                divisor = padded_h * (_imin(ws + g.kw, g.W + g.right) - ws)
+            else:
+                divisor = (h1 - h0) * (w1 - w0)
+            fdiv = <float>divisor
+            for c in range(C):
+                dst[c] = dst[c] / fdiv
+
+
+def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, Py_ssize_t kw,
+           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t top, Py_ssize_t bottom, Py_ssize_t left,
+           Py_ssize_t right, bint is_max, bint count_include_pad, int threads):
+    """Max or average pooling, NHWC.
+
+    x : (N, H, W, C) IN;  out : (N, OH, OW, C) OUT.
+    Window ``(oh, ow)`` covers rows ``oh*sh - top ...`` (kh of them) and columns ``ow*sw - left ...``
+    (kw), clipped to the input; every window must keep at least one cell. Averages divide by the
+    number of input cells, or with ``count_include_pad`` by the cells inside the padded input.
+    """
+    cdef Pool2D g
+    g.H, g.W, g.C = x.shape[1], x.shape[2], x.shape[3]
+    g.OH, g.OW = out.shape[1], out.shape[2]
+    g.kh, g.kw, g.sh, g.sw = kh, kw, sh, sw
+    g.top, g.bottom, g.left, g.right = top, bottom, left, right
+    cdef Py_ssize_t N = x.shape[0]
+    cdef Py_ssize_t tasks = N * g.OH
+    cdef Py_ssize_t in_img = g.H * g.W * g.C
+    cdef Py_ssize_t out_row = g.OW * g.C
+    cdef const float* xp
+    cdef float* op
+    cdef Py_ssize_t t
+    if tasks == 0 or g.OW == 0 or g.C == 0:
+        return
+    xp = &x[0, 0, 0, 0]
+    op = &out[0, 0, 0, 0]
+    with nogil:
+        for t in prange(tasks, num_threads=threads, schedule="guided"):
+            _pool_row(xp + (t // g.OH) * in_img, op + t * out_row, t % g.OH, &g, is_max,
+                      count_include_pad)
+
+
+cdef void _gap_block(const float* img, float* dst, Py_ssize_t HW, Py_ssize_t C, Py_ssize_t c0,
+                     Py_ssize_t n) noexcept nogil:
+    # float64 sums: a 112x112 map is 12544 terms, enough to lose digits in float32.
+    cdef double acc[GAP_BLOCK]
+    cdef Py_ssize_t p, c
+    cdef const float* src
+    for c in range(n):
+        acc[c] = 0.0
+    for p in range(HW):
+        src = img + p * C + c0
+        for c in range(n):
+            acc[c] += src[c]
+    for c in range(n):
+        dst[c0 + c] = <float>(acc[c] / <double>HW)
+
+
+def global_avg_pool2d(const float[:, :, :, ::1] x, float[:, ::1] out, int threads):
+    """x : (N, H, W, C) IN;  out : (N, C) OUT, the mean over H and W. Requires H*W > 0."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[3]
+    cdef Py_ssize_t HW = x.shape[1] * x.shape[2]
+    cdef Py_ssize_t blocks = (C + GAP_BLOCK - 1) // GAP_BLOCK
+    cdef Py_ssize_t t, n, c0
+    cdef const float* xp
+    cdef float* op
+    if N == 0 or C == 0:
+        return
+    xp = &x[0, 0, 0, 0]
+    op = &out[0, 0]
+    with nogil:
+        for t in prange(N * blocks, num_threads=threads, schedule="guided"):
+            n = t // blocks
+            c0 = (t % blocks) * GAP_BLOCK
+            _gap_block(xp + n * HW * C, op + n * C, HW, C, c0, _imin(GAP_BLOCK, C - c0))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Channel-wise ops on (rows, C)
+# ---------------------------------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _rows_per_task(Py_ssize_t C) noexcept nogil:
+    return _imax(1, ELEMS_PER_TASK // _imax(C, 1))
+
+
+cdef inline void _add_span(const float* a, const float* b, float* o, Py_ssize_t n,
+                           int act) noexcept nogil:
+    # No restrict here: out may legitimately be a or b (in-place add).
+    cdef Py_ssize_t i
+    for i in range(n):
+        o[i] = _act(a[i] + b[i], act)
+
+
+def add(const float[::1] a, const float[::1] b, float[::1] out, int act, int threads):
+    """out = act(a + b), all flat and of one length. ``out`` may be ``a`` or ``b``."""
+    cdef Py_ssize_t n = a.shape[0]
+    cdef Py_ssize_t tasks = (n + ELEMS_PER_TASK - 1) // ELEMS_PER_TASK
+    cdef Py_ssize_t t, i0
+    cdef const float* ap
+    cdef const float* bp
+    cdef float* op
+    if n == 0:
+        return
+    ap, bp, op = &a[0], &b[0], &out[0]
+    with nogil:
+        for t in prange(tasks, num_threads=threads, schedule="guided"):
+            i0 = t * ELEMS_PER_TASK
+            _add_span(ap + i0, bp + i0, op + i0, _imin(ELEMS_PER_TASK, n - i0), act)
+
+
+def add_channels(const float[:, ::1] x, const float[::1] v, float[:, ::1] out, int act, int threads):
+    """out[r, c] = act(x[r, c] + v[c]).  x, out : (rows, C);  v : (C,). ``out`` may be ``x``."""
+    cdef Py_ssize_t rows = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t rpt = _rows_per_task(C)
+    cdef Py_ssize_t tasks = (rows + rpt - 1) // rpt
+    cdef Py_ssize_t t, r
+    cdef const float* xp
+    cdef const float* vp
+    cdef float* op
+    if rows == 0 or C == 0:
+        return
+    xp, vp, op = &x[0, 0], &v[0], &out[0, 0]
+    with nogil:
+        for t in prange(tasks, num_threads=threads, schedule="guided"):
+            for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
+                _add_span(xp + r * C, vp, op + r * C, C, act)
+
+
+cdef inline void _scale_shift_span(const float* x, cfptr_r s, cfptr_r b, float* o, Py_ssize_t n,
+                                   int act) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        o[i] = _act(x[i] * s[i] + b[i], act)
+
+
+def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] shift,
+                float[:, ::1] out, int act, int threads):
+    """out[r, c] = act(x[r, c] * scale[c] + shift[c]).  x, out : (rows, C). ``out`` may be ``x``.
+
+    gcc may contract the multiply-add into one FMA (one rounding instead of two).
+    """
+    cdef Py_ssize_t rows = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t rpt = _rows_per_task(C)
+    cdef Py_ssize_t tasks = (rows + rpt - 1) // rpt
+    cdef Py_ssize_t t, r
+    cdef const float* xp
+    cdef const float* sp
+    cdef const float* bp
+    cdef float* op
+    if rows == 0 or C == 0:
+        return
+    xp, sp, bp, op = &x[0, 0], &scale[0], &shift[0], &out[0, 0]
+    with nogil:
+        for t in prange(tasks, num_threads=threads, schedule="guided"):
+            for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
+                _scale_shift_span(xp + r * C, sp, bp, op + r * C, C, act)
+
+
+def concat(list xs, float[:, ::1] out, int threads):
+    """out[r, :] = xs[0][r, :] ++ xs[1][r, :] ++ ...  Each x : (rows, C_i) with C_i > 0 and sum C_i = C."""
+    cdef Py_ssize_t k = len(xs)
+    cdef Py_ssize_t rows = out.shape[0], C = out.shape[1]
+    cdef Py_ssize_t rpt = _rows_per_task(C)
+    cdef Py_ssize_t tasks = (rows + rpt - 1) // rpt
+    cdef Py_ssize_t t, r, i, off
+    cdef const float[:, ::1] view
+    cdef float* op
+    cdef const float** srcs
+    cdef Py_ssize_t* widths
+    if rows == 0 or C == 0 or k == 0:
+        return
+    srcs = <const float**>malloc(k * sizeof(float*))
+    widths = <Py_ssize_t*>malloc(k * sizeof(Py_ssize_t))
+    if srcs == NULL or widths == NULL:
+        free(srcs)
+        free(widths)
+        raise MemoryError()
+    try:
+        # The caller's list holds the arrays alive for the whole call, so raw pointers are safe.
+        for i in range(k):
+            view = xs[i]
+            srcs[i] = &view[0, 0]
+            widths[i] = view.shape[1]
+        op = &out[0, 0]
+        with nogil:
+            for t in prange(tasks, num_threads=threads, schedule="guided"):
+                for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
+                    off = 0
+                    for i in range(k):
+                        memcpy(op + r * C + off, srcs[i] + r * widths[i], widths[i] * sizeof(float))
+                        off = off + widths[i]
+    finally:
+        free(srcs)
+        free(widths)
+
+
+cdef inline void _shuffle_row(cfptr_r src, fptr_r dst, Py_ssize_t groups,
+                              Py_ssize_t per_group) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for j in range(per_group):
+        for i in range(groups):
+            dst[j * groups + i] = src[i * per_group + j]
+
+
+def channel_shuffle(const float[:, ::1] x, float[:, ::1] out, Py_ssize_t groups, int threads):
+    """x, out : (rows, C), C = groups * per_group; out[r, j*groups + i] = x[r, i*per_group + j]."""
+    cdef Py_ssize_t rows = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t per_group = C // groups
+    cdef Py_ssize_t rpt = _rows_per_task(C)
+    cdef Py_ssize_t tasks = (rows + rpt - 1) // rpt
+    cdef Py_ssize_t t, r
+    cdef const float* xp
+    cdef float* op
+    if rows == 0 or C == 0:
+        return
+    xp, op = &x[0, 0], &out[0, 0]
+    with nogil:
+        for t in prange(tasks, num_threads=threads, schedule="guided"):
+            for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
+                _shuffle_row(xp + r * C, op + r * C, groups, per_group)
+
+
+cdef void _softmax_row(cfptr_r src, fptr_r dst, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef float m = src[0]
+    cdef double total = 0.0
+    cdef float ftotal
+    # Subtracting the row max keeps every exponent <= 0: no overflow, whatever the logits.
+    for i in range(1, n):
+        if src[i] > m:
+            m = src[i]
+    for i in range(n):
+        dst[i] = expf(src[i] - m)
+        total += dst[i]
+    ftotal = <float>total
+    for i in range(n):
+        dst[i] = dst[i] / ftotal
+
+
+def softmax(const float[:, ::1] x, float[:, ::1] out, int threads):
+    """Softmax of each row.  x, out : (rows, C) with C > 0; ``out`` must not overlap ``x``."""
+    cdef Py_ssize_t rows = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t rpt = _rows_per_task(C)
+    cdef Py_ssize_t tasks = (rows + rpt - 1) // rpt
+    cdef Py_ssize_t t, r
+    cdef const float* xp
+    cdef float* op
+    if rows == 0 or C == 0:
+        return
+    xp, op = &x[0, 0], &out[0, 0]
+    with nogil:
+        for t in prange(tasks, num_threads=threads, schedule="guided"):
+            for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
+                _softmax_row(xp + r * C, op + r * C, C)
