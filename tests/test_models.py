@@ -413,3 +413,84 @@ def test_onnx_export_runs_in_onnxruntime(name, tmp_path):
     x = seeded_input(config, batch=3)
     for a, b in zip(session.run(None, {"input": x}), ref.run(config, w, x)):
         assert rel_err(a, b) < 1e-4
+
+
+# --------------------------------------------------------------------------------------------
+# End to end: pyconv's graph runtime against the reference (and the twin) on the shipped models
+# --------------------------------------------------------------------------------------------
+
+def _flat(layer_weights) -> dict[str, np.ndarray]:
+    return {f"{layer}/{p}": a for layer, ps in layer_weights.items() for p, a in ps.items()}
+
+
+def _pyconv_outputs(model, x, names) -> list[np.ndarray]:
+    y = model.run(x)
+    return [y[n] for n in names] if isinstance(y, dict) else [y]
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return pytest.importorskip("pyconv.graph")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_config_loads_and_runs(graph, name):
+    model = graph.load(MODELS / f"{name}.json")
+    config = load_config(name)
+    x = seeded_input(config)
+    y = model.run(x)
+    shapes = ref.infer_shapes(config)
+    outs = y if isinstance(y, dict) else {config["outputs"][0]: y}
+    assert list(outs) == config["outputs"]
+    for n, v in outs.items():
+        assert v.shape == (1, *shapes[n]) and v.dtype == np.float32 and np.isfinite(v).all()
+    if name in CLASSIFIERS:
+        np.testing.assert_allclose(outs["predictions"].sum(axis=-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_pyconv_matches_reference_with_seeded_weights(graph, name):
+    """The loader's own seeded weights, read back through ``Model.weights``, in both the optimised
+    (BN folded, activations fused) and the layer-by-layer graph."""
+    config = load_config(name)
+    outs = comparable_outputs(config)
+    sub = dict(config, outputs=outs)
+    model = graph.Model(sub, base_dir=MODELS)
+    x = seeded_input(config, batch=2)
+    expected = ref.run(sub, _flat(model.weights), x)
+    plain = graph.Model(sub, base_dir=MODELS, optimize=False)
+    for m in (model, plain):
+        for n, a, b in zip(outs, _pyconv_outputs(m, x, outs), expected):
+            assert a.shape == b.shape, n
+            assert rel_err(a, b) < 1e-4, (n, rel_err(a, b))
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_pyconv_twin_and_reference_agree_with_calibrated_weights(graph, name):
+    """Weights whose BN statistics are measured (activations near unit scale, as in a trained net),
+    so the softmax is far from one-hot and its comparison means something too."""
+    config = load_config(name)
+    outs = ["logits", "predictions"]
+    sub = dict(config, outputs=outs)
+    w = ref.random_weights(sub, seed=7, calibrate=True)
+    x = seeded_input(config, batch=2, seed=8)
+    expected = ref.run(sub, w, x)
+    assert 0.1 < np.abs(expected[0]).max() < 100, "calibrated logits should be O(1)"
+    got = _pyconv_outputs(graph.Model(sub, weights=w), x, outs)
+    for n, a, b in zip(outs, got, expected):
+        assert rel_err(a, b) < 1e-4, (n, rel_err(a, b))
+    if importlib.util.find_spec("torch") is not None:
+        for n, a, b in zip(outs, _twin_outputs(sub, w, x), expected):
+            assert rel_err(a, b) < 1e-4, (n, "twin", rel_err(a, b))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_pyconv_matches_the_torch_twin_with_seeded_weights(graph, name):
+    pytest.importorskip("torch")
+    config = load_config(name)
+    sub = dict(config, outputs=comparable_outputs(config))
+    model = graph.Model(sub, base_dir=MODELS)
+    x = seeded_input(config, batch=1, seed=3)
+    for a, b in zip(_pyconv_outputs(model, x, sub["outputs"]),
+                    _twin_outputs(sub, _flat(model.weights), x)):
+        assert rel_err(a, b) < 1e-4
