@@ -239,7 +239,6 @@ def test_pool_default_threads_match_explicit():
 @pytest.mark.parametrize("ceil_mode", [False, True])
 def test_pool_matches_torch(kernel, stride, pad, hw, ceil_mode):
     torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
     F = torch.nn.functional
     x = np.random.default_rng(3).standard_normal((2, *hw, 5)).astype(np.float32)
     t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
