@@ -18,7 +18,7 @@ from ..conv import Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableCon
 from ..padding import effective_kernel, output_size, resolve_padding
 from .errors import ModelError
 
-__all__ = ["LAYER_TYPES", "Kernel", "LayerType", "Param", "Shape", "register"]
+__all__ = ["LAYER_TYPES", "Kernel", "LayerType", "Param", "Shape", "Signal", "register"]
 
 Shape = tuple[int, ...]
 Weights = dict[str, np.ndarray]
@@ -28,8 +28,19 @@ class Param(NamedTuple):
     """A weight a layer expects: its shape and how seeded weights initialise it (see weights.py)."""
 
     shape: Shape
-    init: str  # "kernel", "bias", "gamma", "beta", "mean" or "variance"
+    init: str  # "kernel" (He), "linear_kernel" (LeCun), "bias", "gamma", "beta", "mean" or "variance"
     fan_in: int = 1
+
+
+class Signal(NamedTuple):
+    """A tensor's rough element mean and variance under seeded weights (see weights.py)."""
+
+    mean: float
+    var: float
+
+    @property
+    def square(self) -> float:
+        return self.mean * self.mean + self.var
 
 
 @dataclass
@@ -125,8 +136,35 @@ class LayerType:
         """Multiply-accumulates per sample (0 for layers that do no multiply-accumulate work)."""
         return 0
 
+    def signal(self, attrs: dict[str, Any], in_shapes: list[Shape], ins: list["Signal"]) -> "Signal":
+        """Rough mean and variance of the output under seeded weights, given the inputs' (weights.py)."""
+        return _activated(attrs, ins[0])
+
     def build(self, attrs: dict[str, Any], weights: Weights, in_shapes: list[Shape]) -> Kernel:
         raise NotImplementedError(f"{self.type} layers are removed by the loader and never run")
+
+
+def _relu(x: Signal) -> Signal:
+    # Mean and variance of max(X, 0) for a Gaussian X; relu6's clipping is ignored.
+    sd = math.sqrt(max(x.var, 1e-12))
+    a = x.mean / sd
+    cdf = 0.5 * (1.0 + math.erf(a / math.sqrt(2.0)))
+    pdf = math.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi)
+    mean = x.mean * cdf + sd * pdf
+    square = (x.mean ** 2 + x.var) * cdf + x.mean * sd * pdf
+    return Signal(mean, max(square - mean * mean, 0.0))
+
+
+def _activated(attrs: dict[str, Any], x: Signal) -> Signal:
+    return _relu(x) if attrs.get("activation") else x
+
+
+class _HeLayer(LayerType):
+    """A layer whose seeded kernel is He-scaled and zero-mean: its output has mean 0 and variance
+    twice the input's mean square."""
+
+    def signal(self, attrs, in_shapes, ins):
+        return _activated(attrs, Signal(0.0, 2.0 * ins[0].square))
 
 
 def _bias(attrs: dict[str, Any], channels: int) -> dict[str, Param]:
@@ -139,12 +177,15 @@ class InputLayer(LayerType):
     arity = (0, 0)
     defaults = {"layout": "NHWC"}
 
+    def signal(self, attrs, in_shapes, ins):
+        return Signal(0.0, 1.0)
+
     def output_shape(self, name, attrs, in_shapes):
         return tuple(attrs["shape"])
 
 
 @register
-class Conv2DLayer(LayerType):
+class Conv2DLayer(_HeLayer):
     type = "conv2d"
     defaults = {"stride": 1, "padding": "valid", "dilation": 1, "groups": 1, "use_bias": True,
                 "activation": None, "strategy": "auto"}
@@ -175,7 +216,7 @@ class Conv2DLayer(LayerType):
 
 
 @register
-class DepthwiseConv2DLayer(LayerType):
+class DepthwiseConv2DLayer(_HeLayer):
     type = "depthwise_conv2d"
     defaults = {"stride": 1, "padding": "valid", "dilation": 1, "depth_multiplier": 1, "use_bias": True,
                 "activation": None}
@@ -200,7 +241,7 @@ class DepthwiseConv2DLayer(LayerType):
 
 
 @register
-class PointwiseConv2DLayer(LayerType):
+class PointwiseConv2DLayer(_HeLayer):
     type = "pointwise_conv2d"
     defaults = {"use_bias": True, "activation": None}
 
@@ -221,7 +262,7 @@ class PointwiseConv2DLayer(LayerType):
 
 
 @register
-class SeparableConv2DLayer(LayerType):
+class SeparableConv2DLayer(_HeLayer):
     """Depthwise then pointwise. The loader also creates these by fusing a depthwise layer into the
     pointwise layer that alone consumes it; such fused nodes carry ``depthwise_activation`` and a
     ``depthwise_bias`` weight, which configs cannot spell."""
@@ -237,7 +278,7 @@ class SeparableConv2DLayer(LayerType):
     def params(self, name, attrs, in_shapes):
         kh, kw = _pair(attrs["kernel"])
         c = in_shapes[0][-1]
-        return {"depthwise_kernel": Param((kh, kw, c, 1), "kernel", kh * kw),
+        return {"depthwise_kernel": Param((kh, kw, c, 1), "linear_kernel", kh * kw),
                 "pointwise_kernel": Param((c, attrs["filters"]), "kernel", c),
                 **_bias(attrs, attrs["filters"])}
 
@@ -267,6 +308,9 @@ class BatchNormLayer(LayerType):
         return {"gamma": Param(c, "gamma"), "beta": Param(c, "beta"), "mean": Param(c, "mean"),
                 "variance": Param(c, "variance")}
 
+    def signal(self, attrs, in_shapes, ins):
+        return _activated(attrs, Signal(0.0, 1.0))  # seeded statistics match the input's
+
     def build(self, attrs, weights, in_shapes):
         scale = weights["gamma"] / np.sqrt(weights["variance"].astype(np.float64) + attrs["epsilon"])
         shift = (weights["beta"] - weights["mean"] * scale).astype(np.float32)
@@ -281,6 +325,9 @@ class ActivationLayer(LayerType):
     """Fused into the producing convolution, dense, add or batch norm when it alone consumes it."""
 
     type = "activation"
+
+    def signal(self, attrs, in_shapes, ins):
+        return _relu(ins[0])
 
     def build(self, attrs, weights, in_shapes):
         function = attrs["function"]
@@ -329,7 +376,7 @@ class GlobalAvgPoolLayer(LayerType):
 
 
 @register
-class DenseLayer(LayerType):
+class DenseLayer(_HeLayer):
     type = "dense"
     defaults = {"use_bias": True, "activation": None}
 
@@ -364,6 +411,9 @@ class AddLayer(LayerType):
                                  f"{list(shape)} (inputs[{i}])", layer=name, field=f"inputs[{i}]")
         return in_shapes[0]
 
+    def signal(self, attrs, in_shapes, ins):
+        return _activated(attrs, Signal(sum(x.mean for x in ins), sum(x.var for x in ins)))
+
     def build(self, attrs, weights, in_shapes):
         activation = attrs["activation"]
 
@@ -390,6 +440,11 @@ class ConcatLayer(LayerType):
                 raise ModelError(f"expected inputs agreeing on all but the channel axis, found {list(in_shapes[0])}"
                                  f" (inputs[0]) and {list(shape)} (inputs[{i}])", layer=name, field=f"inputs[{i}]")
         return (*in_shapes[0][:-1], sum(s[-1] for s in in_shapes))
+
+    def signal(self, attrs, in_shapes, ins):
+        weights = [s[-1] / max(sum(s[-1] for s in in_shapes), 1) for s in in_shapes]
+        mean = sum(w * x.mean for w, x in zip(weights, ins))
+        return Signal(mean, sum(w * x.square for w, x in zip(weights, ins)) - mean * mean)
 
     def build(self, attrs, weights, in_shapes):
         return Kernel(lambda xs, out, threads: ops.concat(list(xs), out=out, threads=threads), _fixed("concat"))

@@ -162,7 +162,9 @@ class Model:
         path = Path(weights) if weights is not None else (
             base_dir / self.spec.weights if self.spec.weights else None)
         if path is None:
-            return seeded_weights(self.spec.seed, self.info.params)
+            signals = {name: self.info.signals[layer.inputs[0]] for name, layer in self.spec.layers.items()
+                       if layer.inputs}
+            return seeded_weights(self.spec.seed, self.info.params, signals)
         return check_weights(read_npz(path), self.info.params, path.name)
 
     def _build(self, node: Node) -> Kernel:

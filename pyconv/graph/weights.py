@@ -1,21 +1,31 @@
 """Model weights: read and check an ``.npz``, write one, or generate deterministic seeded weights.
 
 An ``.npz`` holds one array per ``<layer>/<param>``. Without one, every array is generated from
-``(seed, layer name, param name)`` alone, so the same config gives bit-identical weights on any
-machine and any NumPy version:
+``(seed, layer name, param name)`` and the config alone, so the same config gives bit-identical
+weights on any machine and any NumPy version:
 
 * a 64-bit seed is the first 8 bytes (little-endian) of ``sha256(f"{seed}\\0{layer}\\0{param}")``;
 * ``numpy.random.PCG64(that seed).random_raw(size)`` gives ``size`` uint64 words (the raw bit-generator
   stream and its SeedSequence seeding are fixed algorithms, unlike ``Generator.normal``);
-* each word ``r`` becomes ``u = (r >> 11) / 2**53``, uniform in [0, 1), mapped to a range by param kind:
+* each word ``r`` becomes ``u = (r >> 11) / 2**53``, uniform in [0, 1), mapped linearly to a range:
 
-  =============================  =======================================================
-  convolution and dense kernels  He-uniform: ``±sqrt(6 / fan_in)`` (variance ``2 / fan_in``)
-  biases, ``beta``, ``mean``     ``±0.05``, ``±0.1``, ``±0.1``
-  ``gamma``, ``variance``        ``[0.8, 1.2]``
-  =============================  =======================================================
+  ==========================================  ================================================
+  convolution and dense kernels               He-uniform ``±sqrt(6 / fan_in)`` (variance ``2 / fan_in``)
+  a separable layer's depthwise kernel        ``±sqrt(3 / fan_in)`` (variance ``1 / fan_in``: no ReLU
+                                              follows it inside the layer)
+  ``bias``, ``beta``                          ``±0.05``, ``±0.1``
+  batch norm ``gamma``                        ``[0.8, 1.2]``
+  batch norm ``variance``                     ``v * [0.8, 1.2]``
+  batch norm ``mean``                         ``m + sqrt(v) * ±0.1``
+  ==========================================  ================================================
 
-  He scaling keeps activations O(1) through ReLU stacks, and batch norms stay close to the identity.
+``m`` and ``v`` estimate the element mean and variance of the batch norm's input for a standardised
+model input (mean 0, variance 1). Shape inference propagates them with fixed mean-field rules: a
+He-scaled layer gives mean 0 and variance twice its input's mean square, ReLU (and relu6) maps them
+through the Gaussian formulas, add sums them, concat averages by channels, batch norm resets them to
+(0, 1). So every batch norm roughly normalises its input and activations stay O(1) through deep and
+residual stacks, with finite, non-degenerate logits. The rules are plain float64 arithmetic on the
+config, so the weights are the same everywhere.
 """
 from __future__ import annotations
 
@@ -28,7 +38,7 @@ from typing import Any, Mapping, Union
 import numpy as np
 
 from .errors import ModelError
-from .layers import Param
+from .layers import Param, Signal
 
 __all__ = ["LayerWeights", "check_weights", "read_npz", "save_weights", "seeded_array", "seeded_uniform",
            "seeded_weights"]
@@ -36,7 +46,7 @@ __all__ = ["LayerWeights", "check_weights", "read_npz", "save_weights", "seeded_
 LayerWeights = dict[str, dict[str, np.ndarray]]
 ParamTable = dict[str, dict[str, Param]]
 
-_RANGES = {"bias": (-0.05, 0.05), "beta": (-0.1, 0.1), "mean": (-0.1, 0.1), "gamma": (0.8, 1.2),
+_RANGES = {"bias": (-0.05, 0.05), "beta": (-0.1, 0.1), "gamma": (0.8, 1.2), "mean": (-0.1, 0.1),
            "variance": (0.8, 1.2)}
 
 
@@ -47,20 +57,29 @@ def seeded_uniform(seed: int, layer: str, name: str, size: int) -> np.ndarray:
     return (raw >> np.uint64(11)).astype(np.float64) * (1.0 / 2.0**53)
 
 
-def seeded_array(seed: int, layer: str, param: Param, name: str) -> np.ndarray:
-    """The generated float32 array for ``<layer>/<name>`` (see the module docstring)."""
-    if param.init == "kernel":
-        bound = np.sqrt(6.0 / max(param.fan_in, 1))
+def seeded_array(seed: int, layer: str, param: Param, name: str,
+                 signal: Signal = Signal(0.0, 1.0)) -> np.ndarray:
+    """The generated float32 array for ``<layer>/<name>``; ``signal`` is the estimated mean and
+    variance of the layer's input (only batch norm statistics use it). See the module docstring."""
+    lo, hi = _RANGES.get(param.init, (0.0, 0.0))
+    offset = 0.0
+    if param.init in ("kernel", "linear_kernel"):
+        bound = math.sqrt((6.0 if param.init == "kernel" else 3.0) / max(param.fan_in, 1))
         lo, hi = -bound, bound
-    else:
-        lo, hi = _RANGES[param.init]
+    elif param.init == "variance":
+        lo, hi = lo * signal.var, hi * signal.var
+    elif param.init == "mean":
+        offset, sd = signal.mean, math.sqrt(signal.var)
+        lo, hi = lo * sd, hi * sd
     u = seeded_uniform(seed, layer, name, math.prod(param.shape))
-    return (lo + (hi - lo) * u).astype(np.float32).reshape(param.shape)
+    return (offset + lo + (hi - lo) * u).astype(np.float32).reshape(param.shape)
 
 
-def seeded_weights(seed: int, params: ParamTable) -> LayerWeights:
-    """Generated weights for every parameter in ``params`` (layer -> param -> :class:`Param`)."""
-    return {layer: {name: seeded_array(seed, layer, p, name) for name, p in ps.items()}
+def seeded_weights(seed: int, params: ParamTable, signals: Mapping[str, Signal]) -> LayerWeights:
+    """Generated weights for every parameter in ``params`` (layer -> param -> :class:`Param`);
+    ``signals`` maps a layer to the estimated statistics of its input."""
+    return {layer: {name: seeded_array(seed, layer, p, name, signals.get(layer, Signal(0.0, 1.0)))
+                    for name, p in ps.items()}
             for layer, ps in params.items() if ps}
 
 
