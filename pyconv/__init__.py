@@ -9,10 +9,14 @@ __version__ = "0.1.0"
 from .config import build_info, show_config
 from .conv import (Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D, conv2d, dense,
                    depthwise_conv2d, explain_conv2d, pointwise_conv2d, separable_conv2d)
+from .ops import (add, avg_pool2d, channel_shuffle, concat, global_avg_pool2d, max_pool2d, scale_shift,
+                  softmax)
 from .threads import resolve_threads
 
 __all__ = [
     "__version__", "build_info", "show_config", "resolve_threads",
     "Conv2D", "DepthwiseConv2D", "PointwiseConv2D", "SeparableConv2D", "Dense",
     "conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense", "explain_conv2d",
+    "max_pool2d", "avg_pool2d", "global_avg_pool2d", "add", "scale_shift", "concat", "channel_shuffle",
+    "softmax",
 ]

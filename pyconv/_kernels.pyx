@@ -10,6 +10,8 @@ depend on the thread count.
     conv2d_direct      indirect GEMM: a row pointer per (output pixel, tap), no im2col copy; pointwise
                        and dense are its 1x1 case
     conv2d_im2col      im2col of one block of output pixels into a per-thread buffer, then GEMM
+    conv2d_narrow_groups  group convolution with narrow groups, 16 output channels of several groups
+                       per vector (a GEMM would be only a few columns wide)
     conv2d_winograd    Winograd F(2x2, 3x3): input transform, 16 batched GEMMs, output transform
     depthwise_conv2d   one output row per work unit, channels vectorised
     separable_conv2d   depthwise rows into a per-thread buffer, then the pointwise GEMM on them
@@ -32,6 +34,11 @@ cdef extern from "_simd.h" nogil:
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
                        float *y, ptrdiff_t oh, int act)
     void *pyconv_aligned_alloc(size_t nbytes)
+    ctypedef struct pyconv_gc_geom:
+        ptrdiff_t H, W, C, CO, KH, KW, SH, SW, DH, DW, PT, PL, OW, CG, OG
+    int pyconv_gconv_supported(ptrdiff_t cg, ptrdiff_t og)
+    int pyconv_gconv_row(const pyconv_gc_geom *g, const float *x, const float *w, const int *idx,
+                         const float *bias, float *y, ptrdiff_t oh, int act)
 
 cdef extern from "_winograd.h" nogil:
     void pyconv_wino23_input_tile(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0,
@@ -327,6 +334,54 @@ def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
         free(abuf)
         free(ptrs)
     _check_alloc(failed)
+
+
+# ---------------------------------------------------------------------------------------------- narrow groups
+
+def narrow_groups_supported(ptrdiff_t cg, ptrdiff_t og):
+    """Whether this build has the narrow-group kernel for C_in/G = cg, C_out/G = og (and it is enabled)."""
+    return not pyconv_portable and bool(pyconv_gconv_supported(cg, og))
+
+
+def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const int[:, ::1] idx,
+                         const float[::1] bias, float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh,
+                         int dw, int pt, int pl, int groups, int act, int threads):
+    """Group convolution for narrow groups, one output row per work unit.
+
+    packed: (ceil(C_out/16), KH*KW, C_in/G, 16) IN, from ``pack_narrow_group_weights``;
+    idx: (C_in/G, 16) IN lane permutations; other arguments as conv2d_direct.
+    """
+    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
+        return
+    cdef pyconv_gc_geom g
+    cdef ptrdiff_t N = x.shape[0], OH = y.shape[1]
+    g.H, g.W, g.C, g.CO, g.OW = x.shape[1], x.shape[2], x.shape[3], y.shape[3], y.shape[2]
+    g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
+    if groups < 1 or g.C % groups or g.CO % groups:
+        raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
+    g.CG, g.OG = g.C // groups, g.CO // groups
+    if not narrow_groups_supported(g.CG, g.OG):
+        raise ValueError(f"no narrow-group kernel for {g.CG}->{g.OG} channels per group in this build")
+    if (y.shape[0] != N or packed.shape[0] != _cdiv(g.CO, 16) or packed.shape[1] != kh * kw
+            or packed.shape[2] != g.CG or packed.shape[3] != 16 or idx.shape[0] != g.CG or idx.shape[1] != 16):
+        raise ValueError(f"narrow-group weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
+                         f"y {tuple(y.shape)}, kernel {kh}x{kw}, groups {groups}")
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
+        raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
+    if bias is not None and bias.shape[0] != g.CO:
+        raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
+    cdef ptrdiff_t xstride = g.H * g.W * g.C, ystride = OH * g.OW * g.CO
+    cdef const float *xp = &x[0, 0, 0, 0]
+    cdef const float *wp = &packed[0, 0, 0, 0]
+    cdef const int *ip = &idx[0, 0]
+    cdef const float *bp = _opt_ptr(bias)
+    cdef float *yp = &y[0, 0, 0, 0]
+    cdef int nt = _team(threads, N * OH, <double>N * OH * g.OW * g.CO * kh * kw * g.CG)
+    cdef ptrdiff_t u
+    with nogil:
+        for u in prange(N * OH, schedule="dynamic", num_threads=nt):
+            pyconv_gconv_row(&g, xp + (u // OH) * xstride, wp, ip, bp,
+                             yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, u % OH, act)
 
 
 # ---------------------------------------------------------------------------------------------- Winograd

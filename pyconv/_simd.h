@@ -301,4 +301,87 @@ static void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *
     pyconv_dw_row_portable(g, x, w, bias, y, oh, act);
 }
 
+/* ---------------------------------------------------------------- narrow-group convolution row */
+
+/* A group convolution whose groups are narrow (OG output channels per group, OG dividing 16) is a poor
+ * GEMM: each group's product is only OG columns wide.  Instead, vectorise across 16 output channels of
+ * several groups at once: the inputs those 16 channels read lie in (16/OG)*CG <= 32 consecutive input
+ * channels, loaded as two vectors, and a permute hands lane o its group's input channel i.
+ * Weights packed as (CO/16 blocks, KH*KW taps, CG, 16); idx holds CG vectors of 16 lane indices. */
+typedef struct {
+    ptrdiff_t H, W, C, CO, KH, KW, SH, SW, DH, DW, PT, PL, OW, CG, OG;
+} pyconv_gc_geom;
+
+static inline int pyconv_gconv_supported(ptrdiff_t cg, ptrdiff_t og) {
+#if defined(__AVX512F__)
+    return og >= 1 && og <= 16 && 16 % og == 0 && (16 / og) * cg <= 32;
+#else
+    (void)cg; (void)og;
+    return 0;
+#endif
+}
+
+#if defined(__AVX512F__)
+static void pyconv_gconv_row_avx512(const pyconv_gc_geom *g, const float *x, const float *w, const int *idx,
+                                    const float *bias, float *y, ptrdiff_t oh, int act) {
+    const ptrdiff_t C = g->C, CO = g->CO, W = g->W, CG = g->CG, taps = g->KH * g->KW;
+    const ptrdiff_t nblk = (CO + 15) / 16;
+    for (ptrdiff_t v = 0; v < nblk; v++) {
+        const ptrdiff_t co0 = v * 16, ci0 = (co0 / g->OG) * CG;
+        const __mmask16 mo = pyconv_mask16((size_t)(CO - co0 < 16 ? CO - co0 : 16));
+        const ptrdiff_t span_full = (16 / g->OG) * CG, avail = C - ci0;
+        const ptrdiff_t span = span_full < avail ? span_full : avail;
+        const __mmask16 mlo = pyconv_mask16((size_t)(span < 16 ? span : 16));
+        const __mmask16 mhi = span > 16 ? pyconv_mask16((size_t)(span - 16)) : 0;
+        const __m512 bvec = bias ? _mm512_maskz_loadu_ps(mo, bias + co0) : _mm512_setzero_ps();
+        const float *wv = w + v * taps * CG * 16;
+        for (ptrdiff_t ow = 0; ow < g->OW; ow += 4) {
+            const ptrdiff_t np = g->OW - ow < 4 ? g->OW - ow : 4;
+            __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+            for (ptrdiff_t kh = 0; kh < g->KH; kh++) {
+                const ptrdiff_t ih = oh * g->SH - g->PT + kh * g->DH;
+                if (ih < 0 || ih >= g->H) continue;
+                for (ptrdiff_t kw = 0; kw < g->KW; kw++) {
+                    __m512 lo[4], hi[4];
+                    int valid[4];
+                    for (int p = 0; p < 4; p++) {
+                        const ptrdiff_t iw = (ow + p) * g->SW - g->PL + kw * g->DW;
+                        valid[p] = p < np && iw >= 0 && iw < W;
+                        const float *xp = valid[p] ? x + (ih * W + iw) * C + ci0 : x;
+                        lo[p] = valid[p] ? _mm512_maskz_loadu_ps(mlo, xp) : _mm512_setzero_ps();
+                        hi[p] = valid[p] ? _mm512_maskz_loadu_ps(mhi, xp + 16) : _mm512_setzero_ps();
+                    }
+                    const float *wt = wv + (kh * g->KW + kw) * CG * 16;
+                    for (ptrdiff_t i = 0; i < CG; i++) {
+                        const __m512 wi = _mm512_loadu_ps(wt + i * 16);
+                        const __m512i id = _mm512_loadu_si512((const void *)(idx + i * 16));
+                        acc0 = _mm512_fmadd_ps(_mm512_permutex2var_ps(lo[0], id, hi[0]), wi, acc0);
+                        acc1 = _mm512_fmadd_ps(_mm512_permutex2var_ps(lo[1], id, hi[1]), wi, acc1);
+                        acc2 = _mm512_fmadd_ps(_mm512_permutex2var_ps(lo[2], id, hi[2]), wi, acc2);
+                        acc3 = _mm512_fmadd_ps(_mm512_permutex2var_ps(lo[3], id, hi[3]), wi, acc3);
+                    }
+                }
+            }
+            float *yo = y + ow * CO + co0;
+            _mm512_mask_storeu_ps(yo, mo, pyconv_act512(_mm512_add_ps(acc0, bvec), act));
+            if (np > 1) _mm512_mask_storeu_ps(yo + CO, mo, pyconv_act512(_mm512_add_ps(acc1, bvec), act));
+            if (np > 2) _mm512_mask_storeu_ps(yo + 2 * CO, mo, pyconv_act512(_mm512_add_ps(acc2, bvec), act));
+            if (np > 3) _mm512_mask_storeu_ps(yo + 3 * CO, mo, pyconv_act512(_mm512_add_ps(acc3, bvec), act));
+        }
+    }
+}
+#endif
+
+/* Returns 0 when this build has no narrow-group kernel (the caller must use the GEMM path). */
+static int pyconv_gconv_row(const pyconv_gc_geom *g, const float *x, const float *w, const int *idx,
+                            const float *bias, float *y, ptrdiff_t oh, int act) {
+#if defined(__AVX512F__)
+    pyconv_gconv_row_avx512(g, x, w, idx, bias, y, oh, act);
+    return 1;
+#else
+    (void)g; (void)x; (void)w; (void)idx; (void)bias; (void)y; (void)oh; (void)act;
+    return 0;
+#endif
+}
+
 #endif /* PYCONV_SIMD_H */

@@ -19,7 +19,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from . import _kernels, strategy as _strategy
-from .packing import pack_gemm_weights, pack_winograd_weights
+from .packing import pack_gemm_weights, pack_narrow_group_weights, pack_winograd_weights
 from .padding import PaddingLike, output_size, resolve_padding
 from .threads import resolve_threads
 from .validation import (as_float32_array, check_activation, check_bias, check_out, positive_pair)
@@ -124,20 +124,22 @@ class Conv2D:
         if self.strategy != "auto":
             return _strategy.Choice(self.strategy, "requested explicitly")
         return _strategy.select(self.window.kernel, self.window.stride, self.window.dilation, self.groups,
-                                self.in_channels, self.out_channels, out[1:3])
+                                self.in_channels, self.out_channels, out[1:3], self._narrow_groups_ok())
 
     def strategy_for(self, input_shape) -> str:
         """The name of the strategy this operator runs for ``input_shape``."""
         return self.explain(input_shape).strategy
 
-    def _weights(self, kind: str) -> np.ndarray:
+    def _narrow_groups_ok(self) -> bool:
+        return _kernels.narrow_groups_supported(self.w.shape[2], self.out_channels // self.groups)
+
+    def _weights(self, kind: str):
         packed = self._packed.get(kind)
         if packed is None:
             with self._lock:
                 packed = self._packed.get(kind)
                 if packed is None:
-                    pack = pack_winograd_weights if kind == "winograd" else pack_gemm_weights
-                    packed = self._packed[kind] = pack(self.w, self.groups)
+                    packed = self._packed[kind] = _PACKERS[kind](self.w, self.groups)
         return packed
 
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
@@ -152,11 +154,35 @@ class Conv2D:
         if name == "winograd":
             _kernels.conv2d_winograd(x, self._weights("winograd"), self.b, y, pads[0], pads[2], self.groups,
                                      act, nthreads)
+            return y
+        if name == "im2col":
+            _kernels.conv2d_im2col(x, self._weights("gemm"), self.b, y, kh, kw, sh, sw, dh, dw, pads[0],
+                                   pads[2], self.groups, act, nthreads)
+            return y
+        kernel = _strategy.direct_kernel(self.groups, self.w.shape[2], self.out_channels // self.groups,
+                                         self._narrow_groups_ok())
+        if kernel == "depthwise":
+            multiplier = self.out_channels // self.groups
+            xd = np.repeat(x, multiplier, axis=3) if multiplier > 1 else x
+            _kernels.depthwise_conv2d(xd, self._weights("depthwise"), self.b, y, kh, kw, sh, sw, dh, dw,
+                                      pads[0], pads[2], act, nthreads)
+        elif kernel == "narrow-groups":
+            packed, idx = self._weights("narrow-groups")
+            _kernels.conv2d_narrow_groups(x, packed, idx, self.b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2],
+                                          self.groups, act, nthreads)
         else:
-            run = _kernels.conv2d_im2col if name == "im2col" else _kernels.conv2d_direct
-            run(x, self._weights("gemm"), self.b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], self.groups,
-                act, nthreads)
+            _kernels.conv2d_direct(x, self._weights("gemm"), self.b, y, kh, kw, sh, sw, dh, dw, pads[0],
+                                   pads[2], self.groups, act, nthreads)
         return y
+
+
+def _pack_depthwise(w: np.ndarray, groups: int) -> np.ndarray:
+    # HWIO with one input channel per group is (KH, KW, 1, C*M): columns already in output order.
+    return np.ascontiguousarray(w.reshape(w.shape[0] * w.shape[1], w.shape[3]))
+
+
+_PACKERS = {"gemm": pack_gemm_weights, "winograd": pack_winograd_weights,
+            "narrow-groups": pack_narrow_group_weights, "depthwise": _pack_depthwise}
 
 
 class DepthwiseConv2D:

@@ -51,3 +51,19 @@ def pack_winograd_weights(w: np.ndarray, groups: int) -> np.ndarray:
     u = np.einsum("ak,klio,bl->abio", _WINO_G, w.astype(np.float64), _WINO_G)
     u = u.reshape(16, cg, groups, og).transpose(0, 2, 1, 3).astype(np.float32)
     return _panels(u)
+
+
+def pack_narrow_group_weights(w: np.ndarray, groups: int):
+    """HWIO weights of a narrow-group convolution -> ((ceil(C_out/16), KH*KW, C_in/G, 16) weights,
+    (C_in/G, 16) lane indices): lane o of a 16-channel block reads input channel i of its own group,
+    found at offset (o // OG) * CG + i from the block's first input channel."""
+    kh, kw, cg, co = w.shape
+    og = co // groups
+    blocks = -(-co // 16)
+    padded = np.zeros((kh * kw, cg, blocks * 16), dtype=np.float32)
+    padded[..., :co] = w.reshape(kh * kw, cg, co)
+    packed = aligned_zeros((blocks, kh * kw, cg, 16))
+    packed[...] = padded.reshape(kh * kw, cg, blocks, 16).transpose(2, 0, 1, 3)
+    lanes = np.arange(16)
+    idx = ((lanes // og) * cg)[None, :] + np.arange(cg)[:, None]
+    return packed, np.ascontiguousarray(idx, dtype=np.int32)

@@ -23,7 +23,8 @@ def as_float32_array(name: str, x, ndim: Optional[int] = None, *, ndims: Sequenc
     if allowed and arr.ndim not in allowed:
         want = " or ".join(str(a) for a in allowed)
         raise ValueError(f"{name} must have {want} dimensions, got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    # np.asarray keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
+    return np.asarray(arr, dtype=np.float32, order="C")
 
 
 def positive_pair(name: str, value) -> Tuple[int, int]:
