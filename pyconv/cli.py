@@ -1,0 +1,203 @@
+"""The ``pyconv`` command line: run, summarise or profile a model config.
+
+    pyconv run CONFIG [--input FILE.npy|IMAGE] [--threads N] [--repeat N]
+    pyconv summary CONFIG
+    pyconv profile CONFIG [--input ...] [--repeat N]
+
+Without ``--input`` the model gets :meth:`pyconv.graph.Model.example_input` (deterministic, image-like,
+in [0, 1]). Images are read with Pillow (``pip install pyconv[image]``), resized to the input layer's
+size and scaled to [0, 1] (``--scale unit``, the default) or [-1, 1] (``--scale symmetric``, the
+MobileNet/Xception convention). Errors print one line and a hint and exit with status 2; ``--debug``
+shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .graph import Model, ModelError, load
+
+__all__ = ["main"]
+
+# Runs expected to take longer than this get a progress bar.
+_PROGRESS_AFTER_SECONDS = 2.0
+
+
+class _UsageError(Exception):
+    """A problem with the command line itself (not the model); carries a hint."""
+
+    def __init__(self, message: str, hint: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyconv", description="Run CNN model configs on the CPU with pyconv.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("config", help="model config (.json)")
+        p.add_argument("--weights", help="weights .npz (default: the config's, else seeded weights)")
+        p.add_argument("--threads", type=int, help="thread count (default: OMP_NUM_THREADS, else all usable cores)")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+
+    def with_input(p: argparse.ArgumentParser, repeat: int) -> None:
+        p.add_argument("--input", help="a .npy array (batch axis optional) or an image file (needs Pillow)")
+        p.add_argument("--scale", choices=("unit", "symmetric"), default="unit",
+                       help="image pixel range: unit = [0, 1], symmetric = [-1, 1] (default: unit)")
+        p.add_argument("--repeat", type=int, default=repeat, help=f"timed runs (default: {repeat})")
+
+    run = sub.add_parser("run", help="run a model: output shape, top-5 classes, latency")
+    common(run)
+    with_input(run, 10)
+    summary = sub.add_parser("summary", help="per-layer table: type, strategy, output shape, parameters, MACs")
+    common(summary)
+    summary.add_argument("--batch", type=int, default=1, help="batch size for shapes and strategies (default: 1)")
+    profile = sub.add_parser("profile", help="per-layer median time, GFLOP/s and time per strategy")
+    common(profile)
+    with_input(profile, 10)
+    return parser
+
+
+def _read_input(model: Model, path: str, scale: str) -> np.ndarray:
+    if len(model.input_names) != 1:
+        raise _UsageError(f"--input gives one array, but this model has {len(model.input_names)} inputs",
+                          hint="run without --input to use the built-in example inputs")
+    want = model.input_shape()
+    file = Path(path)
+    if not file.is_file():
+        raise _UsageError(f"input file not found: {path}")
+    if file.suffix.lower() == ".npy":
+        array = np.load(file, allow_pickle=False)
+        return array[None] if array.shape == want[1:] else array
+    return _read_image(file, model, scale)
+
+
+def _read_image(file: Path, model: Model, scale: str) -> np.ndarray:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise _UsageError("reading images needs Pillow", hint="pip install 'pyconv[image]', or pass a .npy array") \
+            from None
+    layout = model.spec.layers[model.input_names[0]].attrs["layout"]
+    shape = model.info.outputs[model.input_names[0]]
+    if len(shape) != 3 or shape[2] not in (1, 3):
+        raise _UsageError(f"an image can only feed a 1- or 3-channel image input; this input is {list(shape)}",
+                          hint="pass a .npy array instead")
+    h, w, c = shape
+    try:
+        with Image.open(file) as image:
+            pixels = np.asarray(image.convert("RGB" if c == 3 else "L").resize((w, h), Image.BILINEAR),
+                                dtype=np.float32)
+    except OSError as exc:
+        raise _UsageError(f"cannot read {file.name} as an image: {exc}", hint="pass a .npy array or a PNG/JPEG") \
+            from None
+    pixels = pixels.reshape(h, w, c) / 255.0
+    if scale == "symmetric":
+        pixels = pixels * 2.0 - 1.0
+    if layout == "NCHW":
+        pixels = pixels.transpose(2, 0, 1)
+    return np.ascontiguousarray(pixels[None])
+
+
+def _progress(total: int, enabled: bool) -> Callable[[Iterator[int]], Iterator[int]]:
+    if not enabled:
+        return lambda it: it
+    try:
+        from tqdm import tqdm
+        return lambda it: tqdm(it, total=total, file=sys.stderr, unit="run", leave=False)
+    except ImportError:
+        pass
+
+    def bar(it: Iterator[int]) -> Iterator[int]:
+        for i in it:
+            done = int(30 * i / total)
+            print(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{total}", end="", file=sys.stderr, flush=True)
+            yield i
+        print("\r" + " " * 50 + "\r", end="", file=sys.stderr, flush=True)
+    return bar
+
+
+def _top5(name: str, y: np.ndarray) -> Optional[str]:
+    if y.ndim != 2 or y.shape[1] < 2:
+        return None
+    row = y[0].astype(np.float64)
+    is_prob = bool(row.min() >= 0 and abs(row.sum() - 1.0) < 1e-3)
+    order = np.argsort(-row, kind="stable")[:5]
+    label = "p" if is_prob else "score"
+    return f"top-5 of {name!r}: " + ", ".join(f"{i} ({label}={row[i]:.4g})" for i in order)
+
+
+def _run(model: Model, args: argparse.Namespace) -> None:
+    if args.repeat < 1:
+        raise _UsageError(f"--repeat: expected a positive integer, found {args.repeat}")
+    x = _read_input(model, args.input, args.scale) if args.input else model.example_input()
+    t0 = time.perf_counter()
+    y = model.run(x)
+    first = time.perf_counter() - t0
+    outputs = y if isinstance(y, dict) else {model.output_names[0]: y}
+    inputs = x if isinstance(x, dict) else {model.input_names[0]: x}
+    print(f"model {model.name or '(unnamed)'}: " + ", ".join(f"input {k} {v.shape}" for k, v in inputs.items())
+          + f", {model.threads} thread(s)")
+    for name, array in outputs.items():
+        print(f"output {name!r}: shape {array.shape}")
+        top = _top5(name, array)
+        if top:
+            print(top)
+    times = []
+    for _ in _progress(args.repeat, first * args.repeat > _PROGRESS_AFTER_SECONDS)(iter(range(args.repeat))):
+        t0 = time.perf_counter()
+        model.run(x)
+        times.append(time.perf_counter() - t0)
+    ms = 1e3 * np.array(times)
+    print(f"latency: median {np.median(ms):.2f} ms, p90 {np.percentile(ms, 90):.2f} ms over {args.repeat} run(s) "
+          f"(first run {1e3 * first:.2f} ms)")
+
+
+def _profile(model: Model, args: argparse.Namespace) -> None:
+    if args.repeat < 1:
+        raise _UsageError(f"--repeat: expected a positive integer, found {args.repeat}")
+    x = _read_input(model, args.input, args.scale) if args.input else None
+    print(model.profile(x, repeat=args.repeat))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``pyconv`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        model = load(args.config, args.weights, threads=args.threads)
+        if args.command == "run":
+            _run(model, args)
+        elif args.command == "summary":
+            if args.batch < 1:
+                raise _UsageError(f"--batch: expected a positive integer, found {args.batch}")
+            print(model.summary(batch=args.batch))
+        else:
+            _profile(model, args)
+    except (ModelError, _UsageError, OSError, ValueError, TypeError) as exc:
+        if args.debug:
+            raise
+        print(f"pyconv: error: {exc}", file=sys.stderr)
+        hint = getattr(exc, "hint", None) or _hint_for(exc, args)
+        if hint:
+            print(f"pyconv: hint: {hint}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _hint_for(exc: Exception, args: argparse.Namespace) -> Optional[str]:
+    if isinstance(exc, FileNotFoundError):
+        return "check the path (relative paths are taken from the current directory)"
+    if isinstance(exc, ModelError):
+        return "the model format is described in docs/model-format.md; --debug shows the traceback"
+    return "--debug shows the traceback"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
