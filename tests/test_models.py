@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 import warnings
 from pathlib import Path
 
@@ -491,6 +492,27 @@ def test_pyconv_matches_the_torch_twin_with_seeded_weights(graph, name):
     sub = dict(config, outputs=comparable_outputs(config))
     model = graph.Model(sub, base_dir=MODELS)
     x = seeded_input(config, batch=1, seed=3)
-    for a, b in zip(_pyconv_outputs(model, x, sub["outputs"]),
-                    _twin_outputs(sub, _flat(model.weights), x)):
+    # The twin takes Model.weights as they are (nested by layer).
+    for a, b in zip(_pyconv_outputs(model, x, sub["outputs"]), _twin_outputs(sub, model.weights, x)):
         assert rel_err(a, b) < 1e-4
+
+
+def test_twin_reads_a_config_path():
+    torch = pytest.importorskip("torch")
+    from pyconv.testing import build_twin
+
+    config = load_config("toy_design_doc")
+    w = ref.random_weights(config)
+    x = seeded_input(config)
+    with torch.no_grad():
+        got = build_twin(MODELS / "toy_design_doc.json", w)(torch.from_numpy(x))
+    for a, b in zip(got, ref.run(config, w, x)):
+        assert rel_err(a.numpy(), b) < 1e-5
+
+
+def test_twin_without_torch_raises_a_clear_import_error(monkeypatch):
+    from pyconv.testing import build_twin
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match="needs PyTorch"):
+        build_twin(load_config("toy_design_doc"), {})

@@ -5,6 +5,6 @@ a PyTorch module with the same weights, and export it to ONNX, so pyconv's resul
 compared with PyTorch's and onnxruntime's on the same network. They need torch (and onnx to export),
 which are imported only when called.
 """
-from .torch_twin import build_twin, explicit_pads, export_onnx
+from .torch_twin import build_twin, export_onnx
 
-__all__ = ["build_twin", "explicit_pads", "export_onnx"]
+__all__ = ["build_twin", "export_onnx"]

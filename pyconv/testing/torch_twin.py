@@ -18,11 +18,15 @@ torch is optional for pyconv: it is imported when a twin is built.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["build_twin", "explicit_pads", "export_onnx"]
+__all__ = ["build_twin", "export_onnx"]
 
 
 def _torch():
@@ -214,12 +218,31 @@ def _nhwc_axis_to_internal(axis: int, rank: int) -> int:
 def build_twin(config: dict, weights, io_layout: str | None = None):
     """A ``torch.nn.Module`` (eval mode, float32) computing ``config`` with ``weights``.
 
-    ``weights`` maps ``<layer>/<param>`` to arrays in pyconv's layouts. ``forward(x)`` takes the batch
+    ``config`` is a config dict or the path of a JSON config. ``weights`` maps ``<layer>/<param>`` to
+    arrays in pyconv's layouts (an ``np.load``-ed ``.npz`` will do), or is nested
+    ``{layer: {param: array}}`` as ``pyconv.graph.Model.weights`` holds them. ``forward(x)`` takes the batch
     in the input layer's layout and returns 4-D outputs in the config's ``output_layout``;
     ``io_layout`` (``"NCHW"`` or ``"NHWC"``) overrides both. It returns one tensor per config output
     (a tuple when there are several); ``module.output_names`` lists them.
     """
-    return _build(_torch(), config, weights, io_layout)
+    torch = _torch()
+    return _build(torch, _read_config(config), _flat_weights(weights), io_layout)
+
+
+def _read_config(config) -> dict:
+    if isinstance(config, (str, os.PathLike)):
+        return json.loads(Path(config).read_text())
+    return config
+
+
+def _flat_weights(weights) -> dict:
+    flat = {}
+    for key, value in weights.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{key}/{p}": a for p, a in value.items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 def _build(torch, config, weights, io_layout):
@@ -369,13 +392,15 @@ def _build(torch, config, weights, io_layout):
 
 def export_onnx(config: dict, weights, path, opset: int = 13, batch: int = 1,
                 io_layout: str | None = None, dynamic_batch: bool = False) -> str:
-    """Export the twin of ``config`` with ``weights`` to an ONNX file at ``path``; returns the path.
+    """Export the twin of ``config`` with ``weights`` (as for ``build_twin``) to an ONNX file at
+    ``path``; returns the path.
 
     Uses PyTorch's TorchScript-based exporter (``dynamo=False``), which needs no package beyond
     torch and onnx and works offline. The graph's input is named after the input layer, its outputs
     after the config's outputs. ``dynamic_batch`` makes the batch axis symbolic.
     """
     torch = _torch()
+    config = _read_config(config)
     twin = build_twin(config, weights, io_layout=io_layout)
     (inp,) = [layer for layer in config["layers"] if layer["type"] == "input"]
     shape = tuple(inp["shape"])
