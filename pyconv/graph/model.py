@@ -236,7 +236,7 @@ class Model:
             layout = self.spec.layers[name].attrs["layout"]
             want = self.input_shape(name, batch=array.shape[0] if array.ndim else 0)
             if array.shape != want or array.shape[0] < 1:
-                hint = None
+                hint = f"pass an array of shape {(1, *want[1:])}, or a batch of them"
                 if array.shape == want[1:]:
                     hint = "add the batch axis, e.g. x[None]"
                 elif len(want) == 4 and array.shape[1:] == _other_layout(want[1:], layout):
