@@ -78,7 +78,9 @@ class Conv2D:
 
     def __init__(self, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1, groups: int = 1,
                  activation: Optional[str] = None, strategy: str = "auto") -> None:
-        self.w = as_float32_array("w", w, 4)
+        # A private copy: packing for a strategy happens on first use, and must see the weights as
+        # they were at construction even if the caller mutates its array since.
+        self.w = as_float32_array("w", w, 4).copy()
         kh, kw, cg, co = self.w.shape
         if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
             raise TypeError(f"groups must be an int, got {groups!r}")
@@ -200,7 +202,7 @@ class DepthwiseConv2D:
         self.b = check_bias(b, c * m)
         self.activation = check_activation(activation)
         # Column c*M + m of (KH*KW, C*M) is exactly the output channel order.
-        self._packed = np.ascontiguousarray(self.w.reshape(kh * kw, c * m))
+        self._packed = self.w.reshape(kh * kw, c * m).copy()
 
     def _geometry(self, x_shape):
         n, h, w, c = x_shape
@@ -287,7 +289,9 @@ class SeparableConv2D:
     def __init__(self, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
                  padding: PaddingLike = "valid", dilation=1, depthwise_activation: Optional[str] = None,
                  activation: Optional[str] = None) -> None:
-        self.depthwise = DepthwiseConv2D(w_depthwise, b_depthwise, stride=stride, padding=padding,
+        wd = as_float32_array("w_depthwise", w_depthwise, ndims=(3, 4))
+        channels = wd.shape[2] * (wd.shape[3] if wd.ndim == 4 else 1)
+        self.depthwise = DepthwiseConv2D(wd, check_bias(b_depthwise, channels, "b_depthwise"), stride=stride, padding=padding,
                                          dilation=dilation, activation=check_activation(
                                              depthwise_activation, "depthwise_activation"))
         wp = as_float32_array("w_pointwise", w_pointwise, 2)
@@ -320,46 +324,51 @@ class SeparableConv2D:
 
 
 def conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1, groups: int = 1,
-           activation: Optional[str] = None, strategy: str = "auto", threads: Optional[int] = None) -> np.ndarray:
+           activation: Optional[str] = None, strategy: str = "auto", out: Optional[np.ndarray] = None,
+           threads: Optional[int] = None) -> np.ndarray:
     """Standard or group convolution of NHWC ``x`` with HWIO ``w`` (KH, KW, C_in/groups, C_out).
 
     Packs ``w`` on every call: to run the same weights repeatedly, build a :class:`Conv2D` once.
     """
     return Conv2D(w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                  activation=activation, strategy=strategy)(x, threads=threads)
+                  activation=activation, strategy=strategy)(x, out=out, threads=threads)
 
 
 def depthwise_conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1,
-                     activation: Optional[str] = None, threads: Optional[int] = None) -> np.ndarray:
+                     activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+                     threads: Optional[int] = None) -> np.ndarray:
     """Depthwise convolution of NHWC ``x`` with ``w`` (KH, KW, C[, M])."""
     return DepthwiseConv2D(w, b, stride=stride, padding=padding, dilation=dilation,
-                           activation=activation)(x, threads=threads)
+                           activation=activation)(x, out=out, threads=threads)
 
 
-def pointwise_conv2d(x, w, b=None, *, activation: Optional[str] = None,
+def pointwise_conv2d(x, w, b=None, *, activation: Optional[str] = None, out: Optional[np.ndarray] = None,
                      threads: Optional[int] = None) -> np.ndarray:
     """1x1 convolution of NHWC ``x`` with ``w`` (C_in, C_out)."""
-    return PointwiseConv2D(w, b, activation=activation)(x, threads=threads)
+    return PointwiseConv2D(w, b, activation=activation)(x, out=out, threads=threads)
 
 
 def separable_conv2d(x, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
                      padding: PaddingLike = "valid", dilation=1, depthwise_activation: Optional[str] = None,
-                     activation: Optional[str] = None, threads: Optional[int] = None) -> np.ndarray:
+                     activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+                     threads: Optional[int] = None) -> np.ndarray:
     """Depthwise separable convolution: depthwise ``w_depthwise`` then pointwise ``w_pointwise``."""
     return SeparableConv2D(w_depthwise, w_pointwise, b_depthwise, b_pointwise, stride=stride, padding=padding,
                            dilation=dilation, depthwise_activation=depthwise_activation,
-                           activation=activation)(x, threads=threads)
+                           activation=activation)(x, out=out, threads=threads)
 
 
-def dense(x, w, b=None, *, activation: Optional[str] = None, threads: Optional[int] = None) -> np.ndarray:
+def dense(x, w, b=None, *, activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+          threads: Optional[int] = None) -> np.ndarray:
     """Fully connected layer: ``x`` (N, in) times ``w`` (in, out) plus ``b``."""
-    return Dense(w, b, activation=activation)(x, threads=threads)
+    return Dense(w, b, activation=activation)(x, out=out, threads=threads)
 
 
 def explain_conv2d(x_shape, w_shape, *, stride=1, padding: PaddingLike = "valid", dilation=1,
                    groups: int = 1, strategy: str = "auto") -> str:
-    """Which strategy ``conv2d`` runs for these shapes, and why, e.g. ``"winograd: 3x3 stride 1 ..."``."""
-    w = np.zeros(tuple(int(d) for d in w_shape), dtype=np.float32)
+    """Which strategy ``conv2d`` runs for these shapes (or arrays), and why, e.g. ``"direct: 1x1 ..."``."""
+    x_shape = getattr(x_shape, "shape", x_shape)
+    w = np.zeros(tuple(int(d) for d in getattr(w_shape, "shape", w_shape)), dtype=np.float32)
     choice = Conv2D(w, stride=stride, padding=padding, dilation=dilation, groups=groups,
                     strategy=strategy).explain(x_shape)
     return f"{choice.strategy}: {choice.reason}"

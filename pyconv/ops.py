@@ -193,7 +193,7 @@ def _channel_vector(name: str, v: Optional[ArrayLike], channels: int, fill: floa
     if v is None:
         return np.full(channels, fill, dtype=np.float32)
     arr = as_float32_array(name, v)
-    if arr.shape == (1,):
+    if arr.shape in ((), (1,)):
         return np.full(channels, arr.reshape(()), dtype=np.float32)
     if arr.shape != (channels,):
         raise ValueError(f"{name} must be a scalar or have shape ({channels},) to match x's last axis, "

@@ -51,10 +51,10 @@ def check_activation(activation: Optional[str], name: str = "activation") -> Opt
 
 
 def check_bias(b, channels: int, name: str = "b") -> Optional[np.ndarray]:
-    """``b`` as a float32 vector of ``channels`` entries, or None."""
+    """A private float32 copy of ``b`` (``channels`` entries), or None: operators own their parameters."""
     if b is None:
         return None
-    bias = as_float32_array(name, b)
+    bias = as_float32_array(name, b).copy()
     if bias.shape != (channels,):
         raise ValueError(f"{name} must have shape ({channels},) to match the output channels, "
                          f"got shape {bias.shape}")
