@@ -105,11 +105,10 @@ def _window_hw(name: str, attrs: dict[str, Any], in_shape: Shape, kernel_field: 
     return out[0], out[1]
 
 
-def _image(name: str, shape: Shape, what: str = "input") -> Shape:
+def _image(name: str, shape: Shape) -> Shape:
     if len(shape) != 3:
-        raise ModelError(f"expected an image {what} [H, W, C], found shape {list(shape)}", layer=name,
-                         field="inputs", hint="use global_avg_pool or flatten before dense layers, "
-                                              "never an image layer after them")
+        raise ModelError(f"expected an image input [H, W, C], found shape {list(shape)}", layer=name,
+                         field="inputs", hint="image layers cannot follow flatten, global_avg_pool or dense")
     return shape
 
 

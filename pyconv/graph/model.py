@@ -107,7 +107,12 @@ class Profile:
 
 
 class Model:
-    """A loaded model; see :func:`load`. Call it (or :meth:`run`) on NHWC numpy arrays."""
+    """A loaded model; see :func:`load`. Call it (or :meth:`run`) on NHWC numpy arrays.
+
+    ``weights`` holds the original (unfolded) weights by layer and param, ``graph`` the nodes that run,
+    ``info`` the per-layer shapes, parameters and MACs. Runs of one model share its arena, so a model
+    must not run in several threads at once; load one model per thread instead.
+    """
 
     def __init__(self, config: Mapping[str, Any], *, weights: Union[None, str, Path, Mapping[str, Any]] = None,
                  base_dir: Union[str, Path] = ".", threads: Optional[int] = None, strategy: Strategy = None,
@@ -118,6 +123,9 @@ class Model:
         self.weights: LayerWeights = self._read_weights(weights, Path(base_dir))
         self.graph: Graph = lower(self.spec, self.info, self.weights, optimize=optimize)
         self.kernels: dict[str, Kernel] = {name: self._build(node) for name, node in self.graph.nodes.items()}
+        for node in self.graph.nodes.values():
+            # The operators hold what they need; folded kernels would otherwise stay alive a second time.
+            node.weights = {}
         self.threads = resolve_threads(threads)
         self._plans: OrderedDict[int, _Prepared] = OrderedDict()
 
@@ -182,7 +190,7 @@ class Model:
             self._plans.move_to_end(batch)
             return prepared
         plan = plan_memory(self.graph, batch)
-        arena = np.empty(plan.arena_bytes // 4, dtype=np.float32)
+        arena = _aligned_empty(plan.arena_bytes // 4)
         views = {t: arena[off:off + n].reshape(batch, *self.graph.nodes[t].out_shape)
                  for t, (off, n) in plan.offsets.items()}
         steps = []
@@ -379,6 +387,13 @@ class Model:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_weights(weights_path, self.weights)
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def _aligned_empty(size: int) -> np.ndarray:
+    """An uninitialised float32 buffer starting on a 64-byte boundary, so planned offsets stay aligned."""
+    raw = np.empty(size + 16, dtype=np.float32)
+    start = (-raw.ctypes.data % 64) // 4
+    return raw[start:start + size]
 
 
 def _blame(node: Node, exc: Exception) -> Optional[str]:
