@@ -417,9 +417,10 @@ def _eval(layer: dict, ins: list[np.ndarray], weights, out_shape) -> np.ndarray:
     if t == "reshape":
         return x.reshape(x.shape[0], *out_shape)
     if t == "softmax":
+        # The axis indexes the batched NHWC tensor (pyconv.graph's reading; 0, the batch, is invalid).
         axis = layer.get("axis", -1)
-        # A non-negative axis counts per-sample axes, like the layer's shapes.
-        axis = axis + 1 if axis >= 0 else axis
+        if axis == 0 or not -x.ndim < axis < x.ndim:
+            raise ValueError(f"layer {name!r}: softmax axis {axis} of a batched {x.ndim}-D tensor")
         e = np.exp(x - x.max(axis=axis, keepdims=True))
         return e / e.sum(axis=axis, keepdims=True)
     if t == "dropout":

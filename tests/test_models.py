@@ -337,13 +337,14 @@ EVERY_LAYER = {
         {"name": "flat_nhwc", "type": "flatten", "inputs": ["shuffle"]},
         {"name": "dense2", "type": "dense", "inputs": ["flat_nhwc"], "units": 4, "use_bias": False},
         {"name": "rs", "type": "reshape", "inputs": ["cat"], "shape": [-1, 8]},
-        {"name": "sm0", "type": "softmax", "inputs": ["rs"], "axis": 0},
+        {"name": "sm1", "type": "softmax", "inputs": ["rs"], "axis": 1},
         {"name": "rs3", "type": "reshape", "inputs": ["cat"], "shape": [25, 1, 8]},
+        {"name": "sm4", "type": "softmax", "inputs": ["rs3"], "axis": 1},
         {"name": "gap", "type": "global_avg_pool", "inputs": ["ap2"]},
         {"name": "drop", "type": "dropout", "inputs": ["gap"], "rate": 0.5},
         {"name": "dense3", "type": "dense", "inputs": ["drop"], "units": 3},
         {"name": "probs", "type": "softmax", "inputs": ["dense3"]}],
-    "outputs": ["shuffle", "c3", "ap2", "bn1d", "dense2", "sm0", "rs3", "probs"],
+    "outputs": ["shuffle", "c3", "ap2", "bn1d", "dense2", "sm1", "sm4", "rs3", "probs"],
 }
 
 
@@ -352,6 +353,7 @@ def test_every_layer_config_shapes():
     assert s["c1"] == (5, 10, 6) and s["c2"] == (8, 9, 4) and s["c3"] == (9, 8, 2)
     assert s["d1"] == (3, 5, 12) and s["mp"] == (5, 5, 4) and s["ap1"] == (5, 5, 4)
     assert s["ap2"] == (8, 9, 4) and s["rs"] == (25, 8) and s["rs3"] == (25, 1, 8)
+    assert s["sm4"] == (25, 1, 8)
 
 
 def _twin_outputs(config, weights, x, io_layout=None):
@@ -466,8 +468,18 @@ def test_pyconv_matches_reference_with_seeded_weights(graph, name):
             assert rel_err(a, b) < 1e-4, (n, rel_err(a, b))
 
 
+@pytest.mark.parametrize("optimize", [True, False])
+def test_pyconv_matches_reference_on_every_layer_type(graph, optimize):
+    w = ref.random_weights(EVERY_LAYER, seed=5)
+    x = seeded_input(EVERY_LAYER, batch=2)
+    got = graph.Model(EVERY_LAYER, weights=w, optimize=optimize).run(x)
+    for name, b in zip(EVERY_LAYER["outputs"], ref.run(EVERY_LAYER, w, x)):
+        assert got[name].shape == b.shape, name
+        assert rel_err(got[name], b) < 1e-5, name
+
+
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_pyconv_twin_and_reference_agree_with_calibrated_weights(graph, name):
+def test_pyconv_matches_reference_with_calibrated_weights(graph, name):
     """Weights whose BN statistics are measured (activations near unit scale, as in a trained net),
     so the softmax is far from one-hot and its comparison means something too."""
     config = load_config(name)
@@ -480,9 +492,6 @@ def test_pyconv_twin_and_reference_agree_with_calibrated_weights(graph, name):
     got = _pyconv_outputs(graph.Model(sub, weights=w), x, outs)
     for n, a, b in zip(outs, got, expected):
         assert rel_err(a, b) < 1e-4, (n, rel_err(a, b))
-    if importlib.util.find_spec("torch") is not None:
-        for n, a, b in zip(outs, _twin_outputs(sub, w, x), expected):
-            assert rel_err(a, b) < 1e-4, (n, "twin", rel_err(a, b))
 
 
 @pytest.mark.parametrize("name", SHIPPED)

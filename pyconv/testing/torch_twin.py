@@ -209,10 +209,10 @@ def _make_module_classes():
     return PadConv2d, Pool2d
 
 
-def _nhwc_axis_to_internal(axis: int, rank: int) -> int:
-    """A per-sample NHWC axis (as the format counts) -> the twin's batched NCHW axis."""
-    a = axis if axis >= 0 else axis + rank
-    return {0: 2, 1: 3, 2: 1}[a] if rank == 3 else a + 1
+def _nhwc_axis_to_internal(axis: int, ndim: int) -> int:
+    """An axis of the batched NHWC tensor (as the format counts) -> the twin's NCHW axis."""
+    a = axis if axis >= 0 else axis + ndim
+    return {1: 2, 2: 3, 3: 1}[a] if ndim == 4 else a
 
 
 def build_twin(config: dict, weights, io_layout: str | None = None):
@@ -375,8 +375,8 @@ def _build(torch, config, weights, io_layout):
                     if v.dim() == 4:
                         v = v.permute(0, 3, 1, 2)
                 elif t == "softmax":
-                    rank = len(shapes[name])
-                    v = torch.softmax(ins[0], dim=_nhwc_axis_to_internal(layer.get("axis", -1), rank))
+                    v = torch.softmax(ins[0], dim=_nhwc_axis_to_internal(layer.get("axis", -1),
+                                                                         ins[0].dim()))
                 elif t == "dropout":
                     v = ins[0]
                 else:
