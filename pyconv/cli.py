@@ -13,6 +13,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -180,6 +181,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(model.summary(batch=args.batch))
         else:
             _profile(model, args)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not an error. Silence the flush at interpreter exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ModelError, _UsageError, OSError, ValueError, TypeError) as exc:
         if args.debug:
             raise

@@ -344,7 +344,7 @@ class Model:
                   f"Total params: {total_params:,}   Total MACs: {_si(total_macs)} (batch {batch})   "
                   f"threads: {self.threads}",
                   f"{len(self.spec.layers)} config layers run as {len(prepared.steps)} nodes "
-                  f"({len(self.graph.folded)} batch norms folded, {fused} layers fused in all)",
+                  f"({fused} layers merged into their neighbours, {len(self.graph.folded)} of them batch norms)",
                   str(prepared.plan)]
         return "\n".join(lines)
 
