@@ -1,0 +1,238 @@
+"""Naive NumPy reference for pyconv's convolutions: the test oracle.
+
+Written straight from the definitions in docs/architecture.md, independently of the package (it must
+not import pyconv, so that a bug shared by the kernels and their Python wrappers cannot hide here).
+Everything is computed in float64.
+
+Layouts: activations NHWC; conv2d weights HWIO ``(KH, KW, C_in // groups, C_out)``; depthwise weights
+``(KH, KW, C, M)`` with output channel ``c * M + m`` reading input channel ``c``; pointwise weights
+``(C_in, C_out)``; dense weights ``(in_features, out_features)``.
+
+Padding forms: ``"valid"``, ``"same"`` (TensorFlow), an int, ``(pad_h, pad_w)`` or
+``((top, bottom), (left, right))``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "activate",
+    "conv2d_ref",
+    "conv2d_ref_loops",
+    "dense_ref",
+    "depthwise_conv2d_ref",
+    "effective_kernel",
+    "explicit_pads",
+    "output_hw",
+    "pointwise_conv2d_ref",
+    "separable_conv2d_ref",
+]
+
+
+def _pair(v, name):
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    v = tuple(v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {v!r}")
+    return int(v[0]), int(v[1])
+
+
+def effective_kernel(k: int, dilation: int) -> int:
+    """Extent of a dilated kernel: the taps sit at 0, d, ..., (k-1)*d."""
+    return (k - 1) * dilation + 1
+
+
+def _same_pads(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
+    # TensorFlow's rule, as stated in issue 2: out = ceil(in / stride), the total pad is whatever it
+    # takes for the last window to fit, the odd extra pixel goes bottom/right.
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective_kernel(k, dilation) - size, 0)
+    return total // 2, total - total // 2
+
+
+def explicit_pads(padding, in_hw, k_hw, stride=1, dilation=1) -> tuple[int, int, int, int]:
+    """Any padding form -> ``(top, bottom, left, right)``."""
+    sh, sw = _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding == "same":
+            t, b = _same_pads(in_hw[0], k_hw[0], sh, dh)
+            l, r = _same_pads(in_hw[1], k_hw[1], sw, dw)
+            return t, b, l, r
+        raise ValueError(f"unknown padding {padding!r}")
+    if isinstance(padding, (int, np.integer)):
+        p = int(padding)
+        return p, p, p, p
+    a, b = padding
+    if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
+        return int(a), int(a), int(b), int(b)
+    (t, bo), (l, r) = a, b
+    return int(t), int(bo), int(l), int(r)
+
+
+def output_hw(in_hw, k_hw, stride=1, padding="valid", dilation=1):
+    """Output ``(OH, OW)``, or None when the (dilated) kernel does not fit in the padded input."""
+    sh, sw = _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    t, b, l, r = explicit_pads(padding, in_hw, k_hw, stride, dilation)
+    eh = effective_kernel(k_hw[0], dh)
+    ew = effective_kernel(k_hw[1], dw)
+    ph, pw = in_hw[0] + t + b, in_hw[1] + l + r
+    if eh > ph or ew > pw:
+        return None
+    return (ph - eh) // sh + 1, (pw - ew) // sw + 1
+
+
+def activate(y: np.ndarray, activation):
+    if activation is None:
+        return y
+    if activation == "relu":
+        return np.maximum(y, 0.0)
+    if activation == "relu6":
+        return np.minimum(np.maximum(y, 0.0), 6.0)
+    raise ValueError(f"unknown activation {activation!r}")
+
+
+def _padded(x, pads):
+    t, b, l, r = pads
+    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+
+
+def conv2d_ref(x, w, b=None, *, stride=1, padding="valid", dilation=1, groups=1, activation=None):
+    """y[n, oh, ow, o] = act(b[o] + sum_{i, j, c} xpad[n, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c] * w[i, j, c, o])
+
+    with ``g = o // (C_out // groups)`` and ``Cg = C_in // groups``. Raises ValueError when the kernel
+    does not fit in the padded input.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    n, h, wd, cin = x.shape
+    kh, kw, cg, cout = w.shape
+    assert cin % groups == 0 and cout % groups == 0 and cg == cin // groups, (x.shape, w.shape, groups)
+    sh, sw = _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    pads = explicit_pads(padding, (h, wd), (kh, kw), stride, dilation)
+    ohw = output_hw((h, wd), (kh, kw), stride, padding, dilation)
+    if ohw is None:
+        raise ValueError("kernel larger than padded input")
+    oh, ow = ohw
+    xp = _padded(x, pads)
+    og = cout // groups
+    y = np.zeros((n, oh, ow, cout))
+    # One tap at a time: the strided slice is the input pixel each output pixel reads at that tap.
+    for i in range(kh):
+        for j in range(kw):
+            r0, c0 = i * dh, j * dw
+            patch = xp[:, r0:r0 + (oh - 1) * sh + 1:sh, c0:c0 + (ow - 1) * sw + 1:sw, :]
+            for g in range(groups):
+                y[..., g * og:(g + 1) * og] += (
+                    patch[..., g * cg:(g + 1) * cg] @ w[i, j, :, g * og:(g + 1) * og])
+    if b is not None:
+        y += np.asarray(b, dtype=np.float64)
+    return activate(y, activation)
+
+
+def conv2d_ref_loops(x, w, b=None, *, stride=1, padding="valid", dilation=1, groups=1, activation=None):
+    """The same definition with every index spelt out as a Python loop: used to check ``conv2d_ref``
+    itself on tiny shapes (too slow for anything else)."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    n, h, wd, cin = x.shape
+    kh, kw, cg, cout = w.shape
+    sh, sw = _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    t, _, l, _ = explicit_pads(padding, (h, wd), (kh, kw), stride, dilation)
+    oh, ow = output_hw((h, wd), (kh, kw), stride, padding, dilation)
+    og = cout // groups
+    y = np.zeros((n, oh, ow, cout))
+    for bi in range(n):
+        for p in range(oh):
+            for q in range(ow):
+                for o in range(cout):
+                    g = o // og
+                    acc = 0.0 if b is None else float(b[o])
+                    for i in range(kh):
+                        for j in range(kw):
+                            r = p * sh + i * dh - t
+                            s = q * sw + j * dw - l
+                            if not (0 <= r < h and 0 <= s < wd):
+                                continue
+                            for c in range(cg):
+                                acc += x[bi, r, s, g * cg + c] * w[i, j, c, o]
+                    y[bi, p, q, o] = acc
+    return activate(y, activation)
+
+
+def depthwise_conv2d_ref(x, w, b=None, *, stride=1, padding="valid", dilation=1, activation=None):
+    """Depthwise: output channel ``c * M + m`` is input channel ``c`` convolved with ``w[:, :, c, m]``.
+
+    ``w`` is ``(KH, KW, C, M)``, or ``(KH, KW, C)`` for M = 1.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    if w.ndim == 3:
+        w = w[..., None]
+    n, h, wd, c = x.shape
+    kh, kw, wc, m = w.shape
+    assert wc == c, (x.shape, w.shape)
+    sh, sw = _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    pads = explicit_pads(padding, (h, wd), (kh, kw), stride, dilation)
+    ohw = output_hw((h, wd), (kh, kw), stride, padding, dilation)
+    if ohw is None:
+        raise ValueError("kernel larger than padded input")
+    oh, ow = ohw
+    xp = _padded(x, pads)
+    y = np.zeros((n, oh, ow, c, m))
+    for i in range(kh):
+        for j in range(kw):
+            r0, c0 = i * dh, j * dw
+            patch = xp[:, r0:r0 + (oh - 1) * sh + 1:sh, c0:c0 + (ow - 1) * sw + 1:sw, :]
+            y += patch[..., :, None] * w[i, j]
+    y = y.reshape(n, oh, ow, c * m)
+    if b is not None:
+        y += np.asarray(b, dtype=np.float64)
+    return activate(y, activation)
+
+
+def pointwise_conv2d_ref(x, w, b=None, *, activation=None):
+    """1x1 convolution: ``y[n, h, w, o] = act(b[o] + sum_c x[n, h, w, c] * w[c, o])``."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    y = np.einsum("nhwc,co->nhwo", x, w)
+    if b is not None:
+        y += np.asarray(b, dtype=np.float64)
+    return activate(y, activation)
+
+
+def separable_conv2d_ref(x, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
+                         padding="valid", dilation=1, depthwise_activation=None, activation=None):
+    """Depthwise (with its own bias and activation) followed by pointwise."""
+    mid = depthwise_conv2d_ref(x, w_depthwise, b_depthwise, stride=stride, padding=padding,
+                               dilation=dilation, activation=depthwise_activation)
+    return pointwise_conv2d_ref(mid, w_pointwise, b_pointwise, activation=activation)
+
+
+def dense_ref(x, w, b=None, *, activation=None):
+    """``y[n, o] = act(b[o] + sum_i x[n, i] * w[i, o])``."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    y = x @ w
+    if b is not None:
+        y += np.asarray(b, dtype=np.float64)
+    return activate(y, activation)
+
+
+def conv2d_param_count(k: int, c_in: int, c_out: int, groups: int = 1) -> int:
+    """Weights of a K x K group convolution: K*K*(C_in/G)*(C_out/G)*G."""
+    assert c_in % groups == 0 and c_out % groups == 0
+    return k * k * (c_in // groups) * (c_out // groups) * groups
+
+
+def same_output(size: int, stride: int) -> int:
+    return math.ceil(size / stride)

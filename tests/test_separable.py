@@ -1,0 +1,93 @@
+"""pyconv.separable_conv2d / SeparableConv2D (depthwise then pointwise) against the float64 reference.
+
+Covers: a pairwise subset of geometry, channels, multiplier, both biases and both activations; that the
+result equals running DepthwiseConv2D then PointwiseConv2D; the operator protocol; the portable path.
+"""
+import numpy as np
+import pytest
+
+import pyconv
+from conftest import assert_close, cases_param, pairwise, product, rand, rng_for
+from reference import output_hw, separable_conv2d_ref
+
+ACTIVATIONS = [None, "relu", "relu6"]
+AXES = dict(h=[1, 2, 7, 15, 17, 33], w=[1, 3, 8, 16], k=[1, 2, 3, 5, 7], s=[1, 2, 3], d=[1, 2],
+            pad=["valid", "same", 1, (0, 2), ((2, 0), (0, 1))], c=[1, 3, 8, 16, 17, 33],
+            m=[1, 2], cout=[1, 5, 16, 32, 49], n=[1, 3], t=[1, 2], bd=[False, True], bp=[False, True],
+            dact=ACTIVATIONS, act=ACTIVATIONS)
+DEFAULT_CASES = pairwise(AXES, seed=9)
+
+
+def check_separable(case):
+    rng = rng_for("separable", sorted(case.items(), key=str))
+    k, c, m = case["k"], case["c"], case["m"]
+    x = rand(rng, case["n"], case["h"], case["w"], c)
+    wd = rand(rng, k, k, c, m) if m > 1 else rand(rng, k, k, c)
+    wp = rand(rng, c * m, case["cout"])
+    bd = rand(rng, c * m) if case["bd"] else None
+    bp = rand(rng, case["cout"]) if case["bp"] else None
+    kw = dict(stride=case["s"], padding=case["pad"], dilation=case["d"],
+              depthwise_activation=case["dact"], activation=case["act"])
+    if output_hw(x.shape[1:3], (k, k), case["s"], case["pad"], case["d"]) is None:
+        with pytest.raises(ValueError):
+            pyconv.separable_conv2d(x, wd, wp, bd, bp, threads=case["t"], **kw)
+        return
+    ref = separable_conv2d_ref(x, wd, wp, bd, bp, **kw)
+    assert_close(pyconv.separable_conv2d(x, wd, wp, bd, bp, threads=case["t"], **kw), ref,
+                 what="separable_conv2d")
+    op = pyconv.SeparableConv2D(wd, wp, bd, bp, **kw)
+    assert tuple(op.output_shape(x.shape)) == ref.shape
+    assert_close(op(x, threads=case["t"]), ref, what="SeparableConv2D")
+
+
+@cases_param(DEFAULT_CASES)
+def test_separable_matches_reference(case):
+    check_separable(case)
+
+
+def test_equals_depthwise_then_pointwise():
+    rng = rng_for("sep-compose")
+    x = rand(rng, 2, 14, 11, 24)
+    wd, wp = rand(rng, 3, 3, 24, 2), rand(rng, 48, 40)
+    bd, bp = rand(rng, 48), rand(rng, 40)
+    y = pyconv.separable_conv2d(x, wd, wp, bd, bp, stride=2, padding="same",
+                                depthwise_activation="relu6", activation="relu")
+    mid = pyconv.depthwise_conv2d(x, wd, bd, stride=2, padding="same", activation="relu6")
+    two_step = pyconv.pointwise_conv2d(mid, wp, bp, activation="relu")
+    # A fused implementation may sum in another order; equal up to float reassociation.
+    assert_close(y, two_step.astype(np.float64), rtol=1e-5)
+
+
+def test_operator_call_twice_and_out():
+    rng = rng_for("sep-op")
+    x = rand(rng, 1, 9, 9, 16)
+    op = pyconv.SeparableConv2D(rand(rng, 5, 5, 16), rand(rng, 16, 20), padding="same", activation="relu")
+    y1, y2 = op(x), op(x)
+    np.testing.assert_array_equal(y1, y2)
+    out = np.empty((1, 9, 9, 20), np.float32)
+    assert op(x, out=out) is out
+    np.testing.assert_array_equal(out, y1)
+    with pytest.raises(ValueError, match="out"):
+        op(x, out=np.empty((1, 9, 9, 16), np.float32))
+
+
+@pytest.mark.parametrize("wd_shape, wp_shape", [((3, 3, 8), (16, 4)), ((3, 3, 8, 2), (8, 4)),
+                                                ((3, 3, 8, 2), (17, 4))],
+                         ids=["m1-wp16", "m2-wp8", "m2-wp17"])
+def test_pointwise_weight_must_match_depthwise_output(wd_shape, wp_shape):
+    rng = rng_for("sep-mismatch")
+    with pytest.raises(ValueError, match="w_pointwise|w_depthwise"):
+        pyconv.SeparableConv2D(rand(rng, *wd_shape), rand(rng, *wp_shape))
+
+
+@cases_param(DEFAULT_CASES[::4])
+def test_portable_path(portable, case):
+    check_separable(case)
+
+
+@pytest.mark.slow
+@cases_param(product(dict(h=[2, 7, 17], w=[3, 16], k=[1, 3, 5], s=[1, 2], d=[1, 2], pad=["valid", "same"],
+                          c=[1, 8, 17], m=[1, 2], cout=[5, 32], n=[2], t=[2], bd=[True], bp=[True],
+                          dact=["relu6"], act=[None])))
+def test_slow_separable_sweep(case):
+    check_separable(case)
