@@ -27,9 +27,10 @@ cdef extern from "_simd.h" nogil:
     enum:
         PYCONV_GEMM_MR
         PYCONV_GEMM_NR
+        PYCONV_GEMM_NR_NARROW
     ctypedef struct pyconv_dw_geom:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
-    void pyconv_gemm(size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
+    void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
                      float *c, size_t ldc, const float *bias, int accumulate, int act)
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
                        float *y, ptrdiff_t oh, int act)
@@ -53,6 +54,7 @@ IF PYCONV_OPENMP:
 
 GEMM_MR = PYCONV_GEMM_MR
 GEMM_NR = PYCONV_GEMM_NR
+GEMM_NR_NARROW = PYCONV_GEMM_NR_NARROW
 SIMD_LEVEL = PYCONV_SIMD_LEVEL.decode()
 OPENMP = bool(PYCONV_OPENMP)
 
@@ -108,7 +110,8 @@ cdef ptrdiff_t _panel_chunks(ptrdiff_t base_units, ptrdiff_t panels, int threads
 
 ctypedef struct conv_geom:
     ptrdiff_t N, H, W, C, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL
-    ptrdiff_t G, CG, OG, P, K          # groups, channels per group in/out, panels per group, K rows
+    ptrdiff_t G, CG, OG, P, K, NRP     # groups, channels per group in/out, panels per group, K rows,
+                                       # panel width
     ptrdiff_t mblocks, chunks, ppc     # pixel blocks per image, panel chunks, panels per chunk
     ptrdiff_t tpb, kblocks             # taps per K-block (or 0: one tap split into channel chunks)
     const float *x
@@ -175,13 +178,13 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs) n
                     else:
                         tp[s * PYCONV_GEMM_MR + i] = g.zeros
         for p in range(p0, p1):
-            nr = min(PYCONV_GEMM_NR, g.OG - p * PYCONV_GEMM_NR)
+            nr = min(g.NRP, g.OG - p * g.NRP)
             for t in range(ntiles):
                 mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
-                yrow = g.y + (n * M + m0 + t * PYCONV_GEMM_MR) * g.CO + grp * g.OG + p * PYCONV_GEMM_NR
-                pyconv_gemm(mr, nr, ntaps, kc, ptrs + t * ntaps * PYCONV_GEMM_MR,
-                            g.packed + ((grp * g.P + p) * g.K + tap0 * g.CG + c0) * PYCONV_GEMM_NR,
-                            yrow, g.CO, NULL if g.bias == NULL else g.bias + grp * g.OG + p * PYCONV_GEMM_NR,
+                yrow = g.y + (n * M + m0 + t * PYCONV_GEMM_MR) * g.CO + grp * g.OG + p * g.NRP
+                pyconv_gemm(g.NRP, mr, nr, ntaps, kc, ptrs + t * ntaps * PYCONV_GEMM_MR,
+                            g.packed + ((grp * g.P + p) * g.K + tap0 * g.CG + c0) * g.NRP,
+                            yrow, g.CO, NULL if g.bias == NULL else g.bias + grp * g.OG + p * g.NRP,
                             kb > 0, g.act if kb == g.kblocks - 1 else 0)
 
 
@@ -229,13 +232,13 @@ cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const fl
                 row = t * PYCONV_GEMM_MR + i
                 ptrs[t * PYCONV_GEMM_MR + i] = abuf + min(row, rows - 1) * KC
         for p in range(p0, p1):
-            nr = min(PYCONV_GEMM_NR, g.OG - p * PYCONV_GEMM_NR)
+            nr = min(g.NRP, g.OG - p * g.NRP)
             for t in range(ntiles):
                 mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
-                yrow = g.y + (n * M + m0 + t * PYCONV_GEMM_MR) * g.CO + grp * g.OG + p * PYCONV_GEMM_NR
-                pyconv_gemm(mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR,
-                            g.packed + ((grp * g.P + p) * g.K + k0) * PYCONV_GEMM_NR,
-                            yrow, g.CO, NULL if g.bias == NULL else g.bias + grp * g.OG + p * PYCONV_GEMM_NR,
+                yrow = g.y + (n * M + m0 + t * PYCONV_GEMM_MR) * g.CO + grp * g.OG + p * g.NRP
+                pyconv_gemm(g.NRP, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR,
+                            g.packed + ((grp * g.P + p) * g.K + k0) * g.NRP,
+                            yrow, g.CO, NULL if g.bias == NULL else g.bias + grp * g.OG + p * g.NRP,
                             kb > 0, g.act if kb == kblocks - 1 else 0)
 
 
@@ -250,9 +253,9 @@ cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     if groups < 1 or g.C % groups or g.CO % groups:
         raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
     g.CG, g.OG = g.C // groups, g.CO // groups
-    g.P, g.K = packed.shape[1], packed.shape[2]
-    if (y.shape[0] != g.N or packed.shape[0] != groups or packed.shape[3] != PYCONV_GEMM_NR
-            or g.P != _cdiv(g.OG, PYCONV_GEMM_NR) or g.K != kh * kw * g.CG):
+    g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
+    if (y.shape[0] != g.N or packed.shape[0] != groups or not _valid_panel(g.NRP)
+            or g.P != _cdiv(g.OG, g.NRP) or g.K != kh * kw * g.CG):
         raise ValueError(f"packed weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}, kernel {kh}x{kw}, groups {groups}")
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
@@ -387,7 +390,7 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
 # ---------------------------------------------------------------------------------------------- Winograd
 
 ctypedef struct wino_geom:
-    ptrdiff_t N, H, W, C, OH, OW, CO, PT, PL, G, CG, OG, P, TH, TW, tiles, blocks
+    ptrdiff_t N, H, W, C, OH, OW, CO, PT, PL, G, CG, OG, P, NRP, TH, TW, tiles, blocks
     const float *x
     const float *packed       # (16, G, P, CG, NR)
     const float *bias
@@ -416,13 +419,13 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
                     row = min(mt * PYCONV_GEMM_MR + i, count - 1)
                     ptrs[mt * PYCONV_GEMM_MR + i] = v + (xi * WINO_TILES + row) * g.C + grp * g.CG
             for p in range(g.P):
-                nr = min(PYCONV_GEMM_NR, g.OG - p * PYCONV_GEMM_NR)
+                nr = min(g.NRP, g.OG - p * g.NRP)
                 for mt in range(ntiles):
                     mr = min(PYCONV_GEMM_MR, count - mt * PYCONV_GEMM_MR)
-                    pyconv_gemm(mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR,
-                                g.packed + ((xi * g.G + grp) * g.P + p) * g.CG * PYCONV_GEMM_NR,
+                    pyconv_gemm(g.NRP, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR,
+                                g.packed + ((xi * g.G + grp) * g.P + p) * g.CG * g.NRP,
                                 m + (xi * WINO_TILES + mt * PYCONV_GEMM_MR) * g.CO + grp * g.OG
-                                + p * PYCONV_GEMM_NR,
+                                + p * g.NRP,
                                 g.CO, NULL, 0, 0)
     for t in range(count):
         ty = (t0 + t) // g.TW
@@ -448,10 +451,9 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     if groups < 1 or g.C % groups or g.CO % groups:
         raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
     g.CG, g.OG = g.C // groups, g.CO // groups
-    g.P = packed.shape[2]
-    if (y.shape[0] != g.N or packed.shape[0] != 16 or packed.shape[1] != groups
-            or g.P != _cdiv(g.OG, PYCONV_GEMM_NR) or packed.shape[3] != g.CG
-            or packed.shape[4] != PYCONV_GEMM_NR):
+    g.P, g.NRP = packed.shape[2], packed.shape[4]
+    if (y.shape[0] != g.N or packed.shape[0] != 16 or packed.shape[1] != groups or not _valid_panel(g.NRP)
+            or g.P != _cdiv(g.OG, g.NRP) or packed.shape[3] != g.CG):
         raise ValueError(f"packed Winograd weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}, groups {groups}")
     if pt < 0 or pl < 0:
@@ -529,7 +531,7 @@ def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const f
 
 ctypedef struct sep_geom:
     pyconv_dw_geom dw
-    ptrdiff_t N, OH, CO, P, R, rblocks, chunks, ppc
+    ptrdiff_t N, OH, CO, P, NRP, R, rblocks, chunks, ppc
     const float *x
     const float *wd
     const float *bd
@@ -563,13 +565,13 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
             for i in range(PYCONV_GEMM_MR):
                 ptrs[t * PYCONV_GEMM_MR + i] = buf + min(t * PYCONV_GEMM_MR + i, rows - 1) * C + c0
         for p in range(p0, p1):
-            nr = min(PYCONV_GEMM_NR, g.CO - p * PYCONV_GEMM_NR)
+            nr = min(g.NRP, g.CO - p * g.NRP)
             for t in range(ntiles):
                 mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
-                yrow = g.y + ((n * g.OH + r0) * OW + t * PYCONV_GEMM_MR) * g.CO + p * PYCONV_GEMM_NR
-                pyconv_gemm(mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR,
-                            g.packed + (p * C + c0) * PYCONV_GEMM_NR, yrow, g.CO,
-                            NULL if g.bias == NULL else g.bias + p * PYCONV_GEMM_NR,
+                yrow = g.y + ((n * g.OH + r0) * OW + t * PYCONV_GEMM_MR) * g.CO + p * g.NRP
+                pyconv_gemm(g.NRP, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR,
+                            g.packed + (p * C + c0) * g.NRP, yrow, g.CO,
+                            NULL if g.bias == NULL else g.bias + p * g.NRP,
                             kb > 0, g.act if kb == kblocks - 1 else 0)
 
 
@@ -585,9 +587,9 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
     g.dw = _dw_geom(x, wd, y, kh, kw, sh, sw, dh, dw, pt, pl)
     cdef ptrdiff_t C = g.dw.C
     g.N, g.OH, g.CO = x.shape[0], y.shape[1], y.shape[3]
-    g.P = packed.shape[1]
+    g.P, g.NRP = packed.shape[1], packed.shape[3]
     if (y.shape[0] != g.N or packed.shape[0] != 1 or packed.shape[2] != C
-            or packed.shape[3] != PYCONV_GEMM_NR or g.P != _cdiv(g.CO, PYCONV_GEMM_NR)):
+            or not _valid_panel(g.NRP) or g.P != _cdiv(g.CO, g.NRP)):
         raise ValueError(f"pointwise weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}")
     if (bd is not None and bd.shape[0] != C) or (bias is not None and bias.shape[0] != g.CO):
@@ -623,6 +625,10 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+cdef bint _valid_panel(ptrdiff_t nrp) noexcept:
+    return nrp == PYCONV_GEMM_NR or nrp == PYCONV_GEMM_NR_NARROW
+
 
 cdef float[::1] _zeros(ptrdiff_t n):
     import numpy as np

@@ -7,7 +7,7 @@
  *                       im2col, direct convolution (a pointer per tap) and Winograd's batched GEMMs)
  *   pyconv_dw_row       one output row of a depthwise convolution, all channels, NHWC
  *
- * Conventions: B is packed in panels of PYCONV_GEMM_NR columns, rows contiguous, zero-padded past the
+ * Conventions: B is packed in panels of PYCONV_GEMM_NR (or 16) columns, rows contiguous, zero-padded past the
  * last real column; row pointers past mr must still point at readable memory (the caller repeats a
  * valid row); activation codes: 0 none, 1 relu, 2 relu6, applied when the tile is stored.
  */
@@ -30,6 +30,9 @@
 #define PYCONV_GEMM_NR 16
 #endif
 
+/* Panels are PYCONV_GEMM_NR wide, or 16 for layers whose (per-group) output is at most 16 channels. */
+#define PYCONV_GEMM_NR_NARROW 16
+#define PYCONV_GEMM_NR_MAX 32
 #define PYCONV_ALIGN 64
 
 /* Process-wide switch to the portable paths, for testing them on a SIMD build. */
@@ -48,19 +51,19 @@ static inline void *pyconv_aligned_alloc(size_t bytes) {
 
 /* ---------------------------------------------------------------- GEMM: portable */
 
-static void pyconv_gemm_portable(size_t mr, size_t nr, size_t ks, size_t kc,
+static void pyconv_gemm_portable(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc,
                                  const float *const *a, const float *b,
                                  float *c, size_t ldc, const float *bias,
                                  int accumulate, int act) {
-    float acc[PYCONV_GEMM_MR][PYCONV_GEMM_NR];
+    float acc[PYCONV_GEMM_MR][PYCONV_GEMM_NR_MAX];
     memset(acc, 0, sizeof(acc));
     for (size_t s = 0; s < ks; s++) {
         const float *const *as = a + s * PYCONV_GEMM_MR;
         for (size_t k = 0; k < kc; k++) {
-            const float *bk = b + (s * kc + k) * PYCONV_GEMM_NR;
+            const float *bk = b + (s * kc + k) * nrp;
             for (size_t i = 0; i < mr; i++) {
                 const float av = as[i][k];
-                for (size_t j = 0; j < PYCONV_GEMM_NR; j++) acc[i][j] += av * bk[j];
+                for (size_t j = 0; j < nrp; j++) acc[i][j] += av * bk[j];
             }
         }
     }
@@ -139,6 +142,55 @@ pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t 
 #undef PYCONV_STORE
 }
 
+/* The 16-column twin: 12 accumulators, one load of B and ROWS broadcasts per k. */
+static inline __attribute__((always_inline)) void
+pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
+                          const float *const *a, const float *b, float *c, size_t ldc,
+                          const float *bias, int accumulate, int act) {
+    __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0, x6 = x0, x7 = x0,
+           x8 = x0, x9 = x0, x10 = x0, x11 = x0;
+    for (size_t s = 0; s < ks; s++) {
+        const float *const *as = a + s * PYCONV_GEMM_MR;
+        const float *a0 = as[0], *a1 = as[1], *a2 = as[2], *a3 = as[3];
+        const float *a4 = ROWS > 4 ? as[4] : a0, *a5 = ROWS > 4 ? as[5] : a0, *a6 = ROWS > 4 ? as[6] : a0,
+                    *a7 = ROWS > 4 ? as[7] : a0;
+        const float *a8 = ROWS > 8 ? as[8] : a0, *a9 = ROWS > 8 ? as[9] : a0, *a10 = ROWS > 8 ? as[10] : a0,
+                    *a11 = ROWS > 8 ? as[11] : a0;
+        for (size_t k = 0; k < kc; k++) {
+            const __m512 b0 = _mm512_load_ps(b);
+            b += 16;
+#define PYCONV_ROW(i) if (ROWS > i) x##i = _mm512_fmadd_ps(_mm512_set1_ps(a##i[k]), b0, x##i);
+            PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)
+            PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)
+#undef PYCONV_ROW
+        }
+    }
+    const __mmask16 m0 = pyconv_mask16(nr);
+    __m512 base0 = _mm512_setzero_ps();
+    if (!accumulate && bias) base0 = _mm512_maskz_loadu_ps(m0, bias);
+#define PYCONV_STORE(i)                                                                   \
+    if (ROWS > i && mr > i) {                                                             \
+        float *ci = c + i * ldc;                                                          \
+        __m512 v0 = _mm512_add_ps(x##i, accumulate ? _mm512_maskz_loadu_ps(m0, ci) : base0); \
+        _mm512_mask_storeu_ps(ci, m0, pyconv_act512(v0, act));                            \
+    }
+    PYCONV_STORE(0) PYCONV_STORE(1) PYCONV_STORE(2) PYCONV_STORE(3) PYCONV_STORE(4) PYCONV_STORE(5)
+    PYCONV_STORE(6) PYCONV_STORE(7) PYCONV_STORE(8) PYCONV_STORE(9) PYCONV_STORE(10) PYCONV_STORE(11)
+#undef PYCONV_STORE
+}
+
+static void pyconv_gemm_12x16_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
+                                     const float *b, float *c, size_t ldc, const float *bias,
+                                     int accumulate, int act) {
+    pyconv_gemm16_avx512_rows(12, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+}
+
+static void pyconv_gemm_4x16_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
+                                    const float *b, float *c, size_t ldc, const float *bias,
+                                    int accumulate, int act) {
+    pyconv_gemm16_avx512_rows(4, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+}
+
 static void pyconv_gemm_12x32_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
                                      const float *b, float *c, size_t ldc, const float *bias,
                                      int accumulate, int act) {
@@ -158,11 +210,19 @@ static void pyconv_gemm_4x32_avx512(size_t mr, size_t nr, size_t ks, size_t kc, 
 }
 #endif
 
-static inline void pyconv_gemm(size_t mr, size_t nr, size_t ks, size_t kc,
+/* C tile of mr x nr (nr <= nrp, the panel width of b: 16 or PYCONV_GEMM_NR). */
+static inline void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc,
                                const float *const *a, const float *b,
                                float *c, size_t ldc, const float *bias,
                                int accumulate, int act) {
 #if defined(__AVX512F__)
+    if (!pyconv_portable && nrp == 16) {
+        if (mr > 4)
+            pyconv_gemm_12x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+        else
+            pyconv_gemm_4x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+        return;
+    }
     if (!pyconv_portable) {
         if (mr > 8)
             pyconv_gemm_12x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
@@ -173,7 +233,7 @@ static inline void pyconv_gemm(size_t mr, size_t nr, size_t ks, size_t kc,
         return;
     }
 #endif
-    pyconv_gemm_portable(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+    pyconv_gemm_portable(nrp, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
 }
 
 /* ---------------------------------------------------------------- depthwise row */

@@ -7,6 +7,7 @@ import numpy as np
 from . import _kernels
 
 NR = _kernels.GEMM_NR
+NR_NARROW = _kernels.GEMM_NR_NARROW
 _ALIGN = 64
 
 # Winograd F(2x2, 3x3) weight transform (Lavin & Gray 2015): U = G g G^T.
@@ -21,19 +22,26 @@ def aligned_zeros(shape) -> np.ndarray:
     return raw[offset:offset + count].reshape(shape)
 
 
+def panel_width(out_channels: int) -> int:
+    """Columns per packed panel: the wide tile, or the 16-wide one when a (group's) output is narrow
+    enough that the wide tile would compute mostly padding."""
+    return NR_NARROW if out_channels <= NR_NARROW else NR
+
+
 def _panels(w: np.ndarray) -> np.ndarray:
-    """(..., K, O) -> (..., P, K, NR): O split into zero-padded panels of NR columns."""
+    """(..., K, O) -> (..., P, K, nr): O split into zero-padded panels of nr columns."""
     *lead, k, o = w.shape
-    p = -(-o // NR)
-    packed = aligned_zeros((*lead, p, k, NR))
-    padded = np.zeros((*lead, k, p * NR), dtype=np.float32)
+    nr = panel_width(o)
+    p = -(-o // nr)
+    packed = aligned_zeros((*lead, p, k, nr))
+    padded = np.zeros((*lead, k, p * nr), dtype=np.float32)
     padded[..., :o] = w
-    packed[...] = np.moveaxis(padded.reshape(*lead, k, p, NR), -2, -3)
+    packed[...] = np.moveaxis(padded.reshape(*lead, k, p, nr), -2, -3)
     return packed
 
 
 def pack_gemm_weights(w: np.ndarray, groups: int) -> np.ndarray:
-    """HWIO weights (KH, KW, C_in/G, C_out) -> (G, P, KH*KW*C_in/G, NR) for the GEMM kernels.
+    """HWIO weights (KH, KW, C_in/G, C_out) -> (G, P, KH*KW*C_in/G, nr) for the GEMM kernels.
 
     Row r = (kh*KW + kw)*C_in/G + i of a group's panels is tap (kh, kw), input channel i: the order in
     which both the direct and the im2col kernels walk K.
@@ -45,7 +53,7 @@ def pack_gemm_weights(w: np.ndarray, groups: int) -> np.ndarray:
 
 
 def pack_winograd_weights(w: np.ndarray, groups: int) -> np.ndarray:
-    """3x3 HWIO weights -> (16, G, P, C_in/G, NR): the 16 transformed 4x4 taps, each a GEMM operand."""
+    """3x3 HWIO weights -> (16, G, P, C_in/G, nr): the 16 transformed 4x4 taps, each a GEMM operand."""
     _, _, cg, co = w.shape
     og = co // groups
     u = np.einsum("ak,klio,bl->abio", _WINO_G, w.astype(np.float64), _WINO_G)

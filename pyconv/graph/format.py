@@ -94,6 +94,12 @@ def _expected(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
+def _field(path: list) -> Optional[str]:
+    """``["padding", 1, 0]`` -> ``"padding[1][0]"``."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return text or None
+
+
 def _schema_error(doc: dict[str, Any], error: jsonschema.ValidationError) -> ModelError:
     path = list(error.absolute_path)
     layer = None
@@ -104,15 +110,14 @@ def _schema_error(doc: dict[str, Any], error: jsonschema.ValidationError) -> Mod
         path = path[2:]
     if error.validator == "required":
         missing = [p for p in error.validator_value if p not in error.instance]
-        return ModelError(f"missing required field {missing[0]!r}", layer=layer,
-                          field=".".join(map(str, path + [missing[0]])))
+        return ModelError(f"missing required field {missing[0]!r}", layer=layer, field=_field(path + [missing[0]]))
     if error.validator == "additionalProperties":
         known = set(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - known)
         kind = f" for type {error.instance.get('type')!r}" if layer is not None else ""
         return ModelError(f"unknown field{kind}; expected one of {', '.join(sorted(known))}",
-                          layer=layer, field=".".join(map(str, path + [extra[0]])))
-    fieldname = ".".join(map(str, path)) or None
+                          layer=layer, field=_field(path + [extra[0]]))
+    fieldname = _field(path)
     hint = None
     if path == ["type"]:
         hint = "known layer types: " + ", ".join(LAYER_TYPES)
