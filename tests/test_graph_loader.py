@@ -229,6 +229,18 @@ def test_weights_file_not_found(tmp_path):
     assert err.hint
 
 
+def test_weights_mapping_may_be_nested():
+    doc = config(conv())
+    nested = {layer: {p: np.full_like(a, 0.25) for p, a in ps.items()} for layer, ps in Model(doc).weights.items()}
+    assert np.all(Model(doc, weights=nested).weights["conv"]["kernel"] == 0.25)
+
+
+def test_binary_file_as_config(tmp_path):
+    path = tmp_path / "w.json"
+    path.write_bytes(b"PK\x03\x04\xff\xfe")
+    assert "UTF-8" in str(pytest.raises(ModelError, load, path).value)
+
+
 def test_weights_npz_next_to_the_config_is_used(tmp_path):
     doc = config(conv())
     w = {k: np.full_like(v, 0.5) for k, v in weights_for(doc).items()}

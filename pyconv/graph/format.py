@@ -63,7 +63,11 @@ def _validator() -> jsonschema.protocols.Validator:
 def read_config(path: Union[str, Path]) -> dict[str, Any]:
     """Read a config file into a dict; malformed JSON is reported with its line and column."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{path.name}: expected UTF-8 JSON text, found byte {exc.object[exc.start]:#04x} at "
+                         f"offset {exc.start}", hint="is this the weights file instead of the config?") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -40,8 +40,9 @@ def load(config_path: Union[str, Path], weights: Union[None, str, Path, Mapping[
          threads: Optional[int] = None, strategy: Strategy = None, optimize: bool = True) -> "Model":
     """Load a model config (JSON) and its weights.
 
-    ``weights``: an ``.npz`` path or a mapping ``"<layer>/<param>" -> array``; by default the file the
-    config names (relative to the config), or seeded weights if it names none. ``strategy``: a conv2d
+    ``weights``: an ``.npz`` path, or a mapping ``"<layer>/<param>" -> array`` (or nested
+    ``layer -> param -> array``, the form of :attr:`Model.weights`); by default the file the config
+    names (relative to the config), or seeded weights if it names none. ``strategy``: a conv2d
     strategy for every conv2d layer, or a mapping from conv2d layer name to strategy, overriding the
     config. ``optimize=False`` skips batch-norm folding and fusion (every layer runs on its own).
     """
@@ -117,7 +118,7 @@ class Model:
     def __init__(self, config: Mapping[str, Any], *, weights: Union[None, str, Path, Mapping[str, Any]] = None,
                  base_dir: Union[str, Path] = ".", threads: Optional[int] = None, strategy: Strategy = None,
                  optimize: bool = True) -> None:
-        self.spec: ModelSpec = parse_config(copy.deepcopy(dict(config)))
+        self.spec: ModelSpec = parse_config(copy.deepcopy(dict(config) if isinstance(config, Mapping) else config))
         self.info: ShapeInfo = infer_shapes(self.spec)
         self._apply_strategy(strategy)
         self.weights: LayerWeights = self._read_weights(weights, Path(base_dir))
@@ -166,7 +167,10 @@ class Model:
 
     def _read_weights(self, weights: Union[None, str, Path, Mapping[str, Any]], base_dir: Path) -> LayerWeights:
         if isinstance(weights, Mapping):
-            return check_weights(weights, self.info.params, "the weights mapping")
+            flat = {f"{layer}/{name}": array for layer, params in weights.items() if isinstance(params, Mapping)
+                    for name, array in params.items()}
+            flat.update({key: array for key, array in weights.items() if not isinstance(array, Mapping)})
+            return check_weights(flat, self.info.params, "the weights mapping")
         path = Path(weights) if weights is not None else (
             base_dir / self.spec.weights if self.spec.weights else None)
         if path is None:
