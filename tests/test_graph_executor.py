@@ -379,3 +379,49 @@ def test_shipped_models_give_sane_logits_with_seeded_weights(name):
     assert probs.shape == (1, 1000) and np.all(np.isfinite(probs))
     assert probs.max() < 0.5, "seeded weights saturate the classifier"
     assert probs.std() > 1e-5, "seeded weights give a constant classifier"
+
+
+def random_dag(seed: int) -> dict:
+    """A random DAG of 4-channel 6x6 tensors: convolutions, batch norms, activations, adds, concats."""
+    rng = np.random.default_rng(seed)
+    names, layers = ["input"], []
+
+    def pick() -> str:
+        return names[int(rng.integers(len(names)))]
+
+    for i in range(int(rng.integers(4, 14))):
+        kind = rng.choice(["pw", "dw", "bn", "act", "add", "cat"])
+        name = f"l{i}"
+        if kind == "pw":
+            layers.append(layer(name, "pointwise_conv2d", pick(), filters=4,
+                                activation=rng.choice([None, "relu", "relu6"])))
+        elif kind == "dw":
+            layers.append(layer(name, "depthwise_conv2d", pick(), kernel=3, padding="same"))
+        elif kind == "bn":
+            layers.append(layer(name, "batch_norm", pick()))
+        elif kind == "act":
+            layers.append(layer(name, "activation", pick(), function=rng.choice(["relu", "relu6"])))
+        elif kind == "add":
+            layers.append(layer(name, "add", pick(), pick(), activation=rng.choice([None, "relu"])))
+        else:
+            layers.append(layer(f"{name}_cat", "concat", pick(), pick()))
+            layers.append(layer(name, "pointwise_conv2d", f"{name}_cat", filters=4))
+        names.append(name)
+    outputs = sorted({names[-1], *rng.choice(names[1:], size=int(rng.integers(1, 3)))})
+    return config(*layers, outputs=outputs, shape=(6, 6, 4))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_dags_match_an_unplanned_unoptimised_run(seed):
+    doc = random_dag(seed)
+    m = model(doc)
+    assert_plan_valid(m, m.plan(2))
+    # Every layer an output: nothing is fused and no buffer is reused, a reference for the wiring.
+    every = dict(doc, outputs=[spec["name"] for spec in doc["layers"][1:]])
+    reference = model(every, optimize=False)
+    assert reference.plan(2).arena_bytes >= reference.plan(2).naive_bytes
+    x = x_for(m, batch=2)
+    got, want = m(x), reference(x)
+    got = got if isinstance(got, dict) else {doc["outputs"][0]: got}
+    for name, array in got.items():
+        close(array, want[name], rtol=1e-5)
