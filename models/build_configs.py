@@ -64,11 +64,13 @@ class Graph:
         x = self.add("logits", "dense", x, units=classes)
         return self.add("predictions", "softmax", x)
 
-    def config(self, outputs: list[str]) -> dict:
+    def config(self, outputs: list[str], description: str, source: str, **metadata) -> dict:
         return {
             "format": "pyconv-model",
             "version": 1,
             "name": self.name,
+            "description": description,
+            "metadata": {"source": source, **metadata, "generator": "models/build_configs.py"},
             "weights": None,
             "seed": 0,
             "layers": self.layers,
@@ -90,7 +92,11 @@ def mobilenet_v1() -> dict:
     for i, (filters, stride) in enumerate(blocks, start=1):
         x = g.dw_bn(f"conv_dw_{i}", x, stride=stride, activation="relu6")
         x = g.conv_bn(f"conv_pw_{i}", x, filters, 1, activation="relu6")
-    return g.config([g.head(x, dropout=1e-3)])
+    return g.config([g.head(x, dropout=1e-3)],
+                    "MobileNet v1, width 1.0, 224x224, ReLU6 (as Keras), TensorFlow 'same' padding",
+                    "Howard et al. 2017, arXiv:1704.04861, Table 1",
+                    layer_names="Keras applications.MobileNet",
+                    preprocessing="RGB scaled to [-1, 1] (Keras' convention for its checkpoints)")
 
 
 def _make_divisible(v: float, divisor: int = 8) -> int:
@@ -129,7 +135,11 @@ def mobilenet_v2() -> dict:
             in_ch = out_ch
             block += 1
     x = g.conv_bn("Conv_1", x, 1280, 1, activation="relu6", bn_name="Conv_1_bn", act_name="out_relu")
-    return g.config([g.head(x)])
+    return g.config([g.head(x)],
+                    "MobileNet v2, width 1.0, 224x224, TensorFlow 'same' padding",
+                    "Sandler et al. 2018, arXiv:1801.04381, Table 2",
+                    layer_names="Keras applications.MobileNetV2",
+                    preprocessing="RGB scaled to [-1, 1] (Keras' convention for its checkpoints)")
 
 
 def xception() -> dict:
@@ -178,7 +188,11 @@ def xception() -> dict:
     x = g.add("block14_sepconv1_act", "activation", x, function="relu")
     x = sep("block14_sepconv2", x, 2048, pre_relu=False)
     x = g.add("block14_sepconv2_act", "activation", x, function="relu")
-    return g.config([g.head(x)])
+    return g.config([g.head(x)],
+                    "Xception, 299x299; entry convolutions unpadded, everything else TensorFlow 'same'",
+                    "Chollet 2017, arXiv:1610.02357, Figure 5",
+                    layer_names="Keras applications.Xception",
+                    preprocessing="RGB scaled to [-1, 1] (Keras' convention for its checkpoints)")
 
 
 def shufflenet_v1_g3() -> dict:
@@ -213,7 +227,9 @@ def shufflenet_v1_g3() -> dict:
             else:
                 x = g.add(f"{p}_add", "add", [y, x], activation="relu")
             in_ch = out_ch
-    return g.config([g.head(x)])
+    return g.config([g.head(x)],
+                    "ShuffleNet v1 1x, g=3, 224x224, TensorFlow 'same' padding",
+                    "Zhang et al. 2017, arXiv:1707.01083, Table 1 and Figure 2")
 
 
 def toy_design_doc() -> dict:
@@ -235,7 +251,9 @@ def toy_design_doc() -> dict:
                         padding="same", groups=3)
     both = g.add("concat", "concat", [same, pw])
     grouped = g.add("group_conv", "conv2d", both, filters=4, kernel=3, padding="same", groups=2)
-    return g.config([same, valid, dw, pw, sepc, dw_as_group, grouped])
+    return g.config([same, valid, dw, pw, sepc, dw_as_group, grouped],
+                    "The convolution-strategies design document's examples as one runnable graph",
+                    "docs: convolution strategies (standard, depthwise separable, group convolution)")
 
 
 MODELS = {
