@@ -425,3 +425,9 @@ def test_random_dags_match_an_unplanned_unoptimised_run(seed):
     got = got if isinstance(got, dict) else {doc["outputs"][0]: got}
     for name, array in got.items():
         close(array, want[name], rtol=1e-5)
+
+
+def test_summary_and_plan_allocate_no_arena():
+    m = model(BN_CHAIN)
+    assert "batch 512" in m.summary(batch=512) and m.plan(512).batch == 512
+    assert not m._plans

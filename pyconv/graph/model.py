@@ -188,6 +188,17 @@ class Model:
 
     # --- planning ------------------------------------------------------------------------------------
 
+    def _strategies(self, batch: int) -> list[str]:
+        strategies = []
+        for name, node in self.graph.nodes.items():
+            shape = (batch, *node.in_shapes[0])
+            try:
+                strategies.append(self.kernels[name].strategy(shape))
+            except (ValueError, TypeError) as exc:
+                raise ModelError(f"no strategy for input shape {shape}: {exc}", layer=node.layers[0],
+                                 field=_blame(node, exc)) from exc
+        return strategies
+
     def _prepare(self, batch: int) -> _Prepared:
         prepared = self._plans.get(batch)
         if prepared is not None:
@@ -197,15 +208,8 @@ class Model:
         arena = _aligned_empty(plan.arena_bytes // 4)
         views = {t: arena[off:off + n].reshape(batch, *self.graph.nodes[t].out_shape)
                  for t, (off, n) in plan.offsets.items()}
-        steps = []
-        for name, node in self.graph.nodes.items():
-            kernel = self.kernels[name]
-            try:
-                strategy = kernel.strategy((batch, *node.in_shapes[0]))
-            except (ValueError, TypeError) as exc:
-                raise ModelError(f"no strategy for input shape {(batch, *node.in_shapes[0])}: {exc}",
-                                 layer=node.layers[0], field=_blame(node, exc)) from exc
-            steps.append(_Step(node, kernel, [views.get(src, src) for src in node.inputs], views[name], strategy))
+        steps = [_Step(node, self.kernels[name], [views.get(src, src) for src in node.inputs], views[name], strategy)
+                 for (name, node), strategy in zip(self.graph.nodes.items(), self._strategies(batch))]
         outputs = {o: views.get(t, t) for o, t in self.graph.outputs.items()}
         prepared = _Prepared(plan, arena, steps, outputs)
         self._plans[batch] = prepared
@@ -214,8 +218,9 @@ class Model:
         return prepared
 
     def plan(self, batch: int = 1) -> MemoryPlan:
-        """The memory plan for ``batch`` samples (planned now if that batch size has not run yet)."""
-        return self._prepare(batch).plan
+        """The memory plan for ``batch`` samples (computed, not allocated, if that batch size has not run)."""
+        prepared = self._plans.get(batch)
+        return prepared.plan if prepared is not None else plan_memory(self.graph, batch)
 
     @property
     def memory_plan(self) -> MemoryPlan:
@@ -321,14 +326,12 @@ class Model:
     def summary(self, batch: int = 1) -> str:
         """A Keras-style table of the nodes that run: config layers they compute, output shape,
         parameters (of the original layers), MACs per batch and the strategy chosen for ``batch``."""
-        prepared = self._prepare(batch)
         rows = []
-        for step in prepared.steps:
-            node = step.node
+        for node, strategy in zip(self.graph.nodes.values(), self._strategies(batch)):
             params = sum(math.prod(p.shape) for layer in node.layers for p in self.info.params[layer].values())
             macs = batch * sum(self.info.macs[layer] for layer in node.layers)
             rows.append((f"{node.layers[0]} ({self.spec.layers[node.layers[0]].type})",
-                         str((batch, *node.out_shape)), f"{params:,}", _si(macs), step.strategy,
+                         str((batch, *node.out_shape)), f"{params:,}", _si(macs), strategy,
                          [f"{n} ({self.spec.layers[n].type})" for n in node.layers[1:]]))
         head = ("Layer (type)", "Output shape", "Params", "MACs", "Strategy")
         widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(5)]
@@ -347,9 +350,9 @@ class Model:
         lines += [rule,
                   f"Total params: {total_params:,}   Total MACs: {_si(total_macs)} (batch {batch})   "
                   f"threads: {self.threads}",
-                  f"{len(self.spec.layers)} config layers run as {len(prepared.steps)} nodes "
+                  f"{len(self.spec.layers)} config layers run as {len(self.graph.nodes)} nodes "
                   f"({fused} layers merged into their neighbours, {len(self.graph.folded)} of them batch norms)",
-                  str(prepared.plan)]
+                  str(self.plan(batch))]
         return "\n".join(lines)
 
     def profile(self, x: Union[None, np.ndarray, Mapping[str, Any]] = None, *, repeat: int = 10,
