@@ -433,7 +433,7 @@ def _pyconv_outputs(model, x, names) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def graph():
-    # Imported here, not skipped when missing: the reference and twin tests above need no build, and a
+    # Imported here, not skipped when missing: the config and counting tests above need no build, and a
     # broken pyconv build must fail these tests rather than skip them.
     import pyconv.graph
 
