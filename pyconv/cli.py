@@ -132,7 +132,8 @@ def _top5(name: str, y: np.ndarray) -> Optional[str]:
     is_prob = bool(row.min() >= 0 and abs(row.sum() - 1.0) < 1e-3)
     order = np.argsort(-row, kind="stable")[:5]
     label = "p" if is_prob else "score"
-    return f"top-5 of {name!r}: " + ", ".join(f"{i} ({label}={row[i]:.4g})" for i in order)
+    sample = " (sample 0)" if y.shape[0] > 1 else ""
+    return f"top-5 of {name!r}{sample}: " + ", ".join(f"{i} ({label}={row[i]:.4g})" for i in order)
 
 
 def _run(model: Model, args: argparse.Namespace) -> None:

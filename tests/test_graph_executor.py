@@ -431,3 +431,8 @@ def test_summary_and_plan_allocate_no_arena():
     m = model(BN_CHAIN)
     assert "batch 512" in m.summary(batch=512) and m.plan(512).batch == 512
     assert not m._plans
+
+
+def test_repr_names_the_model_and_its_io():
+    text = repr(model(BRANCHES))
+    assert "'toy'" in text and "(8, 8, 4) NHWC" in text and "['cat', 'fc']" in text

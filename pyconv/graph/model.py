@@ -130,6 +130,12 @@ class Model:
         self.threads = resolve_threads(threads)
         self._plans: OrderedDict[int, _Prepared] = OrderedDict()
 
+    def __repr__(self) -> str:
+        inputs = ", ".join(f"{n} {self.input_shape(n)[1:]} {self.spec.layers[n].attrs['layout']}"
+                           for n in self.spec.inputs)
+        return (f"<pyconv Model {self.name!r}: {len(self.spec.layers)} layers as {len(self.graph.nodes)} nodes, "
+                f"inputs {inputs}, outputs {self.spec.outputs}, {self.threads} thread(s)>")
+
     @property
     def name(self) -> str:
         return self.spec.name
