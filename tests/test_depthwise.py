@@ -109,12 +109,12 @@ def test_operator_call_twice_and_out():
         op(x, out=np.empty(out.shape, np.float64))
 
 
-@cases_param(DEFAULT_CASES[::3])
+@cases_param(DEFAULT_CASES)
 def test_portable_path(portable, case):
     check_depthwise(case)
 
 
-@cases_param(MOBILENET[:4])
+@cases_param(MOBILENET)
 def test_portable_path_mobilenet_layers(portable, case):
     check_depthwise(case)
 

@@ -129,10 +129,15 @@ def test_groups_equal_channels_is_depthwise(strategy, c, m):
     assert_close(y_g, ref)
 
 
-@pytest.mark.parametrize("strategy", ["direct", "im2col"])
-@cases_param(DEFAULT_CASES[::3])
+@pytest.mark.parametrize("strategy", ["direct", "im2col", "auto"])
+@cases_param(DEFAULT_CASES[::2])
 def test_portable_path(portable, strategy, case):
     check_group(case, strategy)
+
+
+@cases_param(WINOGRAD_CASES[::2])
+def test_portable_path_winograd(portable, case):
+    check_group(case, "winograd")
 
 
 @pytest.mark.slow

@@ -50,6 +50,17 @@ def conv_cases(draw):
 @settings(max_examples=80, **SETTINGS)
 @given(conv_cases())
 def test_conv2d_random(c):
+    check_conv2d_case(c)
+
+
+@pytest.mark.slow
+@settings(max_examples=2000, **SETTINGS)
+@given(conv_cases())
+def test_slow_conv2d_random(c):
+    check_conv2d_case(c)
+
+
+def check_conv2d_case(c):
     rng = np.random.default_rng(c["seed"])
     x = rand(rng, c["n"], c["h"], c["w"], c["cin"])
     w = rand(rng, c["kh"], c["kw"], c["cin"] // c["g"], c["cout"])
@@ -77,6 +88,17 @@ def depthwise_cases(draw):
 @settings(max_examples=60, **SETTINGS)
 @given(depthwise_cases())
 def test_depthwise_random(c):
+    check_depthwise_case(c)
+
+
+@pytest.mark.slow
+@settings(max_examples=1000, **SETTINGS)
+@given(depthwise_cases())
+def test_slow_depthwise_random(c):
+    check_depthwise_case(c)
+
+
+def check_depthwise_case(c):
     rng = np.random.default_rng(c["seed"])
     x = rand(rng, c["n"], c["h"], c["w"], c["c"])
     w = rand(rng, c["kh"], c["kw"], c["c"], c["m"])

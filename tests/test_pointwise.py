@@ -120,7 +120,7 @@ def test_dense_operator_call_twice_and_out():
         op(rand(rng, 4, 1, 300))
 
 
-@cases_param(DEFAULT_CASES[::3])
+@cases_param(DEFAULT_CASES[::2])
 def test_portable_path_pointwise(portable, case):
     check_pointwise(case)
 

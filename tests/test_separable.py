@@ -80,7 +80,7 @@ def test_pointwise_weight_must_match_depthwise_output(wd_shape, wp_shape):
         pyconv.SeparableConv2D(rand(rng, *wd_shape), rand(rng, *wp_shape))
 
 
-@cases_param(DEFAULT_CASES[::4])
+@cases_param(DEFAULT_CASES[::2])
 def test_portable_path(portable, case):
     check_separable(case)
 
