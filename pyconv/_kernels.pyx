@@ -19,7 +19,7 @@ depend on the thread count.
 """
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 cdef extern from "_simd.h" nogil:
     int pyconv_portable
@@ -153,7 +153,7 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs) n
     cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
     cdef ptrdiff_t p0 = ch * g.ppc
     cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
-    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, s, i, row, pix, oh, ow, tap, ih, iw, p, nr, mr
+    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, s, i, row, pix, oh, ih0, iw0, kh, kw, ih, iw, p, nr, mr
     cdef const float *img = g.x + n * g.H * g.W * g.C + grp * g.CG
     cdef const float **tp
     cdef float *yrow
@@ -161,22 +161,29 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs) n
         _kblock_range(g, kb, &tap0, &ntaps, &c0, &kc)
         for t in range(ntiles):
             tp = ptrs + t * ntaps * PYCONV_GEMM_MR
-            for s in range(ntaps):
-                tap = tap0 + s
-                for i in range(PYCONV_GEMM_MR):
-                    # Rows past the block repeat its last pixel: readable, computed, never stored.
-                    row = t * PYCONV_GEMM_MR + i
-                    if row >= rows:
-                        row = rows - 1
-                    pix = m0 + row
-                    oh = pix // g.OW
-                    ow = pix - oh * g.OW
-                    ih = oh * g.SH - g.PT + (tap // g.KW) * g.DH
-                    iw = ow * g.SW - g.PL + (tap % g.KW) * g.DW
+            for i in range(PYCONV_GEMM_MR):
+                # Rows past the block repeat its last pixel: readable, computed, never stored.
+                row = t * PYCONV_GEMM_MR + i
+                if row >= rows:
+                    row = rows - 1
+                pix = m0 + row
+                oh = pix // g.OW
+                ih0 = oh * g.SH - g.PT
+                iw0 = (pix - oh * g.OW) * g.SW - g.PL
+                # Walk the taps with counters: a division per pointer would cost more than the GEMM.
+                kh = tap0 // g.KW
+                kw = tap0 - kh * g.KW
+                for s in range(ntaps):
+                    ih = ih0 + kh * g.DH
+                    iw = iw0 + kw * g.DW
                     if ih >= 0 and ih < g.H and iw >= 0 and iw < g.W:
                         tp[s * PYCONV_GEMM_MR + i] = img + (ih * g.W + iw) * g.C + c0
                     else:
                         tp[s * PYCONV_GEMM_MR + i] = g.zeros
+                    kw = kw + 1
+                    if kw == g.KW:
+                        kw = 0
+                        kh = kh + 1
         for p in range(p0, p1):
             nr = min(g.NRP, g.OG - p * g.NRP)
             for t in range(ntiles):
@@ -186,6 +193,13 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs) n
                             g.packed + ((grp * g.P + p) * g.K + tap0 * g.CG + c0) * g.NRP,
                             yrow, g.CO, NULL if g.bias == NULL else g.bias + grp * g.OG + p * g.NRP,
                             kb > 0, g.act if kb == g.kblocks - 1 else 0)
+
+
+cdef inline void _copy(float *dst, const float *src, ptrdiff_t n) noexcept nogil:
+    # Runs here are often a few floats (3-channel images): a call to memcpy would cost more than the copy.
+    cdef ptrdiff_t j
+    for j in range(n):
+        dst[j] = src[j]
 
 
 cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const float **ptrs) noexcept nogil:
@@ -202,31 +216,50 @@ cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const fl
     cdef ptrdiff_t p0 = ch * g.ppc
     cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
     cdef ptrdiff_t kblocks = _cdiv(g.K, KC)
-    cdef ptrdiff_t kb, k0, kc, r, k, tap, c, run, pix, oh, ow, ih, iw, t, i, row, p, nr, mr
+    cdef ptrdiff_t kb, k0, kc, r, k, tap0, c, run, pix, oh, ih0, iw0, kh, kw, ih, iw, t, i, row, p, nr, mr
     cdef const float *img = g.x + n * g.H * g.W * g.C + grp * g.CG
+    cdef bint merge_kw = g.G == 1 and g.DW == 1
+    cdef ptrdiff_t merged = g.KW * g.CG
     cdef float *arow
     cdef float *yrow
     for kb in range(kblocks):
         k0 = kb * KC
         kc = min(KC, g.K - k0)
         # The im2col block: rows = output pixels, columns k0..k0+kc of (tap, channel).
+        tap0 = k0 // g.CG
         for r in range(rows):
             pix = m0 + r
             oh = pix // g.OW
-            ow = pix - oh * g.OW
+            ih0 = oh * g.SH - g.PT
+            iw0 = (pix - oh * g.OW) * g.SW - g.PL
             arow = abuf + r * KC
+            # Walk (tap, channel) with counters rather than divisions: this loop is per output pixel.
+            kh = tap0 // g.KW
+            kw = tap0 - kh * g.KW
+            c = k0 - tap0 * g.CG
             k = k0
             while k < k0 + kc:
-                tap = k // g.CG
-                c = k - tap * g.CG
+                ih = ih0 + kh * g.DH
+                iw = iw0 + kw * g.DW
+                # A whole kernel row of an ungrouped, undilated window is one contiguous run of KW*C
+                # floats: one copy instead of KW (what makes 3-channel first layers fast).
+                if (merge_kw and c == 0 and kw == 0 and k + merged <= k0 + kc and ih >= 0
+                        and ih < g.H and iw >= 0 and iw + g.KW <= g.W):
+                    _copy(arow + (k - k0), img + (ih * g.W + iw) * g.C, merged)
+                    k = k + merged
+                    kh = kh + 1
+                    continue
                 run = min(g.CG - c, k0 + kc - k)
-                ih = oh * g.SH - g.PT + (tap // g.KW) * g.DH
-                iw = ow * g.SW - g.PL + (tap % g.KW) * g.DW
                 if ih >= 0 and ih < g.H and iw >= 0 and iw < g.W:
-                    memcpy(arow + (k - k0), img + (ih * g.W + iw) * g.C + c, run * sizeof(float))
+                    _copy(arow + (k - k0), img + (ih * g.W + iw) * g.C + c, run)
                 else:
                     memset(arow + (k - k0), 0, run * sizeof(float))
                 k = k + run
+                c = 0
+                kw = kw + 1
+                if kw == g.KW:
+                    kw = 0
+                    kh = kh + 1
         for t in range(ntiles):
             for i in range(PYCONV_GEMM_MR):
                 row = t * PYCONV_GEMM_MR + i

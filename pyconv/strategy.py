@@ -65,5 +65,9 @@ def select(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int
         return Choice("winograd", f"3x3 stride 1 with {cg}->{og} channels per group: F(2x2,3x3) does "
                                   "2.25x fewer multiplications and its GEMMs are long enough to pay for "
                                   "the transforms")
+    if kernel_name == "gemm" and groups == 1 and dilation[1] == 1 and kernel[1] * cg <= 32:
+        return Choice("im2col", f"{c_in} input channels: im2col copies each kernel row as one run of "
+                                f"{kernel[1] * cg} floats, so the GEMM gets {kernel[0] * kernel[1] * cg}-long "
+                                f"rows instead of {cg}-long taps")
     return Choice("direct", f"{kernel[0]}x{kernel[1]} stride {stride}, {cg}->{og} channels per group: "
                             + _KERNEL_REASONS[kernel_name])
