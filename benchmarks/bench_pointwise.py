@@ -1,0 +1,16 @@
+"""Pointwise (1x1) convolutions of MobileNet v1 and Xception against numpy matmul at the GEMM shape.
+
+Stride-1 rows run ``pyconv.PointwiseConv2D``; Xception's stride-2 residual 1x1 convs run ``pyconv.Conv2D``
+(strategy auto), while numpy gets their GEMM on the already subsampled input.
+Target (2 threads): >= 90 % of numpy's GFLOP/s at every MobileNet v1 shape, no slower than ONNX Runtime.
+"""
+from harness import Case
+from layer_tables import POINTWISE
+
+PEERS = ("numpy", "onnxruntime", "torch")
+CASES = [Case("pointwise", "pointwise", row, "pointwise" if row.stride == 1 else "conv2d")
+         for row in POINTWISE]
+
+
+def test_pointwise(measure, case, threads):
+    measure(case, threads, PEERS)

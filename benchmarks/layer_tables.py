@@ -1,0 +1,178 @@
+"""Convolution layer tables from real networks: what the kernel benchmarks run.
+
+Every distinct convolution of MobileNet v1 at 224x224 (Howard et al. 2017, Table 1) and of Xception at
+299x299 (Chollet 2017, Fig. 5), each separable convolution split into its depthwise and pointwise halves,
+plus a group-convolution sweep (3x3, 128 -> 128 at 28x28, G in 1..128). Shapes are per layer input,
+batch 1, NHWC; ``padding`` has pyconv's (TensorFlow) meaning.
+
+Layer names follow the Keras reference implementations (``conv_dw_7`` -> ``mnv1_dw7``,
+``block4_sepconv2`` -> ``xc_b4_sep2_dw`` / ``xc_b4_sep2_pw``), so a row can be found in a real model.
+
+This module must not import pyconv: the geometry used to build the peer engines (ONNX Runtime, PyTorch)
+has to come from the papers, not from the code under test.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+
+def _same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2  # TensorFlow puts the odd pixel after
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """One convolution layer: input H x W x C_in, C_out filters of kernel x kernel, groups."""
+
+    name: str
+    H: int
+    W: int
+    C_in: int
+    C_out: int
+    kernel: int
+    stride: int
+    padding: str  # "same" or "valid"
+    groups: int = 1
+
+    @property
+    def pads(self) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+        """Explicit ((top, bottom), (left, right)) pads."""
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        return (_same_pads(self.H, self.kernel, self.stride),
+                _same_pads(self.W, self.kernel, self.stride))
+
+    @property
+    def out_hw(self) -> Tuple[int, int]:
+        (top, bottom), (left, right) = self.pads
+        return ((self.H + top + bottom - self.kernel) // self.stride + 1,
+                (self.W + left + right - self.kernel) // self.stride + 1)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the direct algorithm (what "effective GFLOP/s" is measured against)."""
+        oh, ow = self.out_hw
+        return oh * ow * self.C_out * self.kernel * self.kernel * (self.C_in // self.groups)
+
+    @property
+    def is_pointwise(self) -> bool:
+        return self.kernel == 1 and self.groups == 1
+
+    @property
+    def is_depthwise(self) -> bool:
+        return self.groups == self.C_in == self.C_out and self.kernel > 1
+
+    @property
+    def tag(self) -> str:
+        """The layer as it appears in benchmark ids, e.g. ``mnv1_pw13_7x7x1024x1024``."""
+        suffix = ""
+        if self.kernel != 1:
+            suffix += f"k{self.kernel}"
+        if self.stride != 1:
+            suffix += f"s{self.stride}"
+        if self.groups != 1:
+            suffix += f"g{self.groups}"
+        return f"{self.name}_{self.H}x{self.W}x{self.C_in}x{self.C_out}" + (f"_{suffix}" if suffix else "")
+
+
+def _dw(name: str, hw: int, c: int, stride: int = 1) -> ConvLayer:
+    return ConvLayer(name, hw, hw, c, c, 3, stride, "same", groups=c)
+
+
+def _pw(name: str, hw: int, c_in: int, c_out: int, stride: int = 1) -> ConvLayer:
+    # Xception's strided residual 1x1 convs are "same": at stride 2 that pads nothing, out = ceil(in / 2).
+    return ConvLayer(name, hw, hw, c_in, c_out, 1, stride, "same")
+
+
+# MobileNet v1, Table 1. Rows 7-11 (5 x dw 14x14x512 + pw 512->512) are one distinct shape, kept once as
+# dw7/pw7. Table 1 lists the last depthwise layer as "s2" on a 7x7 input with a 7x7 output: a typo, the
+# reference implementations run it at stride 1, as here. The final FC layer is not a convolution.
+MOBILENET_V1 = (
+    ConvLayer("mnv1_conv1", 224, 224, 3, 32, 3, 2, "same"),
+    _dw("mnv1_dw1", 112, 32),
+    _pw("mnv1_pw1", 112, 32, 64),
+    _dw("mnv1_dw2", 112, 64, stride=2),
+    _pw("mnv1_pw2", 56, 64, 128),
+    _dw("mnv1_dw3", 56, 128),
+    _pw("mnv1_pw3", 56, 128, 128),
+    _dw("mnv1_dw4", 56, 128, stride=2),
+    _pw("mnv1_pw4", 28, 128, 256),
+    _dw("mnv1_dw5", 28, 256),
+    _pw("mnv1_pw5", 28, 256, 256),
+    _dw("mnv1_dw6", 28, 256, stride=2),
+    _pw("mnv1_pw6", 14, 256, 512),
+    _dw("mnv1_dw7", 14, 512),
+    _pw("mnv1_pw7", 14, 512, 512),
+    _dw("mnv1_dw12", 14, 512, stride=2),
+    _pw("mnv1_pw12", 7, 512, 1024),
+    _dw("mnv1_dw13", 7, 1024),
+    _pw("mnv1_pw13", 7, 1024, 1024),
+)
+
+# Xception, Fig. 5. Entry flow: two full 3x3 convs (valid), then three residual blocks of two separable
+# convs + 3x3/2 max pool, with a 1x1 stride-2 conv on the shortcut. Middle flow: 8 x 3 identical separable
+# convs 728 -> 728 at 19x19, kept once (b5_sep1); block13's first separable conv repeats that shape too, so
+# only its second (728 -> 1024) is new. Exit flow: block13 (728, 1024 + shortcut), block14 (1536, 2048).
+XCEPTION = (
+    ConvLayer("xc_b1_conv1", 299, 299, 3, 32, 3, 2, "valid"),
+    ConvLayer("xc_b1_conv2", 149, 149, 32, 64, 3, 1, "valid"),
+    _pw("xc_b2_res", 147, 64, 128, stride=2),
+    _dw("xc_b2_sep1_dw", 147, 64),
+    _pw("xc_b2_sep1_pw", 147, 64, 128),
+    _dw("xc_b2_sep2_dw", 147, 128),
+    _pw("xc_b2_sep2_pw", 147, 128, 128),
+    _pw("xc_b3_res", 74, 128, 256, stride=2),
+    _dw("xc_b3_sep1_dw", 74, 128),
+    _pw("xc_b3_sep1_pw", 74, 128, 256),
+    _dw("xc_b3_sep2_dw", 74, 256),
+    _pw("xc_b3_sep2_pw", 74, 256, 256),
+    _pw("xc_b4_res", 37, 256, 728, stride=2),
+    _dw("xc_b4_sep1_dw", 37, 256),
+    _pw("xc_b4_sep1_pw", 37, 256, 728),
+    _dw("xc_b4_sep2_dw", 37, 728),
+    _pw("xc_b4_sep2_pw", 37, 728, 728),
+    _dw("xc_b5_sep1_dw", 19, 728),
+    _pw("xc_b5_sep1_pw", 19, 728, 728),
+    _pw("xc_b13_res", 19, 728, 1024, stride=2),
+    _pw("xc_b13_sep2_pw", 19, 728, 1024),
+    _dw("xc_b14_sep1_dw", 10, 1024),
+    _pw("xc_b14_sep1_pw", 10, 1024, 1536),
+    _dw("xc_b14_sep2_dw", 10, 1536),
+    _pw("xc_b14_sep2_pw", 10, 1536, 2048),
+)
+
+# The classic ResNet/VGG 3x3 layer: the shape the standard-conv (Winograd) target is set on.
+STANDARD_EXTRA = (ConvLayer("std_3x3", 56, 56, 64, 64, 3, 1, "same"),)
+
+GROUP_COUNTS = (1, 2, 4, 8, 32, 128)
+GROUP_SWEEP = tuple(ConvLayer(f"grp_g{g}", 28, 28, 128, 128, 3, 1, "same", groups=g) for g in GROUP_COUNTS)
+
+NETWORK_ROWS = MOBILENET_V1 + XCEPTION
+POINTWISE = tuple(r for r in NETWORK_ROWS if r.is_pointwise)
+DEPTHWISE = tuple(r for r in NETWORK_ROWS if r.is_depthwise)
+STANDARD = tuple(r for r in NETWORK_ROWS if r.kernel > 1 and r.groups == 1) + STANDARD_EXTRA
+
+
+def network_of(row: ConvLayer) -> str:
+    """Which table a row comes from: ``mobilenet_v1``, ``xception``, ``standard`` or ``group``."""
+    return {"mnv1": "mobilenet_v1", "xc": "xception", "std": "standard", "grp": "group"}[row.name.split("_")[0]]
+
+
+def _check() -> None:
+    # The tables are typed in by hand from the papers: make a slip fail at import, not in a benchmark.
+    names = [r.name for r in NETWORK_ROWS + STANDARD_EXTRA + GROUP_SWEEP]
+    assert len(names) == len(set(names)), "duplicate layer name"
+    shapes = [(r.H, r.W, r.C_in, r.C_out, r.kernel, r.stride, r.padding, r.groups) for r in NETWORK_ROWS]
+    assert len(shapes) == len(set(shapes)), "a network table repeats a shape"
+    assert len(POINTWISE) + len(DEPTHWISE) + len(STANDARD) == len(NETWORK_ROWS) + len(STANDARD_EXTRA)
+    # Each row's output feeds the next layer of its network (strided layers halve H, W).
+    assert [r.out_hw[0] for r in MOBILENET_V1] == [112, 112, 112, 56, 56, 56, 56, 28, 28, 28, 28, 14, 14,
+                                                  14, 14, 7, 7, 7, 7]
+    assert XCEPTION[0].out_hw == (149, 149) and XCEPTION[1].out_hw == (147, 147)
+    assert [r.out_hw[0] for r in XCEPTION if r.stride == 2 and r.kernel == 1] == [74, 37, 19, 10]
+
+
+_check()
