@@ -35,6 +35,7 @@ cdef extern from "_simd.h" nogil:
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
                        float *y, ptrdiff_t oh, int act)
     void *pyconv_aligned_alloc(size_t nbytes)
+    int pyconv_valid_panel(ptrdiff_t nrp)
     ctypedef struct pyconv_gc_geom:
         ptrdiff_t H, W, C, CO, KH, KW, SH, SW, DH, DW, PT, PL, OW, CG, OG
     int pyconv_gconv_supported(ptrdiff_t cg, ptrdiff_t og)
@@ -287,7 +288,7 @@ cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
         raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
     g.CG, g.OG = g.C // groups, g.CO // groups
     g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
-    if (y.shape[0] != g.N or packed.shape[0] != groups or not _valid_panel(g.NRP)
+    if (y.shape[0] != g.N or packed.shape[0] != groups or not pyconv_valid_panel(g.NRP)
             or g.P != _cdiv(g.OG, g.NRP) or g.K != kh * kw * g.CG):
         raise ValueError(f"packed weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}, kernel {kh}x{kw}, groups {groups}")
@@ -485,7 +486,7 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
         raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
     g.CG, g.OG = g.C // groups, g.CO // groups
     g.P, g.NRP = packed.shape[2], packed.shape[4]
-    if (y.shape[0] != g.N or packed.shape[0] != 16 or packed.shape[1] != groups or not _valid_panel(g.NRP)
+    if (y.shape[0] != g.N or packed.shape[0] != 16 or packed.shape[1] != groups or not pyconv_valid_panel(g.NRP)
             or g.P != _cdiv(g.OG, g.NRP) or packed.shape[3] != g.CG):
         raise ValueError(f"packed Winograd weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}, groups {groups}")
@@ -622,7 +623,7 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
     g.N, g.OH, g.CO = x.shape[0], y.shape[1], y.shape[3]
     g.P, g.NRP = packed.shape[1], packed.shape[3]
     if (y.shape[0] != g.N or packed.shape[0] != 1 or packed.shape[2] != C
-            or not _valid_panel(g.NRP) or g.P != _cdiv(g.CO, g.NRP)):
+            or not pyconv_valid_panel(g.NRP) or g.P != _cdiv(g.CO, g.NRP)):
         raise ValueError(f"pointwise weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}")
     if (bd is not None and bd.shape[0] != C) or (bias is not None and bias.shape[0] != g.CO):
@@ -658,10 +659,6 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-cdef bint _valid_panel(ptrdiff_t nrp) noexcept:
-    return nrp == PYCONV_GEMM_NR or nrp == PYCONV_GEMM_NR_NARROW
-
 
 cdef float[::1] _zeros(ptrdiff_t n):
     import numpy as np

@@ -38,6 +38,11 @@
 /* Process-wide switch to the portable paths, for testing them on a SIMD build. */
 static int pyconv_portable = 0;
 
+/* Whether packed weights with panels nrp wide can feed pyconv_gemm. */
+static inline int pyconv_valid_panel(ptrdiff_t nrp) {
+    return nrp == PYCONV_GEMM_NR_NARROW || nrp == PYCONV_GEMM_NR;
+}
+
 static inline float pyconv_activate(float v, int act) {
     if (act >= 1 && v < 0.0f) v = 0.0f;
     if (act == 2 && v > 6.0f) v = 6.0f;
