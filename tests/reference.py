@@ -104,7 +104,8 @@ def _padded(x, pads):
 
 
 def conv2d_ref(x, w, b=None, *, stride=1, padding="valid", dilation=1, groups=1, activation=None):
-    """y[n, oh, ow, o] = act(b[o] + sum_{i, j, c} xpad[n, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c] * w[i, j, c, o])
+    """y[n, oh, ow, o] = act(b[o] + sum_{i, j, c} xpad[n, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c]
+                                                  * w[i, j, c, o])
 
     with ``g = o // (C_out // groups)`` and ``Cg = C_in // groups``. Raises ValueError when the kernel
     does not fit in the padded input.

@@ -148,6 +148,21 @@ def test_rectangular_kernels_and_per_axis_params(strategy, k, s, d, padding):
     assert_close(y, ref)
 
 
+@pytest.mark.parametrize("strategy", ["direct", "im2col", "winograd", "auto"])
+@pytest.mark.parametrize("cin, cout, groups", [(300, 33, 1), (256, 320, 1), (520, 40, 2), (192, 200, 1),
+                                               (96, 16, 1), (130, 17, 1)],
+                         ids=lambda v: str(v))
+def test_wide_layers(strategy, cin, cout, groups):
+    # Channel counts past the 256-deep K block even within a single tap (a tap's channels split
+    # across blocks), and C_out around the 16/32-wide panels.
+    rng = rng_for("wide", strategy, cin, cout, groups)
+    x = rand(rng, 2, 6, 7, cin)
+    w = rand(rng, 3, 3, cin // groups, cout)
+    b = rand(rng, cout)
+    y = pyconv.conv2d(x, w, b, padding="same", groups=groups, activation="relu", strategy=strategy, threads=2)
+    assert_close(y, conv2d_ref(x, w, b, padding="same", groups=groups, activation="relu"))
+
+
 class TestOperator:
     """The prepared operator: packed once, called many times."""
 

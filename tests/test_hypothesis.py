@@ -42,8 +42,10 @@ def conv_cases(draw):
              kh=draw(st.integers(1, 5)), kw=draw(st.integers(1, 5)), stride=draw(pairs),
              dilation=draw(pairs), padding=draw(paddings), bias=draw(st.booleans()), act=draw(activations),
              threads=draw(st.sampled_from([1, 2])), seed=draw(seeds))
-    winograd_ok = (c["kh"], c["kw"]) == (3, 3) and _pair(c["stride"]) == (1, 1) and _pair(c["dilation"]) == (1, 1)
-    c["strategy"] = draw(st.sampled_from(["direct", "im2col", "auto"] + (["winograd"] if winograd_ok else [])))
+    winograd_ok = ((c["kh"], c["kw"]) == (3, 3) and _pair(c["stride"]) == (1, 1)
+                   and _pair(c["dilation"]) == (1, 1))
+    strategies = ["direct", "im2col", "auto"] + (["winograd"] if winograd_ok else [])
+    c["strategy"] = draw(st.sampled_from(strategies))
     return c
 
 

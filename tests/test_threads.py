@@ -194,8 +194,9 @@ def test_thread_split_edge_shapes(strategy, n, h, w):
 
 # ---- concurrent Python threads --------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["conv2d-direct", "conv2d-im2col", "conv2d-winograd", "conv2d-narrow-groups6",
-                                  "depthwise", "separable-fused", "separable-m2", "dense"])
+@pytest.mark.parametrize("name", ["conv2d-direct", "conv2d-im2col", "conv2d-winograd",
+                                  "conv2d-narrow-groups6", "depthwise", "separable-fused", "separable-m2",
+                                  "dense"])
 def test_concurrent_calls_on_one_operator(name):
     # Four Python threads share one prepared operator (and any scratch it keeps) with different inputs.
     op, x, _ = OPS[name]
