@@ -33,7 +33,7 @@ cdef extern from "_simd.h" nogil:
     void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
                      float *c, size_t ldc, const float *bias, int accumulate, int act)
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
-                       float *y, ptrdiff_t oh, int act)
+                       float *y, ptrdiff_t oh, ptrdiff_t c_begin, ptrdiff_t c_end, int act)
     void *pyconv_aligned_alloc(size_t nbytes)
     int pyconv_valid_panel(ptrdiff_t nrp)
     ctypedef struct pyconv_gc_geom:
@@ -541,24 +541,35 @@ cdef pyconv_dw_geom _dw_geom(const float[:, :, :, ::1] x, const float[:, ::1] w,
 def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const float[::1] bias,
                      float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
                      int act, int threads):
-    """Depthwise convolution, one filter per channel. w: (KH*KW, C) IN; y: (N, OH, OW, C) OUT."""
+    """Depthwise convolution, one filter per channel. w: (KH*KW, C) IN; y: (N, OH, OW, C) OUT.
+
+    Work unit: one output row, or a 32-channel-aligned slice of it when the image has too few rows
+    to keep every thread busy (7x7x1024).
+    """
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef pyconv_dw_geom g = _dw_geom(x, w, y, kh, kw, sh, sw, dh, dw, pt, pl)
     if y.shape[0] != x.shape[0] or y.shape[3] != g.C or (bias is not None and bias.shape[0] != g.C):
         raise ValueError(f"depthwise output {tuple(y.shape)} or bias does not match x {tuple(x.shape)}")
     cdef ptrdiff_t N = x.shape[0], OH = y.shape[1]
+    cdef ptrdiff_t rows = N * OH, blocks = _cdiv(g.C, 32)
+    cdef ptrdiff_t chunks = _panel_chunks(rows, blocks, threads)
+    cdef ptrdiff_t chunk = _cdiv(blocks, chunks) * 32
+    chunks = _cdiv(g.C, chunk)
     cdef ptrdiff_t xstride = g.H * g.W * g.C, ystride = OH * g.OW * g.C
     cdef const float *xp = &x[0, 0, 0, 0]
     cdef const float *wp = &w[0, 0]
     cdef const float *bp = _opt_ptr(bias)
     cdef float *yp = &y[0, 0, 0, 0]
-    cdef int nt = _team(threads, N * OH, <double>N * OH * g.OW * g.C * kh * kw)
-    cdef ptrdiff_t u
+    cdef int nt = _team(threads, rows * chunks, <double>N * OH * g.OW * g.C * kh * kw)
+    cdef ptrdiff_t u, row, c0
     with nogil:
-        for u in prange(N * OH, schedule="static", num_threads=nt):
-            pyconv_dw_row(&g, xp + (u // OH) * xstride, wp, bp, yp + (u // OH) * ystride + (u % OH) * g.OW * g.C,
-                          u % OH, act)
+        for u in prange(rows * chunks, schedule="dynamic", num_threads=nt):
+            row = u // chunks
+            c0 = (u % chunks) * chunk
+            pyconv_dw_row(&g, xp + (row // OH) * xstride, wp, bp,
+                          yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, row % OH,
+                          c0, min(c0 + chunk, g.C), act)
 
 
 # ---------------------------------------------------------------------------------------------- separable
@@ -591,7 +602,8 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
     cdef ptrdiff_t r, t, i, kb, c0, kc, p, nr, mr
     cdef float *yrow
     for r in range(nrows):
-        pyconv_dw_row(&g.dw, g.x + n * g.dw.H * g.dw.W * C, g.wd, g.bd, buf + r * OW * C, r0 + r, g.act_dw)
+        pyconv_dw_row(&g.dw, g.x + n * g.dw.H * g.dw.W * C, g.wd, g.bd, buf + r * OW * C, r0 + r, 0, C,
+                      g.act_dw)
     for kb in range(kblocks):
         c0 = kb * KC
         kc = min(KC, C - c0)
