@@ -2,7 +2,8 @@
 
 Kernels: standard, group, depthwise, pointwise and depthwise-separable convolution (``pyconv.conv``),
 pooling and elementwise operators (``pyconv.ops``).  Operators (``Conv2D``, ...) pack their weights once;
-the functions (``conv2d``, ...) run one call.  Models: ``pyconv.load(config)`` (``pyconv.graph``).
+the functions (``conv2d``, ...) run one call.  Models: ``pyconv.load(config)`` (``pyconv.graph``);
+ONNX files: ``pyconv.from_onnx(path)`` (``pyconv.onnx``).
 """
 __version__ = "0.1.0"
 
@@ -10,6 +11,7 @@ from .config import build_info, show_config
 from .conv import (Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D, conv2d, dense,
                    depthwise_conv2d, explain_conv2d, pointwise_conv2d, separable_conv2d)
 from .graph import MemoryPlan, Model, ModelError, Profile, load
+from .onnx import OnnxImportError, from_onnx
 from .ops import (add, avg_pool2d, channel_shuffle, concat, global_avg_pool2d, max_pool2d, scale_shift,
                   softmax)
 from .threads import resolve_threads
@@ -21,4 +23,5 @@ __all__ = [
     "max_pool2d", "avg_pool2d", "global_avg_pool2d", "add", "scale_shift", "concat", "channel_shuffle",
     "softmax",
     "load", "Model", "ModelError", "MemoryPlan", "Profile",
+    "from_onnx", "OnnxImportError",
 ]

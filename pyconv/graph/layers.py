@@ -320,16 +320,54 @@ class BatchNormLayer(LayerType):
 
 
 @register
+class ScaleShiftLayer(LayerType):
+    """``x * scale + shift`` per channel (the last axis): an ONNX ``Mul``/``Add`` by a constant, or a
+    batch norm already reduced to its affine form. Folded like a batch norm into the convolution or
+    dense layer before it."""
+
+    type = "scale_shift"
+    defaults = {"activation": None}
+
+    def params(self, name, attrs, in_shapes):
+        c = (in_shapes[0][-1],)
+        return {"scale": Param(c, "gamma"), "shift": Param(c, "beta")}
+
+    def build(self, attrs, weights, in_shapes):
+        scale, shift, activation = weights["scale"], weights["shift"], attrs["activation"]
+        return Kernel(lambda xs, out, threads: ops.scale_shift(xs[0], scale, shift, activation=activation, out=out,
+                                                               threads=threads), _fixed("elementwise"))
+
+
+@register
 class ActivationLayer(LayerType):
-    """Fused into the producing convolution, dense, add or batch norm when it alone consumes it."""
+    """relu and relu6 fuse into the producing convolution, dense, add, batch norm or scale_shift when it
+    alone consumes them; ``clip`` (general bounds ``min`` / ``max``, either may be null) runs on its own."""
 
     type = "activation"
+    defaults = {"min": None, "max": None}
+
+    def output_shape(self, name, attrs, in_shapes):
+        lo, hi = attrs["min"], attrs["max"]
+        if attrs["function"] != "clip":
+            for bound in ("min", "max"):
+                if attrs[bound] is not None:
+                    raise ModelError(f"expected no {bound} for function {attrs['function']!r} (only 'clip' "
+                                     f"takes bounds), found {attrs[bound]}", layer=name, field=bound)
+        elif lo is None and hi is None:
+            raise ModelError("expected a min or a max bound for function 'clip', found neither", layer=name,
+                             field="min")
+        elif lo is not None and hi is not None and lo > hi:
+            raise ModelError(f"expected min <= max, found min {lo} and max {hi}", layer=name, field="min")
+        return in_shapes[0]
 
     def signal(self, attrs, in_shapes, ins):
-        return _relu(ins[0])
+        return _relu(ins[0]) if attrs["function"] != "clip" else ins[0]
 
     def build(self, attrs, weights, in_shapes):
         function = attrs["function"]
+        if function == "clip":
+            lo, hi = attrs["min"], attrs["max"]
+            return Kernel(lambda xs, out, threads: np.clip(xs[0], lo, hi, out=out), _fixed("elementwise"))
         return Kernel(lambda xs, out, threads: ops.scale_shift(xs[0], activation=function, out=out, threads=threads),
                       _fixed("elementwise"))
 
@@ -361,6 +399,30 @@ class AvgPoolLayer(_PoolLayer):
         kw = dict(kernel=attrs["pool"], stride=attrs["stride"], padding=attrs["padding"],
                   ceil_mode=attrs["ceil_mode"], count_include_pad=attrs["count_include_pad"])
         return Kernel(lambda xs, out, threads: ops.avg_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"))
+
+
+@register
+class PadLayer(LayerType):
+    """Constant padding of the spatial axes, ``padding`` [[top, bottom], [left, right]]. The ONNX importer
+    folds zero pads into the convolution or pooling after them; this layer serves the rest."""
+
+    type = "pad"
+    defaults = {"value": 0.0}
+
+    def output_shape(self, name, attrs, in_shapes):
+        h, w, c = _image(name, in_shapes[0])
+        (top, bottom), (left, right) = attrs["padding"]
+        return (h + top + bottom, w + left + right, c)
+
+    def build(self, attrs, weights, in_shapes):
+        (top, bottom), (left, right) = attrs["padding"]
+        value = attrs["value"]
+
+        def run(xs: Sequence[np.ndarray], out: np.ndarray, threads: int) -> None:
+            _, h, w, _ = xs[0].shape
+            out.fill(value)
+            out[:, top:top + h, left:left + w] = xs[0]
+        return Kernel(run, _fixed("reshape"))
 
 
 @register

@@ -357,7 +357,8 @@ class Model:
                   f"Total params: {total_params:,}   Total MACs: {_si(total_macs)} (batch {batch})   "
                   f"threads: {self.threads}",
                   f"{len(self.spec.layers)} config layers run as {len(self.graph.nodes)} nodes "
-                  f"({fused} layers merged into their neighbours, {len(self.graph.folded)} of them batch norms)",
+                  f"({fused} layers merged into their neighbours, {len(self.graph.folded)} of them batch norms "
+                  f"or scale_shifts)",
                   str(self.plan(batch))]
         return "\n".join(lines)
 

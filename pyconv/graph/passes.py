@@ -4,9 +4,10 @@ Each node computes one or more config layers and is named after the last of them
 referring to the same names. The rewrites, in order:
 
 1. drop identities (dropout) and layers no output depends on;
-2. fold ``batch_norm`` into the convolution or dense layer before it (new kernel and bias, computed in
-   float64);
-3. fuse ``activation`` layers into the convolution, dense, add or batch norm before them;
+2. fold ``batch_norm`` and ``scale_shift`` into the convolution or dense layer before it (new kernel
+   and bias, computed in float64);
+3. fuse relu and relu6 ``activation`` layers into the convolution, dense, add, batch norm or
+   scale_shift before them (a general clip stays a node of its own);
 4. fuse a depthwise convolution (multiplier 1) into the pointwise convolution after it, giving one
    separable node whose ``depthwise_activation`` is the depthwise layer's (possibly fused) activation.
 
@@ -28,7 +29,9 @@ from .weights import LayerWeights
 __all__ = ["Graph", "Node", "lower"]
 
 _FOLDS_BN = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense")
-_TAKES_ACTIVATION = (*_FOLDS_BN, "add", "batch_norm")
+_TAKES_ACTIVATION = (*_FOLDS_BN, "add", "batch_norm", "scale_shift")
+# Activations the operators can apply in their store; a general clip runs as its own node.
+_FUSED_FUNCTIONS = ("relu", "relu6")
 
 
 @dataclass
@@ -99,15 +102,23 @@ def _initial(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights) -> Graph:
     return Graph(nodes=nodes, inputs=list(spec.inputs), outputs={o: alias.get(o, o) for o in spec.outputs})
 
 
+def _affine(node: Node) -> tuple[np.ndarray, np.ndarray]:
+    """A batch norm's or scale_shift's per-channel ``(scale, shift)``, in float64."""
+    w = {k: v.astype(np.float64) for k, v in node.weights.items()}
+    if node.type == "scale_shift":
+        return w["scale"], w["shift"]
+    scale = w["gamma"] / np.sqrt(w["variance"] + node.attrs["epsilon"])
+    return scale, w["beta"] - w["mean"] * scale
+
+
 def _fold_batch_norm(graph: Graph) -> None:
-    for bn in [n for n in graph.nodes.values() if n.type == "batch_norm"]:
+    for bn in [n for n in graph.nodes.values() if n.type in ("batch_norm", "scale_shift")]:
         src = bn.inputs[0]
         conv = graph.nodes.get(src)
         if conv is None or conv.type not in _FOLDS_BN or conv.attrs["activation"] is not None \
                 or not graph.private(src, bn):
             continue
-        w = {k: v.astype(np.float64) for k, v in bn.weights.items()}
-        scale = w["gamma"] / np.sqrt(w["variance"] + bn.attrs["epsilon"])
+        scale, shift = _affine(bn)
         key = "pointwise_kernel" if conv.type == "separable_conv2d" else "kernel"
         kernel = conv.weights[key].astype(np.float64)
         # Output channel c of every kernel layout is its last axis, except depthwise (KH, KW, C, M)
@@ -115,7 +126,8 @@ def _fold_batch_norm(graph: Graph) -> None:
         kernel = kernel * scale.reshape(kernel.shape[-2:] if conv.type == "depthwise_conv2d" else (-1,))
         bias = conv.weights.get("bias", np.zeros_like(scale)).astype(np.float64)
         conv.weights = {**conv.weights, key: kernel.astype(np.float32),
-                        "bias": ((bias - w["mean"]) * scale + w["beta"]).astype(np.float32)}
+                        "bias": (bias * scale + shift).astype(np.float32)}
+        conv.attrs["activation"] = bn.attrs.get("activation")
         graph.merge(conv, bn)
         graph.folded.append(bn.name)
 
@@ -126,7 +138,7 @@ def _compose(first: Optional[str], then: str) -> str:
 
 
 def _fuse_activations(graph: Graph) -> None:
-    for act in [n for n in graph.nodes.values() if n.type == "activation"]:
+    for act in [n for n in graph.nodes.values() if n.type == "activation" and n.attrs["function"] in _FUSED_FUNCTIONS]:
         src = act.inputs[0]
         producer = graph.nodes.get(src)
         if producer is None or producer.type not in _TAKES_ACTIVATION or not graph.private(src, act):

@@ -1,0 +1,297 @@
+"""ONNX graph -> pyconv config and weights; :func:`from_onnx` loads the result as a :class:`~pyconv.Model`.
+
+The conversion walks the nodes once, in order. Every ONNX tensor the model computes becomes a
+:class:`Tensor`: the pyconv layer holding it and how its NCHW ONNX shape maps onto that layer's
+per-sample NHWC shape. The layout changes only at the boundary: the input layer takes NCHW arrays
+(``"layout": "NCHW"``), 4-D outputs are returned NCHW (``"output_layout": "NCHW"``), and weights are
+transposed here, once. Some ONNX tensors are never materialised: a zero ``Pad`` stays pending until a
+convolution or pooling absorbs it into its own pads, and the Reshape-Transpose-Reshape of a channel
+shuffle becomes one ``channel_shuffle`` layer when its last Reshape arrives.
+
+Layers are named after their ONNX node (or output tensor, for nodes without a name); the layers that
+compute graph outputs carry the output names, so ``model.run`` returns them under the ONNX names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+
+import numpy as np
+
+from ..graph.errors import ModelError
+from ..graph.layers import LAYER_TYPES, Shape
+from .reader import (BATCH, FOLDABLE, OnnxGraph, OnnxImportError, OnnxNode, Source, constant_value, fold,
+                     read_model)
+
+if TYPE_CHECKING:
+    from ..graph.model import Model
+
+__all__ = ["Context", "Tensor", "convert", "from_onnx", "onnx_to_config"]
+
+Pads = tuple[int, int, int, int]  # top, bottom, left, right
+_NO_PADS: Pads = (0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An ONNX tensor computed by the model, as pyconv holds it.
+
+    ``kind``: ``"image"`` (ONNX ``(N, C, H, W)``, layer output ``(H, W, C)``), ``"flat"`` (``(N, F)``,
+    ``(F,)``) or ``"pooled"`` (a global pool's ``(N, C, 1, 1)``, held as ``(C,)``). ``pads`` is a zero
+    padding not yet applied to ``layer``'s output; ``shuffle`` marks the middle of a channel-shuffle
+    pattern: ``("split", g)`` after its first Reshape, ``("swapped", g)`` after its Transpose.
+    ``nonneg`` says every value is >= 0 (after a ReLU), which lets a zero pad fold into a max pool.
+    """
+
+    layer: str
+    kind: str
+    shape: Shape
+    pads: Pads = _NO_PADS
+    shuffle: Optional[tuple[str, int]] = None
+    nonneg: bool = False
+
+    @property
+    def padded_hw(self) -> tuple[int, int]:
+        h, w, _ = self.shape
+        return h + self.pads[0] + self.pads[1], w + self.pads[2] + self.pads[3]
+
+    def onnx_shape(self, batch: int) -> tuple[int, ...]:
+        """The ONNX shape of this tensor, with ``batch`` for the batch axis."""
+        if self.kind == "flat":
+            return (batch, *self.shape)
+        if self.kind == "pooled":
+            return (batch, self.shape[0], 1, 1)
+        (h, w), c = self.padded_hw, self.shape[2]
+        if self.shuffle is None:
+            return (batch, c, h, w)
+        stage, g = self.shuffle
+        return (batch, g, c // g, h, w) if stage == "split" else (batch, c // g, g, h, w)
+
+
+class Context:
+    """The conversion state: the layers and weights built so far and the ONNX tensors they hold.
+    Converters (:mod:`pyconv.onnx.ops`) read their inputs and emit layers through it."""
+
+    def __init__(self, graph: OnnxGraph) -> None:
+        self.graph = graph
+        self.opset = graph.opset
+        batches = {i.shape[0] for i in graph.inputs}
+        # Shape nodes report the batch as exported when it is fixed, else the BATCH marker.
+        self.batch = batches.pop() if len(batches) == 1 and None not in batches else BATCH
+        self.layers: list[dict[str, Any]] = []
+        self.weights: dict[str, np.ndarray] = {}
+        self.shapes: dict[str, Shape] = {}
+        self.tensors: dict[str, Tensor] = {}
+        self.constants: dict[str, np.ndarray] = dict(graph.initializers)
+        self._outputs = set(graph.outputs)
+        self._names: set[str] = set(self._outputs)
+        self._materialised: dict[str, Tensor] = {}
+
+    # --- reading inputs ------------------------------------------------------------------------------
+
+    def const(self, name: str) -> Optional[np.ndarray]:
+        """The constant value of ONNX tensor ``name`` (None for a computed or an omitted input)."""
+        return self.constants.get(name) if name else None
+
+    def input_const(self, node: OnnxNode, index: int, what: str) -> np.ndarray:
+        """Input ``index`` of ``node``, which must be a constant (weights, shapes, bounds)."""
+        name = node.inputs[index] if index < len(node.inputs) else ""
+        value = self.const(name)
+        if value is None:
+            raise OnnxImportError(f"expected {what} (input {index}) to be a constant (an initializer or computed "
+                                  f"from constants), found {'nothing' if not name else 'a computed tensor ' + repr(name)}")
+        return value
+
+    def raw(self, name: str) -> Tensor:
+        """The tensor ``name`` as held, pending pads and shuffle stages included."""
+        if name in self.constants:
+            raise OnnxImportError(f"expected a computed tensor, found the constant {name!r} "
+                                  f"of shape {list(self.constants[name].shape)}")
+        return self.tensors[name]
+
+    def value(self, name: str) -> Tensor:
+        """The tensor ``name`` with any pending zero pad applied (as a ``pad`` layer, built once)."""
+        t = self.raw(name)
+        if t.shuffle is not None:
+            raise OnnxImportError(f"tensor {name!r} of shape {list(t.onnx_shape(1))} is part of a channel shuffle "
+                                  "(Reshape to (N, g, C/g, H, W), Transpose perm (0, 2, 1, 3, 4), Reshape back); "
+                                  "no other use of it is supported")
+        if t.pads == _NO_PADS:
+            return t
+        if name not in self._materialised:
+            (top, bottom, left, right) = t.pads
+            layer = self.add_layer(f"{name}/pad", "pad", [t.layer], {"padding": [[top, bottom], [left, right]]})
+            self._materialised[name] = Tensor(layer, "image", self.shapes[layer], nonneg=t.nonneg)
+        return self._materialised[name]
+
+    def image(self, name: str, *, keep_pads: bool = False) -> Tensor:
+        """The tensor ``name`` as an image; a global pool's ``(C,)`` is reshaped to ``(1, 1, C)``."""
+        t = self.raw(name) if keep_pads and self.raw(name).shuffle is None else self.value(name)
+        if t.kind == "pooled":
+            key = f"{name}/image"
+            if key not in self._materialised:
+                layer = self.add_layer(f"{name}/reshape", "reshape", [t.layer], {"shape": [1, 1, t.shape[0]]})
+                self._materialised[key] = Tensor(layer, "image", self.shapes[layer], nonneg=t.nonneg)
+            return self._materialised[key]
+        if t.kind != "image":
+            raise OnnxImportError(f"expected an image (N, C, H, W), found tensor {name!r} of shape "
+                                  f"{list(t.onnx_shape(1))}")
+        return t
+
+    # --- building ------------------------------------------------------------------------------------
+
+    def _unique(self, base: str) -> str:
+        name, i = base, 1
+        while name in self._names:
+            i += 1
+            name = f"{base}_{i}"
+        self._names.add(name)
+        return name
+
+    def add_layer(self, base: str, type: str, inputs: Sequence[str], attrs: dict[str, Any],
+                  weights: Optional[dict[str, np.ndarray]] = None, *, exact: bool = False) -> str:
+        """Append a layer named ``base`` (made unique unless ``exact``) and return its name."""
+        name = base if exact else self._unique(base)
+        kind = LAYER_TYPES[type]
+        shape = kind.output_shape(name, kind.normalize(attrs), [self.shapes[i] for i in inputs])
+        self.shapes[name] = tuple(int(d) for d in shape)
+        self.layers.append({"name": name, "type": type, **({"inputs": list(inputs)} if inputs else {}), **attrs})
+        for param, array in (weights or {}).items():
+            self.weights[f"{name}/{param}"] = np.ascontiguousarray(array, dtype=np.float32)
+        return name
+
+    def emit(self, node: OnnxNode, type: str, inputs: Sequence[Tensor], attrs: dict[str, Any],
+             weights: Optional[dict[str, np.ndarray]] = None, *, kind: Optional[str] = None,
+             nonneg: bool = False) -> Tensor:
+        """Add the layer computing ``node``'s first output and record that output. ``kind`` defaults to
+        the first input's."""
+        out = node.outputs[0]
+        kind = kind or inputs[0].kind
+        # A graph output held as a pooled (C,) gets its 4-D reshape under the output name at the end.
+        exact = out in self._outputs and kind != "pooled"
+        base = out if exact else (node.name or out)
+        layer = self.add_layer(base, type, [t.layer for t in inputs], attrs, weights, exact=exact)
+        self.tensors[out] = Tensor(layer, kind, self.shapes[layer], nonneg=nonneg)
+        return self.tensors[out]
+
+    def alias(self, node: OnnxNode, tensor: Tensor, index: int = 0) -> None:
+        """``node``'s output ``index`` is ``tensor`` again (a layout-only or identity op)."""
+        self.tensors[node.outputs[index]] = tensor
+
+
+def _add_input(ctx: Context, name: str, shape: tuple) -> None:
+    if len(shape) == 4:
+        _, c, h, w = shape
+        layer = ctx.add_layer(name, "input", [], {"shape": [h, w, c], "layout": "NCHW"}, exact=True)
+        ctx.tensors[name] = Tensor(layer, "image", ctx.shapes[layer])
+    else:
+        layer = ctx.add_layer(name, "input", [], {"shape": [shape[1]]}, exact=True)
+        ctx.tensors[name] = Tensor(layer, "flat", ctx.shapes[layer])
+
+
+def _shape_of(ctx: Context, node: OnnxNode) -> np.ndarray:
+    shape = np.array(ctx.raw(node.inputs[0]).onnx_shape(ctx.batch), dtype=np.int64)
+    start, end = node.attrs.get("start", 0), node.attrs.get("end")
+    return shape[start:end]
+
+
+def supported_operators() -> list[str]:
+    """The ONNX operator types the importer converts (besides constant shape computations)."""
+    from .ops import CONVERTERS
+    return sorted(CONVERTERS)
+
+
+def _check_operators(graph: OnnxGraph) -> None:
+    from .ops import CONVERTERS
+    known = set(CONVERTERS) | set(FOLDABLE) | {"Constant", "Shape"}
+    bad = [(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}", n.name)
+           for n in graph.nodes if n.domain not in ("", "ai.onnx") or n.op_type not in known]
+    if bad:
+        pairs = ", ".join(f"({op}, {name!r})" for op, name in bad)
+        raise OnnxImportError(
+            f"the model uses {len(bad)} node(s) of unsupported operator types: {pairs}",
+            hint=f"supported operators: {', '.join(supported_operators())}; plus Constant and constant shape "
+                 f"computations ({', '.join(sorted(set(FOLDABLE) | {'Shape'} - set(CONVERTERS)))})")
+
+
+def onnx_to_config(graph: OnnxGraph, name: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The pyconv config and weights (``"<layer>/<param>"`` -> array) of a parsed ONNX graph."""
+    from .ops import CONVERTERS
+
+    _check_operators(graph)
+    ctx = Context(graph)
+    for inp in graph.inputs:
+        _add_input(ctx, inp.name, inp.shape)
+    problems: list[str] = []
+    failed: set[str] = set()
+    for node in graph.nodes:
+        if any(i in failed for i in node.inputs):
+            failed.update(node.outputs)  # downstream of a reported problem: not reported again
+            continue
+        try:
+            if node.op_type == "Constant":
+                ctx.constants[node.outputs[0]] = constant_value(node)
+            elif node.op_type in FOLDABLE and all(not i or i in ctx.constants for i in node.inputs):
+                ctx.constants[node.outputs[0]] = fold(node, [ctx.const(i) for i in node.inputs], ctx.opset)
+            elif node.op_type == "Shape":
+                ctx.constants[node.outputs[0]] = _shape_of(ctx, node)
+            elif node.op_type in CONVERTERS:
+                CONVERTERS[node.op_type](ctx, node)
+            else:
+                raise OnnxImportError(f"{node.op_type} is supported only on constants (shape computations), "
+                                      "found a computed input")
+        except (OnnxImportError, ModelError) as exc:
+            problems.append(f"{node.label}: {exc}")
+            failed.update(node.outputs)
+    outputs = []
+    for out in graph.outputs:
+        if out in failed:
+            continue
+        try:
+            outputs.append(_output(ctx, out))
+        except (OnnxImportError, ModelError) as exc:
+            problems.append(f"graph output {out!r}: {exc}")
+    if problems:
+        raise OnnxImportError(f"cannot import the model: {len(problems)} problem(s): " + "; ".join(problems),
+                              hint="docs/model-format.md lists the supported ONNX operators and their forms")
+    config = {"format": "pyconv-model", "version": 1, "name": name or graph.name or "onnx_model",
+              "description": f"imported from ONNX (opset {graph.opset}, producer {graph.producer or 'unknown'})",
+              "metadata": {"source": "onnx", "opset": graph.opset, "producer": graph.producer,
+                           "onnx_inputs": [i.name for i in graph.inputs], "onnx_outputs": list(graph.outputs)},
+              "layers": ctx.layers, "outputs": outputs, "output_layout": "NCHW"}
+    return config, ctx.weights
+
+
+def _output(ctx: Context, out: str) -> str:
+    if out in ctx.constants:
+        raise OnnxImportError("a graph output that is a constant is not supported")
+    t = ctx.value(out)
+    if t.kind == "pooled":
+        return ctx.add_layer(out, "reshape", [t.layer], {"shape": [1, 1, t.shape[0]]}, exact=True)
+    if t.layer != out:
+        # An identity layer gives the output its ONNX name (the loader removes it).
+        return ctx.add_layer(out, "dropout", [t.layer], {}, exact=True)
+    return out
+
+
+def convert(source: Source) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read an ONNX model (a path or its bytes) into a pyconv config and its weights."""
+    graph = read_model(source)
+    stem = Path(source).stem if isinstance(source, (str, Path)) else ""
+    return onnx_to_config(graph, name=graph.name if graph.name and graph.name not in ("torch_jit", "main_graph")
+                          else stem)
+
+
+def from_onnx(source: Union[str, Path, bytes], *, threads: Optional[int] = None) -> "Model":
+    """Import an ONNX model (a file path or the model's bytes) as a pyconv :class:`~pyconv.Model`.
+
+    The model keeps the ONNX interface: inputs of the same names in NCHW, outputs under the ONNX output
+    names, 4-D outputs NCHW; ``model.run(x)`` or ``model.run({name: x})`` returns what onnxruntime would.
+    Needs the ``onnx`` package (``pip install 'pyconv[onnx]'``). Unsupported operators, malformed files
+    and shapes pyconv cannot serve raise :class:`OnnxImportError` (a ``pyconv.ModelError``).
+    """
+    from ..graph.model import Model
+
+    config, weights = convert(source)
+    return Model(config, weights=weights, threads=threads)

@@ -1,0 +1,551 @@
+"""One converter per ONNX operator type: ``CONVERTERS[op_type](ctx, node)`` emits pyconv layers.
+
+A converter reads its inputs through the :class:`~pyconv.onnx.convert.Context` (constants, or computed
+tensors with their layout), checks the attributes it depends on, and records its outputs. Anything it
+cannot represent exactly raises :class:`~pyconv.onnx.reader.OnnxImportError` saying what and why;
+nothing is dropped silently. Weights are converted to pyconv's layouts here:
+
+- Conv ``(O, I/g, KH, KW)`` -> conv2d HWIO ``(KH, KW, I/g, O)``; a depthwise Conv (group == C_in)
+  ``(C*M, 1, KH, KW)`` -> ``(KH, KW, C, M)``; a 1x1 stride-1 unpadded Conv -> pointwise ``(I, O)``;
+- Gemm / MatMul weights -> dense ``(in, out)``, with Gemm's ``alpha`` and ``beta`` applied.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import numpy as np
+
+from ..padding import output_size, same_pads
+from .reader import BATCH, OnnxImportError, OnnxNode
+
+if TYPE_CHECKING:
+    from .convert import Context, Pads, Tensor
+
+__all__ = ["CONVERTERS"]
+
+Converter = Callable[["Context", OnnxNode], None]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def _converter(*op_types: str) -> Callable[[Converter], Converter]:
+    def register(fn: Converter) -> Converter:
+        for op in op_types:
+            CONVERTERS[op] = fn
+        return fn
+    return register
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _used(node: OnnxNode, index: int) -> bool:
+    return len(node.outputs) > index and bool(node.outputs[index])
+
+
+def _only_first_output(node: OnnxNode, what: str) -> None:
+    if any(_used(node, i) for i in range(1, len(node.outputs))):
+        raise OnnxImportError(f"only the first output is supported, found {what} used as well")
+
+
+# --- sliding windows ---------------------------------------------------------------------------------
+
+def _window(node: OnnxNode, t: "Tensor", kernel: tuple[int, int]) -> tuple[list[int], list[int], "Pads"]:
+    """``strides``, ``dilations`` and the node's own (top, bottom, left, right) pads, ``auto_pad``
+    resolved against the input size (any pending pad included)."""
+    if len(kernel) != 2:
+        raise OnnxImportError(f"only 2-D windows are supported, found kernel {list(kernel)}")
+    strides = [int(s) for s in node.attrs.get("strides", [1, 1])]
+    dilations = [int(d) for d in node.attrs.get("dilations", [1, 1])]
+    auto = _text(node.attrs.get("auto_pad", "NOTSET"))
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pads = []
+        for size, k, s, d in zip(t.padded_hw, kernel, strides, dilations):
+            lo, hi = same_pads(size, k, s, d)
+            pads += [lo, hi] if auto == "SAME_UPPER" else [hi, lo]
+        return strides, dilations, tuple(pads)
+    if auto == "VALID":
+        return strides, dilations, (0, 0, 0, 0)
+    if auto != "NOTSET":
+        raise OnnxImportError(f"unknown auto_pad {auto!r}")
+    top, left, bottom, right = (int(p) for p in node.attrs.get("pads", [0, 0, 0, 0]))
+    if min(top, left, bottom, right) < 0:
+        raise OnnxImportError(f"negative pads are not supported, found {[top, left, bottom, right]}")
+    return strides, dilations, (top, bottom, left, right)
+
+
+def _sum_pads(a: "Pads", b: "Pads") -> "Pads":
+    return tuple(x + y for x, y in zip(a, b))
+
+
+def _padding(pads: "Pads") -> list[list[int]]:
+    return [[pads[0], pads[1]], [pads[2], pads[3]]]
+
+
+def _bias(ctx: "Context", node: OnnxNode, index: int, size: int) -> Optional[np.ndarray]:
+    if len(node.inputs) <= index or not node.inputs[index]:
+        return None
+    b = ctx.input_const(node, index, "the bias")
+    if b.size != size:
+        raise OnnxImportError(f"expected a bias of {size} values, found shape {list(b.shape)}")
+    return b.reshape(size)
+
+
+@_converter("Conv")
+def _conv(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.image(node.inputs[0], keep_pads=True)
+    w = ctx.input_const(node, 1, "the weights").astype(np.float32)
+    if w.ndim != 4:
+        raise OnnxImportError(f"only 2-D convolutions are supported, found weights of shape {list(w.shape)}")
+    group = int(node.attrs.get("group", 1))
+    cout, cin_g, kh, kw = w.shape
+    if list(node.attrs.get("kernel_shape", [kh, kw])) != [kh, kw]:
+        raise OnnxImportError(f"kernel_shape {list(node.attrs['kernel_shape'])} disagrees with the weights' "
+                              f"shape {list(w.shape)}")
+    c = t.shape[2]
+    if cin_g * group != c or cout % group:
+        raise OnnxImportError(f"inconsistent shapes: weights {list(w.shape)} with group {group} expect "
+                              f"{cin_g * group} input channels (and filters divisible by the group), "
+                              f"found an input of shape {list(t.onnx_shape(1))}")
+    strides, dilations, own = _window(node, t, (kh, kw))
+    pads = _sum_pads(t.pads, own)
+    b = _bias(ctx, node, 2, cout)
+    common = {"use_bias": b is not None}
+    weights = {} if b is None else {"bias": b}
+    if group == c and cin_g == 1:
+        m = cout // c
+        weights["kernel"] = w.reshape(c, m, kh, kw).transpose(2, 3, 0, 1)
+        ctx.emit(node, "depthwise_conv2d", [t], {"kernel": [kh, kw], "stride": strides, "padding": _padding(pads),
+                                                 "dilation": dilations, "depth_multiplier": m, **common}, weights)
+    elif group == 1 and (kh, kw) == (1, 1) and strides == [1, 1] and pads == (0, 0, 0, 0):
+        weights["kernel"] = w[:, :, 0, 0].T
+        ctx.emit(node, "pointwise_conv2d", [t], {"filters": cout, **common}, weights)
+    else:
+        weights["kernel"] = w.transpose(2, 3, 1, 0)
+        ctx.emit(node, "conv2d", [t], {"filters": cout, "kernel": [kh, kw], "stride": strides,
+                                       "padding": _padding(pads), "dilation": dilations, "groups": group,
+                                       **common}, weights)
+
+
+def _pool_output(t: "Tensor", kernel, strides, pads: "Pads", ceil_mode: bool) -> tuple[int, int]:
+    return tuple(output_size(size, k, s, 1, pads[2 * a], pads[2 * a + 1], ceil_mode)
+                 for a, (size, k, s) in enumerate(zip(t.shape[:2], kernel, strides)))
+
+
+def _fold_pool_pads(t: "Tensor", kernel, strides, own: "Pads", ceil_mode: bool) -> bool:
+    """Whether the pending zero pad of ``t`` can become part of the pool's own pads: the merged pads stay
+    below the window (pyconv's rule) and give the same output size as padding first."""
+    merged = _sum_pads(t.pads, own)
+    if any(merged[2 * a] >= kernel[a] or merged[2 * a + 1] >= kernel[a] for a in range(2)):
+        return False
+    padded = dataclasses.replace(t, shape=(*t.padded_hw, t.shape[2]), pads=(0, 0, 0, 0))
+    return _pool_output(t, kernel, strides, merged, ceil_mode) == _pool_output(padded, kernel, strides, own,
+                                                                                ceil_mode)
+
+
+def _pool_attrs(node: OnnxNode) -> tuple[list[int], bool]:
+    kernel = [int(k) for k in node.attrs["kernel_shape"]]
+    if any(d != 1 for d in node.attrs.get("dilations", [1, 1])):
+        raise OnnxImportError(f"dilated pooling is not supported, found dilations {list(node.attrs['dilations'])}")
+    return kernel, bool(node.attrs.get("ceil_mode", 0))
+
+
+@_converter("MaxPool")
+def _max_pool(ctx: "Context", node: OnnxNode) -> None:
+    _only_first_output(node, "the Indices output")
+    if "kernel_shape" not in node.attrs:
+        raise OnnxImportError("missing attribute kernel_shape")
+    kernel, ceil_mode = _pool_attrs(node)
+    t = ctx.image(node.inputs[0], keep_pads=True)
+    strides, _, own = _window(node, t, tuple(kernel))
+    # Zero padding equals max pooling's -inf padding only where every real value is >= 0.
+    if t.pads != (0, 0, 0, 0) and not (t.nonneg and _fold_pool_pads(t, kernel, strides, own, ceil_mode)):
+        t = ctx.value(node.inputs[0])
+    pads = _sum_pads(t.pads, own)
+    ctx.emit(node, "max_pool", [t], {"pool": kernel, "stride": strides, "padding": _padding(pads),
+                                     "ceil_mode": ceil_mode}, nonneg=t.nonneg)
+
+
+@_converter("AveragePool")
+def _avg_pool(ctx: "Context", node: OnnxNode) -> None:
+    if "kernel_shape" not in node.attrs:
+        raise OnnxImportError("missing attribute kernel_shape")
+    kernel, ceil_mode = _pool_attrs(node)
+    include = bool(node.attrs.get("count_include_pad", 0))
+    t = ctx.image(node.inputs[0], keep_pads=True)
+    strides, _, own = _window(node, t, tuple(kernel))
+    if t.pads != (0, 0, 0, 0):
+        # Explicit zeros count in every window's divisor, as the pool's own pads do with
+        # count_include_pad: the two agree when the pool has no pads of its own or counts them.
+        if (include or own == (0, 0, 0, 0)) and _fold_pool_pads(t, kernel, strides, own, ceil_mode):
+            include = True
+        else:
+            t = ctx.value(node.inputs[0])
+    pads = _sum_pads(t.pads, own)
+    ctx.emit(node, "avg_pool", [t], {"pool": kernel, "stride": strides, "padding": _padding(pads),
+                                     "ceil_mode": ceil_mode, "count_include_pad": include}, nonneg=t.nonneg)
+
+
+@_converter("GlobalAveragePool")
+def _global_avg_pool(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.image(node.inputs[0])
+    ctx.emit(node, "global_avg_pool", [t], {}, kind="pooled", nonneg=t.nonneg)
+
+
+@_converter("Pad")
+def _pad(ctx: "Context", node: OnnxNode) -> None:
+    mode = _text(node.attrs.get("mode", "constant"))
+    if mode != "constant":
+        raise OnnxImportError(f"only constant padding is supported, found mode {mode!r}")
+    if ctx.opset < 11:
+        pads, value = list(node.attrs["pads"]), float(node.attrs.get("value", 0.0))
+    else:
+        pads = [int(p) for p in ctx.input_const(node, 1, "the pads").reshape(-1)]
+        value_input = ctx.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+        value = float(value_input.reshape(-1)[0]) if value_input is not None else 0.0
+        if len(node.inputs) > 2 and node.inputs[2] and value_input is None:
+            raise OnnxImportError("expected a constant padding value, found a computed one")
+    t = ctx.image(node.inputs[0], keep_pads=True)
+    rank = 4
+    if len(node.inputs) > 3 and node.inputs[3]:  # opset 18: pads for the listed axes only
+        axes = [int(a) % rank for a in ctx.input_const(node, 3, "the axes").reshape(-1)]
+        full = [0] * (2 * rank)
+        for i, a in enumerate(axes):
+            full[a], full[rank + a] = pads[i], pads[len(axes) + i]
+        pads = full
+    if len(pads) != 2 * rank:
+        raise OnnxImportError(f"expected {2 * rank} pads for a 4-D input, found {pads}")
+    if pads[0] or pads[1] or pads[4] or pads[5]:
+        raise OnnxImportError(f"only padding of the spatial axes (H, W) is supported, found pads {pads}")
+    if min(pads) < 0:
+        raise OnnxImportError(f"negative pads (cropping) are not supported, found {pads}")
+    own = (pads[2], pads[6], pads[3], pads[7])
+    if value == 0.0:
+        ctx.alias(node, dataclasses.replace(t, pads=_sum_pads(t.pads, own)))
+        return
+    t = ctx.value(node.inputs[0])
+    ctx.emit(node, "pad", [t], {"padding": _padding(own), "value": value}, nonneg=t.nonneg and value >= 0)
+
+
+# --- normalisation and activations -------------------------------------------------------------------
+
+@_converter("BatchNormalization")
+def _batch_norm(ctx: "Context", node: OnnxNode) -> None:
+    if node.attrs.get("training_mode", 0):
+        raise OnnxImportError("training_mode=1 (batch statistics) is not supported; export the model in eval mode")
+    _only_first_output(node, "the running statistics outputs")
+    t = ctx.value(node.inputs[0])
+    c = t.shape[-1]
+    names = ("gamma", "beta", "mean", "variance")
+    weights = {}
+    for i, param in enumerate(names, 1):
+        v = ctx.input_const(node, i, f"the {param}")
+        if v.size != c:
+            raise OnnxImportError(f"inconsistent shapes: {param} has shape {list(v.shape)}, the input "
+                                  f"{list(t.onnx_shape(1))} has {c} channels")
+        weights[param] = v.reshape(c)
+    ctx.emit(node, "batch_norm", [t], {"epsilon": float(node.attrs.get("epsilon", 1e-5))}, weights)
+
+
+@_converter("Relu")
+def _relu(ctx: "Context", node: OnnxNode) -> None:
+    ctx.emit(node, "activation", [ctx.value(node.inputs[0])], {"function": "relu"}, nonneg=True)
+
+
+@_converter("Clip")
+def _clip(ctx: "Context", node: OnnxNode) -> None:
+    if ctx.opset < 11:
+        lo, hi = node.attrs.get("min"), node.attrs.get("max")
+    else:
+        lo, hi = (float(ctx.input_const(node, i, f"the {what} bound").reshape(-1)[0])
+                  if len(node.inputs) > i and node.inputs[i] else None for i, what in ((1, "min"), (2, "max")))
+    t = ctx.value(node.inputs[0])
+    if lo == 0.0 and hi == 6.0:
+        ctx.emit(node, "activation", [t], {"function": "relu6"}, nonneg=True)
+    elif lo == 0.0 and hi is None:
+        ctx.emit(node, "activation", [t], {"function": "relu"}, nonneg=True)
+    elif lo is None and hi is None:
+        ctx.alias(node, t)
+    else:
+        ctx.emit(node, "activation", [t], {"function": "clip", "min": lo, "max": hi},
+                 nonneg=lo is not None and lo >= 0)
+
+
+# --- elementwise with constants ----------------------------------------------------------------------
+
+def _channel_vector(t: "Tensor", const: np.ndarray) -> Optional[np.ndarray]:
+    """``const`` as a per-channel (C,) vector if it broadcasts against ``t`` along the channel axis
+    only (a scalar, (C,), (C, 1, 1), (1, C, 1, 1) ...); otherwise None."""
+    shape = t.onnx_shape(1)
+    if const.ndim > len(shape):
+        return None
+    full = (1,) * (len(shape) - const.ndim) + const.shape
+    channels = shape[1]
+    if any(d != 1 for i, d in enumerate(full) if i != 1) or full[1] not in (1, channels):
+        return None
+    return np.broadcast_to(const.reshape(-1).astype(np.float32), (channels,)).copy() if full[1] == 1 \
+        else const.reshape(channels).astype(np.float32)
+
+
+def _affine(ctx: "Context", node: OnnxNode, dynamic: int, scale: Optional[Callable], shift: Optional[Callable]):
+    """A binary op with one constant operand as ``scale_shift``: ``scale(v)`` / ``shift(v)`` build the
+    per-channel scale and shift from the constant's channel vector ``v``."""
+    t = ctx.value(node.inputs[dynamic])
+    const = ctx.const(node.inputs[1 - dynamic])
+    v = _channel_vector(t, const)
+    if v is None:
+        raise OnnxImportError(f"a constant operand of shape {list(const.shape)} against a tensor of shape "
+                              f"{list(t.onnx_shape(1))}: only scalars and per-channel constants are supported")
+    s = scale(v) if scale else np.ones_like(v)
+    b = shift(v) if shift else np.zeros_like(v)
+    ctx.emit(node, "scale_shift", [t], {}, {"scale": s, "shift": b},
+             nonneg=t.nonneg and bool((s >= 0).all() and (b >= 0).all()))
+
+
+def _constant_side(ctx: "Context", node: OnnxNode) -> Optional[int]:
+    """Index of the computed operand when the other is a constant, else None."""
+    a, b = (ctx.const(i) is not None for i in node.inputs[:2])
+    return 0 if b else 1 if a else None
+
+
+@_converter("Add")
+def _add(ctx: "Context", node: OnnxNode) -> None:
+    dynamic = _constant_side(ctx, node)
+    if dynamic is not None:
+        _affine(ctx, node, dynamic, None, lambda v: v)
+        return
+    a, b = (ctx.value(i) for i in node.inputs)
+    if a.kind != b.kind or a.shape != b.shape:
+        raise OnnxImportError(f"inconsistent shapes: adding {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))} "
+                              "(broadcasting between two computed tensors is not supported)")
+    ctx.emit(node, "add", [a, b], {}, nonneg=a.nonneg and b.nonneg)
+
+
+@_converter("Sub")
+def _sub(ctx: "Context", node: OnnxNode) -> None:
+    dynamic = _constant_side(ctx, node)
+    if dynamic is None:
+        raise OnnxImportError("Sub is supported with one constant operand only")
+    if dynamic == 0:
+        _affine(ctx, node, 0, None, lambda v: -v)
+    else:
+        _affine(ctx, node, 1, lambda v: -np.ones_like(v), lambda v: v)
+
+
+@_converter("Mul")
+def _mul(ctx: "Context", node: OnnxNode) -> None:
+    dynamic = _constant_side(ctx, node)
+    if dynamic is None:
+        raise OnnxImportError("Mul is supported with one constant operand only (per-channel or scalar)")
+    _affine(ctx, node, dynamic, lambda v: v, None)
+
+
+@_converter("Div")
+def _div(ctx: "Context", node: OnnxNode) -> None:
+    if _constant_side(ctx, node) != 0:
+        raise OnnxImportError("Div is supported only as a computed tensor divided by a constant")
+    _affine(ctx, node, 0, lambda v: 1.0 / v, None)
+
+
+# --- dense layers ------------------------------------------------------------------------------------
+
+def _flat(ctx: "Context", name: str) -> "Tensor":
+    t = ctx.value(name)
+    if t.kind == "image":
+        raise OnnxImportError(f"expected a matrix (N, F), found tensor {name!r} of shape {list(t.onnx_shape(1))}",
+                              hint="a Flatten or Reshape to 2-D must come first")
+    return t
+
+
+def _dense(ctx: "Context", node: OnnxNode, t: "Tensor", w: np.ndarray, b: Optional[np.ndarray]) -> None:
+    if w.shape[0] != t.shape[0]:
+        raise OnnxImportError(f"inconsistent shapes: weights of shape {list(w.shape)} (as (in, out)) against an "
+                              f"input of shape {list(t.onnx_shape(1))}")
+    weights = {"kernel": w} if b is None else {"kernel": w, "bias": b}
+    ctx.emit(node, "dense", [t], {"units": int(w.shape[1]), "use_bias": b is not None}, weights, kind="flat")
+
+
+@_converter("Gemm")
+def _gemm(ctx: "Context", node: OnnxNode) -> None:
+    if node.attrs.get("transA", 0) or ctx.const(node.inputs[0]) is not None:
+        raise OnnxImportError("only Gemm(A=computed (N, K), B=constant) with transA=0 is supported")
+    t = _flat(ctx, node.inputs[0])
+    w = ctx.input_const(node, 1, "B").astype(np.float64)
+    if w.ndim != 2:
+        raise OnnxImportError(f"expected a 2-D B, found shape {list(w.shape)}")
+    w = (w.T if node.attrs.get("transB", 0) else w) * float(node.attrs.get("alpha", 1.0))
+    b = None
+    if len(node.inputs) > 2 and node.inputs[2]:
+        c = ctx.input_const(node, 2, "C").astype(np.float64) * float(node.attrs.get("beta", 1.0))
+        if c.size not in (1, w.shape[1]) or (c.ndim == 2 and c.shape[0] != 1):
+            raise OnnxImportError(f"expected C broadcasting along the batch (a scalar, (M,) or (1, M)), found "
+                                  f"shape {list(c.shape)}")
+        b = np.broadcast_to(c.reshape(-1), (w.shape[1],))
+    _dense(ctx, node, t, w.astype(np.float32), None if b is None else b.astype(np.float32))
+
+
+@_converter("MatMul")
+def _matmul(ctx: "Context", node: OnnxNode) -> None:
+    if ctx.const(node.inputs[0]) is not None:
+        raise OnnxImportError("only MatMul(computed (N, K), constant (K, M)) is supported")
+    t = _flat(ctx, node.inputs[0])
+    w = ctx.input_const(node, 1, "the weights")
+    if w.ndim != 2:
+        raise OnnxImportError(f"expected 2-D weights, found shape {list(w.shape)}")
+    _dense(ctx, node, t, w.astype(np.float32), None)
+
+
+# --- shapes and layout -------------------------------------------------------------------------------
+
+@_converter("Flatten")
+def _flatten(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.value(node.inputs[0])
+    axis = int(node.attrs.get("axis", 1))
+    rank = len(t.onnx_shape(1))
+    if axis == 0 or axis % rank != 1:
+        raise OnnxImportError(f"only Flatten with axis 1 (keeping the batch) is supported, found axis {axis}")
+    _to_flat(ctx, node, t)
+
+
+def _to_flat(ctx: "Context", node: OnnxNode, t: "Tensor") -> None:
+    if t.kind == "image":
+        ctx.emit(node, "flatten", [t], {"order": "NCHW"}, kind="flat", nonneg=t.nonneg)
+    else:
+        ctx.alias(node, dataclasses.replace(t, kind="flat"))
+
+
+def _target(ctx: "Context", node: OnnxNode, in_shape: tuple[int, ...]) -> Optional[list[int]]:
+    """The per-sample target shape of a Reshape (batch axis removed), or None if its first axis is not
+    the batch."""
+    shape = [int(d) for d in ctx.input_const(node, 1, "the shape").reshape(-1)]
+    if not node.attrs.get("allowzero", 0):
+        shape = [in_shape[i] if d == 0 and i < len(in_shape) else d for i, d in enumerate(shape)]
+    if not shape:
+        return None
+    first, rest = shape[0], shape[1:]
+    per_sample = int(np.prod(in_shape[1:]))
+    if first in (BATCH, ctx.batch, in_shape[0]):
+        pass
+    elif first == -1 and -1 not in rest and int(np.prod(rest)) == per_sample:
+        pass
+    else:
+        return None
+    if rest.count(-1) == 1:
+        known = int(np.prod([d for d in rest if d != -1]))
+        if known <= 0 or per_sample % known:
+            return None
+        rest = [per_sample // known if d == -1 else d for d in rest]
+    if int(np.prod(rest)) != per_sample or min(rest, default=1) < 1:
+        return None
+    return rest
+
+
+@_converter("Reshape")
+def _reshape(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.raw(node.inputs[0])
+    if t.pads != (0, 0, 0, 0):
+        t = ctx.value(node.inputs[0])
+    in_shape = t.onnx_shape(ctx.batch)
+    target = _target(ctx, node, in_shape)
+    if target is None:
+        raise OnnxImportError(f"cannot reshape {list(t.onnx_shape(1))} to "
+                              f"{[int(d) for d in ctx.const(node.inputs[1]).reshape(-1)]}: only reshapes that "
+                              "keep the batch axis are supported")
+    per_sample = list(in_shape[1:])
+    if target == per_sample:
+        ctx.alias(node, t)
+    elif t.shuffle is None and t.kind == "image" and len(target) == 4 and target[2:] == per_sample[1:] \
+            and target[0] * target[1] == per_sample[0] and target[0] > 1:
+        ctx.alias(node, dataclasses.replace(t, shuffle=("split", target[0])))
+    elif t.shuffle is not None and t.shuffle[0] == "swapped" and len(target) == 3 \
+            and target == [t.shape[2], *t.shape[:2]]:
+        ctx.emit(node, "channel_shuffle", [dataclasses.replace(t, shuffle=None)], {"groups": t.shuffle[1]},
+                 nonneg=t.nonneg)
+    elif t.shuffle is None and len(target) == 1:
+        _to_flat(ctx, node, t)
+    elif t.shuffle is None and t.kind in ("flat", "pooled") and target == [t.shape[0], 1, 1]:
+        ctx.alias(node, dataclasses.replace(t, kind="pooled"))
+    else:
+        raise OnnxImportError(f"unsupported reshape of {list(t.onnx_shape(1))} to (N, {', '.join(map(str, target))}):"
+                              " supported are flattening to (N, F), (N, C) <-> (N, C, 1, 1) and the channel "
+                              "shuffle pattern")
+
+
+@_converter("Transpose")
+def _transpose(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.raw(node.inputs[0])
+    perm = [int(p) for p in node.attrs.get("perm", [])]
+    if t.shuffle is not None and t.shuffle[0] == "split" and perm == [0, 2, 1, 3, 4]:
+        ctx.alias(node, dataclasses.replace(t, shuffle=("swapped", t.shuffle[1])))
+        return
+    raise OnnxImportError(f"Transpose perm {perm} of a tensor of shape {list(t.onnx_shape(1))}: only the channel "
+                          "shuffle pattern (Reshape to (N, g, C/g, H, W), Transpose perm (0, 2, 1, 3, 4), Reshape "
+                          "back) is supported")
+
+
+def _axes(ctx: "Context", node: OnnxNode) -> Optional[list[int]]:
+    if "axes" in node.attrs:
+        return [int(a) for a in node.attrs["axes"]]
+    if len(node.inputs) > 1 and node.inputs[1]:
+        return [int(a) for a in ctx.input_const(node, 1, "the axes").reshape(-1)]
+    return None
+
+
+@_converter("Squeeze")
+def _squeeze(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.value(node.inputs[0])
+    axes = _axes(ctx, node)
+    if t.kind == "pooled" and axes is not None and sorted(a % 4 for a in axes) == [2, 3]:
+        ctx.alias(node, dataclasses.replace(t, kind="flat"))
+        return
+    raise OnnxImportError(f"Squeeze axes {axes} of a tensor of shape {list(t.onnx_shape(1))}: only squeezing the "
+                          "1x1 spatial axes (2, 3) after a global pool is supported")
+
+
+@_converter("Unsqueeze")
+def _unsqueeze(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.value(node.inputs[0])
+    axes = _axes(ctx, node)
+    if t.kind == "flat" and len(t.shape) == 1 and axes is not None and sorted(a % 4 for a in axes) == [2, 3]:
+        ctx.alias(node, dataclasses.replace(t, kind="pooled"))
+        return
+    raise OnnxImportError(f"Unsqueeze axes {axes} of a tensor of shape {list(t.onnx_shape(1))}: only (N, C) -> "
+                          "(N, C, 1, 1) is supported")
+
+
+@_converter("Concat")
+def _concat(ctx: "Context", node: OnnxNode) -> None:
+    if any(ctx.const(i) is not None for i in node.inputs):
+        raise OnnxImportError("concatenating computed tensors with constants is not supported")
+    ts = [ctx.value(i) for i in node.inputs]
+    rank = len(ts[0].onnx_shape(1))
+    if int(node.attrs["axis"]) % rank != 1 or len({t.kind for t in ts}) != 1:
+        raise OnnxImportError(f"only concatenation along the channel axis 1 of tensors of one rank is supported, "
+                              f"found axis {node.attrs['axis']} over shapes {[list(t.onnx_shape(1)) for t in ts]}")
+    ctx.emit(node, "concat", ts, {}, nonneg=all(t.nonneg for t in ts))
+
+
+@_converter("Softmax")
+def _softmax(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.value(node.inputs[0])
+    shape = t.onnx_shape(1)
+    axis = int(node.attrs.get("axis", -1 if ctx.opset >= 13 else 1)) % len(shape)
+    if axis == 0:
+        raise OnnxImportError("softmax over the batch axis is not supported")
+    if t.kind == "image":
+        # Before opset 13, Softmax flattens every axis from `axis` on into one.
+        if ctx.opset < 13 and axis != 3 and int(np.prod(shape[axis + 1:])) > 1:
+            raise OnnxImportError(f"opset {ctx.opset} Softmax over axes {axis}.. of {list(shape)} (flattened) is "
+                                  "not supported")
+        axis = {1: -1, 2: 1, 3: 2}[axis]
+    else:
+        axis = -1
+    ctx.emit(node, "softmax", [t], {"axis": axis}, nonneg=True)
+
+
+@_converter("Dropout", "Identity")
+def _identity(ctx: "Context", node: OnnxNode) -> None:
+    _only_first_output(node, "the dropout mask")
+    ctx.alias(node, ctx.raw(node.inputs[0]))
+

@@ -1,0 +1,308 @@
+"""Read an ONNX model into plain Python: nodes, initializers, the graph's inputs and outputs.
+
+The ``onnx`` package (the ``pyconv[onnx]`` extra) is imported here, lazily: the runtime never needs it.
+Reading checks what the converter relies on, so that a broken file fails with one clear message:
+the bytes parse as a ``ModelProto``; every node input is a graph input, an initializer or an earlier
+node's output; the graph inputs the caller feeds have static channel and spatial sizes.
+
+:func:`fold` evaluates the small integer subgraphs exporters emit to compute shapes (``Shape``,
+``Gather``, ``Unsqueeze``, ``Concat`` ...) once their inputs are known, so they never reach the runtime.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from ..graph.errors import ModelError
+
+__all__ = ["BATCH", "GraphInput", "OnnxGraph", "OnnxImportError", "OnnxNode", "fold", "FOLDABLE", "read_model"]
+
+Source = Union[str, Path, bytes, bytearray]
+
+# What a ``Shape`` node reports for a batch axis without a fixed size: a value no real size takes,
+# which survives Gather / Concat / Unsqueeze and is recognised where a Reshape target holds it.
+BATCH = 1_000_000_007
+
+
+class OnnxImportError(ModelError):
+    """An ONNX model that pyconv cannot import: malformed, inconsistent or using unsupported operators.
+    ``field`` names the ONNX node (``"<op> '<node name>'"``) when one is at fault."""
+
+
+def onnx_module() -> Any:
+    """The ``onnx`` package, or an ImportError saying which extra provides it."""
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ImportError("importing ONNX models needs the onnx package: pip install 'pyconv[onnx]'") from exc
+    return onnx
+
+
+@dataclass
+class OnnxNode:
+    """One ONNX node, attributes decoded to Python values (ints, floats, bytes, lists, numpy tensors)."""
+
+    op_type: str
+    name: str
+    domain: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.op_type} {self.name!r}" if self.name else f"{self.op_type} (output {self.outputs[0]!r})"
+
+
+@dataclass
+class GraphInput:
+    """A graph input the caller feeds: its ONNX shape, ``None`` for the batch axis when it is symbolic."""
+
+    name: str
+    shape: tuple[Optional[int], ...]
+
+
+@dataclass
+class OnnxGraph:
+    """A parsed, checked ONNX graph."""
+
+    name: str
+    opset: int
+    producer: str
+    inputs: list[GraphInput]
+    outputs: list[str]
+    initializers: dict[str, np.ndarray]
+    nodes: list[OnnxNode]
+
+
+def _parse(source: Source) -> Any:
+    onnx = onnx_module()
+    from google.protobuf.message import DecodeError
+
+    if isinstance(source, (bytes, bytearray)):
+        data, label = bytes(source), "the ONNX bytes"
+    else:
+        path = Path(source)
+        label = path.name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise OnnxImportError(f"ONNX file not found: {source}") from None
+    if not data:
+        raise OnnxImportError(f"{label}: empty file, expected an ONNX model")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise OnnxImportError(f"{label}: cannot parse as an ONNX model ({exc})",
+                              hint="the file is truncated or not an ONNX model; re-export or re-download it") \
+            from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise OnnxImportError(f"{label}: no graph (or an empty one) in the ONNX model",
+                              hint="the file is truncated or not an ONNX model; re-export or re-download it")
+    if isinstance(source, (str, Path)) and any(init.data_location == onnx.TensorProto.EXTERNAL
+                                               for init in model.graph.initializer):
+        try:
+            onnx.external_data_helper.load_external_data_for_model(model, str(Path(source).parent))
+        except OSError as exc:
+            raise OnnxImportError(f"{label}: cannot read the external weights data: {exc}") from None
+    return model
+
+
+def _dims(value_info: Any) -> Optional[tuple[Union[int, str, None], ...]]:
+    tensor = value_info.type.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+
+
+def read_model(source: Source) -> OnnxGraph:
+    """Parse and check an ONNX model (a path or its bytes); raises :class:`OnnxImportError`."""
+    onnx = onnx_module()
+    from onnx import helper, numpy_helper
+
+    model = _parse(source)
+    graph = model.graph
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset == 0:
+        raise OnnxImportError("the model imports no version of the default ONNX operator set",
+                              hint="re-export it with an opset between 11 and 18")
+
+    initializers: dict[str, np.ndarray] = {}
+    for init in graph.initializer:
+        try:
+            initializers[init.name] = numpy_helper.to_array(init)
+        except (ValueError, TypeError, OSError) as exc:
+            raise OnnxImportError(f"initializer {init.name!r} cannot be read: {exc}",
+                                  hint="the file may be truncated") from None
+
+    nodes = []
+    for node in graph.node:
+        attrs = {}
+        for a in node.attribute:
+            value = helper.get_attribute_value(a)
+            if a.type == onnx.AttributeProto.TENSOR:
+                value = numpy_helper.to_array(value)
+            attrs[a.name] = value
+        nodes.append(OnnxNode(node.op_type, node.name, node.domain, list(node.input), list(node.output), attrs))
+
+    inputs: list[GraphInput] = []
+    for vi in graph.input:
+        if vi.name in initializers:  # IR < 4 lists initializers among the inputs
+            continue
+        inputs.append(_graph_input(vi, onnx))
+
+    known = set(initializers) | {i.name for i in inputs}
+    later = {out for node in nodes for out in node.outputs}
+    for node in nodes:
+        for i, name in enumerate(node.inputs):
+            if name and name not in known:
+                if name in later:
+                    raise OnnxImportError(f"input {i} ({name!r}) is computed by a later node: the nodes are not in "
+                                          "topological order", field=node.label, hint="re-export the model")
+                raise OnnxImportError(f"input {i} ({name!r}) is not a graph input, an initializer or the output "
+                                      "of any node (a missing initializer?)", field=node.label,
+                                      hint="the file is incomplete or was edited; re-export the model")
+        known.update(o for o in node.outputs if o)
+    outputs = [o.name for o in graph.output]
+    for name in outputs:
+        if name not in known:
+            raise OnnxImportError(f"graph output {name!r} is computed by no node")
+    return OnnxGraph(graph.name, opset, f"{model.producer_name} {model.producer_version}".strip(), inputs, outputs,
+                     initializers, nodes)
+
+
+def _graph_input(vi: Any, onnx: Any) -> GraphInput:
+    elem = vi.type.tensor_type.elem_type
+    if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16):
+        raise OnnxImportError(f"graph input {vi.name!r} has element type "
+                              f"{onnx.TensorProto.DataType.Name(elem)}; pyconv models take real (float) inputs")
+    dims = _dims(vi)
+    if dims is None or len(dims) not in (2, 4):
+        found = "no shape" if dims is None else f"rank {len(dims)} {list(dims)}"
+        raise OnnxImportError(f"graph input {vi.name!r}: expected an image (N, C, H, W) or a matrix (N, F), "
+                              f"found {found}")
+    dynamic = [f"{axis} = {d!r}" for axis, d in zip("NCHW" if len(dims) == 4 else "NF", dims)
+               if axis != "N" and (not isinstance(d, int) or d <= 0)]
+    if dynamic:
+        raise OnnxImportError(f"graph input {vi.name!r} has shape {list(dims)}: pyconv needs static channel and "
+                              f"spatial sizes (only the batch may vary), found {', '.join(dynamic)}",
+                              hint="re-export the model with a fixed input size, e.g. torch.onnx.export without "
+                                   "dynamic_axes on H and W")
+    batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None
+    return GraphInput(vi.name, (batch, *(int(d) for d in dims[1:])))
+
+
+# --- constant folding of shape computations ---------------------------------------------------------
+
+def _ints(value: Optional[np.ndarray]) -> Optional[list[int]]:
+    return None if value is None else [int(v) for v in np.asarray(value).reshape(-1)]
+
+
+def _axes(node: OnnxNode, args: Sequence[Optional[np.ndarray]], opset_input: int, opset: int) -> Optional[list[int]]:
+    """Axes given as an attribute (older opsets) or as input ``opset_input`` (newer ones)."""
+    if "axes" in node.attrs:
+        return list(node.attrs["axes"])
+    return _ints(args[opset_input]) if len(args) > opset_input else None
+
+
+def _unsqueeze(node, args, opset):
+    x = args[0]
+    axes = sorted(a % (x.ndim + len(_axes(node, args, 1, opset))) for a in _axes(node, args, 1, opset))
+    for a in axes:
+        x = np.expand_dims(x, a)
+    return x
+
+
+def _squeeze(node, args, opset):
+    axes = _axes(node, args, 1, opset)
+    return np.squeeze(args[0], axis=None if axes is None else tuple(axes))
+
+
+def _slice(node, args, opset):
+    x = args[0]
+    if "starts" in node.attrs:  # opset < 10
+        starts, ends = node.attrs["starts"], node.attrs["ends"]
+        axes, steps = node.attrs.get("axes"), None
+    else:
+        starts, ends = _ints(args[1]), _ints(args[2])
+        axes = _ints(args[3]) if len(args) > 3 and args[3] is not None else None
+        steps = _ints(args[4]) if len(args) > 4 and args[4] is not None else None
+    axes = axes if axes is not None else list(range(len(starts)))
+    steps = steps if steps is not None else [1] * len(starts)
+    index = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        index[a] = slice(s, e, st)
+    return x[tuple(index)]
+
+
+def _cast(node, args, opset):
+    from onnx import helper
+    return args[0].astype(helper.tensor_dtype_to_np_dtype(node.attrs["to"]))
+
+
+def _constant_of_shape(node, args, opset):
+    value = node.attrs.get("value", np.zeros(1, dtype=np.float32))
+    return np.full(_ints(args[0]), value.reshape(-1)[0], dtype=value.dtype)
+
+
+def _reshape(node, args, opset):
+    shape = _ints(args[1])
+    if not node.attrs.get("allowzero", 0):
+        shape = [args[0].shape[i] if d == 0 else d for i, d in enumerate(shape)]
+    return args[0].reshape(shape)
+
+
+def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable:
+    def run(node, args, opset):
+        return fn(args[0], args[1]).astype(np.result_type(args[0], args[1]))
+    return run
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a // b if np.issubdtype(np.result_type(a, b), np.integer) else a / b
+
+
+# Each takes (node, constant inputs, opset) and returns the single output.
+FOLDABLE: dict[str, Callable[[OnnxNode, list, int], np.ndarray]] = {
+    "Gather": lambda node, args, opset: np.take(args[0], args[1], axis=node.attrs.get("axis", 0)),
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Concat": lambda node, args, opset: np.concatenate([np.atleast_1d(a) for a in args], axis=node.attrs["axis"]),
+    "Slice": _slice,
+    "Cast": _cast,
+    "Reshape": _reshape,
+    "ConstantOfShape": _constant_of_shape,
+    "Identity": lambda node, args, opset: args[0],
+    "Add": _binary(np.add),
+    "Sub": _binary(np.subtract),
+    "Mul": _binary(np.multiply),
+    "Div": _binary(_div),
+    "Transpose": lambda node, args, opset: np.transpose(args[0], node.attrs.get("perm")),
+    "Range": lambda node, args, opset: np.arange(args[0], args[1], args[2]).astype(args[0].dtype),
+}
+
+
+def fold(node: OnnxNode, args: list[Optional[np.ndarray]], opset: int) -> np.ndarray:
+    """Evaluate ``node`` on constant inputs (``None`` for an omitted optional input)."""
+    try:
+        return np.asarray(FOLDABLE[node.op_type](node, args, opset))
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise OnnxImportError(f"cannot evaluate this node on its constant inputs "
+                              f"({', '.join(str(None if a is None else a.shape) for a in args)}): {exc}",
+                              field=node.label) from None
+
+
+def constant_value(node: OnnxNode) -> np.ndarray:
+    """The tensor a ``Constant`` node holds, whichever attribute spells it."""
+    a = node.attrs
+    if "value" in a:
+        return np.asarray(a["value"])
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
+                       ("value_ints", np.int64)):
+        if key in a:
+            return np.asarray(a[key], dtype=dtype)
+    raise OnnxImportError(f"a Constant node needs a value, found attributes {sorted(a)}", field=node.label)
