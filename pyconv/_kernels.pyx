@@ -107,6 +107,13 @@ cdef ptrdiff_t _panel_chunks(ptrdiff_t base_units, ptrdiff_t panels, int threads
     return chunks if chunks < panels else panels
 
 
+cdef void _chunking(ptrdiff_t base_units, ptrdiff_t panels, int threads, ptrdiff_t *chunks,
+                    ptrdiff_t *per_chunk) noexcept:
+    """Panels per chunk and the resulting (non-empty) chunk count."""
+    per_chunk[0] = _cdiv(panels, _panel_chunks(base_units, panels, threads))
+    chunks[0] = _cdiv(panels, per_chunk[0])
+
+
 # ---------------------------------------------------------------------------------------------- GEMM convs
 
 ctypedef struct conv_geom:
@@ -317,9 +324,7 @@ def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     g.tpb = KC // g.CG if g.CG <= KC else 0
     g.kblocks = _cdiv(kh * kw, g.tpb) if g.tpb > 0 else kh * kw * _cdiv(g.CG, KC)
     cdef ptrdiff_t base = g.N * g.mblocks * g.G
-    g.chunks = _panel_chunks(base, g.P, threads)
-    g.ppc = _cdiv(g.P, g.chunks)
-    g.chunks = _cdiv(g.P, g.ppc)
+    _chunking(base, g.P, threads, &g.chunks, &g.ppc)
     cdef ptrdiff_t units = base * g.chunks
     cdef ptrdiff_t taps = g.tpb if g.tpb > 0 else 1
     cdef ptrdiff_t zlen = max(g.CG, 16)
@@ -350,9 +355,7 @@ def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
         return
     cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act)
     cdef ptrdiff_t base = g.N * g.mblocks * g.G
-    g.chunks = _panel_chunks(base, g.P, threads)
-    g.ppc = _cdiv(g.P, g.chunks)
-    g.chunks = _cdiv(g.P, g.ppc)
+    _chunking(base, g.P, threads, &g.chunks, &g.ppc)
     cdef ptrdiff_t units = base * g.chunks
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
     cdef ptrdiff_t u
@@ -553,9 +556,9 @@ def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const f
         raise ValueError(f"depthwise output {tuple(y.shape)} or bias does not match x {tuple(x.shape)}")
     cdef ptrdiff_t N = x.shape[0], OH = y.shape[1]
     cdef ptrdiff_t rows = N * OH, blocks = _cdiv(g.C, 32)
-    cdef ptrdiff_t chunks = _panel_chunks(rows, blocks, threads)
-    cdef ptrdiff_t chunk = _cdiv(blocks, chunks) * 32
-    chunks = _cdiv(g.C, chunk)
+    cdef ptrdiff_t chunks, blocks_per_chunk
+    _chunking(rows, blocks, threads, &chunks, &blocks_per_chunk)
+    cdef ptrdiff_t chunk = blocks_per_chunk * 32
     cdef ptrdiff_t xstride = g.H * g.W * g.C, ystride = OH * g.OW * g.C
     cdef const float *xp = &x[0, 0, 0, 0]
     cdef const float *wp = &w[0, 0]
@@ -643,9 +646,7 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
     g.R = max(1, min(g.OH, _cdiv(MC, g.dw.OW)))
     g.rblocks = _cdiv(g.OH, g.R)
     cdef ptrdiff_t base = g.N * g.rblocks
-    g.chunks = _panel_chunks(base, g.P, threads)
-    g.ppc = _cdiv(g.P, g.chunks)
-    g.chunks = _cdiv(g.P, g.ppc)
+    _chunking(base, g.P, threads, &g.chunks, &g.ppc)
     g.x, g.wd, g.bd, g.packed, g.bias, g.y = &x[0, 0, 0, 0], &wd[0, 0], _opt_ptr(bd), &packed[0, 0, 0, 0], \
         _opt_ptr(bias), &y[0, 0, 0, 0]
     g.act_dw, g.act = act_dw, act

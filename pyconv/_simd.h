@@ -184,35 +184,18 @@ pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_
 #undef PYCONV_STORE
 }
 
-static void pyconv_gemm_12x16_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
-                                     const float *b, float *c, size_t ldc, const float *bias,
-                                     int accumulate, int act) {
-    pyconv_gemm16_avx512_rows(12, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
-}
-
-static void pyconv_gemm_4x16_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
-                                    const float *b, float *c, size_t ldc, const float *bias,
-                                    int accumulate, int act) {
-    pyconv_gemm16_avx512_rows(4, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
-}
-
-static void pyconv_gemm_12x32_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
-                                     const float *b, float *c, size_t ldc, const float *bias,
-                                     int accumulate, int act) {
-    pyconv_gemm_avx512_rows(12, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
-}
-
-static void pyconv_gemm_8x32_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
-                                    const float *b, float *c, size_t ldc, const float *bias,
-                                    int accumulate, int act) {
-    pyconv_gemm_avx512_rows(8, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
-}
-
-static void pyconv_gemm_4x32_avx512(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a,
-                                    const float *b, float *c, size_t ldc, const float *bias,
-                                    int accumulate, int act) {
-    pyconv_gemm_avx512_rows(4, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
-}
+/* The named micro-kernels: pyconv_gemm_<MR>x<NR>_avx512. */
+#define PYCONV_GEMM_KERNEL(NAME, IMPL, ROWS)                                                            \
+    static void NAME(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a, const float *b, \
+                     float *c, size_t ldc, const float *bias, int accumulate, int act) {              \
+        IMPL(ROWS, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);                             \
+    }
+PYCONV_GEMM_KERNEL(pyconv_gemm_12x16_avx512, pyconv_gemm16_avx512_rows, 12)
+PYCONV_GEMM_KERNEL(pyconv_gemm_4x16_avx512, pyconv_gemm16_avx512_rows, 4)
+PYCONV_GEMM_KERNEL(pyconv_gemm_12x32_avx512, pyconv_gemm_avx512_rows, 12)
+PYCONV_GEMM_KERNEL(pyconv_gemm_8x32_avx512, pyconv_gemm_avx512_rows, 8)
+PYCONV_GEMM_KERNEL(pyconv_gemm_4x32_avx512, pyconv_gemm_avx512_rows, 4)
+#undef PYCONV_GEMM_KERNEL
 #endif
 
 /* C tile of mr x nr (nr <= nrp, the panel width of b: 16 or PYCONV_GEMM_NR). */
