@@ -1,8 +1,11 @@
-"""The ``pyconv`` command line: run, summarise or profile a model config.
+"""The ``pyconv`` command line: run, summarise or profile a model config; convert ONNX models.
 
     pyconv run CONFIG [--input FILE.npy|IMAGE] [--threads N] [--repeat N]
     pyconv summary CONFIG
     pyconv profile CONFIG [--input ...] [--repeat N]
+    pyconv convert MODEL.onnx -o OUT.json
+
+CONFIG may also be an ``.onnx`` file, imported on the fly (needs ``pip install pyconv[onnx]``).
 
 Without ``--input`` the model gets :meth:`pyconv.graph.Model.example_input` (deterministic, image-like,
 in [0, 1]). Images are read with Pillow (``pip install pyconv[image]``), resized to the input layer's
@@ -22,6 +25,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from .graph import Model, ModelError, load
+from .onnx import from_onnx
 
 __all__ = ["main"]
 
@@ -43,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("config", help="model config (.json)")
+        p.add_argument("config", help="model config (.json), or an ONNX model (.onnx)")
         p.add_argument("--weights", help="weights .npz (default: the config's, else seeded weights)")
         p.add_argument("--threads", type=int, help="thread count (default: OMP_NUM_THREADS, else all usable cores)")
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
@@ -63,7 +67,32 @@ def _parser() -> argparse.ArgumentParser:
     profile = sub.add_parser("profile", help="per-layer median time, GFLOP/s and time per strategy")
     common(profile)
     with_input(profile, 10)
+    convert = sub.add_parser("convert", help="convert an ONNX model to a pyconv config (.json) and weights (.npz)")
+    convert.add_argument("model", help="ONNX model (.onnx)")
+    convert.add_argument("-o", "--output", required=True,
+                         help="config to write (.json); the weights go beside it, as an .npz of the same stem")
+    convert.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
     return parser
+
+
+def _load(args: argparse.Namespace) -> Model:
+    if Path(args.config).suffix.lower() != ".onnx":
+        return load(args.config, args.weights, threads=args.threads)
+    if args.weights:
+        raise _UsageError("--weights applies to pyconv configs; an ONNX model carries its own weights")
+    return from_onnx(args.config, threads=args.threads)
+
+
+def _convert(args: argparse.Namespace) -> None:
+    model = from_onnx(args.model)
+    out = Path(args.output)
+    if out.suffix.lower() != ".json":
+        raise _UsageError(f"-o: expected a .json path for the config, found {args.output}")
+    model.save(out)
+    print(f"wrote {out} and {out.with_suffix('.npz')}: {len(model.spec.layers)} layers "
+          f"({len(model.graph.nodes)} nodes after folding), inputs "
+          + ", ".join(f"{n} {model.input_shape(n)}" for n in model.input_names)
+          + f", outputs {', '.join(model.output_names)}")
 
 
 def _read_input(model: Model, path: str, scale: str) -> np.ndarray:
@@ -173,7 +202,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pyconv`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        model = load(args.config, args.weights, threads=args.threads)
+        if args.command == "convert":
+            _convert(args)
+            return 0
+        model = _load(args)
         if args.command == "run":
             _run(model, args)
         elif args.command == "summary":
@@ -186,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # The reader (e.g. `| head`) went away: not an error. Silence the flush at interpreter exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ModelError, _UsageError, OSError, ValueError, TypeError) as exc:
+    except (ModelError, _UsageError, OSError, ValueError, TypeError, ImportError) as exc:
         if args.debug:
             raise
         print(f"pyconv: error: {exc}", file=sys.stderr)

@@ -90,7 +90,7 @@ def _parse(source: Source) -> Any:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise OnnxImportError(f"ONNX file not found: {source}") from None
+            raise FileNotFoundError(f"ONNX file not found: {source}") from None
     if not data:
         raise OnnxImportError(f"{label}: empty file, expected an ONNX model")
     model = onnx.ModelProto()
