@@ -193,6 +193,16 @@ def _global_avg_pool(ctx: "Context", node: OnnxNode) -> None:
     ctx.emit(node, "global_avg_pool", [t], {}, kind="pooled", nonneg=t.nonneg)
 
 
+@_converter("ReduceMean")
+def _reduce_mean(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.image(node.inputs[0])
+    axes = _axes(ctx, node)
+    if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
+        raise OnnxImportError(f"only the mean over the spatial axes (2, 3) is supported, found axes {axes}")
+    kind = "pooled" if node.attrs.get("keepdims", 1) else "flat"
+    ctx.emit(node, "global_avg_pool", [t], {}, kind=kind, nonneg=t.nonneg)
+
+
 @_converter("Pad")
 def _pad(ctx: "Context", node: OnnxNode) -> None:
     mode = _text(node.attrs.get("mode", "constant"))
@@ -456,12 +466,15 @@ def _reshape(ctx: "Context", node: OnnxNode) -> None:
     if target == per_sample:
         ctx.alias(node, t)
     elif t.shuffle is None and t.kind == "image" and len(target) == 4 and target[2:] == per_sample[1:] \
-            and target[0] * target[1] == per_sample[0] and target[0] > 1:
+            and target[0] * target[1] == per_sample[0]:
         ctx.alias(node, dataclasses.replace(t, shuffle=("split", target[0])))
     elif t.shuffle is not None and t.shuffle[0] == "swapped" and len(target) == 3 \
             and target == [t.shape[2], *t.shape[:2]]:
-        ctx.emit(node, "channel_shuffle", [dataclasses.replace(t, shuffle=None)], {"groups": t.shuffle[1]},
-                 nonneg=t.nonneg)
+        if t.shuffle[1] == 1:  # one group: the pattern moves nothing
+            ctx.alias(node, dataclasses.replace(t, shuffle=None))
+        else:
+            ctx.emit(node, "channel_shuffle", [dataclasses.replace(t, shuffle=None)], {"groups": t.shuffle[1]},
+                     nonneg=t.nonneg)
     elif t.shuffle is None and len(target) == 1:
         _to_flat(ctx, node, t)
     elif t.shuffle is None and t.kind in ("flat", "pooled") and target == [t.shape[0], 1, 1]:

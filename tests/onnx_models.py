@@ -1,0 +1,244 @@
+"""PyTorch definitions of the CNNs the ONNX import tests and benchmarks export: MobileNet v1 and v2,
+Xception, ShuffleNet v1, a ResNeXt block and a TensorFlow-SAME-padded network.
+
+Written here, independently of ``pyconv.testing``, from the papers' architectures; width multipliers,
+depths and input sizes are parameters so the default tests can run them small. ``randomize_bn`` gives
+the batch norms non-trivial statistics (fresh ones are the identity, which would hide folding bugs).
+"""
+from __future__ import annotations
+
+import io
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _cbr(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: type = nn.ReLU) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout),
+                         act())
+
+
+class MobileNetV1(nn.Module):
+    """Howard et al. 2017: a 3x3 stem and 13 depthwise-separable blocks, width multiplier ``alpha``."""
+
+    def __init__(self, alpha: float = 1.0, classes: int = 1000) -> None:
+        super().__init__()
+        c = lambda n: max(8, int(n * alpha))  # noqa: E731
+        cfg = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+        layers = [_cbr(3, c(32), 3, 2)]
+        cin = c(32)
+        for cout, s in cfg:
+            layers += [_cbr(cin, cin, 3, s, groups=cin), _cbr(cin, c(cout), 1)]
+            cin = c(cout)
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(0.001)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(self.features(x), 1)
+        return self.fc(self.dropout(x.view(x.size(0), -1)))
+
+
+class _InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        layers = [_cbr(cin, hidden, 1, act=nn.ReLU6)] if expand != 1 else []
+        layers += [_cbr(hidden, hidden, 3, stride, groups=hidden, act=nn.ReLU6),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+class MobileNetV2(nn.Module):
+    """Sandler et al. 2018: inverted residuals with linear bottlenecks, ReLU6, width multiplier ``alpha``."""
+
+    def __init__(self, alpha: float = 1.0, classes: int = 1000) -> None:
+        super().__init__()
+        c = lambda n: max(8, int(n * alpha + 4) // 8 * 8)  # noqa: E731
+        cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+               (6, 320, 1, 1)]
+        layers = [_cbr(3, c(32), 3, 2, act=nn.ReLU6)]
+        cin = c(32)
+        for t, n, reps, s in [(t, c(n), r, s) for t, n, r, s in cfg]:
+            for i in range(reps):
+                layers.append(_InvertedResidual(cin, n, s if i == 0 else 1, t))
+                cin = n
+        last = max(1280, c(1280)) if alpha > 1 else 1280
+        layers.append(_cbr(cin, last, 1, act=nn.ReLU6))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, classes))
+
+    def forward(self, x):
+        x = self.features(x).mean((2, 3))
+        return self.classifier(x)
+
+
+class _SeparableConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.Conv2d(cin, cin, 3, 1, 1, groups=cin, bias=False), nn.Conv2d(cin, cout, 1, bias=False),
+                         nn.BatchNorm2d(cout))
+
+
+class _XceptionBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, reps: int, stride: int, relu_first: bool = True,
+                 grow_first: bool = True) -> None:
+        super().__init__()
+        self.skip = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                     if cout != cin or stride != 1 else None)
+        layers = []
+        c = cin
+        for i in range(reps):
+            out = cout if grow_first or i == reps - 1 else cin
+            layers += [nn.ReLU(), _SeparableConv(c, out)]
+            c = out
+        if not relu_first:
+            layers = layers[1:]
+        if stride != 1:
+            layers.append(nn.MaxPool2d(3, stride, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.body(x) + (self.skip(x) if self.skip is not None else x)
+
+
+class Xception(nn.Module):
+    """Chollet 2017: entry flow, ``middle`` middle-flow blocks (8 in the paper), exit flow; ``width``
+    scales every channel count."""
+
+    def __init__(self, width: float = 1.0, middle: int = 8, classes: int = 1000) -> None:
+        super().__init__()
+        c = lambda n: max(8, int(n * width))  # noqa: E731
+        self.stem = nn.Sequential(nn.Conv2d(3, c(32), 3, 2, bias=False), nn.BatchNorm2d(c(32)), nn.ReLU(),
+                                  nn.Conv2d(c(32), c(64), 3, bias=False), nn.BatchNorm2d(c(64)), nn.ReLU())
+        blocks = [_XceptionBlock(c(64), c(128), 2, 2, relu_first=False), _XceptionBlock(c(128), c(256), 2, 2),
+                  _XceptionBlock(c(256), c(728), 2, 2)]
+        blocks += [_XceptionBlock(c(728), c(728), 3, 1) for _ in range(middle)]
+        blocks += [_XceptionBlock(c(728), c(1024), 2, 2, grow_first=False)]
+        self.blocks = nn.Sequential(*blocks)
+        self.exit = nn.Sequential(_SeparableConv(c(1024), c(1536)), nn.ReLU(), _SeparableConv(c(1536), c(2048)),
+                                  nn.ReLU())
+        self.fc = nn.Linear(c(2048), classes)
+
+    def forward(self, x):
+        x = self.exit(self.blocks(self.stem(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+class _ShuffleUnit(nn.Module):
+    def __init__(self, cin: int, cout: int, groups: int, stride: int, first_groups: int) -> None:
+        super().__init__()
+        self.stride, self.groups = stride, first_groups
+        branch = cout - cin if stride == 2 else cout
+        mid = cout // 4
+        self.compress = _cbr(cin, mid, 1, groups=first_groups)
+        self.depthwise = nn.Sequential(nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid))
+        self.expand = nn.Sequential(nn.Conv2d(mid, branch, 1, groups=groups, bias=False), nn.BatchNorm2d(branch))
+
+    def forward(self, x):
+        y = self.expand(self.depthwise(_shuffle(self.compress(x), self.groups)))
+        if self.stride == 2:
+            return F.relu(torch.cat([F.avg_pool2d(x, 3, 2, 1), y], 1))
+        return F.relu(x + y)
+
+
+class ShuffleNetV1(nn.Module):
+    """Zhang et al. 2017, g = ``groups`` (stage widths 240/480/960 for g = 3), width multiplier ``scale``."""
+
+    def __init__(self, groups: int = 3, scale: float = 1.0, classes: int = 1000) -> None:
+        super().__init__()
+        widths = {1: 144, 2: 200, 3: 240, 4: 272, 8: 384}[groups]
+        stages = [int(widths * scale * m) // (4 * groups) * (4 * groups) for m in (1, 2, 4)]
+        self.stem = nn.Sequential(_cbr(3, 24, 3, 2), nn.MaxPool2d(3, 2, 1))
+        units, cin = [], 24
+        for i, (cout, reps) in enumerate(zip(stages, (4, 8, 4))):
+            for r in range(reps):
+                units.append(_ShuffleUnit(cin, cout, groups, 2 if r == 0 else 1,
+                                          1 if i == 0 and r == 0 else groups))
+                cin = cout
+        self.units = nn.Sequential(*units)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = self.units(self.stem(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class ResNeXtBlock(nn.Module):
+    """Xie et al. 2017 bottleneck: 1x1, 3x3 with ``cardinality`` groups, 1x1, identity shortcut."""
+
+    def __init__(self, channels: int = 256, width: int = 128, cardinality: int = 32) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_cbr(channels, width, 1), _cbr(width, width, 3, groups=cardinality),
+                                  nn.Conv2d(width, channels, 1, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        return F.relu(x + self.body(x))
+
+
+class TFSameNet(nn.Module):
+    """Keras-style "same" padding as TensorFlow computes it (the odd pixel bottom/right), written as
+    explicit ``F.pad`` (ONNX Pad nodes) before unpadded stride-2 convolutions, a depthwise convolution
+    and pools, then a Clip(-1, 1), a constant scale and shift and a softmax."""
+
+    def __init__(self, c: int = 16, classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, c, 3, 2)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.dw = nn.Conv2d(c, c, 5, 2, groups=c)
+        self.pw = nn.Conv2d(c, 2 * c, 1)
+        self.conv2 = nn.Conv2d(2 * c, 2 * c, 4, 1)
+        self.fc = nn.Linear(2 * c, classes)
+        self.register_buffer("scale", torch.linspace(0.5, 1.5, 2 * c).view(1, -1, 1, 1))
+        self.register_buffer("shift", torch.linspace(-0.2, 0.2, 2 * c).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(F.pad(x, (0, 1, 0, 1)))))
+        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1)), 2, 1)
+        x = F.relu6(self.pw(self.dw(F.pad(x, (1, 2, 1, 2)))))
+        x = self.conv2(F.pad(x, (1, 2, 1, 2)))
+        x = torch.clamp(x * self.scale + self.shift, -1.0, 1.0)
+        x = F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 2, 2)
+        return torch.softmax(self.fc(x.mean((2, 3))), 1)
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every batch norm random statistics and affine parameters (near the identity); eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_((torch.rand(n, generator=g) - 0.5) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+                m.bias.copy_((torch.rand(n, generator=g) - 0.5) * 0.2)
+    return model.eval()
+
+
+def export(model: nn.Module, shape: tuple[int, ...], opset: int, *, dynamic_batch: bool = False,
+           keep_batch_norm: bool = False, path=None) -> bytes:
+    """``torch.onnx.export`` (the TorchScript exporter) of ``model`` at input ``shape``, input "input",
+    output "output"; the ONNX bytes (also written to ``path`` if given). ``keep_batch_norm`` exports
+    BatchNormalization nodes instead of letting torch fold them into the convolutions."""
+    f = io.BytesIO()
+    kwargs = {"training": torch.onnx.TrainingMode.PRESERVE} if keep_batch_norm else {}
+    with torch.no_grad():
+        torch.onnx.export(model, (torch.zeros(shape),), f, opset_version=opset, dynamo=False,
+                          input_names=["input"], output_names=["output"], do_constant_folding=True,
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None,
+                          **kwargs)
+    data = f.getvalue()
+    if path is not None:
+        with open(path, "wb") as out:
+            out.write(data)
+    return data
