@@ -6,6 +6,7 @@ a ValueError); results of threads=1, 2 and None compared bit for bit on shapes b
 concurrent calls from several Python threads on the same and on different operators; show_config().
 """
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -139,6 +140,42 @@ def test_omp_num_threads_reaches_the_kernels():
     assert res.stdout.split() == ["1", "True"]
 
 
+_COUNT_TASKS = """
+import os, numpy as np, pyconv
+def tasks():
+    return len(os.listdir("/proc/self/task"))
+r = np.random.default_rng(0)
+x = r.uniform(-1, 1, (2, 40, 40, 32)).astype(np.float32)
+w = r.uniform(-1, 1, (3, 3, 32, 64)).astype(np.float32)
+T = {threads}
+start = tasks()
+for s in ["direct", "im2col", "winograd"]:
+    pyconv.conv2d(x, w, padding="same", strategy=s, threads=T)
+pyconv.conv2d(x, w[:, :, :8], padding="same", groups=4, threads=T)
+pyconv.depthwise_conv2d(x, w[..., 0], threads=T)
+pyconv.pointwise_conv2d(x, w[0, 0], threads=T)
+pyconv.separable_conv2d(x, w[..., 0], w[0, 0], threads=T)
+pyconv.dense(x[:, 0, 0], w[0, 0], threads=T)
+single = tasks()
+pyconv.conv2d(x, w, padding="same", threads=2)
+print(start, single, tasks())
+"""
+
+
+@pytest.mark.parametrize("threads, env", [("1", "4"), ("None", "1")], ids=["threads=1", "OMP_NUM_THREADS=1"])
+def test_one_thread_really_is_one_thread(threads, env):
+    # Users report "num_threads=1" runtimes that still start a pool. Count the process's OS threads
+    # after a call of every kind: with one thread requested none may have been started. numpy's
+    # OpenBLAS pool is pinned to one thread so that it does not blur the count; the last call, with
+    # threads=2, shows that the count does see a pool when one starts.
+    res = _in_subprocess(_COUNT_TASKS.format(threads=threads), OMP_NUM_THREADS=env, OPENBLAS_NUM_THREADS="1")
+    assert res.returncode == 0, res.stderr
+    start, single, after_two = map(int, res.stdout.split())
+    assert start == 1
+    assert single == 1
+    assert after_two >= 2
+
+
 # ---- threads= on the operators --------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [0, -1], ids=str)
@@ -250,11 +287,19 @@ def test_show_config_prints_version_openmp_simd_and_threads(capsys):
     text = capsys.readouterr().out
     if not text and isinstance(ret, str):
         text = ret
+    lines = text.lower().splitlines()
     assert pyconv.__version__ in text
-    assert "openmp" in text.lower()
-    assert "simd" in text.lower() or "avx" in text.lower()
-    assert "thread" in text.lower()
-    assert str(resolve_threads(None)) in text
+
+    def line_with(word):
+        found = [ln for ln in lines if word in ln]
+        assert found, f"show_config() has no line about {word!r}:\n{text}"
+        return found[0]
+
+    assert re.search(r"\b(on|off|true|false|yes|no|enabled|disabled)\b", line_with("openmp"))
+    # The SIMD level is named after the word (avx512f, avx2, portable, ...).
+    assert re.search(r"simd\w*\W+\w+", line_with("simd"))
+    default_line = [ln for ln in lines if "thread" in ln and "default" in ln] or [line_with("thread")]
+    assert re.search(rf"\b{resolve_threads(None)}\b", default_line[0]), default_line
 
 
 def test_show_config_reports_omp_num_threads():

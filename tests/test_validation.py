@@ -429,3 +429,53 @@ def test_separable_copies_all_four_parameters():
     for p in params:
         p[:] = 3
     np.testing.assert_array_equal(op(X), expected)
+
+
+# ---- out= sharing memory with the input ---------------------------------------------------------------
+
+def _alias_cases():
+    rng = rng_for("alias")
+    w3 = rand(rng, 3, 3, 40, 40)
+    wd = w3[..., 0]
+    wp = rand(rng, 40, 40)
+    # One thread: whether a racing second thread happens to read a row before it is overwritten
+    # must not decide the outcome.
+    one = dict(threads=1)
+    cases = {}
+    for s in ["direct", "im2col", "winograd"]:
+        cases[f"conv2d-{s}"] = (
+            lambda x, out, s=s: pyconv.conv2d(x, w3, padding="same", strategy=s, out=out, **one),
+            lambda x: conv2d_ref(x, w3, padding="same"))
+    cases["depthwise"] = (lambda x, out: pyconv.depthwise_conv2d(x, wd, padding="same", out=out, **one),
+                          lambda x: depthwise_conv2d_ref(x, wd, padding="same"))
+    cases["pointwise"] = (lambda x, out: pyconv.pointwise_conv2d(x, wp, out=out, **one),
+                          lambda x: pointwise_conv2d_ref(x, wp))
+    cases["separable"] = (lambda x, out: pyconv.separable_conv2d(x, wd, wp, padding="same", out=out, **one),
+                          lambda x: separable_conv2d_ref(x, wd, wp, padding="same"))
+    cases["dense"] = (
+        lambda x, out: pyconv.dense(x.reshape(-1, 40), wp, out=out.reshape(-1, 40), **one).reshape(x.shape),
+        lambda x: dense_ref(x.reshape(-1, 40), wp).reshape(x.shape))
+    return cases
+
+
+_ALIAS_BUG = pytest.mark.xfail(strict=True, reason="kernel-bugs.md #5: out= sharing memory with x is "
+                                                   "neither refused nor handled")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_ALIAS_BUG) for n in _alias_cases()])
+def test_out_aliasing_the_input_is_rejected_or_correct(name):
+    # out= the input itself (same shape when C_in == C_out and "same" padding): the kernels read
+    # input pixels after writing output pixels, so an in-place call must either be refused with a
+    # ValueError or give the right answer (e.g. by copying x first), never silent garbage.
+    run, ref = _alias_cases()[name]
+    # Big enough that no kernel holds the whole image in one work unit (Winograd: 48 tiles).
+    x = rand(rng_for("alias-x", name), 2, 23, 21, 40)
+    expected = ref(x)
+    buf = x.copy()
+    try:
+        y = run(buf, buf)
+    except ValueError as e:
+        assert "out" in str(e)
+        return
+    assert np.shares_memory(y, buf)
+    assert_close(y, expected)
