@@ -246,6 +246,24 @@ def test_concurrent_calls_on_one_operator(name):
         np.testing.assert_array_equal(y, expected[i % 8], err_msg=f"call {i}")
 
 
+@pytest.mark.parametrize("strategy", ["direct", "im2col", "winograd", "auto"])
+def test_concurrent_first_calls_on_a_fresh_operator(strategy):
+    # Packing may be lazy (on the first call for a strategy): four threads racing to make that first
+    # call must all get the right answer, and the operator must stay consistent afterwards.
+    rng = rng_for("fresh", strategy)
+    x = rand(rng, 2, 19, 17, 24)
+    w = rand(rng, 3, 3, 12, 40)
+    b = rand(rng, 40)
+    ref = conv2d_ref(x, w, b, padding="same", groups=2)
+    for _ in range(3):
+        op = pyconv.Conv2D(w, b, padding="same", groups=2, strategy=strategy)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda i: op(x, threads=1 + i % 2), range(8)))
+        for y in results:
+            assert_close(y, ref)
+            np.testing.assert_array_equal(y, results[0])
+
+
 def test_concurrent_calls_on_different_operators():
     names = list(OPS)
     expected = {n: OPS[n][0](OPS[n][1], threads=1) for n in names}
