@@ -7,6 +7,8 @@ kernels and per-axis stride/dilation; the operator protocol (prepare once, call 
 ``output_shape``, ``strategy_for``) and ``explain_conv2d``; the portable C path on a representative
 subset. The exhaustive sweeps are marked slow.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -54,10 +56,10 @@ def check_conv2d(case, strategy):
               groups=case.get("g", 1), activation=case["act"])
     fits = output_hw(x.shape[1:3], w.shape[:2], kw["stride"], kw["padding"], kw["dilation"]) is not None
     if not fits:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=re.escape(str(x.shape))):
             pyconv.conv2d(x, w, b, strategy=strategy, threads=case["t"], **kw)
         op = pyconv.Conv2D(w, b, strategy=strategy, **kw)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=re.escape(str(x.shape))):
             op(x, threads=case["t"])
         return
     ref = conv2d_ref(x, w, b, **kw)

@@ -5,6 +5,8 @@ SIMD widths, multiplier M, 3-D vs 4-D weights, batch, threads, bias, activation)
 ``c * M + m``; the 3x3 stride 1/2 fast paths next to generic kernel sizes; kernels larger than the
 padded input; the operator protocol; the portable C path; exhaustive sweeps marked slow.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -39,9 +41,9 @@ def check_depthwise(case):
     b = rand(rng, c * m) if case["bias"] else None
     kw_ = dict(stride=case["s"], padding=case["pad"], dilation=case["d"], activation=case["act"])
     if output_hw(x.shape[1:3], (kh, kw), case["s"], case["pad"], case["d"]) is None:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=re.escape(str(x.shape))):
             pyconv.depthwise_conv2d(x, w, b, threads=case["t"], **kw_)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=re.escape(str(x.shape))):
             pyconv.DepthwiseConv2D(w, b, **kw_)(x, threads=case["t"])
         return
     ref = depthwise_conv2d_ref(x, w, b, **kw_)

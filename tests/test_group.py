@@ -5,12 +5,14 @@ widths, through every strategy; that groups are isolated (a group's outputs igno
 inputs); the output channel order ``o // (C_out // groups)``; groups = C_in = C_out equals depthwise
 (with and without a multiplier); the portable path; exhaustive sweeps marked slow.
 """
+import re
+
 import numpy as np
 import pytest
 
 import pyconv
-from conftest import assert_close, cases_param, rand, rng_for
-from reference import conv2d_ref
+from conftest import assert_close, cases_param, pairwise, rand, rng_for
+from reference import conv2d_ref, output_hw
 
 # Around the SIMD widths, and for the AVX-512 narrow-group kernel (C_out/G in {1, 2, 4, 8, 16}, several
 # groups per 16-lane vector): output channel counts that fill whole vectors and that leave a partial one.
@@ -58,6 +60,10 @@ def check_group(case, strategy):
     w = rand(rng, k, k, case["cin"] // g, case["cout"])
     b = rand(rng, case["cout"]) if case["bias"] else None
     kw = dict(stride=case["s"], padding=case["pad"], dilation=case["d"], groups=g, activation=case["act"])
+    if output_hw(x.shape[1:3], (k, k), case["s"], case["pad"], case["d"]) is None:
+        with pytest.raises(ValueError, match=re.escape(str(x.shape))):
+            pyconv.conv2d(x, w, b, strategy=strategy, threads=case["t"], **kw)
+        return
     ref = conv2d_ref(x, w, b, **kw)
     y = pyconv.conv2d(x, w, b, strategy=strategy, threads=case["t"], **kw)
     assert_close(y, ref, what=f"groups={g} strategy={strategy}")
@@ -74,6 +80,31 @@ def test_groups_match_reference(strategy, case):
 @cases_param(WINOGRAD_CASES)
 def test_groups_winograd_match_reference(case):
     check_group(case, "winograd")
+
+
+# Group shapes (C_in/G, C_out/G, G) of the AVX-512 narrow-group kernel (C_out/G divides 16, 16/(C_out/G)
+# groups of C_in/G channels fit 32 lanes) and of the 16-wide GEMM panel for groups of <= 16 outputs,
+# with group counts that fill the vectors exactly, partly, or several times.
+NARROW = [(2, 1, 3), (2, 2, 8), (4, 2, 5), (2, 4, 12), (8, 4, 3), (4, 8, 6), (16, 16, 2), (3, 16, 4),
+          (32, 16, 3), (1, 16, 5), (6, 6, 7), (12, 3, 4)]
+NARROW_AXES = dict(shape=NARROW, h=[1, 2, 7, 15, 17], w=[1, 3, 8, 16], k=[1, 2, 3, 5], s=[1, 2, 3], d=[1, 2],
+                   pad=["valid", "same", 1, ((0, 2), (1, 0))], n=[1, 3], t=[1, 2], bias=[False, True],
+                   act=ACTIVATIONS)
+
+
+def _narrow_case(c):
+    cg, og, g = c["shape"]
+    case = {k: v for k, v in c.items() if k != "shape"}
+    return dict(cin=cg * g, cout=og * g, g=g, **case)
+
+
+NARROW_CASES = [_narrow_case(c) for c in pairwise(NARROW_AXES, seed=21)]
+
+
+@pytest.mark.parametrize("strategy", ["direct", "auto"])
+@cases_param(NARROW_CASES)
+def test_narrow_groups_match_reference(strategy, case):
+    check_group(case, strategy)
 
 
 @pytest.mark.parametrize("strategy", ["direct", "im2col", "winograd", "auto"])

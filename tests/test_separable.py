@@ -3,6 +3,8 @@
 Covers: a pairwise subset of geometry, channels, multiplier, both biases and both activations; that the
 result equals running DepthwiseConv2D then PointwiseConv2D; the operator protocol; the portable path.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -29,7 +31,7 @@ def check_separable(case):
     kw = dict(stride=case["s"], padding=case["pad"], dilation=case["d"],
               depthwise_activation=case["dact"], activation=case["act"])
     if output_hw(x.shape[1:3], (k, k), case["s"], case["pad"], case["d"]) is None:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=re.escape(str(x.shape))):
             pyconv.separable_conv2d(x, wd, wp, bd, bp, threads=case["t"], **kw)
         return
     ref = separable_conv2d_ref(x, wd, wp, bd, bp, **kw)
