@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import (Engine, alternate, blas_limits, check_agreement, gc_paused, rounds_for, settle,
-                     summarise)
+from harness import (Engine, alternate, available_peers, blas_limits, check_agreement, gc_paused, rounds_for,
+                     settle, summarise)
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 MODEL_RTOL = 1e-3  # max |diff| / max |pyconv| over all outputs, after dozens of float32 layers
@@ -187,9 +187,12 @@ def _first_runs(benchmark, factories: dict, seconds: float, min_rounds: int) -> 
 def test_models(benchmark, case, threads, peer_names, onnx_files, pytestconfig):
     seconds = pytestconfig.getoption("case_seconds")
     min_rounds = pytestconfig.getoption("benchmark_min_rounds")
-    engines = ModelEngines(case, threads, onnx_files(case) if "onnxruntime" in peer_names else "")
+    wanted = [name for name in PEERS if name in peer_names]
+    if "onnxruntime" in wanted and available_peers(["torch"])["torch"].startswith("missing"):
+        wanted.remove("onnxruntime")  # its model is exported from the torch twin
+    engines = ModelEngines(case, threads, onnx_files(case) if "onnxruntime" in wanted else "")
     factories = {"pyconv": engines.pyconv}
-    factories.update({name: getattr(engines, name) for name in PEERS if name in peer_names})
+    factories.update({name: getattr(engines, name) for name in wanted})
     main, peers = factories["pyconv"](), [factories[name]() for name in factories if name != "pyconv"]
     check_agreement(main, peers, MODEL_RTOL)
     peer_info = {p.name: p.info for p in peers}

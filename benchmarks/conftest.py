@@ -4,7 +4,7 @@ Options (after ``pytest benchmarks/``):
   --threads 1,2                       thread counts; every engine of a case runs with the same one
   --peers numpy,onnxruntime,torch     peer engines to compare against ("none" for pyconv alone); a peer
                                       that is not installed is left out and reported in the header
-  --case-seconds 2.0                  time budget of one case (all its engines); sets the rounds, at least
+  --case-seconds 3.0                  time budget of one case (all its engines); sets the rounds, at least
                                       pytest-benchmark's --benchmark-min-rounds
 
 A benchmark module lists its cases in ``CASES`` (:class:`harness.Case`); each case is crossed with the
@@ -25,8 +25,8 @@ def pytest_addoption(parser):
     group.addoption("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     group.addoption("--peers", default=",".join(harness.PEER_NAMES),
                     help="comma-separated peer engines, or none (default numpy,onnxruntime,torch)")
-    group.addoption("--case-seconds", type=float, default=2.0,
-                    help="time budget of one benchmark case, all engines (default 2.0)")
+    group.addoption("--case-seconds", type=float, default=3.0,
+                    help="time budget of one benchmark case, all engines (default 3.0)")
 
 
 def _thread_counts(config) -> list:

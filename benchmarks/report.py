@@ -8,7 +8,8 @@ GFLOP/s (2 x direct MACs / median), pyconv's speed relative to each peer (peer m
 above 1 means pyconv is faster) and PASS/FAIL against the issue's targets, which are judged at
 ``TARGET_THREADS`` only. All numbers of one row come from the same run, interleaved (see README.md).
 ``--stat min`` uses each engine's fastest round instead of the median: on a machine shared with other
-work the minimum is the less disturbed estimate (say so when quoting it).
+work the minimum is the less disturbed estimate (say so when quoting it). A verdict or phase marked
+"(noisy)" comes from a row where some engine's median is over ``NOISY_SPREAD`` times its minimum.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ DEPTHWISE_GFLOPS = 30.0        # depthwise 3x3 s1/s2 GFLOP/s, MobileNet v1 shape
 STANDARD_GFLOPS = 150.0        # effective GFLOP/s of strategy auto at 3x3 64 -> 64, 56x56
 STANDARD_TARGET_LAYER = "std_3x3"
 VS_ONNXRUNTIME = 1.0           # every MobileNet v1 / Xception row (pyconv's auto path) no slower than ORT
+NOISY_SPREAD = 1.5             # a row whose median exceeds its min by this factor (any engine) is marked noisy
 NETWORKS = ("mobilenet_v1", "xception")
 MODULE_ORDER = ("pointwise", "depthwise", "standard", "group", "models")
 PEER_ORDER = ("pyconv_g1", "numpy", "onnxruntime", "torch")
@@ -50,11 +52,16 @@ def _checks(info: dict, gflops: float, speedup: dict) -> list:
     return checks
 
 
-def _verdict(checks: list) -> str:
+def _noisy(info: dict) -> bool:
+    return any(t > NOISY_SPREAD * info["min_s"][name] for name, t in info["median_s"].items())
+
+
+def _verdict(checks: list, noisy: bool) -> str:
     if not checks:
         return "-"
     failed = [text for text, ok in checks if not ok]
-    return "FAIL: " + "; ".join(failed) if failed else "PASS"
+    verdict = "FAIL: " + "; ".join(failed) if failed else "PASS"
+    return verdict + " (noisy)" if noisy else verdict
 
 
 def _shape(info: dict) -> str:
@@ -97,7 +104,7 @@ def kernel_table(benchmarks: list, stat: str) -> tuple:
                     + [f"{1e3 * times[p]:.3f}" if p in times else "n/a" for p in peers]
                     + [f"{gflops:.1f}"]
                     + [f"{speedup[p]:.2f}" if p in speedup else "n/a" for p in peers]
-                    + [_verdict(checks)])
+                    + [_verdict(checks, _noisy(info))])
     return _table(header, rows), all_checks
 
 
@@ -113,7 +120,8 @@ def models_table(benchmarks: list, stat: str) -> str:
         info = bench["extra_info"]
         times, loads = info[f"{stat}_s"], info.get("load_s", {})
         speedup = _speedup(times)
-        rows.append([info["model"], info["threads"], info["phase"]]
+        phase = info["phase"] + (" (noisy)" if _noisy(info) else "")
+        rows.append([info["model"], info["threads"], phase]
                     + [f"{1e3 * times[e]:.2f}" if e in times else "n/a" for e in engines]
                     + [f"{speedup[e]:.2f}" if e in speedup else "n/a" for e in engines[1:]]
                     + [f"{1e3 * loads[e]:.0f}" if e in loads else "-" for e in engines])
@@ -141,7 +149,8 @@ def render(data: dict, threads: int = None, stat: str = "median") -> str:
     run = machine.get("pyconv_benchmarks", {})
     loads = [b["extra_info"].get("loadavg_1m", 0.0) for bs in by_module.values() for b in bs]
     passed = sum(ok for _, ok in checks)
-    out.append(f"Statistic: {stat} per engine. Targets at {TARGET_THREADS} threads: {passed}/{len(checks)} PASS. "
+    verdicts = f"targets at {TARGET_THREADS} threads: {passed}/{len(checks)} PASS" if checks else "no targets"
+    out.append(f"Statistic: {stat} per engine; {verdicts}. "
                f"Machine: {machine.get('cpu', {}).get('brand_raw', '?')}, {run.get('cores_usable', '?')} cores; "
                f"peers {run.get('peers', {})}; load average (1 min) during the run up to "
                f"{max(loads, default=0.0):.1f}; {data.get('datetime', '')}.")
