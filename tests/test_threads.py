@@ -214,9 +214,11 @@ def test_results_identical_across_thread_counts(name):
 
 
 @pytest.mark.parametrize("strategy", ["direct", "im2col", "auto"])
-@pytest.mark.parametrize("n, h, w", [(1, 1, 1), (1, 2, 50), (5, 3, 3), (1, 61, 2)], ids=str)
+@pytest.mark.parametrize("n, h, w", [(1, 1, 1), (1, 2, 50), (5, 3, 3), (1, 61, 2), (64, 3, 3), (7, 1, 41)],
+                         ids=str)
 def test_thread_split_edge_shapes(strategy, n, h, w):
-    # Fewer rows/pixels than threads, or one long row: the work split must not drop or double any part.
+    # Fewer rows/pixels than threads, one long row, many tiny images: the work split must not drop or
+    # double any part. (The larger ones are past the size below which a call stays on one thread.)
     rng = rng_for("split", strategy, n, h, w)
     x = rand(rng, n, h, w, 17)
     wt = rand(rng, 3, 3, 17, 33)
