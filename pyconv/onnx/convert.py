@@ -152,7 +152,11 @@ class Context:
     def add_layer(self, base: str, type: str, inputs: Sequence[str], attrs: dict[str, Any],
                   weights: Optional[dict[str, np.ndarray]] = None, *, exact: bool = False) -> str:
         """Append a layer named ``base`` (made unique unless ``exact``) and return its name."""
-        name = base if exact else self._unique(base)
+        if exact:
+            name = base
+            self._names.add(name)
+        else:
+            name = self._unique(base)
         kind = LAYER_TYPES[type]
         shape = kind.output_shape(name, kind.normalize(attrs), [self.shapes[i] for i in inputs])
         self.shapes[name] = tuple(int(d) for d in shape)

@@ -552,6 +552,8 @@ def _softmax(ctx: "Context", node: OnnxNode) -> None:
             raise OnnxImportError(f"opset {ctx.opset} Softmax over axes {axis}.. of {list(shape)} (flattened) is "
                                   "not supported")
         axis = {1: -1, 2: 1, 3: 2}[axis]
+    elif axis != 1:
+        raise OnnxImportError(f"softmax over axis {axis} of {list(shape)} is not supported (only the channel axis)")
     else:
         axis = -1
     ctx.emit(node, "softmax", [t], {"axis": axis}, nonneg=True)
