@@ -436,3 +436,22 @@ def test_summary_and_plan_allocate_no_arena():
 def test_repr_names_the_model_and_its_io():
     text = repr(model(BRANCHES))
     assert "'toy'" in text and "(8, 8, 4) NHWC" in text and "['cat', 'fc']" in text
+
+
+def test_concurrent_runs_from_python_threads_are_serialised_and_correct():
+    """Runs share the model's arena: runs from several threads must take turns, never corrupt it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = load(Path(__file__).resolve().parents[1] / "models" / "toy_design_doc.json", threads=1)
+    rng = np.random.default_rng(7)
+    inputs = [rng.uniform(-1, 1, model.input_shape(model.spec.inputs[0])).astype(np.float32) for _ in range(8)]
+    expected = [model.run(x) for x in inputs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(model.run, inputs * 4))
+    for i, got in enumerate(results):
+        want = expected[i % len(inputs)]
+        if isinstance(want, dict):
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name])
+        else:
+            np.testing.assert_array_equal(got, want)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -111,8 +112,8 @@ class Model:
     """A loaded model; see :func:`load`. Call it (or :meth:`run`) on NHWC numpy arrays.
 
     ``weights`` holds the original (unfolded) weights by layer and param, ``graph`` the nodes that run,
-    ``info`` the per-layer shapes, parameters and MACs. Runs of one model share its arena, so a model
-    must not run in several threads at once; load one model per thread instead.
+    ``info`` the per-layer shapes, parameters and MACs. Runs of one model share its arena, so runs from
+    several Python threads take turns (a lock); for inference in parallel, load one model per thread.
     """
 
     def __init__(self, config: Mapping[str, Any], *, weights: Union[None, str, Path, Mapping[str, Any]] = None,
@@ -129,6 +130,7 @@ class Model:
             node.weights = {}
         self.threads = resolve_threads(threads)
         self._plans: OrderedDict[int, _Prepared] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         inputs = ", ".join(f"{n} {self.input_shape(n)[1:]} {self.spec.layers[n].attrs['layout']}"
@@ -302,9 +304,11 @@ class Model:
         or a dict of them keyed by input layer name. Returns a fresh array, or a dict keyed by output
         layer name when the model has several outputs."""
         env, batch = self._bind(x)
-        prepared = self._prepare(batch)
-        self._execute(prepared, env, self.threads if threads is None else resolve_threads(threads))
-        return self._collect(prepared, env)
+        threads = self.threads if threads is None else resolve_threads(threads)
+        with self._lock:
+            prepared = self._prepare(batch)
+            self._execute(prepared, env, threads)
+            return self._collect(prepared, env)
 
     __call__ = run
 
@@ -370,15 +374,16 @@ class Model:
         if repeat < 1:
             raise ValueError(f"repeat: expected a positive integer, found {repeat}")
         env, batch = self._bind(self.example_input() if x is None else x)
-        prepared = self._prepare(batch)
         threads = self.threads if threads is None else resolve_threads(threads)
-        for _ in range(warmup):
-            self._execute(prepared, env, threads)
         samples: list[list[float]] = []
-        for _ in range(repeat):
-            times: list[float] = []
-            self._execute(prepared, env, threads, times)
-            samples.append(times)
+        with self._lock:
+            prepared = self._prepare(batch)
+            for _ in range(warmup):
+                self._execute(prepared, env, threads)
+            for _ in range(repeat):
+                times: list[float] = []
+                self._execute(prepared, env, threads, times)
+                samples.append(times)
         medians = np.median(np.array(samples), axis=0) if prepared.steps else np.zeros(0)
         total = float(np.median([sum(t) for t in samples])) if prepared.steps else 0.0
         denominator = float(medians.sum()) or 1.0
