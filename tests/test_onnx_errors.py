@@ -74,7 +74,8 @@ def test_inconsistent_shapes():
         pyconv.from_onnx(make_model([conv(out="y")], initializers=wrong))
     nodes = [conv(), helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
              helper.make_node("Add", ["c", "p"], ["y"], name="add")]
-    with pytest.raises(pyconv.OnnxImportError, match=r"Add 'add'.*inconsistent shapes.*\[1, 4, 8, 8\] and \[1, 4, 4, 4\]"):
+    with pytest.raises(pyconv.OnnxImportError,
+                       match=r"Add 'add'.*inconsistent shapes.*\[1, 4, 8, 8\] and \[1, 4, 4, 4\]"):
         pyconv.from_onnx(make_model(nodes, initializers=W))
 
 

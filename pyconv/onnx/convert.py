@@ -99,8 +99,9 @@ class Context:
         name = node.inputs[index] if index < len(node.inputs) else ""
         value = self.const(name)
         if value is None:
+            found = f"the computed tensor {name!r}" if name else "nothing"
             raise OnnxImportError(f"expected {what} (input {index}) to be a constant (an initializer or computed "
-                                  f"from constants), found {'nothing' if not name else 'a computed tensor ' + repr(name)}")
+                                  f"from constants), found {found}")
         return value
 
     def raw(self, name: str) -> Tensor:
