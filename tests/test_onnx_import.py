@@ -354,14 +354,21 @@ def test_onnx_package_is_optional(monkeypatch):
         pyconv.from_onnx(b"\x08\x07")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "xception", "shufflenet_v1"])
+FULL_SIZE = {
+    "mobilenet_v1": (lambda: om.MobileNetV1(), (1, 3, 224, 224)),
+    "mobilenet_v2": (lambda: om.MobileNetV2(), (1, 3, 224, 224)),
+    "xception": (lambda: om.Xception(), (1, 3, 299, 299)),
+    "shufflenet_v1": (lambda: om.ShuffleNetV1(3), (1, 3, 224, 224)),
+    "resnext_block": (lambda: om.ResNeXtBlock(), (1, 256, 56, 56)),
+}
+
+
+@pytest.mark.parametrize("name", list(FULL_SIZE))
 def test_full_size_network(name):
-    make, size = {"mobilenet_v1": (lambda: om.MobileNetV1(), 224), "mobilenet_v2": (lambda: om.MobileNetV2(), 224),
-                  "xception": (lambda: om.Xception(), 299),
-                  "shufflenet_v1": (lambda: om.ShuffleNetV1(3), 224)}[name]
+    """The published architectures at their real sizes (a few seconds each: Xception's export is the
+    slowest)."""
+    make, shape = FULL_SIZE[name]
     torch.manual_seed(0)
-    shape = (1, 3, size, size)
     for opset in (11, 17):
         data = om.export(om.randomize_bn(make()), shape, opset)
         assert_matches(pyconv.from_onnx(data), data, image(shape))
