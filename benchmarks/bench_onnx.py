@@ -97,5 +97,6 @@ def test_onnx_import(benchmark, network, threads, onnx_file, peer_names, pytestc
                          pytestconfig.getoption("benchmark_min_rounds"))
     if info:
         benchmark.extra_info.update(info)
-        benchmark.extra_info.update({"module": "onnx", "model": network, "threads": threads, "opset": OPSET,
-                                     "input_shape": list(shape), "peer_info": {"onnxruntime": peer.info}})
+        benchmark.extra_info.update({"module": "onnx", "model": network, "phase": "warm", "threads": threads,
+                                     "opset": OPSET, "input_shape": list(shape),
+                                     "peer_info": {"onnxruntime": peer.info}})

@@ -288,7 +288,7 @@ def convert(source: Source) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                           else stem)
 
 
-def from_onnx(source: Union[str, Path, bytes], *, threads: Optional[int] = None) -> "Model":
+def from_onnx(path_or_bytes: Union[str, Path, bytes], *, threads: Optional[int] = None) -> "Model":
     """Import an ONNX model (a file path or the model's bytes) as a pyconv :class:`~pyconv.Model`.
 
     The model keeps the ONNX interface: inputs of the same names in NCHW, outputs under the ONNX output
@@ -298,5 +298,5 @@ def from_onnx(source: Union[str, Path, bytes], *, threads: Optional[int] = None)
     """
     from ..graph.model import Model
 
-    config, weights = convert(source)
+    config, weights = convert(path_or_bytes)
     return Model(config, weights=weights, threads=threads)
