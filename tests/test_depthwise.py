@@ -69,6 +69,25 @@ def test_depthwise_mobilenet_layers(case):
     check_depthwise(case)
 
 
+@pytest.mark.parametrize("n, h, w, c, m, k, s", [
+    (1, 7, 7, 1024, 1, 3, 1), (1, 7, 7, 1000, 1, 5, 1), (1, 1, 50, 2001, 1, 3, 1), (1, 2, 9, 4100, 1, 3, 2),
+    (1, 3, 3, 777, 2, 3, 1), (2, 1, 1, 9000, 1, 1, 1), (1, 14, 14, 1000, 1, 3, 2),
+], ids=["7x7x1024", "7x7x1000-k5", "1row-2001", "2rows-4100-s2", "3x3x777-m2", "1x1x9000-k1", "14x14-s2"])
+def test_few_rows_many_channels_split_across_threads(n, h, w, c, m, k, s):
+    # With fewer rows than threads the work is split along channels, in 32-channel-aligned slices:
+    # channel counts that are not multiples of 32 leave a ragged last slice, which must be neither
+    # dropped nor computed twice, and the split must not change a single bit.
+    rng = rng_for("dw-split", n, h, w, c, m, k, s)
+    x = rand(rng, n, h, w, c)
+    wt = rand(rng, k, k, c, m)
+    b = rand(rng, c * m)
+    op = pyconv.DepthwiseConv2D(wt, b, stride=s, padding="same", activation="relu6")
+    y1 = op(x, threads=1)
+    y2 = op(x, threads=2)
+    assert_close(y2, depthwise_conv2d_ref(x, wt, b, stride=s, padding="same", activation="relu6"))
+    np.testing.assert_array_equal(y1, y2)
+
+
 def test_multiplier_channel_order():
     # Output channel c*M + m reads input channel c: put a distinct constant in each input channel and a
     # 1x1 kernel selecting it with weight (m + 1), so every output channel names its source.
