@@ -60,6 +60,23 @@ def test_equals_depthwise_then_pointwise():
     assert_close(y, two_step.astype(np.float64), rtol=1e-5)
 
 
+@pytest.mark.parametrize("shape, cout, s", [((1, 7, 7, 1024), 1024, 1), ((1, 14, 14, 512), 1024, 2),
+                                             ((1, 1, 30, 700), 90, 1), ((3, 2, 2, 333), 50, 1)],
+                         ids=["7x7x1024", "14x14x512-s2", "1row-700", "tiny-images-333"])
+def test_mobilenet_tail_layers_split_across_threads(shape, cout, s):
+    # MobileNet's last layers: few rows, many channels. However the fused kernel splits them, one and
+    # two threads must agree bit for bit, and with the reference.
+    rng = rng_for("sep-tail", shape, cout, s)
+    x = rand(rng, *shape)
+    wd, wp = rand(rng, 3, 3, shape[3]), rand(rng, shape[3], cout)
+    bd, bp = rand(rng, shape[3]), rand(rng, cout)
+    kw = dict(stride=s, padding="same", depthwise_activation="relu6", activation="relu6")
+    op = pyconv.SeparableConv2D(wd, wp, bd, bp, **kw)
+    y1, y2 = op(x, threads=1), op(x, threads=2)
+    assert_close(y2, separable_conv2d_ref(x, wd, wp, bd, bp, **kw))
+    np.testing.assert_array_equal(y1, y2)
+
+
 def test_operator_call_twice_and_out():
     rng = rng_for("sep-op")
     x = rand(rng, 1, 9, 9, 16)
