@@ -82,14 +82,14 @@ def test_inconsistent_shapes():
 def test_problems_in_supported_ops_reported_together():
     nodes = [conv(),
              helper.make_node("Pad", ["c", "pads"], ["p"], name="reflect", mode="reflect"),
-             helper.make_node("Transpose", ["c"], ["t"], name="nhwc", perm=[0, 2, 3, 1]),
+             helper.make_node("Transpose", ["c"], ["t"], name="hw", perm=[0, 1, 3, 2]),
              helper.make_node("Relu", ["t"], ["r"], name="after")]  # downstream of a problem: not repeated
     data = make_model(nodes, outputs=("p", "r"), initializers={**W, "pads": np.zeros(8, np.int64)})
     with pytest.raises(pyconv.OnnxImportError) as info:
         pyconv.from_onnx(data)
     message = str(info.value)
     assert "2 problem(s)" in message and "Pad 'reflect': only constant padding" in message
-    assert "Transpose 'nhwc': Transpose perm [0, 2, 3, 1]" in message and "after" not in message
+    assert "Transpose 'hw': Transpose perm [0, 1, 3, 2]" in message and "after" not in message
 
 
 def test_dynamic_spatial_size():
@@ -129,3 +129,10 @@ def test_cli_reports_import_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "(Sigmoid, 'gate')" in err and "hint: supported operators:" in err
     assert not (tmp_path / "out.json").exists()
+
+
+def test_nhwc_transposed_image_only_flattens_or_transposes_back():
+    nodes = [conv(), helper.make_node("Transpose", ["c"], ["t"], name="to_nhwc", perm=[0, 2, 3, 1]),
+             helper.make_node("Relu", ["t"], ["y"], name="relu_nhwc")]
+    with pytest.raises(pyconv.OnnxImportError, match=r"Relu 'relu_nhwc'.*transposed to NHWC \[1, 8, 8, 4\]"):
+        pyconv.from_onnx(make_model(nodes, initializers=W))

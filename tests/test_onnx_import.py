@@ -372,3 +372,33 @@ def test_full_size_network(name):
     for opset in (11, 17):
         data = om.export(om.randomize_bn(make()), shape, opset)
         assert_matches(pyconv.from_onnx(data), data, image(shape))
+
+
+@pytest.mark.parametrize("pool", ["reduce_mean", "flatten"])
+def test_tf2onnx_style_nhwc_boundary(pool):
+    """What tf2onnx makes of a Keras model: an NHWC input transposed to NCHW, convolutions with explicit
+    pads, batch norm as Mul + Add, Relu6 as Clip, and either a ReduceMean over H, W of the tensor
+    transposed back to NHWC, or a Transpose back to NHWC then a Reshape to (N, F) (Keras's Flatten order),
+    then MatMul + Add and Softmax."""
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["t", "w"], ["c"], kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1]),
+             helper.make_node("Mul", ["c", "scale"], ["m"]),
+             helper.make_node("Add", ["m", "shift"], ["a"]),
+             helper.make_node("Clip", ["a", "zero", "six"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["back"], perm=[0, 2, 3, 1])]
+    features = 8 if pool == "reduce_mean" else 8 * 5 * 4
+    if pool == "reduce_mean":
+        nodes.append(helper.make_node("ReduceMean", ["back"], ["f"], axes=[1, 2], keepdims=0))
+    else:
+        nodes.append(helper.make_node("Reshape", ["back", "flat"], ["f"]))
+    nodes += [helper.make_node("MatMul", ["f", "mw"], ["mm"]), helper.make_node("Add", ["mm", "mb"], ["logits"]),
+              helper.make_node("Softmax", ["logits"], ["probs"], axis=-1)]
+    inits = {"w": weights(8, 3, 3, 3), "scale": weights(8, 1, 1, seed=1) + 1, "shift": weights(8, 1, 1, seed=2),
+             "zero": np.float32(0), "six": np.float32(6), "flat": np.array([-1, features], np.int64),
+             "mw": weights(features, 5, seed=3), "mb": weights(5, seed=4)}
+    data = make_model(nodes, [tensor("x", ["N", 10, 8, 3])], [tensor("probs", None)], inits)
+    model = pyconv.from_onnx(data)
+    assert model.spec.layers["x"].attrs["layout"] == "NHWC" and model.input_shape() == (1, 10, 8, 3)
+    assert "pad" not in layer_types(model)
+    x = image((2, 10, 8, 3)) * 2
+    np.testing.assert_allclose(model.run(x), ort_run(data, {"x": x})[0], rtol=TOL, atol=1e-6)

@@ -6,7 +6,10 @@ per-sample NHWC shape. The layout changes only at the boundary: the input layer 
 (``"layout": "NCHW"``), 4-D outputs are returned NCHW (``"output_layout": "NCHW"``), and weights are
 transposed here, once. Some ONNX tensors are never materialised: a zero ``Pad`` stays pending until a
 convolution or pooling absorbs it into its own pads, and the Reshape-Transpose-Reshape of a channel
-shuffle becomes one ``channel_shuffle`` layer when its last Reshape arrives.
+shuffle becomes one ``channel_shuffle`` layer when its last Reshape arrives. Models converted from
+TensorFlow (tf2onnx) transpose their NHWC input to NCHW and back before flattening: a 4-D graph input
+read only by Transpose (0, 3, 1, 2) becomes an NHWC input layer, and Transpose (0, 2, 3, 1) then a
+Reshape to (N, F) is a flatten in NHWC order.
 
 Layers are named after their ONNX node (or output tensor, for nodes without a name); the layers that
 compute graph outputs carry the output names, so ``model.run`` returns them under the ONNX names.
@@ -40,7 +43,8 @@ class Tensor:
     ``kind``: ``"image"`` (ONNX ``(N, C, H, W)``, layer output ``(H, W, C)``), ``"flat"`` (``(N, F)``,
     ``(F,)``) or ``"pooled"`` (a global pool's ``(N, C, 1, 1)``, held as ``(C,)``). ``pads`` is a zero
     padding not yet applied to ``layer``'s output; ``shuffle`` marks the middle of a channel-shuffle
-    pattern: ``("split", g)`` after its first Reshape, ``("swapped", g)`` after its Transpose.
+    pattern: ``("split", g)`` after its first Reshape, ``("swapped", g)`` after its Transpose. ``nhwc``
+    marks an image whose ONNX tensor is transposed to (N, H, W, C), as pyconv holds it.
     ``nonneg`` says every value is >= 0 (after a ReLU), which lets a zero pad fold into a max pool.
     """
 
@@ -49,6 +53,7 @@ class Tensor:
     shape: Shape
     pads: Pads = _NO_PADS
     shuffle: Optional[tuple[str, int]] = None
+    nhwc: bool = False
     nonneg: bool = False
 
     @property
@@ -63,6 +68,8 @@ class Tensor:
         if self.kind == "pooled":
             return (batch, self.shape[0], 1, 1)
         (h, w), c = self.padded_hw, self.shape[2]
+        if self.nhwc:
+            return (batch, h, w, c)
         if self.shuffle is None:
             return (batch, c, h, w)
         stage, g = self.shuffle
@@ -118,6 +125,9 @@ class Context:
             raise OnnxImportError(f"tensor {name!r} of shape {list(t.onnx_shape(1))} is part of a channel shuffle "
                                   "(Reshape to (N, g, C/g, H, W), Transpose perm (0, 2, 1, 3, 4), Reshape back); "
                                   "no other use of it is supported")
+        if t.nhwc:
+            raise OnnxImportError(f"tensor {name!r} is an image transposed to NHWC {list(t.onnx_shape(1))}; "
+                                  "only transposing it back to NCHW or flattening it (Reshape to (N, F)) is supported")
         if t.pads == _NO_PADS:
             return t
         if name not in self._materialised:
@@ -128,7 +138,8 @@ class Context:
 
     def image(self, name: str, *, keep_pads: bool = False) -> Tensor:
         """The tensor ``name`` as an image; a global pool's ``(C,)`` is reshaped to ``(1, 1, C)``."""
-        t = self.raw(name) if keep_pads and self.raw(name).shuffle is None else self.value(name)
+        raw = self.raw(name)
+        t = raw if keep_pads and raw.shuffle is None and not raw.nhwc else self.value(name)
         if t.kind == "pooled":
             key = f"{name}/image"
             if key not in self._materialised:
@@ -185,11 +196,15 @@ class Context:
         self.tensors[node.outputs[index]] = tensor
 
 
-def _add_input(ctx: Context, name: str, shape: tuple) -> None:
+def _add_input(ctx: Context, name: str, shape: tuple, nhwc: bool) -> None:
     if len(shape) == 4:
-        _, c, h, w = shape
-        layer = ctx.add_layer(name, "input", [], {"shape": [h, w, c], "layout": "NCHW"}, exact=True)
-        ctx.tensors[name] = Tensor(layer, "image", ctx.shapes[layer])
+        if nhwc:
+            _, h, w, c = shape
+        else:
+            _, c, h, w = shape
+        layer = ctx.add_layer(name, "input", [], {"shape": [h, w, c], "layout": "NHWC" if nhwc else "NCHW"},
+                              exact=True)
+        ctx.tensors[name] = Tensor(layer, "image", ctx.shapes[layer], nhwc=nhwc)
     else:
         layer = ctx.add_layer(name, "input", [], {"shape": [shape[1]]}, exact=True)
         ctx.tensors[name] = Tensor(layer, "flat", ctx.shapes[layer])
@@ -227,7 +242,10 @@ def onnx_to_config(graph: OnnxGraph, name: str = "") -> tuple[dict[str, Any], di
     _check_operators(graph)
     ctx = Context(graph)
     for inp in graph.inputs:
-        _add_input(ctx, inp.name, inp.shape)
+        readers = [n for n in graph.nodes if inp.name in n.inputs]
+        nhwc = bool(readers) and all(n.op_type == "Transpose" and list(n.attrs.get("perm", [])) == [0, 3, 1, 2]
+                                     for n in readers)
+        _add_input(ctx, inp.name, inp.shape, nhwc and inp.name not in graph.outputs)
     problems: list[str] = []
     failed: set[str] = set()
     for node in graph.nodes:

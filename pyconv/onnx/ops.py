@@ -195,11 +195,15 @@ def _global_avg_pool(ctx: "Context", node: OnnxNode) -> None:
 
 @_converter("ReduceMean")
 def _reduce_mean(ctx: "Context", node: OnnxNode) -> None:
-    t = ctx.image(node.inputs[0])
+    raw = ctx.raw(node.inputs[0])
+    t = raw if raw.nhwc else ctx.image(node.inputs[0])
     axes = _axes(ctx, node)
-    if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
-        raise OnnxImportError(f"only the mean over the spatial axes (2, 3) is supported, found axes {axes}")
-    kind = "pooled" if node.attrs.get("keepdims", 1) else "flat"
+    spatial = [1, 2] if t.nhwc else [2, 3]
+    keepdims = node.attrs.get("keepdims", 1)
+    if axes is None or sorted(a % 4 for a in axes) != spatial or (t.nhwc and keepdims):
+        raise OnnxImportError(f"only the mean over the spatial axes {tuple(spatial)} of {list(t.onnx_shape(1))} is "
+                              f"supported{' (with keepdims=0)' if t.nhwc else ''}, found axes {axes}")
+    kind = "pooled" if keepdims else "flat"
     ctx.emit(node, "global_avg_pool", [t], {}, kind=kind, nonneg=t.nonneg)
 
 
@@ -410,7 +414,8 @@ def _matmul(ctx: "Context", node: OnnxNode) -> None:
 
 @_converter("Flatten")
 def _flatten(ctx: "Context", node: OnnxNode) -> None:
-    t = ctx.value(node.inputs[0])
+    raw = ctx.raw(node.inputs[0])
+    t = raw if raw.nhwc else ctx.value(node.inputs[0])
     axis = int(node.attrs.get("axis", 1))
     rank = len(t.onnx_shape(1))
     if axis == 0 or axis % rank != 1:
@@ -420,7 +425,7 @@ def _flatten(ctx: "Context", node: OnnxNode) -> None:
 
 def _to_flat(ctx: "Context", node: OnnxNode, t: "Tensor") -> None:
     if t.kind == "image":
-        ctx.emit(node, "flatten", [t], {"order": "NCHW"}, kind="flat", nonneg=t.nonneg)
+        ctx.emit(node, "flatten", [t], {"order": "NHWC" if t.nhwc else "NCHW"}, kind="flat", nonneg=t.nonneg)
     else:
         ctx.alias(node, dataclasses.replace(t, kind="flat"))
 
@@ -457,6 +462,13 @@ def _reshape(ctx: "Context", node: OnnxNode) -> None:
     if t.pads != (0, 0, 0, 0):
         t = ctx.value(node.inputs[0])
     in_shape = t.onnx_shape(ctx.batch)
+    if t.nhwc:
+        target = _target(ctx, node, in_shape)
+        if target is None or len(target) != 1:
+            raise OnnxImportError(f"an NHWC-transposed image {list(t.onnx_shape(1))} can only be flattened to "
+                                  f"(N, F), found target {[int(d) for d in ctx.const(node.inputs[1]).reshape(-1)]}")
+        _to_flat(ctx, node, t)
+        return
     target = _target(ctx, node, in_shape)
     if target is None:
         raise OnnxImportError(f"cannot reshape {list(t.onnx_shape(1))} to "
@@ -492,9 +504,13 @@ def _transpose(ctx: "Context", node: OnnxNode) -> None:
     if t.shuffle is not None and t.shuffle[0] == "split" and perm == [0, 2, 1, 3, 4]:
         ctx.alias(node, dataclasses.replace(t, shuffle=("swapped", t.shuffle[1])))
         return
-    raise OnnxImportError(f"Transpose perm {perm} of a tensor of shape {list(t.onnx_shape(1))}: only the channel "
-                          "shuffle pattern (Reshape to (N, g, C/g, H, W), Transpose perm (0, 2, 1, 3, 4), Reshape "
-                          "back) is supported")
+    if t.kind == "image" and t.shuffle is None and perm == ([0, 3, 1, 2] if t.nhwc else [0, 2, 3, 1]):
+        # pyconv holds images NHWC whatever ONNX calls them: only the bookkeeping changes.
+        ctx.alias(node, dataclasses.replace(ctx.image(node.inputs[0]) if not t.nhwc else t, nhwc=not t.nhwc))
+        return
+    raise OnnxImportError(f"Transpose perm {perm} of a tensor of shape {list(t.onnx_shape(1))}: supported are the "
+                          "channel shuffle pattern (Reshape to (N, g, C/g, H, W), Transpose perm (0, 2, 1, 3, 4), "
+                          "Reshape back), and NCHW <-> NHWC around an input or before a flatten")
 
 
 def _axes(ctx: "Context", node: OnnxNode) -> Optional[list[int]]:
