@@ -191,9 +191,9 @@ class Context:
         self.tensors[out] = Tensor(layer, kind, self.shapes[layer], nonneg=nonneg)
         return self.tensors[out]
 
-    def alias(self, node: OnnxNode, tensor: Tensor, index: int = 0) -> None:
-        """``node``'s output ``index`` is ``tensor`` again (a layout-only or identity op)."""
-        self.tensors[node.outputs[index]] = tensor
+    def alias(self, node: OnnxNode, tensor: Tensor) -> None:
+        """``node``'s first output is ``tensor`` again (a layout-only or identity op)."""
+        self.tensors[node.outputs[0]] = tensor
 
 
 def _add_input(ctx: Context, name: str, shape: tuple, nhwc: bool) -> None:

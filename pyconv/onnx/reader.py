@@ -202,23 +202,24 @@ def _ints(value: Optional[np.ndarray]) -> Optional[list[int]]:
     return None if value is None else [int(v) for v in np.asarray(value).reshape(-1)]
 
 
-def _axes(node: OnnxNode, args: Sequence[Optional[np.ndarray]], opset_input: int, opset: int) -> Optional[list[int]]:
-    """Axes given as an attribute (older opsets) or as input ``opset_input`` (newer ones)."""
+def _axes(node: OnnxNode, args: Sequence[Optional[np.ndarray]]) -> Optional[list[int]]:
+    """Axes given as an attribute (before opset 13) or as the second input (from opset 13)."""
     if "axes" in node.attrs:
         return list(node.attrs["axes"])
-    return _ints(args[opset_input]) if len(args) > opset_input else None
+    return _ints(args[1]) if len(args) > 1 else None
 
 
 def _unsqueeze(node, args, opset):
     x = args[0]
-    axes = sorted(a % (x.ndim + len(_axes(node, args, 1, opset))) for a in _axes(node, args, 1, opset))
-    for a in axes:
+    axes = _axes(node, args)
+    rank = x.ndim + len(axes)
+    for a in sorted(a % rank for a in axes):
         x = np.expand_dims(x, a)
     return x
 
 
 def _squeeze(node, args, opset):
-    axes = _axes(node, args, 1, opset)
+    axes = _axes(node, args)
     return np.squeeze(args[0], axis=None if axes is None else tuple(axes))
 
 
