@@ -1,6 +1,6 @@
 """End-to-end latency of every shipped model (models/*.json) against PyTorch and ONNX Runtime.
 
-pyconv runs the config through its graph runtime (``pyconv.graph.load``), NHWC. The peers run the same
+pyconv runs the config through its graph runtime (``pyconv.load``), NHWC. The peers run the same
 network with the same weights: PyTorch the twin from ``pyconv.testing.build_twin`` (NCHW), ONNX Runtime
 that twin exported once per model with ``pyconv.testing.export_onnx`` (NCHW, all graph optimisations on,
 intra-op threads = the case's thread count, inter-op 1). All three must agree before anything is timed.
@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import (Engine, alternate, available_peers, blas_limits, check_agreement, gc_paused, rounds_for,
-                     settle, summarise)
+from harness import (Engine, alternate, available_peers, blas_limits, check_agreement, gc_paused, ort_session,
+                     rounds_for, settle, summarise)
 
+pyconv = pytest.importorskip("pyconv")
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 MODEL_RTOL = 1e-3  # max |diff| / max |pyconv| over all outputs, after dozens of float32 layers
 PEERS = ("onnxruntime", "torch")
@@ -61,11 +62,8 @@ class ModelEngines:
     """Builds fresh engines for one model at one thread count, all on the same input and weights."""
 
     def __init__(self, case: ModelCase, threads: int, onnx_path: str):
-        from pyconv.graph import load
-
-        self.load = load
         self.case, self.threads, self.onnx_path = case, threads, onnx_path
-        model = load(case.path)
+        model = pyconv.load(case.path)
         self.weights = model.weights
         self.outputs = model.output_names
         self.x = model.example_input()
@@ -74,7 +72,7 @@ class ModelEngines:
         self.to_nhwc = model.spec.output_layout == "NHWC"
 
     def pyconv(self) -> Engine:
-        model = self.load(self.case.path)
+        model = pyconv.load(self.case.path)
         last = []
 
         def call():
@@ -84,14 +82,7 @@ class ModelEngines:
         return Engine("pyconv", call, lambda: _flat(last, False), {})
 
     def onnxruntime(self) -> Engine:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(self.onnx_path, options, providers=["CPUExecutionProvider"])
+        session = ort_session(self.onnx_path, self.threads)
         feed = {session.get_inputs()[0].name: self.x_nchw}
         last = []
 
@@ -121,7 +112,6 @@ class ModelEngines:
 @pytest.fixture(scope="session")
 def onnx_files(tmp_path_factory):
     """model name -> its twin exported to ONNX (once per session: exporting Xception takes seconds)."""
-    from pyconv.graph import load
     from pyconv.testing import export_onnx
 
     cache = {}
@@ -131,7 +121,7 @@ def onnx_files(tmp_path_factory):
             path = tmp_path_factory.mktemp("onnx") / f"{case.model}.onnx"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the tracer's notes on Python ints in shape arithmetic
-                cache[case.model] = export_onnx(str(case.path), load(case.path).weights, path,
+                cache[case.model] = export_onnx(str(case.path), pyconv.load(case.path).weights, path,
                                                 io_layout="NCHW")
         return cache[case.model]
 

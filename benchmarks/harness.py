@@ -1,17 +1,18 @@
 """The engines a benchmark compares, and the alternating, settled measurement that times them.
 
-A kernel *case* is one layer-table row run by one pyconv operator/strategy at one thread count. Every engine of
-the case (pyconv, then the peers: numpy matmul at the GEMM shape, ONNX Runtime, PyTorch) works on the same
-input and weights, each in its native layout, with the same thread count, and must agree with pyconv's
-result before anything is timed.
+A kernel *case* is one layer-table row run by one pyconv operator/strategy at one thread count. Every
+engine of the case (pyconv, then the peers: numpy matmul at the GEMM shape, ONNX Runtime, PyTorch) works
+on the same input and weights, each in its native layout, with the same thread count, and must agree
+with pyconv's result before anything is timed.
 
 Fairness: libgomp (pyconv, PyTorch), OpenBLAS (numpy) and ONNX Runtime keep their worker threads spinning
 after a call (measured here: OpenBLAS about 100 ms, ONNX Runtime about 30 ms, libgomp a few ms), and a
 spinning pool steals a core from whoever runs next. So each round runs every engine in turn as a *step*:
-wait until no other thread of the process is runnable (:func:`settle`), one untimed warm-up call (wakes the
-engine's own pool and pulls its data into cache), one timed call. pyconv's timed call is pytest-benchmark's
-round (``benchmark.pedantic``); the peers' steps run in its ``setup``, in an order that rotates every
-round. The per-engine medians therefore come from the same run, the same rounds and the same conditions.
+wait until no other thread of the process is runnable (:func:`settle`), one untimed warm-up call (wakes
+the engine's own pool and pulls its data into cache), a few timed calls. pyconv's timed calls are
+pytest-benchmark's rounds (``benchmark.pedantic``); the peers' steps run in its ``setup``, in an order
+that rotates every round. The per-engine medians therefore come from the same run, the same rounds and
+the same conditions.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ PEER_NAMES = ("numpy", "onnxruntime", "torch")
 SETTLE_POLL_S = 0.001
 SETTLE_CAP_S = 1.0
 MAX_ROUNDS = 200
+CALLS_PER_STEP = 3
 AGREEMENT_RTOL = 2e-3  # max |peer - pyconv| over max |pyconv|; Winograd's rounding stays well inside
 
 
@@ -59,7 +61,8 @@ def settle() -> float:
     """Wait until every worker pool of the process has stopped spinning; returns the seconds waited.
 
     Spinning workers are runnable ("R" in /proc), sleeping ones are not. Two idle polls in a row are
-    required because a yielding spinner can be caught between slices. Without /proc, waits the cap.
+    required so that a worker caught in a short sleep inside its spin loop does not end the wait early.
+    Without /proc, waits the cap.
     """
     start = time.perf_counter()
     idle_polls = 0
@@ -134,11 +137,23 @@ def numpy_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int) -> 
                   {"gemm_mkn": [a.shape[0], row.C_in, row.C_out]})
 
 
+def ort_session(model, threads: int):
+    """An ONNX Runtime CPU session for ``model`` (a path or serialized bytes): ``threads`` intra-op
+    threads, one inter-op thread, sequential execution, every graph optimisation on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 def onnxruntime_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int) -> Engine:
     """ONNX Runtime on a one-Conv NCHW model of ``row`` (explicit pads, group attribute), all graph
     optimisations on, input and a preallocated output bound once (no per-call allocation)."""
     import onnx
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     (top, bottom), (left, right) = row.pads
@@ -155,12 +170,7 @@ def onnxruntime_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: in
     model.ir_version = 8  # what every supported onnxruntime reads
     onnx.checker.check_model(model)
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort_session(model.SerializeToString(), threads)
     x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     y = np.empty((1, row.C_out, oh, ow), dtype=np.float32)
     binding = session.io_binding()
@@ -214,13 +224,15 @@ def available_peers(requested: Sequence[str]) -> Dict[str, str]:
     return found
 
 
-def _step(engine: Engine, warmup: int, times: Dict[str, List[float]], waits: Dict[str, List[float]]) -> None:
+def _step(engine: Engine, warmup: int, calls: int, times: Dict[str, List[float]],
+          waits: Dict[str, List[float]]) -> None:
     waits[engine.name].append(settle())
     for _ in range(warmup):
         engine.call()
-    start = time.perf_counter()
-    engine.call()
-    times[engine.name].append(time.perf_counter() - start)
+    for _ in range(calls):
+        start = time.perf_counter()
+        engine.call()
+        times[engine.name].append(time.perf_counter() - start)
 
 
 def check_agreement(main: Engine, peers: Sequence[Engine], rtol: float = AGREEMENT_RTOL) -> None:
@@ -261,10 +273,12 @@ def gc_paused():
 
 
 def alternate(benchmark, main: Engine, peers: Sequence[Engine], seconds: float, min_rounds: int,
-              warmup: int = 1) -> Optional[Dict[str, object]]:
+              warmup: int = 1, calls: int = CALLS_PER_STEP) -> Optional[Dict[str, object]]:
     """Time ``main`` (as pytest-benchmark's rounds) and ``peers`` in alternating settled steps.
 
-    The number of rounds is what fits in ``seconds`` (at least ``min_rounds``), from one calibration
+    A step: settle, ``warmup`` untimed calls, ``calls`` timed calls (several per settle: settling is
+    what a round costs, and a lone sample is easily hit by another process). The number of rounds (one
+    step of every engine) is what fits in ``seconds``, at least ``min_rounds``, from one calibration
     round. Returns the per-engine statistics for extra_info, or None under --benchmark-disable.
     """
     engines = [*peers, main]
@@ -273,27 +287,33 @@ def alternate(benchmark, main: Engine, peers: Sequence[Engine], seconds: float, 
     with gc_paused():
         calibration_start = time.perf_counter()
         for engine in engines:
-            _step(engine, warmup, times, waits)
+            _step(engine, warmup, calls, times, waits)
         rounds = rounds_for(time.perf_counter() - calibration_start, seconds, min_rounds)
         for engine in engines:
             times[engine.name].clear()
             waits[engine.name].clear()
         order = list(peers)
+        timed_calls = [0]
 
-        def between_rounds():
-            for peer in order:
-                _step(peer, warmup, times, waits)
-            if order:
-                order.append(order.pop(0))
-            waits[main.name].append(settle())
-            for _ in range(warmup):
-                main.call()
+        def before_each_call():
+            # pyconv's step is spread over pytest-benchmark's rounds: the peers, its settle and warm-up
+            # run before the first of its ``calls`` timed calls; the others follow back to back.
+            if timed_calls[0] % calls == 0:
+                for peer in order:
+                    _step(peer, warmup, calls, times, waits)
+                if order:
+                    order.append(order.pop(0))
+                waits[main.name].append(settle())
+                for _ in range(warmup):
+                    main.call()
+            timed_calls[0] += 1
 
-        benchmark.pedantic(main.call, setup=between_rounds, rounds=rounds, warmup_rounds=0, iterations=1)
+        benchmark.pedantic(main.call, setup=before_each_call, rounds=rounds * calls, warmup_rounds=0,
+                           iterations=1)
     if benchmark.stats is None:
         return None
     times[main.name] = list(benchmark.stats.stats.data)
-    return summarise(times, waits, main.name, rounds)
+    return {**summarise(times, waits, main.name, rounds), "calls_per_step": calls}
 
 
 def summarise(times: Dict[str, List[float]], waits: Dict[str, List[float]], main: str,

@@ -7,7 +7,7 @@ One table per benchmark module: layer, threads, pyconv's strategy, every engine'
 GFLOP/s (2 x direct MACs / median), pyconv's speed relative to each peer (peer median / pyconv median:
 above 1 means pyconv is faster) and PASS/FAIL against the issue's targets, which are judged at
 ``TARGET_THREADS`` only. All numbers of one row come from the same run, interleaved (see README.md).
-``--stat min`` uses each engine's fastest round instead of the median: on a machine shared with other
+``--stat min`` uses each engine's fastest timed call instead of the median: on a machine shared with other
 work the minimum is the less disturbed estimate (say so when quoting it). A verdict or phase marked
 "(noisy)" comes from a row where some engine's median is over ``NOISY_SPREAD`` times its minimum.
 """
