@@ -26,7 +26,7 @@ STANDARD_TARGET_LAYER = "std_3x3"
 VS_ONNXRUNTIME = 1.0           # every MobileNet v1 / Xception row (pyconv's auto path) no slower than ORT
 NOISY_SPREAD = 1.5             # a row whose median exceeds its min by this factor (any engine) is marked noisy
 NETWORKS = ("mobilenet_v1", "xception")
-MODULE_ORDER = ("pointwise", "depthwise", "standard", "group", "models")
+MODULE_ORDER = ("pointwise", "depthwise", "standard", "group", "models", "onnx")
 PEER_ORDER = ("pyconv_g1", "numpy", "onnxruntime", "torch")
 
 
@@ -109,12 +109,13 @@ def kernel_table(benchmarks: list, stat: str) -> tuple:
 
 
 def models_table(benchmarks: list, stat: str) -> str:
-    """The Markdown table of the end-to-end model benchmarks (first run after load, and warm runs);
-    for the first-run phase, also each engine's median load time."""
+    """The Markdown table of whole-network benchmarks (first run after load, and warm runs); for the
+    first-run phase, also each engine's median load time."""
     engines = [e for e in ("pyconv", "onnxruntime", "torch")
                if any(e in b["extra_info"]["median_s"] for b in benchmarks)]
+    loaded = [e for e in engines if any(e in b["extra_info"].get("load_s", {}) for b in benchmarks)]
     header = (["model", "t", "phase"] + [f"{e} ms" for e in engines] + [f"x {e}" for e in engines[1:]]
-              + [f"{e} load ms" for e in engines])
+              + [f"{e} load ms" for e in loaded])
     rows = []
     for bench in benchmarks:
         info = bench["extra_info"]
@@ -124,7 +125,7 @@ def models_table(benchmarks: list, stat: str) -> str:
         rows.append([info["model"], info["threads"], phase]
                     + [f"{1e3 * times[e]:.2f}" if e in times else "n/a" for e in engines]
                     + [f"{speedup[e]:.2f}" if e in speedup else "n/a" for e in engines[1:]]
-                    + [f"{1e3 * loads[e]:.0f}" if e in loads else "-" for e in engines])
+                    + [f"{1e3 * loads[e]:.0f}" if e in loads else "-" for e in loaded])
     return _table(header, rows)
 
 
@@ -138,7 +139,7 @@ def render(data: dict, threads: int = None, stat: str = "median") -> str:
     out, checks = [], []
     for module in modules:
         out.append(f"### {module}\n")
-        if module == "models":
+        if "model" in by_module[module][0]["extra_info"]:  # whole networks: bench_models, bench_onnx
             out.append(models_table(by_module[module], stat))
         else:
             table, module_checks = kernel_table(by_module[module], stat)
