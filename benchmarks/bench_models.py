@@ -66,8 +66,9 @@ class ModelEngines:
         model = pyconv.load(case.path)
         self.weights = model.weights
         self.outputs = model.output_names
-        self.x = model.example_input()
-        self.x_nchw = np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
+        self.x = model.example_input()  # in the input layer's layout, which pyconv takes as it is
+        nchw_input = model.spec.layers[model.input_names[0]].attrs["layout"] == "NCHW"
+        self.x_nchw = self.x if nchw_input else np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
         # The twin speaks NCHW; pyconv returns 4-D outputs in the config's output_layout.
         self.to_nhwc = model.spec.output_layout == "NHWC"
 
