@@ -59,8 +59,12 @@ GEMM_NR_NARROW = PYCONV_GEMM_NR_NARROW
 SIMD_LEVEL = PYCONV_SIMD_LEVEL.decode()
 OPENMP = bool(PYCONV_OPENMP)
 
-# Output pixels per work unit (a multiple of every MR), and the K-block kept in L1 per B micro-panel.
-DEF MC = 96
+# Most output pixels per GEMM work unit, and the K-block kept in L1 per B micro-panel.  Each unit
+# streams the packed weights once, so a small image (7x7, 10x10) is one block of pixels rather than
+# a full block plus a sliver that would read all the weights again.
+DEF MC_MAX = 192
+# Output pixels per work unit of the fused separable kernel (its depthwise rows live in a buffer).
+DEF SEP_PIXELS = 96
 DEF KC = 256
 # Multiply-adds below which one more thread costs more (wake-up, barrier) than it saves.
 DEF MACS_PER_THREAD = 200000
@@ -120,7 +124,7 @@ ctypedef struct conv_geom:
     ptrdiff_t N, H, W, C, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL
     ptrdiff_t G, CG, OG, P, K, NRP     # groups, channels per group in/out, panels per group, K rows,
                                        # panel width
-    ptrdiff_t mblocks, chunks, ppc     # pixel blocks per image, panel chunks, panels per chunk
+    ptrdiff_t MC, mblocks, chunks, ppc  # pixels per block, blocks per image, panel chunks, panels per chunk
     ptrdiff_t tpb, kblocks             # taps per K-block (or 0: one tap split into channel chunks)
     const float *x
     const float *packed
@@ -156,8 +160,8 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs) n
     cdef ptrdiff_t mb = rest % g.mblocks
     cdef ptrdiff_t n = rest // g.mblocks
     cdef ptrdiff_t M = g.OH * g.OW
-    cdef ptrdiff_t m0 = mb * MC
-    cdef ptrdiff_t rows = min(MC, M - m0)
+    cdef ptrdiff_t m0 = mb * g.MC
+    cdef ptrdiff_t rows = min(g.MC, M - m0)
     cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
     cdef ptrdiff_t p0 = ch * g.ppc
     cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
@@ -218,8 +222,8 @@ cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const fl
     cdef ptrdiff_t mb = rest % g.mblocks
     cdef ptrdiff_t n = rest // g.mblocks
     cdef ptrdiff_t M = g.OH * g.OW
-    cdef ptrdiff_t m0 = mb * MC
-    cdef ptrdiff_t rows = min(MC, M - m0)
+    cdef ptrdiff_t m0 = mb * g.MC
+    cdef ptrdiff_t rows = min(g.MC, M - m0)
     cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
     cdef ptrdiff_t p0 = ch * g.ppc
     cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
@@ -303,7 +307,8 @@ cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
     if bias is not None and bias.shape[0] != g.CO:
         raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
-    g.mblocks = _cdiv(g.OH * g.OW, MC)
+    g.mblocks = _cdiv(g.OH * g.OW, MC_MAX)
+    g.MC = _cdiv(_cdiv(g.OH * g.OW, g.mblocks), PYCONV_GEMM_MR) * PYCONV_GEMM_MR
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act
     g.bias = _opt_ptr(bias)
     return g
@@ -336,7 +341,7 @@ def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     cdef int failed = 0
     cdef int *failp = &failed
     with nogil, parallel(num_threads=nt):
-        ptrs = <const float **>pyconv_aligned_alloc(MC * taps * sizeof(float *))
+        ptrs = <const float **>pyconv_aligned_alloc(g.MC * taps * sizeof(float *))
         if ptrs != NULL:
             for u in prange(units, schedule="dynamic"):
                 _direct_unit(&g, u, ptrs)
@@ -350,7 +355,7 @@ def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
                   float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
                   int groups, int act, int threads):
     """im2col + GEMM: each work unit copies its (pixels x K-block) patch matrix into a per-thread
-    buffer of MC x KC floats, so memory stays bounded whatever the layer.  Arguments as conv2d_direct."""
+    buffer of at most MC_MAX x KC floats, so memory stays bounded whatever the layer.  Arguments as conv2d_direct."""
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act)
@@ -364,8 +369,8 @@ def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     cdef int failed = 0
     cdef int *failp = &failed
     with nogil, parallel(num_threads=nt):
-        abuf = <float *>pyconv_aligned_alloc(MC * KC * sizeof(float))
-        ptrs = <const float **>pyconv_aligned_alloc((MC + PYCONV_GEMM_MR) * sizeof(float *))
+        abuf = <float *>pyconv_aligned_alloc(g.MC * KC * sizeof(float))
+        ptrs = <const float **>pyconv_aligned_alloc((g.MC + PYCONV_GEMM_MR) * sizeof(float *))
         if abuf != NULL and ptrs != NULL:
             for u in prange(units, schedule="dynamic"):
                 _im2col_unit(&g, u, abuf, ptrs)
@@ -643,7 +648,7 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
                          f"y {tuple(y.shape)}")
     if (bd is not None and bd.shape[0] != C) or (bias is not None and bias.shape[0] != g.CO):
         raise ValueError("separable biases do not match the channel counts")
-    g.R = max(1, min(g.OH, _cdiv(MC, g.dw.OW)))
+    g.R = max(1, min(g.OH, _cdiv(SEP_PIXELS, g.dw.OW)))
     g.rblocks = _cdiv(g.OH, g.R)
     cdef ptrdiff_t base = g.N * g.rblocks
     _chunking(base, g.P, threads, &g.chunks, &g.ppc)
