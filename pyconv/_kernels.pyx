@@ -634,7 +634,12 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
                      int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
                      int threads):
     """Depthwise then pointwise, fused: each work unit computes a few depthwise output rows into a
-    per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR) at once."""
+    per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR) at once.
+
+    An image with too few rows to give every thread its own (7x7x1024) would have every thread
+    recompute the same depthwise rows for its slice of output channels; it runs the two steps one
+    after the other instead, through a buffer as small as that image.
+    """
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef sep_geom g
@@ -652,6 +657,12 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
     g.rblocks = _cdiv(g.OH, g.R)
     cdef ptrdiff_t base = g.N * g.rblocks
     _chunking(base, g.P, threads, &g.chunks, &g.ppc)
+    if g.chunks > 1 and threads > 1:
+        import numpy as np
+        mid = np.empty((g.N, g.OH, g.dw.OW, C), dtype=np.float32)
+        depthwise_conv2d(x, wd, bd, mid, kh, kw, sh, sw, dh, dw, pt, pl, act_dw, threads)
+        conv2d_direct(mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, act, threads)
+        return
     g.x, g.wd, g.bd, g.packed, g.bias, g.y = &x[0, 0, 0, 0], &wd[0, 0], _opt_ptr(bd), &packed[0, 0, 0, 0], \
         _opt_ptr(bias), &y[0, 0, 0, 0]
     g.act_dw, g.act = act_dw, act
