@@ -147,7 +147,7 @@ class Conv2D:
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
         x = as_float32_array("x", x, 4)
         pads, shape = self._geometry(x.shape)
-        y = check_out(out, shape)
+        y = check_out(out, shape, inputs=(x,))
         nthreads = resolve_threads(threads)
         name = self.strategy if self.strategy != "auto" else self.explain(x.shape).strategy
         act = _ACT_CODES[self.activation]
@@ -218,7 +218,7 @@ class DepthwiseConv2D:
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
         x = as_float32_array("x", x, 4)
         pads, shape = self._geometry(x.shape)
-        y = check_out(out, shape)
+        y = check_out(out, shape, inputs=(x,))
         if self.multiplier > 1:
             # Input channel c feeds M consecutive output channels: repeat it, then filter one-to-one.
             x = np.repeat(x, self.multiplier, axis=3)
@@ -250,7 +250,7 @@ class PointwiseConv2D:
 
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
         x = as_float32_array("x", x, 4)
-        y = check_out(out, self.output_shape(x.shape))
+        y = check_out(out, self.output_shape(x.shape), inputs=(x,))
         _kernels.conv2d_direct(x, self._packed, self.b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1,
                                _ACT_CODES[self.activation], resolve_threads(threads))
         return y
@@ -273,7 +273,7 @@ class Dense:
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
         x = as_float32_array("x", x, 2)
         shape = self.output_shape(x.shape)
-        y = check_out(out, shape)
+        y = check_out(out, shape, inputs=(x,))
         # The batch rows are the GEMM's M: run them as the pixels of one 1 x N image.
         self._pointwise(x.reshape(1, 1, *x.shape), out=y.reshape(1, 1, *shape), threads=threads)
         return y
@@ -311,7 +311,7 @@ class SeparableConv2D:
         x = as_float32_array("x", x, 4)
         dw = self.depthwise
         pads, _ = dw._geometry(x.shape)
-        y = check_out(out, self.output_shape(x.shape))
+        y = check_out(out, self.output_shape(x.shape), inputs=(x,))
         nthreads = resolve_threads(threads)
         if dw.multiplier > 1:
             return self.pointwise(dw(x, threads=nthreads), out=y, threads=nthreads)

@@ -61,8 +61,12 @@ def check_bias(b, channels: int, name: str = "b") -> Optional[np.ndarray]:
     return bias
 
 
-def check_out(out: Optional[np.ndarray], shape: Tuple[int, ...], name: str = "out") -> np.ndarray:
-    """``out`` if it can receive a result of ``shape`` in place, else a new array; never a silent copy."""
+def check_out(out: Optional[np.ndarray], shape: Tuple[int, ...], name: str = "out",
+              inputs: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """``out`` if it can receive a result of ``shape`` in place, else a new array; never a silent copy.
+
+    ``out`` may not overlap any of ``inputs``: the kernels read input pixels after writing output pixels.
+    """
     if out is None:
         return np.empty(shape, dtype=np.float32)
     if not isinstance(out, np.ndarray):
@@ -73,4 +77,6 @@ def check_out(out: Optional[np.ndarray], shape: Tuple[int, ...], name: str = "ou
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"{name} must be a writeable C-contiguous array")
+    if any(np.may_share_memory(out, x) for x in inputs):
+        raise ValueError(f"{name} must not share memory with x: the kernels read x after writing {name}")
     return out

@@ -458,11 +458,7 @@ def _alias_cases():
     return cases
 
 
-_ALIAS_BUG = pytest.mark.xfail(strict=True, reason="kernel-bugs.md #5: out= sharing memory with x is "
-                                                   "neither refused nor handled")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_ALIAS_BUG) for n in _alias_cases()])
+@pytest.mark.parametrize("name", list(_alias_cases()))
 def test_out_aliasing_the_input_is_rejected_or_correct(name):
     # out= the input itself (same shape when C_in == C_out and "same" padding): the kernels read
     # input pixels after writing output pixels, so an in-place call must either be refused with a
