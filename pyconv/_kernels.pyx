@@ -63,6 +63,9 @@ OPENMP = bool(PYCONV_OPENMP)
 # streams the packed weights once, so a small image (7x7, 10x10) is one block of pixels rather than
 # a full block plus a sliver that would read all the weights again.
 DEF MC_MAX = 192
+# Kernel rows at most this many floats long (KW * C) are read as one "row tap" by the direct kernel.
+DEF MERGE_ROW_FLOATS = 96
+ROW_TAP_FLOATS = MERGE_ROW_FLOATS
 # Output pixels per work unit of the fused separable kernel (its depthwise rows live in a buffer).
 DEF SEP_PIXELS = 96
 DEF KC = 256
@@ -125,7 +128,8 @@ ctypedef struct conv_geom:
     ptrdiff_t G, CG, OG, P, K, NRP     # groups, channels per group in/out, panels per group, K rows,
                                        # panel width
     ptrdiff_t MC, mblocks, chunks, ppc  # pixels per block, blocks per image, panel chunks, panels per chunk
-    ptrdiff_t tpb, kblocks             # taps per K-block (or 0: one tap split into channel chunks)
+    ptrdiff_t RT, TC, NT               # taps merged into one "row tap", its floats, row taps per group
+    ptrdiff_t tpb, kblocks             # row taps per K-block (or 0: one row tap cut into channel chunks)
     const float *x
     const float *packed
     const float *bias
@@ -136,23 +140,23 @@ ctypedef struct conv_geom:
 
 cdef void _kblock_range(const conv_geom *g, ptrdiff_t kb, ptrdiff_t *tap0, ptrdiff_t *ntaps,
                         ptrdiff_t *c0, ptrdiff_t *kc) noexcept nogil:
-    """K-block kb as (first tap, tap count, first channel, channels): whole taps when a tap's
-    channels fit in KC, else one tap cut into KC-channel chunks."""
+    """K-block kb as (first row tap, row tap count, first float, floats): whole row taps when one
+    fits in KC, else one row tap cut into KC-float chunks."""
     cdef ptrdiff_t per_tap
     if g.tpb > 0:
         tap0[0] = kb * g.tpb
-        ntaps[0] = min(g.tpb, g.KH * g.KW - tap0[0])
+        ntaps[0] = min(g.tpb, g.NT - tap0[0])
         c0[0] = 0
-        kc[0] = g.CG
+        kc[0] = g.TC
     else:
-        per_tap = _cdiv(g.CG, KC)
+        per_tap = _cdiv(g.TC, KC)
         tap0[0] = kb // per_tap
         ntaps[0] = 1
         c0[0] = (kb % per_tap) * KC
-        kc[0] = min(KC, g.CG - c0[0])
+        kc[0] = min(KC, g.TC - c0[0])
 
 
-cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs) noexcept nogil:
+cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, float *patch) noexcept nogil:
     cdef ptrdiff_t ch = unit % g.chunks
     cdef ptrdiff_t rest = unit // g.chunks
     cdef ptrdiff_t grp = rest % g.G
@@ -165,9 +169,10 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs) n
     cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
     cdef ptrdiff_t p0 = ch * g.ppc
     cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
-    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, s, i, row, pix, oh, ih0, iw0, kh, kw, ih, iw, p, nr, mr
+    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, s, i, row, pix, oh, ih0, iw0, kh, kw, ih, iw, p, nr, mr, q
     cdef const float *img = g.x + n * g.H * g.W * g.C + grp * g.CG
     cdef const float **tp
+    cdef float *pp
     cdef float *yrow
     for kb in range(g.kblocks):
         _kblock_range(g, kb, &tap0, &ntaps, &c0, &kc)
@@ -182,6 +187,27 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs) n
                 oh = pix // g.OW
                 ih0 = oh * g.SH - g.PT
                 iw0 = (pix - oh * g.OW) * g.SW - g.PL
+                if g.RT > 1:
+                    # Row taps: a kernel row of an ungrouped, undilated window is KW*C contiguous
+                    # floats, read in place; only windows crossing the left/right edge are copied
+                    # (with zeros) into this thread's patch buffer.
+                    for s in range(ntaps):
+                        ih = ih0 + (tap0 + s) * g.DH
+                        if ih < 0 or ih >= g.H:
+                            tp[s * PYCONV_GEMM_MR + i] = g.zeros
+                        elif iw0 >= 0 and iw0 + g.KW <= g.W:
+                            tp[s * PYCONV_GEMM_MR + i] = img + (ih * g.W + iw0) * g.C
+                        else:
+                            pp = patch + ((t * ntaps + s) * PYCONV_GEMM_MR + i) * g.TC
+                            for kw in range(g.KW):
+                                iw = iw0 + kw
+                                if iw >= 0 and iw < g.W:
+                                    _copy(pp + kw * g.C, img + (ih * g.W + iw) * g.C, g.C)
+                                else:
+                                    for q in range(g.C):
+                                        pp[kw * g.C + q] = 0
+                            tp[s * PYCONV_GEMM_MR + i] = pp
+                    continue
                 # Walk the taps with counters: a division per pointer would cost more than the GEMM.
                 kh = tap0 // g.KW
                 kw = tap0 - kh * g.KW
@@ -202,7 +228,7 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs) n
                 mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
                 yrow = g.y + (n * M + m0 + t * PYCONV_GEMM_MR) * g.CO + grp * g.OG + p * g.NRP
                 pyconv_gemm(g.NRP, mr, nr, ntaps, kc, ptrs + t * ntaps * PYCONV_GEMM_MR,
-                            g.packed + ((grp * g.P + p) * g.K + tap0 * g.CG + c0) * g.NRP,
+                            g.packed + ((grp * g.P + p) * g.K + tap0 * g.TC + c0) * g.NRP,
                             yrow, g.CO, NULL if g.bias == NULL else g.bias + grp * g.OG + p * g.NRP,
                             kb > 0, g.act if kb == g.kblocks - 1 else 0)
 
@@ -326,28 +352,35 @@ def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act)
-    g.tpb = KC // g.CG if g.CG <= KC else 0
-    g.kblocks = _cdiv(kh * kw, g.tpb) if g.tpb > 0 else kh * kw * _cdiv(g.CG, KC)
+    # Merge a kernel row's taps into one when they are contiguous in memory and short (few channels):
+    # a 3-channel first layer then feeds the GEMM 9-float runs instead of 3-float ones.
+    g.RT = kw if (groups == 1 and dw == 1 and kw * g.CG <= MERGE_ROW_FLOATS) else 1
+    g.TC, g.NT = g.RT * g.CG, kh * kw // g.RT
+    g.tpb = KC // g.TC if g.TC <= KC else 0
+    g.kblocks = _cdiv(g.NT, g.tpb) if g.tpb > 0 else g.NT * _cdiv(g.TC, KC)
     cdef ptrdiff_t base = g.N * g.mblocks * g.G
     _chunking(base, g.P, threads, &g.chunks, &g.ppc)
     cdef ptrdiff_t units = base * g.chunks
     cdef ptrdiff_t taps = g.tpb if g.tpb > 0 else 1
-    cdef ptrdiff_t zlen = max(g.CG, 16)
-    cdef float[::1] zeros = _zeros(zlen)
+    cdef float[::1] zeros = _zeros(max(g.TC, 16))
     g.zeros = &zeros[0]
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
     cdef ptrdiff_t u
     cdef const float **ptrs
+    cdef float *patch
+    cdef ptrdiff_t patch_floats = g.MC * taps * g.TC if g.RT > 1 else 1
     cdef int failed = 0
     cdef int *failp = &failed
     with nogil, parallel(num_threads=nt):
         ptrs = <const float **>pyconv_aligned_alloc(g.MC * taps * sizeof(float *))
-        if ptrs != NULL:
+        patch = <float *>pyconv_aligned_alloc(patch_floats * sizeof(float))
+        if ptrs != NULL and patch != NULL:
             for u in prange(units, schedule="dynamic"):
-                _direct_unit(&g, u, ptrs)
+                _direct_unit(&g, u, ptrs, patch)
         else:
             failp[0] = 1
         free(ptrs)
+        free(patch)
     _check_alloc(failed)
 
 

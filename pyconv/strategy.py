@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Tuple
 
+from ._kernels import ROW_TAP_FLOATS
+
 STRATEGIES = ("auto", "direct", "im2col", "winograd")
 
 
@@ -55,7 +57,9 @@ def select(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int
 
     The thresholds come from timing every strategy on MobileNet/Xception-like layers on an AVX-512
     machine: the direct GEMM reaches 200-250 GFLOP/s per core, so Winograd's transforms only pay off
-    once the channel counts make its GEMMs long (>= 192 channels each way).
+    once the channel counts make its GEMMs long (>= 192 channels each way); im2col's copy never paid
+    for itself (3-channel first layers: direct 126 GFLOP/s per core with row taps, im2col 95), so it
+    is there on request only.
     """
     cg, og = c_in // groups, c_out // groups
     pixels = out_hw[0] * out_hw[1]
@@ -65,9 +69,7 @@ def select(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int
         return Choice("winograd", f"3x3 stride 1 with {cg}->{og} channels per group: F(2x2,3x3) does "
                                   "2.25x fewer multiplications and its GEMMs are long enough to pay for "
                                   "the transforms")
-    if kernel_name == "gemm" and groups == 1 and dilation[1] == 1 and kernel[1] * cg <= 32:
-        return Choice("im2col", f"{c_in} input channels: im2col copies each kernel row as one run of "
-                                f"{kernel[1] * cg} floats, so the GEMM gets {kernel[0] * kernel[1] * cg}-long "
-                                f"rows instead of {cg}-long taps")
-    return Choice("direct", f"{kernel[0]}x{kernel[1]} stride {stride}, {cg}->{og} channels per group: "
-                            + _KERNEL_REASONS[kernel_name])
+    reason = _KERNEL_REASONS[kernel_name]
+    if kernel_name == "gemm" and groups == 1 and dilation[1] == 1 and kernel[1] * cg <= ROW_TAP_FLOATS:
+        reason += f"; each kernel row ({kernel[1]} taps x {cg} channels) is read as one contiguous tap"
+    return Choice("direct", f"{kernel[0]}x{kernel[1]} stride {stride}, {cg}->{og} channels per group: " + reason)
