@@ -150,6 +150,31 @@ def test_rectangular_kernels_and_per_axis_params(strategy, k, s, d, padding):
     assert_close(y, ref)
 
 
+# Kernel rows of KW*C floats on either side of 96, where the direct kernel switches to reading a whole
+# kernel row as one contiguous tap (copying only the windows that hang over the left/right edge).
+SHORT_ROWS = [(32, 3), (33, 3), (48, 2), (49, 2), (19, 5), (20, 5), (13, 7), (14, 7), (96, 1), (97, 1),
+              (3, 7)]
+
+
+@pytest.mark.parametrize("strategy", ["direct", "auto"])
+@pytest.mark.parametrize("cin, k", SHORT_ROWS, ids=[f"c{c}-k{k}" for c, k in SHORT_ROWS])
+@pytest.mark.parametrize("w, s, padding", [(17, 1, "same"), (5, 2, "same"), (4, 1, ((1, 0), (6, 5))),
+                                           (9, 3, "valid"), (2, 1, (0, 3))],
+                         ids=["w17-same", "w5-s2-same", "w4-pads-exceed", "w9-s3-valid", "w2-pad3"])
+def test_short_kernel_rows(strategy, cin, k, w, s, padding):
+    rng = rng_for("short-rows", strategy, cin, k, w, s, padding)
+    x = rand(rng, 2, 6, w, cin)
+    wt = rand(rng, k, k, cin, 20)
+    b = rand(rng, 20)
+    kw = dict(stride=s, padding=padding, activation="relu")
+    if output_hw((6, w), (k, k), s, padding, 1) is None:
+        with pytest.raises(ValueError, match=re.escape(str(x.shape))):
+            pyconv.conv2d(x, wt, b, strategy=strategy, **kw)
+        return
+    y = pyconv.conv2d(x, wt, b, strategy=strategy, threads=2, **kw)
+    assert_close(y, conv2d_ref(x, wt, b, **kw))
+
+
 @pytest.mark.parametrize("strategy", ["direct", "im2col", "winograd", "auto"])
 @pytest.mark.parametrize("cin, cout, groups", [(300, 33, 1), (256, 320, 1), (520, 40, 2), (192, 200, 1),
                                                (96, 16, 1), (130, 17, 1)],
