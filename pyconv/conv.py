@@ -55,8 +55,13 @@ class _Window:
         self.padding = padding
         # Resolving once against a dummy size rejects malformed padding at construction.
         resolve_padding(padding, (1, 1), kernel, self.stride, self.dilation)
+        # (h, w) -> (pads, oh, ow): a model calls its operators with the same shapes every run.
+        self._resolved: Dict[Tuple[int, int], Tuple[Tuple[int, int, int, int], int, int]] = {}
 
     def resolve(self, h: int, w: int, x_shape, w_shape) -> Tuple[Tuple[int, int, int, int], int, int]:
+        cached = self._resolved.get((h, w))
+        if cached is not None:
+            return cached
         pads = resolve_padding(self.padding, (h, w), self.kernel, self.stride, self.dilation)
         oh = output_size(h, self.kernel[0], self.stride[0], self.dilation[0], pads[0], pads[1])
         ow = output_size(w, self.kernel[1], self.stride[1], self.dilation[1], pads[2], pads[3])
@@ -65,6 +70,7 @@ class _Window:
                 f"kernel {self.kernel[0]}x{self.kernel[1]} (dilation {self.dilation}) is larger than the "
                 f"padded input: x {tuple(x_shape)} with pads (top, bottom, left, right) = {pads}, "
                 f"w {tuple(w_shape)}")
+        self._resolved[(h, w)] = (pads, oh, ow)
         return pads, oh, ow
 
 
@@ -103,6 +109,7 @@ class Conv2D:
         self.b = check_bias(b, co)
         self.activation = check_activation(activation)
         self.strategy = strategy
+        self._chosen: Dict[Shape4, str] = {}
         self._packed: Dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -149,7 +156,9 @@ class Conv2D:
         pads, shape = self._geometry(x.shape)
         y = check_out(out, shape, inputs=(x,))
         nthreads = resolve_threads(threads)
-        name = self.strategy if self.strategy != "auto" else self.explain(x.shape).strategy
+        name = self._chosen.get(x.shape)
+        if name is None:
+            name = self._chosen[x.shape] = self.explain(x.shape).strategy
         act = _ACT_CODES[self.activation]
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
