@@ -266,6 +266,31 @@ def test_concurrent_first_calls_on_a_fresh_operator(strategy):
             np.testing.assert_array_equal(y, results[0])
 
 
+@pytest.mark.parametrize("kind", ["conv2d-auto", "conv2d-direct", "depthwise", "separable"])
+def test_concurrent_calls_with_different_shapes(kind):
+    # Operators remember what they resolved per input shape (pads, output size, strategy): threads
+    # calling a fresh operator with different shapes at once must each get their own shape's answer.
+    rng = rng_for("shapes-concurrent", kind)
+    w = rand(rng, 3, 3, 32, 48)
+    wp = rand(rng, 32, 24)
+    shapes = [(1, 5, 7, 32), (2, 16, 16, 32), (1, 1, 1, 32), (3, 9, 4, 32), (1, 30, 2, 32), (2, 8, 8, 32)]
+    xs = [rand(rng, *sh) for sh in shapes]
+    if kind.startswith("conv2d"):
+        op = pyconv.Conv2D(w, stride=2, padding="same", strategy=kind.split("-")[1])
+        refs = [conv2d_ref(x, w, stride=2, padding="same") for x in xs]
+    elif kind == "depthwise":
+        op = pyconv.DepthwiseConv2D(w[..., :2], padding=((0, 2), (1, 1)))
+        refs = [depthwise_conv2d_ref(x, w[..., :2], padding=((0, 2), (1, 1))) for x in xs]
+    else:
+        op = pyconv.SeparableConv2D(w[..., 0], wp, stride=2, padding="same")
+        refs = [separable_conv2d_ref(x, w[..., 0], wp, stride=2, padding="same") for x in xs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda i: (i % len(xs), op(xs[i % len(xs)], threads=1 + i % 2)),
+                                range(4 * len(xs))))
+    for i, y in results:
+        assert_close(y, refs[i], what=f"shape {shapes[i]}")
+
+
 def test_concurrent_calls_on_different_operators():
     names = list(OPS)
     expected = {n: OPS[n][0](OPS[n][1], threads=1) for n in names}
