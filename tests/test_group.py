@@ -171,6 +171,25 @@ def test_portable_path_winograd(portable, case):
     check_group(case, "winograd")
 
 
+@pytest.mark.parametrize("cin, cout, g", [(16, 32, 8), (8, 4, 2), (24, 48, 3), (12, 12, 12)], ids=str)
+def test_operator_survives_the_portable_switch(cin, cout, g):
+    # The same operator, used on the SIMD path, then on the portable path, then back: whatever it
+    # cached (per-shape strategy, per-kernel packed weights) must stay valid for either path.
+    rng = rng_for("switch", cin, cout, g)
+    x = rand(rng, 2, 9, 11, cin)
+    w = rand(rng, 3, 3, cin // g, cout)
+    ref = conv2d_ref(x, w, padding="same", groups=g, activation="relu")
+    op = pyconv.Conv2D(w, padding="same", groups=g, activation="relu")
+    kernels = pytest.importorskip("pyconv._kernels")
+    before = kernels.get_portable()
+    try:
+        for flag in [False, True, False, True]:
+            kernels.set_portable(flag)
+            assert_close(op(x, threads=2), ref, what=f"portable={flag}")
+    finally:
+        kernels.set_portable(before)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["direct", "im2col", "auto"])
 @cases_param([c for i in range(len(GEOMETRY)) for c in _group_cases(GEOMETRY[i:] + GEOMETRY[:i])])
