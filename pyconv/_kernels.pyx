@@ -156,24 +156,49 @@ cdef void _kblock_range(const conv_geom *g, ptrdiff_t kb, ptrdiff_t *tap0, ptrdi
         kc[0] = min(KC, g.TC - c0[0])
 
 
-cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, float *patch) noexcept nogil:
+ctypedef struct gemm_unit:
+    ptrdiff_t n, grp, m0, rows, ntiles, p0, p1   # image, group, pixel block, tiles, panel range
+
+
+cdef void _decode_unit(const conv_geom *g, ptrdiff_t unit, gemm_unit *u) noexcept nogil:
+    """Work unit -> (image, group, block of output pixels, slice of panels); panels vary fastest."""
     cdef ptrdiff_t ch = unit % g.chunks
     cdef ptrdiff_t rest = unit // g.chunks
-    cdef ptrdiff_t grp = rest % g.G
+    u.grp = rest % g.G
     rest = rest // g.G
-    cdef ptrdiff_t mb = rest % g.mblocks
-    cdef ptrdiff_t n = rest // g.mblocks
-    cdef ptrdiff_t M = g.OH * g.OW
-    cdef ptrdiff_t m0 = mb * g.MC
-    cdef ptrdiff_t rows = min(g.MC, M - m0)
-    cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
-    cdef ptrdiff_t p0 = ch * g.ppc
-    cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
-    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, s, i, row, pix, oh, ih0, iw0, kh, kw, ih, iw, p, nr, mr, q
-    cdef const float *img = g.x + n * g.H * g.W * g.C + grp * g.CG
+    u.n = rest // g.mblocks
+    u.m0 = (rest % g.mblocks) * g.MC
+    u.rows = min(g.MC, g.OH * g.OW - u.m0)
+    u.ntiles = _cdiv(u.rows, PYCONV_GEMM_MR)
+    u.p0 = ch * g.ppc
+    u.p1 = min(g.P, u.p0 + g.ppc)
+
+
+cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs, ptrdiff_t ks, ptrdiff_t kc,
+                     ptrdiff_t krow, bint first, bint last) noexcept nogil:
+    """The unit's pixel tiles (row pointers ptrs, ks sets of MR per tile) times its panels, over packed
+    K rows krow .. krow + ks*kc; the first K-block starts from the bias, the last one activates."""
+    cdef ptrdiff_t p, t, nr, mr
+    cdef float *yrow
+    for p in range(u.p0, u.p1):
+        nr = min(g.NRP, g.OG - p * g.NRP)
+        for t in range(u.ntiles):
+            mr = min(PYCONV_GEMM_MR, u.rows - t * PYCONV_GEMM_MR)
+            yrow = g.y + (u.n * g.OH * g.OW + u.m0 + t * PYCONV_GEMM_MR) * g.CO + u.grp * g.OG + p * g.NRP
+            pyconv_gemm(g.NRP, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR,
+                        g.packed + ((u.grp * g.P + p) * g.K + krow) * g.NRP, yrow, g.CO,
+                        NULL if g.bias == NULL else g.bias + u.grp * g.OG + p * g.NRP,
+                        not first, g.act if last else 0)
+
+
+cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, float *patch) noexcept nogil:
+    cdef gemm_unit u
+    _decode_unit(g, unit, &u)
+    cdef ptrdiff_t rows = u.rows, m0 = u.m0, ntiles = u.ntiles
+    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, s, i, row, pix, oh, ih0, iw0, kh, kw, ih, iw, q
+    cdef const float *img = g.x + u.n * g.H * g.W * g.C + u.grp * g.CG
     cdef const float **tp
     cdef float *pp
-    cdef float *yrow
     for kb in range(g.kblocks):
         _kblock_range(g, kb, &tap0, &ntaps, &c0, &kc)
         for t in range(ntiles):
@@ -222,15 +247,7 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, f
                     if kw == g.KW:
                         kw = 0
                         kh = kh + 1
-        for p in range(p0, p1):
-            nr = min(g.NRP, g.OG - p * g.NRP)
-            for t in range(ntiles):
-                mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
-                yrow = g.y + (n * M + m0 + t * PYCONV_GEMM_MR) * g.CO + grp * g.OG + p * g.NRP
-                pyconv_gemm(g.NRP, mr, nr, ntaps, kc, ptrs + t * ntaps * PYCONV_GEMM_MR,
-                            g.packed + ((grp * g.P + p) * g.K + tap0 * g.TC + c0) * g.NRP,
-                            yrow, g.CO, NULL if g.bias == NULL else g.bias + grp * g.OG + p * g.NRP,
-                            kb > 0, g.act if kb == g.kblocks - 1 else 0)
+        _gemm_unit(g, &u, ptrs, ntaps, kc, tap0 * g.TC + c0, kb == 0, kb == g.kblocks - 1)
 
 
 cdef inline void _copy(float *dst, const float *src, ptrdiff_t n) noexcept nogil:
@@ -241,25 +258,15 @@ cdef inline void _copy(float *dst, const float *src, ptrdiff_t n) noexcept nogil
 
 
 cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const float **ptrs) noexcept nogil:
-    cdef ptrdiff_t ch = unit % g.chunks
-    cdef ptrdiff_t rest = unit // g.chunks
-    cdef ptrdiff_t grp = rest % g.G
-    rest = rest // g.G
-    cdef ptrdiff_t mb = rest % g.mblocks
-    cdef ptrdiff_t n = rest // g.mblocks
-    cdef ptrdiff_t M = g.OH * g.OW
-    cdef ptrdiff_t m0 = mb * g.MC
-    cdef ptrdiff_t rows = min(g.MC, M - m0)
-    cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
-    cdef ptrdiff_t p0 = ch * g.ppc
-    cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
+    cdef gemm_unit u
+    _decode_unit(g, unit, &u)
+    cdef ptrdiff_t rows = u.rows, m0 = u.m0, ntiles = u.ntiles
     cdef ptrdiff_t kblocks = _cdiv(g.K, KC)
-    cdef ptrdiff_t kb, k0, kc, r, k, tap0, c, run, pix, oh, ih0, iw0, kh, kw, ih, iw, t, i, row, p, nr, mr
-    cdef const float *img = g.x + n * g.H * g.W * g.C + grp * g.CG
+    cdef ptrdiff_t kb, k0, kc, r, k, tap0, c, run, pix, oh, ih0, iw0, kh, kw, ih, iw, t, i, row
+    cdef const float *img = g.x + u.n * g.H * g.W * g.C + u.grp * g.CG
     cdef bint merge_kw = g.G == 1 and g.DW == 1
     cdef ptrdiff_t merged = g.KW * g.CG
     cdef float *arow
-    cdef float *yrow
     for kb in range(kblocks):
         k0 = kb * KC
         kc = min(KC, g.K - k0)
@@ -302,15 +309,7 @@ cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const fl
             for i in range(PYCONV_GEMM_MR):
                 row = t * PYCONV_GEMM_MR + i
                 ptrs[t * PYCONV_GEMM_MR + i] = abuf + min(row, rows - 1) * KC
-        for p in range(p0, p1):
-            nr = min(g.NRP, g.OG - p * g.NRP)
-            for t in range(ntiles):
-                mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
-                yrow = g.y + (n * M + m0 + t * PYCONV_GEMM_MR) * g.CO + grp * g.OG + p * g.NRP
-                pyconv_gemm(g.NRP, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR,
-                            g.packed + ((grp * g.P + p) * g.K + k0) * g.NRP,
-                            yrow, g.CO, NULL if g.bias == NULL else g.bias + grp * g.OG + p * g.NRP,
-                            kb > 0, g.act if kb == kblocks - 1 else 0)
+        _gemm_unit(g, &u, ptrs, 1, kc, k0, kb == 0, kb == kblocks - 1)
 
 
 cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,

@@ -256,6 +256,27 @@ static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, cons
 }
 
 #if defined(__AVX512F__)
+/* One tap for four pixels SW apart (8 FMA chains: a*, c_* hold channels 0-15 and 16-31), and the
+ * store of the four finished pixels. */
+#define PYCONV_DW_FMA4(xp, w0, w1)                                                         \
+    a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp), w0, a0);                           \
+    c_0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 16), w1, c_0);                    \
+    a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + SW * C), w0, a1);                  \
+    c_1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + SW * C + 16), w1, c_1);           \
+    a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + 2 * SW * C), w0, a2);              \
+    c_2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 2 * SW * C + 16), w1, c_2);       \
+    a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + 3 * SW * C), w0, a3);              \
+    c_3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 3 * SW * C + 16), w1, c_3);
+#define PYCONV_DW_STORE4(yo)                                                               \
+    _mm512_mask_storeu_ps(yo, m0, pyconv_act512(_mm512_add_ps(a0, b0), act));              \
+    _mm512_mask_storeu_ps(yo + 16, m1, pyconv_act512(_mm512_add_ps(c_0, b1), act));        \
+    _mm512_mask_storeu_ps(yo + C, m0, pyconv_act512(_mm512_add_ps(a1, b0), act));          \
+    _mm512_mask_storeu_ps(yo + C + 16, m1, pyconv_act512(_mm512_add_ps(c_1, b1), act));    \
+    _mm512_mask_storeu_ps(yo + 2 * C, m0, pyconv_act512(_mm512_add_ps(a2, b0), act));      \
+    _mm512_mask_storeu_ps(yo + 2 * C + 16, m1, pyconv_act512(_mm512_add_ps(c_2, b1), act)); \
+    _mm512_mask_storeu_ps(yo + 3 * C, m0, pyconv_act512(_mm512_add_ps(a3, b0), act));      \
+    _mm512_mask_storeu_ps(yo + 3 * C + 16, m1, pyconv_act512(_mm512_add_ps(c_3, b1), act));
+
 /* Taps whose weights the depthwise row keeps in registers (3x3: 18 zmm beside 8 accumulators). */
 #define PYCONV_DW_HELD_TAPS 9
 
@@ -306,25 +327,10 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
                     for (ptrdiff_t kw = 0; kw < KW; kw++) {
                         const float *xp = xr + kw * DW * C;
                         const __m512 w0 = wk0[kh * KW + kw], w1 = wk1[kh * KW + kw];
-                        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp), w0, a0);
-                        c_0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 16), w1, c_0);
-                        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + SW * C), w0, a1);
-                        c_1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + SW * C + 16), w1, c_1);
-                        a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + 2 * SW * C), w0, a2);
-                        c_2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 2 * SW * C + 16), w1, c_2);
-                        a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + 3 * SW * C), w0, a3);
-                        c_3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 3 * SW * C + 16), w1, c_3);
+                        PYCONV_DW_FMA4(xp, w0, w1)
                     }
                 }
-                float *yo = y + ow * C + c0;
-                _mm512_mask_storeu_ps(yo, m0, pyconv_act512(_mm512_add_ps(a0, b0), act));
-                _mm512_mask_storeu_ps(yo + 16, m1, pyconv_act512(_mm512_add_ps(c_0, b1), act));
-                _mm512_mask_storeu_ps(yo + C, m0, pyconv_act512(_mm512_add_ps(a1, b0), act));
-                _mm512_mask_storeu_ps(yo + C + 16, m1, pyconv_act512(_mm512_add_ps(c_1, b1), act));
-                _mm512_mask_storeu_ps(yo + 2 * C, m0, pyconv_act512(_mm512_add_ps(a2, b0), act));
-                _mm512_mask_storeu_ps(yo + 2 * C + 16, m1, pyconv_act512(_mm512_add_ps(c_2, b1), act));
-                _mm512_mask_storeu_ps(yo + 3 * C, m0, pyconv_act512(_mm512_add_ps(a3, b0), act));
-                _mm512_mask_storeu_ps(yo + 3 * C + 16, m1, pyconv_act512(_mm512_add_ps(c_3, b1), act));
+                PYCONV_DW_STORE4(y + ow * C + c0)
                 ow += 4;
             } else if (interior) {
                 __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c_0 = a0, c_1 = a0, c_2 = a0,
@@ -337,25 +343,10 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
                         const float *xp = xr + kw * DW * C;
                         const __m512 w0 = _mm512_maskz_loadu_ps(m0, wr + kw * C);
                         const __m512 w1 = _mm512_maskz_loadu_ps(m1, wr + kw * C + 16);
-                        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp), w0, a0);
-                        c_0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 16), w1, c_0);
-                        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + SW * C), w0, a1);
-                        c_1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + SW * C + 16), w1, c_1);
-                        a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + 2 * SW * C), w0, a2);
-                        c_2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 2 * SW * C + 16), w1, c_2);
-                        a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + 3 * SW * C), w0, a3);
-                        c_3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 3 * SW * C + 16), w1, c_3);
+                        PYCONV_DW_FMA4(xp, w0, w1)
                     }
                 }
-                float *yo = y + ow * C + c0;
-                _mm512_mask_storeu_ps(yo, m0, pyconv_act512(_mm512_add_ps(a0, b0), act));
-                _mm512_mask_storeu_ps(yo + 16, m1, pyconv_act512(_mm512_add_ps(c_0, b1), act));
-                _mm512_mask_storeu_ps(yo + C, m0, pyconv_act512(_mm512_add_ps(a1, b0), act));
-                _mm512_mask_storeu_ps(yo + C + 16, m1, pyconv_act512(_mm512_add_ps(c_1, b1), act));
-                _mm512_mask_storeu_ps(yo + 2 * C, m0, pyconv_act512(_mm512_add_ps(a2, b0), act));
-                _mm512_mask_storeu_ps(yo + 2 * C + 16, m1, pyconv_act512(_mm512_add_ps(c_2, b1), act));
-                _mm512_mask_storeu_ps(yo + 3 * C, m0, pyconv_act512(_mm512_add_ps(a3, b0), act));
-                _mm512_mask_storeu_ps(yo + 3 * C + 16, m1, pyconv_act512(_mm512_add_ps(c_3, b1), act));
+                PYCONV_DW_STORE4(y + ow * C + c0)
                 ow += 4;
             } else {
                 __m512 a0 = _mm512_setzero_ps(), c_0 = a0;
@@ -379,6 +370,8 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
         }
     }
 }
+#undef PYCONV_DW_FMA4
+#undef PYCONV_DW_STORE4
 #endif
 
 static void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
