@@ -50,6 +50,8 @@ def resolve_threads(threads: Optional[int] = None) -> int:
     """The thread count for one call: ``threads`` if given (a positive int), else :func:`default_threads`."""
     if threads is None:
         return default_threads()
+    if type(threads) is int and threads >= 1:
+        return threads
     if isinstance(threads, bool) or not isinstance(threads, (int,)) and not hasattr(threads, "__index__"):
         raise TypeError(f"threads must be a positive int or None, got {threads!r}")
     value = int(threads)
