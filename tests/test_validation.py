@@ -69,6 +69,15 @@ def _readonly(a):
     return a
 
 
+def _misaligned(a):
+    # Float32 data starting one byte into a buffer: C-contiguous and float32, yet not 4-byte aligned.
+    a = np.ascontiguousarray(a, np.float32)
+    out = np.frombuffer(bytearray(a.nbytes + 1), dtype=np.float32, offset=1, count=a.size).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
 CONVERSIONS = {
     "float64": lambda a: a.astype(np.float64),
     "fortran": _fortran,
@@ -77,6 +86,7 @@ CONVERSIONS = {
     "big-endian": _byteswapped,
     "read-only": _readonly,
     "negative-strides": lambda a: a[:, ::-1, ::-1].copy()[:, ::-1, ::-1],
+    "misaligned": _misaligned,
 }
 
 
@@ -429,6 +439,17 @@ def test_separable_copies_all_four_parameters():
     for p in params:
         p[:] = 3
     np.testing.assert_array_equal(op(X), expected)
+
+
+def test_misaligned_out_is_filled_or_refused():
+    out = _misaligned(np.zeros((2, 9, 8, 5), np.float32))
+    try:
+        y = pyconv.conv2d(X, W, B, padding="same", out=out)
+    except (ValueError, TypeError) as e:
+        assert "out" in str(e)
+        return
+    assert y is out
+    assert_close(out, conv2d_ref(X, W, B, padding="same"))
 
 
 # ---- out= sharing memory with the input ---------------------------------------------------------------
