@@ -440,11 +440,9 @@ def _target(ctx: "Context", node: OnnxNode, in_shape: tuple[int, ...]) -> Option
         return None
     first, rest = shape[0], shape[1:]
     per_sample = int(np.prod(in_shape[1:]))
-    if first in (BATCH, ctx.batch, in_shape[0]):
-        pass
-    elif first == -1 and -1 not in rest and int(np.prod(rest)) == per_sample:
-        pass
-    else:
+    keeps_batch = first in (BATCH, ctx.batch, in_shape[0]) or (
+        first == -1 and -1 not in rest and int(np.prod(rest)) == per_sample)
+    if not keeps_batch:
         return None
     if rest.count(-1) == 1:
         known = int(np.prod([d for d in rest if d != -1]))
