@@ -1,6 +1,7 @@
 """Build and runtime configuration: what this pyconv build was compiled with."""
 from __future__ import annotations
 
+import os
 import sys
 from typing import Dict, TextIO, Union
 
@@ -20,6 +21,8 @@ def build_info() -> Dict[str, Union[str, int, bool]]:
         "gemm_tile": f"{_kernels.GEMM_MR}x{_kernels.GEMM_NR}",
         "portable_paths_forced": _kernels.get_portable(),
         "default_threads": default_threads(),
+        "openmp_wait": os.environ.get("OMP_WAIT_POLICY") and f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
+                       or f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'libgomp default')}",
         "available_cores": available_cores(),
         "numpy": np.__version__,
     }
