@@ -7,11 +7,7 @@ ONNX files: ``pyconv.from_onnx(path)`` (``pyconv.onnx``).
 """
 __version__ = "0.1.0"
 
-from .threads import configure_openmp_wait
-
-configure_openmp_wait()  # before the kernels load libgomp
-
-from .config import build_info, show_config  # noqa: E402
+from .config import build_info, show_config
 from .conv import (Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D, conv2d, dense,
                    depthwise_conv2d, explain_conv2d, pointwise_conv2d, separable_conv2d)
 from .graph import MemoryPlan, Model, ModelError, Profile, load

@@ -1,4 +1,4 @@
-"""How many threads a kernel call uses: resolved in this one place; and how OpenMP's workers wait.
+"""How many threads a kernel call uses: resolved in this one place.
 
 Order: an explicit ``threads`` argument, else ``OMP_NUM_THREADS``, else the cores this process may run on
 (CPU affinity and a cgroup CPU quota both lower it).
@@ -9,23 +9,6 @@ import math
 import os
 from functools import lru_cache
 from typing import Optional
-
-
-# libgomp's workers spin this many iterations before sleeping, unless the user chose a wait policy.
-# Its default (300000) makes two processes' OpenMP pools on the same cores spin against each other:
-# MobileNet v1 at 2 threads took 290 ms instead of 3 while another test suite ran; at 1000 it took
-# 8.5 ms there and the same 3.1 ms on an idle machine (README, "Threads").
-SPINCOUNT = "1000"
-
-
-def configure_openmp_wait() -> None:
-    """Set ``GOMP_SPINCOUNT`` unless ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is set already.
-
-    libgomp reads it once, when it is loaded, so this must run before the kernels are imported; it has
-    no effect if another library loaded libgomp earlier in the process.
-    """
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
 
 
 def _cgroup_cpu_limit() -> Optional[int]:
