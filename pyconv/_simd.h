@@ -94,6 +94,14 @@ static inline __mmask16 pyconv_mask16(size_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
 }
 
+/* The ROWS row pointers of one pointer set; rows past ROWS alias row 0 and are never used. */
+#define PYCONV_A_ROWS(as)                                                                               \
+    const float *a0 = (as)[0], *a1 = (as)[1], *a2 = (as)[2], *a3 = (as)[3];                             \
+    const float *a4 = ROWS > 4 ? (as)[4] : a0, *a5 = ROWS > 4 ? (as)[5] : a0;                           \
+    const float *a6 = ROWS > 4 ? (as)[6] : a0, *a7 = ROWS > 4 ? (as)[7] : a0;                           \
+    const float *a8 = ROWS > 8 ? (as)[8] : a0, *a9 = ROWS > 8 ? (as)[9] : a0;                           \
+    const float *a10 = ROWS > 8 ? (as)[10] : a0, *a11 = ROWS > 8 ? (as)[11] : a0;
+
 /* Up to 24 accumulators in zmm registers: ROWS rows x (2 x 16 columns); per k: 2 loads of B and ROWS
  * broadcasts of A.  ROWS is a literal at each call below, so the unused rows compile away: the 4- and
  * 8-row variants keep small remainders (49 = 4 x 12 + 1 pixels) from paying for a full 12-row tile. */
@@ -105,12 +113,7 @@ pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t 
            x4 = x0, y4 = x0, x5 = x0, y5 = x0, x6 = x0, y6 = x0, x7 = x0, y7 = x0,
            x8 = x0, y8 = x0, x9 = x0, y9 = x0, x10 = x0, y10 = x0, x11 = x0, y11 = x0;
     for (size_t s = 0; s < ks; s++) {
-        const float *const *as = a + s * PYCONV_GEMM_MR;
-        const float *a0 = as[0], *a1 = as[1], *a2 = as[2], *a3 = as[3];
-        const float *a4 = ROWS > 4 ? as[4] : a0, *a5 = ROWS > 4 ? as[5] : a0, *a6 = ROWS > 4 ? as[6] : a0,
-                    *a7 = ROWS > 4 ? as[7] : a0;
-        const float *a8 = ROWS > 8 ? as[8] : a0, *a9 = ROWS > 8 ? as[9] : a0, *a10 = ROWS > 8 ? as[10] : a0,
-                    *a11 = ROWS > 8 ? as[11] : a0;
+        PYCONV_A_ROWS(a + s * PYCONV_GEMM_MR)
         for (size_t k = 0; k < kc; k++) {
             const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
             b += 32;
@@ -155,12 +158,7 @@ pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_
     __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0, x6 = x0, x7 = x0,
            x8 = x0, x9 = x0, x10 = x0, x11 = x0;
     for (size_t s = 0; s < ks; s++) {
-        const float *const *as = a + s * PYCONV_GEMM_MR;
-        const float *a0 = as[0], *a1 = as[1], *a2 = as[2], *a3 = as[3];
-        const float *a4 = ROWS > 4 ? as[4] : a0, *a5 = ROWS > 4 ? as[5] : a0, *a6 = ROWS > 4 ? as[6] : a0,
-                    *a7 = ROWS > 4 ? as[7] : a0;
-        const float *a8 = ROWS > 8 ? as[8] : a0, *a9 = ROWS > 8 ? as[9] : a0, *a10 = ROWS > 8 ? as[10] : a0,
-                    *a11 = ROWS > 8 ? as[11] : a0;
+        PYCONV_A_ROWS(a + s * PYCONV_GEMM_MR)
         for (size_t k = 0; k < kc; k++) {
             const __m512 b0 = _mm512_load_ps(b);
             b += 16;
@@ -196,6 +194,7 @@ PYCONV_GEMM_KERNEL(pyconv_gemm_12x32_avx512, pyconv_gemm_avx512_rows, 12)
 PYCONV_GEMM_KERNEL(pyconv_gemm_8x32_avx512, pyconv_gemm_avx512_rows, 8)
 PYCONV_GEMM_KERNEL(pyconv_gemm_4x32_avx512, pyconv_gemm_avx512_rows, 4)
 #undef PYCONV_GEMM_KERNEL
+#undef PYCONV_A_ROWS
 #endif
 
 /* C tile of mr x nr (nr <= nrp, the panel width of b: 16 or PYCONV_GEMM_NR). */
