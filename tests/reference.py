@@ -103,6 +103,23 @@ def _padded(x, pads):
     return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
 
 
+def _taps(x, k_hw, stride, padding, dilation):
+    """``(oh, ow)`` and, for every tap ``(i, j)``, the strided slice of the padded input that each output
+    pixel reads at that tap. Raises ValueError when the kernel does not fit in the padded input."""
+    h, wd = x.shape[1:3]
+    kh, kw = k_hw
+    sh, sw = _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    ohw = output_hw((h, wd), k_hw, stride, padding, dilation)
+    if ohw is None:
+        raise ValueError("kernel larger than padded input")
+    oh, ow = ohw
+    xp = _padded(x, explicit_pads(padding, (h, wd), k_hw, stride, dilation))
+    taps = ((i, j, xp[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw, :])
+            for i in range(kh) for j in range(kw))
+    return oh, ow, taps
+
+
 def conv2d_ref(x, w, b=None, *, stride=1, padding="valid", dilation=1, groups=1, activation=None):
     """y[n, oh, ow, o] = act(b[o] + sum_{i, j, c} xpad[n, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c]
                                                   * w[i, j, c, o])
@@ -115,24 +132,12 @@ def conv2d_ref(x, w, b=None, *, stride=1, padding="valid", dilation=1, groups=1,
     n, h, wd, cin = x.shape
     kh, kw, cg, cout = w.shape
     assert cin % groups == 0 and cout % groups == 0 and cg == cin // groups, (x.shape, w.shape, groups)
-    sh, sw = _pair(stride, "stride")
-    dh, dw = _pair(dilation, "dilation")
-    pads = explicit_pads(padding, (h, wd), (kh, kw), stride, dilation)
-    ohw = output_hw((h, wd), (kh, kw), stride, padding, dilation)
-    if ohw is None:
-        raise ValueError("kernel larger than padded input")
-    oh, ow = ohw
-    xp = _padded(x, pads)
+    oh, ow, taps = _taps(x, (kh, kw), stride, padding, dilation)
     og = cout // groups
     y = np.zeros((n, oh, ow, cout))
-    # One tap at a time: the strided slice is the input pixel each output pixel reads at that tap.
-    for i in range(kh):
-        for j in range(kw):
-            r0, c0 = i * dh, j * dw
-            patch = xp[:, r0:r0 + (oh - 1) * sh + 1:sh, c0:c0 + (ow - 1) * sw + 1:sw, :]
-            for g in range(groups):
-                y[..., g * og:(g + 1) * og] += (
-                    patch[..., g * cg:(g + 1) * cg] @ w[i, j, :, g * og:(g + 1) * og])
+    for i, j, patch in taps:
+        for g in range(groups):
+            y[..., g * og:(g + 1) * og] += patch[..., g * cg:(g + 1) * cg] @ w[i, j, :, g * og:(g + 1) * og]
     if b is not None:
         y += np.asarray(b, dtype=np.float64)
     return activate(y, activation)
@@ -181,20 +186,10 @@ def depthwise_conv2d_ref(x, w, b=None, *, stride=1, padding="valid", dilation=1,
     n, h, wd, c = x.shape
     kh, kw, wc, m = w.shape
     assert wc == c, (x.shape, w.shape)
-    sh, sw = _pair(stride, "stride")
-    dh, dw = _pair(dilation, "dilation")
-    pads = explicit_pads(padding, (h, wd), (kh, kw), stride, dilation)
-    ohw = output_hw((h, wd), (kh, kw), stride, padding, dilation)
-    if ohw is None:
-        raise ValueError("kernel larger than padded input")
-    oh, ow = ohw
-    xp = _padded(x, pads)
+    oh, ow, taps = _taps(x, (kh, kw), stride, padding, dilation)
     y = np.zeros((n, oh, ow, c, m))
-    for i in range(kh):
-        for j in range(kw):
-            r0, c0 = i * dh, j * dw
-            patch = xp[:, r0:r0 + (oh - 1) * sh + 1:sh, c0:c0 + (ow - 1) * sw + 1:sw, :]
-            y += patch[..., :, None] * w[i, j]
+    for i, j, patch in taps:
+        y += patch[..., :, None] * w[i, j]
     y = y.reshape(n, oh, ow, c * m)
     if b is not None:
         y += np.asarray(b, dtype=np.float64)
