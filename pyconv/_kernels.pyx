@@ -31,7 +31,7 @@ cdef extern from "_simd.h" nogil:
     ctypedef struct pyconv_dw_geom:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
     void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
-                     float *c, size_t ldc, const float *bias, int accumulate, int act)
+                     float *c, size_t ldc, const float *bias, int accumulate, int act, const float *pf)
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
                        float *y, ptrdiff_t oh, ptrdiff_t c_begin, ptrdiff_t c_end, int act)
     void *pyconv_aligned_alloc(size_t nbytes)
@@ -114,6 +114,15 @@ cdef ptrdiff_t _panel_chunks(ptrdiff_t base_units, ptrdiff_t panels, int threads
     return chunks if chunks < panels else panels
 
 
+cdef inline const float *_prefetch_slice(const float *nxt, ptrdiff_t t, ptrdiff_t span,
+                                        ptrdiff_t nrp) noexcept nogil:
+    """The part of the next B block (span k steps x nrp floats) that tile t prefetches, one line per k
+    step: the first tiles of a panel between them cover the block the next panel needs."""
+    if nxt == NULL or (t + 1) * 16 > nrp:
+        return NULL
+    return nxt + t * span * 16
+
+
 cdef void _chunking(ptrdiff_t base_units, ptrdiff_t panels, int threads, ptrdiff_t *chunks,
                     ptrdiff_t *per_chunk) noexcept:
     """Panels per chunk and the resulting (non-empty) chunk count."""
@@ -178,17 +187,27 @@ cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs,
                      ptrdiff_t krow, bint first, bint last) noexcept nogil:
     """The unit's pixel tiles (row pointers ptrs, ks sets of MR per tile) times its panels, over packed
     K rows krow .. krow + ks*kc; the first K-block starts from the bias, the last one activates."""
-    cdef ptrdiff_t p, t, nr, mr
+    cdef ptrdiff_t p, t, nr, mr, span = ks * kc
     cdef float *yrow
+    cdef const float *blk
+    cdef const float *nxt
     for p in range(u.p0, u.p1):
         nr = min(g.NRP, g.OG - p * g.NRP)
+        blk = g.packed + ((u.grp * g.P + p) * g.K + krow) * g.NRP
+        # Next: the same K rows of the next panel, or after the unit's last panel the next K-block's
+        # rows of its first panel (when a block as long as this one follows).
+        if p + 1 < u.p1:
+            nxt = blk + g.K * g.NRP
+        elif krow + 2 * span <= g.K:
+            nxt = g.packed + ((u.grp * g.P + u.p0) * g.K + krow + span) * g.NRP
+        else:
+            nxt = NULL
         for t in range(u.ntiles):
             mr = min(PYCONV_GEMM_MR, u.rows - t * PYCONV_GEMM_MR)
             yrow = g.y + (u.n * g.OH * g.OW + u.m0 + t * PYCONV_GEMM_MR) * g.CO + u.grp * g.OG + p * g.NRP
-            pyconv_gemm(g.NRP, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR,
-                        g.packed + ((u.grp * g.P + p) * g.K + krow) * g.NRP, yrow, g.CO,
+            pyconv_gemm(g.NRP, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR, blk, yrow, g.CO,
                         NULL if g.bias == NULL else g.bias + u.grp * g.OG + p * g.NRP,
-                        not first, g.act if last else 0)
+                        not first, g.act if last else 0, _prefetch_slice(nxt, t, span, g.NRP))
 
 
 cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, float *patch) noexcept nogil:
@@ -481,6 +500,8 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
     cdef const float *img = g.x + n * g.H * g.W * g.C
     cdef float *out = g.y + n * g.OH * g.OW * g.CO
     cdef ptrdiff_t t, ty, tx, xi, grp, p, nr, mt, mr, i, row
+    cdef const float *blk
+    cdef const float *nxt
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
@@ -494,13 +515,15 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
                     ptrs[mt * PYCONV_GEMM_MR + i] = v + (xi * WINO_TILES + row) * g.C + grp * g.CG
             for p in range(g.P):
                 nr = min(g.NRP, g.OG - p * g.NRP)
+                # Blocks lie in the order they are used: the next one follows, except after the last.
+                blk = g.packed + ((xi * g.G + grp) * g.P + p) * g.CG * g.NRP
+                nxt = NULL if (xi == 15 and grp == g.G - 1 and p == g.P - 1) else blk + g.CG * g.NRP
                 for mt in range(ntiles):
                     mr = min(PYCONV_GEMM_MR, count - mt * PYCONV_GEMM_MR)
-                    pyconv_gemm(g.NRP, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR,
-                                g.packed + ((xi * g.G + grp) * g.P + p) * g.CG * g.NRP,
+                    pyconv_gemm(g.NRP, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR, blk,
                                 m + (xi * WINO_TILES + mt * PYCONV_GEMM_MR) * g.CO + grp * g.OG
                                 + p * g.NRP,
-                                g.CO, NULL, 0, 0)
+                                g.CO, NULL, 0, 0, _prefetch_slice(nxt, mt, g.CG, g.NRP))
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
@@ -641,6 +664,8 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
     cdef ptrdiff_t kblocks = _cdiv(C, KC)
     cdef ptrdiff_t r, t, i, kb, c0, kc, p, nr, mr
     cdef float *yrow
+    cdef const float *blk
+    cdef const float *nxt
     for r in range(nrows):
         pyconv_dw_row(&g.dw, g.x + n * g.dw.H * g.dw.W * C, g.wd, g.bd, buf + r * OW * C, r0 + r, 0, C,
                       g.act_dw)
@@ -652,13 +677,19 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
                 ptrs[t * PYCONV_GEMM_MR + i] = buf + min(t * PYCONV_GEMM_MR + i, rows - 1) * C + c0
         for p in range(p0, p1):
             nr = min(g.NRP, g.CO - p * g.NRP)
+            blk = g.packed + (p * C + c0) * g.NRP
+            if p + 1 < p1:
+                nxt = blk + C * g.NRP
+            elif c0 + 2 * kc <= C:
+                nxt = g.packed + (p0 * C + c0 + kc) * g.NRP
+            else:
+                nxt = NULL
             for t in range(ntiles):
                 mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
                 yrow = g.y + ((n * g.OH + r0) * OW + t * PYCONV_GEMM_MR) * g.CO + p * g.NRP
-                pyconv_gemm(g.NRP, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR,
-                            g.packed + (p * C + c0) * g.NRP, yrow, g.CO,
+                pyconv_gemm(g.NRP, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, yrow, g.CO,
                             NULL if g.bias == NULL else g.bias + p * g.NRP,
-                            kb > 0, g.act if kb == kblocks - 1 else 0)
+                            kb > 0, g.act if kb == kblocks - 1 else 0, _prefetch_slice(nxt, t, kc, g.NRP))
 
 
 def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,

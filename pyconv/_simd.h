@@ -102,13 +102,19 @@ static inline __mmask16 pyconv_mask16(size_t n) {
     const float *a8 = ROWS > 8 ? (as)[8] : a0, *a9 = ROWS > 8 ? (as)[9] : a0;                           \
     const float *a10 = ROWS > 8 ? (as)[10] : a0, *a11 = ROWS > 8 ? (as)[11] : a0;
 
+/* One cache line of the B block the caller will need next, per k step, into L2 (not L1, which holds
+ * the B block in use): a weight panel read cold from memory would otherwise stall the first tile that
+ * uses it, and a layer's weights are cold whenever the model's weights outgrow the caches. */
+#define PYCONV_PREFETCH_NEXT                                                                            \
+    if (pf) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
+
 /* Up to 24 accumulators in zmm registers: ROWS rows x (2 x 16 columns); per k: 2 loads of B and ROWS
  * broadcasts of A.  ROWS is a literal at each call below, so the unused rows compile away: the 4- and
  * 8-row variants keep small remainders (49 = 4 x 12 + 1 pixels) from paying for a full 12-row tile. */
 static inline __attribute__((always_inline)) void
 pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
                         const float *const *a, const float *b, float *c, size_t ldc,
-                        const float *bias, int accumulate, int act) {
+                        const float *bias, int accumulate, int act, const float *pf) {
     __m512 x0 = _mm512_setzero_ps(), y0 = x0, x1 = x0, y1 = x0, x2 = x0, y2 = x0, x3 = x0, y3 = x0,
            x4 = x0, y4 = x0, x5 = x0, y5 = x0, x6 = x0, y6 = x0, x7 = x0, y7 = x0,
            x8 = x0, y8 = x0, x9 = x0, y9 = x0, x10 = x0, y10 = x0, x11 = x0, y11 = x0;
@@ -117,6 +123,7 @@ pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t 
         for (size_t k = 0; k < kc; k++) {
             const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
             b += 32;
+            PYCONV_PREFETCH_NEXT
             __m512 t;
 #define PYCONV_ROW(i) if (ROWS > i) { t = _mm512_set1_ps(a##i[k]); x##i = _mm512_fmadd_ps(t, b0, x##i); \
                       y##i = _mm512_fmadd_ps(t, b1, y##i); }
@@ -154,7 +161,7 @@ pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t 
 static inline __attribute__((always_inline)) void
 pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
                           const float *const *a, const float *b, float *c, size_t ldc,
-                          const float *bias, int accumulate, int act) {
+                          const float *bias, int accumulate, int act, const float *pf) {
     __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0, x6 = x0, x7 = x0,
            x8 = x0, x9 = x0, x10 = x0, x11 = x0;
     for (size_t s = 0; s < ks; s++) {
@@ -162,6 +169,7 @@ pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_
         for (size_t k = 0; k < kc; k++) {
             const __m512 b0 = _mm512_load_ps(b);
             b += 16;
+            PYCONV_PREFETCH_NEXT
 #define PYCONV_ROW(i) if (ROWS > i) x##i = _mm512_fmadd_ps(_mm512_set1_ps(a##i[k]), b0, x##i);
             PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)
             PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)
@@ -185,8 +193,8 @@ pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_
 /* The named micro-kernels: pyconv_gemm_<MR>x<NR>_avx512. */
 #define PYCONV_GEMM_KERNEL(NAME, IMPL, ROWS)                                                            \
     static void NAME(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a, const float *b, \
-                     float *c, size_t ldc, const float *bias, int accumulate, int act) {              \
-        IMPL(ROWS, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);                             \
+                     float *c, size_t ldc, const float *bias, int accumulate, int act, const float *pf) { \
+        IMPL(ROWS, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);                         \
     }
 PYCONV_GEMM_KERNEL(pyconv_gemm_12x16_avx512, pyconv_gemm16_avx512_rows, 12)
 PYCONV_GEMM_KERNEL(pyconv_gemm_4x16_avx512, pyconv_gemm16_avx512_rows, 4)
@@ -195,31 +203,34 @@ PYCONV_GEMM_KERNEL(pyconv_gemm_8x32_avx512, pyconv_gemm_avx512_rows, 8)
 PYCONV_GEMM_KERNEL(pyconv_gemm_4x32_avx512, pyconv_gemm_avx512_rows, 4)
 #undef PYCONV_GEMM_KERNEL
 #undef PYCONV_A_ROWS
+#undef PYCONV_PREFETCH_NEXT
 #endif
 
-/* C tile of mr x nr (nr <= nrp, the panel width of b: 16 or PYCONV_GEMM_NR). */
+/* C tile of mr x nr (nr <= nrp, the panel width of b: 16 or PYCONV_GEMM_NR).  pf: NULL, or ks*kc*16
+ * readable floats to prefetch (one line per k step), normally part of the next call's B block. */
 static inline void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc,
                                const float *const *a, const float *b,
                                float *c, size_t ldc, const float *bias,
-                               int accumulate, int act) {
+                               int accumulate, int act, const float *pf) {
 #if defined(__AVX512F__)
     if (!pyconv_portable && nrp == 16) {
         if (mr > 4)
-            pyconv_gemm_12x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+            pyconv_gemm_12x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);
         else
-            pyconv_gemm_4x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+            pyconv_gemm_4x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);
         return;
     }
     if (!pyconv_portable) {
         if (mr > 8)
-            pyconv_gemm_12x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+            pyconv_gemm_12x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);
         else if (mr > 4)
-            pyconv_gemm_8x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+            pyconv_gemm_8x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);
         else
-            pyconv_gemm_4x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+            pyconv_gemm_4x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);
         return;
     }
 #endif
+    (void)pf;
     pyconv_gemm_portable(nrp, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
 }
 
