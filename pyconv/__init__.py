@@ -12,8 +12,8 @@ from .conv import (Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableCon
                    depthwise_conv2d, explain_conv2d, pointwise_conv2d, separable_conv2d)
 from .graph import MemoryPlan, Model, ModelError, Profile, load
 from .onnx import OnnxImportError, from_onnx
-from .ops import (add, avg_pool2d, channel_shuffle, concat, global_avg_pool2d, max_pool2d, scale_shift,
-                  softmax)
+from .ops import (add, avg_pool2d, channel_shuffle, concat, global_avg_pool2d, max_pool2d, nchw_to_nhwc,
+                  nhwc_to_nchw, scale_shift, softmax)
 from .threads import resolve_threads
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
     "Conv2D", "DepthwiseConv2D", "PointwiseConv2D", "SeparableConv2D", "Dense",
     "conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense", "explain_conv2d",
     "max_pool2d", "avg_pool2d", "global_avg_pool2d", "add", "scale_shift", "concat", "channel_shuffle",
-    "softmax",
+    "softmax", "nchw_to_nhwc", "nhwc_to_nchw",
     "load", "Model", "ModelError", "MemoryPlan", "Profile",
     "from_onnx", "OnnxImportError",
 ]

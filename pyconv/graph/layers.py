@@ -540,7 +540,7 @@ class FlattenLayer(LayerType):
         if attrs["order"] == "NCHW" and len(in_shapes[0]) == 3:
             def run(xs: Sequence[np.ndarray], out: np.ndarray, threads: int) -> None:
                 n, h, w, c = xs[0].shape
-                np.copyto(out.reshape(n, c, h, w), xs[0].transpose(0, 3, 1, 2))
+                ops.nhwc_to_nchw(xs[0], out=out.reshape(n, c, h, w), threads=threads)
         else:
             def run(xs: Sequence[np.ndarray], out: np.ndarray, threads: int) -> None:
                 np.copyto(out, xs[0].reshape(out.shape))

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
+from ..ops import nchw_to_nhwc, nhwc_to_nchw
 from ..threads import resolve_threads
 from .errors import ModelError
 from .format import ModelSpec, parse_config, read_config
@@ -237,7 +238,7 @@ class Model:
 
     # --- running -------------------------------------------------------------------------------------
 
-    def _bind(self, x: Union[np.ndarray, Mapping[str, Any]]) -> tuple[dict[str, np.ndarray], int]:
+    def _bind(self, x: Union[np.ndarray, Mapping[str, Any]], threads: int) -> tuple[dict[str, np.ndarray], int]:
         names = self.spec.inputs
         if isinstance(x, Mapping):
             unknown = sorted(set(x) - set(names))
@@ -274,8 +275,9 @@ class Model:
                                  layer=name, field="shape")
             batch = array.shape[0]
             if layout == "NCHW" and array.ndim == 4:
-                array = array.transpose(0, 2, 3, 1)
-            env[name] = np.ascontiguousarray(array, dtype=np.float32)
+                env[name] = nchw_to_nhwc(array, threads=threads)
+            else:
+                env[name] = np.ascontiguousarray(array, dtype=np.float32)
         return env, batch
 
     def _execute(self, prepared: _Prepared, env: dict[str, np.ndarray], threads: int,
@@ -289,12 +291,12 @@ class Model:
                 step.kernel.run(args, step.out, threads)
                 times.append(time.perf_counter() - t0)
 
-    def _collect(self, prepared: _Prepared, env: dict[str, np.ndarray]) -> ArrayOrDict:
+    def _collect(self, prepared: _Prepared, env: dict[str, np.ndarray], threads: int) -> ArrayOrDict:
         result = {}
         for name, source in prepared.outputs.items():
             array = env[source] if isinstance(source, str) else source
             if self.spec.output_layout == "NCHW" and array.ndim == 4:
-                result[name] = _nchw_copy(array)
+                result[name] = nhwc_to_nchw(array, threads=threads)
             else:
                 result[name] = np.array(array, dtype=np.float32, order="C")  # a copy: the arena is reused
         return result if len(result) > 1 else next(iter(result.values()))
@@ -303,12 +305,12 @@ class Model:
         """Run the model on ``x``: an array ``(N, H, W, C)`` (``(N, C, H, W)`` for an NCHW input layer),
         or a dict of them keyed by input layer name. Returns a fresh array, or a dict keyed by output
         layer name when the model has several outputs."""
-        env, batch = self._bind(x)
         threads = self.threads if threads is None else resolve_threads(threads)
+        env, batch = self._bind(x, threads)
         with self._lock:
             prepared = self._prepare(batch)
             self._execute(prepared, env, threads)
-            return self._collect(prepared, env)
+            return self._collect(prepared, env, threads)
 
     __call__ = run
 
@@ -373,8 +375,8 @@ class Model:
         :meth:`example_input`); returns per-node medians, GFLOP/s and each strategy's share of time."""
         if repeat < 1:
             raise ValueError(f"repeat: expected a positive integer, found {repeat}")
-        env, batch = self._bind(self.example_input() if x is None else x)
         threads = self.threads if threads is None else resolve_threads(threads)
+        env, batch = self._bind(self.example_input() if x is None else x, threads)
         samples: list[list[float]] = []
         with self._lock:
             prepared = self._prepare(batch)
@@ -418,29 +420,6 @@ def _aligned_empty(size: int) -> np.ndarray:
 
 def _blame(node: Node, exc: Exception) -> Optional[str]:
     return "strategy" if node.attrs.get("strategy", "auto") != "auto" and "strateg" in str(exc).lower() else None
-
-
-# Pixels per block of the NHWC -> NCHW output copy: 64 rows of up to a few hundred channels stay in L1/L2.
-_TRANSPOSE_BLOCK = 64
-
-
-def _nchw_copy(x: np.ndarray) -> np.ndarray:
-    """A fresh C-contiguous NCHW float32 copy of the NHWC array ``x``.
-
-    numpy's transposed copy reads ``x`` with a stride of C floats for every output element, which for
-    wide maps misses the cache on nearly every read (1.3 ms at 56x56x256); copying blocks of pixels
-    keeps both sides cache-resident (about 4x faster). Narrow maps gain nothing from the Python loop.
-    """
-    n, h, w, c = x.shape
-    out = np.empty((n, c, h, w), dtype=np.float32)
-    if c < 32:
-        np.copyto(out, x.transpose(0, 3, 1, 2))
-        return out
-    src, dst = x.reshape(n, h * w, c), out.reshape(n, c, h * w)
-    for i in range(n):
-        for j in range(0, h * w, _TRANSPOSE_BLOCK):
-            dst[i, :, j:j + _TRANSPOSE_BLOCK] = src[i, j:j + _TRANSPOSE_BLOCK].T
-    return out
 
 
 def _other_layout(shape: Shape, layout: str) -> Shape:
