@@ -31,7 +31,8 @@ cdef extern from "_simd.h" nogil:
     ctypedef struct pyconv_dw_geom:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
     void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
-                     float *c, size_t ldc, const float *bias, int accumulate, int act, const float *pf)
+                     float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,
+                     const float *pf)
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
                        float *y, ptrdiff_t oh, ptrdiff_t c_begin, ptrdiff_t c_end, int act)
     void *pyconv_aligned_alloc(size_t nbytes)
@@ -142,6 +143,7 @@ ctypedef struct conv_geom:
     const float *x
     const float *packed
     const float *bias
+    const float *res                   # residual added in the store (may be y itself), or NULL
     const float *zeros
     float *y
     int act
@@ -187,8 +189,7 @@ cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs,
                      ptrdiff_t krow, bint first, bint last) noexcept nogil:
     """The unit's pixel tiles (row pointers ptrs, ks sets of MR per tile) times its panels, over packed
     K rows krow .. krow + ks*kc; the first K-block starts from the bias, the last one activates."""
-    cdef ptrdiff_t p, t, nr, mr, span = ks * kc
-    cdef float *yrow
+    cdef ptrdiff_t p, t, nr, mr, off, span = ks * kc
     cdef const float *blk
     cdef const float *nxt
     for p in range(u.p0, u.p1):
@@ -204,9 +205,10 @@ cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs,
             nxt = NULL
         for t in range(u.ntiles):
             mr = min(PYCONV_GEMM_MR, u.rows - t * PYCONV_GEMM_MR)
-            yrow = g.y + (u.n * g.OH * g.OW + u.m0 + t * PYCONV_GEMM_MR) * g.CO + u.grp * g.OG + p * g.NRP
-            pyconv_gemm(g.NRP, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR, blk, yrow, g.CO,
+            off = (u.n * g.OH * g.OW + u.m0 + t * PYCONV_GEMM_MR) * g.CO + u.grp * g.OG + p * g.NRP
+            pyconv_gemm(g.NRP, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                         NULL if g.bias == NULL else g.bias + u.grp * g.OG + p * g.NRP,
+                        g.res + off if first and g.res != NULL else NULL,
                         not first, g.act if last else 0, _prefetch_slice(nxt, t, span, g.NRP))
 
 
@@ -333,7 +335,8 @@ cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const fl
 
 cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
                           const float[::1] bias, float[:, :, :, ::1] y, int kh, int kw, int sh, int sw,
-                          int dh, int dw, int pt, int pl, int groups, int act) except *:
+                          int dh, int dw, int pt, int pl, int groups, int act,
+                          const float[:, :, :, ::1] residual) except *:
     cdef conv_geom g
     g.N, g.H, g.W, g.C = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
@@ -355,21 +358,33 @@ cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     g.MC = _cdiv(_cdiv(g.OH * g.OW, g.mblocks), PYCONV_GEMM_MR) * PYCONV_GEMM_MR
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act
     g.bias = _opt_ptr(bias)
+    g.res = _residual_ptr(residual, y)
     return g
+
+
+cdef const float *_residual_ptr(const float[:, :, :, ::1] residual, float[:, :, :, ::1] y) except? NULL:
+    if residual is None:
+        return NULL
+    cdef int d
+    for d in range(4):
+        if residual.shape[d] != y.shape[d]:
+            raise ValueError(f"residual {tuple(residual.shape)[:4]} does not match the output {tuple(y.shape)[:4]}")
+    return &residual[0, 0, 0, 0]
 
 
 def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
                   float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                  int groups, int act, int threads):
+                  int groups, int act, int threads, const float[:, :, :, ::1] residual=None):
     """Direct convolution as an indirect GEMM (also pointwise and dense: the 1x1 case).
 
     x: (N, H, W, C) IN; packed: (G, P, KH*KW*C/G, NR) IN, from ``pack_gemm_weights``;
     bias: (C_out,) or None IN; y: (N, OH, OW, C_out) OUT; pt, pl: top and left pads (bottom and right
-    follow from the output size); act: 0 none, 1 relu, 2 relu6.
+    follow from the output size); act: 0 none, 1 relu, 2 relu6; residual: None, or (N, OH, OW, C_out) IN
+    added before the activation (a skip connection; may be y itself, must not overlap x).
     """
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
-    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act)
+    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual)
     # Merge a kernel row's taps into one when they are contiguous in memory and short (few channels):
     # a 3-channel first layer then feeds the GEMM 9-float runs instead of 3-float ones.
     g.RT = kw if (groups == 1 and dw == 1 and kw * g.CG <= MERGE_ROW_FLOATS) else 1
@@ -404,12 +419,12 @@ def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
 
 def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
                   float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                  int groups, int act, int threads):
+                  int groups, int act, int threads, const float[:, :, :, ::1] residual=None):
     """im2col + GEMM: each work unit copies its (pixels x K-block) patch matrix into a per-thread
     buffer of at most MC_MAX x KC floats, so memory stays bounded whatever the layer.  Arguments as conv2d_direct."""
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
-    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act)
+    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual)
     cdef ptrdiff_t base = g.N * g.mblocks * g.G
     _chunking(base, g.P, threads, &g.chunks, &g.ppc)
     cdef ptrdiff_t units = base * g.chunks
@@ -523,7 +538,7 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
                     pyconv_gemm(g.NRP, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR, blk,
                                 m + (xi * WINO_TILES + mt * PYCONV_GEMM_MR) * g.CO + grp * g.OG
                                 + p * g.NRP,
-                                g.CO, NULL, 0, 0, _prefetch_slice(nxt, mt, g.CG, g.NRP))
+                                g.CO, NULL, NULL, 0, 0, _prefetch_slice(nxt, mt, g.CG, g.NRP))
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
@@ -645,6 +660,7 @@ ctypedef struct sep_geom:
     const float *bd
     const float *packed        # (1, P, C, NR)
     const float *bias
+    const float *res
     float *y
     int act_dw, act
 
@@ -662,8 +678,7 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
     cdef ptrdiff_t p0 = ch * g.ppc
     cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
     cdef ptrdiff_t kblocks = _cdiv(C, KC)
-    cdef ptrdiff_t r, t, i, kb, c0, kc, p, nr, mr
-    cdef float *yrow
+    cdef ptrdiff_t r, t, i, kb, c0, kc, p, nr, mr, off
     cdef const float *blk
     cdef const float *nxt
     for r in range(nrows):
@@ -686,18 +701,20 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
                 nxt = NULL
             for t in range(ntiles):
                 mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
-                yrow = g.y + ((n * g.OH + r0) * OW + t * PYCONV_GEMM_MR) * g.CO + p * g.NRP
-                pyconv_gemm(g.NRP, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, yrow, g.CO,
+                off = ((n * g.OH + r0) * OW + t * PYCONV_GEMM_MR) * g.CO + p * g.NRP
+                pyconv_gemm(g.NRP, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                             NULL if g.bias == NULL else g.bias + p * g.NRP,
+                            g.res + off if kb == 0 and g.res != NULL else NULL,
                             kb > 0, g.act if kb == kblocks - 1 else 0, _prefetch_slice(nxt, t, kc, g.NRP))
 
 
 def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
                      const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
                      int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
-                     int threads):
+                     int threads, const float[:, :, :, ::1] residual=None):
     """Depthwise then pointwise, fused: each work unit computes a few depthwise output rows into a
-    per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR) at once.
+    per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR) at once;
+    residual as in conv2d_direct.
 
     An image with too few rows to give every thread its own (7x7x1024) would have every thread
     recompute the same depthwise rows for its slice of output channels; it runs the two steps one
@@ -724,11 +741,12 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
         import numpy as np
         mid = np.empty((g.N, g.OH, g.dw.OW, C), dtype=np.float32)
         depthwise_conv2d(x, wd, bd, mid, kh, kw, sh, sw, dh, dw, pt, pl, act_dw, threads)
-        conv2d_direct(mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, act, threads)
+        conv2d_direct(mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, act, threads, residual)
         return
     g.x, g.wd, g.bd, g.packed, g.bias, g.y = &x[0, 0, 0, 0], &wd[0, 0], _opt_ptr(bd), &packed[0, 0, 0, 0], \
         _opt_ptr(bias), &y[0, 0, 0, 0]
     g.act_dw, g.act = act_dw, act
+    g.res = _residual_ptr(residual, y)
     cdef ptrdiff_t units = base * g.chunks
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.dw.OW * C * (g.CO + kh * kw))
     cdef ptrdiff_t u

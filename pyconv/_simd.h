@@ -9,7 +9,8 @@
  *
  * Conventions: B is packed in panels of PYCONV_GEMM_NR (or 16) columns, rows contiguous, zero-padded past the
  * last real column; row pointers past mr must still point at readable memory (the caller repeats a
- * valid row); activation codes: 0 none, 1 relu, 2 relu6, applied when the tile is stored.
+ * valid row); activation codes: 0 none, 1 relu, 2 relu6, applied when the tile is stored, after the
+ * bias and the residual (a fused skip connection) are added.
  */
 #ifndef PYCONV_SIMD_H
 #define PYCONV_SIMD_H
@@ -58,7 +59,7 @@ static inline void *pyconv_aligned_alloc(size_t bytes) {
 
 static void pyconv_gemm_portable(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc,
                                  const float *const *a, const float *b,
-                                 float *c, size_t ldc, const float *bias,
+                                 float *c, size_t ldc, const float *bias, const float *res,
                                  int accumulate, int act) {
     float acc[PYCONV_GEMM_MR][PYCONV_GEMM_NR_MAX];
     memset(acc, 0, sizeof(acc));
@@ -75,7 +76,7 @@ static void pyconv_gemm_portable(size_t nrp, size_t mr, size_t nr, size_t ks, si
     for (size_t i = 0; i < mr; i++) {
         float *ci = c + i * ldc;
         for (size_t j = 0; j < nr; j++) {
-            float v = acc[i][j] + (accumulate ? ci[j] : (bias ? bias[j] : 0.0f));
+            float v = acc[i][j] + (accumulate ? ci[j] : (bias ? bias[j] : 0.0f) + (res ? res[i * ldc + j] : 0.0f));
             ci[j] = pyconv_activate(v, act);
         }
     }
@@ -114,7 +115,7 @@ static inline __mmask16 pyconv_mask16(size_t n) {
 static inline __attribute__((always_inline)) void
 pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
                         const float *const *a, const float *b, float *c, size_t ldc,
-                        const float *bias, int accumulate, int act, const float *pf) {
+                        const float *bias, const float *res, int accumulate, int act, const float *pf) {
     __m512 x0 = _mm512_setzero_ps(), y0 = x0, x1 = x0, y1 = x0, x2 = x0, y2 = x0, x3 = x0, y3 = x0,
            x4 = x0, y4 = x0, x5 = x0, y5 = x0, x6 = x0, y6 = x0, x7 = x0, y7 = x0,
            x8 = x0, y8 = x0, x9 = x0, y9 = x0, x10 = x0, y10 = x0, x11 = x0, y11 = x0;
@@ -148,6 +149,10 @@ pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t 
         } else {                                                                        \
             v0 = _mm512_add_ps(v0, base0);                                              \
             v1 = _mm512_add_ps(v1, base1);                                              \
+            if (res) {                                                                  \
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, res + i * ldc));       \
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, res + i * ldc + 16));  \
+            }                                                                           \
         }                                                                               \
         _mm512_mask_storeu_ps(ci, m0, pyconv_act512(v0, act));                          \
         _mm512_mask_storeu_ps(ci + 16, m1, pyconv_act512(v1, act));                     \
@@ -161,7 +166,7 @@ pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t 
 static inline __attribute__((always_inline)) void
 pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
                           const float *const *a, const float *b, float *c, size_t ldc,
-                          const float *bias, int accumulate, int act, const float *pf) {
+                          const float *bias, const float *res, int accumulate, int act, const float *pf) {
     __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0, x6 = x0, x7 = x0,
            x8 = x0, x9 = x0, x10 = x0, x11 = x0;
     for (size_t s = 0; s < ks; s++) {
@@ -183,6 +188,7 @@ pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_
     if (ROWS > i && mr > i) {                                                             \
         float *ci = c + i * ldc;                                                          \
         __m512 v0 = _mm512_add_ps(x##i, accumulate ? _mm512_maskz_loadu_ps(m0, ci) : base0); \
+        if (!accumulate && res) v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, res + i * ldc)); \
         _mm512_mask_storeu_ps(ci, m0, pyconv_act512(v0, act));                            \
     }
     PYCONV_STORE(0) PYCONV_STORE(1) PYCONV_STORE(2) PYCONV_STORE(3) PYCONV_STORE(4) PYCONV_STORE(5)
@@ -193,8 +199,9 @@ pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_
 /* The named micro-kernels: pyconv_gemm_<MR>x<NR>_avx512. */
 #define PYCONV_GEMM_KERNEL(NAME, IMPL, ROWS)                                                            \
     static void NAME(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a, const float *b, \
-                     float *c, size_t ldc, const float *bias, int accumulate, int act, const float *pf) { \
-        IMPL(ROWS, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);                         \
+                     float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,     \
+                     const float *pf) {                                                                \
+        IMPL(ROWS, mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);                    \
     }
 PYCONV_GEMM_KERNEL(pyconv_gemm_12x16_avx512, pyconv_gemm16_avx512_rows, 12)
 PYCONV_GEMM_KERNEL(pyconv_gemm_4x16_avx512, pyconv_gemm16_avx512_rows, 4)
@@ -206,32 +213,34 @@ PYCONV_GEMM_KERNEL(pyconv_gemm_4x32_avx512, pyconv_gemm_avx512_rows, 4)
 #undef PYCONV_PREFETCH_NEXT
 #endif
 
-/* C tile of mr x nr (nr <= nrp, the panel width of b: 16 or PYCONV_GEMM_NR).  pf: NULL, or ks*kc*16
- * readable floats to prefetch (one line per k step), normally part of the next call's B block. */
+/* C tile of mr x nr (nr <= nrp, the panel width of b: 16 or PYCONV_GEMM_NR).  Unless accumulating, the
+ * store adds bias and, when res is not NULL, the residual tile res (leading dimension ldc, may be c
+ * itself).  pf: NULL, or ks*kc*16 floats to prefetch (one line per k step), normally part of the next
+ * call's B block. */
 static inline void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc,
                                const float *const *a, const float *b,
-                               float *c, size_t ldc, const float *bias,
+                               float *c, size_t ldc, const float *bias, const float *res,
                                int accumulate, int act, const float *pf) {
 #if defined(__AVX512F__)
     if (!pyconv_portable && nrp == 16) {
         if (mr > 4)
-            pyconv_gemm_12x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);
+            pyconv_gemm_12x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         else
-            pyconv_gemm_4x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);
+            pyconv_gemm_4x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         return;
     }
     if (!pyconv_portable) {
         if (mr > 8)
-            pyconv_gemm_12x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);
+            pyconv_gemm_12x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         else if (mr > 4)
-            pyconv_gemm_8x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);
+            pyconv_gemm_8x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         else
-            pyconv_gemm_4x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act, pf);
+            pyconv_gemm_4x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         return;
     }
 #endif
     (void)pf;
-    pyconv_gemm_portable(nrp, mr, nr, ks, kc, a, b, c, ldc, bias, accumulate, act);
+    pyconv_gemm_portable(nrp, mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act);
 }
 
 /* ---------------------------------------------------------------- depthwise row */

@@ -7,6 +7,8 @@
     Dense             fully connected layer, the pointwise GEMM on (N, features)
 
 and the functional forms (``conv2d``, ``depthwise_conv2d``, ...) that build an operator and run it once.
+Conv2D, PointwiseConv2D and SeparableConv2D take a ``residual``: an array of the output's shape added
+before the activation (a skip connection, ``act(conv(x) + residual)``), fused into the GEMM's store.
 Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
 pointwise and dense (C_in, C_out).
 """
@@ -18,7 +20,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from . import _kernels, strategy as _strategy
+from . import _kernels, ops, strategy as _strategy
 from .packing import pack_gemm_weights, pack_narrow_group_weights, pack_winograd_weights
 from .padding import PaddingLike, output_size, resolve_padding
 from .threads import resolve_threads
@@ -33,6 +35,27 @@ def _as_input(x, channels: int, what: str) -> np.ndarray:
     if arr.shape[3] != channels:
         raise ValueError(f"x has {arr.shape[3]} channels (shape {arr.shape}, NHWC) but {what}")
     return arr
+
+
+def _check_residual(residual, shape: Shape4, y: np.ndarray) -> Optional[np.ndarray]:
+    """The residual as a C-contiguous float32 array of the output ``shape``. Only read, it may be ``x``
+    itself (``act(conv(x) + x)``) or ``y`` (updated in place), but not overlap only part of ``y``."""
+    if residual is None:
+        return None
+    r = as_float32_array("residual", residual, len(shape))
+    if r.shape != tuple(shape):
+        raise ValueError(f"residual has shape {r.shape}, expected the output shape {tuple(shape)}")
+    if np.may_share_memory(r, y) and r.__array_interface__["data"][0] != y.__array_interface__["data"][0]:
+        raise ValueError("residual must be the output array itself or not overlap it")
+    return r
+
+
+def _add_residual(run, y: np.ndarray, residual: np.ndarray, activation: Optional[str], threads: int) -> None:
+    """``y = act(conv + residual)`` for kernels whose store cannot add it: ``run(dst)`` writes the
+    convolution without activation, then one elementwise pass adds and activates."""
+    conv = np.empty_like(y) if residual is y or np.may_share_memory(residual, y) else y
+    run(conv)
+    ops.add(conv, residual, activation=activation, out=y, threads=threads)
 
 
 def _shape4(input_shape) -> Shape4:
@@ -151,10 +174,12 @@ class Conv2D:
                     packed = self._packed[kind] = _PACKERS[kind](self.w, self.groups)
         return packed
 
-    def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+    def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
+                 threads: Optional[int] = None) -> np.ndarray:
         x = as_float32_array("x", x, 4)
         pads, shape = self._geometry(x.shape)
         y = check_out(out, shape, inputs=(x,))
+        r = _check_residual(residual, shape, y)
         nthreads = resolve_threads(threads)
         name = self._chosen.get(x.shape)
         if name is None:
@@ -162,28 +187,35 @@ class Conv2D:
         act = _ACT_CODES[self.activation]
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
-        if name == "winograd":
-            _kernels.conv2d_winograd(x, self._weights("winograd"), self.b, y, pads[0], pads[2], self.groups,
-                                     act, nthreads)
-            return y
         if name == "im2col":
             _kernels.conv2d_im2col(x, self._weights("gemm"), self.b, y, kh, kw, sh, sw, dh, dw, pads[0],
-                                   pads[2], self.groups, act, nthreads)
+                                   pads[2], self.groups, act, nthreads, r)
             return y
-        kernel = _strategy.direct_kernel(self.groups, self.w.shape[2], self.out_channels // self.groups,
-                                         self._narrow_groups_ok())
-        if kernel == "depthwise":
-            multiplier = self.out_channels // self.groups
-            xd = np.repeat(x, multiplier, axis=3) if multiplier > 1 else x
-            _kernels.depthwise_conv2d(xd, self._weights("depthwise"), self.b, y, kh, kw, sh, sw, dh, dw,
-                                      pads[0], pads[2], act, nthreads)
-        elif kernel == "narrow-groups":
-            packed, idx = self._weights("narrow-groups")
-            _kernels.conv2d_narrow_groups(x, packed, idx, self.b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2],
-                                          self.groups, act, nthreads)
-        else:
+        kernel = "winograd" if name == "winograd" else _strategy.direct_kernel(
+            self.groups, self.w.shape[2], self.out_channels // self.groups, self._narrow_groups_ok())
+        if kernel == "gemm":
             _kernels.conv2d_direct(x, self._weights("gemm"), self.b, y, kh, kw, sh, sw, dh, dw, pads[0],
-                                   pads[2], self.groups, act, nthreads)
+                                   pads[2], self.groups, act, nthreads, r)
+            return y
+
+        def run(dst: np.ndarray, act: int = act if r is None else 0) -> None:
+            if kernel == "winograd":
+                _kernels.conv2d_winograd(x, self._weights("winograd"), self.b, dst, pads[0], pads[2],
+                                         self.groups, act, nthreads)
+            elif kernel == "depthwise":
+                multiplier = self.out_channels // self.groups
+                xd = np.repeat(x, multiplier, axis=3) if multiplier > 1 else x
+                _kernels.depthwise_conv2d(xd, self._weights("depthwise"), self.b, dst, kh, kw, sh, sw, dh, dw,
+                                          pads[0], pads[2], act, nthreads)
+            else:
+                packed, idx = self._weights("narrow-groups")
+                _kernels.conv2d_narrow_groups(x, packed, idx, self.b, dst, kh, kw, sh, sw, dh, dw, pads[0],
+                                              pads[2], self.groups, act, nthreads)
+
+        if r is None:
+            run(y)
+        else:
+            _add_residual(run, y, r, self.activation, nthreads)
         return y
 
 
@@ -257,11 +289,14 @@ class PointwiseConv2D:
                              f"{self.w.shape} expects C_in = {self.in_channels}")
         return (n, h, w, self.out_channels)
 
-    def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+    def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
+                 threads: Optional[int] = None) -> np.ndarray:
         x = as_float32_array("x", x, 4)
-        y = check_out(out, self.output_shape(x.shape), inputs=(x,))
+        shape = self.output_shape(x.shape)
+        y = check_out(out, shape, inputs=(x,))
         _kernels.conv2d_direct(x, self._packed, self.b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1,
-                               _ACT_CODES[self.activation], resolve_threads(threads))
+                               _ACT_CODES[self.activation], resolve_threads(threads),
+                               _check_residual(residual, shape, y))
         return y
 
 
@@ -316,31 +351,35 @@ class SeparableConv2D:
         n, oh, ow, _ = self.depthwise.output_shape(input_shape)
         return (n, oh, ow, self.pointwise.out_channels)
 
-    def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+    def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
+                 threads: Optional[int] = None) -> np.ndarray:
         x = as_float32_array("x", x, 4)
         dw = self.depthwise
         pads, _ = dw._geometry(x.shape)
-        y = check_out(out, self.output_shape(x.shape), inputs=(x,))
+        shape = self.output_shape(x.shape)
+        y = check_out(out, shape, inputs=(x,))
+        r = _check_residual(residual, shape, y)
         nthreads = resolve_threads(threads)
         if dw.multiplier > 1:
-            return self.pointwise(dw(x, threads=nthreads), out=y, threads=nthreads)
+            return self.pointwise(dw(x, threads=nthreads), residual=r, out=y, threads=nthreads)
         kh, kw = dw.window.kernel
         (sh, sw), (dh, ddw) = dw.window.stride, dw.window.dilation
         _kernels.separable_conv2d(x, dw._packed, dw.b, self.pointwise._packed, self.pointwise.b, y,
                                   kh, kw, sh, sw, dh, ddw, pads[0], pads[2],
-                                  _ACT_CODES[dw.activation], _ACT_CODES[self.activation], nthreads)
+                                  _ACT_CODES[dw.activation], _ACT_CODES[self.activation], nthreads, r)
         return y
 
 
 def conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1, groups: int = 1,
-           activation: Optional[str] = None, strategy: str = "auto", out: Optional[np.ndarray] = None,
-           threads: Optional[int] = None) -> np.ndarray:
-    """Standard or group convolution of NHWC ``x`` with HWIO ``w`` (KH, KW, C_in/groups, C_out).
+           activation: Optional[str] = None, strategy: str = "auto", residual=None,
+           out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+    """Standard or group convolution of NHWC ``x`` with HWIO ``w`` (KH, KW, C_in/groups, C_out), plus
+    ``residual`` (an array of the output's shape) before the activation.
 
     Packs ``w`` on every call: to run the same weights repeatedly, build a :class:`Conv2D` once.
     """
     return Conv2D(w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                  activation=activation, strategy=strategy)(x, out=out, threads=threads)
+                  activation=activation, strategy=strategy)(x, residual=residual, out=out, threads=threads)
 
 
 def depthwise_conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1,
@@ -351,20 +390,21 @@ def depthwise_conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", 
                            activation=activation)(x, out=out, threads=threads)
 
 
-def pointwise_conv2d(x, w, b=None, *, activation: Optional[str] = None, out: Optional[np.ndarray] = None,
-                     threads: Optional[int] = None) -> np.ndarray:
-    """1x1 convolution of NHWC ``x`` with ``w`` (C_in, C_out)."""
-    return PointwiseConv2D(w, b, activation=activation)(x, out=out, threads=threads)
+def pointwise_conv2d(x, w, b=None, *, activation: Optional[str] = None, residual=None,
+                     out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+    """1x1 convolution of NHWC ``x`` with ``w`` (C_in, C_out), plus ``residual`` before the activation."""
+    return PointwiseConv2D(w, b, activation=activation)(x, residual=residual, out=out, threads=threads)
 
 
 def separable_conv2d(x, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
                      padding: PaddingLike = "valid", dilation=1, depthwise_activation: Optional[str] = None,
-                     activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+                     activation: Optional[str] = None, residual=None, out: Optional[np.ndarray] = None,
                      threads: Optional[int] = None) -> np.ndarray:
-    """Depthwise separable convolution: depthwise ``w_depthwise`` then pointwise ``w_pointwise``."""
+    """Depthwise separable convolution: depthwise ``w_depthwise`` then pointwise ``w_pointwise``, plus
+    ``residual`` before the final activation."""
     return SeparableConv2D(w_depthwise, w_pointwise, b_depthwise, b_pointwise, stride=stride, padding=padding,
                            dilation=dilation, depthwise_activation=depthwise_activation,
-                           activation=activation)(x, out=out, threads=threads)
+                           activation=activation)(x, residual=residual, out=out, threads=threads)
 
 
 def dense(x, w, b=None, *, activation: Optional[str] = None, out: Optional[np.ndarray] = None,

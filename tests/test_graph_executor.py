@@ -210,6 +210,21 @@ def test_depthwise_pointwise_fusion_equals_unfused():
     close(m(x), model(BN_CHAIN, optimize=False)(x))
 
 
+def test_residual_add_fuses_into_the_convolution():
+    m = model(RESIDUAL)
+    (expand, fused) = m.graph.nodes.values()
+    assert fused.type == "separable_conv2d" and fused.layers == ["dw", "project", "sum"]
+    assert fused.inputs == ["expand", "input"] and fused.attrs["residual"] and fused.attrs["activation"] == "relu"
+    x = x_for(m, batch=2)
+    close(m(x), model(RESIDUAL, optimize=False)(x))
+    # A convolution with an activation of its own keeps its add: relu(conv) + x is not act(conv + x).
+    doc = config(layer("c", "conv2d", "input", filters=4, kernel=3, padding="same", activation="relu"),
+                 layer("sum", "add", "c", "input"))
+    m = model(doc)
+    assert [n.type for n in m.graph.nodes.values()] == ["conv2d", "add"]
+    close(m(x_for(m)), model(doc, optimize=False)(x_for(m)))
+
+
 def test_no_fusion_across_an_observed_tensor():
     doc = dict(BN_CHAIN, outputs=["act2", "prob"])
     m = model(doc)

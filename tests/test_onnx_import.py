@@ -94,7 +94,9 @@ def test_group_and_depthwise_convolutions_stay_whole(networks):
     resnext = pyconv.from_onnx(om.export(networks["resnext_block"], (1, 128, 14, 14), 13))
     (grouped,) = [layer for layer in resnext.spec.document["layers"] if layer["type"] == "conv2d"]
     assert grouped["groups"] == 32 and grouped["kernel"] == [3, 3]
-    assert len(resnext.graph.nodes) == 4  # 1x1, 3x3/32, 1x1, add+relu: nothing split per group
+    # 1x1, 3x3/32, then 1x1 with the shortcut add and relu fused into its store: nothing split per group.
+    assert [node.type for node in resnext.graph.nodes.values()] == ["pointwise_conv2d", "conv2d", "pointwise_conv2d"]
+    assert [node.attrs.get("residual", False) for node in resnext.graph.nodes.values()] == [False, False, True]
 
 
 def test_same_padding_folds_into_convs_and_pools(networks):
@@ -159,7 +161,9 @@ def test_batch_norm_nodes_folded_and_kept(networks):
 
     data = om.export(om.randomize_bn(BnAfterAdd()), (1, 8, 12, 12), 13, keep_batch_norm=True, dynamic_batch=True)
     model = pyconv.from_onnx(data)
-    assert [n.type for n in model.graph.nodes.values()] == ["conv2d", "add", "batch_norm"]
+    # The batch norm after the add cannot fold; the add itself fuses into the convolution's store.
+    assert [n.type for n in model.graph.nodes.values()] == ["conv2d", "batch_norm"]
+    assert model.graph.nodes[next(iter(model.graph.nodes))].attrs["residual"]
     assert_matches(model, data, image((2, 8, 12, 12)))
 
 

@@ -166,6 +166,14 @@ class _HeLayer(LayerType):
         return _activated(attrs, Signal(0.0, 2.0 * ins[0].square))
 
 
+def _conv_run(op: Callable[..., np.ndarray], attrs: dict[str, Any]) -> Callable[..., object]:
+    """The run function of a convolution node; a node that absorbed a residual add (see passes.py)
+    takes the shortcut as its second input."""
+    if attrs.get("residual"):
+        return lambda xs, out, threads: op(xs[0], residual=xs[1], out=out, threads=threads)
+    return lambda xs, out, threads: op(xs[0], out=out, threads=threads)
+
+
 def _bias(attrs: dict[str, Any], channels: int) -> dict[str, Param]:
     return {"bias": Param((channels,), "bias")} if attrs["use_bias"] else {}
 
@@ -211,7 +219,7 @@ class Conv2DLayer(_HeLayer):
         op = Conv2D(weights["kernel"], weights.get("bias"), stride=attrs["stride"], padding=attrs["padding"],
                     dilation=attrs["dilation"], groups=attrs["groups"], activation=attrs["activation"],
                     strategy=attrs["strategy"])
-        return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), op.strategy_for)
+        return Kernel(_conv_run(op, attrs), op.strategy_for)
 
 
 @register
@@ -257,7 +265,7 @@ class PointwiseConv2DLayer(_HeLayer):
 
     def build(self, attrs, weights, in_shapes):
         op = PointwiseConv2D(weights["kernel"], weights.get("bias"), activation=attrs["activation"])
-        return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), _fixed("pointwise"))
+        return Kernel(_conv_run(op, attrs), _fixed("pointwise"))
 
 
 @register
@@ -291,7 +299,7 @@ class SeparableConv2DLayer(_HeLayer):
                              weights.get("depthwise_bias"), weights.get("bias"), stride=attrs["stride"],
                              padding=attrs["padding"], dilation=attrs["dilation"],
                              depthwise_activation=attrs["depthwise_activation"], activation=attrs["activation"])
-        return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), _fixed("separable"))
+        return Kernel(_conv_run(op, attrs), _fixed("separable"))
 
 
 @register

@@ -9,7 +9,10 @@ referring to the same names. The rewrites, in order:
 3. fuse relu and relu6 ``activation`` layers into the convolution, dense, add, batch norm or
    scale_shift before them (a general clip stays a node of its own);
 4. fuse a depthwise convolution (multiplier 1) into the pointwise convolution after it, giving one
-   separable node whose ``depthwise_activation`` is the depthwise layer's (possibly fused) activation.
+   separable node whose ``depthwise_activation`` is the depthwise layer's (possibly fused) activation;
+5. fuse a two-input ``add`` (and its fused activation) into a convolution producing one of its inputs
+   (with no activation of its own): the other input becomes the node's second input, its
+   ``residual``, added in the GEMM's store (ResNet, MobileNet v2, ShuffleNet and Xception shortcuts).
 
 A rewrite only applies when the intermediate tensor has no other consumer and is not a graph output,
 so every tensor anyone can observe is still computed.
@@ -179,6 +182,25 @@ def _fuse_separable(graph: Graph) -> None:
         graph.merge(fused, pw)
 
 
+_TAKES_RESIDUAL = ("conv2d", "pointwise_conv2d", "separable_conv2d")
+
+
+def _fuse_residual_add(graph: Graph) -> None:
+    for add in [n for n in graph.nodes.values() if n.type == "add" and len(n.inputs) == 2]:
+        for i, src in enumerate(add.inputs):
+            conv = graph.nodes.get(src)
+            other = add.inputs[1 - i]
+            if (conv is None or conv.type not in _TAKES_RESIDUAL or conv.attrs["activation"] is not None
+                    or conv.attrs.get("residual") or other == src or not graph.private(src, add)):
+                continue
+            conv.inputs = [*conv.inputs, other]
+            conv.in_shapes = [*conv.in_shapes, add.in_shapes[1 - i]]
+            conv.attrs["residual"] = True
+            conv.attrs["activation"] = add.attrs["activation"]
+            graph.merge(conv, add)
+            break
+
+
 def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: bool = True) -> Graph:
     """The execution graph of a config: identities removed and, with ``optimize``, the folds and
     fusions described in the module docstring applied."""
@@ -187,4 +209,5 @@ def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: 
         _fold_batch_norm(graph)
         _fuse_activations(graph)
         _fuse_separable(graph)
+        _fuse_residual_add(graph)
     return graph
