@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numbers
 import threading
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -50,11 +50,11 @@ def _check_residual(residual, shape: Shape4, y: np.ndarray) -> Optional[np.ndarr
     return r
 
 
-def _add_residual(run, y: np.ndarray, residual: np.ndarray, activation: Optional[str], threads: int) -> None:
-    """``y = act(conv + residual)`` for kernels whose store cannot add it: ``run(dst)`` writes the
-    convolution without activation, then one elementwise pass adds and activates."""
-    conv = np.empty_like(y) if residual is y or np.may_share_memory(residual, y) else y
-    run(conv)
+def _add_residual(conv_into, y: np.ndarray, residual: np.ndarray, activation: Optional[str], threads: int) -> None:
+    """``y = act(conv + residual)`` for kernels whose store cannot add it: ``conv_into(dst, 0, threads)``
+    writes the convolution without activation, then one elementwise pass adds and activates."""
+    conv = np.empty_like(y) if np.may_share_memory(residual, y) else y
+    conv_into(conv, 0, threads)
     ops.add(conv, residual, activation=activation, out=y, threads=threads)
 
 
@@ -176,47 +176,53 @@ class Conv2D:
 
     def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
                  threads: Optional[int] = None) -> np.ndarray:
+        return self._bind(x, residual, out)(resolve_threads(threads))
+
+    def _bind(self, x, residual=None, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
+        """Validate the arguments once and return ``run(threads)``, which computes into the bound output
+        from the bound arrays' current contents: the graph executor calls it on every run."""
         x = as_float32_array("x", x, 4)
         pads, shape = self._geometry(x.shape)
         y = check_out(out, shape, inputs=(x,))
         r = _check_residual(residual, shape, y)
-        nthreads = resolve_threads(threads)
         name = self._chosen.get(x.shape)
         if name is None:
             name = self._chosen[x.shape] = self.explain(x.shape).strategy
         act = _ACT_CODES[self.activation]
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
-        if name == "im2col":
-            _kernels.conv2d_im2col(x, self._weights("gemm"), self.b, y, kh, kw, sh, sw, dh, dw, pads[0],
-                                   pads[2], self.groups, act, nthreads, r)
-            return y
-        kernel = "winograd" if name == "winograd" else _strategy.direct_kernel(
-            self.groups, self.w.shape[2], self.out_channels // self.groups, self._narrow_groups_ok())
-        if kernel == "gemm":
-            _kernels.conv2d_direct(x, self._weights("gemm"), self.b, y, kh, kw, sh, sw, dh, dw, pads[0],
-                                   pads[2], self.groups, act, nthreads, r)
-            return y
+        b, groups, pt, pl = self.b, self.groups, pads[0], pads[2]
+        kernel = name if name in ("winograd", "im2col") else _strategy.direct_kernel(
+            groups, self.w.shape[2], self.out_channels // groups, self._narrow_groups_ok())
+        if kernel in ("im2col", "gemm"):
+            gemm = _kernels.conv2d_im2col if kernel == "im2col" else _kernels.conv2d_direct
+            packed = self._weights("gemm")
 
-        def run(dst: np.ndarray, act: int = act if r is None else 0) -> None:
+            def run_gemm(threads: int) -> np.ndarray:
+                gemm(x, packed, b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, threads, r)
+                return y
+            return run_gemm
+
+        def conv_into(dst: np.ndarray, act: int, threads: int) -> None:
             if kernel == "winograd":
-                _kernels.conv2d_winograd(x, self._weights("winograd"), self.b, dst, pads[0], pads[2],
-                                         self.groups, act, nthreads)
+                _kernels.conv2d_winograd(x, self._weights("winograd"), b, dst, pt, pl, groups, act, threads)
             elif kernel == "depthwise":
-                multiplier = self.out_channels // self.groups
+                multiplier = self.out_channels // groups
                 xd = np.repeat(x, multiplier, axis=3) if multiplier > 1 else x
-                _kernels.depthwise_conv2d(xd, self._weights("depthwise"), self.b, dst, kh, kw, sh, sw, dh, dw,
-                                          pads[0], pads[2], act, nthreads)
+                _kernels.depthwise_conv2d(xd, self._weights("depthwise"), b, dst, kh, kw, sh, sw, dh, dw, pt, pl,
+                                          act, threads)
             else:
                 packed, idx = self._weights("narrow-groups")
-                _kernels.conv2d_narrow_groups(x, packed, idx, self.b, dst, kh, kw, sh, sw, dh, dw, pads[0],
-                                              pads[2], self.groups, act, nthreads)
+                _kernels.conv2d_narrow_groups(x, packed, idx, b, dst, kh, kw, sh, sw, dh, dw, pt, pl, groups, act,
+                                              threads)
 
-        if r is None:
-            run(y)
-        else:
-            _add_residual(run, y, r, self.activation, nthreads)
-        return y
+        def run(threads: int) -> np.ndarray:
+            if r is None:
+                conv_into(y, act, threads)
+            else:
+                _add_residual(conv_into, y, r, self.activation, threads)
+            return y
+        return run
 
 
 def _pack_depthwise(w: np.ndarray, groups: int) -> np.ndarray:
@@ -257,17 +263,23 @@ class DepthwiseConv2D:
         return self._geometry(_shape4(input_shape))[1]
 
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+        return self._bind(x, out)(resolve_threads(threads))
+
+    def _bind(self, x, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
+        """See :meth:`Conv2D._bind`."""
         x = as_float32_array("x", x, 4)
         pads, shape = self._geometry(x.shape)
         y = check_out(out, shape, inputs=(x,))
-        if self.multiplier > 1:
-            # Input channel c feeds M consecutive output channels: repeat it, then filter one-to-one.
-            x = np.repeat(x, self.multiplier, axis=3)
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
-        _kernels.depthwise_conv2d(x, self._packed, self.b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2],
-                                  _ACT_CODES[self.activation], resolve_threads(threads))
-        return y
+        packed, b, act, m = self._packed, self.b, _ACT_CODES[self.activation], self.multiplier
+
+        def run(threads: int) -> np.ndarray:
+            # Input channel c feeds M consecutive output channels: repeat it, then filter one-to-one.
+            xd = np.repeat(x, m, axis=3) if m > 1 else x
+            _kernels.depthwise_conv2d(xd, packed, b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], act, threads)
+            return y
+        return run
 
 
 class PointwiseConv2D:
@@ -291,13 +303,20 @@ class PointwiseConv2D:
 
     def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
                  threads: Optional[int] = None) -> np.ndarray:
+        return self._bind(x, residual, out)(resolve_threads(threads))
+
+    def _bind(self, x, residual=None, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
+        """See :meth:`Conv2D._bind`."""
         x = as_float32_array("x", x, 4)
         shape = self.output_shape(x.shape)
         y = check_out(out, shape, inputs=(x,))
-        _kernels.conv2d_direct(x, self._packed, self.b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1,
-                               _ACT_CODES[self.activation], resolve_threads(threads),
-                               _check_residual(residual, shape, y))
-        return y
+        r = _check_residual(residual, shape, y)
+        packed, b, act = self._packed, self.b, _ACT_CODES[self.activation]
+
+        def run(threads: int) -> np.ndarray:
+            _kernels.conv2d_direct(x, packed, b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, act, threads, r)
+            return y
+        return run
 
 
 class Dense:
@@ -315,12 +334,20 @@ class Dense:
         return (shape[0], self._pointwise.out_channels)
 
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+        return self._bind(x, out)(resolve_threads(threads))
+
+    def _bind(self, x, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
+        """See :meth:`Conv2D._bind`."""
         x = as_float32_array("x", x, 2)
         shape = self.output_shape(x.shape)
         y = check_out(out, shape, inputs=(x,))
         # The batch rows are the GEMM's M: run them as the pixels of one 1 x N image.
-        self._pointwise(x.reshape(1, 1, *x.shape), out=y.reshape(1, 1, *shape), threads=threads)
-        return y
+        run_pointwise = self._pointwise._bind(x.reshape(1, 1, *x.shape), None, y.reshape(1, 1, *shape))
+
+        def run(threads: int) -> np.ndarray:
+            run_pointwise(threads)
+            return y
+        return run
 
 
 class SeparableConv2D:
@@ -353,21 +380,29 @@ class SeparableConv2D:
 
     def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
                  threads: Optional[int] = None) -> np.ndarray:
+        return self._bind(x, residual, out)(resolve_threads(threads))
+
+    def _bind(self, x, residual=None, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
+        """See :meth:`Conv2D._bind`."""
         x = as_float32_array("x", x, 4)
-        dw = self.depthwise
+        dw, pw = self.depthwise, self.pointwise
         pads, _ = dw._geometry(x.shape)
         shape = self.output_shape(x.shape)
         y = check_out(out, shape, inputs=(x,))
         r = _check_residual(residual, shape, y)
-        nthreads = resolve_threads(threads)
         if dw.multiplier > 1:
-            return self.pointwise(dw(x, threads=nthreads), residual=r, out=y, threads=nthreads)
+            def run_steps(threads: int) -> np.ndarray:
+                return pw(dw(x, threads=threads), residual=r, out=y, threads=threads)
+            return run_steps
         kh, kw = dw.window.kernel
         (sh, sw), (dh, ddw) = dw.window.stride, dw.window.dilation
-        _kernels.separable_conv2d(x, dw._packed, dw.b, self.pointwise._packed, self.pointwise.b, y,
-                                  kh, kw, sh, sw, dh, ddw, pads[0], pads[2],
-                                  _ACT_CODES[dw.activation], _ACT_CODES[self.activation], nthreads, r)
-        return y
+        act_dw, act = _ACT_CODES[dw.activation], _ACT_CODES[self.activation]
+
+        def run(threads: int) -> np.ndarray:
+            _kernels.separable_conv2d(x, dw._packed, dw.b, pw._packed, pw.b, y, kh, kw, sh, sw, dh, ddw, pads[0],
+                                      pads[2], act_dw, act, threads, r)
+            return y
+        return run
 
 
 def conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1, groups: int = 1,

@@ -183,6 +183,25 @@ def test_outputs_are_fresh_arrays():
     assert not np.shares_memory(y1, m._prepare(1).arena)
 
 
+def test_nodes_reading_only_the_arena_are_bound_once():
+    m = model(RESIDUAL)
+    x1, x2 = x_for(m, seed=1), x_for(m, seed=2)
+    m(x1)
+    steps = m._prepare(1).steps
+    # The first node reads the caller's array, which changes every run; the fused projection reads
+    # the input too (its shortcut). Both take the checked path.
+    assert [step.call is not None for step in steps] == [False, False]
+    doc = config(layer("a", "pointwise_conv2d", "input", filters=8, activation="relu"),
+                 layer("b", "conv2d", "a", filters=8, kernel=3, padding="same"),
+                 layer("c", "separable_conv2d", "b", filters=4, kernel=3, padding="same"),
+                 layer("gap", "global_avg_pool", "c"), layer("fc", "dense", "gap", units=3))
+    m = model(doc)
+    m(x_for(m, seed=1))
+    assert [step.call is not None for step in m._prepare(1).steps] == [False, True, True, False, True]
+    # Bound calls read the arena's current contents: a second input gives what a fresh model gives.
+    close(m(x2), model(doc)(x2), rtol=0)
+
+
 def test_new_batch_size_plans_lazily_and_caches():
     m = model(RESIDUAL)
     m(x_for(m, batch=1))

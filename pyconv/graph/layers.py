@@ -46,10 +46,13 @@ class Signal(NamedTuple):
 @dataclass
 class Kernel:
     """A prepared layer: ``run(inputs, out, threads)`` writes into ``out``; ``strategy(input_shape)``
-    names the algorithm that serves a given full (batched) input shape."""
+    names the algorithm that serves a given full (batched) input shape. ``bind(inputs, out)``, where
+    given, validates once and returns ``call(threads)`` doing what ``run`` does on those very arrays
+    (the executor binds every node whose arrays are fixed, sparing the checks on each run)."""
 
     run: Callable[[Sequence[np.ndarray], np.ndarray, int], object]
     strategy: Callable[[Shape], str]
+    bind: Optional[Callable[[Sequence[np.ndarray], np.ndarray], Callable[[int], object]]] = None
 
 
 LAYER_TYPES: dict[str, "LayerType"] = {}
@@ -166,12 +169,14 @@ class _HeLayer(LayerType):
         return _activated(attrs, Signal(0.0, 2.0 * ins[0].square))
 
 
-def _conv_run(op: Callable[..., np.ndarray], attrs: dict[str, Any]) -> Callable[..., object]:
-    """The run function of a convolution node; a node that absorbed a residual add (see passes.py)
-    takes the shortcut as its second input."""
+def _conv_kernel(op: Any, attrs: dict[str, Any], strategy: Callable[[Shape], str]) -> Kernel:
+    """The kernel of a convolution (or dense) node; a node that absorbed a residual add (see passes.py) takes the
+    shortcut as its second input."""
     if attrs.get("residual"):
-        return lambda xs, out, threads: op(xs[0], residual=xs[1], out=out, threads=threads)
-    return lambda xs, out, threads: op(xs[0], out=out, threads=threads)
+        return Kernel(lambda xs, out, threads: op(xs[0], residual=xs[1], out=out, threads=threads), strategy,
+                      lambda xs, out: op._bind(xs[0], xs[1], out))
+    return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), strategy,
+                  lambda xs, out: op._bind(xs[0], out=out))
 
 
 def _bias(attrs: dict[str, Any], channels: int) -> dict[str, Param]:
@@ -219,7 +224,7 @@ class Conv2DLayer(_HeLayer):
         op = Conv2D(weights["kernel"], weights.get("bias"), stride=attrs["stride"], padding=attrs["padding"],
                     dilation=attrs["dilation"], groups=attrs["groups"], activation=attrs["activation"],
                     strategy=attrs["strategy"])
-        return Kernel(_conv_run(op, attrs), op.strategy_for)
+        return _conv_kernel(op, attrs, op.strategy_for)
 
 
 @register
@@ -244,7 +249,7 @@ class DepthwiseConv2DLayer(_HeLayer):
     def build(self, attrs, weights, in_shapes):
         op = DepthwiseConv2D(weights["kernel"], weights.get("bias"), stride=attrs["stride"],
                              padding=attrs["padding"], dilation=attrs["dilation"], activation=attrs["activation"])
-        return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), _fixed("depthwise"))
+        return _conv_kernel(op, attrs, _fixed("depthwise"))
 
 
 @register
@@ -265,7 +270,7 @@ class PointwiseConv2DLayer(_HeLayer):
 
     def build(self, attrs, weights, in_shapes):
         op = PointwiseConv2D(weights["kernel"], weights.get("bias"), activation=attrs["activation"])
-        return Kernel(_conv_run(op, attrs), _fixed("pointwise"))
+        return _conv_kernel(op, attrs, _fixed("pointwise"))
 
 
 @register
@@ -299,7 +304,7 @@ class SeparableConv2DLayer(_HeLayer):
                              weights.get("depthwise_bias"), weights.get("bias"), stride=attrs["stride"],
                              padding=attrs["padding"], dilation=attrs["dilation"],
                              depthwise_activation=attrs["depthwise_activation"], activation=attrs["activation"])
-        return Kernel(_conv_run(op, attrs), _fixed("separable"))
+        return _conv_kernel(op, attrs, _fixed("separable"))
 
 
 @register
@@ -464,7 +469,7 @@ class DenseLayer(_HeLayer):
 
     def build(self, attrs, weights, in_shapes):
         op = Dense(weights["kernel"], weights.get("bias"), activation=attrs["activation"])
-        return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), _fixed("dense"))
+        return _conv_kernel(op, attrs, _fixed("dense"))
 
 
 @register

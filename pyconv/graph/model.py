@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
@@ -60,6 +60,7 @@ class _Step:
     sources: list[Union[str, np.ndarray]]  # a model input's name or a view into the arena
     out: np.ndarray
     strategy: str
+    call: Optional[Callable[[int], object]] = None  # bound once when every source is in the arena
 
 
 @dataclass
@@ -219,6 +220,9 @@ class Model:
                  for t, (off, n) in plan.offsets.items()}
         steps = [_Step(node, self.kernels[name], [views.get(src, src) for src in node.inputs], views[name], strategy)
                  for (name, node), strategy in zip(self.graph.nodes.items(), self._strategies(batch))]
+        for step in steps:
+            if step.kernel.bind is not None and not any(isinstance(s, str) for s in step.sources):
+                step.call = step.kernel.bind(step.sources, step.out)
         outputs = {o: views.get(t, t) for o, t in self.graph.outputs.items()}
         prepared = _Prepared(plan, arena, steps, outputs)
         self._plans[batch] = prepared
@@ -283,12 +287,12 @@ class Model:
     def _execute(self, prepared: _Prepared, env: dict[str, np.ndarray], threads: int,
                  times: Optional[list[float]] = None) -> None:
         for step in prepared.steps:
-            args = [env[s] if isinstance(s, str) else s for s in step.sources]
-            if times is None:
-                step.kernel.run(args, step.out, threads)
+            t0 = time.perf_counter() if times is not None else 0.0
+            if step.call is not None:
+                step.call(threads)
             else:
-                t0 = time.perf_counter()
-                step.kernel.run(args, step.out, threads)
+                step.kernel.run([env[s] if isinstance(s, str) else s for s in step.sources], step.out, threads)
+            if times is not None:
                 times.append(time.perf_counter() - t0)
 
     def _collect(self, prepared: _Prepared, env: dict[str, np.ndarray], threads: int) -> ArrayOrDict:
