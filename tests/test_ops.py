@@ -201,6 +201,14 @@ def test_max_pool_ignores_padding_and_propagates_nan():
     x[0, 1, 1, 0] = np.nan
     y = ops.max_pool2d(x, 2, 1, 1)
     assert np.isnan(y[0, 1:, 1:, 0]).all() and not np.isnan(y[0, 0, 0, 0])
+    # Wide channel counts run in 64-channel register blocks: NaN and -inf in a full and a partial block.
+    x = np.random.default_rng(3).standard_normal((1, 3, 3, 70)).astype(np.float32)
+    x[0, 2, 2, 5] = x[0, 0, 0, 66] = np.nan
+    x[:, :, :, 7] = -np.inf
+    y = ops.max_pool2d(x, 2, 1)
+    want = np.array([[x[0, i:i + 2, j:j + 2].max(axis=(0, 1)) for j in range(2)] for i in range(2)])[None]
+    np.testing.assert_array_equal(y, want)  # np.max propagates NaN; assert_array_equal matches NaN to NaN
+    assert np.isnan(y).sum() == 2 and np.isneginf(y[..., 7]).all()
 
 
 def test_avg_pool_divisor_with_and_without_pad():
