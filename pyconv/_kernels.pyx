@@ -219,23 +219,28 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, f
     cdef gemm_unit u
     _decode_unit(g, unit, &u)
     cdef ptrdiff_t rows = u.rows, m0 = u.m0, ntiles = u.ntiles
-    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, s, i, row, pix, oh, ih0, iw0, kh, kw, ih, iw, q
+    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, s, i, row, oh, ow, ih0, iw0, kh, kw, ih, iw, q
     cdef const float *img = g.x + u.n * g.H * g.W * g.C + u.grp * g.CG
     cdef const float **tp
     cdef float *pp
     for kb in range(g.kblocks):
         _kblock_range(g, kb, &tap0, &ntaps, &c0, &kc)
+        # The pixel's (oh, ow) advances by counters: a division per pixel costs as much as a small-K
+        # tile's arithmetic (3-channel stems).
+        oh = m0 // g.OW
+        ow = m0 - oh * g.OW
         for t in range(ntiles):
             tp = ptrs + t * ntaps * PYCONV_GEMM_MR
             for i in range(PYCONV_GEMM_MR):
-                # Rows past the block repeat its last pixel: readable, computed, never stored.
                 row = t * PYCONV_GEMM_MR + i
-                if row >= rows:
-                    row = rows - 1
-                pix = m0 + row
-                oh = pix // g.OW
+                if 0 < row < rows:
+                    ow = ow + 1
+                    if ow == g.OW:
+                        ow = 0
+                        oh = oh + 1
+                # Rows past the block keep its last pixel: readable, computed, never stored.
                 ih0 = oh * g.SH - g.PT
-                iw0 = (pix - oh * g.OW) * g.SW - g.PL
+                iw0 = ow * g.SW - g.PL
                 if g.RT > 1:
                     # Row taps: a kernel row of an ungrouped, undilated window is KW*C contiguous
                     # floats, read in place; only windows crossing the left/right edge are copied
