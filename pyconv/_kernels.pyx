@@ -32,7 +32,7 @@ cdef extern from "_simd.h" nogil:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
     void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
                      float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,
-                     const float *pf, const float *pf2)
+                     const float *pf)
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
                        float *y, ptrdiff_t oh, ptrdiff_t c_begin, ptrdiff_t c_end, int act)
     void *pyconv_aligned_alloc(size_t nbytes)
@@ -115,15 +115,13 @@ cdef ptrdiff_t _panel_chunks(ptrdiff_t base_units, ptrdiff_t panels, int threads
     return chunks if chunks < panels else panels
 
 
-cdef inline const float *_prefetch_slice(const float *nxt, ptrdiff_t t, ptrdiff_t ntiles, ptrdiff_t span,
-                                        ptrdiff_t nrp, int second) noexcept nogil:
-    """The parts of the next B block (span k steps x nrp floats, nrp/16 column halves of one line per k
-    step) that tile t of ntiles prefetches: half h goes to tile h % ntiles, its first such half as pf
-    (second=0), a second one as pf2 (second=1), so that one lone tile (a GEMV) prefetches the whole block."""
-    cdef ptrdiff_t h = t + second * ntiles
-    if nxt == NULL or (h + 1) * 16 > nrp:
+cdef inline const float *_prefetch_slice(const float *nxt, ptrdiff_t t, ptrdiff_t span,
+                                        ptrdiff_t nrp) noexcept nogil:
+    """The part of the next B block (span k steps x nrp floats) that tile t prefetches, one line per k
+    step: the first tiles of a panel between them cover the block the next panel needs."""
+    if nxt == NULL or (t + 1) * 16 > nrp:
         return NULL
-    return nxt + h * span * 16
+    return nxt + t * span * 16
 
 
 cdef void _chunking(ptrdiff_t base_units, ptrdiff_t panels, int threads, ptrdiff_t *chunks,
@@ -211,8 +209,7 @@ cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs,
             pyconv_gemm(g.NRP, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                         NULL if g.bias == NULL else g.bias + u.grp * g.OG + p * g.NRP,
                         g.res + off if first and g.res != NULL else NULL,
-                        not first, g.act if last else 0, _prefetch_slice(nxt, t, u.ntiles, span, g.NRP, 0),
-                        _prefetch_slice(nxt, t, u.ntiles, span, g.NRP, 1))
+                        not first, g.act if last else 0, _prefetch_slice(nxt, t, span, g.NRP))
 
 
 cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, float *patch) noexcept nogil:
@@ -546,8 +543,7 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
                     pyconv_gemm(g.NRP, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR, blk,
                                 m + (xi * WINO_TILES + mt * PYCONV_GEMM_MR) * g.CO + grp * g.OG
                                 + p * g.NRP,
-                                g.CO, NULL, NULL, 0, 0, _prefetch_slice(nxt, mt, ntiles, g.CG, g.NRP, 0),
-                                _prefetch_slice(nxt, mt, ntiles, g.CG, g.NRP, 1))
+                                g.CO, NULL, NULL, 0, 0, _prefetch_slice(nxt, mt, g.CG, g.NRP))
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
@@ -714,8 +710,7 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
                 pyconv_gemm(g.NRP, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                             NULL if g.bias == NULL else g.bias + p * g.NRP,
                             g.res + off if kb == 0 and g.res != NULL else NULL,
-                            kb > 0, g.act if kb == kblocks - 1 else 0, _prefetch_slice(nxt, t, ntiles, kc, g.NRP, 0),
-                            _prefetch_slice(nxt, t, ntiles, kc, g.NRP, 1))
+                            kb > 0, g.act if kb == kblocks - 1 else 0, _prefetch_slice(nxt, t, kc, g.NRP))
 
 
 def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,

@@ -107,11 +107,7 @@ static inline __mmask16 pyconv_mask16(size_t n) {
  * the B block in use): a weight panel read cold from memory would otherwise stall the first tile that
  * uses it, and a layer's weights are cold whenever the model's weights outgrow the caches. */
 #define PYCONV_PREFETCH_NEXT                                                                            \
-    if (pf) {                                                                                           \
-        _mm_prefetch((const char *)pf, _MM_HINT_T1);                                                    \
-        pf += 16;                                                                                       \
-        if (pf2) { _mm_prefetch((const char *)pf2, _MM_HINT_T1); pf2 += 16; }                           \
-    }
+    if (pf) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
 
 /* Up to 24 accumulators in zmm registers: ROWS rows x (2 x 16 columns); per k: 2 loads of B and ROWS
  * broadcasts of A.  ROWS is a literal at each call below, so the unused rows compile away: the 4- and
@@ -119,8 +115,7 @@ static inline __mmask16 pyconv_mask16(size_t n) {
 static inline __attribute__((always_inline)) void
 pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
                         const float *const *a, const float *b, float *c, size_t ldc,
-                        const float *bias, const float *res, int accumulate, int act, const float *pf,
-                        const float *pf2) {
+                        const float *bias, const float *res, int accumulate, int act, const float *pf) {
     __m512 x0 = _mm512_setzero_ps(), y0 = x0, x1 = x0, y1 = x0, x2 = x0, y2 = x0, x3 = x0, y3 = x0,
            x4 = x0, y4 = x0, x5 = x0, y5 = x0, x6 = x0, y6 = x0, x7 = x0, y7 = x0,
            x8 = x0, y8 = x0, x9 = x0, y9 = x0, x10 = x0, y10 = x0, x11 = x0, y11 = x0;
@@ -171,8 +166,7 @@ pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t 
 static inline __attribute__((always_inline)) void
 pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
                           const float *const *a, const float *b, float *c, size_t ldc,
-                          const float *bias, const float *res, int accumulate, int act, const float *pf,
-                          const float *pf2) {
+                          const float *bias, const float *res, int accumulate, int act, const float *pf) {
     __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0, x6 = x0, x7 = x0,
            x8 = x0, x9 = x0, x10 = x0, x11 = x0;
     for (size_t s = 0; s < ks; s++) {
@@ -206,8 +200,8 @@ pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_
 #define PYCONV_GEMM_KERNEL(NAME, IMPL, ROWS)                                                            \
     static void NAME(size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a, const float *b, \
                      float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,     \
-                     const float *pf, const float *pf2) {                                              \
-        IMPL(ROWS, mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf, pf2);               \
+                     const float *pf) {                                                                \
+        IMPL(ROWS, mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);                    \
     }
 PYCONV_GEMM_KERNEL(pyconv_gemm_12x16_avx512, pyconv_gemm16_avx512_rows, 12)
 PYCONV_GEMM_KERNEL(pyconv_gemm_4x16_avx512, pyconv_gemm16_avx512_rows, 4)
@@ -221,32 +215,31 @@ PYCONV_GEMM_KERNEL(pyconv_gemm_4x32_avx512, pyconv_gemm_avx512_rows, 4)
 
 /* C tile of mr x nr (nr <= nrp, the panel width of b: 16 or PYCONV_GEMM_NR).  Unless accumulating, the
  * store adds bias and, when res is not NULL, the residual tile res (leading dimension ldc, may be c
- * itself).  pf, pf2: NULL, or ks*kc*16 floats each to prefetch (one line of each per k step), normally
- * parts of the next call's B block (pf2 only with pf). */
+ * itself).  pf: NULL, or ks*kc*16 floats to prefetch (one line per k step), normally part of the next
+ * call's B block. */
 static inline void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc,
                                const float *const *a, const float *b,
                                float *c, size_t ldc, const float *bias, const float *res,
-                               int accumulate, int act, const float *pf, const float *pf2) {
+                               int accumulate, int act, const float *pf) {
 #if defined(__AVX512F__)
     if (!pyconv_portable && nrp == 16) {
         if (mr > 4)
-            pyconv_gemm_12x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf, pf2);
+            pyconv_gemm_12x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         else
-            pyconv_gemm_4x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf, pf2);
+            pyconv_gemm_4x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         return;
     }
     if (!pyconv_portable) {
         if (mr > 8)
-            pyconv_gemm_12x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf, pf2);
+            pyconv_gemm_12x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         else if (mr > 4)
-            pyconv_gemm_8x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf, pf2);
+            pyconv_gemm_8x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         else
-            pyconv_gemm_4x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf, pf2);
+            pyconv_gemm_4x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         return;
     }
 #endif
     (void)pf;
-    (void)pf2;
     pyconv_gemm_portable(nrp, mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act);
 }
 
