@@ -107,9 +107,10 @@ cdef inline const float *_opt_ptr(const float[::1] v) noexcept:
 
 cdef ptrdiff_t _panel_chunks(ptrdiff_t base_units, ptrdiff_t panels, int threads) noexcept:
     """Split output-channel panels into chunks only when there are too few other units to keep
-    every thread busy (small images with many channels, e.g. 7x7x1024)."""
+    every thread busy (small images with many channels, e.g. 7x7x1024); one thread is always busy,
+    and chunks would make the fused separable kernel recompute its depthwise rows once per chunk."""
     cdef ptrdiff_t want = 4 * threads
-    if base_units >= want or panels <= 1:
+    if threads <= 1 or base_units >= want or panels <= 1:
         return 1
     cdef ptrdiff_t chunks = _cdiv(want, base_units)
     return chunks if chunks < panels else panels
