@@ -321,10 +321,32 @@ def concat(list xs, float[:, ::1] out, int threads):
 
 cdef inline void _shuffle_row(cfptr_r src, fptr_r dst, Py_ssize_t groups,
                               Py_ssize_t per_group) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for j in range(per_group):
-        for i in range(groups):
-            dst[j * groups + i] = src[i * per_group + j]
+    # ShuffleNet's group counts get loops with the group count spelled out: gcc then interleaves the
+    # G input runs with vector permutes (about 4x faster than the generic loop at G = 3).
+    cdef Py_ssize_t i, j, P = per_group
+    if groups == 2:
+        for j in range(P):
+            dst[2 * j] = src[j]
+            dst[2 * j + 1] = src[P + j]
+    elif groups == 3:
+        for j in range(P):
+            dst[3 * j] = src[j]
+            dst[3 * j + 1] = src[P + j]
+            dst[3 * j + 2] = src[2 * P + j]
+    elif groups == 4:
+        for j in range(P):
+            dst[4 * j] = src[j]
+            dst[4 * j + 1] = src[P + j]
+            dst[4 * j + 2] = src[2 * P + j]
+            dst[4 * j + 3] = src[3 * P + j]
+    elif groups == 8:
+        for j in range(P):
+            for i in range(8):
+                dst[8 * j + i] = src[i * P + j]
+    else:
+        for j in range(P):
+            for i in range(groups):
+                dst[j * groups + i] = src[i * P + j]
 
 
 def channel_shuffle(const float[:, ::1] x, float[:, ::1] out, Py_ssize_t groups, int threads):
