@@ -744,8 +744,8 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
     cdef ptrdiff_t base = g.N * g.rblocks
     _chunking(base, g.P, threads, &g.chunks, &g.ppc)
     if g.chunks > 1 and threads > 1:
-        import numpy as np
-        mid = np.empty((g.N, g.OH, g.dw.OW, C), dtype=np.float32)
+        from .memory import aligned_empty
+        mid = aligned_empty((g.N, g.OH, g.dw.OW, C))
         depthwise_conv2d(x, wd, bd, mid, kh, kw, sh, sw, dh, dw, pt, pl, act_dw, threads)
         conv2d_direct(mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, act, threads, residual)
         return

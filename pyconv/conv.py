@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _kernels, ops, strategy as _strategy
 from .packing import pack_gemm_weights, pack_narrow_group_weights, pack_winograd_weights
+from .memory import aligned_empty
 from .padding import PaddingLike, output_size, resolve_padding
 from .threads import resolve_threads
 from .validation import (as_float32_array, check_activation, check_bias, check_out, positive_pair)
@@ -53,9 +54,19 @@ def _check_residual(residual, shape: Shape4, y: np.ndarray) -> Optional[np.ndarr
 def _add_residual(conv_into, y: np.ndarray, residual: np.ndarray, activation: Optional[str], threads: int) -> None:
     """``y = act(conv + residual)`` for kernels whose store cannot add it: ``conv_into(dst, 0, threads)``
     writes the convolution without activation, then one elementwise pass adds and activates."""
-    conv = np.empty_like(y) if np.may_share_memory(residual, y) else y
+    conv = aligned_empty(y.shape) if np.may_share_memory(residual, y) else y
     conv_into(conv, 0, threads)
     ops.add(conv, residual, activation=activation, out=y, threads=threads)
+
+
+def _repeat_channels(x: np.ndarray, m: int) -> np.ndarray:
+    """Input channel c repeated as channels c*m .. c*m + m - 1 (depthwise with a channel multiplier:
+    then each output channel filters one input channel one-to-one)."""
+    if m == 1:
+        return x
+    out = aligned_empty((*x.shape[:3], x.shape[3] * m))
+    out.reshape(*x.shape, m)[...] = x[..., None]
+    return out
 
 
 def _shape4(input_shape) -> Shape4:
@@ -207,8 +218,7 @@ class Conv2D:
             if kernel == "winograd":
                 _kernels.conv2d_winograd(x, self._weights("winograd"), b, dst, pt, pl, groups, act, threads)
             elif kernel == "depthwise":
-                multiplier = self.out_channels // groups
-                xd = np.repeat(x, multiplier, axis=3) if multiplier > 1 else x
+                xd = _repeat_channels(x, self.out_channels // groups)
                 _kernels.depthwise_conv2d(xd, self._weights("depthwise"), b, dst, kh, kw, sh, sw, dh, dw, pt, pl,
                                           act, threads)
             else:
@@ -275,8 +285,7 @@ class DepthwiseConv2D:
         packed, b, act, m = self._packed, self.b, _ACT_CODES[self.activation], self.multiplier
 
         def run(threads: int) -> np.ndarray:
-            # Input channel c feeds M consecutive output channels: repeat it, then filter one-to-one.
-            xd = np.repeat(x, m, axis=3) if m > 1 else x
+            xd = _repeat_channels(x, m)
             _kernels.depthwise_conv2d(xd, packed, b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], act, threads)
             return y
         return run

@@ -5,21 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
+from .memory import aligned_zeros
 
 NR = _kernels.GEMM_NR
 NR_NARROW = _kernels.GEMM_NR_NARROW
-_ALIGN = 64
 
 # Winograd F(2x2, 3x3) weight transform (Lavin & Gray 2015): U = G g G^T.
 _WINO_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-
-
-def aligned_zeros(shape) -> np.ndarray:
-    """A zeroed C-contiguous float32 array whose data starts on a 64-byte boundary."""
-    count = int(np.prod(shape))
-    raw = np.zeros(count + _ALIGN // 4, dtype=np.float32)
-    offset = (-raw.ctypes.data % _ALIGN) // 4
-    return raw[offset:offset + count].reshape(shape)
 
 
 def panel_width(out_channels: int) -> int:

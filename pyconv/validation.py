@@ -7,6 +7,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .memory import aligned_empty
+
 ACTIVATIONS = (None, "relu", "relu6")
 
 
@@ -72,7 +74,7 @@ def check_out(out: Optional[np.ndarray], shape: Tuple[int, ...], name: str = "ou
     ``out`` may not overlap any of ``inputs``: the kernels read input pixels after writing output pixels.
     """
     if out is None:
-        return np.empty(shape, dtype=np.float32)
+        return aligned_empty(shape)
     if type(out) is not np.ndarray and not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(out).__name__}")
     if out.dtype != np.float32:

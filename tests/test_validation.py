@@ -496,3 +496,16 @@ def test_out_aliasing_the_input_is_rejected_or_correct(name):
         return
     assert np.shares_memory(y, buf)
     assert_close(y, expected)
+
+
+def test_arrays_pyconv_allocates_start_on_a_cache_line():
+    # Kernels load 64-byte vectors of channels; numpy's own allocations start 16 bytes into a line.
+    from pyconv.memory import aligned_empty, aligned_zeros
+    for shape in [(1,), (3, 5), (2, 7, 7, 33), 17]:
+        a, z = aligned_empty(shape), aligned_zeros(shape)
+        assert a.ctypes.data % 64 == 0 and z.ctypes.data % 64 == 0
+        assert a.flags.c_contiguous and a.dtype == np.float32 and not z.any()
+    x = np.ones((1, 5, 5, 8), np.float32)
+    outputs = [pyconv.conv2d(x, np.ones((3, 3, 8, 4), np.float32)), pyconv.depthwise_conv2d(x, np.ones((3, 3, 8, 2))),
+               pyconv.nchw_to_nhwc(x), pyconv.add(x, x), pyconv.max_pool2d(x, 2)]
+    assert all(y.ctypes.data % 64 == 0 for y in outputs)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
+from ..memory import aligned_empty
 from ..ops import nchw_to_nhwc, nhwc_to_nchw
 from ..threads import resolve_threads
 from .errors import ModelError
@@ -215,7 +216,7 @@ class Model:
             self._plans.move_to_end(batch)
             return prepared
         plan = plan_memory(self.graph, batch)
-        arena = _aligned_empty(plan.arena_bytes // 4)
+        arena = aligned_empty(plan.arena_bytes // 4)
         views = {t: arena[off:off + n].reshape(batch, *self.graph.nodes[t].out_shape)
                  for t, (off, n) in plan.offsets.items()}
         steps = [_Step(node, self.kernels[name], [views.get(src, src) for src in node.inputs], views[name], strategy)
@@ -413,13 +414,6 @@ class Model:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_weights(weights_path, self.weights)
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-
-
-def _aligned_empty(size: int) -> np.ndarray:
-    """An uninitialised float32 buffer starting on a 64-byte boundary, so planned offsets stay aligned."""
-    raw = np.empty(size + 16, dtype=np.float32)
-    start = (-raw.ctypes.data % 64) // 4
-    return raw[start:start + size]
 
 
 def _blame(node: Node, exc: Exception) -> Optional[str]:
