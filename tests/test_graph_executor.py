@@ -464,7 +464,14 @@ def test_random_dags_match_an_unplanned_unoptimised_run(seed):
 def test_summary_and_plan_allocate_no_arena():
     m = model(BN_CHAIN)
     assert "batch 512" in m.summary(batch=512) and m.plan(512).batch == 512
-    assert not m._plans
+    assert list(m._plans) == [1]  # only batch 1, planned at load
+
+
+def test_batch_one_is_planned_at_load():
+    m = model(RESIDUAL)
+    prepared = m._plans[1]
+    m(x_for(m))
+    assert list(m._plans) == [1] and m._plans[1] is prepared
 
 
 def test_repr_names_the_model_and_its_io():

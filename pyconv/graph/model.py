@@ -1,9 +1,10 @@
 """The model runtime: :func:`load` a config, then run, summarise, profile or save the :class:`Model`.
 
 Loading does all the work that does not depend on the batch size: parsing and validation, shape
-inference, weights, the fold/fuse passes, and operator construction (weights packed once). The first
-run with a new batch size plans the arena for it (one float32 buffer) and binds every node's output
-to a fixed view of it; later runs with that batch size allocate nothing but the returned copies.
+inference, weights, the fold/fuse passes, and operator construction (weights packed once); it also
+plans batch 1. Planning a batch size allocates the arena for it (one float32 buffer), binds every
+node's output to a fixed view of it and every node that reads only the arena to its arrays; the first
+run with another batch size plans it, and later runs allocate nothing but the returned copies.
 """
 from __future__ import annotations
 
@@ -134,6 +135,8 @@ class Model:
         self.threads = resolve_threads(threads)
         self._plans: OrderedDict[int, _Prepared] = OrderedDict()
         self._lock = threading.Lock()
+        # Batch 1, the common case, is planned and bound now: the first run then costs what later ones do.
+        self._prepare(1)
 
     def __repr__(self) -> str:
         inputs = ", ".join(f"{n} {self.input_shape(n)[1:]} {self.spec.layers[n].attrs['layout']}"
