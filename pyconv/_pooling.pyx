@@ -97,7 +97,7 @@ cdef inline void _add_into(fptr_r dst, cfptr_r src, Py_ssize_t n) noexcept nogil
 
 
 cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* g, bint is_max,
-                    bint count_include_pad) noexcept nogil:
+                    bint count_include_pad, int act) noexcept nogil:
     """One output row ``orow`` (OW x C) of one image ``img`` (H x W x C)."""
     cdef Py_ssize_t C = g.C
     cdef Py_ssize_t hs = oh * g.sh - g.top
@@ -119,6 +119,9 @@ cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* 
             while c < C:
                 _max_window(img + c, dst + c, _imin(MAX_BLOCK, C - c), C, g.W, h0, h1, w0, w1)
                 c = c + MAX_BLOCK
+            if act:
+                for c in range(C):
+                    dst[c] = _act(dst[c], act)
         else:
             memset(dst, 0, C * sizeof(float))
             for h in range(h0, h1):
@@ -130,13 +133,13 @@ cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* 
                 divisor = (h1 - h0) * (w1 - w0)
             fdiv = <float>divisor
             for c in range(C):
-                dst[c] = dst[c] / fdiv
+                dst[c] = _act(dst[c] / fdiv, act)
 
 
 def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, Py_ssize_t kw,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t top, Py_ssize_t bottom, Py_ssize_t left,
-           Py_ssize_t right, bint is_max, bint count_include_pad, int threads):
-    """Max or average pooling, NHWC.
+           Py_ssize_t right, bint is_max, bint count_include_pad, int threads, int act=0):
+    """Max or average pooling, NHWC, then the activation ``act``.
 
     x : (N, H, W, C) IN;  out : (N, OH, OW, C) OUT.
     Window ``(oh, ow)`` covers rows ``oh*sh - top ...`` (kh of them) and columns ``ow*sw - left ...``
@@ -162,7 +165,7 @@ def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, 
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="guided"):
             _pool_row(xp + (t // g.OH) * in_img, op + t * out_row, t % g.OH, &g, is_max,
-                      count_include_pad)
+                      count_include_pad, act)
 
 
 cdef void _gap_block(const float* img, float* dst, Py_ssize_t HW, Py_ssize_t C, Py_ssize_t c0,

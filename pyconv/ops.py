@@ -93,7 +93,8 @@ def _pooled_size(axis: str, size: int, k: int, stride: int, before: int, after: 
 
 
 def _pool(x: ArrayLike, kernel, stride, padding: PaddingLike, ceil_mode: bool, count_include_pad: bool,
-          is_max: bool, out: Optional[np.ndarray], threads: Optional[int]) -> np.ndarray:
+          is_max: bool, activation: Optional[str], out: Optional[np.ndarray], threads: Optional[int]) -> np.ndarray:
+    act = _ACT_CODES[check_activation(activation)]
     x = as_float32_array("x", x, 4)
     kh, kw = positive_pair("kernel", kernel)
     sh, sw = (kh, kw) if stride is None else positive_pair("stride", stride)
@@ -104,12 +105,13 @@ def _pool(x: ArrayLike, kernel, stride, padding: PaddingLike, ceil_mode: bool, c
     y = check_out(out, (n, oh, ow, c))
     _reject_overlap(y, [x])
     _pooling.pool2d(x, y, kh, kw, sh, sw, top, bottom, left, right, is_max, bool(count_include_pad),
-                    _threads_for(threads, y.size * kh * kw))
+                    _threads_for(threads, y.size * kh * kw), act)
     return y
 
 
 def max_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid", *, ceil_mode: bool = False,
-               out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+               activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+               threads: Optional[int] = None) -> np.ndarray:
     """Max pooling over ``kernel`` windows of an NHWC batch.
 
     Args:
@@ -120,6 +122,7 @@ def max_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid"
             ``((top, bottom), (left, right))``. Padded cells are never candidates (not zeros).
         ceil_mode: round the output size up (ONNX/PyTorch), keeping only windows that start inside the
             input or its top/left padding.
+        activation: ``None``, ``"relu"`` or ``"relu6"``, applied to each pooled value.
         out: optional preallocated result.
         threads: thread count (see the module docstring).
 
@@ -130,12 +133,12 @@ def max_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid"
         ValueError: the kernel does not fit the padded input, or a pad would leave a window with no
             input cell (each pad must be smaller than the kernel).
     """
-    return _pool(x, kernel, stride, padding, ceil_mode, False, True, out, threads)
+    return _pool(x, kernel, stride, padding, ceil_mode, False, True, activation, out, threads)
 
 
 def avg_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid", *, ceil_mode: bool = False,
-               count_include_pad: bool = False, out: Optional[np.ndarray] = None,
-               threads: Optional[int] = None) -> np.ndarray:
+               count_include_pad: bool = False, activation: Optional[str] = None,
+               out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
     """Average pooling over ``kernel`` windows of an NHWC batch.
 
     Arguments as :func:`max_pool2d`, plus ``count_include_pad``: divide by the window's cells inside
@@ -145,7 +148,7 @@ def avg_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid"
     Returns:
         ``(N, OH, OW, C)``.
     """
-    return _pool(x, kernel, stride, padding, ceil_mode, count_include_pad, False, out, threads)
+    return _pool(x, kernel, stride, padding, ceil_mode, count_include_pad, False, activation, out, threads)
 
 
 def global_avg_pool2d(x: ArrayLike, *, out: Optional[np.ndarray] = None,

@@ -244,6 +244,21 @@ def test_residual_add_fuses_into_the_convolution():
     close(m(x_for(m)), model(doc, optimize=False)(x_for(m)))
 
 
+def test_activation_after_concat_moves_into_its_producers():
+    # ShuffleNet's stride-2 unit: relu(concat(avg_pool(x), conv(x))).
+    doc = config(layer("pool", "avg_pool", "input", pool=3, stride=2, padding="same"),
+                 layer("conv", "conv2d", "input", filters=4, kernel=3, stride=2, padding="same"),
+                 layer("cat", "concat", "pool", "conv"), layer("r", "activation", "cat", function="relu6"))
+    m = model(doc)
+    assert [n.type for n in m.graph.nodes.values()] == ["avg_pool", "conv2d", "concat"]
+    assert m.graph.nodes["pool"].attrs["activation"] == "relu6" and m.graph.nodes["conv"].attrs["activation"] == "relu6"
+    x = x_for(m, batch=2) * 10
+    close(m(x), model(doc, optimize=False)(x))
+    # A concat input someone else reads keeps the activation where it was.
+    m = model(dict(doc, outputs=["r", "pool"]))
+    assert [n.type for n in m.graph.nodes.values()] == ["avg_pool", "conv2d", "concat", "activation"]
+
+
 def test_no_fusion_across_an_observed_tensor():
     doc = dict(BN_CHAIN, outputs=["act2", "prob"])
     m = model(doc)

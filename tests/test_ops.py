@@ -184,6 +184,21 @@ def test_pool_matches_reference_full(hw, window, padding, ceil_mode, n, c):
     _check_pool(hw, window, padding, ceil_mode, n, c, seed=c * 10 + n)
 
 
+@pytest.mark.parametrize("activation", ["relu", "relu6"])
+@pytest.mark.parametrize("c", [3, 70])
+def test_pool_activation(activation, c):
+    x = np.random.default_rng(c).standard_normal((2, 9, 7, c)).astype(np.float32) * 8
+    for mode, cip in POOL_MODES:
+        want = pool_ref(x, 3, 2, 1, ceil_mode=False, mode=mode, count_include_pad=cip)
+        want = np.maximum(want, 0) if activation == "relu" else np.clip(want, 0, 6)
+        pool = ops.max_pool2d if mode == "max" else lambda *a, **k: ops.avg_pool2d(*a, count_include_pad=cip, **k)
+        for threads in (1, 2):
+            got = pool(x, 3, 2, 1, activation=activation, threads=threads)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"{mode} {activation}")
+    with pytest.raises(ValueError, match="activation"):
+        ops.max_pool2d(x, 3, activation="gelu")
+
+
 def test_pool_shapes_of_common_layers():
     x = np.zeros((1, 112, 112, 8), np.float32)
     assert ops.max_pool2d(x, 3, 2, 1).shape == (1, 56, 56, 8)                    # ResNet

@@ -386,6 +386,9 @@ class ActivationLayer(LayerType):
 
 
 class _PoolLayer(LayerType):
+    """Max or average pooling. The loader can give a pooling node an ``activation`` (pushed through a
+    concat, see passes.py), which configs cannot spell."""
+
     defaults = {"stride": None, "padding": "valid", "ceil_mode": False}
 
     def output_shape(self, name, attrs, in_shapes):
@@ -399,7 +402,7 @@ class MaxPoolLayer(_PoolLayer):
 
     def build(self, attrs, weights, in_shapes):
         kw = dict(kernel=attrs["pool"], stride=attrs["stride"], padding=attrs["padding"],
-                  ceil_mode=attrs["ceil_mode"])
+                  ceil_mode=attrs["ceil_mode"], activation=attrs.get("activation"))
         return Kernel(lambda xs, out, threads: ops.max_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"))
 
 
@@ -410,7 +413,8 @@ class AvgPoolLayer(_PoolLayer):
 
     def build(self, attrs, weights, in_shapes):
         kw = dict(kernel=attrs["pool"], stride=attrs["stride"], padding=attrs["padding"],
-                  ceil_mode=attrs["ceil_mode"], count_include_pad=attrs["count_include_pad"])
+                  ceil_mode=attrs["ceil_mode"], count_include_pad=attrs["count_include_pad"],
+                  activation=attrs.get("activation"))
         return Kernel(lambda xs, out, threads: ops.avg_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"))
 
 

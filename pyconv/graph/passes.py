@@ -12,7 +12,10 @@ referring to the same names. The rewrites, in order:
    separable node whose ``depthwise_activation`` is the depthwise layer's (possibly fused) activation;
 5. fuse a two-input ``add`` (and its fused activation) into a convolution producing one of its inputs
    (with no activation of its own): the other input becomes the node's second input, its
-   ``residual``, added in the GEMM's store (ResNet, MobileNet v2, ShuffleNet and Xception shortcuts).
+   ``residual``, added in the GEMM's store (ResNet, MobileNet v2, ShuffleNet and Xception shortcuts);
+6. push a relu or relu6 after a ``concat`` into every producer of the concat's inputs (act(concat(a,
+   b)) = concat(act(a), act(b))), when each takes an activation in its store (ShuffleNet's stride-2
+   units: relu(concat(avg_pool(x), conv(x)))).
 
 A rewrite only applies when the intermediate tensor has no other consumer and is not a graph output,
 so every tensor anyone can observe is still computed.
@@ -33,6 +36,8 @@ __all__ = ["Graph", "Node", "lower"]
 
 _FOLDS_BN = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense")
 _TAKES_ACTIVATION = (*_FOLDS_BN, "add", "batch_norm", "scale_shift")
+# Producers an activation after a concat can move into (pools apply it per pooled value).
+_TAKES_PUSHED_ACTIVATION = (*_TAKES_ACTIVATION, "max_pool", "avg_pool")
 # Activations the operators can apply in their store; a general clip runs as its own node.
 _FUSED_FUNCTIONS = ("relu", "relu6")
 
@@ -201,6 +206,21 @@ def _fuse_residual_add(graph: Graph) -> None:
             break
 
 
+def _push_activations_through_concat(graph: Graph) -> None:
+    for act in [n for n in graph.nodes.values() if n.type == "activation" and n.attrs["function"] in _FUSED_FUNCTIONS]:
+        concat = graph.nodes.get(act.inputs[0])
+        if concat is None or concat.type != "concat" or not graph.private(concat.name, act):
+            continue
+        producers = [graph.nodes.get(src) for src in concat.inputs]
+        if len(set(concat.inputs)) != len(concat.inputs) or not all(
+                p is not None and p.type in _TAKES_PUSHED_ACTIVATION and graph.private(p.name, concat)
+                for p in producers):
+            continue
+        for producer in producers:
+            producer.attrs["activation"] = _compose(producer.attrs.get("activation"), act.attrs["function"])
+        graph.merge(concat, act)
+
+
 def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: bool = True) -> Graph:
     """The execution graph of a config: identities removed and, with ``optimize``, the folds and
     fusions described in the module docstring applied."""
@@ -210,4 +230,5 @@ def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: 
         _fuse_activations(graph)
         _fuse_separable(graph)
         _fuse_residual_add(graph)
+        _push_activations_through_concat(graph)
     return graph
