@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -92,8 +92,13 @@ def _pooled_size(axis: str, size: int, k: int, stride: int, before: int, after: 
     return out
 
 
-def _pool(x: ArrayLike, kernel, stride, padding: PaddingLike, ceil_mode: bool, count_include_pad: bool,
-          is_max: bool, activation: Optional[str], out: Optional[np.ndarray], threads: Optional[int]) -> np.ndarray:
+Run = Callable[[Optional[int]], np.ndarray]
+
+
+def _pool_bind(x: ArrayLike, kernel, stride, padding: PaddingLike, ceil_mode: bool, count_include_pad: bool,
+               is_max: bool, activation: Optional[str], out: Optional[np.ndarray]) -> Run:
+    """Validate a pooling call once; ``run(threads)`` then pools the bound arrays' current contents
+    (the graph runtime binds its nodes once per plan; the public functions bind and run at once)."""
     act = _ACT_CODES[check_activation(activation)]
     x = as_float32_array("x", x, 4)
     kh, kw = positive_pair("kernel", kernel)
@@ -104,9 +109,13 @@ def _pool(x: ArrayLike, kernel, stride, padding: PaddingLike, ceil_mode: bool, c
     ow = _pooled_size("width", w, kw, sw, left, right, bool(ceil_mode), padding)
     y = check_out(out, (n, oh, ow, c))
     _reject_overlap(y, [x])
-    _pooling.pool2d(x, y, kh, kw, sh, sw, top, bottom, left, right, is_max, bool(count_include_pad),
-                    _threads_for(threads, y.size * kh * kw), act)
-    return y
+    cip = bool(count_include_pad)
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        _pooling.pool2d(x, y, kh, kw, sh, sw, top, bottom, left, right, is_max, cip,
+                        _threads_for(threads, y.size * kh * kw), act)
+        return y
+    return run
 
 
 def max_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid", *, ceil_mode: bool = False,
@@ -133,7 +142,7 @@ def max_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid"
         ValueError: the kernel does not fit the padded input, or a pad would leave a window with no
             input cell (each pad must be smaller than the kernel).
     """
-    return _pool(x, kernel, stride, padding, ceil_mode, False, True, activation, out, threads)
+    return _pool_bind(x, kernel, stride, padding, ceil_mode, False, True, activation, out)(threads)
 
 
 def avg_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid", *, ceil_mode: bool = False,
@@ -148,7 +157,7 @@ def avg_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid"
     Returns:
         ``(N, OH, OW, C)``.
     """
-    return _pool(x, kernel, stride, padding, ceil_mode, count_include_pad, False, activation, out, threads)
+    return _pool_bind(x, kernel, stride, padding, ceil_mode, count_include_pad, False, activation, out)(threads)
 
 
 def global_avg_pool2d(x: ArrayLike, *, out: Optional[np.ndarray] = None,
@@ -230,6 +239,11 @@ def scale_shift(x: ArrayLike, scale: Optional[ArrayLike] = None, shift: Optional
 def concat(xs: Sequence[ArrayLike], *, out: Optional[np.ndarray] = None,
            threads: Optional[int] = None) -> np.ndarray:
     """Concatenate along the channel (last) axis; the inputs agree on every other axis (N, H, W)."""
+    return _concat_bind(xs, out)(threads)
+
+
+def _concat_bind(xs: Sequence[ArrayLike], out: Optional[np.ndarray]) -> Run:
+    """See :func:`_pool_bind`."""
     if isinstance(xs, np.ndarray) or not isinstance(xs, Sequence) or isinstance(xs, (str, bytes)):
         raise TypeError(f"xs must be a list or tuple of arrays, got {type(xs).__name__}")
     if len(xs) == 0:
@@ -242,14 +256,23 @@ def concat(xs: Sequence[ArrayLike], *, out: Optional[np.ndarray] = None,
                              f"on every axis but the last; shapes: {[a.shape for a in arrays]}")
     y = check_out(out, lead + (sum(a.shape[-1] for a in arrays),))
     _reject_overlap(y, arrays)
-    _pooling.concat([_rows(a) for a in arrays if a.shape[-1]], _rows(y), _threads_for(threads, y.size))
-    return y
+    rows, y_rows = [_rows(a) for a in arrays if a.shape[-1]], _rows(y)
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        _pooling.concat(rows, y_rows, _threads_for(threads, y.size))
+        return y
+    return run
 
 
 def channel_shuffle(x: ArrayLike, groups: int, *, out: Optional[np.ndarray] = None,
                     threads: Optional[int] = None) -> np.ndarray:
     """ShuffleNet's channel shuffle: split the last axis C into ``groups`` x ``C // groups``, transpose,
     flatten, so output channel ``j * groups + i`` is input channel ``i * (C // groups) + j``."""
+    return _shuffle_bind(x, groups, out)(threads)
+
+
+def _shuffle_bind(x: ArrayLike, groups: int, out: Optional[np.ndarray]) -> Run:
+    """See :func:`_pool_bind`."""
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
         raise TypeError(f"groups must be a positive int, got {groups!r}")
     x = _at_least_1d("x", x)
@@ -259,8 +282,12 @@ def channel_shuffle(x: ArrayLike, groups: int, *, out: Optional[np.ndarray] = No
                          f"(x shape {x.shape}), got {groups}")
     y = check_out(out, x.shape)
     _reject_overlap(y, [x])
-    _pooling.channel_shuffle(_rows(x), _rows(y), int(groups), _threads_for(threads, x.size))
-    return y
+    x_rows, y_rows, g = _rows(x), _rows(y), int(groups)
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        _pooling.channel_shuffle(x_rows, y_rows, g, _threads_for(threads, x.size))
+        return y
+    return run
 
 
 def softmax(x: ArrayLike, axis: int = -1, *, out: Optional[np.ndarray] = None,

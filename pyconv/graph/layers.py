@@ -403,7 +403,9 @@ class MaxPoolLayer(_PoolLayer):
     def build(self, attrs, weights, in_shapes):
         kw = dict(kernel=attrs["pool"], stride=attrs["stride"], padding=attrs["padding"],
                   ceil_mode=attrs["ceil_mode"], activation=attrs.get("activation"))
-        return Kernel(lambda xs, out, threads: ops.max_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"))
+        return Kernel(lambda xs, out, threads: ops.max_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"),
+                      lambda xs, out: ops._pool_bind(xs[0], kw["kernel"], kw["stride"], kw["padding"],
+                                                     kw["ceil_mode"], False, True, kw["activation"], out))
 
 
 @register
@@ -415,7 +417,10 @@ class AvgPoolLayer(_PoolLayer):
         kw = dict(kernel=attrs["pool"], stride=attrs["stride"], padding=attrs["padding"],
                   ceil_mode=attrs["ceil_mode"], count_include_pad=attrs["count_include_pad"],
                   activation=attrs.get("activation"))
-        return Kernel(lambda xs, out, threads: ops.avg_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"))
+        return Kernel(lambda xs, out, threads: ops.avg_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"),
+                      lambda xs, out: ops._pool_bind(xs[0], kw["kernel"], kw["stride"], kw["padding"],
+                                                     kw["ceil_mode"], kw["count_include_pad"], False,
+                                                     kw["activation"], out))
 
 
 @register
@@ -525,7 +530,8 @@ class ConcatLayer(LayerType):
         return Signal(mean, sum(w * x.square for w, x in zip(weights, ins)) - mean * mean)
 
     def build(self, attrs, weights, in_shapes):
-        return Kernel(lambda xs, out, threads: ops.concat(list(xs), out=out, threads=threads), _fixed("concat"))
+        return Kernel(lambda xs, out, threads: ops.concat(list(xs), out=out, threads=threads), _fixed("concat"),
+                      lambda xs, out: ops._concat_bind(list(xs), out))
 
 
 @register
@@ -542,7 +548,7 @@ class ChannelShuffleLayer(LayerType):
     def build(self, attrs, weights, in_shapes):
         groups = attrs["groups"]
         return Kernel(lambda xs, out, threads: ops.channel_shuffle(xs[0], groups, out=out, threads=threads),
-                      _fixed("shuffle"))
+                      _fixed("shuffle"), lambda xs, out: ops._shuffle_bind(xs[0], groups, out))
 
 
 @register
