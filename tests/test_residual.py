@@ -95,3 +95,14 @@ def test_bad_residuals():
         op(x, residual=shifted[1:].reshape(1, 4, 4, 8), out=shifted[:-1].reshape(1, 4, 4, 8))
     with pytest.raises(ValueError, match="residual"):
         pyconv.PointwiseConv2D(np.ones((3, 8), np.float32))(x, residual=np.ones((1, 4, 4), np.float32))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_residual_results_do_not_depend_on_the_thread_count(threads):
+    rng = rng_for("residual-threads")
+    x = rand(rng, 2, 30, 30, 40)
+    r = rand(rng, 2, 30, 30, 48)
+    conv = pyconv.Conv2D(rand(rng, 3, 3, 40, 48), rand(rng, 48), padding="same", activation="relu")
+    sep = pyconv.SeparableConv2D(rand(rng, 3, 3, 40), rand(rng, 40, 48), padding="same", activation="relu6")
+    for op in (conv, sep):
+        np.testing.assert_array_equal(op(x, residual=r, threads=1), op(x, residual=r, threads=threads))
