@@ -119,7 +119,8 @@ cdef ptrdiff_t _panel_chunks(ptrdiff_t base_units, ptrdiff_t panels, int threads
 cdef inline const float *_prefetch_slice(const float *nxt, ptrdiff_t t, ptrdiff_t span,
                                         ptrdiff_t nrp) noexcept nogil:
     """The part of the next B block (span k steps x nrp floats) that tile t prefetches, one line per k
-    step: the first tiles of a panel between them cover the block the next panel needs."""
+    step: with at least nrp / 16 tiles per panel they cover the whole block the next call needs; a lone
+    tile (a dense layer, a 1-pixel image) prefetches only the first 16 columns of a 32-wide panel."""
     if nxt == NULL or (t + 1) * 16 > nrp:
         return NULL
     return nxt + t * span * 16
@@ -386,7 +387,8 @@ def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     x: (N, H, W, C) IN; packed: (G, P, KH*KW*C/G, NR) IN, from ``pack_gemm_weights``;
     bias: (C_out,) or None IN; y: (N, OH, OW, C_out) OUT; pt, pl: top and left pads (bottom and right
     follow from the output size); act: 0 none, 1 relu, 2 relu6; residual: None, or (N, OH, OW, C_out) IN
-    added before the activation (a skip connection; may be y itself, must not overlap x).
+    added before the activation (a skip connection; only read, it may be x or y itself, but must not
+    overlap only part of y).
     """
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return

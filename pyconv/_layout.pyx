@@ -15,8 +15,6 @@ cdef extern from "_layout.h" nogil:
 
 # Block edge of a work unit (a multiple of the 16x16 tile): 64x64 floats = 16 KiB per side, in L1.
 DEF BLOCK = 64
-# Floats below which one more thread costs more than it saves.
-DEF FLOATS_PER_THREAD = 65536
 
 
 cdef void _block(const float *x, float *y, ptrdiff_t A, ptrdiff_t B, ptrdiff_t a0, ptrdiff_t b0,
@@ -33,8 +31,9 @@ cdef void _block(const float *x, float *y, ptrdiff_t A, ptrdiff_t B, ptrdiff_t a
 
 
 def transpose_inner(const float[:, :, ::1] x, float[:, :, ::1] y, int threads, bint portable=False):
-    """y[n, b, a] = x[n, a, b]. x: (N, A, B) IN; y: (N, B, A) OUT, distinct from x; portable: the
-    plain C tile even where the SIMD one is built (for tests)."""
+    """y[n, b, a] = x[n, a, b]. x: (N, A, B) IN; y: (N, B, A) OUT, distinct from x; threads: at most this
+    many (the caller sizes it to the work); portable: the plain C tile even where the SIMD one is built
+    (for tests)."""
     cdef ptrdiff_t N = x.shape[0], A = x.shape[1], B = x.shape[2]
     if y.shape[0] != N or y.shape[1] != B or y.shape[2] != A:
         raise ValueError(f"transpose: output {tuple(y.shape)} does not match input {tuple(x.shape)}")
@@ -42,7 +41,7 @@ def transpose_inner(const float[:, :, ::1] x, float[:, :, ::1] y, int threads, b
         return
     cdef ptrdiff_t ab = (A + BLOCK - 1) // BLOCK, bb = (B + BLOCK - 1) // BLOCK
     cdef ptrdiff_t units = N * ab * bb, u, n, rest
-    cdef int nt = <int>max(1, min(threads, min(units, N * A * B // FLOATS_PER_THREAD + 1)))
+    cdef int nt = <int>max(1, min(threads, units))
     cdef const float *xp = &x[0, 0, 0]
     cdef float *yp = &y[0, 0, 0]
     with nogil:

@@ -76,7 +76,9 @@ static void pyconv_gemm_portable(size_t nrp, size_t mr, size_t nr, size_t ks, si
     for (size_t i = 0; i < mr; i++) {
         float *ci = c + i * ldc;
         for (size_t j = 0; j < nr; j++) {
-            float v = acc[i][j] + (accumulate ? ci[j] : (bias ? bias[j] : 0.0f) + (res ? res[i * ldc + j] : 0.0f));
+            /* Bias, then residual: the order of the SIMD store, so both paths round alike. */
+            float v = acc[i][j] + (accumulate ? ci[j] : (bias ? bias[j] : 0.0f));
+            if (!accumulate && res) v += res[i * ldc + j];
             ci[j] = pyconv_activate(v, act);
         }
     }

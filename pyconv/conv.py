@@ -203,18 +203,8 @@ class Conv2D:
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
         b, groups, pt, pl = self.b, self.groups, pads[0], pads[2]
-        kernel = name if name in ("winograd", "im2col") else _strategy.direct_kernel(
-            groups, self.w.shape[2], self.out_channels // groups, self._narrow_groups_ok())
-        if kernel in ("im2col", "gemm"):
-            gemm = _kernels.conv2d_im2col if kernel == "im2col" else _kernels.conv2d_direct
-            packed = self._weights("gemm")
 
-            def run_gemm(threads: int) -> np.ndarray:
-                gemm(x, packed, b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, threads, r)
-                return y
-            return run_gemm
-
-        def conv_into(dst: np.ndarray, act: int, threads: int) -> None:
+        def conv_into(kernel: str, dst: np.ndarray, act: int, threads: int) -> None:
             if kernel == "winograd":
                 _kernels.conv2d_winograd(x, self._weights("winograd"), b, dst, pt, pl, groups, act, threads)
             elif kernel == "depthwise":
@@ -227,10 +217,17 @@ class Conv2D:
                                               threads)
 
         def run(threads: int) -> np.ndarray:
-            if r is None:
-                conv_into(y, act, threads)
+            # The micro-kernel is chosen on every call, not at bind time: the narrow-group kernel exists
+            # only while the SIMD paths are on, and the portable ones can be switched on between runs.
+            kernel = name if name in ("winograd", "im2col") else _strategy.direct_kernel(
+                groups, self.w.shape[2], self.out_channels // groups, self._narrow_groups_ok())
+            if kernel in ("im2col", "gemm"):
+                gemm = _kernels.conv2d_im2col if kernel == "im2col" else _kernels.conv2d_direct
+                gemm(x, self._weights("gemm"), b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, threads, r)
+            elif r is None:
+                conv_into(kernel, y, act, threads)
             else:
-                _add_residual(conv_into, y, r, self.activation, threads)
+                _add_residual(lambda dst, a, t: conv_into(kernel, dst, a, t), y, r, self.activation, threads)
             return y
         return run
 

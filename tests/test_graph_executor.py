@@ -198,8 +198,20 @@ def test_nodes_reading_only_the_arena_are_bound_once():
     m = model(doc)
     m(x_for(m, seed=1))
     assert [step.call is not None for step in m._prepare(1).steps] == [False, True, True, False, True]
-    # Bound calls read the arena's current contents: a second input gives what a fresh model gives.
-    close(m(x2), model(doc)(x2), rtol=0)
+    # Bound calls read the arena's current contents: a second input gives what the unfused, freshly
+    # loaded model gives.
+    close(m(x2), model(doc, optimize=False)(x2))
+
+
+def test_bound_model_follows_a_switch_to_the_portable_kernels(request):
+    # A bound node chooses its micro-kernel per call: the narrow-group kernel has no portable twin.
+    doc = config(layer("g", "conv2d", "input", filters=8, kernel=3, padding="same", groups=2),
+                 layer("g2", "conv2d", "g", filters=8, kernel=3, padding="same", groups=2))
+    m = model(doc)
+    x = x_for(m)
+    simd = m(x)
+    request.getfixturevalue("portable")
+    close(m(x), simd)
 
 
 def test_new_batch_size_plans_lazily_and_caches():

@@ -98,11 +98,20 @@ def test_bad_residuals():
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_residual_results_do_not_depend_on_the_thread_count(threads):
-    rng = rng_for("residual-threads")
-    x = rand(rng, 2, 30, 30, 40)
-    r = rand(rng, 2, 30, 30, 48)
-    conv = pyconv.Conv2D(rand(rng, 3, 3, 40, 48), rand(rng, 48), padding="same", activation="relu")
-    sep = pyconv.SeparableConv2D(rand(rng, 3, 3, 40), rand(rng, 40, 48), padding="same", activation="relu6")
+@pytest.mark.parametrize("n,hw,c", [(2, 30, 40), (1, 7, 512)])  # 7x7x512: the separable two-step path
+def test_residual_results_do_not_depend_on_the_thread_count(threads, n, hw, c):
+    rng = rng_for("residual-threads", n, hw, c)
+    x = rand(rng, n, hw, hw, c)
+    r = rand(rng, n, hw, hw, 48)
+    conv = pyconv.Conv2D(rand(rng, 3, 3, c, 48), rand(rng, 48), padding="same", activation="relu")
+    sep = pyconv.SeparableConv2D(rand(rng, 3, 3, c), rand(rng, c, 48), padding="same", activation="relu6")
     for op in (conv, sep):
         np.testing.assert_array_equal(op(x, residual=r, threads=1), op(x, residual=r, threads=threads))
+
+
+def test_portable_and_simd_tiles_add_the_residual_alike(portable):
+    # The portable tile adds bias then residual, as the SIMD store does: fused equals conv then add.
+    rng = rng_for("residual-order")
+    x, r = rand(rng, 1, 6, 6, 20), rand(rng, 1, 6, 6, 24) * 100
+    op = pyconv.Conv2D(rand(rng, 1, 1, 20, 24), rand(rng, 24) * 100)
+    np.testing.assert_array_equal(op(x, residual=r), pyconv.add(op(x), r))

@@ -170,9 +170,12 @@ class _HeLayer(LayerType):
 
 
 def _conv_kernel(op: Any, attrs: dict[str, Any], strategy: Callable[[Shape], str]) -> Kernel:
-    """The kernel of a convolution (or dense) node; a node that absorbed a residual add (see passes.py) takes the
-    shortcut as its second input."""
+    """The kernel of a convolution (or dense) node; a node that absorbed a residual add (see passes.py,
+    which gives one only to operators whose ``_bind`` takes a residual) takes the shortcut as its
+    second input."""
     if attrs.get("residual"):
+        if not isinstance(op, (Conv2D, PointwiseConv2D, SeparableConv2D)):
+            raise TypeError(f"a {type(op).__name__} cannot take a residual input")
         return Kernel(lambda xs, out, threads: op(xs[0], residual=xs[1], out=out, threads=threads), strategy,
                       lambda xs, out: op._bind(xs[0], xs[1], out))
     return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), strategy,

@@ -226,7 +226,11 @@ class Model:
                  for (name, node), strategy in zip(self.graph.nodes.items(), self._strategies(batch))]
         for step in steps:
             if step.kernel.bind is not None and not any(isinstance(s, str) for s in step.sources):
-                step.call = step.kernel.bind(step.sources, step.out)
+                try:
+                    step.call = step.kernel.bind(step.sources, step.out)
+                except (ValueError, TypeError) as exc:
+                    raise ModelError(f"cannot run on input shape {(batch, *step.node.in_shapes[0])}: {exc}",
+                                     layer=step.node.layers[0], field=_blame(step.node, exc)) from exc
         outputs = {o: views.get(t, t) for o, t in self.graph.outputs.items()}
         prepared = _Prepared(plan, arena, steps, outputs)
         self._plans[batch] = prepared
