@@ -204,6 +204,13 @@ class Conv2D:
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
         b, groups, pt, pl = self.b, self.groups, pads[0], pads[2]
 
+        def choose() -> str:
+            return name if name in ("winograd", "im2col") else _strategy.direct_kernel(
+                groups, self.w.shape[2], self.out_channels // groups, self._narrow_groups_ok())
+
+        # Pack the weights the chosen kernel needs now, not on the first run.
+        self._weights("gemm" if choose() == "im2col" else choose())
+
         def conv_into(kernel: str, dst: np.ndarray, act: int, threads: int) -> None:
             if kernel == "winograd":
                 _kernels.conv2d_winograd(x, self._weights("winograd"), b, dst, pt, pl, groups, act, threads)
@@ -219,8 +226,7 @@ class Conv2D:
         def run(threads: int) -> np.ndarray:
             # The micro-kernel is chosen on every call, not at bind time: the narrow-group kernel exists
             # only while the SIMD paths are on, and the portable ones can be switched on between runs.
-            kernel = name if name in ("winograd", "im2col") else _strategy.direct_kernel(
-                groups, self.w.shape[2], self.out_channels // groups, self._narrow_groups_ok())
+            kernel = choose()
             if kernel in ("im2col", "gemm"):
                 gemm = _kernels.conv2d_im2col if kernel == "im2col" else _kernels.conv2d_direct
                 gemm(x, self._weights("gemm"), b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, threads, r)
