@@ -403,7 +403,7 @@ def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     _chunking(base, g.P, threads, &g.chunks, &g.ppc)
     cdef ptrdiff_t units = base * g.chunks
     cdef ptrdiff_t taps = g.tpb if g.tpb > 0 else 1
-    cdef float[::1] zeros = _zeros(max(g.TC, 16))
+    cdef const float[::1] zeros = _zeros(max(g.TC, 16))
     g.zeros = &zeros[0]
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
     cdef ptrdiff_t u
@@ -585,7 +585,7 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     g.blocks = _cdiv(g.tiles, WINO_TILES)
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0, 0], &y[0, 0, 0, 0], act
     g.bias = _opt_ptr(bias)
-    cdef float[::1] zeros = _zeros(max(g.C, 16))
+    cdef const float[::1] zeros = _zeros(max(g.C, 16))
     g.zeros = &zeros[0]
     cdef ptrdiff_t units = g.N * g.blocks
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * 9 * g.CG)
@@ -778,9 +778,18 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-cdef float[::1] _zeros(ptrdiff_t n):
-    import numpy as np
-    return np.zeros(n + 16, dtype=np.float32)
+_zero_floats = None
+
+
+cdef const float[::1] _zeros(ptrdiff_t n):
+    """At least n + 16 zero floats, shared by every call (kernels only read them): allocating them per
+    call was a noticeable part of a small layer's cost."""
+    global _zero_floats
+    if _zero_floats is None or _zero_floats.shape[0] < n + 16:
+        import numpy as np
+        _zero_floats = np.zeros(max(n + 16, 4096), dtype=np.float32)
+        _zero_floats.flags.writeable = False
+    return _zero_floats
 
 
 cdef void _check_alloc(int failed) except *:
