@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
+from .._kernels import start_threads
 from ..memory import aligned_empty
 from ..ops import nchw_to_nhwc, nhwc_to_nchw
 from ..threads import resolve_threads
@@ -135,8 +136,10 @@ class Model:
         self.threads = resolve_threads(threads)
         self._plans: OrderedDict[int, _Prepared] = OrderedDict()
         self._lock = threading.Lock()
-        # Batch 1, the common case, is planned and bound now: the first run then costs what later ones do.
+        # Batch 1, the common case, is planned and bound now, and the OpenMP workers started: the first
+        # run then costs what later ones do.
         self._prepare(1)
+        start_threads(self.threads)
 
     def __repr__(self) -> str:
         inputs = ", ".join(f"{n} {self.input_shape(n)[1:]} {self.spec.layers[n].attrs['layout']}"
@@ -220,6 +223,8 @@ class Model:
             return prepared
         plan = plan_memory(self.graph, batch)
         arena = aligned_empty(plan.arena_bytes // 4)
+        # Touch every page now, when planning: the first run would otherwise take a page fault per 4 KiB.
+        arena.fill(0.0)
         views = {t: arena[off:off + n].reshape(batch, *self.graph.nodes[t].out_shape)
                  for t, (off, n) in plan.offsets.items()}
         steps = [_Step(node, self.kernels[name], [views.get(src, src) for src in node.inputs], views[name], strategy)
