@@ -126,6 +126,12 @@ cdef inline const float *_prefetch_slice(const float *nxt, ptrdiff_t t, ptrdiff_
     return nxt + t * span * 16
 
 
+cdef inline ptrdiff_t _panel_stride(ptrdiff_t nr, ptrdiff_t nrp) noexcept nogil:
+    """Floats per K row of a panel with nr real columns in a layout of nrp-wide panels: a last panel
+    of at most 16 columns is stored 16 wide (see ``packing._panels``) and runs on the 16-wide tile."""
+    return PYCONV_GEMM_NR_NARROW if nr <= PYCONV_GEMM_NR_NARROW else nrp
+
+
 cdef void _chunking(ptrdiff_t base_units, ptrdiff_t panels, int threads, ptrdiff_t *chunks,
                     ptrdiff_t *per_chunk) noexcept:
     """Panels per chunk and the resulting (non-empty) chunk count."""
@@ -191,12 +197,13 @@ cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs,
                      ptrdiff_t krow, bint first, bint last) noexcept nogil:
     """The unit's pixel tiles (row pointers ptrs, ks sets of MR per tile) times its panels, over packed
     K rows krow .. krow + ks*kc; the first K-block starts from the bias, the last one activates."""
-    cdef ptrdiff_t p, t, nr, mr, off, span = ks * kc
+    cdef ptrdiff_t p, t, nr, nrp, mr, off, span = ks * kc
     cdef const float *blk
     cdef const float *nxt
     for p in range(u.p0, u.p1):
         nr = min(g.NRP, g.OG - p * g.NRP)
-        blk = g.packed + ((u.grp * g.P + p) * g.K + krow) * g.NRP
+        nrp = _panel_stride(nr, g.NRP)
+        blk = g.packed + (u.grp * g.P + p) * g.K * g.NRP + krow * nrp
         # Next: the same K rows of the next panel, or after the unit's last panel the next K-block's
         # rows of its first panel (when a block as long as this one follows).
         if p + 1 < u.p1:
@@ -208,7 +215,7 @@ cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs,
         for t in range(u.ntiles):
             mr = min(PYCONV_GEMM_MR, u.rows - t * PYCONV_GEMM_MR)
             off = (u.n * g.OH * g.OW + u.m0 + t * PYCONV_GEMM_MR) * g.CO + u.grp * g.OG + p * g.NRP
-            pyconv_gemm(g.NRP, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
+            pyconv_gemm(nrp, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                         NULL if g.bias == NULL else g.bias + u.grp * g.OG + p * g.NRP,
                         g.res + off if first and g.res != NULL else NULL,
                         not first, g.act if last else 0, _prefetch_slice(nxt, t, span, g.NRP))
@@ -522,7 +529,7 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
     cdef ptrdiff_t ntiles = _cdiv(count, PYCONV_GEMM_MR)
     cdef const float *img = g.x + n * g.H * g.W * g.C
     cdef float *out = g.y + n * g.OH * g.OW * g.CO
-    cdef ptrdiff_t t, ty, tx, xi, grp, p, nr, mt, mr, i, row
+    cdef ptrdiff_t t, ty, tx, xi, grp, p, nr, nrp, mt, mr, i, row
     cdef const float *blk
     cdef const float *nxt
     for t in range(count):
@@ -538,12 +545,13 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
                     ptrs[mt * PYCONV_GEMM_MR + i] = v + (xi * WINO_TILES + row) * g.C + grp * g.CG
             for p in range(g.P):
                 nr = min(g.NRP, g.OG - p * g.NRP)
+                nrp = _panel_stride(nr, g.NRP)
                 # Blocks lie in the order they are used: the next one follows, except after the last.
                 blk = g.packed + ((xi * g.G + grp) * g.P + p) * g.CG * g.NRP
                 nxt = NULL if (xi == 15 and grp == g.G - 1 and p == g.P - 1) else blk + g.CG * g.NRP
                 for mt in range(ntiles):
                     mr = min(PYCONV_GEMM_MR, count - mt * PYCONV_GEMM_MR)
-                    pyconv_gemm(g.NRP, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR, blk,
+                    pyconv_gemm(nrp, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR, blk,
                                 m + (xi * WINO_TILES + mt * PYCONV_GEMM_MR) * g.CO + grp * g.OG
                                 + p * g.NRP,
                                 g.CO, NULL, NULL, 0, 0, _prefetch_slice(nxt, mt, g.CG, g.NRP))
@@ -686,7 +694,7 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
     cdef ptrdiff_t p0 = ch * g.ppc
     cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
     cdef ptrdiff_t kblocks = _cdiv(C, KC)
-    cdef ptrdiff_t r, t, i, kb, c0, kc, p, nr, mr, off
+    cdef ptrdiff_t r, t, i, kb, c0, kc, p, nr, nrp, mr, off
     cdef const float *blk
     cdef const float *nxt
     for r in range(nrows):
@@ -700,7 +708,8 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
                 ptrs[t * PYCONV_GEMM_MR + i] = buf + min(t * PYCONV_GEMM_MR + i, rows - 1) * C + c0
         for p in range(p0, p1):
             nr = min(g.NRP, g.CO - p * g.NRP)
-            blk = g.packed + (p * C + c0) * g.NRP
+            nrp = _panel_stride(nr, g.NRP)
+            blk = g.packed + p * C * g.NRP + c0 * nrp
             if p + 1 < p1:
                 nxt = blk + C * g.NRP
             elif c0 + 2 * kc <= C:
@@ -710,7 +719,7 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
             for t in range(ntiles):
                 mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
                 off = ((n * g.OH + r0) * OW + t * PYCONV_GEMM_MR) * g.CO + p * g.NRP
-                pyconv_gemm(g.NRP, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
+                pyconv_gemm(nrp, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                             NULL if g.bias == NULL else g.bias + p * g.NRP,
                             g.res + off if kb == 0 and g.res != NULL else NULL,
                             kb > 0, g.act if kb == kblocks - 1 else 0, _prefetch_slice(nxt, t, kc, g.NRP))

@@ -154,3 +154,30 @@ def test_slow_dense_sweep(case):
 @cases_param(pairwise(dict(AXES, t=[1]), seed=17))
 def test_slow_portable_sweep(portable, case):
     check_pointwise(case)
+
+
+@pytest.mark.parametrize("cout", [40, 48, 80, 97, 144])
+@pytest.mark.parametrize("path", ["simd", "portable"])
+def test_a_narrow_last_panel_is_packed_and_computed_16_wide(cout, path, request):
+    # 40 = 32 + 8 output channels: the last panel is stored 16 wide and runs on the 16-wide tile.
+    from pyconv.packing import NR, NR_NARROW, pack_gemm_weights
+    from reference import conv2d_ref, separable_conv2d_ref
+    if path == "portable":
+        request.getfixturevalue("portable")
+    rng = rng_for("narrow-panel", cout)
+    w, b = rand(rng, 3, 3, 24, cout), rand(rng, cout)
+    packed = pack_gemm_weights(w, 1)
+    rem = cout - (packed.shape[1] - 1) * packed.shape[3]
+    if NR > NR_NARROW and rem <= NR_NARROW:
+        k, last = packed.shape[2], packed[0, -1].reshape(-1)
+        np.testing.assert_array_equal(last[:k * NR_NARROW].reshape(k, NR_NARROW)[:, :rem],
+                                      w.reshape(k, cout)[:, -rem:])
+        assert not last[k * NR_NARROW:].any()
+    x = rand(rng, 2, 9, 9, 24)
+    want = conv2d_ref(x, w, b, padding="same")
+    for strategy in ("direct", "im2col", "winograd"):
+        op = pyconv.Conv2D(w, b, padding="same", strategy=strategy)
+        assert_close(op(x, threads=2), want, what=f"{strategy} {cout}")
+    wd, wp = rand(rng, 3, 3, 24), rand(rng, 24, cout)
+    assert_close(pyconv.separable_conv2d(x, wd, wp, None, b, padding="same", threads=2),
+                 separable_conv2d_ref(x, wd, wp, None, b, padding="same"), what=f"separable {cout}")
