@@ -14,6 +14,7 @@ pointwise and dense (C_in, C_out).
 """
 from __future__ import annotations
 
+import math
 import numbers
 import threading
 from typing import Callable, Dict, Optional, Tuple
@@ -28,6 +29,9 @@ from .threads import resolve_threads
 from .validation import (as_float32_array, check_activation, check_bias, check_out, positive_pair)
 
 _ACT_CODES = {None: 0, "relu": 1, "relu6": 2}
+# Largest depthwise output (floats) a bound SeparableConv2D keeps a buffer for: the images small enough
+# for the kernel's two-step path (28x28x256, 14x14x512, 7x7x1024) stay under 1 MiB.
+_SCRATCH_FLOATS = 1 << 18
 Shape4 = Tuple[int, int, int, int]
 
 
@@ -409,10 +413,14 @@ class SeparableConv2D:
         kh, kw = dw.window.kernel
         (sh, sw), (dh, ddw) = dw.window.stride, dw.window.dilation
         act_dw, act = _ACT_CODES[dw.activation], _ACT_CODES[self.activation]
+        # Small images run depthwise then pointwise through a buffer of the depthwise output (see the
+        # kernel): the bound call owns one instead of allocating it on every run.
+        mid_shape = (*shape[:3], dw.channels)
+        scratch = aligned_empty(mid_shape) if math.prod(mid_shape) <= _SCRATCH_FLOATS else None
 
         def run(threads: int) -> np.ndarray:
             _kernels.separable_conv2d(x, dw._packed, dw.b, pw._packed, pw.b, y, kh, kw, sh, sw, dh, ddw, pads[0],
-                                      pads[2], act_dw, act, threads, r)
+                                      pads[2], act_dw, act, threads, r, scratch)
             return y
         return run
 
