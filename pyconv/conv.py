@@ -213,7 +213,8 @@ class Conv2D:
                 groups, self.w.shape[2], self.out_channels // groups, self._narrow_groups_ok())
 
         # Pack the weights the chosen kernel needs now, not on the first run.
-        self._weights("gemm" if choose() == "im2col" else choose())
+        kernel = choose()
+        self._weights("gemm" if kernel == "im2col" else kernel)
 
         def conv_into(kernel: str, dst: np.ndarray, act: int, threads: int) -> None:
             if kernel == "winograd":

@@ -393,37 +393,30 @@ class _PoolLayer(LayerType):
     concat, see passes.py), which configs cannot spell."""
 
     defaults = {"stride": None, "padding": "valid", "ceil_mode": False}
+    is_max: ClassVar[bool]
 
     def output_shape(self, name, attrs, in_shapes):
         _image(name, in_shapes[0])
         return (*_window_hw(name, attrs, in_shapes[0], "pool", attrs["ceil_mode"]), in_shapes[0][-1])
 
+    def build(self, attrs, weights, in_shapes):
+        def bind(xs: Sequence[np.ndarray], out: np.ndarray) -> Callable[[Optional[int]], np.ndarray]:
+            return ops._pool_bind(xs[0], attrs["pool"], attrs["stride"], attrs["padding"], attrs["ceil_mode"],
+                                  attrs.get("count_include_pad", False), self.is_max, attrs.get("activation"), out)
+        return Kernel(lambda xs, out, threads: bind(xs, out)(threads), _fixed("pool"), bind)
+
 
 @register
 class MaxPoolLayer(_PoolLayer):
     type = "max_pool"
-
-    def build(self, attrs, weights, in_shapes):
-        kw = dict(kernel=attrs["pool"], stride=attrs["stride"], padding=attrs["padding"],
-                  ceil_mode=attrs["ceil_mode"], activation=attrs.get("activation"))
-        return Kernel(lambda xs, out, threads: ops.max_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"),
-                      lambda xs, out: ops._pool_bind(xs[0], kw["kernel"], kw["stride"], kw["padding"],
-                                                     kw["ceil_mode"], False, True, kw["activation"], out))
+    is_max = True
 
 
 @register
 class AvgPoolLayer(_PoolLayer):
     type = "avg_pool"
     defaults = {**_PoolLayer.defaults, "count_include_pad": False}
-
-    def build(self, attrs, weights, in_shapes):
-        kw = dict(kernel=attrs["pool"], stride=attrs["stride"], padding=attrs["padding"],
-                  ceil_mode=attrs["ceil_mode"], count_include_pad=attrs["count_include_pad"],
-                  activation=attrs.get("activation"))
-        return Kernel(lambda xs, out, threads: ops.avg_pool2d(xs[0], **kw, out=out, threads=threads), _fixed("pool"),
-                      lambda xs, out: ops._pool_bind(xs[0], kw["kernel"], kw["stride"], kw["padding"],
-                                                     kw["ceil_mode"], kw["count_include_pad"], False,
-                                                     kw["activation"], out))
+    is_max = False
 
 
 @register
