@@ -2,7 +2,7 @@
 """Convolution kernels: nogil Cython drivers that split a layer into independent work units and run them
 over OpenMP threads, calling the C micro-kernels of ``_simd.h`` and ``_winograd.h``.
 
-Every driver takes NHWC float32 arrays that the Python layer (``pyconv.conv``) has already validated and
+Every driver takes NHWC float32 arrays (conv2d_nchw_input: an NCHW input) that the Python layer (``pyconv.conv``) has already validated and
 converted; each re-checks the few shape relations it relies on, so that no call can read or write out of
 bounds.  Every output element is computed by exactly one thread in a fixed order, so results do not
 depend on the thread count.
@@ -13,6 +13,8 @@ depend on the thread count.
     conv2d_narrow_groups  group convolution with narrow groups, 16 output channels of several groups
                        per vector (a GEMM would be only a few columns wide)
     conv2d_winograd    Winograd F(2x2, 3x3): input transform, 16 batched GEMMs, output transform
+    conv2d_nchw_input  a model's first layer read from its NCHW input in place: each output row from
+                       zero-padded copies of the input rows its window covers
     depthwise_conv2d   one output row per work unit, channels vectorised
     separable_conv2d   depthwise rows into a per-thread buffer, then the pointwise GEMM on them
                        while they are still in cache
@@ -30,13 +32,17 @@ cdef extern from "_simd.h" nogil:
         PYCONV_GEMM_MR
         PYCONV_GEMM_NR
         PYCONV_GEMM_NR_NARROW
+        PYCONV_ROWS_MR
     ctypedef struct pyconv_dw_geom:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
     void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
                      float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,
                      const float *pf)
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
-                       float *y, ptrdiff_t oh, ptrdiff_t c_begin, ptrdiff_t c_end, int act)
+                       float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
+                       ptrdiff_t c_end, int act)
+    void pyconv_rows(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, size_t K, const float **a, ptrdiff_t off,
+                     const float *b, float *c, size_t ldc, const float *bias, int act)
     void *pyconv_aligned_alloc(size_t nbytes)
     int pyconv_valid_panel(ptrdiff_t nrp)
     ctypedef struct pyconv_gc_geom:
@@ -69,8 +75,12 @@ DEF MC_MAX = 192
 # Kernel rows at most this many floats long (KW * C) are read as one "row tap" by the direct kernel.
 DEF MERGE_ROW_FLOATS = 96
 ROW_TAP_FLOATS = MERGE_ROW_FLOATS
-# Output pixels per work unit of the fused separable kernel (its depthwise rows live in a buffer).
-DEF SEP_PIXELS = 96
+# GEMM tiles (of PYCONV_GEMM_MR output pixels) per work unit of the fused separable kernel, whose
+# depthwise outputs live in a per-thread buffer.
+DEF SEP_TILES = 8
+# Pointwise weights (floats) above which a small image runs the separable kernel's two steps apart,
+# so that each thread reads only its share of the weights (1 MiB: a core's L2 here).
+DEF SEP_SHARED_WEIGHTS = 524288
 DEF KC = 256
 # Multiply-adds below which one more thread costs more (wake-up, barrier) than it saves.
 DEF MACS_PER_THREAD = 200000
@@ -108,14 +118,28 @@ cdef inline const float *_opt_ptr(const float[::1] v) noexcept:
 
 
 cdef ptrdiff_t _panel_chunks(ptrdiff_t base_units, ptrdiff_t panels, int threads) noexcept:
-    """Split output-channel panels into chunks only when there are too few other units to keep
-    every thread busy (small images with many channels, e.g. 7x7x1024); one thread is always busy,
-    and chunks would make the fused separable kernel recompute its depthwise rows once per chunk."""
+    """Split output-channel panels (or a depthwise kernel's channel blocks) into chunks only when
+    there are too few other units to keep every thread busy (small images with many channels, e.g.
+    7x7x1024); one thread is always busy."""
     cdef ptrdiff_t want = 4 * threads
     if threads <= 1 or base_units >= want or panels <= 1:
         return 1
     cdef ptrdiff_t chunks = _cdiv(want, base_units)
     return chunks if chunks < panels else panels
+
+
+cdef ptrdiff_t _pixel_blocks(ptrdiff_t n, ptrdiff_t tiles, ptrdiff_t per_block, int threads,
+                              ptrdiff_t min_units) noexcept:
+    """Pixel blocks per image (or per image and group: n of them) of about per_block GEMM tiles each,
+    at most one per tile, and, if there are at least min_units, as many in all as a multiple of the
+    thread count: block b is tiles b*tiles//blocks .. (b+1)*tiles//blocks, so blocks differ by at most
+    one tile and every thread finishes together (7 blocks on 2 threads left one thread idle for a
+    seventh of the layer, the main 2-thread loss of MobileNet v2's 28x28 to 7x7 layers)."""
+    cdef ptrdiff_t blocks = _cdiv(tiles, per_block)
+    if threads > 1 and n * blocks >= min_units:
+        while (n * blocks) % threads and blocks < tiles:
+            blocks += 1
+    return blocks
 
 
 cdef inline const float *_prefetch_slice(const float *nxt, ptrdiff_t t, ptrdiff_t span,
@@ -147,7 +171,8 @@ ctypedef struct conv_geom:
     ptrdiff_t N, H, W, C, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL
     ptrdiff_t G, CG, OG, P, K, NRP     # groups, channels per group in/out, panels per group, K rows,
                                        # panel width
-    ptrdiff_t MC, mblocks, chunks, ppc  # pixels per block, blocks per image, panel chunks, panels per chunk
+    ptrdiff_t MC, tiles, mblocks       # most pixels per block, GEMM tiles and pixel blocks per image
+    ptrdiff_t chunks, ppc              # panel chunks, panels per chunk
     ptrdiff_t RT, TC, NT               # taps merged into one "row tap", its floats, row taps per group
     ptrdiff_t tpb, kblocks             # row taps per K-block (or 0: one row tap cut into channel chunks)
     const float *x
@@ -188,8 +213,9 @@ cdef void _decode_unit(const conv_geom *g, ptrdiff_t unit, gemm_unit *u) noexcep
     u.grp = rest % g.G
     rest = rest // g.G
     u.n = rest // g.mblocks
-    u.m0 = (rest % g.mblocks) * g.MC
-    u.rows = min(g.MC, g.OH * g.OW - u.m0)
+    rest = rest % g.mblocks
+    u.m0 = (rest * g.tiles // g.mblocks) * PYCONV_GEMM_MR
+    u.rows = min(((rest + 1) * g.tiles // g.mblocks) * PYCONV_GEMM_MR, g.OH * g.OW) - u.m0
     u.ntiles = _cdiv(u.rows, PYCONV_GEMM_MR)
     u.p0 = ch * g.ppc
     u.p1 = min(g.P, u.p0 + g.ppc)
@@ -352,7 +378,7 @@ cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const fl
 cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
                           const float[::1] bias, float[:, :, :, ::1] y, int kh, int kw, int sh, int sw,
                           int dh, int dw, int pt, int pl, int groups, int act,
-                          const float[:, :, :, ::1] residual) except *:
+                          const float[:, :, :, ::1] residual, int threads) except *:
     cdef conv_geom g
     g.N, g.H, g.W, g.C = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
@@ -370,8 +396,11 @@ cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
     if bias is not None and bias.shape[0] != g.CO:
         raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
-    g.mblocks = _cdiv(g.OH * g.OW, MC_MAX)
-    g.MC = _cdiv(_cdiv(g.OH * g.OW, g.mblocks), PYCONV_GEMM_MR) * PYCONV_GEMM_MR
+    g.tiles = _cdiv(g.OH * g.OW, PYCONV_GEMM_MR)
+    # Fewer blocks than 4 per thread are split by panels instead (_panel_chunks), which keeps reading
+    # the weights once: such small images are where the weights outweigh the pixels.
+    g.mblocks = _pixel_blocks(g.N * groups, g.tiles, MC_MAX // PYCONV_GEMM_MR, threads, 4 * threads)
+    g.MC = _cdiv(g.tiles, g.mblocks) * PYCONV_GEMM_MR
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act
     g.bias = _opt_ptr(bias)
     g.res = _residual_ptr(residual, y)
@@ -401,7 +430,8 @@ def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     """
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
-    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual)
+    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual,
+                                  threads)
     # Merge a kernel row's taps into one when they are contiguous in memory and short (few channels):
     # a 3-channel first layer then feeds the GEMM 9-float runs instead of 3-float ones.
     g.RT = kw if (groups == 1 and dw == 1 and kw * g.CG <= MERGE_ROW_FLOATS) else 1
@@ -441,7 +471,8 @@ def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     buffer of at most MC_MAX x KC floats, so memory stays bounded whatever the layer.  Arguments as conv2d_direct."""
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
-    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual)
+    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual,
+                                  threads)
     cdef ptrdiff_t base = g.N * g.mblocks * g.G
     _chunking(base, g.P, threads, &g.chunks, &g.ppc)
     cdef ptrdiff_t units = base * g.chunks
@@ -664,15 +695,106 @@ def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const f
             row = u // chunks
             c0 = (u % chunks) * chunk
             pyconv_dw_row(&g, xp + (row // OH) * xstride, wp, bp,
-                          yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, row % OH,
+                          yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, row % OH, 0, g.OW,
                           c0, min(c0 + chunk, g.C), act)
+
+
+# ---------------------------------------------------------------------------------------------- NCHW input
+
+ctypedef struct nchw_geom:
+    ptrdiff_t C, H, W, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL
+    ptrdiff_t P, NRP, K, WP    # panels, panel width, K = C*KH*KW rows, floats per padded input row
+    const float *x
+    const float *packed
+    const float *bias
+    float *y
+    int act
+
+
+cdef void _nchw_row(const nchw_geom *g, ptrdiff_t unit, float *rows, const float **ptrs) noexcept nogil:
+    """Output row oh of image n: the C*KH input rows its window covers, copied with their zero padding
+    (rows outside the image are all zeros), then PYCONV_ROWS_MR pixels at a time times every panel."""
+    cdef ptrdiff_t n = unit // g.OH, oh = unit % g.OH
+    cdef ptrdiff_t c, kh, ih, t, ow0, p, nr, nrp, inside
+    cdef float *dst
+    for c in range(g.C):
+        for kh in range(g.KH):
+            dst = rows + (c * g.KH + kh) * g.WP
+            ih = oh * g.SH - g.PT + kh * g.DH
+            memset(dst, 0, g.WP * sizeof(float))
+            if 0 <= ih < g.H:
+                inside = min(g.W, g.WP - g.PL)
+                if inside > 0:
+                    _copy(dst + g.PL, g.x + ((n * g.C + c) * g.H + ih) * g.W, inside)
+    for p in range(g.P):
+        nr = min(g.NRP, g.CO - p * g.NRP)
+        nrp = _panel_stride(nr, g.NRP)
+        for t in range(_cdiv(g.OW, PYCONV_ROWS_MR)):
+            ow0 = t * PYCONV_ROWS_MR
+            pyconv_rows(g.SW, min(PYCONV_ROWS_MR, g.OW - ow0), nr, nrp, g.K, ptrs, ow0 * g.SW,
+                        g.packed + p * g.K * g.NRP, g.y + ((n * g.OH + oh) * g.OW + ow0) * g.CO + p * g.NRP,
+                        g.CO, NULL if g.bias == NULL else g.bias + p * g.NRP, g.act)
+
+
+def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
+                      float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
+                      int act, int threads):
+    """An ungrouped convolution reading its input in NCHW layout, writing NHWC: a model's first layer
+    (3 input channels), which then needs no transpose of the input, and whose taps would be only a few
+    floats long in NHWC.
+
+    x: (N, C, H, W) IN; packed: (1, P, C*KH*KW, NR) IN, rows in (c, kh, kw) order
+    (``packing.pack_nchw_weights``); bias: (C_out,) or None; y: (N, OH, OW, C_out) OUT; pt, pl: top and
+    left pads; act as conv2d_direct.  Work unit: one output row.
+    """
+    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
+        return
+    cdef nchw_geom g
+    g.C, g.H, g.W = x.shape[1], x.shape[2], x.shape[3]
+    g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
+    g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
+    g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
+        raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
+    if (y.shape[0] != x.shape[0] or packed.shape[0] != 1 or not pyconv_valid_panel(g.NRP)
+            or g.P != _cdiv(g.CO, g.NRP) or g.K != g.C * kh * kw):
+        raise ValueError(f"packed weights {tuple(packed.shape)} do not match x {tuple(x.shape)} (NCHW), "
+                         f"y {tuple(y.shape)}, kernel {kh}x{kw}")
+    if bias is not None and bias.shape[0] != g.CO:
+        raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
+    # Every tile computes PYCONV_ROWS_MR pixels, so the padded rows reach the last one of the last tile.
+    g.WP = (_cdiv(g.OW, PYCONV_ROWS_MR) * PYCONV_ROWS_MR - 1) * sw + (kw - 1) * dw + 1
+    g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act
+    g.bias = _opt_ptr(bias)
+    cdef ptrdiff_t units = x.shape[0] * g.OH
+    cdef int nt = _team(threads, units, <double>units * g.OW * g.CO * g.K)
+    cdef ptrdiff_t u, k
+    cdef float *rows
+    cdef const float **ptrs
+    cdef int failed = 0
+    cdef int *failp = &failed
+    with nogil, parallel(num_threads=nt):
+        rows = <float *>pyconv_aligned_alloc(g.C * g.KH * g.WP * sizeof(float))
+        ptrs = <const float **>pyconv_aligned_alloc(g.K * sizeof(float *))
+        if rows != NULL and ptrs != NULL:
+            # Tap (c, kh, kw) reads its padded row from column kw*DW on: the same pointers for every row.
+            for k in range(g.K):
+                ptrs[k] = rows + (k // g.KW) * g.WP + (k % g.KW) * g.DW
+            for u in prange(units, schedule="dynamic"):
+                _nchw_row(&g, u, rows, ptrs)
+        else:
+            failp[0] = 1
+        free(rows)
+        free(ptrs)
+    _check_alloc(failed)
 
 
 # ---------------------------------------------------------------------------------------------- separable
 
 ctypedef struct sep_geom:
     pyconv_dw_geom dw
-    ptrdiff_t N, OH, CO, P, NRP, R, rblocks, chunks, ppc
+    ptrdiff_t N, OH, CO, P, NRP
+    ptrdiff_t tiles, blocks    # GEMM tiles per image, pixel blocks per image (each a run of whole tiles)
     const float *x
     const float *wd
     const float *bd
@@ -684,43 +806,46 @@ ctypedef struct sep_geom:
 
 
 cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float **ptrs) noexcept nogil:
-    cdef ptrdiff_t ch = unit % g.chunks
-    cdef ptrdiff_t rest = unit // g.chunks
-    cdef ptrdiff_t rb = rest % g.rblocks
-    cdef ptrdiff_t n = rest // g.rblocks
-    cdef ptrdiff_t C = g.dw.C, OW = g.dw.OW
-    cdef ptrdiff_t r0 = rb * g.R
-    cdef ptrdiff_t nrows = min(g.R, g.OH - r0)
-    cdef ptrdiff_t rows = nrows * OW
+    """Pixel block b of image n: its depthwise outputs (parts of rows where the block starts or ends
+    inside one) into buf, then times every pointwise panel."""
+    cdef ptrdiff_t b = unit % g.blocks
+    cdef ptrdiff_t n = unit // g.blocks
+    cdef ptrdiff_t C = g.dw.C, OW = g.dw.OW, Q = g.OH * g.dw.OW
+    cdef ptrdiff_t q0 = (b * g.tiles // g.blocks) * PYCONV_GEMM_MR
+    cdef ptrdiff_t q1 = min(((b + 1) * g.tiles // g.blocks) * PYCONV_GEMM_MR, Q)
+    cdef ptrdiff_t rows = q1 - q0
     cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
-    cdef ptrdiff_t p0 = ch * g.ppc
-    cdef ptrdiff_t p1 = min(g.P, p0 + g.ppc)
     cdef ptrdiff_t kblocks = _cdiv(C, KC)
-    cdef ptrdiff_t r, t, i, kb, c0, kc, p, nr, nrp, mr, off
+    cdef ptrdiff_t q = q0, r = q0 // OW, ow0, ow1
+    cdef ptrdiff_t t, i, kb, c0, kc, p, nr, nrp, mr, off
     cdef const float *blk
     cdef const float *nxt
-    for r in range(nrows):
-        pyconv_dw_row(&g.dw, g.x + n * g.dw.H * g.dw.W * C, g.wd, g.bd, buf + r * OW * C, r0 + r, 0, C,
-                      g.act_dw)
+    while q < q1:
+        ow0 = q - r * OW
+        ow1 = min(OW, q1 - r * OW)
+        pyconv_dw_row(&g.dw, g.x + n * g.dw.H * g.dw.W * C, g.wd, g.bd, buf + (q - q0) * C, r, ow0, ow1,
+                      0, C, g.act_dw)
+        q = q + ow1 - ow0
+        r = r + 1
     for kb in range(kblocks):
         c0 = kb * KC
         kc = min(KC, C - c0)
         for t in range(ntiles):
             for i in range(PYCONV_GEMM_MR):
                 ptrs[t * PYCONV_GEMM_MR + i] = buf + min(t * PYCONV_GEMM_MR + i, rows - 1) * C + c0
-        for p in range(p0, p1):
+        for p in range(g.P):
             nr = min(g.NRP, g.CO - p * g.NRP)
             nrp = _panel_stride(nr, g.NRP)
             blk = g.packed + p * C * g.NRP + c0 * nrp
-            if p + 1 < p1:
+            if p + 1 < g.P:
                 nxt = blk + C * g.NRP
             elif c0 + 2 * kc <= C:
-                nxt = g.packed + (p0 * C + c0 + kc) * g.NRP
+                nxt = g.packed + (c0 + kc) * g.NRP
             else:
                 nxt = NULL
             for t in range(ntiles):
                 mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
-                off = ((n * g.OH + r0) * OW + t * PYCONV_GEMM_MR) * g.CO + p * g.NRP
+                off = (n * Q + q0 + t * PYCONV_GEMM_MR) * g.CO + p * g.NRP
                 pyconv_gemm(nrp, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                             NULL if g.bias == NULL else g.bias + p * g.NRP,
                             g.res + off if kb == 0 and g.res != NULL else NULL,
@@ -731,14 +856,15 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
                      const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
                      int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
                      int threads, const float[:, :, :, ::1] residual=None, float[:, :, :, ::1] scratch=None):
-    """Depthwise then pointwise, fused: each work unit computes a few depthwise output rows into a
-    per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR) at once;
-    residual as in conv2d_direct.
+    """Depthwise then pointwise, fused: each work unit computes the depthwise outputs of a block of
+    pixels into a per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR)
+    at once; residual as in conv2d_direct.
 
-    An image with too few rows to give every thread its own (7x7x1024) would have every thread
-    recompute the same depthwise rows for its slice of output channels; it runs the two steps one
-    after the other instead, through a buffer as small as that image: ``scratch`` (N, OH, OW, C) if
-    given, else a new one (allocating it costs about 5 us a call at 14x14x384).
+    Every unit reads all the pointwise weights.  When they outgrow a core's L2 and the image is too
+    small to give every thread several units (7x7x1024), the two steps run one after the other
+    instead, the pointwise one split by output channels, through a buffer as small as that image:
+    ``scratch`` (N, OH, OW, C) if given, else a new one (allocating it costs about 5 us a call at
+    14x14x384).
     """
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
@@ -753,11 +879,9 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
                          f"y {tuple(y.shape)}")
     if (bd is not None and bd.shape[0] != C) or (bias is not None and bias.shape[0] != g.CO):
         raise ValueError("separable biases do not match the channel counts")
-    g.R = max(1, min(g.OH, _cdiv(SEP_PIXELS, g.dw.OW)))
-    g.rblocks = _cdiv(g.OH, g.R)
-    cdef ptrdiff_t base = g.N * g.rblocks
-    _chunking(base, g.P, threads, &g.chunks, &g.ppc)
-    if g.chunks > 1 and threads > 1:
+    g.tiles = _cdiv(g.OH * g.dw.OW, PYCONV_GEMM_MR)
+    g.blocks = _pixel_blocks(g.N, g.tiles, SEP_TILES, threads, 0)
+    if threads > 1 and g.N * g.blocks < 4 * threads and C * g.CO > SEP_SHARED_WEIGHTS:
         if scratch is not None and scratch.shape[0] == g.N and scratch.shape[1] == g.OH \
                 and scratch.shape[2] == g.dw.OW and scratch.shape[3] == C:
             mid = scratch
@@ -770,17 +894,17 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
         _opt_ptr(bias), &y[0, 0, 0, 0]
     g.act_dw, g.act = act_dw, act
     g.res = _residual_ptr(residual, y)
-    cdef ptrdiff_t units = base * g.chunks
+    cdef ptrdiff_t units = g.N * g.blocks
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.dw.OW * C * (g.CO + kh * kw))
     cdef ptrdiff_t u
-    cdef ptrdiff_t rows_max = g.R * g.dw.OW
+    cdef ptrdiff_t rows_max = _cdiv(g.tiles, g.blocks) * PYCONV_GEMM_MR
     cdef float *buf
     cdef const float **ptrs
     cdef int failed = 0
     cdef int *failp = &failed
     with nogil, parallel(num_threads=nt):
         buf = <float *>pyconv_aligned_alloc(rows_max * C * sizeof(float))
-        ptrs = <const float **>pyconv_aligned_alloc((rows_max + PYCONV_GEMM_MR) * sizeof(float *))
+        ptrs = <const float **>pyconv_aligned_alloc(rows_max * sizeof(float *))
         if buf != NULL and ptrs != NULL:
             for u in prange(units, schedule="dynamic"):
                 _sep_unit(&g, u, buf, ptrs)

@@ -5,7 +5,10 @@
  *   pyconv_gemm_MRxNR   C[mr x nr] (+)= sum over ks row-pointer sets of A_s[mr x kc] * B_s[kc x NR]
  *                       (an "indirect" GEMM: each A row is a pointer, so one kernel serves pointwise,
  *                       im2col, direct convolution (a pointer per tap) and Winograd's batched GEMMs)
- *   pyconv_dw_row       one output row of a depthwise convolution, a range of channels, NHWC
+ *   pyconv_rows_12xNR   C[12 x nr] = sum over k of A_k[i * S] * B[k]: a convolution reading channel-first
+ *                       (NCHW) input rows, whose pixels lie S floats apart (a model's first layer)
+ *   pyconv_dw_row       part of one output row of a depthwise convolution (a range of columns and of
+ *                       channels), NHWC
  *
  * Conventions: B is packed in panels of PYCONV_GEMM_NR (or 16) columns, rows contiguous, zero-padded past the
  * last real column; row pointers past mr must still point at readable memory (the caller repeats a
@@ -245,6 +248,92 @@ static inline void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size
     pyconv_gemm_portable(nrp, mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act);
 }
 
+/* ---------------------------------------------------------------- convolution on NCHW rows */
+
+/* Output pixels per pyconv_rows call: a whole tile is always computed, so each input row must hold
+ * (12 - 1) * S floats past the last pixel's window start. */
+#define PYCONV_ROWS_MR 12
+
+/* C[mr x nr] (nr <= nrp, 16 or 32) = bias + sum over k < K of a[k][off + i * S] * b[k][:], activated:
+ * a[k] is one input row (channel c, kernel row kh, shifted by the tap's column kw) of a channel-first
+ * image, in which the tile's 12 output pixels read floats S apart: no pointer per pixel, and the
+ * input of a 3-channel first layer is read where the caller left it, without a transpose to NHWC. */
+static void pyconv_rows_portable(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, size_t K,
+                                 const float *const *a, ptrdiff_t off, const float *b, float *c, size_t ldc,
+                                 const float *bias, int act) {
+    float acc[PYCONV_ROWS_MR][PYCONV_GEMM_NR_MAX];
+    memset(acc, 0, sizeof(acc));
+    for (size_t k = 0; k < K; k++) {
+        const float *ak = a[k] + off, *bk = b + k * nrp;
+        for (size_t i = 0; i < mr; i++)
+            for (size_t j = 0; j < nrp; j++) acc[i][j] += ak[(ptrdiff_t)i * S] * bk[j];
+    }
+    for (size_t i = 0; i < mr; i++)
+        for (size_t j = 0; j < nr; j++)
+            c[i * ldc + j] = pyconv_activate(acc[i][j] + (bias ? bias[j] : 0.0f), act);
+}
+
+#if defined(__AVX512F__)
+/* 12 pixels x NB zmm columns (NB = 2: 24 accumulators); S a literal at the calls below makes each
+ * broadcast an immediate offset from a[k]. */
+static inline __attribute__((always_inline)) void
+pyconv_rows_avx512_impl(const int NB, const ptrdiff_t S, size_t mr, size_t nr, size_t K,
+                        const float *const *a, ptrdiff_t off, const float *b, float *c, size_t ldc,
+                        const float *bias, int act) {
+    __m512 x0 = _mm512_setzero_ps(), y0 = x0, x1 = x0, y1 = x0, x2 = x0, y2 = x0, x3 = x0, y3 = x0,
+           x4 = x0, y4 = x0, x5 = x0, y5 = x0, x6 = x0, y6 = x0, x7 = x0, y7 = x0,
+           x8 = x0, y8 = x0, x9 = x0, y9 = x0, x10 = x0, y10 = x0, x11 = x0, y11 = x0;
+    for (size_t k = 0; k < K; k++) {
+        const float *r = a[k] + off;
+        const __m512 b0 = _mm512_load_ps(b), b1 = NB > 1 ? _mm512_load_ps(b + 16) : b0;
+        b += 16 * NB;
+        __m512 t;
+#define PYCONV_ROW(i) t = _mm512_set1_ps(r[i * S]); x##i = _mm512_fmadd_ps(t, b0, x##i); \
+                      if (NB > 1) y##i = _mm512_fmadd_ps(t, b1, y##i);
+        PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)
+        PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)
+#undef PYCONV_ROW
+    }
+    const __mmask16 m0 = pyconv_mask16(nr), m1 = nr > 16 ? pyconv_mask16(nr - 16) : 0;
+    __m512 base0 = _mm512_setzero_ps(), base1 = base0;
+    if (bias) {
+        base0 = _mm512_maskz_loadu_ps(m0, bias);
+        if (NB > 1) base1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
+#define PYCONV_STORE(i)                                                                           \
+    if (mr > i) {                                                                                 \
+        _mm512_mask_storeu_ps(c + i * ldc, m0, pyconv_act512(_mm512_add_ps(x##i, base0), act));   \
+        if (NB > 1)                                                                               \
+            _mm512_mask_storeu_ps(c + i * ldc + 16, m1, pyconv_act512(_mm512_add_ps(y##i, base1), act)); \
+    }
+    PYCONV_STORE(0) PYCONV_STORE(1) PYCONV_STORE(2) PYCONV_STORE(3) PYCONV_STORE(4) PYCONV_STORE(5)
+    PYCONV_STORE(6) PYCONV_STORE(7) PYCONV_STORE(8) PYCONV_STORE(9) PYCONV_STORE(10) PYCONV_STORE(11)
+#undef PYCONV_STORE
+}
+#endif
+
+static inline void pyconv_rows(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, size_t K,
+                               const float *const *a, ptrdiff_t off, const float *b, float *c, size_t ldc,
+                               const float *bias, int act) {
+#if defined(__AVX512F__)
+    if (!pyconv_portable) {
+        const int nb = nrp > 16 ? 2 : 1;
+        if (nb == 2 && S == 2)
+            pyconv_rows_avx512_impl(2, 2, mr, nr, K, a, off, b, c, ldc, bias, act);
+        else if (nb == 2 && S == 1)
+            pyconv_rows_avx512_impl(2, 1, mr, nr, K, a, off, b, c, ldc, bias, act);
+        else if (nb == 2)
+            pyconv_rows_avx512_impl(2, S, mr, nr, K, a, off, b, c, ldc, bias, act);
+        else if (S == 2)
+            pyconv_rows_avx512_impl(1, 2, mr, nr, K, a, off, b, c, ldc, bias, act);
+        else
+            pyconv_rows_avx512_impl(1, S, mr, nr, K, a, off, b, c, ldc, bias, act);
+        return;
+    }
+#endif
+    pyconv_rows_portable(S, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+}
+
 /* ---------------------------------------------------------------- depthwise row */
 
 /* Geometry of one depthwise layer: input (H, W, C) of one image, kernel (KH, KW), weights packed
@@ -253,13 +342,13 @@ typedef struct {
     ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW;
 } pyconv_dw_geom;
 
-/* Output row oh, channels [c_begin, c_end). */
+/* Output row oh, columns [ow_begin, ow_end), channels [c_begin, c_end); y points at column ow_begin. */
 static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, const float *w,
-                                   const float *bias, float *y, ptrdiff_t oh, ptrdiff_t c_begin,
-                                   ptrdiff_t c_end, int act) {
+                                   const float *bias, float *y, ptrdiff_t oh, ptrdiff_t ow_begin,
+                                   ptrdiff_t ow_end, ptrdiff_t c_begin, ptrdiff_t c_end, int act) {
     const ptrdiff_t C = g->C;
-    for (ptrdiff_t ow = 0; ow < g->OW; ow++) {
-        float *yo = y + ow * C;
+    for (ptrdiff_t ow = ow_begin; ow < ow_end; ow++) {
+        float *yo = y + (ow - ow_begin) * C;
         for (ptrdiff_t c = c_begin; c < c_end; c++) yo[c] = 0.0f;
         for (ptrdiff_t kh = 0; kh < g->KH; kh++) {
             const ptrdiff_t ih = oh * g->SH - g->PT + kh * g->DH;
@@ -308,16 +397,17 @@ static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, cons
  * arguments so that the calls with literal 3x3 s1/s2 below are specialised by the compiler. */
 static inline __attribute__((always_inline)) void
 pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
-                          float *y, ptrdiff_t oh, ptrdiff_t c_begin, ptrdiff_t c_end, int act,
-                          ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW) {
-    const ptrdiff_t C = g->C, W = g->W, OW = g->OW, PL = g->PL;
+                          float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
+                          ptrdiff_t c_end, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW) {
+    const ptrdiff_t C = g->C, W = g->W, PL = g->PL;
     ptrdiff_t kh_lo = 0, kh_hi = KH;
     while (kh_lo < KH && oh * g->SH - g->PT + kh_lo * g->DH < 0) kh_lo++;
     while (kh_hi > kh_lo && oh * g->SH - g->PT + (kh_hi - 1) * g->DH >= g->H) kh_hi--;
     /* Output columns whose whole window lies inside the row: [ow_lo, ow_hi). */
     ptrdiff_t ow_lo = PL > 0 ? (PL + SW - 1) / SW : 0;
     ptrdiff_t ow_hi = (W - 1 - (KW - 1) * DW + PL) >= 0 ? (W - 1 - (KW - 1) * DW + PL) / SW + 1 : 0;
-    if (ow_hi > OW) ow_hi = OW;
+    if (ow_hi > ow_end) ow_hi = ow_end;
+    if (ow_lo < ow_begin) ow_lo = ow_begin;
     if (ow_lo > ow_hi) ow_lo = ow_hi;
     /* Rows whose every kernel row is inside the image, for kernels small enough to hold in registers,
      * and wide enough (>= 3 groups of 4 pixels) to pay for loading the held weights. */
@@ -334,8 +424,8 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
                 wk0[t] = _mm512_maskz_loadu_ps(m0, w + t * C + c0);
                 wk1[t] = _mm512_maskz_loadu_ps(m1, w + t * C + c0 + 16);
             }
-        ptrdiff_t ow = 0;
-        while (ow < OW) {
+        ptrdiff_t ow = ow_begin;
+        while (ow < ow_end) {
             const int interior = ow >= ow_lo && ow + 4 <= ow_hi;
             if (interior && full_rows) {
                 /* The common case, with the 3x3 specialisations' loops fully unrolled and their
@@ -351,7 +441,7 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
                         PYCONV_DW_FMA4(xp, w0, w1)
                     }
                 }
-                PYCONV_DW_STORE4(y + ow * C + c0)
+                PYCONV_DW_STORE4(y + (ow - ow_begin) * C + c0)
                 ow += 4;
             } else if (interior) {
                 __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c_0 = a0, c_1 = a0, c_2 = a0,
@@ -367,7 +457,7 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
                         PYCONV_DW_FMA4(xp, w0, w1)
                     }
                 }
-                PYCONV_DW_STORE4(y + ow * C + c0)
+                PYCONV_DW_STORE4(y + (ow - ow_begin) * C + c0)
                 ow += 4;
             } else {
                 __m512 a0 = _mm512_setzero_ps(), c_0 = a0;
@@ -383,7 +473,7 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
                                               _mm512_maskz_loadu_ps(m1, wp + 16), c_0);
                     }
                 }
-                float *yo = y + ow * C + c0;
+                float *yo = y + (ow - ow_begin) * C + c0;
                 _mm512_mask_storeu_ps(yo, m0, pyconv_act512(_mm512_add_ps(a0, b0), act));
                 _mm512_mask_storeu_ps(yo + 16, m1, pyconv_act512(_mm512_add_ps(c_0, b1), act));
                 ow += 1;
@@ -396,19 +486,20 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
 #endif
 
 static void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
-                          float *y, ptrdiff_t oh, ptrdiff_t c_begin, ptrdiff_t c_end, int act) {
+                          float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
+                          ptrdiff_t c_end, int act) {
 #if defined(__AVX512F__)
     if (!pyconv_portable) {
         if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 1)
-            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, c_begin, c_end, act, 3, 3, 1, 1);
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 1, 1);
         else if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 2)
-            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, c_begin, c_end, act, 3, 3, 2, 1);
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 2, 1);
         else
-            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, c_begin, c_end, act, g->KH, g->KW, g->SW, g->DW);
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, g->KH, g->KW, g->SW, g->DW);
         return;
     }
 #endif
-    pyconv_dw_row_portable(g, x, w, bias, y, oh, c_begin, c_end, act);
+    pyconv_dw_row_portable(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
 }
 
 /* ---------------------------------------------------------------- narrow-group convolution row */

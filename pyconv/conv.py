@@ -22,7 +22,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from . import _kernels, ops, strategy as _strategy
-from .packing import pack_gemm_weights, pack_narrow_group_weights, pack_winograd_weights
+from .packing import pack_gemm_weights, pack_narrow_group_weights, pack_nchw_weights, pack_winograd_weights
 from .memory import aligned_empty
 from .padding import PaddingLike, output_size, resolve_padding
 from .threads import resolve_threads
@@ -32,6 +32,9 @@ _ACT_CODES = {None: 0, "relu": 1, "relu6": 2}
 # Largest depthwise output (floats) a bound SeparableConv2D keeps a buffer for: the images small enough
 # for the kernel's two-step path (28x28x256, 14x14x512, 7x7x1024) stay under 1 MiB.
 _SCRATCH_FLOATS = 1 << 18
+# Input channels up to which an ungrouped Conv2D can read an NCHW input in place (``_bind_nchw``): the
+# RGB first layers, whose input a model would otherwise transpose to NHWC first.
+NCHW_INPUT_MAX_CHANNELS = 4
 Shape4 = Tuple[int, int, int, int]
 
 
@@ -242,6 +245,35 @@ class Conv2D:
             return y
         return run
 
+    def reads_nchw(self) -> bool:
+        """Whether ``_bind_nchw`` serves this convolution: ungrouped, with few input channels."""
+        return self.groups == 1 and self.in_channels <= NCHW_INPUT_MAX_CHANNELS
+
+    def _bind_nchw(self, x, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
+        """``_bind`` for an input in NCHW layout, (N, C_in, H, W), read in place; the output is NHWC.
+        A model's first layer runs this way on the caller's array, with no transpose."""
+        if not self.reads_nchw():
+            raise ValueError(f"an NCHW input needs an ungrouped convolution of at most "
+                             f"{NCHW_INPUT_MAX_CHANNELS} input channels, this one has groups={self.groups}, "
+                             f"C_in={self.in_channels}")
+        x = as_float32_array("x", x, 4)
+        n, c, h, w = x.shape
+        if c != self.in_channels:
+            raise ValueError(f"x has {c} channels (shape {x.shape}, NCHW) but w {self.w.shape} expects "
+                             f"C_in = {self.in_channels}")
+        pads, shape = self._geometry((n, h, w, c))
+        y = check_out(out, shape, inputs=(x,))
+        packed = self._weights("nchw")
+        act = _ACT_CODES[self.activation]
+        kh, kw = self.window.kernel
+        (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
+
+        def run(threads: int) -> np.ndarray:
+            _kernels.conv2d_nchw_input(x, packed, self.b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], act,
+                                       threads)
+            return y
+        return run
+
 
 def _pack_depthwise(w: np.ndarray, groups: int) -> np.ndarray:
     # HWIO with one input channel per group is (KH, KW, 1, C*M): columns already in output order.
@@ -249,7 +281,7 @@ def _pack_depthwise(w: np.ndarray, groups: int) -> np.ndarray:
 
 
 _PACKERS = {"gemm": pack_gemm_weights, "winograd": pack_winograd_weights,
-            "narrow-groups": pack_narrow_group_weights, "depthwise": _pack_depthwise}
+            "narrow-groups": pack_narrow_group_weights, "depthwise": _pack_depthwise, "nchw": pack_nchw_weights}
 
 
 class DepthwiseConv2D:

@@ -1,5 +1,6 @@
 """Weight packing, done once per weight array: HWIO convolution weights into the GEMM micro-kernel's
-panels of NR output channels, and Winograd's transformed weights, in 64-byte aligned buffers."""
+panels of NR output channels (in the K order of NHWC or, for a first layer, of NCHW input), Winograd's
+transformed weights and narrow-group blocks, in 64-byte aligned buffers."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,6 +53,15 @@ def pack_gemm_weights(w: np.ndarray, groups: int) -> np.ndarray:
     og = co // groups
     per_group = w.reshape(kh * kw * cg, groups, og).transpose(1, 0, 2)
     return _panels(per_group)
+
+
+def pack_nchw_weights(w: np.ndarray, groups: int = 1) -> np.ndarray:
+    """Ungrouped HWIO weights (KH, KW, C_in, C_out) -> (1, P, C_in*KH*KW, nr) for ``conv2d_nchw_input``:
+    row r = (i*KH + kh)*KW + kw is input channel i, tap (kh, kw), the order of an NCHW image's rows."""
+    if groups != 1:
+        raise ValueError(f"the NCHW-input kernel serves ungrouped convolutions only, got groups={groups}")
+    kh, kw, ci, co = w.shape
+    return _panels(w.transpose(2, 0, 1, 3).reshape(1, ci * kh * kw, co))
 
 
 def pack_winograd_weights(w: np.ndarray, groups: int) -> np.ndarray:

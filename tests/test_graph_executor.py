@@ -315,6 +315,30 @@ def test_nchw_input_and_output_layouts():
     assert np.array_equal(y, nhwc(x).transpose(0, 3, 1, 2))
 
 
+RGB_STEM = config(
+    layer("stem", "conv2d", "input", filters=20, kernel=3, stride=2, padding="same", activation="relu6"),
+    layer("pw", "pointwise_conv2d", "stem", filters=8),
+    shape=(13, 11, 3),
+)
+
+
+def test_an_rgb_first_layer_reads_the_nchw_input_in_place():
+    nhwc = model(RGB_STEM)
+    doc = json.loads(json.dumps(RGB_STEM))
+    doc["layers"][0]["layout"] = "NCHW"
+    nchw = model(doc, threads=2)
+    assert nchw._nchw_inputs == {"input"} and nhwc._nchw_inputs == set()
+    assert nchw.profile(repeat=1).rows[0].strategy == "nchw-direct"
+    x = x_for(nhwc, batch=3)
+    close(nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), nhwc(x))
+    # Also read by a layer that needs NHWC (or kept as an output): the input is transposed as before.
+    doc["layers"].append(layer("side", "max_pool", "input", pool=2))
+    doc["outputs"] = ["pw", "side"]
+    shared = model(doc)
+    assert shared._nchw_inputs == set()
+    assert shared.profile(repeat=1).rows[0].strategy == "direct"
+
+
 def test_flatten_orders():
     doc = config(layer("f1", "flatten", "input"), layer("f2", "flatten", "input", order="NCHW"),
                  layer("r", "reshape", "input", shape=[-1, 4]), outputs=["f1", "f2", "r"], shape=(2, 3, 4))

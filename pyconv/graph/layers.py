@@ -48,11 +48,14 @@ class Kernel:
     """A prepared layer: ``run(inputs, out, threads)`` writes into ``out``; ``strategy(input_shape)``
     names the algorithm that serves a given full (batched) input shape. ``bind(inputs, out)``, where
     given, validates once and returns ``call(threads)`` doing what ``run`` does on those very arrays
-    (the executor binds every node whose arrays are fixed, sparing the checks on each run)."""
+    (the executor binds every node whose arrays are fixed, sparing the checks on each run). ``nchw``,
+    where given, is the same layer taking its one input in NCHW layout (a model's first layer, fed the
+    caller's NCHW array without a transpose)."""
 
     run: Callable[[Sequence[np.ndarray], np.ndarray, int], object]
     strategy: Callable[[Shape], str]
     bind: Optional[Callable[[Sequence[np.ndarray], np.ndarray], Callable[[int], object]]] = None
+    nchw: Optional["Kernel"] = None
 
 
 LAYER_TYPES: dict[str, "LayerType"] = {}
@@ -178,8 +181,12 @@ def _conv_kernel(op: Any, attrs: dict[str, Any], strategy: Callable[[Shape], str
             raise TypeError(f"a {type(op).__name__} cannot take a residual input")
         return Kernel(lambda xs, out, threads: op(xs[0], residual=xs[1], out=out, threads=threads), strategy,
                       lambda xs, out: op._bind(xs[0], xs[1], out))
+    nchw = None
+    if isinstance(op, Conv2D) and op.reads_nchw() and attrs.get("strategy", "auto") == "auto":
+        nchw = Kernel(lambda xs, out, threads: op._bind_nchw(xs[0], out)(threads), lambda shape: "nchw-direct",
+                      lambda xs, out: op._bind_nchw(xs[0], out))
     return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), strategy,
-                  lambda xs, out: op._bind(xs[0], out=out))
+                  lambda xs, out: op._bind(xs[0], out=out), nchw)
 
 
 def _bias(attrs: dict[str, Any], channels: int) -> dict[str, Param]:

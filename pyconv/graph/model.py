@@ -130,6 +130,7 @@ class Model:
         self.weights: LayerWeights = self._read_weights(weights, Path(base_dir))
         self.graph: Graph = lower(self.spec, self.info, self.weights, optimize=optimize)
         self.kernels: dict[str, Kernel] = {name: self._build(node) for name, node in self.graph.nodes.items()}
+        self._nchw_inputs = self._read_nchw_in_place() if optimize else set()
         for node in self.graph.nodes.values():
             # The operators hold what they need; folded kernels would otherwise stay alive a second time.
             node.weights = {}
@@ -202,6 +203,20 @@ class Model:
         except (ValueError, TypeError) as exc:
             raise ModelError(f"cannot prepare the {node.type} operator: {exc}", layer=node.layers[0],
                              field=_blame(node, exc)) from exc
+
+    def _read_nchw_in_place(self) -> set[str]:
+        """The NCHW inputs whose every reader can take them as they are (a first convolution of an RGB
+        image): their readers switch to that kernel, and runs skip the transpose to NHWC."""
+        direct = set()
+        for name in self.spec.inputs:
+            readers = self.graph.consumers(name)
+            if (self.spec.layers[name].attrs["layout"] == "NCHW" and readers
+                    and name not in self.graph.outputs.values()
+                    and all(r.inputs == [name] and self.kernels[r.name].nchw is not None for r in readers)):
+                direct.add(name)
+                for reader in readers:
+                    self.kernels[reader.name] = self.kernels[reader.name].nchw
+        return direct
 
     # --- planning ------------------------------------------------------------------------------------
 
@@ -291,7 +306,7 @@ class Model:
                 raise ModelError(f"expected the batch size {batch} of the other inputs, found {array.shape[0]}",
                                  layer=name, field="shape")
             batch = array.shape[0]
-            if layout == "NCHW" and array.ndim == 4:
+            if layout == "NCHW" and array.ndim == 4 and name not in self._nchw_inputs:
                 env[name] = nchw_to_nhwc(array, threads=threads)
             else:
                 env[name] = np.ascontiguousarray(array, dtype=np.float32)
