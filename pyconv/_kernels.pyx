@@ -2,10 +2,12 @@
 """Convolution kernels: nogil Cython drivers that split a layer into independent work units and run them
 over OpenMP threads, calling the C micro-kernels of ``_simd.h`` and ``_winograd.h``.
 
-Every driver takes NHWC float32 arrays (conv2d_nchw_input: an NCHW input) that the Python layer (``pyconv.conv``) has already validated and
-converted; each re-checks the few shape relations it relies on, so that no call can read or write out of
-bounds.  Every output element is computed by exactly one thread in a fixed order, so results do not
-depend on the thread count.
+Every driver takes NHWC float32 arrays (conv2d_nchw_input: an NCHW input) that the Python layer
+(``pyconv.conv``) has already validated and converted; each re-checks the few shape relations it relies
+on, so that no call can read or write out of bounds.  Every output element is computed by exactly one
+thread in a fixed order, so results do not depend on the thread count.  ``direct_plan`` and
+``separable_plan`` do those checks once and return a plan whose ``run(threads)`` repeats the layer on
+the same arrays (a model's bound nodes).
 
     conv2d_direct      indirect GEMM: a row pointer per (output pixel, tap), no im2col copy; pointwise
                        and dense are its 1x1 case
@@ -33,6 +35,7 @@ cdef extern from "_simd.h" nogil:
         PYCONV_GEMM_NR
         PYCONV_GEMM_NR_NARROW
         PYCONV_ROWS_MR
+        PYCONV_ALIGN
     ctypedef struct pyconv_dw_geom:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
     void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
@@ -378,7 +381,9 @@ cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const fl
 cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
                           const float[::1] bias, float[:, :, :, ::1] y, int kh, int kw, int sh, int sw,
                           int dh, int dw, int pt, int pl, int groups, int act,
-                          const float[:, :, :, ::1] residual, int threads) except *:
+                          const float[:, :, :, ::1] residual) except *:
+    """The shapes checked against each other, the pointers taken; the split into work units, which
+    depends on the thread count, is ``_split_units``'s."""
     cdef conv_geom g
     g.N, g.H, g.W, g.C = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
@@ -388,6 +393,7 @@ cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
         raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
     g.CG, g.OG = g.C // groups, g.CO // groups
     g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
+    _check_aligned(&packed[0, 0, 0, 0], "packed weights")
     if (y.shape[0] != g.N or packed.shape[0] != groups or not pyconv_valid_panel(g.NRP)
             or g.P != _cdiv(g.OG, g.NRP) or g.K != kh * kw * g.CG):
         raise ValueError(f"packed weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
@@ -397,14 +403,29 @@ cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     if bias is not None and bias.shape[0] != g.CO:
         raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
     g.tiles = _cdiv(g.OH * g.OW, PYCONV_GEMM_MR)
-    # Fewer blocks than 4 per thread are split by panels instead (_panel_chunks), which keeps reading
-    # the weights once: such small images are where the weights outweigh the pixels.
-    g.mblocks = _pixel_blocks(g.N * groups, g.tiles, MC_MAX // PYCONV_GEMM_MR, threads, 4 * threads)
-    g.MC = _cdiv(g.tiles, g.mblocks) * PYCONV_GEMM_MR
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act
     g.bias = _opt_ptr(bias)
     g.res = _residual_ptr(residual, y)
     return g
+
+
+cdef ptrdiff_t _split_units(conv_geom *g, int threads) noexcept:
+    """Pixel blocks and panel chunks for this many threads; returns the number of work units."""
+    # Fewer blocks than 4 per thread are split by panels instead (_panel_chunks), which keeps reading
+    # the weights once: such small images are where the weights outweigh the pixels.
+    g.mblocks = _pixel_blocks(g.N * g.G, g.tiles, MC_MAX // PYCONV_GEMM_MR, threads, 4 * threads)
+    g.MC = _cdiv(g.tiles, g.mblocks) * PYCONV_GEMM_MR
+    cdef ptrdiff_t base = g.N * g.mblocks * g.G
+    _chunking(base, g.P, threads, &g.chunks, &g.ppc)
+    return base * g.chunks
+
+
+cdef int _check_aligned(const float *p, what) except -1:
+    """The GEMM tiles load weight panels with aligned vector loads: a misaligned copy would crash them."""
+    if (<size_t>p) % PYCONV_ALIGN:
+        raise ValueError(f"{what} must start on a {PYCONV_ALIGN}-byte boundary, as pyconv.packing makes them "
+                         f"(a copy of packed weights may not be)")
+    return 0
 
 
 cdef const float *_residual_ptr(const float[:, :, :, ::1] residual, float[:, :, :, ::1] y) except? NULL:
@@ -417,34 +438,50 @@ cdef const float *_residual_ptr(const float[:, :, :, ::1] residual, float[:, :, 
     return &residual[0, 0, 0, 0]
 
 
-def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
-                  float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                  int groups, int act, int threads, const float[:, :, :, ::1] residual=None):
-    """Direct convolution as an indirect GEMM (also pointwise and dense: the 1x1 case).
+cdef class DirectPlan:
+    """``conv2d_direct`` with its arguments checked once, as XNNPACK sets an operator up before running
+    it: ``run(threads)`` computes from the bound arrays' current contents, skipping the argument
+    parsing and buffer acquisition that cost a small layer about 0.7 us a call.  The plan holds the
+    arrays, so the memory its pointers address stays valid (numpy will not resize an exported array)."""
+    cdef conv_geom g
+    cdef object keep
+    cdef double macs
 
-    x: (N, H, W, C) IN; packed: (G, P, KH*KW*C/G, NR) IN, from ``pack_gemm_weights``;
-    bias: (C_out,) or None IN; y: (N, OH, OW, C_out) OUT; pt, pl: top and left pads (bottom and right
-    follow from the output size); act: 0 none, 1 relu, 2 relu6; residual: None, or (N, OH, OW, C_out) IN
-    added before the activation (a skip connection; only read, it may be x or y itself, but must not
-    overlap only part of y).
-    """
+    def run(self, int threads):
+        if self.g.N == 0 or self.g.OH == 0 or self.g.OW == 0:
+            return
+        _direct_run(self.g, threads, self.macs)
+
+
+def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
+                float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
+                int groups, int act, const float[:, :, :, ::1] residual=None):
+    """The plan of ``conv2d_direct(x, ..., act, threads, residual)``, for any thread count."""
+    cdef DirectPlan plan = DirectPlan.__new__(DirectPlan)
+    cdef const float[::1] zeros
+    plan.g.N, plan.g.OH, plan.g.OW = x.shape[0], y.shape[1], y.shape[2]
+    plan.keep = (x, packed, bias, y, residual)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
-        return
-    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual,
-                                  threads)
+        return plan
+    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual)
     # Merge a kernel row's taps into one when they are contiguous in memory and short (few channels):
     # a 3-channel first layer then feeds the GEMM 9-float runs instead of 3-float ones.
     g.RT = kw if (groups == 1 and dw == 1 and kw * g.CG <= MERGE_ROW_FLOATS) else 1
     g.TC, g.NT = g.RT * g.CG, kh * kw // g.RT
     g.tpb = KC // g.TC if g.TC <= KC else 0
     g.kblocks = _cdiv(g.NT, g.tpb) if g.tpb > 0 else g.NT * _cdiv(g.TC, KC)
-    cdef ptrdiff_t base = g.N * g.mblocks * g.G
-    _chunking(base, g.P, threads, &g.chunks, &g.ppc)
-    cdef ptrdiff_t units = base * g.chunks
-    cdef ptrdiff_t taps = g.tpb if g.tpb > 0 else 1
-    cdef const float[::1] zeros = _zeros(max(g.TC, 16))
+    zeros = _zeros(max(g.TC, 16))
     g.zeros = &zeros[0]
-    cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
+    plan.g = g
+    plan.keep = (x, packed, bias, y, residual, zeros)
+    plan.macs = <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG
+    return plan
+
+
+cdef void _direct_run(conv_geom g, int threads, double macs) except *:
+    cdef ptrdiff_t units = _split_units(&g, threads)
+    cdef ptrdiff_t taps = g.tpb if g.tpb > 0 else 1
+    cdef int nt = _team(threads, units, macs)
     cdef ptrdiff_t u
     cdef const float **ptrs
     cdef float *patch
@@ -464,6 +501,20 @@ def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     _check_alloc(failed)
 
 
+def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
+                  float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
+                  int groups, int act, int threads, const float[:, :, :, ::1] residual=None):
+    """Direct convolution as an indirect GEMM (also pointwise and dense: the 1x1 case).
+
+    x: (N, H, W, C) IN; packed: (G, P, KH*KW*C/G, NR) IN, from ``pack_gemm_weights``;
+    bias: (C_out,) or None IN; y: (N, OH, OW, C_out) OUT; pt, pl: top and left pads (bottom and right
+    follow from the output size); act: 0 none, 1 relu, 2 relu6; residual: None, or (N, OH, OW, C_out) IN
+    added before the activation (a skip connection; only read, it may be x or y itself, but must not
+    overlap only part of y).  ``direct_plan`` checks the same arguments once for repeated runs.
+    """
+    direct_plan(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual).run(threads)
+
+
 def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
                   float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
                   int groups, int act, int threads, const float[:, :, :, ::1] residual=None):
@@ -471,11 +522,8 @@ def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     buffer of at most MC_MAX x KC floats, so memory stays bounded whatever the layer.  Arguments as conv2d_direct."""
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
-    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual,
-                                  threads)
-    cdef ptrdiff_t base = g.N * g.mblocks * g.G
-    _chunking(base, g.P, threads, &g.chunks, &g.ppc)
-    cdef ptrdiff_t units = base * g.chunks
+    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual)
+    cdef ptrdiff_t units = _split_units(&g, threads)
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
     cdef ptrdiff_t u
     cdef float *abuf
@@ -613,6 +661,7 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
         raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
     g.CG, g.OG = g.C // groups, g.CO // groups
     g.P, g.NRP = packed.shape[2], packed.shape[4]
+    _check_aligned(&packed[0, 0, 0, 0, 0], "packed weights")
     if (y.shape[0] != g.N or packed.shape[0] != 16 or packed.shape[1] != groups or not pyconv_valid_panel(g.NRP)
             or g.P != _cdiv(g.OG, g.NRP) or packed.shape[3] != g.CG):
         raise ValueError(f"packed Winograd weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
@@ -754,6 +803,7 @@ def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] pac
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
     g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
     g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
+    _check_aligned(&packed[0, 0, 0, 0], "packed weights")
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
     if (y.shape[0] != x.shape[0] or packed.shape[0] != 1 or not pyconv_valid_panel(g.NRP)
@@ -852,27 +902,53 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
                             kb > 0, g.act if kb == kblocks - 1 else 0, _prefetch_slice(nxt, t, kc, g.NRP))
 
 
-def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
-                     const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
-                     int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
-                     int threads, const float[:, :, :, ::1] residual=None, float[:, :, :, ::1] scratch=None):
-    """Depthwise then pointwise, fused: each work unit computes the depthwise outputs of a block of
-    pixels into a per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR)
-    at once; residual as in conv2d_direct.
+cdef class SeparablePlan:
+    """``separable_conv2d`` with its arguments checked once (see DirectPlan).  The buffer of the
+    two-step path is allocated on that path's first run and kept."""
+    cdef sep_geom g
+    cdef object keep          # x, wd, bd, packed, bias, y, residual
+    cdef tuple window         # kh, kw, sh, sw, dh, dw, pt, pl
+    cdef object mid
+    cdef DirectPlan pointwise
+    cdef double macs
 
-    Every unit reads all the pointwise weights.  When they outgrow a core's L2 and the image is too
-    small to give every thread several units (7x7x1024), the two steps run one after the other
-    instead, the pointwise one split by output channels, through a buffer as small as that image:
-    ``scratch`` (N, OH, OW, C) if given, else a new one (allocating it costs about 5 us a call at
-    14x14x384).
-    """
+    def run(self, int threads):
+        if self.g.N == 0 or self.g.OH == 0 or self.g.dw.OW == 0:
+            return
+        cdef ptrdiff_t blocks = _pixel_blocks(self.g.N, self.g.tiles, SEP_TILES, threads, 0)
+        if threads > 1 and self.g.N * blocks < 4 * threads and self.g.dw.C * self.g.CO > SEP_SHARED_WEIGHTS:
+            self._two_steps(threads)
+        else:
+            _sep_run(self.g, blocks, threads, self.macs)
+
+    def _two_steps(self, int threads):
+        x, wd, bd, packed, bias, y, residual = self.keep
+        if self.pointwise is None:
+            if self.mid is None:
+                self.mid = _aligned_empty((self.g.N, self.g.OH, self.g.dw.OW, self.g.dw.C))
+            self.pointwise = direct_plan(self.mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, self.g.act,
+                                         residual)
+        depthwise_conv2d(x, wd, bd, self.mid, *self.window, self.g.act_dw, threads)
+        self.pointwise.run(threads)
+
+
+def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
+                   const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
+                   int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
+                   const float[:, :, :, ::1] residual=None, float[:, :, :, ::1] scratch=None):
+    """The plan of ``separable_conv2d(x, ..., act, threads, residual, scratch)``, for any thread count."""
+    cdef SeparablePlan plan = SeparablePlan.__new__(SeparablePlan)
+    plan.g.N, plan.g.OH, plan.g.dw.OW = x.shape[0], y.shape[1], y.shape[2]
+    plan.keep = (x, wd, bd, packed, bias, y, residual)
+    plan.window = (kh, kw, sh, sw, dh, dw, pt, pl)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
-        return
+        return plan
     cdef sep_geom g
     g.dw = _dw_geom(x, wd, y, kh, kw, sh, sw, dh, dw, pt, pl)
     cdef ptrdiff_t C = g.dw.C
     g.N, g.OH, g.CO = x.shape[0], y.shape[1], y.shape[3]
     g.P, g.NRP = packed.shape[1], packed.shape[3]
+    _check_aligned(&packed[0, 0, 0, 0], "packed weights")
     if (y.shape[0] != g.N or packed.shape[0] != 1 or packed.shape[2] != C
             or not pyconv_valid_panel(g.NRP) or g.P != _cdiv(g.CO, g.NRP)):
         raise ValueError(f"pointwise weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
@@ -880,22 +956,23 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
     if (bd is not None and bd.shape[0] != C) or (bias is not None and bias.shape[0] != g.CO):
         raise ValueError("separable biases do not match the channel counts")
     g.tiles = _cdiv(g.OH * g.dw.OW, PYCONV_GEMM_MR)
-    g.blocks = _pixel_blocks(g.N, g.tiles, SEP_TILES, threads, 0)
-    if threads > 1 and g.N * g.blocks < 4 * threads and C * g.CO > SEP_SHARED_WEIGHTS:
-        if scratch is not None and scratch.shape[0] == g.N and scratch.shape[1] == g.OH \
-                and scratch.shape[2] == g.dw.OW and scratch.shape[3] == C:
-            mid = scratch
-        else:
-            mid = _aligned_empty((g.N, g.OH, g.dw.OW, C))
-        depthwise_conv2d(x, wd, bd, mid, kh, kw, sh, sw, dh, dw, pt, pl, act_dw, threads)
-        conv2d_direct(mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, act, threads, residual)
-        return
     g.x, g.wd, g.bd, g.packed, g.bias, g.y = &x[0, 0, 0, 0], &wd[0, 0], _opt_ptr(bd), &packed[0, 0, 0, 0], \
         _opt_ptr(bias), &y[0, 0, 0, 0]
     g.act_dw, g.act = act_dw, act
     g.res = _residual_ptr(residual, y)
+    plan.g = g
+    plan.macs = <double>g.N * g.OH * g.dw.OW * C * (g.CO + kh * kw)
+    if scratch is not None and scratch.shape[0] == g.N and scratch.shape[1] == g.OH \
+            and scratch.shape[2] == g.dw.OW and scratch.shape[3] == C:
+        plan.mid = scratch
+    return plan
+
+
+cdef void _sep_run(sep_geom g, ptrdiff_t blocks, int threads, double macs) except *:
+    g.blocks = blocks
+    cdef ptrdiff_t C = g.dw.C
     cdef ptrdiff_t units = g.N * g.blocks
-    cdef int nt = _team(threads, units, <double>g.N * g.OH * g.dw.OW * C * (g.CO + kh * kw))
+    cdef int nt = _team(threads, units, macs)
     cdef ptrdiff_t u
     cdef ptrdiff_t rows_max = _cdiv(g.tiles, g.blocks) * PYCONV_GEMM_MR
     cdef float *buf
@@ -913,6 +990,24 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
         free(buf)
         free(ptrs)
     _check_alloc(failed)
+
+
+def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
+                     const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
+                     int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
+                     int threads, const float[:, :, :, ::1] residual=None, float[:, :, :, ::1] scratch=None):
+    """Depthwise then pointwise, fused: each work unit computes the depthwise outputs of a block of
+    pixels into a per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR)
+    at once; residual as in conv2d_direct.
+
+    Every unit reads all the pointwise weights.  When they outgrow 2 MB and the image is too small to
+    give every thread several units (7x7x1024), the two steps run one after the other instead, the
+    pointwise one split by output channels, through a buffer as small as that image: ``scratch``
+    (N, OH, OW, C) if given, else a new one.  ``separable_plan`` checks the same arguments once (and
+    keeps that buffer) for repeated runs.
+    """
+    separable_plan(x, wd, bd, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, act_dw, act, residual,
+                   scratch).run(threads)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

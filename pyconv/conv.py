@@ -14,7 +14,6 @@ pointwise and dense (C_in, C_out).
 """
 from __future__ import annotations
 
-import math
 import numbers
 import threading
 from typing import Callable, Dict, Optional, Tuple
@@ -29,9 +28,6 @@ from .threads import resolve_threads
 from .validation import (as_float32_array, check_activation, check_bias, check_out, positive_pair)
 
 _ACT_CODES = {None: 0, "relu": 1, "relu6": 2}
-# Largest depthwise output (floats) a bound SeparableConv2D keeps a buffer for: the images small enough
-# for the kernel's two-step path (28x28x256, 14x14x512, 7x7x1024) stay under 1 MiB.
-_SCRATCH_FLOATS = 1 << 18
 # Input channels up to which an ungrouped Conv2D can read an NCHW input in place (``_bind_nchw``): the
 # RGB first layers, whose input a model would otherwise transpose to NHWC first.
 NCHW_INPUT_MAX_CHANNELS = 4
@@ -218,6 +214,8 @@ class Conv2D:
         # Pack the weights the chosen kernel needs now, not on the first run.
         kernel = choose()
         self._weights("gemm" if kernel == "im2col" else kernel)
+        direct = (_kernels.direct_plan(x, self._weights("gemm"), b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act,
+                                       r) if kernel == "gemm" else None)
 
         def conv_into(kernel: str, dst: np.ndarray, act: int, threads: int) -> None:
             if kernel == "winograd":
@@ -235,7 +233,9 @@ class Conv2D:
             # The micro-kernel is chosen on every call, not at bind time: the narrow-group kernel exists
             # only while the SIMD paths are on, and the portable ones can be switched on between runs.
             kernel = choose()
-            if kernel in ("im2col", "gemm"):
+            if kernel == "gemm" and direct is not None:
+                direct.run(threads)
+            elif kernel in ("im2col", "gemm"):
                 gemm = _kernels.conv2d_im2col if kernel == "im2col" else _kernels.conv2d_direct
                 gemm(x, self._weights("gemm"), b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, threads, r)
             elif r is None:
@@ -360,10 +360,11 @@ class PointwiseConv2D:
         shape = self.output_shape(x.shape)
         y = check_out(out, shape, inputs=(x,))
         r = _check_residual(residual, shape, y)
-        packed, b, act = self._packed, self.b, _ACT_CODES[self.activation]
+        plan = _kernels.direct_plan(x, self._packed, self.b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1,
+                                    _ACT_CODES[self.activation], r)
 
         def run(threads: int) -> np.ndarray:
-            _kernels.conv2d_direct(x, packed, b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, act, threads, r)
+            plan.run(threads)
             return y
         return run
 
@@ -446,14 +447,11 @@ class SeparableConv2D:
         kh, kw = dw.window.kernel
         (sh, sw), (dh, ddw) = dw.window.stride, dw.window.dilation
         act_dw, act = _ACT_CODES[dw.activation], _ACT_CODES[self.activation]
-        # Small images run depthwise then pointwise through a buffer of the depthwise output (see the
-        # kernel): the bound call owns one instead of allocating it on every run.
-        mid_shape = (*shape[:3], dw.channels)
-        scratch = aligned_empty(mid_shape) if math.prod(mid_shape) <= _SCRATCH_FLOATS else None
+        plan = _kernels.separable_plan(x, dw._packed, dw.b, pw._packed, pw.b, y, kh, kw, sh, sw, dh, ddw, pads[0],
+                                       pads[2], act_dw, act, r)
 
         def run(threads: int) -> np.ndarray:
-            _kernels.separable_conv2d(x, dw._packed, dw.b, pw._packed, pw.b, y, kh, kw, sh, sw, dh, ddw, pads[0],
-                                      pads[2], act_dw, act, threads, r, scratch)
+            plan.run(threads)
             return y
         return run
 

@@ -1,0 +1,93 @@
+"""Kernel plans (``_kernels.direct_plan``, ``_kernels.separable_plan``): arguments checked once, then
+``run(threads)`` on the bound arrays' current contents. A plan must give what the one-shot kernel gives
+at every thread count, see new input contents, keep its arrays' memory alive, and do nothing on an
+empty batch; the separable plan's two-step path (large weights, small image) keeps its buffer.
+"""
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+from pyconv import _kernels
+from pyconv.memory import aligned_empty
+from pyconv.packing import pack_gemm_weights
+
+
+def _pointwise_case(n=1, h=7, c=48, co=40, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, h, c)).astype(np.float32)
+    w = rng.standard_normal((1, 1, c, co)).astype(np.float32)
+    b = rng.standard_normal(co).astype(np.float32)
+    return x, pack_gemm_weights(w, 1), b, w.reshape(c, co)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_direct_plan_matches_the_one_shot_kernel_and_follows_new_inputs(threads):
+    x, packed, b, w = _pointwise_case()
+    y = aligned_empty((1, 7, 7, 40))
+    plan = _kernels.direct_plan(x, packed, b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1)
+    want = np.empty_like(y)
+    for step in range(2):
+        x[...] = np.random.default_rng(step + 10).standard_normal(x.shape)
+        plan.run(threads)
+        _kernels.conv2d_direct(x, packed, b, want, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1)
+        np.testing.assert_array_equal(y, want)
+        np.testing.assert_allclose(y, np.maximum(x @ w + b, 0), rtol=1e-4, atol=1e-4)
+
+
+def test_a_plan_keeps_its_arrays_alive():
+    x, packed, b, w = _pointwise_case(seed=3)
+    expected = np.maximum(x @ w + b, 0)
+    y = aligned_empty((1, 7, 7, 40))
+    packed_copy = aligned_empty(packed.shape)
+    packed_copy[...] = packed
+    plan = _kernels.direct_plan(x.copy(), packed_copy, b.copy(), y, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1)
+    del packed, packed_copy, b
+    gc.collect()
+    np.empty(1 << 20, np.float32).fill(np.nan)  # reuse freed memory, if any were freed
+    plan.run(2)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_plans_of_an_empty_batch_run_and_do_nothing():
+    x, packed, b, _ = _pointwise_case(n=0)
+    y = aligned_empty((0, 7, 7, 40))
+    _kernels.direct_plan(x, packed, b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0).run(2)
+    wd = np.ones((9, 48), np.float32)
+    _kernels.separable_plan(x, wd, None, packed, b, y, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0).run(2)
+
+
+@pytest.mark.parametrize("h, c, co", [(7, 1024, 640), (14, 64, 48)], ids=["two-step", "fused"])
+@pytest.mark.parametrize("scratch", [False, True])
+def test_separable_plan_matches_the_one_shot_kernel(h, c, co, scratch):
+    """7x7x1024->640 has 2.5 MB of pointwise weights: at 2 threads it runs its two steps apart."""
+    rng = np.random.default_rng(h)
+    x = rng.standard_normal((1, h, h, c)).astype(np.float32)
+    wd = rng.standard_normal((9, c)).astype(np.float32)
+    packed = pack_gemm_weights(rng.standard_normal((1, 1, c, co)).astype(np.float32) * 0.05, 1)
+    y = aligned_empty((1, h, h, co))
+    mid = aligned_empty((1, h, h, c)) if scratch else None
+    plan = _kernels.separable_plan(x, wd, None, packed, None, y, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2, None, mid)
+    want = np.empty_like(y)
+    for threads in (2, 1, 2):
+        y.fill(np.nan)
+        plan.run(threads)
+        _kernels.separable_conv2d(x, wd, None, packed, None, want, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2, 1)
+        np.testing.assert_array_equal(y, want)
+
+
+def test_misaligned_packed_weights_are_refused_not_crashed_on():
+    """The tiles load weights with aligned vector loads; a plain copy of packed weights may sit anywhere."""
+    x, packed, b, _ = _pointwise_case()
+    shifted = np.empty(packed.size + 16, np.float32)
+    start = next(i for i in range(1, 16) if shifted[i:].ctypes.data % 64)
+    misaligned = shifted[start:start + packed.size].reshape(packed.shape)
+    misaligned[...] = packed
+    y = aligned_empty((1, 7, 7, 40))
+    with pytest.raises(ValueError, match="64-byte boundary"):
+        _kernels.direct_plan(x, misaligned, b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match="64-byte boundary"):
+        _kernels.separable_plan(x, np.ones((9, 48), np.float32), None, misaligned, None, y, 3, 3, 1, 1, 1, 1,
+                                1, 1, 0, 0)
