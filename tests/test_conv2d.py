@@ -177,11 +177,11 @@ def test_short_kernel_rows(strategy, cin, k, w, s, padding):
 
 @pytest.mark.parametrize("strategy", ["direct", "im2col", "winograd", "auto"])
 @pytest.mark.parametrize("cin, cout, groups", [(300, 33, 1), (256, 320, 1), (520, 40, 2), (192, 200, 1),
-                                               (96, 16, 1), (130, 17, 1)],
+                                               (96, 16, 1), (130, 17, 1), (1100, 40, 1)],
                          ids=lambda v: str(v))
 def test_wide_layers(strategy, cin, cout, groups):
-    # Channel counts past the 256-deep K block even within a single tap (a tap's channels split
-    # across blocks), and C_out around the 16/32-wide panels.
+    # K past the 512-deep K block, over several taps and within a single tap (1100 channels: a tap's
+    # channels split across three blocks), and C_out around the 16/32-wide panels.
     rng = rng_for("wide", strategy, cin, cout, groups)
     x = rand(rng, 2, 6, 7, cin)
     w = rand(rng, 3, 3, cin // groups, cout)

@@ -17,8 +17,8 @@ from reference import dense_ref, pointwise_conv2d_ref
 # above row tiles of 6 (portable) and 12 (AVX-512), the 96-pixel work unit, and on a single row.
 SPATIAL = [(1, 1), (1, 5), (2, 3), (1, 7), (3, 4), (1, 13), (2, 7), (4, 4), (5, 5), (8, 12), (97, 1),
            (15, 17)]
-# Around the SIMD widths and the 256-deep K block.
-C_INS = [1, 3, 8, 16, 17, 33, 65, 256, 257]
+# Around the SIMD widths and the 512-deep K block (1100: three blocks, the last partial).
+C_INS = [1, 3, 8, 16, 17, 33, 65, 256, 257, 512, 513, 1100]
 C_OUTS = [1, 5, 16, 31, 32, 48, 49, 97]
 ACTIVATIONS = [None, "relu", "relu6"]
 
