@@ -387,6 +387,41 @@ static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, cons
     _mm512_mask_storeu_ps(yo + 3 * C, m0, pyconv_act512(_mm512_add_ps(a3, b0), act));      \
     _mm512_mask_storeu_ps(yo + 3 * C + 16, m1, pyconv_act512(_mm512_add_ps(c_3, b1), act));
 
+/* NPX output pixels SW apart x 16 channels (mask m) of a row whose whole window lies inside the
+ * image, weights held in registers (wk: KH*KW taps), biased, activated and stored to yo (pixels C
+ * floats apart).  With STREAM (the literal 3x3 specialisations), each input pixel of a kernel row is
+ * loaded once and multiplied into every output pixel that reads it: 3x3 stride 1 loads 6 vectors per
+ * row for 4 pixels instead of 12 (112x112x32: 0.074 -> 0.058 ms on one thread; 8 pixels at a time
+ * measured no faster).  Every pixel sums its taps in (kh, kw) order, as the other paths do, so results
+ * do not depend on which path ran. */
+static inline __attribute__((always_inline)) void
+pyconv_dw_held(const int NPX, const int STREAM, const float *xr0, ptrdiff_t row_stride, ptrdiff_t C,
+               __mmask16 m, const __m512 *wk, __m512 bv, float *yo, int act, ptrdiff_t KH, ptrdiff_t KW,
+               ptrdiff_t SW, ptrdiff_t DW) {
+    __m512 acc[4];
+    for (int i = 0; i < NPX; i++) acc[i] = _mm512_setzero_ps();
+    for (ptrdiff_t kh = 0; kh < KH; kh++) {
+        const float *xr = xr0 + kh * row_stride;
+        if (STREAM) {
+            for (ptrdiff_t j = 0; j < (NPX - 1) * SW + (KW - 1) * DW + 1; j++) {
+                const __m512 v = _mm512_maskz_loadu_ps(m, xr + j * C);
+                for (ptrdiff_t kw = 0; kw < KW; kw++) {
+                    const ptrdiff_t t = j - kw * DW;
+                    if (t >= 0 && t % SW == 0 && t / SW < NPX)
+                        acc[t / SW] = _mm512_fmadd_ps(v, wk[kh * KW + kw], acc[t / SW]);
+                }
+            }
+        } else {
+            for (ptrdiff_t kw = 0; kw < KW; kw++)
+                for (int i = 0; i < NPX; i++)
+                    acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, xr + (i * SW + kw * DW) * C),
+                                             wk[kh * KW + kw], acc[i]);
+        }
+    }
+    for (int i = 0; i < NPX; i++)
+        _mm512_mask_storeu_ps(yo + i * C, m, pyconv_act512(_mm512_add_ps(acc[i], bv), act));
+}
+
 /* Taps whose weights the depthwise row keeps in registers (3x3: 18 zmm beside 8 accumulators). */
 #define PYCONV_DW_HELD_TAPS 9
 
@@ -398,7 +433,8 @@ static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, cons
 static inline __attribute__((always_inline)) void
 pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
                           float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
-                          ptrdiff_t c_end, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW) {
+                          ptrdiff_t c_end, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW,
+                          const int STREAM) {
     const ptrdiff_t C = g->C, W = g->W, PL = g->PL;
     ptrdiff_t kh_lo = 0, kh_hi = KH;
     while (kh_lo < KH && oh * g->SH - g->PT + kh_lo * g->DH < 0) kh_lo++;
@@ -428,20 +464,13 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
         while (ow < ow_end) {
             const int interior = ow >= ow_lo && ow + 4 <= ow_hi;
             if (interior && full_rows) {
-                /* The common case, with the 3x3 specialisations' loops fully unrolled and their
-                 * weights held in registers across the row. */
-                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c_0 = a0, c_1 = a0, c_2 = a0,
-                       c_3 = a0;
+                /* The common case: weights held in registers across the row (the 3x3
+                 * specialisations' loops fully unrolled). */
                 const float *xr0 = x + ((oh * g->SH - g->PT) * W + ow * SW - PL) * C + c0;
-                for (ptrdiff_t kh = 0; kh < KH; kh++) {
-                    const float *xr = xr0 + kh * g->DH * W * C;
-                    for (ptrdiff_t kw = 0; kw < KW; kw++) {
-                        const float *xp = xr + kw * DW * C;
-                        const __m512 w0 = wk0[kh * KW + kw], w1 = wk1[kh * KW + kw];
-                        PYCONV_DW_FMA4(xp, w0, w1)
-                    }
-                }
-                PYCONV_DW_STORE4(y + (ow - ow_begin) * C + c0)
+                float *yo = y + (ow - ow_begin) * C + c0;
+                const ptrdiff_t rs = g->DH * W * C;
+                pyconv_dw_held(4, STREAM, xr0, rs, C, m0, wk0, b0, yo, act, KH, KW, SW, DW);
+                pyconv_dw_held(4, STREAM, xr0 + 16, rs, C, m1, wk1, b1, yo + 16, act, KH, KW, SW, DW);
                 ow += 4;
             } else if (interior) {
                 __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c_0 = a0, c_1 = a0, c_2 = a0,
@@ -491,11 +520,11 @@ static void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *
 #if defined(__AVX512F__)
     if (!pyconv_portable) {
         if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 1)
-            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 1, 1);
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 1, 1, 1);
         else if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 2)
-            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 2, 1);
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 2, 1, 1);
         else
-            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, g->KH, g->KW, g->SW, g->DW);
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, g->KH, g->KW, g->SW, g->DW, 0);
         return;
     }
 #endif
