@@ -18,8 +18,8 @@ the same arrays (a model's bound nodes).
     conv2d_nchw_input  a model's first layer read from its NCHW input in place: each output row from
                        zero-padded copies of the input rows its window covers
     depthwise_conv2d   one output row per work unit, channels vectorised
-    separable_conv2d   depthwise rows into a per-thread buffer, then the pointwise GEMM on them
-                       while they are still in cache
+    separable_conv2d   the depthwise outputs of a block of pixels (it may cut rows) into a per-thread
+                       buffer, then the pointwise GEMM on them while they are still in cache
 """
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free
@@ -86,6 +86,9 @@ DEF SEP_TILES = 8
 # cold: 7x7x960->320 (1.2 MB) 0.082 ms fused against 0.093 apart, 19x19x728->728 (2.1 MB) 0.93 against
 # 0.86, 7x7x1024->1024 0.254 against 0.239.
 DEF SEP_SHARED_WEIGHTS = 524288
+# Largest depthwise output (floats) whose two-step buffer a separable plan keeps between runs: 7x7x1024
+# and 14x14x1024 are far below it (allocating the buffer costs about 5 us a call at 14x14x384).
+DEF SEP_KEPT_FLOATS = 262144
 # K rows per block of a GEMM: the tile accumulates in registers over a whole block, then adds to C.
 # A 32-wide B block of 512 rows (64 KB) lives in L2, which feeds a 12-row tile's 128 bytes per k step
 # easily; 512 rather than 256 spares most layers their extra passes over C: measured on one thread,
@@ -486,7 +489,7 @@ def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, c
 
 cdef void _direct_run(conv_geom g, int threads, double macs) except *:
     cdef ptrdiff_t units = _split_units(&g, threads)
-    cdef ptrdiff_t taps = g.tpb if g.tpb > 0 else 1
+    cdef ptrdiff_t taps = min(g.tpb, g.NT) if g.tpb > 0 else 1
     cdef int nt = _team(threads, units, macs)
     cdef ptrdiff_t u
     cdef const float **ptrs
@@ -910,7 +913,7 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
 
 cdef class SeparablePlan:
     """``separable_conv2d`` with its arguments checked once (see DirectPlan).  The buffer of the
-    two-step path is allocated on that path's first run and kept."""
+    two-step path is allocated on that path's first run and kept (up to SEP_KEPT_FLOATS)."""
     cdef sep_geom g
     cdef object keep          # x, wd, bd, packed, bias, y, residual
     cdef tuple window         # kh, kw, sh, sw, dh, dw, pt, pl
@@ -929,13 +932,16 @@ cdef class SeparablePlan:
 
     def _two_steps(self, int threads):
         x, wd, bd, packed, bias, y, residual = self.keep
-        if self.pointwise is None:
-            if self.mid is None:
-                self.mid = _aligned_empty((self.g.N, self.g.OH, self.g.dw.OW, self.g.dw.C))
-            self.pointwise = direct_plan(self.mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, self.g.act,
-                                         residual)
-        depthwise_conv2d(x, wd, bd, self.mid, *self.window, self.g.act_dw, threads)
-        self.pointwise.run(threads)
+        mid, pointwise = self.mid, self.pointwise
+        if pointwise is None:
+            if mid is None:
+                mid = _aligned_empty((self.g.N, self.g.OH, self.g.dw.OW, self.g.dw.C))
+            pointwise = direct_plan(mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, self.g.act, residual)
+            # Kept for the next run unless large (many threads make this path serve larger images).
+            if self.g.N * self.g.OH * self.g.dw.OW * self.g.dw.C <= SEP_KEPT_FLOATS:
+                self.mid, self.pointwise = mid, pointwise
+        depthwise_conv2d(x, wd, bd, mid, *self.window, self.g.act_dw, threads)
+        pointwise.run(threads)
 
 
 def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,

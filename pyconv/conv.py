@@ -259,9 +259,13 @@ class Conv2D:
         x = as_float32_array("x", x, 4)
         n, c, h, w = x.shape
         if c != self.in_channels:
-            raise ValueError(f"x has {c} channels (shape {x.shape}, NCHW) but w {self.w.shape} expects "
-                             f"C_in = {self.in_channels}")
-        pads, shape = self._geometry((n, h, w, c))
+            hint = " (it looks like NHWC)" if x.shape[3] == self.in_channels else ""
+            raise ValueError(f"x has {c} channels (shape {x.shape}, read as NCHW){hint} but w {self.w.shape} "
+                             f"expects C_in = {self.in_channels}")
+        try:
+            pads, shape = self._geometry((n, h, w, c))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (x given as NCHW {x.shape})") from None
         y = check_out(out, shape, inputs=(x,))
         packed = self._weights("nchw")
         act = _ACT_CODES[self.activation]

@@ -331,12 +331,41 @@ def test_an_rgb_first_layer_reads_the_nchw_input_in_place():
     assert nchw.profile(repeat=1).rows[0].strategy == "nchw-direct"
     x = x_for(nhwc, batch=3)
     close(nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), nhwc(x))
-    # Also read by a layer that needs NHWC (or kept as an output): the input is transposed as before.
-    doc["layers"].append(layer("side", "max_pool", "input", pool=2))
-    doc["outputs"] = ["pw", "side"]
-    shared = model(doc)
-    assert shared._nchw_inputs == set()
-    assert shared.profile(repeat=1).rows[0].strategy == "direct"
+
+
+def _rgb_variant(kind: str) -> tuple[dict, dict]:
+    doc = json.loads(json.dumps(RGB_STEM))
+    kw = {}
+    if kind == "also an output":
+        doc["outputs"] = ["pw", "input"]
+    elif kind == "also read by a pool":
+        doc["layers"].append(layer("side", "max_pool", "input", pool=2))
+        doc["outputs"] = ["pw", "side"]
+    elif kind == "strategy override":
+        doc["layers"][1]["strategy"] = "im2col"
+    elif kind == "residual":
+        doc["layers"][1].update(filters=3, stride=1, activation=None)
+        doc["layers"][2] = layer("sum", "add", "stem", "input", activation="relu")
+        doc["outputs"] = ["sum"]
+    elif kind == "not optimised":
+        kw["optimize"] = False
+    return doc, kw
+
+
+@pytest.mark.parametrize("kind", ["also an output", "also read by a pool", "strategy override", "residual",
+                                  "not optimised"])
+def test_an_nchw_input_is_transposed_when_a_reader_needs_nhwc(kind):
+    doc, kw = _rgb_variant(kind)
+    nhwc = model(doc, **kw)
+    doc["layers"][0]["layout"] = "NCHW"
+    nchw = model(doc, **kw)
+    assert nchw._nchw_inputs == set()
+    assert all(row.strategy != "nchw-direct" for row in nchw.profile(repeat=1).rows)
+    x = x_for(nhwc, batch=2)
+    got, want = nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), nhwc(x)
+    for name in (want if isinstance(want, dict) else {"": want}):
+        a, b = (got[name], want[name]) if name else (got, want)
+        close(a, b)
 
 
 def test_flatten_orders():

@@ -14,7 +14,7 @@ from conftest import assert_close, cases_param, pairwise, product, rand, rng_for
 from reference import dense_ref, pointwise_conv2d_ref
 
 # (H, W): N*H*W rows of the GEMM, chosen so that with N in {1, 3} the row count lands below, on and
-# above row tiles of 6 (portable) and 12 (AVX-512), the 96-pixel work unit, and on a single row.
+# above row tiles of 6 (portable) and 12 (AVX-512), and on a single row; (15, 17) is two pixel blocks.
 SPATIAL = [(1, 1), (1, 5), (2, 3), (1, 7), (3, 4), (1, 13), (2, 7), (4, 4), (5, 5), (8, 12), (97, 1),
            (15, 17)]
 # Around the SIMD widths and the 512-deep K block (1100: three blocks, the last partial).

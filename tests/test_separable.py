@@ -112,17 +112,19 @@ def test_slow_separable_sweep(case):
     check_separable(case)
 
 
-def test_bound_small_image_reuses_its_buffer_and_reads_fresh_inputs():
-    # 7x7x64 at 2 threads takes the kernel's two-step path through the bound call's own buffer.
+@pytest.mark.parametrize("c, cout", [(1024, 640), (64, 40)], ids=["two-step", "fused"])
+def test_bound_small_image_reuses_its_buffer_and_reads_fresh_inputs(c, cout):
+    # 7x7x1024->640 (2.5 MB of pointwise weights) at 2 threads takes the kernel's two-step path through
+    # the bound call's own buffer; 7x7x64->40 the fused one.
     from reference import separable_conv2d_ref
-    rng = rng_for("separable-bound")
-    wd, wp = rand(rng, 3, 3, 64), rand(rng, 64, 40)
+    rng = rng_for("separable-bound", c)
+    wd, wp = rand(rng, 3, 3, c), rand(rng, c, cout) * 0.05
     op = pyconv.SeparableConv2D(wd, wp, padding="same", depthwise_activation="relu")
-    x = rand(rng, 1, 7, 7, 64)
-    out = np.empty((1, 7, 7, 40), np.float32)
+    x = rand(rng, 1, 7, 7, c)
+    out = np.empty((1, 7, 7, cout), np.float32)
     run = op._bind(x, None, out)
     for _ in range(2):
         assert run(2) is out
         assert_close(out, separable_conv2d_ref(x, wd, wp, padding="same", depthwise_activation="relu"),
                      what="bound separable")
-        x[...] = rand(rng, 1, 7, 7, 64)
+        x[...] = rand(rng, 1, 7, 7, c)

@@ -37,10 +37,11 @@ def _operators():
     wp1 = rand(rng, 24, 70)
     xd = rand(rng, 37, 300)
     wdn = rand(rng, 300, 70)
-    # One image, one 96-pixel block, ten 32-wide panels: the split has to go across output channels.
+    # One image, 64 pixels (fewer than 4 pixel blocks per thread), ten 32-wide panels: the split has to
+    # go across output channels.
     x_wide = rand(rng, 1, 8, 8, 256)
     w_wide = rand(rng, 3, 3, 256, 320)
-    # K = 5*5*24 = 600: more than one 256-deep K block accumulates into each output.
+    # K = 5*5*24 = 600: more than one 512-deep K block accumulates into each output.
     w_k = rand(rng, 5, 5, 24, 17)
     ops = {}
     for s in ["direct", "im2col", "winograd", "auto"]:

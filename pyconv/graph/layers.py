@@ -183,8 +183,9 @@ def _conv_kernel(op: Any, attrs: dict[str, Any], strategy: Callable[[Shape], str
                       lambda xs, out: op._bind(xs[0], xs[1], out))
     nchw = None
     if isinstance(op, Conv2D) and op.reads_nchw() and attrs.get("strategy", "auto") == "auto":
-        nchw = Kernel(lambda xs, out, threads: op._bind_nchw(xs[0], out)(threads), lambda shape: "nchw-direct",
-                      lambda xs, out: op._bind_nchw(xs[0], out))
+        op._weights("nchw")  # packed at load, like every other kernel's weights (a few hundred floats)
+        # No bind: its input is the caller's array, a new one on every run.
+        nchw = Kernel(lambda xs, out, threads: op._bind_nchw(xs[0], out)(threads), lambda shape: "nchw-direct")
     return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), strategy,
                   lambda xs, out: op._bind(xs[0], out=out), nchw)
 
