@@ -24,7 +24,7 @@ static inline void pyconv_max_window(const float *img, float *dst, ptrdiff_t n, 
 #if defined(__AVX512F__)
     /* Before the vector max (which returns its second operand when either is NaN) a NaN is recorded
      * in a mask and put back at the end: the gcc-vectorised loop kept the maximum in memory and ran
-     * 2.8x slower (147x147x128, 3x3 stride 2). */
+     * 1.7x slower (147x147x128, 3x3 stride 2: 0.425 against 0.247 ms). */
     const __mmask16 k0 = pyconv_pool_mask(n), k1 = pyconv_pool_mask(n - 16), k2 = pyconv_pool_mask(n - 32),
                     k3 = pyconv_pool_mask(n - 48);
     __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
