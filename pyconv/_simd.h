@@ -463,15 +463,27 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
         ptrdiff_t ow = ow_begin;
         while (ow < ow_end) {
             const int interior = ow >= ow_lo && ow + 4 <= ow_hi;
-            if (interior && full_rows) {
+            if (full_rows && ow >= ow_lo && ow < ow_hi) {
                 /* The common case: weights held in registers across the row (the 3x3
-                 * specialisations' loops fully unrolled). */
+                 * specialisations' loops fully unrolled), 4 pixels at a time and the last 1-3 of
+                 * the interior together. */
                 const float *xr0 = x + ((oh * g->SH - g->PT) * W + ow * SW - PL) * C + c0;
                 float *yo = y + (ow - ow_begin) * C + c0;
-                const ptrdiff_t rs = g->DH * W * C;
-                pyconv_dw_held(4, STREAM, xr0, rs, C, m0, wk0, b0, yo, act, KH, KW, SW, DW);
-                pyconv_dw_held(4, STREAM, xr0 + 16, rs, C, m1, wk1, b1, yo + 16, act, KH, KW, SW, DW);
-                ow += 4;
+                const ptrdiff_t rs = g->DH * W * C, npx = ow_hi - ow < 4 ? ow_hi - ow : 4;
+#define PYCONV_DW_HELD(NPX)                                                                          \
+                pyconv_dw_held(NPX, STREAM, xr0, rs, C, m0, wk0, b0, yo, act, KH, KW, SW, DW);      \
+                pyconv_dw_held(NPX, STREAM, xr0 + 16, rs, C, m1, wk1, b1, yo + 16, act, KH, KW, SW, DW);
+                if (npx == 4) {
+                    PYCONV_DW_HELD(4)
+                } else if (npx == 3) {
+                    PYCONV_DW_HELD(3)
+                } else if (npx == 2) {
+                    PYCONV_DW_HELD(2)
+                } else {
+                    PYCONV_DW_HELD(1)
+                }
+#undef PYCONV_DW_HELD
+                ow += npx;
             } else if (interior) {
                 __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c_0 = a0, c_1 = a0, c_2 = a0,
                        c_3 = a0;
