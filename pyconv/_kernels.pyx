@@ -78,9 +78,13 @@ DEF MC_MAX = 192
 # Kernel rows at most this many floats long (KW * C) are read as one "row tap" by the direct kernel.
 DEF MERGE_ROW_FLOATS = 96
 ROW_TAP_FLOATS = MERGE_ROW_FLOATS
-# GEMM tiles (of PYCONV_GEMM_MR output pixels) per work unit of the fused separable kernel, whose
-# depthwise outputs live in a per-thread buffer.
-DEF SEP_TILES = 8
+# The fused separable kernel's work unit: as many GEMM tiles (of PYCONV_GEMM_MR output pixels) as fill
+# SEP_BUFFER_FLOATS of depthwise outputs in its per-thread buffer, at most SEP_TILES_MAX.  Measured at
+# 2 threads with the weights cold: 16 tiles rather than 8 gained 1-5% at 14x14x512, 56x56x128 and
+# MobileNet v2's layers (fewer units, each reading all the pointwise weights), but at 37x37x728 a
+# 16-tile buffer (560 KB) lost 8%.
+DEF SEP_TILES_MAX = 16
+DEF SEP_BUFFER_FLOATS = 98304
 # Pointwise weights (floats) above which a small image runs the separable kernel's two steps apart, so
 # that each thread reads only its share of the weights from L3.  Measured at 2 threads with the weights
 # cold: 7x7x960->320 (1.2 MB) 0.082 ms fused against 0.093 apart, 19x19x728->728 (2.1 MB) 0.93 against
@@ -924,7 +928,8 @@ cdef class SeparablePlan:
     def run(self, int threads):
         if self.g.N == 0 or self.g.OH == 0 or self.g.dw.OW == 0:
             return
-        cdef ptrdiff_t blocks = _pixel_blocks(self.g.N, self.g.tiles, SEP_TILES, threads, 0)
+        cdef ptrdiff_t per_block = max(1, min(SEP_TILES_MAX, SEP_BUFFER_FLOATS // (PYCONV_GEMM_MR * self.g.dw.C)))
+        cdef ptrdiff_t blocks = _pixel_blocks(self.g.N, self.g.tiles, per_block, threads, 0)
         if threads > 1 and self.g.N * blocks < 4 * threads and self.g.dw.C * self.g.CO > SEP_SHARED_WEIGHTS:
             self._two_steps(threads)
         else:
