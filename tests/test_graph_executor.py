@@ -315,6 +315,22 @@ def test_nchw_input_and_output_layouts():
     assert np.array_equal(y, nhwc(x).transpose(0, 3, 1, 2))
 
 
+def test_a_transposed_nchw_input_has_a_buffer_its_readers_are_bound_to():
+    nhwc = model(RESIDUAL)
+    doc = json.loads(json.dumps(RESIDUAL))
+    doc["layers"][0]["layout"] = "NCHW"
+    nchw = model(doc)  # its first layer is a pointwise convolution: it reads NHWC
+    prepared = nchw._prepare(1)
+    buffer = prepared.inputs["input"]
+    assert buffer.shape == (1, 8, 8, 4) and buffer.ctypes.data % 64 == 0
+    readers = [step for step in prepared.steps if any(src is buffer for src in step.sources)]
+    assert readers and all(step.call is not None for step in readers)
+    for seed in (1, 2):
+        x = x_for(nhwc, seed=seed)
+        assert np.array_equal(nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), nhwc(x))
+    assert nchw._prepare(3).inputs["input"].shape == (3, 8, 8, 4)
+
+
 RGB_STEM = config(
     layer("stem", "conv2d", "input", filters=20, kernel=3, stride=2, padding="same", activation="relu6"),
     layer("pw", "pointwise_conv2d", "stem", filters=8),
