@@ -38,6 +38,7 @@ cdef extern from "_simd.h" nogil:
         PYCONV_ALIGN
     ctypedef struct pyconv_dw_geom:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
+        int in_act
     void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
                      float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,
                      const float *pf)
@@ -716,8 +717,11 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
 # ---------------------------------------------------------------------------------------------- depthwise
 
 cdef pyconv_dw_geom _dw_geom(const float[:, :, :, ::1] x, const float[:, ::1] w, float[:, :, :, ::1] y,
-                             int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl) except *:
+                             int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int in_act) except *:
     cdef pyconv_dw_geom g
+    if in_act < 0 or in_act > 2:
+        raise ValueError(f"in_act must be 0 (none), 1 (relu) or 2 (relu6), got {in_act}")
+    g.in_act = in_act
     g.H, g.W, g.C = x.shape[1], x.shape[2], x.shape[3]
     g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL, g.OW = kh, kw, sh, sw, dh, dw, pt, pl, y.shape[2]
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
@@ -729,15 +733,16 @@ cdef pyconv_dw_geom _dw_geom(const float[:, :, :, ::1] x, const float[:, ::1] w,
 
 def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const float[::1] bias,
                      float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                     int act, int threads):
-    """Depthwise convolution, one filter per channel. w: (KH*KW, C) IN; y: (N, OH, OW, C) OUT.
+                     int act, int threads, int in_act=0):
+    """Depthwise convolution, one filter per channel. w: (KH*KW, C) IN; y: (N, OH, OW, C) OUT;
+    in_act: an activation code (as act) applied to the input values as they are read.
 
     Work unit: one output row, or a 32-channel-aligned slice of it when the image has too few rows
     to keep every thread busy (7x7x1024).
     """
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
-    cdef pyconv_dw_geom g = _dw_geom(x, w, y, kh, kw, sh, sw, dh, dw, pt, pl)
+    cdef pyconv_dw_geom g = _dw_geom(x, w, y, kh, kw, sh, sw, dh, dw, pt, pl, in_act)
     if y.shape[0] != x.shape[0] or y.shape[3] != g.C or (bias is not None and bias.shape[0] != g.C):
         raise ValueError(f"depthwise output {tuple(y.shape)} or bias does not match x {tuple(x.shape)}")
     cdef ptrdiff_t N = x.shape[0], OH = y.shape[1]
@@ -945,15 +950,16 @@ cdef class SeparablePlan:
             # Kept for the next run unless large (many threads make this path serve larger images).
             if self.g.N * self.g.OH * self.g.dw.OW * self.g.dw.C <= SEP_KEPT_FLOATS:
                 self.mid, self.pointwise = mid, pointwise
-        depthwise_conv2d(x, wd, bd, mid, *self.window, self.g.act_dw, threads)
+        depthwise_conv2d(x, wd, bd, mid, *self.window, self.g.act_dw, threads, self.g.dw.in_act)
         pointwise.run(threads)
 
 
 def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
                    const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
                    int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
-                   const float[:, :, :, ::1] residual=None, float[:, :, :, ::1] scratch=None):
-    """The plan of ``separable_conv2d(x, ..., act, threads, residual, scratch)``, for any thread count."""
+                   const float[:, :, :, ::1] residual=None, float[:, :, :, ::1] scratch=None, int in_act=0):
+    """The plan of ``separable_conv2d(x, ..., act, threads, residual, scratch, in_act)``, for any thread
+    count."""
     cdef SeparablePlan plan = SeparablePlan.__new__(SeparablePlan)
     plan.g.N, plan.g.OH, plan.g.dw.OW = x.shape[0], y.shape[1], y.shape[2]
     plan.keep = (x, wd, bd, packed, bias, y, residual)
@@ -961,7 +967,7 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return plan
     cdef sep_geom g
-    g.dw = _dw_geom(x, wd, y, kh, kw, sh, sw, dh, dw, pt, pl)
+    g.dw = _dw_geom(x, wd, y, kh, kw, sh, sw, dh, dw, pt, pl, in_act)
     cdef ptrdiff_t C = g.dw.C
     g.N, g.OH, g.CO = x.shape[0], y.shape[1], y.shape[3]
     g.P, g.NRP = packed.shape[1], packed.shape[3]
@@ -1012,10 +1018,11 @@ cdef void _sep_run(sep_geom g, ptrdiff_t blocks, int threads, double macs) excep
 def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
                      const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
                      int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
-                     int threads, const float[:, :, :, ::1] residual=None, float[:, :, :, ::1] scratch=None):
+                     int threads, const float[:, :, :, ::1] residual=None, float[:, :, :, ::1] scratch=None,
+                     int in_act=0):
     """Depthwise then pointwise, fused: each work unit computes the depthwise outputs of a block of
     pixels into a per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR)
-    at once; residual as in conv2d_direct.
+    at once; residual as in conv2d_direct; in_act as in depthwise_conv2d.
 
     Every unit reads all the pointwise weights.  When they outgrow 2 MB and the image is too small to
     give every thread several units (7x7x1024), the two steps run one after the other instead, the
@@ -1024,7 +1031,7 @@ def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const 
     keeps that buffer) for repeated runs.
     """
     separable_plan(x, wd, bd, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, act_dw, act, residual,
-                   scratch).run(threads)
+                   scratch, in_act).run(threads)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

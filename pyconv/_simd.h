@@ -337,9 +337,11 @@ static inline void pyconv_rows(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, si
 /* ---------------------------------------------------------------- depthwise row */
 
 /* Geometry of one depthwise layer: input (H, W, C) of one image, kernel (KH, KW), weights packed
- * (KH*KW, C), pads top/left, output width OW. */
+ * (KH*KW, C), pads top/left, output width OW; in_act: the activation code applied to every input value
+ * as it is read (a relu before the layer, as in Xception's blocks, fused into it), 0 for none. */
 typedef struct {
     ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW;
+    int in_act;
 } pyconv_dw_geom;
 
 /* Output row oh, columns [ow_begin, ow_end), channels [c_begin, c_end); y points at column ow_begin. */
@@ -357,7 +359,7 @@ static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, cons
                 const ptrdiff_t iw = ow * g->SW - g->PL + kw * g->DW;
                 if (iw < 0 || iw >= g->W) continue;
                 const float *xi = x + (ih * g->W + iw) * C, *wk = w + (kh * g->KW + kw) * C;
-                for (ptrdiff_t c = c_begin; c < c_end; c++) yo[c] += xi[c] * wk[c];
+                for (ptrdiff_t c = c_begin; c < c_end; c++) yo[c] += pyconv_activate(xi[c], g->in_act) * wk[c];
             }
         }
         for (ptrdiff_t c = c_begin; c < c_end; c++)
@@ -368,15 +370,16 @@ static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, cons
 #if defined(__AVX512F__)
 /* One tap for four pixels SW apart (8 FMA chains: a*, c_* hold channels 0-15 and 16-31), and the
  * store of the four finished pixels. */
+#define PYCONV_DW_IN(m, p) pyconv_act512(_mm512_maskz_loadu_ps(m, p), IN_ACT)
 #define PYCONV_DW_FMA4(xp, w0, w1)                                                         \
-    a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp), w0, a0);                           \
-    c_0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 16), w1, c_0);                    \
-    a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + SW * C), w0, a1);                  \
-    c_1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + SW * C + 16), w1, c_1);           \
-    a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + 2 * SW * C), w0, a2);              \
-    c_2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 2 * SW * C + 16), w1, c_2);       \
-    a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp + 3 * SW * C), w0, a3);              \
-    c_3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 3 * SW * C + 16), w1, c_3);
+    a0 = _mm512_fmadd_ps(PYCONV_DW_IN(m0, xp), w0, a0);                                    \
+    c_0 = _mm512_fmadd_ps(PYCONV_DW_IN(m1, xp + 16), w1, c_0);                             \
+    a1 = _mm512_fmadd_ps(PYCONV_DW_IN(m0, xp + SW * C), w0, a1);                           \
+    c_1 = _mm512_fmadd_ps(PYCONV_DW_IN(m1, xp + SW * C + 16), w1, c_1);                    \
+    a2 = _mm512_fmadd_ps(PYCONV_DW_IN(m0, xp + 2 * SW * C), w0, a2);                       \
+    c_2 = _mm512_fmadd_ps(PYCONV_DW_IN(m1, xp + 2 * SW * C + 16), w1, c_2);                \
+    a3 = _mm512_fmadd_ps(PYCONV_DW_IN(m0, xp + 3 * SW * C), w0, a3);                       \
+    c_3 = _mm512_fmadd_ps(PYCONV_DW_IN(m1, xp + 3 * SW * C + 16), w1, c_3);
 #define PYCONV_DW_STORE4(yo)                                                               \
     _mm512_mask_storeu_ps(yo, m0, pyconv_act512(_mm512_add_ps(a0, b0), act));              \
     _mm512_mask_storeu_ps(yo + 16, m1, pyconv_act512(_mm512_add_ps(c_0, b1), act));        \
@@ -395,16 +398,16 @@ static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, cons
  * measured no faster).  Every pixel sums its taps in (kh, kw) order, as the other paths do, so results
  * do not depend on which path ran. */
 static inline __attribute__((always_inline)) void
-pyconv_dw_held(const int NPX, const int STREAM, const float *xr0, ptrdiff_t row_stride, ptrdiff_t C,
-               __mmask16 m, const __m512 *wk, __m512 bv, float *yo, int act, ptrdiff_t KH, ptrdiff_t KW,
-               ptrdiff_t SW, ptrdiff_t DW) {
+pyconv_dw_held(const int NPX, const int STREAM, const int IN_ACT, const float *xr0, ptrdiff_t row_stride,
+               ptrdiff_t C, __mmask16 m, const __m512 *wk, __m512 bv, float *yo, int act, ptrdiff_t KH,
+               ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW) {
     __m512 acc[4];
     for (int i = 0; i < NPX; i++) acc[i] = _mm512_setzero_ps();
     for (ptrdiff_t kh = 0; kh < KH; kh++) {
         const float *xr = xr0 + kh * row_stride;
         if (STREAM) {
             for (ptrdiff_t j = 0; j < (NPX - 1) * SW + (KW - 1) * DW + 1; j++) {
-                const __m512 v = _mm512_maskz_loadu_ps(m, xr + j * C);
+                const __m512 v = PYCONV_DW_IN(m, xr + j * C);
                 for (ptrdiff_t kw = 0; kw < KW; kw++) {
                     const ptrdiff_t t = j - kw * DW;
                     if (t >= 0 && t % SW == 0 && t / SW < NPX)
@@ -414,8 +417,8 @@ pyconv_dw_held(const int NPX, const int STREAM, const float *xr0, ptrdiff_t row_
         } else {
             for (ptrdiff_t kw = 0; kw < KW; kw++)
                 for (int i = 0; i < NPX; i++)
-                    acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, xr + (i * SW + kw * DW) * C),
-                                             wk[kh * KW + kw], acc[i]);
+                    acc[i] = _mm512_fmadd_ps(PYCONV_DW_IN(m, xr + (i * SW + kw * DW) * C), wk[kh * KW + kw],
+                                             acc[i]);
         }
     }
     for (int i = 0; i < NPX; i++)
@@ -434,7 +437,7 @@ static inline __attribute__((always_inline)) void
 pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
                           float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
                           ptrdiff_t c_end, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW,
-                          const int STREAM) {
+                          const int STREAM, const int IN_ACT) {
     const ptrdiff_t C = g->C, W = g->W, PL = g->PL;
     ptrdiff_t kh_lo = 0, kh_hi = KH;
     while (kh_lo < KH && oh * g->SH - g->PT + kh_lo * g->DH < 0) kh_lo++;
@@ -471,8 +474,8 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
                 float *yo = y + (ow - ow_begin) * C + c0;
                 const ptrdiff_t rs = g->DH * W * C, npx = ow_hi - ow < 4 ? ow_hi - ow : 4;
 #define PYCONV_DW_HELD(NPX)                                                                          \
-                pyconv_dw_held(NPX, STREAM, xr0, rs, C, m0, wk0, b0, yo, act, KH, KW, SW, DW);      \
-                pyconv_dw_held(NPX, STREAM, xr0 + 16, rs, C, m1, wk1, b1, yo + 16, act, KH, KW, SW, DW);
+                pyconv_dw_held(NPX, STREAM, IN_ACT, xr0, rs, C, m0, wk0, b0, yo, act, KH, KW, SW, DW); \
+                pyconv_dw_held(NPX, STREAM, IN_ACT, xr0 + 16, rs, C, m1, wk1, b1, yo + 16, act, KH, KW, SW, DW);
                 if (npx == 4) {
                     PYCONV_DW_HELD(4)
                 } else if (npx == 3) {
@@ -509,9 +512,8 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
                         if (iw < 0 || iw >= W) continue;
                         const float *xp = x + (ih * W + iw) * C + c0;
                         const float *wp = w + (kh * KW + kw) * C + c0;
-                        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xp), _mm512_maskz_loadu_ps(m0, wp), a0);
-                        c_0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, xp + 16),
-                                              _mm512_maskz_loadu_ps(m1, wp + 16), c_0);
+                        a0 = _mm512_fmadd_ps(PYCONV_DW_IN(m0, xp), _mm512_maskz_loadu_ps(m0, wp), a0);
+                        c_0 = _mm512_fmadd_ps(PYCONV_DW_IN(m1, xp + 16), _mm512_maskz_loadu_ps(m1, wp + 16), c_0);
                     }
                 }
                 float *yo = y + (ow - ow_begin) * C + c0;
@@ -522,6 +524,7 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
         }
     }
 }
+#undef PYCONV_DW_IN
 #undef PYCONV_DW_FMA4
 #undef PYCONV_DW_STORE4
 #endif
@@ -531,12 +534,19 @@ static void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *
                           ptrdiff_t c_end, int act) {
 #if defined(__AVX512F__)
     if (!pyconv_portable) {
-        if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 1)
-            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 1, 1, 1);
+        /* Literal 3x3 geometry (and no input activation) lets the compiler unroll and specialise. */
+        const int ia = g->in_act;
+        if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 1 && ia == 0)
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 1, 1, 1, 0);
+        else if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 1)
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 1, 1, 1, ia);
+        else if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 2 && ia == 0)
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 2, 1, 1, 0);
         else if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 2)
-            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 2, 1, 1);
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 2, 1, 1, ia);
         else
-            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, g->KH, g->KW, g->SW, g->DW, 0);
+            pyconv_dw_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, g->KH, g->KW,
+                                      g->SW, g->DW, 0, ia);
         return;
     }
 #endif

@@ -289,10 +289,14 @@ _PACKERS = {"gemm": pack_gemm_weights, "winograd": pack_winograd_weights,
 
 
 class DepthwiseConv2D:
-    """Depthwise convolution: weights (KH, KW, C, M), output channel c*M + m filters input channel c."""
+    """Depthwise convolution: weights (KH, KW, C, M), output channel c*M + m filters input channel c.
+
+    ``input_activation`` ("relu" or "relu6") is applied to x as it is read: a pre-activation block's
+    ``conv(relu(x))`` without a pass writing ``relu(x)`` (Xception's blocks keep x for their shortcut).
+    """
 
     def __init__(self, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1,
-                 activation: Optional[str] = None) -> None:
+                 activation: Optional[str] = None, input_activation: Optional[str] = None) -> None:
         w = as_float32_array("w", w, ndims=(3, 4))
         self.w = w if w.ndim == 4 else w[..., None]
         kh, kw, c, m = self.w.shape
@@ -302,6 +306,7 @@ class DepthwiseConv2D:
         self.window = _Window((kh, kw), stride, padding, dilation)
         self.b = check_bias(b, c * m)
         self.activation = check_activation(activation)
+        self.input_activation = check_activation(input_activation, "input_activation")
         # Column c*M + m of (KH*KW, C*M) is exactly the output channel order.
         self._packed = self.w.reshape(kh * kw, c * m).copy()
 
@@ -327,10 +332,12 @@ class DepthwiseConv2D:
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
         packed, b, act, m = self._packed, self.b, _ACT_CODES[self.activation], self.multiplier
+        in_act = _ACT_CODES[self.input_activation]
 
         def run(threads: int) -> np.ndarray:
             xd = _repeat_channels(x, m)
-            _kernels.depthwise_conv2d(xd, packed, b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], act, threads)
+            _kernels.depthwise_conv2d(xd, packed, b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], act, threads,
+                                      in_act)
             return y
         return run
 
@@ -408,17 +415,19 @@ class SeparableConv2D:
     """Depthwise (KH, KW, C[, M]) then pointwise (C*M, C_out), fused into one pass over the image.
 
     ``depthwise_activation`` is applied to the depthwise output (MobileNet's ReLU between the two
-    steps); ``activation`` to the final output.
+    steps); ``activation`` to the final output; ``input_activation`` to x as it is read (see
+    :class:`DepthwiseConv2D`).
     """
 
     def __init__(self, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
                  padding: PaddingLike = "valid", dilation=1, depthwise_activation: Optional[str] = None,
-                 activation: Optional[str] = None) -> None:
+                 activation: Optional[str] = None, input_activation: Optional[str] = None) -> None:
         wd = as_float32_array("w_depthwise", w_depthwise, ndims=(3, 4))
         channels = wd.shape[2] * (wd.shape[3] if wd.ndim == 4 else 1)
         self.depthwise = DepthwiseConv2D(wd, check_bias(b_depthwise, channels, "b_depthwise"), stride=stride, padding=padding,
                                          dilation=dilation, activation=check_activation(
-                                             depthwise_activation, "depthwise_activation"))
+                                             depthwise_activation, "depthwise_activation"),
+                                         input_activation=input_activation)
         wp = as_float32_array("w_pointwise", w_pointwise, 2)
         mid = self.depthwise.channels * self.depthwise.multiplier
         if wp.shape[0] != mid:
@@ -452,7 +461,7 @@ class SeparableConv2D:
         (sh, sw), (dh, ddw) = dw.window.stride, dw.window.dilation
         act_dw, act = _ACT_CODES[dw.activation], _ACT_CODES[self.activation]
         plan = _kernels.separable_plan(x, dw._packed, dw.b, pw._packed, pw.b, y, kh, kw, sh, sw, dh, ddw, pads[0],
-                                       pads[2], act_dw, act, r)
+                                       pads[2], act_dw, act, r, None, _ACT_CODES[dw.input_activation])
 
         def run(threads: int) -> np.ndarray:
             plan.run(threads)
@@ -473,11 +482,11 @@ def conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1
 
 
 def depthwise_conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1,
-                     activation: Optional[str] = None, out: Optional[np.ndarray] = None,
-                     threads: Optional[int] = None) -> np.ndarray:
+                     activation: Optional[str] = None, input_activation: Optional[str] = None,
+                     out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
     """Depthwise convolution of NHWC ``x`` with ``w`` (KH, KW, C[, M])."""
-    return DepthwiseConv2D(w, b, stride=stride, padding=padding, dilation=dilation,
-                           activation=activation)(x, out=out, threads=threads)
+    return DepthwiseConv2D(w, b, stride=stride, padding=padding, dilation=dilation, activation=activation,
+                           input_activation=input_activation)(x, out=out, threads=threads)
 
 
 def pointwise_conv2d(x, w, b=None, *, activation: Optional[str] = None, residual=None,
@@ -488,13 +497,13 @@ def pointwise_conv2d(x, w, b=None, *, activation: Optional[str] = None, residual
 
 def separable_conv2d(x, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
                      padding: PaddingLike = "valid", dilation=1, depthwise_activation: Optional[str] = None,
-                     activation: Optional[str] = None, residual=None, out: Optional[np.ndarray] = None,
-                     threads: Optional[int] = None) -> np.ndarray:
+                     activation: Optional[str] = None, input_activation: Optional[str] = None, residual=None,
+                     out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
     """Depthwise separable convolution: depthwise ``w_depthwise`` then pointwise ``w_pointwise``, plus
     ``residual`` before the final activation."""
     return SeparableConv2D(w_depthwise, w_pointwise, b_depthwise, b_pointwise, stride=stride, padding=padding,
-                           dilation=dilation, depthwise_activation=depthwise_activation,
-                           activation=activation)(x, residual=residual, out=out, threads=threads)
+                           dilation=dilation, depthwise_activation=depthwise_activation, activation=activation,
+                           input_activation=input_activation)(x, residual=residual, out=out, threads=threads)
 
 
 def dense(x, w, b=None, *, activation: Optional[str] = None, out: Optional[np.ndarray] = None,

@@ -259,7 +259,8 @@ class DepthwiseConv2DLayer(_HeLayer):
 
     def build(self, attrs, weights, in_shapes):
         op = DepthwiseConv2D(weights["kernel"], weights.get("bias"), stride=attrs["stride"],
-                             padding=attrs["padding"], dilation=attrs["dilation"], activation=attrs["activation"])
+                             padding=attrs["padding"], dilation=attrs["dilation"], activation=attrs["activation"],
+                             input_activation=attrs.get("input_activation"))
         return _conv_kernel(op, attrs, _fixed("depthwise"))
 
 
@@ -314,7 +315,8 @@ class SeparableConv2DLayer(_HeLayer):
         op = SeparableConv2D(weights["depthwise_kernel"], weights["pointwise_kernel"],
                              weights.get("depthwise_bias"), weights.get("bias"), stride=attrs["stride"],
                              padding=attrs["padding"], dilation=attrs["dilation"],
-                             depthwise_activation=attrs["depthwise_activation"], activation=attrs["activation"])
+                             depthwise_activation=attrs["depthwise_activation"], activation=attrs["activation"],
+                             input_activation=attrs.get("input_activation"))
         return _conv_kernel(op, attrs, _fixed("separable"))
 
 

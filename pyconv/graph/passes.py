@@ -15,7 +15,10 @@ referring to the same names. The rewrites, in order:
    ``residual``, added in the GEMM's store (ResNet, MobileNet v2, ShuffleNet and Xception shortcuts);
 6. push a relu or relu6 after a ``concat`` into every producer of the concat's inputs (act(concat(a,
    b)) = concat(act(a), act(b))), when each takes an activation in its store (ShuffleNet's stride-2
-   units: relu(concat(avg_pool(x), conv(x)))).
+   units: relu(concat(avg_pool(x), conv(x))));
+7. move a relu or relu6 whose only reader is a depthwise or separable convolution into it, applied to
+   each input value as it is read (Xception's blocks: relu(x) feeds the block, x its shortcut, so step
+   3 cannot fuse the relu into x's producer).
 
 A rewrite only applies when the intermediate tensor has no other consumer and is not a graph output,
 so every tensor anyone can observe is still computed.
@@ -221,6 +224,24 @@ def _push_activations_through_concat(graph: Graph) -> None:
         graph.merge(concat, act)
 
 
+_TAKES_INPUT_ACTIVATION = ("depthwise_conv2d", "separable_conv2d")
+
+
+def _fuse_input_activations(graph: Graph) -> None:
+    for act in [n for n in graph.nodes.values() if n.type == "activation" and n.attrs["function"] in _FUSED_FUNCTIONS]:
+        readers = graph.consumers(act.name)
+        # The reader's first input is the one its depthwise step reads; a second one is a residual.
+        if (len(readers) != 1 or act.name in graph.outputs.values() or readers[0].type not in _TAKES_INPUT_ACTIVATION
+                or readers[0].inputs.count(act.name) != 1 or readers[0].inputs[0] != act.name
+                or readers[0].attrs.get("input_activation")):
+            continue
+        reader = readers[0]
+        reader.inputs = [act.inputs[0], *reader.inputs[1:]]
+        reader.attrs["input_activation"] = act.attrs["function"]
+        reader.layers += act.layers
+        del graph.nodes[act.name]
+
+
 def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: bool = True) -> Graph:
     """The execution graph of a config: identities removed and, with ``optimize``, the folds and
     fusions described in the module docstring applied."""
@@ -231,4 +252,5 @@ def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: 
         _fuse_separable(graph)
         _fuse_residual_add(graph)
         _push_activations_through_concat(graph)
+        _fuse_input_activations(graph)
     return graph
