@@ -163,14 +163,22 @@ def avg_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid"
 def global_avg_pool2d(x: ArrayLike, *, out: Optional[np.ndarray] = None,
                       threads: Optional[int] = None) -> np.ndarray:
     """Mean over H and W of an NHWC batch ``(N, H, W, C)``: returns ``(N, C)`` (summed in float64)."""
+    return _global_avg_pool_bind(x, out)(threads)
+
+
+def _global_avg_pool_bind(x: ArrayLike, out: Optional[np.ndarray]) -> Run:
+    """See :func:`_pool_bind`."""
     x = as_float32_array("x", x, 4)
     n, h, w, c = x.shape
     if h * w == 0:
         raise ValueError(f"x must have non-empty spatial dimensions, got shape {x.shape}")
     y = check_out(out, (n, c))
     _reject_overlap(y, [x])
-    _pooling.global_avg_pool2d(x, y, _threads_for(threads, x.size))
-    return y
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        _pooling.global_avg_pool2d(x, y, _threads_for(threads, x.size))
+        return y
+    return run
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -461,7 +461,8 @@ class GlobalAvgPoolLayer(LayerType):
         return (_image(name, in_shapes[0])[-1],)
 
     def build(self, attrs, weights, in_shapes):
-        return Kernel(lambda xs, out, threads: ops.global_avg_pool2d(xs[0], out=out, threads=threads), _fixed("pool"))
+        return Kernel(lambda xs, out, threads: ops.global_avg_pool2d(xs[0], out=out, threads=threads), _fixed("pool"),
+                      lambda xs, out: ops._global_avg_pool_bind(xs[0], out))
 
 
 @register
