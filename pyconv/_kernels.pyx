@@ -944,8 +944,7 @@ cdef class SeparablePlan:
         x, wd, bd, packed, bias, y, residual = self.keep
         mid, pointwise = self.mid, self.pointwise
         if pointwise is None:
-            if mid is None:
-                mid = _aligned_empty((self.g.N, self.g.OH, self.g.dw.OW, self.g.dw.C))
+            mid = _aligned_empty((self.g.N, self.g.OH, self.g.dw.OW, self.g.dw.C))
             pointwise = direct_plan(mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, self.g.act, residual)
             # Kept for the next run unless large (many threads make this path serve larger images).
             if self.g.N * self.g.OH * self.g.dw.OW * self.g.dw.C <= SEP_KEPT_FLOATS:
@@ -957,9 +956,8 @@ cdef class SeparablePlan:
 def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
                    const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
                    int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
-                   const float[:, :, :, ::1] residual=None, float[:, :, :, ::1] scratch=None, int in_act=0):
-    """The plan of ``separable_conv2d(x, ..., act, threads, residual, scratch, in_act)``, for any thread
-    count."""
+                   const float[:, :, :, ::1] residual=None, int in_act=0):
+    """The plan of ``separable_conv2d(x, ..., act, threads, residual, in_act)``, for any thread count."""
     cdef SeparablePlan plan = SeparablePlan.__new__(SeparablePlan)
     plan.g.N, plan.g.OH, plan.g.dw.OW = x.shape[0], y.shape[1], y.shape[2]
     plan.keep = (x, wd, bd, packed, bias, y, residual)
@@ -985,9 +983,6 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
     g.res = _residual_ptr(residual, y)
     plan.g = g
     plan.macs = <double>g.N * g.OH * g.dw.OW * C * (g.CO + kh * kw)
-    if scratch is not None and scratch.shape[0] == g.N and scratch.shape[1] == g.OH \
-            and scratch.shape[2] == g.dw.OW and scratch.shape[3] == C:
-        plan.mid = scratch
     return plan
 
 
@@ -1018,20 +1013,18 @@ cdef void _sep_run(sep_geom g, ptrdiff_t blocks, int threads, double macs) excep
 def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
                      const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
                      int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
-                     int threads, const float[:, :, :, ::1] residual=None, float[:, :, :, ::1] scratch=None,
-                     int in_act=0):
+                     int threads, const float[:, :, :, ::1] residual=None, int in_act=0):
     """Depthwise then pointwise, fused: each work unit computes the depthwise outputs of a block of
     pixels into a per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR)
     at once; residual as in conv2d_direct; in_act as in depthwise_conv2d.
 
     Every unit reads all the pointwise weights.  When they outgrow 2 MB and the image is too small to
     give every thread several units (7x7x1024), the two steps run one after the other instead, the
-    pointwise one split by output channels, through a buffer as small as that image: ``scratch``
-    (N, OH, OW, C) if given, else a new one.  ``separable_plan`` checks the same arguments once (and
-    keeps that buffer) for repeated runs.
+    pointwise one split by output channels, through a buffer as small as that image.
+    ``separable_plan`` checks the same arguments once (and keeps that buffer) for repeated runs.
     """
     separable_plan(x, wd, bd, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, act_dw, act, residual,
-                   scratch, in_act).run(threads)
+                   in_act).run(threads)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -461,7 +461,7 @@ class SeparableConv2D:
         (sh, sw), (dh, ddw) = dw.window.stride, dw.window.dilation
         act_dw, act = _ACT_CODES[dw.activation], _ACT_CODES[self.activation]
         plan = _kernels.separable_plan(x, dw._packed, dw.b, pw._packed, pw.b, y, kh, kw, sh, sw, dh, ddw, pads[0],
-                                       pads[2], act_dw, act, r, None, _ACT_CODES[dw.input_activation])
+                                       pads[2], act_dw, act, r, _ACT_CODES[dw.input_activation])
 
         def run(threads: int) -> np.ndarray:
             plan.run(threads)

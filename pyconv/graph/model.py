@@ -276,7 +276,7 @@ class Model:
 
     # --- running -------------------------------------------------------------------------------------
 
-    def _bind(self, x: Union[np.ndarray, Mapping[str, Any]], threads: int) -> tuple[dict[str, np.ndarray], int]:
+    def _bind(self, x: Union[np.ndarray, Mapping[str, Any]]) -> tuple[dict[str, np.ndarray], int]:
         names = self.spec.inputs
         if isinstance(x, Mapping):
             unknown = sorted(set(x) - set(names))
@@ -357,7 +357,7 @@ class Model:
         or a dict of them keyed by input layer name. Returns a fresh array, or a dict keyed by output
         layer name when the model has several outputs."""
         threads = self.threads if threads is None else resolve_threads(threads)
-        given, batch = self._bind(x, threads)
+        given, batch = self._bind(x)
         with self._lock:
             prepared = self._prepare(batch)
             env = self._load(prepared, given, threads)
@@ -428,7 +428,7 @@ class Model:
         if repeat < 1:
             raise ValueError(f"repeat: expected a positive integer, found {repeat}")
         threads = self.threads if threads is None else resolve_threads(threads)
-        given, batch = self._bind(self.example_input() if x is None else x, threads)
+        given, batch = self._bind(self.example_input() if x is None else x)
         samples: list[list[float]] = []
         with self._lock:
             prepared = self._prepare(batch)
