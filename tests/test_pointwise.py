@@ -79,6 +79,26 @@ def test_one_by_one_conv2d_equals_pointwise(strategy, cin, cout):
     assert_close(y_conv, y_pw)
 
 
+@pytest.mark.parametrize("padding", [((0, 2), (0, 1)), ((0, 0), (0, 3)), ((1, 0), (0, 0)), ((0, 0), (2, 0))],
+                         ids=["bottom-right", "right", "top", "left"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_padded_one_by_one_conv2d_is_not_read_as_pointwise(padding, stride):
+    """A 1x1 window whose output pixels do not map one-to-one onto the input's (padding on any side, or
+    a stride) must walk its window: only the unpadded stride-1 case reads pixel p for output p."""
+    from reference import conv2d_ref
+
+    rng = rng_for("1x1-padded", padding, stride)
+    x = rand(rng, 2, 5, 7, 33)
+    w = rand(rng, 1, 1, 33, 40)
+    b = rand(rng, 40)
+    ref = conv2d_ref(x, w, b, stride=stride, padding=padding, activation="relu")
+    for strategy in ("direct", "auto"):
+        for threads in (1, 2):
+            y = pyconv.conv2d(x, w, b, stride=stride, padding=padding, activation="relu", strategy=strategy,
+                              threads=threads)
+            assert_close(y, ref, what=f"1x1 conv2d padding={padding} stride={stride} {strategy} t{threads}")
+
+
 def test_pointwise_operator_call_twice_and_out():
     rng = rng_for("pw-op")
     x = rand(rng, 3, 5, 6, 40)
