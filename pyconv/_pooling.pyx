@@ -134,7 +134,7 @@ def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, 
     xp = &x[0, 0, 0, 0]
     op = &out[0, 0, 0, 0]
     with nogil:
-        for t in prange(tasks, num_threads=threads, schedule="guided"):
+        for t in prange(tasks, num_threads=threads, schedule="static"):
             _pool_row(xp + (t // g.OH) * in_img, op + t * out_row, t % g.OH, &g, is_max,
                       count_include_pad, act)
 
@@ -168,7 +168,7 @@ def global_avg_pool2d(const float[:, :, :, ::1] x, float[:, ::1] out, int thread
     xp = &x[0, 0, 0, 0]
     op = &out[0, 0]
     with nogil:
-        for t in prange(N * blocks, num_threads=threads, schedule="guided"):
+        for t in prange(N * blocks, num_threads=threads, schedule="static"):
             n = t // blocks
             c0 = (t % blocks) * GAP_BLOCK
             _gap_block(xp + n * HW * C, op + n * C, HW, C, c0, _imin(GAP_BLOCK, C - c0))
@@ -202,7 +202,7 @@ def add(const float[::1] a, const float[::1] b, float[::1] out, int act, int thr
         return
     ap, bp, op = &a[0], &b[0], &out[0]
     with nogil:
-        for t in prange(tasks, num_threads=threads, schedule="guided"):
+        for t in prange(tasks, num_threads=threads, schedule="static"):
             i0 = t * ELEMS_PER_TASK
             _add_span(ap + i0, bp + i0, op + i0, _imin(ELEMS_PER_TASK, n - i0), act)
 
@@ -220,7 +220,7 @@ def add_channels(const float[:, ::1] x, const float[::1] v, float[:, ::1] out, i
         return
     xp, vp, op = &x[0, 0], &v[0], &out[0, 0]
     with nogil:
-        for t in prange(tasks, num_threads=threads, schedule="guided"):
+        for t in prange(tasks, num_threads=threads, schedule="static"):
             for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
                 _add_span(xp + r * C, vp, op + r * C, C, act)
 
@@ -250,7 +250,7 @@ def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] 
         return
     xp, sp, bp, op = &x[0, 0], &scale[0], &shift[0], &out[0, 0]
     with nogil:
-        for t in prange(tasks, num_threads=threads, schedule="guided"):
+        for t in prange(tasks, num_threads=threads, schedule="static"):
             for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
                 _scale_shift_span(xp + r * C, sp, bp, op + r * C, C, act)
 
@@ -282,7 +282,7 @@ def concat(list xs, float[:, ::1] out, int threads):
             widths[i] = view.shape[1]
         op = &out[0, 0]
         with nogil:
-            for t in prange(tasks, num_threads=threads, schedule="guided"):
+            for t in prange(tasks, num_threads=threads, schedule="static"):
                 for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
                     off = 0
                     for i in range(k):
@@ -336,7 +336,7 @@ def channel_shuffle(const float[:, ::1] x, float[:, ::1] out, Py_ssize_t groups,
         return
     xp, op = &x[0, 0], &out[0, 0]
     with nogil:
-        for t in prange(tasks, num_threads=threads, schedule="guided"):
+        for t in prange(tasks, num_threads=threads, schedule="static"):
             for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
                 _shuffle_row(xp + r * C, op + r * C, groups, per_group)
 
@@ -370,6 +370,6 @@ def softmax(const float[:, ::1] x, float[:, ::1] out, int threads):
         return
     xp, op = &x[0, 0], &out[0, 0]
     with nogil:
-        for t in prange(tasks, num_threads=threads, schedule="guided"):
+        for t in prange(tasks, num_threads=threads, schedule="static"):
             for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
                 _softmax_row(xp + r * C, op + r * C, C)
