@@ -115,8 +115,9 @@ static inline __mmask16 pyconv_mask16(size_t n) {
     if (pf) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
 
 /* Up to 24 accumulators in zmm registers: ROWS rows x (2 x 16 columns); per k: 2 loads of B and ROWS
- * broadcasts of A.  ROWS is a literal at each call below, so the unused rows compile away: the 4- and
- * 8-row variants keep small remainders (49 = 4 x 12 + 1 pixels) from paying for a full 12-row tile. */
+ * broadcasts of A.  ROWS is a literal at each call below, so the unused rows compile away: the 1- to
+ * 8-row variants keep small remainders (49 = 4 x 12 + 1 pixels) from paying for a full 12-row tile, and
+ * a lone row (49's last pixel, a dense layer at batch 1) from paying for four. */
 static inline __attribute__((always_inline)) void
 pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
                         const float *const *a, const float *b, float *c, size_t ldc,
@@ -210,9 +211,12 @@ pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_
     }
 PYCONV_GEMM_KERNEL(pyconv_gemm_12x16_avx512, pyconv_gemm16_avx512_rows, 12)
 PYCONV_GEMM_KERNEL(pyconv_gemm_4x16_avx512, pyconv_gemm16_avx512_rows, 4)
+PYCONV_GEMM_KERNEL(pyconv_gemm_1x16_avx512, pyconv_gemm16_avx512_rows, 1)
 PYCONV_GEMM_KERNEL(pyconv_gemm_12x32_avx512, pyconv_gemm_avx512_rows, 12)
 PYCONV_GEMM_KERNEL(pyconv_gemm_8x32_avx512, pyconv_gemm_avx512_rows, 8)
 PYCONV_GEMM_KERNEL(pyconv_gemm_4x32_avx512, pyconv_gemm_avx512_rows, 4)
+PYCONV_GEMM_KERNEL(pyconv_gemm_2x32_avx512, pyconv_gemm_avx512_rows, 2)
+PYCONV_GEMM_KERNEL(pyconv_gemm_1x32_avx512, pyconv_gemm_avx512_rows, 1)
 #undef PYCONV_GEMM_KERNEL
 #undef PYCONV_A_ROWS
 #undef PYCONV_PREFETCH_NEXT
@@ -230,8 +234,10 @@ static inline void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size
     if (!pyconv_portable && nrp == 16) {
         if (mr > 4)
             pyconv_gemm_12x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
-        else
+        else if (mr > 1)
             pyconv_gemm_4x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
+        else
+            pyconv_gemm_1x16_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         return;
     }
     if (!pyconv_portable) {
@@ -239,8 +245,12 @@ static inline void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size
             pyconv_gemm_12x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         else if (mr > 4)
             pyconv_gemm_8x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
-        else
+        else if (mr > 2)
             pyconv_gemm_4x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
+        else if (mr > 1)
+            pyconv_gemm_2x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
+        else
+            pyconv_gemm_1x32_avx512(mr, nr, ks, kc, a, b, c, ldc, bias, res, accumulate, act, pf);
         return;
     }
 #endif
