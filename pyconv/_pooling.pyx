@@ -19,6 +19,8 @@ from libc.stdlib cimport malloc, free
 cdef extern from "_pool.h" nogil:
     void pyconv_max_window(const float *img, float *dst, Py_ssize_t n, Py_ssize_t C, Py_ssize_t W,
                            Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1)
+    void pyconv_prefetch_cells(const float *img, Py_ssize_t C, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
+                               Py_ssize_t w0, Py_ssize_t w1)
 
 cdef extern from *:
     # Cython cannot spell restrict; without it gcc versions each loop on a runtime aliasing check.
@@ -33,11 +35,17 @@ cdef enum:
     GAP_BLOCK = 64
     # Channels per register block of max pooling (four AVX-512 vectors, see _pool.h).
     MAX_BLOCK = 64
+    # Output columns ahead of the one computed whose input cells a pooling row prefetches, and the
+    # smallest input (bytes per image) worth it: a smaller map is still in the L2 its producer wrote,
+    # where the prefetches only cost (147x147x128 warm: 0.229 -> 0.269 ms on one thread).
+    PREFETCH_AHEAD = 4
+    PREFETCH_MIN_BYTES = 1048576
 
 cdef struct Pool2D:
     Py_ssize_t H, W, C, OH, OW
     Py_ssize_t kh, kw, sh, sw
     Py_ssize_t top, bottom, left, right
+    bint prefetch       # the input is too large to be still in cache: prefetch ahead (_pool_row)
 
 
 cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -77,13 +85,18 @@ cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* 
     # count_include_pad counts padded cells but not the overhang past the padding that ceil_mode
     # can add (PyTorch's divisor).
     cdef Py_ssize_t padded_h = _imin(hs + g.kh, g.H + g.bottom) - hs
-    cdef Py_ssize_t ow, ws, w0, w1, h, w, c, divisor
+    cdef Py_ssize_t ow, ws, w0, w1, h, w, c, divisor, pf
     cdef float* dst
     cdef float fdiv
     for ow in range(g.OW):
         ws = ow * g.sw - g.left
         w0 = _imax(ws, 0)
         w1 = _imin(ws + g.kw, g.W)
+        if g.prefetch and ow + PREFETCH_AHEAD < g.OW:
+            # The columns that the window PREFETCH_AHEAD outputs on adds to the one before it.
+            pf = ws + PREFETCH_AHEAD * g.sw
+            pyconv_prefetch_cells(img, C, g.W, h0, h1, _imax(_imax(pf + g.kw - g.sw, pf), 0),
+                                  _imin(pf + g.kw, g.W))
         dst = orow + ow * C
         if is_max:
             c = 0
@@ -122,6 +135,7 @@ def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, 
     g.OH, g.OW = out.shape[1], out.shape[2]
     g.kh, g.kw, g.sh, g.sw = kh, kw, sh, sw
     g.top, g.bottom, g.left, g.right = top, bottom, left, right
+    g.prefetch = g.H * g.W * g.C * sizeof(float) >= PREFETCH_MIN_BYTES
     cdef Py_ssize_t N = x.shape[0]
     cdef Py_ssize_t tasks = N * g.OH
     cdef Py_ssize_t in_img = g.H * g.W * g.C
