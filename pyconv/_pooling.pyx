@@ -36,10 +36,11 @@ cdef enum:
     # Channels per register block of max pooling (four AVX-512 vectors, see _pool.h).
     MAX_BLOCK = 64
     # Output columns ahead of the one computed whose input cells a pooling row prefetches, and the
-    # smallest input (bytes per image) worth it: a smaller map is still in the L2 its producer wrote,
-    # where the prefetches only cost (147x147x128 warm: 0.229 -> 0.269 ms on one thread).
+    # smallest input (bytes per image) worth it: a smaller map is mostly still in cache, where the
+    # prefetches only cost (147x147x128 warm: 0.229 -> 0.269 ms on one thread); the depthwise kernel's
+    # threshold (_kernels.pyx).
     PREFETCH_AHEAD = 4
-    PREFETCH_MIN_BYTES = 1048576
+    PREFETCH_MIN_BYTES = 4194304
 
 cdef struct Pool2D:
     Py_ssize_t H, W, C, OH, OW

@@ -348,11 +348,33 @@ static inline void pyconv_rows(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, si
 
 /* Geometry of one depthwise layer: input (H, W, C) of one image, kernel (KH, KW), weights packed
  * (KH*KW, C), pads top/left, output width OW; in_act: the activation code applied to every input value
- * as it is read (a relu before the layer, as in Xception's blocks, fused into it), 0 for none. */
+ * as it is read (a relu before the layer, as in Xception's blocks, fused into it), 0 for none;
+ * prefetch: whether the row kernel prefetches its input ahead (an image too large to be in cache). */
 typedef struct {
     ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW;
-    int in_act;
+    int in_act, prefetch;
 } pyconv_dw_geom;
+
+/* Output columns ahead whose input columns the depthwise row kernel prefetches. */
+#define PYCONV_DW_PREFETCH_AHEAD 8
+
+/* Prefetch every channel of the input columns that output columns [ow, ow + n) add to the window on
+ * their right (SW of them each), in the kernel rows [kh_lo, kh_hi) of output row oh.  The row kernel
+ * sweeps its input once per 32 channels; a map that the layer before has just written has left the
+ * caches, and the first sweep, reading 2 lines in every pixel's C/16, kept too few misses in flight
+ * for the hardware prefetcher (the max pool's problem, _pool.h). */
+static inline void pyconv_dw_prefetch(const pyconv_dw_geom *g, const float *x, ptrdiff_t oh, ptrdiff_t ow,
+                                      ptrdiff_t n, ptrdiff_t kh_lo, ptrdiff_t kh_hi) {
+    ptrdiff_t w1 = (ow + n - 1) * g->SW - g->PL + (g->KW - 1) * g->DW + 1, w0 = w1 - n * g->SW;
+    if (w0 < 0) w0 = 0;
+    if (w1 > g->W) w1 = g->W;
+    if (w1 <= w0) return;
+    for (ptrdiff_t kh = kh_lo; kh < kh_hi; kh++) {
+        const ptrdiff_t ih = oh * g->SH - g->PT + kh * g->DH;
+        const char *p = (const char *)(x + (ih * g->W + w0) * g->C), *end = (const char *)(x + (ih * g->W + w1) * g->C);
+        for (; p < end; p += 64) __builtin_prefetch(p, 0, 3);
+    }
+}
 
 /* Output row oh, columns [ow_begin, ow_end), channels [c_begin, c_end); y points at column ow_begin. */
 static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, const float *w,
@@ -473,9 +495,14 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
                 wk0[t] = _mm512_maskz_loadu_ps(m0, w + t * C + c0);
                 wk1[t] = _mm512_maskz_loadu_ps(m1, w + t * C + c0 + 16);
             }
+        const int pf = g->prefetch && c0 == c_begin;
         ptrdiff_t ow = ow_begin;
         while (ow < ow_end) {
             const int interior = ow >= ow_lo && ow + 4 <= ow_hi;
+            if (pf && ow + PYCONV_DW_PREFETCH_AHEAD < ow_end)
+                pyconv_dw_prefetch(g, x, oh, ow + PYCONV_DW_PREFETCH_AHEAD,
+                                   full_rows && ow >= ow_lo && ow < ow_hi ? (ow_hi - ow < 4 ? ow_hi - ow : 4)
+                                   : interior ? 4 : 1, kh_lo, kh_hi);
             if (full_rows && ow >= ow_lo && ow < ow_hi) {
                 /* The common case: weights held in registers across the row (the 3x3
                  * specialisations' loops fully unrolled), 4 pixels at a time and the last 1-3 of

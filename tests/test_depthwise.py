@@ -69,6 +69,17 @@ def test_depthwise_mobilenet_layers(case):
     check_depthwise(case)
 
 
+# Xception's entry maps (>= 4 MB), on which the row kernel prefetches its input ahead; an odd width and
+# ragged channels make the prefetched ranges end at the image's right edge and mid-vector.
+LARGE = [dict(h=h, w=w, k=3, s=s, d=1, pad="same", c=c, m=1, wdim=3, n=1, t=t, bias=True, act="relu")
+         for h, w, s, c, t in [(147, 147, 1, 64, 2), (147, 147, 2, 128, 1), (75, 149, 1, 100, 2)]]
+
+
+@cases_param(LARGE)
+def test_depthwise_large_maps(case):
+    check_depthwise(case)
+
+
 @pytest.mark.parametrize("n, h, w, c, m, k, s", [
     (1, 7, 7, 1024, 1, 3, 1), (1, 7, 7, 1000, 1, 5, 1), (1, 1, 50, 2001, 1, 3, 1), (1, 2, 9, 4100, 1, 3, 2),
     (1, 3, 3, 777, 2, 3, 1), (2, 1, 1, 9000, 1, 1, 1), (1, 14, 14, 1000, 1, 3, 2),

@@ -184,6 +184,14 @@ def test_pool_matches_reference_full(hw, window, padding, ceil_mode, n, c):
     _check_pool(hw, window, padding, ceil_mode, n, c, seed=c * 10 + n)
 
 
+@pytest.mark.parametrize("hw, window, padding, c", [((147, 147), (3, 2), "same", 128), ((75, 149), (3, 2), "valid", 100),
+                                                   ((64, 64), (2, 2), "valid", 257)],
+                         ids=["147x147x128", "75x149x100", "64x64x257"])
+def test_pool_large_maps(hw, window, padding, c):
+    # Maps of 4 MB and more, whose rows prefetch the input cells of the window a few outputs ahead.
+    _check_pool(hw, window, padding, False, 1, c, seed=c)
+
+
 @pytest.mark.parametrize("activation", ["relu", "relu6"])
 @pytest.mark.parametrize("c", [3, 70])
 def test_pool_activation(activation, c):

@@ -47,6 +47,15 @@ def test_separable_matches_reference(case):
     check_separable(case)
 
 
+@pytest.mark.parametrize("h, w, c, cout, s", [(147, 147, 128, 128, 1), (147, 147, 64, 130, 2), (75, 149, 100, 40, 1)],
+                         ids=["147x147x128", "147x147x64-s2", "75x149x100"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_large_maps(h, w, c, cout, s, threads):
+    """Images of 4 MB and more, whose depthwise rows prefetch their input ahead (Xception's entry)."""
+    check_separable(dict(n=1, h=h, w=w, c=c, m=1, k=3, cout=cout, s=s, pad="same", d=1, bd=True, bp=True,
+                         dact="relu", act=None, t=threads))
+
+
 def test_equals_depthwise_then_pointwise():
     rng = rng_for("sep-compose")
     x = rand(rng, 2, 14, 11, 24)
