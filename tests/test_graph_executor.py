@@ -203,6 +203,31 @@ def test_nodes_reading_only_the_arena_are_bound_once():
     close(m(x2), model(doc, optimize=False)(x2))
 
 
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_input_readers_rebind_only_for_another_array(layout):
+    """Nodes reading a model input keep their binding to the last run's array: the same array again
+    reuses it and reads its current contents; another array is bound afresh."""
+    doc = json.loads(json.dumps(RESIDUAL if layout == "NHWC" else RGB_STEM))
+    doc["layers"][0]["layout"] = layout
+    m = model(doc, threads=2)
+    fresh = model(doc, optimize=False)
+
+    def arg(x):
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if layout == "NCHW" else x
+
+    x = arg(x_for(model(RESIDUAL if layout == "NHWC" else RGB_STEM), seed=1))
+    close(m(x), fresh(x.copy()))
+    readers = [step for step in m._prepare(1).steps if step.call is None]
+    assert readers and all(step.last_call is not None for step in readers)
+    calls = [step.last_call for step in readers]
+    x *= -0.5  # the same array, other contents
+    close(m(x), fresh(x.copy()))
+    assert [step.last_call for step in readers] == calls
+    other = x.copy() + 1.0
+    close(m(other), fresh(other.copy()))
+    assert all(step.last_call is not c for step, c in zip(readers, calls))
+
+
 def test_bound_model_follows_a_switch_to_the_portable_kernels(request):
     # A bound node chooses its micro-kernel per call: the narrow-group kernel has no portable twin.
     doc = config(layer("g", "conv2d", "input", filters=8, kernel=3, padding="same", groups=2),

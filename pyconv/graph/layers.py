@@ -184,8 +184,8 @@ def _conv_kernel(op: Any, attrs: dict[str, Any], strategy: Callable[[Shape], str
     nchw = None
     if isinstance(op, Conv2D) and op.reads_nchw() and attrs.get("strategy", "auto") == "auto":
         op._weights("nchw")  # packed at load, like every other kernel's weights (a few hundred floats)
-        # No bind: its input is the caller's array, a new one on every run.
-        nchw = Kernel(lambda xs, out, threads: op._bind_nchw(xs[0], out)(threads), lambda shape: "nchw-direct")
+        nchw = Kernel(lambda xs, out, threads: op._bind_nchw(xs[0], out)(threads), lambda shape: "nchw-direct",
+                      lambda xs, out: op._bind_nchw(xs[0], out))
     return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), strategy,
                   lambda xs, out: op._bind(xs[0], out=out), nchw)
 

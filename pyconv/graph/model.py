@@ -64,6 +64,20 @@ class _Step:
     out: np.ndarray
     strategy: str
     call: Optional[Callable[[int], object]] = None  # bound once when every source is in the arena
+    # A node reading a model input is bound to the caller's arrays of the last run, kept alive here so
+    # that their identity proves them unchanged: the same array again (a benchmark, a capture loop
+    # refilling one buffer) skips the argument checks, 4-6 us a node.
+    last_sources: Optional[list[np.ndarray]] = None
+    last_call: Optional[Callable[[int], object]] = None
+
+    def run_on(self, sources: list[np.ndarray], threads: int) -> None:
+        if self.kernel.bind is None:
+            self.kernel.run(sources, self.out, threads)
+            return
+        if self.last_sources is None or any(a is not b for a, b in zip(sources, self.last_sources)):
+            self.last_call = self.kernel.bind(sources, self.out)
+            self.last_sources = sources
+        self.last_call(threads)
 
 
 @dataclass
@@ -338,7 +352,7 @@ class Model:
             if step.call is not None:
                 step.call(threads)
             else:
-                step.kernel.run([env[s] if isinstance(s, str) else s for s in step.sources], step.out, threads)
+                step.run_on([env[s] if isinstance(s, str) else s for s in step.sources], threads)
             if times is not None:
                 times.append(time.perf_counter() - t0)
 
