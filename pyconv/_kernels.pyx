@@ -48,6 +48,7 @@ cdef extern from "_simd.h" nogil:
                      float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,
                      const float *pf)
     void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
+    enum: PYCONV_PREFETCH_MIN_BYTES
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
                        float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
                        ptrdiff_t c_end, int act)
@@ -105,11 +106,6 @@ DEF SEP_KEPT_FLOATS = 262144
 # easily; 512 rather than 256 spares most layers their extra passes over C: measured on one thread,
 # 1-4% faster on 3x3 and pointwise layers (Xception's 149x149x32->64 3x3: 3.32 -> 3.17 ms), none slower.
 DEF KC = 512
-# Input images (bytes) from which the depthwise row kernel prefetches its input (see _simd.h): below,
-# the image is mostly still in cache and prefetching only costs (warm 112x112x32: 0.063 -> 0.076 ms on
-# one thread); Xception's 147x147x128 separable layer read cold went from 5.2 to 3.8 ms (ONNX Runtime
-# 3.8-4.2).  MobileNets' maps (at most 3.2 MB, halves that fit each core's L2 at 2 threads) stay below.
-DEF DW_PREFETCH_MIN_BYTES = 4194304
 # Multiply-adds below which one more thread costs more (wake-up, barrier) than it saves.
 DEF MACS_PER_THREAD = 200000
 # Winograd tiles per work unit: four 12-row GEMM tiles.
@@ -747,7 +743,7 @@ cdef pyconv_dw_geom _dw_geom(const float[:, :, :, ::1] x, const float[:, ::1] w,
     g.in_act = in_act
     g.H, g.W, g.C = x.shape[1], x.shape[2], x.shape[3]
     g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL, g.OW = kh, kw, sh, sw, dh, dw, pt, pl, y.shape[2]
-    g.prefetch = g.H * g.W * g.C * sizeof(float) >= DW_PREFETCH_MIN_BYTES
+    g.prefetch = g.H * g.W * g.C * sizeof(float) >= PYCONV_PREFETCH_MIN_BYTES
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
     if w.shape[0] != kh * kw or w.shape[1] != g.C:

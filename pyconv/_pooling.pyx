@@ -21,6 +21,7 @@ cdef extern from "_pool.h" nogil:
                            Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1)
     void pyconv_prefetch_cells(const float *img, Py_ssize_t C, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
                                Py_ssize_t w0, Py_ssize_t w1)
+    enum: PYCONV_PREFETCH_MIN_BYTES
 
 cdef extern from *:
     # Cython cannot spell restrict; without it gcc versions each loop on a runtime aliasing check.
@@ -35,12 +36,9 @@ cdef enum:
     GAP_BLOCK = 64
     # Channels per register block of max pooling (four AVX-512 vectors, see _pool.h).
     MAX_BLOCK = 64
-    # Output columns ahead of the one computed whose input cells a pooling row prefetches, and the
-    # smallest input (bytes per image) worth it: a smaller map is mostly still in cache, where the
-    # prefetches only cost (147x147x128 warm: 0.229 -> 0.269 ms on one thread); the depthwise kernel's
-    # threshold (_kernels.pyx).
+    # Output columns ahead of the one computed whose input cells a pooling row prefetches (from inputs
+    # of PYCONV_PREFETCH_MIN_BYTES, _prefetch.h).
     PREFETCH_AHEAD = 4
-    PREFETCH_MIN_BYTES = 4194304
 
 cdef struct Pool2D:
     Py_ssize_t H, W, C, OH, OW
@@ -136,7 +134,7 @@ def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, 
     g.OH, g.OW = out.shape[1], out.shape[2]
     g.kh, g.kw, g.sh, g.sw = kh, kw, sh, sw
     g.top, g.bottom, g.left, g.right = top, bottom, left, right
-    g.prefetch = g.H * g.W * g.C * sizeof(float) >= PREFETCH_MIN_BYTES
+    g.prefetch = g.H * g.W * g.C * sizeof(float) >= PYCONV_PREFETCH_MIN_BYTES
     cdef Py_ssize_t N = x.shape[0]
     cdef Py_ssize_t tasks = N * g.OH
     cdef Py_ssize_t in_img = g.H * g.W * g.C
