@@ -47,6 +47,7 @@ cdef extern from "_simd.h" nogil:
     void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
                      float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,
                      const float *pf)
+    ptrdiff_t pyconv_gemm_tile_rows(ptrdiff_t mr)
     void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
     enum: PYCONV_PREFETCH_MIN_BYTES
     void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
@@ -891,7 +892,8 @@ def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] pac
 ctypedef struct sep_geom:
     pyconv_dw_geom dw
     ptrdiff_t N, OH, CO, P, NRP
-    ptrdiff_t tiles, blocks    # GEMM tiles per image, pixel blocks per image (each a run of whole tiles)
+    ptrdiff_t tiles            # GEMM tiles per image: whole tiles of PYCONV_GEMM_MR pixels, then the rest
+    ptrdiff_t per_block        # most tiles whose depthwise outputs one pass keeps in the buffer
     const float *x
     const float *wd
     const float *bd
@@ -902,19 +904,20 @@ ctypedef struct sep_geom:
     int act_dw, act
 
 
-cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float **ptrs) noexcept nogil:
-    """Pixel block b of image n: its depthwise outputs (parts of rows where the block starts or ends
-    inside one) into buf, then times every pointwise panel."""
-    cdef ptrdiff_t b = unit % g.blocks
-    cdef ptrdiff_t n = unit // g.blocks
+cdef void _sep_block(const sep_geom *g, ptrdiff_t n, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t pa, ptrdiff_t pb,
+                     float *buf, const float **ptrs) noexcept nogil:
+    """Tiles t0 .. t1 of image n, the first from panel pa on, the last up to panel pb: the tiles'
+    depthwise outputs (parts of rows where a tile starts or ends inside one) into buf, then times the
+    pointwise panels, each panel over all its tiles while its weights are in cache."""
     cdef ptrdiff_t C = g.dw.C, OW = g.dw.OW, Q = g.OH * g.dw.OW
-    cdef ptrdiff_t q0 = (b * g.tiles // g.blocks) * PYCONV_GEMM_MR
-    cdef ptrdiff_t q1 = min(((b + 1) * g.tiles // g.blocks) * PYCONV_GEMM_MR, Q)
+    cdef ptrdiff_t q0 = t0 * PYCONV_GEMM_MR
+    cdef ptrdiff_t q1 = min(t1 * PYCONV_GEMM_MR, Q)
     cdef ptrdiff_t rows = q1 - q0
-    cdef ptrdiff_t ntiles = _cdiv(rows, PYCONV_GEMM_MR)
     cdef ptrdiff_t kblocks = _cdiv(C, KC)
+    cdef ptrdiff_t p0 = pa if t1 - t0 == 1 else 0
+    cdef ptrdiff_t p1 = pb if t1 - t0 == 1 else g.P
     cdef ptrdiff_t q = q0, r = q0 // OW, ow0, ow1
-    cdef ptrdiff_t t, i, kb, c0, kc, p, nr, nrp, mr, off
+    cdef ptrdiff_t t, i, kb, c0, kc, p, nr, nrp, mr, off, ta, tb
     cdef const float *blk
     cdef const float *nxt
     while q < q1:
@@ -927,26 +930,70 @@ cdef void _sep_unit(const sep_geom *g, ptrdiff_t unit, float *buf, const float *
     for kb in range(kblocks):
         c0 = kb * KC
         kc = min(KC, C - c0)
-        for t in range(ntiles):
+        for t in range(t1 - t0):
             for i in range(PYCONV_GEMM_MR):
                 ptrs[t * PYCONV_GEMM_MR + i] = buf + min(t * PYCONV_GEMM_MR + i, rows - 1) * C + c0
-        for p in range(g.P):
+        for p in range(p0, p1):
             nr = min(g.NRP, g.CO - p * g.NRP)
             nrp = _panel_stride(nr, g.NRP)
             blk = g.packed + p * C * g.NRP + c0 * nrp
-            if p + 1 < g.P:
+            if p + 1 < p1:
                 nxt = blk + C * g.NRP
             elif c0 + 2 * kc <= C:
-                nxt = g.packed + (c0 + kc) * g.NRP
+                nxt = g.packed + (p0 * C + c0 + kc) * g.NRP
             else:
                 nxt = NULL
-            for t in range(ntiles):
+            ta = 1 if p < pa else 0
+            tb = t1 - t0 - (1 if p >= pb else 0)
+            for t in range(ta, tb):
                 mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
                 off = (n * Q + q0 + t * PYCONV_GEMM_MR) * g.CO + p * g.NRP
                 pyconv_gemm(nrp, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                             NULL if g.bias == NULL else g.bias + p * g.NRP,
                             g.res + off if kb == 0 and g.res != NULL else NULL,
-                            kb > 0, g.act if kb == kblocks - 1 else 0, _prefetch_slice(nxt, t, kc, g.NRP))
+                            kb > 0, g.act if kb == kblocks - 1 else 0,
+                            _prefetch_slice(nxt, t - ta, kc, g.NRP))
+
+
+cdef ptrdiff_t _sep_item_at(const sep_geom *g, ptrdiff_t cost) noexcept nogil:
+    """The first (image, tile, panel) item, numbered image-major then tile then panel, that starts at or
+    after ``cost`` in units of a panel's work on one pixel row of a tile: every tile but an image's last
+    weighs PYCONV_GEMM_MR per panel, the last pyconv_gemm_tile_rows of its pixel count."""
+    cdef ptrdiff_t last_rows = g.OH * g.dw.OW - (g.tiles - 1) * PYCONV_GEMM_MR
+    cdef ptrdiff_t full = (g.tiles - 1) * PYCONV_GEMM_MR * g.P
+    cdef ptrdiff_t last = pyconv_gemm_tile_rows(last_rows)
+    cdef ptrdiff_t per_image = full + last * g.P
+    cdef ptrdiff_t n = cost // per_image
+    cdef ptrdiff_t r = cost - n * per_image
+    if r < full:
+        return (n * g.tiles) * g.P + _cdiv(r, PYCONV_GEMM_MR)
+    return (n * g.tiles + g.tiles - 1) * g.P + _cdiv(r - full, last)
+
+
+cdef void _sep_share(const sep_geom *g, ptrdiff_t share, ptrdiff_t shares, float *buf,
+                     const float **ptrs) noexcept nogil:
+    """Share ``share`` of ``shares`` equal shares of the layer's work: a contiguous run of items, cut
+    where the work is split evenly even inside a tile (its panels then go to two threads, each computing
+    the tile's depthwise outputs), done in blocks of at most per_block tiles.  Which thread computes an
+    output changes nothing in it: the tiles are the same whoever runs them."""
+    cdef ptrdiff_t per_image = (g.tiles - 1) * PYCONV_GEMM_MR + pyconv_gemm_tile_rows(
+        g.OH * g.dw.OW - (g.tiles - 1) * PYCONV_GEMM_MR)
+    cdef ptrdiff_t total = g.N * per_image * g.P
+    cdef ptrdiff_t i = _sep_item_at(g, total * share // shares)
+    cdef ptrdiff_t end = _sep_item_at(g, total * (share + 1) // shares)
+    cdef ptrdiff_t tile = i // g.P, pa = i % g.P
+    cdef ptrdiff_t last = _cdiv(end, g.P), pb = end - (last - 1) * g.P
+    cdef ptrdiff_t n, t1
+    if i >= end:
+        return
+    # Tiles numbered across images; the share is tiles tile .. last, the first from panel pa on, the
+    # last up to panel pb.
+    while tile < last:
+        n = tile // g.tiles
+        t1 = min(last, (n + 1) * g.tiles, tile + g.per_block)
+        _sep_block(g, n, tile - n * g.tiles, t1 - n * g.tiles, pa, pb if t1 == last else g.P, buf, ptrs)
+        tile = t1
+        pa = 0
 
 
 cdef class SeparablePlan:
@@ -962,12 +1009,11 @@ cdef class SeparablePlan:
     def run(self, int threads):
         if self.g.N == 0 or self.g.OH == 0 or self.g.dw.OW == 0:
             return
-        cdef ptrdiff_t per_block = max(1, min(SEP_TILES_MAX, SEP_BUFFER_FLOATS // (PYCONV_GEMM_MR * self.g.dw.C)))
-        cdef ptrdiff_t blocks = _pixel_blocks(self.g.N, self.g.tiles, per_block, threads, 0)
-        if threads > 1 and self.g.N * blocks < 4 * threads and self.g.dw.C * self.g.CO > SEP_SHARED_WEIGHTS:
+        cdef ptrdiff_t blocks = self.g.N * _cdiv(self.g.tiles, self.g.per_block)
+        if threads > 1 and blocks < 4 * threads and self.g.dw.C * self.g.CO > SEP_SHARED_WEIGHTS:
             self._two_steps(threads)
         else:
-            _sep_run(self.g, blocks, threads, self.macs)
+            _sep_run(self.g, threads, self.macs)
 
     def _two_steps(self, int threads):
         x, wd, bd, packed, bias, y, residual = self.keep
@@ -1006,6 +1052,7 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
     if (bd is not None and bd.shape[0] != C) or (bias is not None and bias.shape[0] != g.CO):
         raise ValueError("separable biases do not match the channel counts")
     g.tiles = _cdiv(g.OH * g.dw.OW, PYCONV_GEMM_MR)
+    g.per_block = max(1, min(SEP_TILES_MAX, SEP_BUFFER_FLOATS // (PYCONV_GEMM_MR * C)))
     g.x, g.wd, g.bd, g.packed, g.bias, g.y = &x[0, 0, 0, 0], &wd[0, 0], _opt_ptr(bd), &packed[0, 0, 0, 0], \
         _opt_ptr(bias), &y[0, 0, 0, 0]
     g.act_dw, g.act = act_dw, act
@@ -1015,13 +1062,11 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
     return plan
 
 
-cdef void _sep_run(sep_geom g, ptrdiff_t blocks, int threads, double macs) except *:
-    g.blocks = blocks
+cdef void _sep_run(sep_geom g, int threads, double macs) except *:
     cdef ptrdiff_t C = g.dw.C
-    cdef ptrdiff_t units = g.N * g.blocks
-    cdef int nt = _team(threads, units, macs)
-    cdef ptrdiff_t u
-    cdef ptrdiff_t rows_max = _cdiv(g.tiles, g.blocks) * PYCONV_GEMM_MR
+    cdef int nt = _team(threads, g.N * g.tiles * g.P, macs)
+    cdef ptrdiff_t share
+    cdef ptrdiff_t rows_max = g.per_block * PYCONV_GEMM_MR
     cdef float *buf
     cdef const float **ptrs
     cdef int failed = 0
@@ -1030,8 +1075,9 @@ cdef void _sep_run(sep_geom g, ptrdiff_t blocks, int threads, double macs) excep
         buf = <float *>pyconv_aligned_alloc(rows_max * C * sizeof(float))
         ptrs = <const float **>pyconv_aligned_alloc(rows_max * sizeof(float *))
         if buf != NULL and ptrs != NULL:
-            for u in prange(units, schedule="static"):
-                _sep_unit(&g, u, buf, ptrs)
+            # One share per thread of the team asked for; a smaller team takes several, in order.
+            for share in prange(nt, schedule="static"):
+                _sep_share(&g, share, nt, buf, ptrs)
         else:
             failp[0] = 1
         free(buf)

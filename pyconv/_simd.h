@@ -224,6 +224,16 @@ PYCONV_GEMM_KERNEL(pyconv_gemm_1x32_avx512, pyconv_gemm_avx512_rows, 1)
 #undef PYCONV_PREFETCH_NEXT
 #endif
 
+/* The work of an mr-row tile in rows of a full tile's work, for splitting a layer evenly between threads:
+ * 5 to 8 rows run the 8-row tile, more the 12-row one, and the 1- and 2-row tiles wait on their few
+ * accumulators' FMA latency as long as the 4-row tile does. */
+static inline ptrdiff_t pyconv_gemm_tile_rows(ptrdiff_t mr) {
+#if defined(__AVX512F__)
+    if (!pyconv_portable) return mr <= 4 ? 4 : mr <= 8 ? 8 : PYCONV_GEMM_MR;
+#endif
+    return mr;
+}
+
 /* C tile of mr x nr (nr <= nrp, the panel width of b: 16 or PYCONV_GEMM_NR).  Unless accumulating, the
  * store adds bias and, when res is not NULL, the residual tile res (leading dimension ldc, may be c
  * itself).  pf: NULL, or ks*kc*16 floats to prefetch (one line per k step), normally part of the next

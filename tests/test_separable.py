@@ -86,6 +86,25 @@ def test_mobilenet_tail_layers_split_across_threads(shape, cout, s):
     np.testing.assert_array_equal(y1, y2)
 
 
+@pytest.mark.parametrize("shape, cout", [((2, 14, 14, 64), 96), ((3, 5, 7, 40), 50), ((1, 7, 7, 512), 512),
+                                         ((2, 1, 3, 24), 200)],
+                         ids=["14x14-batch2", "5x7-batch3", "7x7x512", "1x3-many-panels"])
+def test_shares_that_cut_a_tile_agree_for_every_thread_count(shape, cout):
+    # Threads split the layer's (tile, panel) work evenly, cutting a tile between two of them when the
+    # even split falls inside it (and images between threads when the batch is larger than one); every
+    # thread count must give the same bits, and the reference's values.
+    rng = rng_for("sep-shares", shape, cout)
+    x = rand(rng, *shape)
+    wd, wp = rand(rng, 3, 3, shape[3]), rand(rng, shape[3], cout) * 0.1
+    bd, bp = rand(rng, shape[3]), rand(rng, cout)
+    kw = dict(padding="same", depthwise_activation="relu", activation="relu6")
+    op = pyconv.SeparableConv2D(wd, wp, bd, bp, **kw)
+    y1 = op(x, threads=1)
+    assert_close(y1, separable_conv2d_ref(x, wd, wp, bd, bp, **kw))
+    for threads in (2, 3, 5):
+        np.testing.assert_array_equal(op(x, threads=threads), y1, err_msg=f"{threads} threads")
+
+
 def test_operator_call_twice_and_out():
     rng = rng_for("sep-op")
     x = rand(rng, 1, 9, 9, 16)
