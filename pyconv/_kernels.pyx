@@ -983,16 +983,23 @@ cdef void _sep_share(const sep_geom *g, ptrdiff_t share, ptrdiff_t shares, float
     cdef ptrdiff_t end = _sep_item_at(g, total * (share + 1) // shares)
     cdef ptrdiff_t tile = i // g.P, pa = i % g.P
     cdef ptrdiff_t last = _cdiv(end, g.P), pb = end - (last - 1) * g.P
-    cdef ptrdiff_t n, t1
+    cdef ptrdiff_t n, stop, count, blocks, b, t0, t1
     if i >= end:
         return
     # Tiles numbered across images; the share is tiles tile .. last, the first from panel pa on, the
-    # last up to panel pb.
+    # last up to panel pb.  Each image's part is cut into blocks of equal size: a short last block would
+    # read all the pointwise weights for a tile or two.
     while tile < last:
         n = tile // g.tiles
-        t1 = min(last, (n + 1) * g.tiles, tile + g.per_block)
-        _sep_block(g, n, tile - n * g.tiles, t1 - n * g.tiles, pa, pb if t1 == last else g.P, buf, ptrs)
-        tile = t1
+        stop = min(last, (n + 1) * g.tiles)
+        count = stop - tile
+        blocks = _cdiv(count, g.per_block)
+        for b in range(blocks):
+            t0 = tile + b * count // blocks
+            t1 = tile + (b + 1) * count // blocks
+            _sep_block(g, n, t0 - n * g.tiles, t1 - n * g.tiles, pa if b == 0 else 0,
+                       pb if t1 == last else g.P, buf, ptrs)
+        tile = stop
         pa = 0
 
 

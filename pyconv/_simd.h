@@ -170,6 +170,77 @@ pyconv_gemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t 
 #undef PYCONV_STORE
 }
 
+/* The 1- and 2-row tiles: with one accumulator pair per row, each k step would wait on the previous
+ * one's FMA latency (4 cycles for 2 or 4 FMAs).  PHASES (4 for one row, 2 for two) interleaved partial
+ * sums over k keep 8 accumulators in flight; they are added at the end.  The sum order then differs from
+ * the longer tiles', which is harmless: a layer's tiles do not depend on the thread count (an image's
+ * last ROWS pixels, a dense layer's batch), so neither do its results. */
+static inline __attribute__((always_inline)) void
+pyconv_gemm_avx512_short(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
+                         const float *const *a, const float *b, float *c, size_t ldc,
+                         const float *bias, const float *res, int accumulate, int act, const float *pf) {
+    const int PHASES = ROWS == 1 ? 4 : 2;
+    __m512 x[2][4], y[2][4];
+    for (int i = 0; i < 2; i++)
+        for (int h = 0; h < 4; h++) x[i][h] = y[i][h] = _mm512_setzero_ps();
+    for (size_t s = 0; s < ks; s++) {
+        const float *a0 = a[s * PYCONV_GEMM_MR], *a1 = ROWS > 1 ? a[s * PYCONV_GEMM_MR + 1] : a0;
+        size_t k = 0;
+        for (; k + PHASES <= kc; k += PHASES) {
+            for (int h = 0; h < PHASES; h++) {
+                const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+                b += 32;
+                if (pf) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
+                __m512 t = _mm512_set1_ps(a0[k + h]);
+                x[0][h] = _mm512_fmadd_ps(t, b0, x[0][h]);
+                y[0][h] = _mm512_fmadd_ps(t, b1, y[0][h]);
+                if (ROWS > 1) {
+                    t = _mm512_set1_ps(a1[k + h]);
+                    x[1][h] = _mm512_fmadd_ps(t, b0, x[1][h]);
+                    y[1][h] = _mm512_fmadd_ps(t, b1, y[1][h]);
+                }
+            }
+        }
+        for (; k < kc; k++) {
+            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            b += 32;
+            if (pf) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
+            __m512 t = _mm512_set1_ps(a0[k]);
+            x[0][0] = _mm512_fmadd_ps(t, b0, x[0][0]);
+            y[0][0] = _mm512_fmadd_ps(t, b1, y[0][0]);
+            if (ROWS > 1) {
+                t = _mm512_set1_ps(a1[k]);
+                x[1][0] = _mm512_fmadd_ps(t, b0, x[1][0]);
+                y[1][0] = _mm512_fmadd_ps(t, b1, y[1][0]);
+            }
+        }
+    }
+    const __mmask16 m0 = pyconv_mask16(nr), m1 = nr > 16 ? pyconv_mask16(nr - 16) : 0;
+    for (int i = 0; i < ROWS && (size_t)i < mr; i++) {
+        __m512 v0 = _mm512_add_ps(x[i][0], x[i][1]), v1 = _mm512_add_ps(y[i][0], y[i][1]);
+        if (PHASES == 4) {
+            v0 = _mm512_add_ps(v0, _mm512_add_ps(x[i][2], x[i][3]));
+            v1 = _mm512_add_ps(v1, _mm512_add_ps(y[i][2], y[i][3]));
+        }
+        float *ci = c + i * ldc;
+        if (accumulate) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
+        } else {
+            if (bias) {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, bias));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, bias + 16));
+            }
+            if (res) {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, res + i * ldc));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, res + i * ldc + 16));
+            }
+        }
+        _mm512_mask_storeu_ps(ci, m0, pyconv_act512(v0, act));
+        _mm512_mask_storeu_ps(ci + 16, m1, pyconv_act512(v1, act));
+    }
+}
+
 /* The 16-column twin: 12 accumulators, one load of B and ROWS broadcasts per k. */
 static inline __attribute__((always_inline)) void
 pyconv_gemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
@@ -217,8 +288,8 @@ PYCONV_GEMM_KERNEL(pyconv_gemm_1x16_avx512, pyconv_gemm16_avx512_rows, 1)
 PYCONV_GEMM_KERNEL(pyconv_gemm_12x32_avx512, pyconv_gemm_avx512_rows, 12)
 PYCONV_GEMM_KERNEL(pyconv_gemm_8x32_avx512, pyconv_gemm_avx512_rows, 8)
 PYCONV_GEMM_KERNEL(pyconv_gemm_4x32_avx512, pyconv_gemm_avx512_rows, 4)
-PYCONV_GEMM_KERNEL(pyconv_gemm_2x32_avx512, pyconv_gemm_avx512_rows, 2)
-PYCONV_GEMM_KERNEL(pyconv_gemm_1x32_avx512, pyconv_gemm_avx512_rows, 1)
+PYCONV_GEMM_KERNEL(pyconv_gemm_2x32_avx512, pyconv_gemm_avx512_short, 2)
+PYCONV_GEMM_KERNEL(pyconv_gemm_1x32_avx512, pyconv_gemm_avx512_short, 1)
 #undef PYCONV_GEMM_KERNEL
 #undef PYCONV_A_ROWS
 #undef PYCONV_PREFETCH_NEXT
