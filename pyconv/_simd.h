@@ -504,23 +504,28 @@ static void pyconv_dw_row_portable(const pyconv_dw_geom *g, const float *x, cons
     _mm512_mask_storeu_ps(yo + 3 * C, m0, pyconv_act512(_mm512_add_ps(a3, b0), act));      \
     _mm512_mask_storeu_ps(yo + 3 * C + 16, m1, pyconv_act512(_mm512_add_ps(c_3, b1), act));
 
-/* NPX output pixels SW apart x 16 channels (mask m) of a row whose whole window lies inside the
- * image, weights held in registers (wk: KH*KW taps), biased, activated and stored to yo (pixels C
- * floats apart).  With STREAM (the literal 3x3 specialisations), each input pixel of a kernel row is
- * loaded once and multiplied into every output pixel that reads it: 3x3 stride 1 loads 6 vectors per
- * row for 4 pixels instead of 12 (112x112x32: 0.074 -> 0.058 ms on one thread; 8 pixels at a time
- * measured no faster).  Every pixel sums its taps in (kh, kw) order, as the other paths do, so results
- * do not depend on which path ran. */
+/* NPX output pixels SW apart x 16 channels (mask m), weights held in registers (wk: KH*KW taps), biased,
+ * activated and stored to yo (pixels C floats apart).  xr0 is where the window of the first pixel starts
+ * (kernel row 0, column j = 0), inside the image or not.  Without CHECKED every tap is inside the image;
+ * with it, only kernel rows [kh_lo, kh_hi) and window columns [j_lo, j_hi) are read (an image's edges:
+ * the others are zero padding).  With STREAM (the literal 3x3 specialisations), each input pixel of a
+ * kernel row is loaded once and multiplied into every output pixel that reads it: 3x3 stride 1 loads 6
+ * vectors per row for 4 pixels instead of 12 (112x112x32: 0.074 -> 0.058 ms on one thread; 8 pixels at
+ * a time measured no faster).  Every pixel sums its taps in (kh, kw) order, as the other paths do, so
+ * results do not depend on which path ran. */
 static inline __attribute__((always_inline)) void
-pyconv_dw_held(const int NPX, const int STREAM, const int IN_ACT, const float *xr0, ptrdiff_t row_stride,
-               ptrdiff_t C, __mmask16 m, const __m512 *wk, __m512 bv, float *yo, int act, ptrdiff_t KH,
-               ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW) {
+pyconv_dw_held(const int NPX, const int STREAM, const int IN_ACT, const int CHECKED, const float *xr0,
+               ptrdiff_t row_stride, ptrdiff_t C, __mmask16 m, const __m512 *wk, __m512 bv, float *yo, int act,
+               ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW, ptrdiff_t kh_lo, ptrdiff_t kh_hi,
+               ptrdiff_t j_lo, ptrdiff_t j_hi) {
     __m512 acc[4];
     for (int i = 0; i < NPX; i++) acc[i] = _mm512_setzero_ps();
     for (ptrdiff_t kh = 0; kh < KH; kh++) {
+        if (CHECKED && (kh < kh_lo || kh >= kh_hi)) continue;
         const float *xr = xr0 + kh * row_stride;
         if (STREAM) {
             for (ptrdiff_t j = 0; j < (NPX - 1) * SW + (KW - 1) * DW + 1; j++) {
+                if (CHECKED && (j < j_lo || j >= j_hi)) continue;
                 const __m512 v = PYCONV_DW_IN(m, xr + j * C);
                 for (ptrdiff_t kw = 0; kw < KW; kw++) {
                     const ptrdiff_t t = j - kw * DW;
@@ -530,9 +535,11 @@ pyconv_dw_held(const int NPX, const int STREAM, const int IN_ACT, const float *x
             }
         } else {
             for (ptrdiff_t kw = 0; kw < KW; kw++)
-                for (int i = 0; i < NPX; i++)
-                    acc[i] = _mm512_fmadd_ps(PYCONV_DW_IN(m, xr + (i * SW + kw * DW) * C), wk[kh * KW + kw],
-                                             acc[i]);
+                for (int i = 0; i < NPX; i++) {
+                    const ptrdiff_t j = i * SW + kw * DW;
+                    if (CHECKED && (j < j_lo || j >= j_hi)) continue;
+                    acc[i] = _mm512_fmadd_ps(PYCONV_DW_IN(m, xr + j * C), wk[kh * KW + kw], acc[i]);
+                }
         }
     }
     for (int i = 0; i < NPX; i++)
@@ -562,9 +569,11 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
     if (ow_hi > ow_end) ow_hi = ow_end;
     if (ow_lo < ow_begin) ow_lo = ow_begin;
     if (ow_lo > ow_hi) ow_lo = ow_hi;
-    /* Rows whose every kernel row is inside the image, for kernels small enough to hold in registers,
-     * and wide enough (>= 3 groups of 4 pixels) to pay for loading the held weights. */
-    const int full_rows = kh_lo == 0 && kh_hi == KH && KH * KW <= PYCONV_DW_HELD_TAPS && ow_hi - ow_lo >= 12;
+    /* Kernels small enough to hold their weights in registers run every pixel, edges included, 4 at a
+     * time through pyconv_dw_held: at 7x7x1024 a row has 2 edge pixels of 7, and one pixel at a time
+     * waits on its FMA latency (7x7x1024 on one thread: 18.6 us with the edges one by one). */
+    const int held = KH * KW <= PYCONV_DW_HELD_TAPS;
+    const int full_rows = kh_lo == 0 && kh_hi == KH;
     for (ptrdiff_t c0 = c_begin; c0 < c_end; c0 += 32) {
         const ptrdiff_t cn = c_end - c0;
         const __mmask16 m0 = pyconv_mask16(cn > 16 ? 16 : (size_t)cn),
@@ -572,7 +581,7 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
         const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias + c0) : _mm512_setzero_ps();
         const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + c0 + 16) : _mm512_setzero_ps();
         __m512 wk0[PYCONV_DW_HELD_TAPS], wk1[PYCONV_DW_HELD_TAPS];
-        if (full_rows)
+        if (held)
             for (ptrdiff_t t = 0; t < KH * KW; t++) {
                 wk0[t] = _mm512_maskz_loadu_ps(m0, w + t * C + c0);
                 wk1[t] = _mm512_maskz_loadu_ps(m1, w + t * C + c0 + 16);
@@ -581,28 +590,38 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
         ptrdiff_t ow = ow_begin;
         while (ow < ow_end) {
             const int interior = ow >= ow_lo && ow + 4 <= ow_hi;
-            if (pf && ow + PYCONV_DW_PREFETCH_AHEAD < ow_end)
-                pyconv_dw_prefetch(g, x, oh, ow + PYCONV_DW_PREFETCH_AHEAD,
-                                   full_rows && ow >= ow_lo && ow < ow_hi ? (ow_hi - ow < 4 ? ow_hi - ow : 4)
-                                   : interior ? 4 : 1, kh_lo, kh_hi);
-            if (full_rows && ow >= ow_lo && ow < ow_hi) {
-                /* The common case: weights held in registers across the row (the 3x3
-                 * specialisations' loops fully unrolled), 4 pixels at a time and the last 1-3 of
-                 * the interior together. */
-                const float *xr0 = x + ((oh * g->SH - g->PT) * W + ow * SW - PL) * C + c0;
+            if (held) {
+                const ptrdiff_t npx = ow_end - ow < 4 ? ow_end - ow : 4;
+                if (pf && ow + PYCONV_DW_PREFETCH_AHEAD < ow_end)
+                    pyconv_dw_prefetch(g, x, oh, ow + PYCONV_DW_PREFETCH_AHEAD, npx, kh_lo, kh_hi);
+                const ptrdiff_t iw0 = ow * SW - PL;
+                const float *xr0 = x + ((oh * g->SH - g->PT) * W + iw0) * C + c0;
                 float *yo = y + (ow - ow_begin) * C + c0;
-                const ptrdiff_t rs = g->DH * W * C, npx = ow_hi - ow < 4 ? ow_hi - ow : 4;
-#define PYCONV_DW_HELD(NPX)                                                                          \
-                pyconv_dw_held(NPX, STREAM, IN_ACT, xr0, rs, C, m0, wk0, b0, yo, act, KH, KW, SW, DW); \
-                pyconv_dw_held(NPX, STREAM, IN_ACT, xr0 + 16, rs, C, m1, wk1, b1, yo + 16, act, KH, KW, SW, DW);
-                if (npx == 4) {
-                    PYCONV_DW_HELD(4)
+                const ptrdiff_t rs = g->DH * W * C;
+                const ptrdiff_t j_lo = iw0 < 0 ? -iw0 : 0, j_hi = W - iw0;
+#define PYCONV_DW_HELD(NPX, CHECKED)                                                                 \
+                pyconv_dw_held(NPX, STREAM, IN_ACT, CHECKED, xr0, rs, C, m0, wk0, b0, yo, act, KH, KW, SW, \
+                               DW, kh_lo, kh_hi, j_lo, j_hi);                                        \
+                pyconv_dw_held(NPX, STREAM, IN_ACT, CHECKED, xr0 + 16, rs, C, m1, wk1, b1, yo + 16, act, KH, \
+                               KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
+                if (full_rows && ow >= ow_lo && ow + npx <= ow_hi) {
+                    if (npx == 4) {
+                        PYCONV_DW_HELD(4, 0)
+                    } else if (npx == 3) {
+                        PYCONV_DW_HELD(3, 0)
+                    } else if (npx == 2) {
+                        PYCONV_DW_HELD(2, 0)
+                    } else {
+                        PYCONV_DW_HELD(1, 0)
+                    }
+                } else if (npx == 4) {
+                    PYCONV_DW_HELD(4, 1)
                 } else if (npx == 3) {
-                    PYCONV_DW_HELD(3)
+                    PYCONV_DW_HELD(3, 1)
                 } else if (npx == 2) {
-                    PYCONV_DW_HELD(2)
+                    PYCONV_DW_HELD(2, 1)
                 } else {
-                    PYCONV_DW_HELD(1)
+                    PYCONV_DW_HELD(1, 1)
                 }
 #undef PYCONV_DW_HELD
                 ow += npx;
