@@ -87,7 +87,7 @@ DEF MC_MAX = 192
 # Kernel rows at most this many floats long (KW * C) are read as one "row tap" by the direct kernel.
 DEF MERGE_ROW_FLOATS = 96
 ROW_TAP_FLOATS = MERGE_ROW_FLOATS
-# The fused separable kernel's work unit: as many GEMM tiles (of PYCONV_GEMM_MR output pixels) as fill
+# The fused separable kernel's block: as many GEMM tiles (of PYCONV_GEMM_MR output pixels) as fill
 # SEP_BUFFER_FLOATS of depthwise outputs in its per-thread buffer, at most SEP_TILES_MAX.  Measured at
 # 2 threads with the weights cold: 16 tiles rather than 8 gained 1-5% at 14x14x512, 56x56x128 and
 # MobileNet v2's layers (fewer units, each reading all the pointwise weights), but at 37x37x728 a
@@ -955,13 +955,17 @@ cdef void _sep_block(const sep_geom *g, ptrdiff_t n, ptrdiff_t t0, ptrdiff_t t1,
                             _prefetch_slice(nxt, t - ta, kc, g.NRP))
 
 
+cdef inline ptrdiff_t _sep_last_tile_cost(const sep_geom *g) noexcept nogil:
+    """The work of an image's last tile per panel, in pixel rows of a full tile (see _sep_item_at)."""
+    return pyconv_gemm_tile_rows(g.OH * g.dw.OW - (g.tiles - 1) * PYCONV_GEMM_MR)
+
+
 cdef ptrdiff_t _sep_item_at(const sep_geom *g, ptrdiff_t cost) noexcept nogil:
     """The first (image, tile, panel) item, numbered image-major then tile then panel, that starts at or
     after ``cost`` in units of a panel's work on one pixel row of a tile: every tile but an image's last
-    weighs PYCONV_GEMM_MR per panel, the last pyconv_gemm_tile_rows of its pixel count."""
-    cdef ptrdiff_t last_rows = g.OH * g.dw.OW - (g.tiles - 1) * PYCONV_GEMM_MR
+    weighs PYCONV_GEMM_MR per panel, the last _sep_last_tile_cost."""
     cdef ptrdiff_t full = (g.tiles - 1) * PYCONV_GEMM_MR * g.P
-    cdef ptrdiff_t last = pyconv_gemm_tile_rows(last_rows)
+    cdef ptrdiff_t last = _sep_last_tile_cost(g)
     cdef ptrdiff_t per_image = full + last * g.P
     cdef ptrdiff_t n = cost // per_image
     cdef ptrdiff_t r = cost - n * per_image
@@ -976,9 +980,7 @@ cdef void _sep_share(const sep_geom *g, ptrdiff_t share, ptrdiff_t shares, float
     where the work is split evenly even inside a tile (its panels then go to two threads, each computing
     the tile's depthwise outputs), done in blocks of at most per_block tiles.  Which thread computes an
     output changes nothing in it: the tiles are the same whoever runs them."""
-    cdef ptrdiff_t per_image = (g.tiles - 1) * PYCONV_GEMM_MR + pyconv_gemm_tile_rows(
-        g.OH * g.dw.OW - (g.tiles - 1) * PYCONV_GEMM_MR)
-    cdef ptrdiff_t total = g.N * per_image * g.P
+    cdef ptrdiff_t total = g.N * ((g.tiles - 1) * PYCONV_GEMM_MR + _sep_last_tile_cost(g)) * g.P
     cdef ptrdiff_t i = _sep_item_at(g, total * share // shares)
     cdef ptrdiff_t end = _sep_item_at(g, total * (share + 1) // shares)
     cdef ptrdiff_t tile = i // g.P, pa = i % g.P
