@@ -1,7 +1,8 @@
 /*
  * pyconv software prefetch: ranges of floats brought into the caches ahead of the loop that reads
  * them, for kernels whose input has left the caches and whose access pattern the hardware prefetcher
- * follows too slowly (_pool.h's pooling rows, _simd.h's depthwise rows, the NCHW first layer's rows).
+ * follows too slowly (_pool.h's pooling rows, _simd.h's depthwise rows, the NCHW first layer's rows,
+ * _layout.pyx's transpose blocks).
  */
 #ifndef PYCONV_PREFETCH_H
 #define PYCONV_PREFETCH_H
