@@ -367,10 +367,11 @@ static void pyconv_rows_portable(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, 
 }
 
 #if defined(__AVX512F__)
-/* 12 pixels x NB zmm columns (NB = 2: 24 accumulators); S a literal at the calls below makes each
- * broadcast an immediate offset from a[k]. */
+/* ROWS (4, 8 or 12) pixels x NB zmm columns (NB = 2, ROWS = 12: 24 accumulators); S a literal at the
+ * calls below makes each broadcast an immediate offset from a[k].  A row's last 1-8 pixels run on the
+ * 4- or 8-pixel variant (112 = 9 x 12 + 4 pixels paid for 120). */
 static inline __attribute__((always_inline)) void
-pyconv_rows_avx512_impl(const int NB, const ptrdiff_t S, size_t mr, size_t nr, size_t K,
+pyconv_rows_avx512_impl(const int NB, const ptrdiff_t S, const int ROWS, size_t mr, size_t nr, size_t K,
                         const float *const *a, ptrdiff_t off, const float *b, float *c, size_t ldc,
                         const float *bias, int act) {
     __m512 x0 = _mm512_setzero_ps(), y0 = x0, x1 = x0, y1 = x0, x2 = x0, y2 = x0, x3 = x0, y3 = x0,
@@ -381,8 +382,8 @@ pyconv_rows_avx512_impl(const int NB, const ptrdiff_t S, size_t mr, size_t nr, s
         const __m512 b0 = _mm512_load_ps(b), b1 = NB > 1 ? _mm512_load_ps(b + 16) : b0;
         b += 16 * NB;
         __m512 t;
-#define PYCONV_ROW(i) t = _mm512_set1_ps(r[i * S]); x##i = _mm512_fmadd_ps(t, b0, x##i); \
-                      if (NB > 1) y##i = _mm512_fmadd_ps(t, b1, y##i);
+#define PYCONV_ROW(i) if (ROWS > i) { t = _mm512_set1_ps(r[i * S]); x##i = _mm512_fmadd_ps(t, b0, x##i); \
+                      if (NB > 1) y##i = _mm512_fmadd_ps(t, b1, y##i); }
         PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)
         PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)
 #undef PYCONV_ROW
@@ -394,7 +395,7 @@ pyconv_rows_avx512_impl(const int NB, const ptrdiff_t S, size_t mr, size_t nr, s
         if (NB > 1) base1 = _mm512_maskz_loadu_ps(m1, bias + 16);
     }
 #define PYCONV_STORE(i)                                                                           \
-    if (mr > i) {                                                                                 \
+    if (ROWS > i && mr > i) {                                                                     \
         _mm512_mask_storeu_ps(c + i * ldc, m0, pyconv_act512(_mm512_add_ps(x##i, base0), act));   \
         if (NB > 1)                                                                               \
             _mm512_mask_storeu_ps(c + i * ldc + 16, m1, pyconv_act512(_mm512_add_ps(y##i, base1), act)); \
@@ -411,16 +412,20 @@ static inline void pyconv_rows(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, si
 #if defined(__AVX512F__)
     if (!pyconv_portable) {
         const int nb = nrp > 16 ? 2 : 1;
-        if (nb == 2 && S == 2)
-            pyconv_rows_avx512_impl(2, 2, mr, nr, K, a, off, b, c, ldc, bias, act);
+        if (nb == 2 && S == 2 && mr > 8)
+            pyconv_rows_avx512_impl(2, 2, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
+        else if (nb == 2 && S == 2 && mr > 4)
+            pyconv_rows_avx512_impl(2, 2, 8, mr, nr, K, a, off, b, c, ldc, bias, act);
+        else if (nb == 2 && S == 2)
+            pyconv_rows_avx512_impl(2, 2, 4, mr, nr, K, a, off, b, c, ldc, bias, act);
         else if (nb == 2 && S == 1)
-            pyconv_rows_avx512_impl(2, 1, mr, nr, K, a, off, b, c, ldc, bias, act);
+            pyconv_rows_avx512_impl(2, 1, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
         else if (nb == 2)
-            pyconv_rows_avx512_impl(2, S, mr, nr, K, a, off, b, c, ldc, bias, act);
+            pyconv_rows_avx512_impl(2, S, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
         else if (S == 2)
-            pyconv_rows_avx512_impl(1, 2, mr, nr, K, a, off, b, c, ldc, bias, act);
+            pyconv_rows_avx512_impl(1, 2, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
         else
-            pyconv_rows_avx512_impl(1, S, mr, nr, K, a, off, b, c, ldc, bias, act);
+            pyconv_rows_avx512_impl(1, S, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
         return;
     }
 #endif

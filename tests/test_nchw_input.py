@@ -3,7 +3,7 @@ against the float64 reference of ``tests/reference.py`` on the same image transp
 
 The sweep covers 1-4 input channels, 1x1 images, kernels as large as the padded input, strides larger
 than the kernel, dilation, explicit asymmetric and large pads, widths on both sides of the 12-pixel
-tile, 16- and 32-wide panels with partial last panels, every activation, batches, both the SIMD and the
+tile and rows ending on the 4- and 8-pixel tiles, 16- and 32-wide panels with partial last panels, every activation, batches, both the SIMD and the
 portable tile, and 1 or 2 threads.
 """
 from __future__ import annotations
@@ -20,6 +20,8 @@ GEOMETRIES = [  # (H, W, K, stride, dilation, padding)
     (7, 13, 3, 2, 1, ((1, 1), (1, 1))), (224, 23, 3, 2, 1, ((0, 1), (0, 1))), (9, 25, 5, 3, 1, "same"),
     (6, 11, 2, 4, 1, "valid"), (11, 12, 3, 1, 2, "same"), (4, 4, 7, 1, 1, ((3, 3), (3, 3))),
     (3, 37, 3, 1, 1, ((4, 0), (9, 2))), (17, 29, 1, 2, 1, "valid"), (8, 8, 3, 2, 3, ((2, 2), (2, 2))),
+    # Stride 2 rows ending in 8 and 6 pixels after whole 12-pixel tiles: the 8-pixel tile.
+    (3, 16, 3, 2, 1, "same"), (3, 35, 3, 2, 1, "same"),
 ]
 CHANNELS = [(1, 8), (3, 16), (3, 24), (3, 32), (4, 40), (2, 70)]  # (C_in, C_out)
 
