@@ -609,25 +609,22 @@ pyconv_dw_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const float *
                                DW, kh_lo, kh_hi, j_lo, j_hi);                                        \
                 pyconv_dw_held(NPX, STREAM, IN_ACT, CHECKED, xr0 + 16, rs, C, m1, wk1, b1, yo + 16, act, KH, \
                                KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
-                if (full_rows && ow >= ow_lo && ow + npx <= ow_hi) {
-                    if (npx == 4) {
-                        PYCONV_DW_HELD(4, 0)
-                    } else if (npx == 3) {
-                        PYCONV_DW_HELD(3, 0)
-                    } else if (npx == 2) {
-                        PYCONV_DW_HELD(2, 0)
-                    } else {
-                        PYCONV_DW_HELD(1, 0)
-                    }
-                } else if (npx == 4) {
-                    PYCONV_DW_HELD(4, 1)
-                } else if (npx == 3) {
-                    PYCONV_DW_HELD(3, 1)
-                } else if (npx == 2) {
-                    PYCONV_DW_HELD(2, 1)
-                } else {
-                    PYCONV_DW_HELD(1, 1)
+#define PYCONV_DW_HELD_NPX(CHECKED)                                                                  \
+                if (npx == 4) {                                                                      \
+                    PYCONV_DW_HELD(4, CHECKED)                                                       \
+                } else if (npx == 3) {                                                               \
+                    PYCONV_DW_HELD(3, CHECKED)                                                       \
+                } else if (npx == 2) {                                                               \
+                    PYCONV_DW_HELD(2, CHECKED)                                                       \
+                } else {                                                                             \
+                    PYCONV_DW_HELD(1, CHECKED)                                                       \
                 }
+                if (full_rows && ow >= ow_lo && ow + npx <= ow_hi) {
+                    PYCONV_DW_HELD_NPX(0)
+                } else {
+                    PYCONV_DW_HELD_NPX(1)
+                }
+#undef PYCONV_DW_HELD_NPX
 #undef PYCONV_DW_HELD
                 ow += npx;
             } else if (interior) {
