@@ -185,35 +185,26 @@ pyconv_gemm_avx512_short(const int ROWS, size_t mr, size_t nr, size_t ks, size_t
         for (int h = 0; h < 4; h++) x[i][h] = y[i][h] = _mm512_setzero_ps();
     for (size_t s = 0; s < ks; s++) {
         const float *a0 = a[s * PYCONV_GEMM_MR], *a1 = ROWS > 1 ? a[s * PYCONV_GEMM_MR + 1] : a0;
+        /* Step k into partial sum h. */
+#define PYCONV_SHORT_STEP(k, h)                                                                         \
+        {                                                                                               \
+            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                           \
+            b += 32;                                                                                    \
+            PYCONV_PREFETCH_NEXT                                                                        \
+            __m512 t = _mm512_set1_ps(a0[k]);                                                           \
+            x[0][h] = _mm512_fmadd_ps(t, b0, x[0][h]);                                                  \
+            y[0][h] = _mm512_fmadd_ps(t, b1, y[0][h]);                                                  \
+            if (ROWS > 1) {                                                                             \
+                t = _mm512_set1_ps(a1[k]);                                                              \
+                x[1][h] = _mm512_fmadd_ps(t, b0, x[1][h]);                                              \
+                y[1][h] = _mm512_fmadd_ps(t, b1, y[1][h]);                                              \
+            }                                                                                           \
+        }
         size_t k = 0;
-        for (; k + PHASES <= kc; k += PHASES) {
-            for (int h = 0; h < PHASES; h++) {
-                const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-                b += 32;
-                if (pf) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
-                __m512 t = _mm512_set1_ps(a0[k + h]);
-                x[0][h] = _mm512_fmadd_ps(t, b0, x[0][h]);
-                y[0][h] = _mm512_fmadd_ps(t, b1, y[0][h]);
-                if (ROWS > 1) {
-                    t = _mm512_set1_ps(a1[k + h]);
-                    x[1][h] = _mm512_fmadd_ps(t, b0, x[1][h]);
-                    y[1][h] = _mm512_fmadd_ps(t, b1, y[1][h]);
-                }
-            }
-        }
-        for (; k < kc; k++) {
-            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-            b += 32;
-            if (pf) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
-            __m512 t = _mm512_set1_ps(a0[k]);
-            x[0][0] = _mm512_fmadd_ps(t, b0, x[0][0]);
-            y[0][0] = _mm512_fmadd_ps(t, b1, y[0][0]);
-            if (ROWS > 1) {
-                t = _mm512_set1_ps(a1[k]);
-                x[1][0] = _mm512_fmadd_ps(t, b0, x[1][0]);
-                y[1][0] = _mm512_fmadd_ps(t, b1, y[1][0]);
-            }
-        }
+        for (; k + PHASES <= kc; k += PHASES)
+            for (int h = 0; h < PHASES; h++) PYCONV_SHORT_STEP(k + h, h)
+        for (; k < kc; k++) PYCONV_SHORT_STEP(k, 0)
+#undef PYCONV_SHORT_STEP
     }
     const __mmask16 m0 = pyconv_mask16(nr), m1 = nr > 16 ? pyconv_mask16(nr - 16) : 0;
     for (int i = 0; i < ROWS && (size_t)i < mr; i++) {
