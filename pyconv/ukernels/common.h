@@ -1,0 +1,105 @@
+/*
+ * What every micro-kernel family shares, whatever its instruction set: the tile contract of the
+ * indirect GEMM, the geometry structs of the row kernels, activation codes, software prefetch and
+ * aligned allocation.  Nothing here depends on the compiler's target flags.
+ *
+ * The tile contract: a GEMM tile is at most PYCONV_GEMM_MR (12) output pixels, each given as one row
+ * pointer per pointer set, by PYCONV_GEMM_NR (32) or PYCONV_GEMM_NR_NARROW (16) output channels read
+ * from weights packed in panels of that width.  Both widths are whole multiples of every level's vector
+ * (16 floats on AVX-512, 8 on AVX2, 4 on NEON), so one packed form feeds every level; each level
+ * covers the tile with register blocks of its own shape (AVX-512 12x32 in 24 zmm, AVX2 and NEON 6x16
+ * blocks).
+ */
+#ifndef PYCONV_UKERNELS_COMMON_H
+#define PYCONV_UKERNELS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PYCONV_GEMM_MR 12
+#define PYCONV_GEMM_NR 32
+#define PYCONV_GEMM_NR_NARROW 16
+#define PYCONV_GEMM_NR_MAX 32
+/* Output pixels per NCHW-row tile: a whole tile is always computed, so each input row must hold
+ * (PYCONV_ROWS_MR - 1) * S floats past the last pixel's window start. */
+#define PYCONV_ROWS_MR 12
+#define PYCONV_ALIGN 64
+
+/* Activation codes, applied when a tile is stored: 0 none, 1 relu, 2 relu6.  NaN passes through
+ * every activation unchanged, as in PyTorch. */
+#define PYCONV_ACT_NONE 0
+#define PYCONV_ACT_RELU 1
+#define PYCONV_ACT_RELU6 2
+
+/* Inputs (bytes per image) from which the depthwise and pooling kernels prefetch ahead.  A smaller map
+ * is mostly still in the cache its producer wrote it to, where the prefetches only cost (warm
+ * 112x112x32 depthwise: 0.063 -> 0.076 ms, 147x147x128 max pool 0.229 -> 0.269 ms, one thread); at
+ * Xception's 147x147x128 read cold they gain 25% (separable) and 3-4x (max pool).  MobileNets' maps
+ * (at most 3.2 MB, halves that fit each core's L2 at 2 threads) stay below: 2 MB measured no gain. */
+#define PYCONV_PREFETCH_MIN_BYTES 4194304
+
+/* The scalar activation; written as comparisons against v so that NaN falls through. */
+static inline float pyconv_activate(float v, int act) {
+    if (act >= PYCONV_ACT_RELU && v < 0.0f) v = 0.0f;
+    if (act == PYCONV_ACT_RELU6 && v > 6.0f) v = 6.0f;
+    return v;
+}
+
+/* Whether packed weights with panels nrp wide can feed the GEMM tiles. */
+static inline int pyconv_valid_panel(ptrdiff_t nrp) {
+    return nrp == PYCONV_GEMM_NR_NARROW || nrp == PYCONV_GEMM_NR;
+}
+
+static inline void *pyconv_aligned_alloc(size_t bytes) {
+    size_t rounded = (bytes + PYCONV_ALIGN - 1) / PYCONV_ALIGN * PYCONV_ALIGN;
+    return aligned_alloc(PYCONV_ALIGN, rounded ? rounded : PYCONV_ALIGN);
+}
+
+/* Prefetch the n floats from p, for reading, into every cache level: one hint per 64-byte line.  For
+ * inputs that have left the caches and whose access pattern the hardware prefetcher follows too
+ * slowly (pooling rows, depthwise rows, the NCHW first layer's rows, the transpose's blocks). */
+static inline void pyconv_prefetch_floats(const float *p, ptrdiff_t n) {
+    for (const char *q = (const char *)p, *end = (const char *)(p + n); q < end; q += 64)
+        __builtin_prefetch(q, 0, 3);
+}
+
+/* Geometry of one depthwise layer: input (H, W, C) of one image, kernel (KH, KW), weights packed
+ * (KH*KW, C), pads top/left, output width OW; in_act: the activation code applied to every input value
+ * as it is read (a relu before the layer, as in Xception's blocks, fused into it), 0 for none;
+ * prefetch: whether the row kernel prefetches its input ahead (an image too large to be in cache). */
+typedef struct {
+    ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW;
+    int in_act, prefetch;
+} pyconv_dw_geom;
+
+/* Output columns ahead whose input columns the depthwise row kernel prefetches. */
+#define PYCONV_DW_PREFETCH_AHEAD 8
+
+/* Prefetch every channel of the input columns that output columns [ow, ow + n) add to the window on
+ * their right (SW of them each), in the kernel rows [kh_lo, kh_hi) of output row oh.  The row kernel
+ * sweeps its input once per block of channels; a map that the layer before has just written has left
+ * the caches, and the first sweep, reading 2 lines in every pixel's C/16, kept too few misses in flight
+ * for the hardware prefetcher (the max pool's problem). */
+static inline void pyconv_dw_prefetch(const pyconv_dw_geom *g, const float *x, ptrdiff_t oh, ptrdiff_t ow,
+                                      ptrdiff_t n, ptrdiff_t kh_lo, ptrdiff_t kh_hi) {
+    ptrdiff_t w1 = (ow + n - 1) * g->SW - g->PL + (g->KW - 1) * g->DW + 1, w0 = w1 - n * g->SW;
+    if (w0 < 0) w0 = 0;
+    if (w1 > g->W) w1 = g->W;
+    if (w1 <= w0) return;
+    for (ptrdiff_t kh = kh_lo; kh < kh_hi; kh++) {
+        const ptrdiff_t ih = oh * g->SH - g->PT + kh * g->DH;
+        pyconv_prefetch_floats(x + (ih * g->W + w0) * g->C, (w1 - w0) * g->C);
+    }
+}
+
+/* A group convolution whose groups are narrow (OG output channels per group, OG dividing 16):
+ * 16 output channels of several groups per vector block.  Weights packed as (CO/16 blocks, KH*KW taps,
+ * CG, 16); idx holds CG vectors of 16 lane indices into the (16/OG)*CG <= 32 consecutive input channels
+ * that a block reads. */
+typedef struct {
+    ptrdiff_t H, W, C, CO, KH, KW, SH, SW, DH, DW, PT, PL, OW, CG, OG;
+} pyconv_gc_geom;
+
+#endif /* PYCONV_UKERNELS_COMMON_H */

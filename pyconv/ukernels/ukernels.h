@@ -1,0 +1,100 @@
+/*
+ * The micro-kernel families and the table that dispatches them.  Each family has one source file per
+ * instruction set (pyconv/ukernels/<family>/<isa>.c), compiled with that set's flags only; the
+ * functions below are named <family>__<isa>.  At import, pyconv picks one level for the process
+ * (pyconv_ukernels_for) and every driver calls through its table, so nothing outside a level's own
+ * files is ever compiled for, or runs, an instruction the CPU may lack.
+ *
+ *   igemm           C[mr x nr] (+)= sum over ks row-pointer sets of A_s[mr x kc] * B_s[kc x nrp]: one GEMM
+ *                   tile of the tile contract (common.h), with bias, residual and activation in the store
+ *   igemm_tile_rows the work of an mr-row tile in rows of a full tile's, for even work splits
+ *   nchwconv        C[mr x nr] = bias + sum over k < K of a[k][off + i * S] * b[k][:]: a convolution
+ *                   reading NCHW input rows whose pixels lie S floats apart (a model's first layer)
+ *   dwconv_row      a range of columns and channels of one depthwise output row, NHWC
+ *   gconv_row       one output row of a narrow-group convolution (NULL where a level has none;
+ *                   gconv_supported then answers 0 and the drivers use the GEMM path)
+ *   wino23_input / wino23_output   Winograd F(2x2,3x3) tile transforms, vectorised across channels
+ *   maxpool_window  the maximum of one pooling window over up to 64 channels, NaN-propagating
+ *   transpose_tile  dst[j][i] = src[i][j] for a tile of at most 16x16
+ */
+#ifndef PYCONV_UKERNELS_H
+#define PYCONV_UKERNELS_H
+
+#include "common.h"
+
+#define PYCONV_IGEMM_ARGS                                                                            \
+    size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float *const *a, const float *b,   \
+        float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,          \
+        const float *pf
+#define PYCONV_NCHWCONV_ARGS                                                                         \
+    ptrdiff_t S, size_t mr, size_t nr, size_t nrp, size_t K, const float *const *a, ptrdiff_t off,   \
+        const float *b, float *c, size_t ldc, const float *bias, int act
+#define PYCONV_DWCONV_ROW_ARGS                                                                       \
+    const pyconv_dw_geom *g, const float *x, const float *w, const float *bias, float *y,            \
+        ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin, ptrdiff_t c_end, int act
+#define PYCONV_GCONV_ROW_ARGS                                                                        \
+    const pyconv_gc_geom *g, const float *x, const float *w, const int *idx, const float *bias,      \
+        float *y, ptrdiff_t oh, int act
+#define PYCONV_WINO23_INPUT_ARGS                                                                     \
+    const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0, ptrdiff_t iw0,             \
+        const float *zeros, float *v, ptrdiff_t v_stride
+#define PYCONV_WINO23_OUTPUT_ARGS                                                                    \
+    const float *m, ptrdiff_t m_stride, const float *bias, float *y, ptrdiff_t OH, ptrdiff_t OW,     \
+        ptrdiff_t CO, ptrdiff_t oh0, ptrdiff_t ow0, int act
+#define PYCONV_MAXPOOL_WINDOW_ARGS                                                                   \
+    const float *img, float *dst, ptrdiff_t n, ptrdiff_t C, ptrdiff_t W, ptrdiff_t h0, ptrdiff_t h1, \
+        ptrdiff_t w0, ptrdiff_t w1
+#define PYCONV_TRANSPOSE_TILE_ARGS                                                                   \
+    const float *src, ptrdiff_t ld_src, float *dst, ptrdiff_t ld_dst, ptrdiff_t rows, ptrdiff_t cols
+
+typedef struct {
+    const char *name;
+    void (*igemm)(PYCONV_IGEMM_ARGS);
+    ptrdiff_t (*igemm_tile_rows)(ptrdiff_t mr);
+    void (*nchwconv)(PYCONV_NCHWCONV_ARGS);
+    void (*dwconv_row)(PYCONV_DWCONV_ROW_ARGS);
+    int (*gconv_supported)(ptrdiff_t cg, ptrdiff_t og);
+    void (*gconv_row)(PYCONV_GCONV_ROW_ARGS);
+    void (*wino23_input)(PYCONV_WINO23_INPUT_ARGS);
+    void (*wino23_output)(PYCONV_WINO23_OUTPUT_ARGS);
+    void (*maxpool_window)(PYCONV_MAXPOOL_WINDOW_ARGS);
+    void (*transpose_tile)(PYCONV_TRANSPOSE_TILE_ARGS);
+} pyconv_ukernels;
+
+/* Every family's entry points for one instruction set. */
+#define PYCONV_DECLARE_ISA(isa)                                                                      \
+    void pyconv_igemm__##isa(PYCONV_IGEMM_ARGS);                                                     \
+    ptrdiff_t pyconv_igemm_tile_rows__##isa(ptrdiff_t mr);                                           \
+    void pyconv_nchwconv__##isa(PYCONV_NCHWCONV_ARGS);                                               \
+    void pyconv_dwconv_row__##isa(PYCONV_DWCONV_ROW_ARGS);                                           \
+    void pyconv_wino23_input__##isa(PYCONV_WINO23_INPUT_ARGS);                                       \
+    void pyconv_wino23_output__##isa(PYCONV_WINO23_OUTPUT_ARGS);                                     \
+    void pyconv_maxpool_window__##isa(PYCONV_MAXPOOL_WINDOW_ARGS);                                   \
+    void pyconv_transpose_tile__##isa(PYCONV_TRANSPOSE_TILE_ARGS);
+
+/* The narrow-group row, for the levels that have one. */
+#define PYCONV_DECLARE_GCONV(isa)                                                                    \
+    int pyconv_gconv_supported__##isa(ptrdiff_t cg, ptrdiff_t og);                                   \
+    void pyconv_gconv_row__##isa(PYCONV_GCONV_ROW_ARGS);
+
+PYCONV_DECLARE_ISA(scalar)
+#if defined(PYCONV_HAVE_AVX2)
+PYCONV_DECLARE_ISA(avx2)
+PYCONV_DECLARE_GCONV(avx2)
+#endif
+#if defined(PYCONV_HAVE_AVX512)
+PYCONV_DECLARE_ISA(avx512)
+PYCONV_DECLARE_GCONV(avx512)
+#endif
+#if defined(PYCONV_HAVE_NEON)
+PYCONV_DECLARE_ISA(neon)
+#endif
+
+/* The levels this build holds, best first, space-separated ("avx512 avx2 scalar"). */
+const char *pyconv_isa_built(void);
+/* Whether this CPU (and its OS, for the wider registers' state) can run level `name`. */
+int pyconv_isa_supported(const char *name);
+/* The table of level `name`, or NULL if this build does not hold it. */
+const pyconv_ukernels *pyconv_ukernels_for(const char *name);
+
+#endif /* PYCONV_UKERNELS_H */
