@@ -1,8 +1,12 @@
-"""Build pyconv's Cython extensions: every ``pyconv/*.pyx`` becomes ``pyconv.<name>``.
+"""Build pyconv's Cython extensions: every ``pyconv/*.pyx`` becomes ``pyconv.<name>``, linked with the
+micro-kernels of every instruction-set level the compiler's target has (``pyconv/ukernels/<family>/
+<level>.c``, each level compiled with its own flags only, into a static library per level); the CPU
+picks a level at import.  The default build runs on any CPU of its architecture.
 
 Environment variables:
   PYCONV_NO_OPENMP=1     build sequential kernels even if the compiler supports OpenMP.
-  PYCONV_PORTABLE=1      do not tune for the build machine's CPU (no ``-march=native``).
+  PYCONV_NATIVE=1        also tune for the build machine's CPU (-march=native): the result may not run
+                         on another CPU.
   PYCONV_DEBUG_CYTHON=1  bounds and wraparound checks on in every kernel (slow; for debugging).
 """
 import os
@@ -15,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools._distutils.ccompiler import new_compiler
 from setuptools._distutils.errors import CompileError, LinkError
 from setuptools._distutils.sysconfig import customize_compiler
@@ -59,16 +64,75 @@ def _openmp_args() -> list:
     return []
 
 
-def _arch_args() -> list:
-    if _flag("PYCONV_PORTABLE"):
+def _native_args() -> list:
+    if not _flag("PYCONV_NATIVE"):
         return []
     if _compiles("int main(void) { return 0; }", ["-march=native"]):
         return ["-march=native"]
+    warnings.warn("pyconv: PYCONV_NATIVE set but the compiler rejects -march=native; ignored")
     return []
 
 
+def _target_arch() -> str:
+    """The compiler's target (not the build machine's: a cross compiler's target is what counts)."""
+    for arch, macro in (("x86_64", "__x86_64__"), ("aarch64", "__aarch64__")):
+        if _compiles(f"#ifndef {macro}\n#error other\n#endif\nint main(void) {{ return 0; }}", []):
+            return arch
+    return "other"
+
+
+# Instruction-set levels per target, with the flags their files are compiled with.  x86-64's AVX-512
+# level is Skylake-X's subset (F, VL, DQ, BW), which every AVX-512 CPU has; NEON is aarch64's baseline.
+LEVELS = {
+    "x86_64": {
+        "avx512": ["-mavx512f", "-mavx512vl", "-mavx512dq", "-mavx512bw", "-mavx2", "-mfma"],
+        "avx2": ["-mavx2", "-mfma"],
+        "scalar": [],
+    },
+    "aarch64": {"neon": [], "scalar": []},
+    "other": {"scalar": []},
+}
+# Families every level must have; gconv (the narrow-group row) is optional.
+FAMILIES = ("igemm", "nchwconv", "dwconv", "winograd", "maxpool", "transpose")
+UKERNELS = Path("pyconv", "ukernels")
+
+
+def _levels(arch: str) -> dict:
+    """The levels of ``arch`` whose files are all present, each with its sources and flags."""
+    levels = {}
+    for level, flags in LEVELS[arch].items():
+        sources = [UKERNELS / family / f"{level}.c" for family in FAMILIES]
+        if all((HERE / src).exists() for src in sources):
+            if (HERE / UKERNELS / "gconv" / f"{level}.c").exists():
+                sources.append(UKERNELS / "gconv" / f"{level}.c")
+            levels[level] = ([str(src) for src in sources], flags)
+    return levels
+
+
+def _level_macros(levels: dict) -> list:
+    macros = []
+    for level, (sources, _) in levels.items():
+        if level != "scalar":
+            macros.append((f"PYCONV_HAVE_{level.upper()}", "1"))
+        if any(Path(src).parent.name == "gconv" for src in sources):
+            macros.append((f"PYCONV_HAVE_{level.upper()}_GCONV", "1"))
+    return macros
+
+
 openmp = _openmp_args()
-compile_args = ["-O3", "-fno-math-errno", *_arch_args(), *openmp]
+base_args = ["-O3", "-fno-math-errno", *_native_args()]
+compile_args = [*base_args, *openmp]
+levels = _levels(_target_arch())
+level_macros = _level_macros(levels)
+headers = [str(p.relative_to(HERE)) for p in sorted((HERE / UKERNELS).rglob("*.h"))]
+# One static library per level, compiled with that level's flags only; the dispatcher (baseline flags)
+# first, so that the linker resolves the levels' symbols it names.
+libraries = [("pyconv_ukernels_dispatch", {
+    "sources": [str(UKERNELS / "dispatch.c")], "cflags": base_args, "macros": level_macros,
+    "obj_deps": {"": headers},
+})] + [(f"pyconv_ukernels_{level}", {
+    "sources": sources, "cflags": [*base_args, *flags], "obj_deps": {"": headers},
+}) for level, (sources, flags) in levels.items()]
 directives = {
     "language_level": "3",
     "boundscheck": _flag("PYCONV_DEBUG_CYTHON"),
@@ -82,13 +146,24 @@ extensions = [
     Extension(
         f"pyconv.{pyx.stem}",
         [str(pyx.relative_to(HERE))],
-        include_dirs=[np.get_include(), "pyconv"],
+        include_dirs=[np.get_include(), "pyconv", str(UKERNELS)],
         extra_compile_args=compile_args,
         extra_link_args=openmp,
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), *level_macros],
+        depends=headers,
     )
     for pyx in sorted((HERE / "pyconv").glob("*.pyx"))
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives,
+
+
+class BuildExtWithKernels(build_ext):
+    """build_ext that builds the micro-kernel libraries first, also when run on its own (--inplace)."""
+
+    def run(self):
+        self.run_command("build_clib")
+        super().run()
+
+
+setup(libraries=libraries, cmdclass={"build_ext": BuildExtWithKernels}, ext_modules=cythonize(extensions, compiler_directives=directives,
                             compile_time_env={"PYCONV_OPENMP": bool(openmp)}))

@@ -3,10 +3,12 @@
 Kernels: standard, group, depthwise, pointwise and depthwise-separable convolution (``pyconv.conv``),
 pooling and elementwise operators (``pyconv.ops``).  Operators (``Conv2D``, ...) pack their weights once;
 the functions (``conv2d``, ...) run one call.  Models: ``pyconv.load(config)`` (``pyconv.graph``);
-ONNX files: ``pyconv.from_onnx(path)`` (``pyconv.onnx``).
+ONNX files: ``pyconv.from_onnx(path)`` (``pyconv.onnx``).  The instruction-set level the kernels run
+on is chosen at import (``pyconv.isa``; ``PYCONV_ISA`` caps it).
 """
 __version__ = "0.1.0"
 
+from . import isa
 from .config import build_info, show_config
 from .conv import (Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D, conv2d, dense,
                    depthwise_conv2d, explain_conv2d, pointwise_conv2d, separable_conv2d)
@@ -17,7 +19,7 @@ from .ops import (add, avg_pool2d, channel_shuffle, concat, global_avg_pool2d, m
 from .threads import resolve_threads
 
 __all__ = [
-    "__version__", "build_info", "show_config", "resolve_threads",
+    "__version__", "isa", "build_info", "show_config", "resolve_threads",
     "Conv2D", "DepthwiseConv2D", "PointwiseConv2D", "SeparableConv2D", "Dense",
     "conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense", "explain_conv2d",
     "max_pool2d", "avg_pool2d", "global_avg_pool2d", "add", "scale_shift", "concat", "channel_shuffle",

@@ -1,6 +1,7 @@
 # cython: language_level=3
 """Convolution kernels: nogil Cython drivers that split a layer into independent work units and run them
-over OpenMP threads, calling the C micro-kernels of ``_simd.h`` and ``_winograd.h``.
+over OpenMP threads, calling the C micro-kernels (``ukernels/``) of the instruction-set level in use
+through its dispatch table (``pyconv.isa``); each run reads the table once, so a run uses one level.
 
 Every driver takes NHWC float32 arrays (conv2d_nchw_input: an NCHW input) that the Python layer
 (``pyconv.conv``) has already validated and converted; each re-checks the few shape relations it relies
@@ -32,43 +33,44 @@ from libc.string cimport memset
 
 from .memory import aligned_empty as _aligned_empty
 
-cdef extern from "_simd.h" nogil:
-    int pyconv_portable
-    const char *PYCONV_SIMD_LEVEL
+from .isa import _register as _register_isa
+
+cdef extern from "ukernels.h" nogil:
     enum:
         PYCONV_GEMM_MR
         PYCONV_GEMM_NR
         PYCONV_GEMM_NR_NARROW
         PYCONV_ROWS_MR
         PYCONV_ALIGN
+        PYCONV_PREFETCH_MIN_BYTES
     ctypedef struct pyconv_dw_geom:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
         int in_act, prefetch
-    void pyconv_gemm(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a, const float *b,
-                     float *c, size_t ldc, const float *bias, const float *res, int accumulate, int act,
-                     const float *pf)
-    ptrdiff_t pyconv_gemm_tile_rows(ptrdiff_t mr)
-    void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
-    enum: PYCONV_PREFETCH_MIN_BYTES
-    void pyconv_dw_row(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
-                       float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
-                       ptrdiff_t c_end, int act)
-    void pyconv_rows(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, size_t K, const float **a, ptrdiff_t off,
-                     const float *b, float *c, size_t ldc, const float *bias, int act)
-    void *pyconv_aligned_alloc(size_t nbytes)
-    int pyconv_valid_panel(ptrdiff_t nrp)
     ctypedef struct pyconv_gc_geom:
         ptrdiff_t H, W, C, CO, KH, KW, SH, SW, DH, DW, PT, PL, OW, CG, OG
-    int pyconv_gconv_supported(ptrdiff_t cg, ptrdiff_t og)
-    int pyconv_gconv_row(const pyconv_gc_geom *g, const float *x, const float *w, const int *idx,
-                         const float *bias, float *y, ptrdiff_t oh, int act)
-
-cdef extern from "_winograd.h" nogil:
-    void pyconv_wino23_input_tile(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0,
-                                  ptrdiff_t iw0, const float *zeros, float *v, ptrdiff_t v_stride)
-    void pyconv_wino23_output_tile(const float *m, ptrdiff_t m_stride, const float *bias, float *y,
-                                   ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t CO, ptrdiff_t oh0, ptrdiff_t ow0,
-                                   int act)
+    ctypedef struct pyconv_ukernels:
+        const char *name
+        void (*igemm)(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a,
+                      const float *b, float *c, size_t ldc, const float *bias, const float *res,
+                      int accumulate, int act, const float *pf) noexcept nogil
+        ptrdiff_t (*igemm_tile_rows)(ptrdiff_t mr) noexcept nogil
+        void (*nchwconv)(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, size_t K, const float **a,
+                         ptrdiff_t off, const float *b, float *c, size_t ldc, const float *bias,
+                         int act) noexcept nogil
+        void (*dwconv_row)(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
+                           float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
+                           ptrdiff_t c_end, int act) noexcept nogil
+        int (*gconv_supported)(ptrdiff_t cg, ptrdiff_t og) noexcept nogil
+        void (*gconv_row)(const pyconv_gc_geom *g, const float *x, const float *w, const int *idx,
+                          const float *bias, float *y, ptrdiff_t oh, int act) noexcept nogil
+        void (*wino23_input)(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0,
+                             ptrdiff_t iw0, const float *zeros, float *v, ptrdiff_t v_stride) noexcept nogil
+        void (*wino23_output)(const float *m, ptrdiff_t m_stride, const float *bias, float *y, ptrdiff_t OH,
+                              ptrdiff_t OW, ptrdiff_t CO, ptrdiff_t oh0, ptrdiff_t ow0, int act) noexcept nogil
+    const pyconv_ukernels *pyconv_ukernels_for(const char *name)
+    void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
+    void *pyconv_aligned_alloc(size_t nbytes)
+    int pyconv_valid_panel(ptrdiff_t nrp)
 
 IF PYCONV_OPENMP:
     cdef extern from "omp.h" nogil:
@@ -77,8 +79,10 @@ IF PYCONV_OPENMP:
 GEMM_MR = PYCONV_GEMM_MR
 GEMM_NR = PYCONV_GEMM_NR
 GEMM_NR_NARROW = PYCONV_GEMM_NR_NARROW
-SIMD_LEVEL = PYCONV_SIMD_LEVEL.decode()
 OPENMP = bool(PYCONV_OPENMP)
+
+# The micro-kernels of the level in use (pyconv.isa sets it at import and when a caller switches).
+cdef const pyconv_ukernels *uk = NULL
 
 # Most output pixels per GEMM work unit.  Each unit streams the packed weights once, so a small image
 # (7x7, 10x10) is one block of pixels rather than a full block plus a sliver that would read all the
@@ -113,14 +117,16 @@ DEF MACS_PER_THREAD = 200000
 DEF WINO_TILES = 48
 
 
-def set_portable(bint flag):
-    """Route every kernel through the portable C paths (True) or the SIMD ones (False). For tests."""
-    global pyconv_portable
-    pyconv_portable = 1 if flag else 0
+def _use_isa(str name):
+    """Run the micro-kernels of level ``name`` from the next call on (``pyconv.isa`` validates it)."""
+    global uk
+    cdef const pyconv_ukernels *table = pyconv_ukernels_for(name.encode())
+    if table == NULL:
+        raise ValueError(f"this build has no {name!r} micro-kernels")
+    uk = table
 
 
-def get_portable():
-    return bool(pyconv_portable)
+_register_isa(_use_isa)
 
 
 cdef inline ptrdiff_t _cdiv(ptrdiff_t a, ptrdiff_t b) noexcept nogil:
@@ -208,6 +214,7 @@ ctypedef struct conv_geom:
     const float *zeros
     float *y
     int act
+    const pyconv_ukernels *uk          # the level this run uses
 
 
 cdef void _kblock_range(const conv_geom *g, ptrdiff_t kb, ptrdiff_t *tap0, ptrdiff_t *ntaps,
@@ -269,10 +276,10 @@ cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs,
         for t in range(u.ntiles):
             mr = min(PYCONV_GEMM_MR, u.rows - t * PYCONV_GEMM_MR)
             off = (u.n * g.OH * g.OW + u.m0 + t * PYCONV_GEMM_MR) * g.CO + u.grp * g.OG + p * g.NRP
-            pyconv_gemm(nrp, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
-                        NULL if g.bias == NULL else g.bias + u.grp * g.OG + p * g.NRP,
-                        g.res + off if first and g.res != NULL else NULL,
-                        not first, g.act if last else 0, _prefetch_slice(nxt, t, span, g.NRP))
+            g.uk.igemm(nrp, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
+                       NULL if g.bias == NULL else g.bias + u.grp * g.OG + p * g.NRP,
+                       g.res + off if first and g.res != NULL else NULL,
+                       not first, g.act if last else 0, _prefetch_slice(nxt, t, span, g.NRP))
 
 
 cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, float *patch) noexcept nogil:
@@ -513,6 +520,7 @@ def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, c
 
 
 cdef void _direct_run(conv_geom g, int threads, double macs) except *:
+    g.uk = uk
     cdef ptrdiff_t units = _split_units(&g, threads)
     cdef ptrdiff_t taps = min(g.tpb, g.NT) if g.tpb > 0 else 1
     cdef int nt = _team(threads, units, macs)
@@ -557,6 +565,7 @@ def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual)
+    g.uk = uk
     cdef ptrdiff_t units = _split_units(&g, threads)
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
     cdef ptrdiff_t u
@@ -580,8 +589,8 @@ def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
 # ---------------------------------------------------------------------------------------------- narrow groups
 
 def narrow_groups_supported(ptrdiff_t cg, ptrdiff_t og):
-    """Whether this build has the narrow-group kernel for C_in/G = cg, C_out/G = og (and it is enabled)."""
-    return not pyconv_portable and bool(pyconv_gconv_supported(cg, og))
+    """Whether the level in use has a narrow-group kernel for C_in/G = cg, C_out/G = og."""
+    return uk.gconv_row != NULL and bool(uk.gconv_supported(cg, og))
 
 
 def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const int[:, ::1] idx,
@@ -601,8 +610,10 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     if groups < 1 or g.C % groups or g.CO % groups:
         raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
     g.CG, g.OG = g.C // groups, g.CO // groups
-    if not narrow_groups_supported(g.CG, g.OG):
-        raise ValueError(f"no narrow-group kernel for {g.CG}->{g.OG} channels per group in this build")
+    cdef const pyconv_ukernels *k = uk
+    if k.gconv_row == NULL or not k.gconv_supported(g.CG, g.OG):
+        raise ValueError(f"no narrow-group kernel for {g.CG}->{g.OG} channels per group at level "
+                         f"{k.name.decode()}")
     if (y.shape[0] != N or packed.shape[0] != _cdiv(g.CO, 16) or packed.shape[1] != kh * kw
             or packed.shape[2] != g.CG or packed.shape[3] != 16 or idx.shape[0] != g.CG or idx.shape[1] != 16):
         raise ValueError(f"narrow-group weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
@@ -621,8 +632,8 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     cdef ptrdiff_t u
     with nogil:
         for u in prange(N * OH, schedule="static", num_threads=nt):
-            pyconv_gconv_row(&g, xp + (u // OH) * xstride, wp, ip, bp,
-                             yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, u % OH, act)
+            k.gconv_row(&g, xp + (u // OH) * xstride, wp, ip, bp,
+                        yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, u % OH, act)
 
 
 # ---------------------------------------------------------------------------------------------- Winograd
@@ -635,6 +646,7 @@ ctypedef struct wino_geom:
     const float *zeros
     float *y
     int act
+    const pyconv_ukernels *uk
 
 
 cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, const float **ptrs) noexcept nogil:
@@ -650,8 +662,8 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
-        pyconv_wino23_input_tile(img, g.H, g.W, g.C, 2 * ty - g.PT, 2 * tx - g.PL, g.zeros,
-                                 v + t * g.C, WINO_TILES * g.C)
+        g.uk.wino23_input(img, g.H, g.W, g.C, 2 * ty - g.PT, 2 * tx - g.PL, g.zeros, v + t * g.C,
+                          WINO_TILES * g.C)
     for xi in range(16):
         for grp in range(g.G):
             for mt in range(ntiles):
@@ -666,15 +678,15 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
                 nxt = NULL if (xi == 15 and grp == g.G - 1 and p == g.P - 1) else blk + g.CG * g.NRP
                 for mt in range(ntiles):
                     mr = min(PYCONV_GEMM_MR, count - mt * PYCONV_GEMM_MR)
-                    pyconv_gemm(nrp, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR, blk,
-                                m + (xi * WINO_TILES + mt * PYCONV_GEMM_MR) * g.CO + grp * g.OG
-                                + p * g.NRP,
-                                g.CO, NULL, NULL, 0, 0, _prefetch_slice(nxt, mt, g.CG, g.NRP))
+                    g.uk.igemm(nrp, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR, blk,
+                               m + (xi * WINO_TILES + mt * PYCONV_GEMM_MR) * g.CO + grp * g.OG
+                               + p * g.NRP,
+                               g.CO, NULL, NULL, 0, 0, _prefetch_slice(nxt, mt, g.CG, g.NRP))
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
-        pyconv_wino23_output_tile(m + t * g.CO, WINO_TILES * g.CO, g.bias, out, g.OH, g.OW, g.CO,
-                                  2 * ty, 2 * tx, g.act)
+        g.uk.wino23_output(m + t * g.CO, WINO_TILES * g.CO, g.bias, out, g.OH, g.OW, g.CO, 2 * ty, 2 * tx,
+                           g.act)
 
 
 def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] packed, const float[::1] bias,
@@ -709,6 +721,7 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     g.blocks = _cdiv(g.tiles, WINO_TILES)
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0, 0], &y[0, 0, 0, 0], act
     g.bias = _opt_ptr(bias)
+    g.uk = uk
     cdef const float[::1] zeros = _zeros(max(g.C, 16))
     g.zeros = &zeros[0]
     cdef ptrdiff_t units = g.N * g.blocks
@@ -778,13 +791,14 @@ def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const f
     cdef float *yp = &y[0, 0, 0, 0]
     cdef int nt = _team(threads, rows * chunks, <double>N * OH * g.OW * g.C * kh * kw)
     cdef ptrdiff_t u, row, c0
+    cdef const pyconv_ukernels *k = uk
     with nogil:
         for u in prange(rows * chunks, schedule="static", num_threads=nt):
             row = u // chunks
             c0 = (u % chunks) * chunk
-            pyconv_dw_row(&g, xp + (row // OH) * xstride, wp, bp,
-                          yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, row % OH, 0, g.OW,
-                          c0, min(c0 + chunk, g.C), act)
+            k.dwconv_row(&g, xp + (row // OH) * xstride, wp, bp,
+                         yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, row % OH, 0, g.OW,
+                         c0, min(c0 + chunk, g.C), act)
 
 
 # ---------------------------------------------------------------------------------------------- NCHW input
@@ -797,6 +811,7 @@ ctypedef struct nchw_geom:
     const float *bias
     float *y
     int act
+    const pyconv_ukernels *uk
 
 
 cdef void _nchw_row(const nchw_geom *g, ptrdiff_t unit, float *rows, const float **ptrs) noexcept nogil:
@@ -831,9 +846,9 @@ cdef void _nchw_row(const nchw_geom *g, ptrdiff_t unit, float *rows, const float
         nrp = _panel_stride(nr, g.NRP)
         for t in range(_cdiv(g.OW, PYCONV_ROWS_MR)):
             ow0 = t * PYCONV_ROWS_MR
-            pyconv_rows(g.SW, min(PYCONV_ROWS_MR, g.OW - ow0), nr, nrp, g.K, ptrs, ow0 * g.SW,
-                        g.packed + p * g.K * g.NRP, g.y + ((n * g.OH + oh) * g.OW + ow0) * g.CO + p * g.NRP,
-                        g.CO, NULL if g.bias == NULL else g.bias + p * g.NRP, g.act)
+            g.uk.nchwconv(g.SW, min(PYCONV_ROWS_MR, g.OW - ow0), nr, nrp, g.K, ptrs, ow0 * g.SW,
+                          g.packed + p * g.K * g.NRP, g.y + ((n * g.OH + oh) * g.OW + ow0) * g.CO + p * g.NRP,
+                          g.CO, NULL if g.bias == NULL else g.bias + p * g.NRP, g.act)
 
 
 def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
@@ -867,6 +882,7 @@ def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] pac
     g.WP = (_cdiv(g.OW, PYCONV_ROWS_MR) * PYCONV_ROWS_MR - 1) * sw + (kw - 1) * dw + 1
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act
     g.bias = _opt_ptr(bias)
+    g.uk = uk
     cdef ptrdiff_t units = x.shape[0] * g.OH
     cdef int nt = _team(threads, units, <double>units * g.OW * g.CO * g.K)
     cdef ptrdiff_t u, k
@@ -905,6 +921,7 @@ ctypedef struct sep_geom:
     const float *res
     float *y
     int act_dw, act
+    const pyconv_ukernels *uk
 
 
 cdef void _sep_block(const sep_geom *g, ptrdiff_t n, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t pa, ptrdiff_t pb,
@@ -926,8 +943,8 @@ cdef void _sep_block(const sep_geom *g, ptrdiff_t n, ptrdiff_t t0, ptrdiff_t t1,
     while q < q1:
         ow0 = q - r * OW
         ow1 = min(OW, q1 - r * OW)
-        pyconv_dw_row(&g.dw, g.x + n * g.dw.H * g.dw.W * C, g.wd, g.bd, buf + (q - q0) * C, r, ow0, ow1,
-                      0, C, g.act_dw)
+        g.uk.dwconv_row(&g.dw, g.x + n * g.dw.H * g.dw.W * C, g.wd, g.bd, buf + (q - q0) * C, r, ow0, ow1,
+                        0, C, g.act_dw)
         q = q + ow1 - ow0
         r = r + 1
     for kb in range(kblocks):
@@ -951,16 +968,16 @@ cdef void _sep_block(const sep_geom *g, ptrdiff_t n, ptrdiff_t t0, ptrdiff_t t1,
             for t in range(ta, tb):
                 mr = min(PYCONV_GEMM_MR, rows - t * PYCONV_GEMM_MR)
                 off = (n * Q + q0 + t * PYCONV_GEMM_MR) * g.CO + p * g.NRP
-                pyconv_gemm(nrp, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
-                            NULL if g.bias == NULL else g.bias + p * g.NRP,
-                            g.res + off if kb == 0 and g.res != NULL else NULL,
-                            kb > 0, g.act if kb == kblocks - 1 else 0,
-                            _prefetch_slice(nxt, t - ta, kc, g.NRP))
+                g.uk.igemm(nrp, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
+                           NULL if g.bias == NULL else g.bias + p * g.NRP,
+                           g.res + off if kb == 0 and g.res != NULL else NULL,
+                           kb > 0, g.act if kb == kblocks - 1 else 0,
+                           _prefetch_slice(nxt, t - ta, kc, g.NRP))
 
 
 cdef inline ptrdiff_t _sep_last_tile_cost(const sep_geom *g) noexcept nogil:
     """The work of an image's last tile per panel, in pixel rows of a full tile (see _sep_item_at)."""
-    return pyconv_gemm_tile_rows(g.OH * g.dw.OW - (g.tiles - 1) * PYCONV_GEMM_MR)
+    return g.uk.igemm_tile_rows(g.OH * g.dw.OW - (g.tiles - 1) * PYCONV_GEMM_MR)
 
 
 cdef ptrdiff_t _sep_item_at(const sep_geom *g, ptrdiff_t cost) noexcept nogil:
@@ -1075,6 +1092,7 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
 
 
 cdef void _sep_run(sep_geom g, int threads, double macs) except *:
+    g.uk = uk
     cdef ptrdiff_t C = g.dw.C
     cdef int nt = _team(threads, g.N * g.tiles * g.P, macs)
     cdef ptrdiff_t share

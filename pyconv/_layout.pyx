@@ -9,19 +9,36 @@ the thread count.
 """
 from cython.parallel cimport prange
 
-cdef extern from "_layout.h" nogil:
-    void pyconv_transpose_tile(const float *src, ptrdiff_t ld_src, float *dst, ptrdiff_t ld_dst,
-                               ptrdiff_t rows, ptrdiff_t cols, int portable)
+from .isa import _register as _register_isa
 
-cdef extern from "_prefetch.h" nogil:
+cdef extern from "ukernels.h" nogil:
+    ctypedef struct pyconv_ukernels:
+        void (*transpose_tile)(const float *src, ptrdiff_t ld_src, float *dst, ptrdiff_t ld_dst,
+                               ptrdiff_t rows, ptrdiff_t cols) noexcept nogil
+    const pyconv_ukernels *pyconv_ukernels_for(const char *name)
     void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
+
+# The micro-kernels of the level in use (pyconv.isa sets it).
+cdef const pyconv_ukernels *uk = NULL
+
+
+def _use_isa(str name):
+    """Run the micro-kernels of level ``name`` from the next call on (``pyconv.isa`` validates it)."""
+    global uk
+    cdef const pyconv_ukernels *table = pyconv_ukernels_for(name.encode())
+    if table == NULL:
+        raise ValueError(f"this build has no {name!r} micro-kernels")
+    uk = table
+
+
+_register_isa(_use_isa)
 
 # Block edge of a work unit (a multiple of the 16x16 tile): 64x64 floats = 16 KiB per side, in L1.
 DEF BLOCK = 64
 
 
-cdef void _block(const float *x, float *y, ptrdiff_t A, ptrdiff_t B, ptrdiff_t a0, ptrdiff_t b0,
-                 int portable) noexcept nogil:
+cdef void _block(const pyconv_ukernels *k, const float *x, float *y, ptrdiff_t A, ptrdiff_t B, ptrdiff_t a0,
+                 ptrdiff_t b0) noexcept nogil:
     cdef ptrdiff_t a1 = min(a0 + BLOCK, A), b1 = min(b0 + BLOCK, B), i, j
     cdef ptrdiff_t nb0 = b1, nb1 = min(b1 + BLOCK, B)
     i = a0
@@ -35,16 +52,14 @@ cdef void _block(const float *x, float *y, ptrdiff_t A, ptrdiff_t B, ptrdiff_t a
             pyconv_prefetch_floats(x + j * B + nb0, nb1 - nb0)
         j = b0
         while j < b1:
-            pyconv_transpose_tile(x + i * B + j, B, y + j * A + i, A, min(16, a1 - i), min(16, b1 - j),
-                                  portable)
+            k.transpose_tile(x + i * B + j, B, y + j * A + i, A, min(16, a1 - i), min(16, b1 - j))
             j += 16
         i += 16
 
 
-def transpose_inner(const float[:, :, ::1] x, float[:, :, ::1] y, int threads, bint portable=False):
+def transpose_inner(const float[:, :, ::1] x, float[:, :, ::1] y, int threads):
     """y[n, b, a] = x[n, a, b]. x: (N, A, B) IN; y: (N, B, A) OUT, distinct from x; threads: at most this
-    many (the caller sizes it to the work); portable: the plain C tile even where the SIMD one is built
-    (for tests)."""
+    many (the caller sizes it to the work)."""
     cdef ptrdiff_t N = x.shape[0], A = x.shape[1], B = x.shape[2]
     if y.shape[0] != N or y.shape[1] != B or y.shape[2] != A:
         raise ValueError(f"transpose: output {tuple(y.shape)} does not match input {tuple(x.shape)}")
@@ -55,8 +70,9 @@ def transpose_inner(const float[:, :, ::1] x, float[:, :, ::1] y, int threads, b
     cdef int nt = <int>max(1, min(threads, units))
     cdef const float *xp = &x[0, 0, 0]
     cdef float *yp = &y[0, 0, 0]
+    cdef const pyconv_ukernels *k = uk
     with nogil:
         for u in prange(units, schedule="static", num_threads=nt):
             n = u // (ab * bb)
             rest = u % (ab * bb)
-            _block(xp + n * A * B, yp + n * A * B, A, B, (rest // bb) * BLOCK, (rest % bb) * BLOCK, portable)
+            _block(k, xp + n * A * B, yp + n * A * B, A, B, (rest // bb) * BLOCK, (rest % bb) * BLOCK)

@@ -16,9 +16,13 @@ from libc.math cimport expf
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport malloc, free
 
-cdef extern from "_pool.h" nogil:
-    void pyconv_max_window(const float *img, float *dst, Py_ssize_t n, Py_ssize_t C, Py_ssize_t W,
-                           Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1)
+from .isa import _register as _register_isa
+
+cdef extern from "ukernels.h" nogil:
+    ctypedef struct pyconv_ukernels:
+        void (*maxpool_window)(const float *img, float *dst, Py_ssize_t n, Py_ssize_t C, Py_ssize_t W,
+                               Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1) noexcept nogil
+    const pyconv_ukernels *pyconv_ukernels_for(const char *name)
     void pyconv_prefetch_cells(const float *img, Py_ssize_t C, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
                                Py_ssize_t w0, Py_ssize_t w1)
     enum: PYCONV_PREFETCH_MIN_BYTES
@@ -34,17 +38,34 @@ cdef enum:
     ELEMS_PER_TASK = 16384
     # Channels per task of global average pooling; its float64 accumulators live on the stack.
     GAP_BLOCK = 64
-    # Channels per register block of max pooling (four AVX-512 vectors, see _pool.h).
+    # Channels per call of the max-pool window kernel (four AVX-512 vectors).
     MAX_BLOCK = 64
     # Output columns ahead of the one computed whose input cells a pooling row prefetches (from inputs
-    # of PYCONV_PREFETCH_MIN_BYTES, _prefetch.h).
+    # of PYCONV_PREFETCH_MIN_BYTES, ukernels/common.h).
     PREFETCH_AHEAD = 4
+
+# The micro-kernels of the level in use (pyconv.isa sets it).
+cdef const pyconv_ukernels *uk = NULL
+
+
+def _use_isa(str name):
+    """Run the micro-kernels of level ``name`` from the next call on (``pyconv.isa`` validates it)."""
+    global uk
+    cdef const pyconv_ukernels *table = pyconv_ukernels_for(name.encode())
+    if table == NULL:
+        raise ValueError(f"this build has no {name!r} micro-kernels")
+    uk = table
+
+
+_register_isa(_use_isa)
+
 
 cdef struct Pool2D:
     Py_ssize_t H, W, C, OH, OW
     Py_ssize_t kh, kw, sh, sw
     Py_ssize_t top, bottom, left, right
     bint prefetch       # the input is too large to be still in cache: prefetch ahead (_pool_row)
+    const pyconv_ukernels *uk
 
 
 cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -100,7 +121,7 @@ cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* 
         if is_max:
             c = 0
             while c < C:
-                pyconv_max_window(img + c, dst + c, _imin(MAX_BLOCK, C - c), C, g.W, h0, h1, w0, w1)
+                g.uk.maxpool_window(img + c, dst + c, _imin(MAX_BLOCK, C - c), C, g.W, h0, h1, w0, w1)
                 c = c + MAX_BLOCK
             if act:
                 for c in range(C):
@@ -135,6 +156,7 @@ def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, 
     g.kh, g.kw, g.sh, g.sw = kh, kw, sh, sw
     g.top, g.bottom, g.left, g.right = top, bottom, left, right
     g.prefetch = g.H * g.W * g.C * sizeof(float) >= PYCONV_PREFETCH_MIN_BYTES
+    g.uk = uk
     cdef Py_ssize_t N = x.shape[0]
     cdef Py_ssize_t tasks = N * g.OH
     cdef Py_ssize_t in_img = g.H * g.W * g.C

@@ -7,19 +7,21 @@ from typing import Dict, TextIO, Union
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, isa
 from .threads import available_cores, default_threads
 
 
 def build_info() -> Dict[str, Union[str, int, bool]]:
-    """Version, OpenMP on/off, SIMD level compiled in, GEMM tile, and default thread count."""
+    """Version, OpenMP on/off, the instruction-set level in use, the best one this CPU runs and those
+    built, the GEMM tile, and the default thread count."""
     from . import __version__
     return {
         "version": __version__,
         "openmp": _kernels.OPENMP,
-        "simd": _kernels.SIMD_LEVEL,
+        "isa": isa.active(),
+        "isa_detected": isa.detected(),
+        "isa_built": " ".join(isa.built()),
         "gemm_tile": f"{_kernels.GEMM_MR}x{_kernels.GEMM_NR}",
-        "portable_paths_forced": _kernels.get_portable(),
         "default_threads": default_threads(),
         "openmp_wait": os.environ.get("OMP_WAIT_POLICY") and f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
                        or f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'libgomp default')}",
@@ -34,6 +36,10 @@ def show_config(file: TextIO = None) -> None:
     info = build_info()
     print("pyconv build configuration", file=out)
     for key, value in info.items():
+        if key == "isa":
+            value = f"{value} (detected: {info['isa_detected']}; built: {info['isa_built']})"
+        elif key in ("isa_detected", "isa_built"):
+            continue
         print(f"  {key}: {value}", file=out)
     if not info["openmp"]:
         print("  note: built without OpenMP; every call runs on one thread", file=out)

@@ -231,7 +231,7 @@ class Conv2D:
 
         def run(threads: int) -> np.ndarray:
             # The micro-kernel is chosen on every call, not at bind time: the narrow-group kernel exists
-            # only while the SIMD paths are on, and the portable ones can be switched on between runs.
+            # only on some instruction-set levels, and pyconv.isa.use can switch levels between runs.
             kernel = choose()
             if kernel == "gemm" and direct is not None:
                 direct.run(threads)

@@ -327,8 +327,7 @@ def _relayout(x: ArrayLike, out: Optional[np.ndarray], threads: Optional[int], t
     y = check_out(out, (n, b, c, a) if to_nhwc else (n, c, a, b))
     _reject_overlap(y, [x])
     rows, cols = (a, b * c) if to_nhwc else (a * b, c)
-    _layout.transpose_inner(x.reshape(n, rows, cols), y.reshape(n, cols, rows), _threads_for(threads, x.size),
-                            _kernels.get_portable())
+    _layout.transpose_inner(x.reshape(n, rows, cols), y.reshape(n, cols, rows), _threads_for(threads, x.size))
     return y
 
 

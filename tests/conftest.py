@@ -1,6 +1,6 @@
 """Shared helpers for the convolution test suite: random data, the comparison rule, the pairwise
-case generator used to pick the default sweep subsets, readable case ids, and the portable-path
-fixture.
+case generator used to pick the default sweep subsets, readable case ids, and the instruction-set
+levels to run kernels at (``level`` fixture, ``run_at_level``).
 
 Test modules import the plain helpers with ``from conftest import ...`` (tests/ has no __init__.py,
 so pytest puts it on sys.path).
@@ -13,6 +13,8 @@ import zlib
 
 import numpy as np
 import pytest
+
+import pyconv
 
 # Relative tolerance of the comparison with the float64 reference. float32 accumulation over up to a
 # few thousand taps, and Winograd's transforms, stay well inside it.
@@ -127,17 +129,21 @@ def cases_param(cases: list[dict], argname: str = "case"):
     return pytest.mark.parametrize(argname, cases, ids=[case_id(c) for c in cases])
 
 
-@pytest.fixture
-def portable():
-    """Run the test with the kernels' portable C path instead of the SIMD one, then restore."""
-    kernels = pytest.importorskip("pyconv._kernels")
-    if not hasattr(kernels, "set_portable"):
-        pytest.fail("pyconv._kernels.set_portable is part of the testing contract (issue 2) but missing")
-    before = kernels.get_portable()
-    kernels.set_portable(True)
-    try:
-        assert kernels.get_portable() is True or kernels.get_portable() == 1
-        yield
-    finally:
-        kernels.set_portable(before)
-    assert kernels.get_portable() == before
+# Every instruction-set level this CPU runs (``pyconv.isa``), the one in use first, and the others:
+# tests of a representative sweep run at each of them.
+LEVELS = list(pyconv.isa.supported())
+OTHER_LEVELS = [lv for lv in LEVELS if lv != pyconv.isa.active()]
+
+
+def run_at_level(request, level: str) -> None:
+    """Run the rest of the test at ``level``; the level in use before comes back after it."""
+    switch = pyconv.isa.use(level)
+    switch.__enter__()
+    request.addfinalizer(lambda: switch.__exit__(None, None, None))
+
+
+@pytest.fixture(params=OTHER_LEVELS)
+def level(request):
+    """Run the test at each level this CPU runs besides the one in use (that one runs every test)."""
+    run_at_level(request, request.param)
+    return request.param

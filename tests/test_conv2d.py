@@ -4,7 +4,7 @@ Covers: "direct", "im2col" and "auto" on a pairwise subset of (H, W, kernel, str
 form, C_in, C_out, batch, threads, bias, activation); "winograd" on the shapes it serves (3x3, stride 1,
 dilation 1) and ValueError on those it does not; kernels larger than the padded input; rectangular
 kernels and per-axis stride/dilation; the operator protocol (prepare once, call many, ``out=``,
-``output_shape``, ``strategy_for``) and ``explain_conv2d``; the portable C path on a representative
+``output_shape``, ``strategy_for``) and ``explain_conv2d``; every other instruction-set level on a representative
 subset. The exhaustive sweeps are marked slow.
 """
 import re
@@ -308,13 +308,13 @@ class TestOperator:
 
 @pytest.mark.parametrize("strategy", ["direct", "im2col", "auto"])
 @cases_param(DEFAULT_CASES[::2])
-def test_portable_path_general(portable, strategy, case):
+def test_other_levels_general(level, strategy, case):
     check_conv2d(case, strategy)
 
 
 @pytest.mark.parametrize("strategy", ["winograd"])
 @cases_param(WINOGRAD_CASES)
-def test_portable_path_winograd(portable, strategy, case):
+def test_other_levels_winograd(level, strategy, case):
     check_conv2d(dict(case, k=3, s=1, d=1), strategy)
 
 
@@ -369,7 +369,7 @@ def test_slow_winograd_sweep(strategy, case):
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["direct", "im2col", "winograd"])
 @cases_param(pairwise(dict(AXES, t=[1]), seed=11))
-def test_slow_portable_sweep(portable, strategy, case):
+def test_slow_other_levels_sweep(level, strategy, case):
     if strategy == "winograd":
         case = dict(case, k=3, s=1, d=1)
     check_conv2d(case, strategy)

@@ -3,7 +3,7 @@
 Covers: a pairwise subset of (H, W, kernel, stride, dilation, padding form, channels around the 8/16
 SIMD widths, multiplier M, 3-D vs 4-D weights, batch, threads, bias, activation); the channel order
 ``c * M + m``; the 3x3 stride 1/2 fast paths next to generic kernel sizes; kernels larger than the
-padded input; the operator protocol; the portable C path; exhaustive sweeps marked slow.
+padded input; the operator protocol; every other instruction-set level; exhaustive sweeps marked slow.
 """
 import re
 
@@ -142,12 +142,12 @@ def test_operator_call_twice_and_out():
 
 
 @cases_param(DEFAULT_CASES)
-def test_portable_path(portable, case):
+def test_other_levels(level, case):
     check_depthwise(case)
 
 
 @cases_param(MOBILENET)
-def test_portable_path_mobilenet_layers(portable, case):
+def test_other_levels_mobilenet_layers(level, case):
     check_depthwise(case)
 
 
@@ -177,5 +177,5 @@ def test_slow_channel_sweep(case):
 
 @pytest.mark.slow
 @cases_param(pairwise(dict(AXES, t=[1]), seed=13, valid=_valid))
-def test_slow_portable_sweep(portable, case):
+def test_slow_other_levels_sweep(level, case):
     check_depthwise(case)

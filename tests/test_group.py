@@ -3,7 +3,7 @@
 Covers: every group count that divides both channel counts, for channel pairs around the SIMD and tile
 widths, through every strategy; that groups are isolated (a group's outputs ignore the other groups'
 inputs); the output channel order ``o // (C_out // groups)``; groups = C_in = C_out equals depthwise
-(with and without a multiplier); the portable path; exhaustive sweeps marked slow.
+(with and without a multiplier); every other instruction-set level; exhaustive sweeps marked slow.
 """
 import re
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pyconv
-from conftest import assert_close, cases_param, pairwise, rand, rng_for
+from conftest import LEVELS, assert_close, cases_param, pairwise, rand, rng_for
 from reference import conv2d_ref, output_hw
 
 # Around the SIMD widths, and for the AVX-512 narrow-group kernel (C_out/G in {1, 2, 4, 8, 16}, several
@@ -162,32 +162,27 @@ def test_groups_equal_channels_is_depthwise(strategy, c, m):
 
 @pytest.mark.parametrize("strategy", ["direct", "im2col", "auto"])
 @cases_param(DEFAULT_CASES[::2])
-def test_portable_path(portable, strategy, case):
+def test_other_levels(level, strategy, case):
     check_group(case, strategy)
 
 
 @cases_param(WINOGRAD_CASES[::2])
-def test_portable_path_winograd(portable, case):
+def test_other_levels_winograd(level, case):
     check_group(case, "winograd")
 
 
 @pytest.mark.parametrize("cin, cout, g", [(16, 32, 8), (8, 4, 2), (24, 48, 3), (12, 12, 12)], ids=str)
-def test_operator_survives_the_portable_switch(cin, cout, g):
-    # The same operator, used on the SIMD path, then on the portable path, then back: whatever it
-    # cached (per-shape strategy, per-kernel packed weights) must stay valid for either path.
+def test_operator_survives_a_switch_of_level(cin, cout, g):
+    # The same operator, run at one level, then another, then back: whatever it cached (per-shape
+    # strategy, per-kernel packed weights) must stay valid at every level.
     rng = rng_for("switch", cin, cout, g)
     x = rand(rng, 2, 9, 11, cin)
     w = rand(rng, 3, 3, cin // g, cout)
     ref = conv2d_ref(x, w, padding="same", groups=g, activation="relu")
     op = pyconv.Conv2D(w, padding="same", groups=g, activation="relu")
-    kernels = pytest.importorskip("pyconv._kernels")
-    before = kernels.get_portable()
-    try:
-        for flag in [False, True, False, True]:
-            kernels.set_portable(flag)
-            assert_close(op(x, threads=2), ref, what=f"portable={flag}")
-    finally:
-        kernels.set_portable(before)
+    for level in LEVELS + LEVELS[::-1]:
+        with pyconv.isa.use(level):
+            assert_close(op(x, threads=2), ref, what=f"level {level}")
 
 
 @pytest.mark.slow

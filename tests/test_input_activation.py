@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pyconv
-from conftest import assert_close, rand, rng_for
+from conftest import assert_close, rand, rng_for, LEVELS, run_at_level
 from reference import activate, depthwise_conv2d_ref, separable_conv2d_ref
 from pyconv.graph import Model
 
@@ -27,10 +27,9 @@ def _x(rng, shape):
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 @pytest.mark.parametrize("function", ["relu", "relu6"])
-@pytest.mark.parametrize("path", ["simd", "portable"])
+@pytest.mark.parametrize("path", LEVELS)
 def test_depthwise_input_activation(case, function, path, request):
-    if path == "portable":
-        request.getfixturevalue("portable")
+    run_at_level(request, path)
     shape, k, s, d, padding, m = case
     rng = rng_for("dw-in-act", case, function)
     x, w, b = _x(rng, shape), rand(rng, k, k, shape[3], m), rand(rng, shape[3] * m)
@@ -42,10 +41,9 @@ def test_depthwise_input_activation(case, function, path, request):
 
 @pytest.mark.parametrize("shape, cout", [((1, 13, 13, 70), 33), ((1, 7, 7, 1024), 640)], ids=["fused", "two-step"])
 @pytest.mark.parametrize("function", ["relu", "relu6"])
-@pytest.mark.parametrize("path", ["simd", "portable"])
+@pytest.mark.parametrize("path", LEVELS)
 def test_separable_input_activation(shape, cout, function, path, request):
-    if path == "portable":
-        request.getfixturevalue("portable")
+    run_at_level(request, path)
     rng = rng_for("sep-in-act", shape, function)
     x, wd, wp = _x(rng, shape), rand(rng, 3, 3, shape[3]), rand(rng, shape[3], cout) * 0.05
     want = separable_conv2d_ref(activate(x, function), wd, wp, padding="same", depthwise_activation="relu6")

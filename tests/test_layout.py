@@ -2,7 +2,8 @@
 transposed copy, which is exact: a transpose moves floats, so results must match bit for bit.
 
 Shapes straddle the kernel's 16x16 register tile and 64x64 block (1, 3, 15, 16, 17, 63, 65 rows and
-columns) so every partial-tile path runs, on the SIMD and the portable tile, at 1 and 2 threads.
+columns) so every partial-tile path runs, at every instruction-set level this CPU runs, at 1 and 2
+threads.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import pyconv
+from conftest import LEVELS, run_at_level
 from pyconv import ops
 
 SHAPES = [(1, 1, 1, 1), (1, 3, 224, 224), (2, 17, 5, 3), (1, 16, 4, 4), (3, 65, 9, 7), (1, 256, 14, 14),
@@ -23,10 +25,9 @@ def every_thread_gets_work(monkeypatch):
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("path", ["simd", "portable"])
+@pytest.mark.parametrize("path", LEVELS)
 def test_round_trip_matches_numpy(shape, threads, path, request):
-    if path == "portable":
-        request.getfixturevalue("portable")
+    run_at_level(request, path)
     x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
     nhwc = pyconv.nchw_to_nhwc(x, threads=threads)
     assert nhwc.flags.c_contiguous and nhwc.dtype == np.float32

@@ -3,8 +3,8 @@ against the float64 reference of ``tests/reference.py`` on the same image transp
 
 The sweep covers 1-4 input channels, 1x1 images, kernels as large as the padded input, strides larger
 than the kernel, dilation, explicit asymmetric and large pads, widths on both sides of the 12-pixel
-tile and rows ending on the 4- and 8-pixel tiles, 16- and 32-wide panels with partial last panels, every activation, batches, both the SIMD and the
-portable tile, and 1 or 2 threads.
+tile and rows ending on the 4- and 8-pixel tiles, 16- and 32-wide panels with partial last panels, every activation, batches, every instruction-set
+level this CPU runs, and 1 or 2 threads.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import LEVELS, run_at_level
 from pyconv.conv import NCHW_INPUT_MAX_CHANNELS, Conv2D
 from reference import conv2d_ref
 
@@ -32,10 +33,9 @@ def _case_id(g):
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=_case_id)
 @pytest.mark.parametrize("channels", CHANNELS, ids=lambda c: f"{c[0]}to{c[1]}")
-@pytest.mark.parametrize("path", ["simd", "portable"])
+@pytest.mark.parametrize("path", LEVELS)
 def test_matches_the_reference(geometry, channels, path, request):
-    if path == "portable":
-        request.getfixturevalue("portable")
+    run_at_level(request, path)
     h, w, k, stride, dilation, padding = geometry
     cin, cout = channels
     rng = np.random.default_rng(h * 1000 + w * 10 + cin)

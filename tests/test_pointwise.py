@@ -3,18 +3,18 @@ float64 reference.
 
 Covers: a pairwise subset of (pixels N*H*W around the GEMM row tile of 6-14, C_in and C_out below, at
 and above the 16/32-wide column tile and the K block, batch, threads, bias, activation); 1x1 conv2d
-through every general strategy equals pointwise; the operator protocol; the portable C path; exhaustive
+through every general strategy equals pointwise; the operator protocol; every other instruction-set level; exhaustive
 sweeps marked slow.
 """
 import numpy as np
 import pytest
 
 import pyconv
-from conftest import assert_close, cases_param, pairwise, product, rand, rng_for
+from conftest import assert_close, cases_param, pairwise, product, rand, rng_for, LEVELS, run_at_level
 from reference import dense_ref, pointwise_conv2d_ref
 
 # (H, W): N*H*W rows of the GEMM, chosen so that with N in {1, 3} the row count lands below, on and
-# above row tiles of 6 (portable) and 12 (AVX-512), and on a single row; (15, 17) is two pixel blocks.
+# above the 6-row register blocks (AVX2, NEON) and 12-row tiles, and on a single row; (15, 17) is two pixel blocks.
 SPATIAL = [(1, 1), (1, 5), (2, 3), (1, 7), (3, 4), (1, 13), (2, 7), (4, 4), (5, 5), (8, 12), (97, 1),
            (15, 17)]
 # Around the SIMD widths and the 512-deep K block (1100: three blocks, the last partial).
@@ -141,12 +141,12 @@ def test_dense_operator_call_twice_and_out():
 
 
 @cases_param(DEFAULT_CASES[::2])
-def test_portable_path_pointwise(portable, case):
+def test_other_levels_pointwise(level, case):
     check_pointwise(case)
 
 
 @cases_param(DENSE_CASES[::3])
-def test_portable_path_dense(portable, case):
+def test_other_levels_dense(level, case):
     check_dense(case)
 
 
@@ -172,18 +172,17 @@ def test_slow_dense_sweep(case):
 
 @pytest.mark.slow
 @cases_param(pairwise(dict(AXES, t=[1]), seed=17))
-def test_slow_portable_sweep(portable, case):
+def test_slow_other_levels_sweep(level, case):
     check_pointwise(case)
 
 
 @pytest.mark.parametrize("cout", [40, 48, 80, 97, 144])
-@pytest.mark.parametrize("path", ["simd", "portable"])
+@pytest.mark.parametrize("path", LEVELS)
 def test_a_narrow_last_panel_is_packed_and_computed_16_wide(cout, path, request):
     # 40 = 32 + 8 output channels: the last panel is stored 16 wide and runs on the 16-wide tile.
     from pyconv.packing import NR, NR_NARROW, pack_gemm_weights
     from reference import conv2d_ref, separable_conv2d_ref
-    if path == "portable":
-        request.getfixturevalue("portable")
+    run_at_level(request, path)
     rng = rng_for("narrow-panel", cout)
     w, b = rand(rng, 3, 3, 24, cout), rand(rng, cout)
     packed = pack_gemm_weights(w, 1)

@@ -4,14 +4,14 @@ SeparableConv2D (and their functional forms) against the float64 reference plus 
 Every convolution path is covered: the direct and im2col GEMMs (the residual is added in the tile
 store, on the first K-block only, so K > 256 is included), Winograd, the depthwise and narrow-group
 kernels (which add it in a second pass), the fused separable kernel and its two-step path for small
-images, channel multipliers; on the SIMD and portable tiles, at 1 and 2 threads; with the residual a
+images, channel multipliers; at every instruction-set level this CPU runs, at 1 and 2 threads; with the residual a
 separate array, the output itself (in place) and the input itself (``act(conv(x) + x)``).
 """
 import numpy as np
 import pytest
 
 import pyconv
-from conftest import assert_close, rand, rng_for
+from conftest import assert_close, rand, rng_for, LEVELS, run_at_level
 from reference import activate, conv2d_ref, pointwise_conv2d_ref, separable_conv2d_ref
 
 # (h, c_in, c_out, k, groups, strategy): one row per kernel path.
@@ -30,10 +30,9 @@ ACTS = [None, "relu", "relu6"]
 
 @pytest.mark.parametrize("h,c,co,k,g,strategy", CONV_CASES)
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("path", ["simd", "portable"])
+@pytest.mark.parametrize("path", LEVELS)
 def test_conv2d_residual(h, c, co, k, g, strategy, threads, path, request):
-    if path == "portable":
-        request.getfixturevalue("portable")
+    run_at_level(request, path)
     rng = rng_for("residual", h, c, co, k, g, strategy)
     x = rand(rng, 2, h, h, c)
     w = rand(rng, k, k, c // g, co)
@@ -53,10 +52,9 @@ def test_conv2d_residual(h, c, co, k, g, strategy, threads, path, request):
 @pytest.mark.parametrize("h,c,co,s,m", [(14, 64, 96, 1, 1), (7, 512, 512, 1, 1), (15, 32, 40, 2, 1),
                                         (3, 300, 64, 1, 1), (9, 8, 24, 1, 2), (1, 5, 7, 1, 1)])
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("path", ["simd", "portable"])
+@pytest.mark.parametrize("path", LEVELS)
 def test_separable_residual(h, c, co, s, m, threads, path, request):
-    if path == "portable":
-        request.getfixturevalue("portable")
+    run_at_level(request, path)
     rng = rng_for("residual-separable", h, c, co, s, m)
     x = rand(rng, 1, h, h, c)
     wd = rand(rng, 3, 3, c, m) if m > 1 else rand(rng, 3, 3, c)
@@ -109,8 +107,8 @@ def test_residual_results_do_not_depend_on_the_thread_count(threads, n, hw, c):
         np.testing.assert_array_equal(op(x, residual=r, threads=1), op(x, residual=r, threads=threads))
 
 
-def test_portable_and_simd_tiles_add_the_residual_alike(portable):
-    # The portable tile adds bias then residual, as the SIMD store does: fused equals conv then add.
+def test_every_level_adds_the_residual_after_the_bias(level):
+    # Every level's tile adds bias then residual: fused equals conv then add, bit for bit.
     rng = rng_for("residual-order")
     x, r = rand(rng, 1, 6, 6, 20), rand(rng, 1, 6, 6, 24) * 100
     op = pyconv.Conv2D(rand(rng, 1, 1, 20, 24), rand(rng, 24) * 100)

@@ -1,7 +1,7 @@
 """pyconv.separable_conv2d / SeparableConv2D (depthwise then pointwise) against the float64 reference.
 
 Covers: a pairwise subset of geometry, channels, multiplier, both biases and both activations; that the
-result equals running DepthwiseConv2D then PointwiseConv2D; the operator protocol; the portable path.
+result equals running DepthwiseConv2D then PointwiseConv2D; the operator protocol; every other instruction-set level.
 """
 import re
 
@@ -128,7 +128,7 @@ def test_pointwise_weight_must_match_depthwise_output(wd_shape, wp_shape):
 
 
 @cases_param(DEFAULT_CASES[::2])
-def test_portable_path(portable, case):
+def test_other_levels(level, case):
     check_separable(case)
 
 

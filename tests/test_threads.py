@@ -344,8 +344,8 @@ def test_show_config_prints_version_openmp_simd_and_threads(capsys):
         return found[0]
 
     assert re.search(r"\b(on|off|true|false|yes|no|enabled|disabled)\b", line_with("openmp"))
-    # The SIMD level is named after the word (avx512f, avx2, portable, ...).
-    assert re.search(r"simd\w*\W+\w+", line_with("simd"))
+    # The instruction-set level in use and the detected one are named on the line of the word "isa".
+    assert re.search(r"isa\W+(avx512|avx2|neon|scalar) \(detected: (avx512|avx2|neon|scalar)", line_with("isa"))
     default_line = [ln for ln in lines if "thread" in ln and "default" in ln] or [line_with("thread")]
     assert re.search(rf"\b{resolve_threads(None)}\b", default_line[0]), default_line
 

@@ -12,7 +12,8 @@
  *                   reading NCHW input rows whose pixels lie S floats apart (a model's first layer)
  *   dwconv_row      a range of columns and channels of one depthwise output row, NHWC
  *   gconv_row       one output row of a narrow-group convolution (NULL where a level has none;
- *                   gconv_supported then answers 0 and the drivers use the GEMM path)
+ *                   gconv_supported then answers 0 and the drivers use the GEMM path); a level has
+ *                   one where gconv/<level>.c exists (PYCONV_HAVE_<LEVEL>_GCONV)
  *   wino23_input / wino23_output   Winograd F(2x2,3x3) tile transforms, vectorised across channels
  *   maxpool_window  the maximum of one pooling window over up to 64 channels, NaN-propagating
  *   transpose_tile  dst[j][i] = src[i][j] for a tile of at most 16x16
@@ -80,10 +81,14 @@ typedef struct {
 PYCONV_DECLARE_ISA(scalar)
 #if defined(PYCONV_HAVE_AVX2)
 PYCONV_DECLARE_ISA(avx2)
+#endif
+#if defined(PYCONV_HAVE_AVX2_GCONV)
 PYCONV_DECLARE_GCONV(avx2)
 #endif
 #if defined(PYCONV_HAVE_AVX512)
 PYCONV_DECLARE_ISA(avx512)
+#endif
+#if defined(PYCONV_HAVE_AVX512_GCONV)
 PYCONV_DECLARE_GCONV(avx512)
 #endif
 #if defined(PYCONV_HAVE_NEON)
