@@ -6,25 +6,25 @@
 #include "../ukernels.h"
 #include "../act/avx2.h"
 
-/* Lanes [0, n) of 8 set, n clamped to [0, 8]. */
-static inline __m256i pyconv_mask8(ptrdiff_t n) {
-    n = n < 0 ? 0 : n > 8 ? 8 : n;
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-/* act(v + base) into the n (<= 0 for none) valid floats of 8 at c. */
+/* act(v + base) into the n (<= 0 for none) valid floats of 8 at c; a partial vector element by element
+ * (qemu's vmaskmovps faults on masked-out lanes past a buffer's end: see igemm/avx2.c). */
 static inline void pyconv_store8(float *c, __m256 v, __m256 base, ptrdiff_t n, int act) {
     v = pyconv_act__avx2(_mm256_add_ps(v, base), act);
-    if (n >= 8)
+    if (n >= 8) {
         _mm256_storeu_ps(c, v);
-    else if (n > 0)
-        _mm256_maskstore_ps(c, pyconv_mask8(n), v);
+    } else if (n > 0) {
+        float t[8];
+        _mm256_storeu_ps(t, v);
+        for (ptrdiff_t j = 0; j < n; j++) c[j] = t[j];
+    }
 }
 
+/* The n valid floats of 8 at p, zeros past them. */
 static inline __m256 pyconv_load8(const float *p, ptrdiff_t n) {
     if (n >= 8) return _mm256_loadu_ps(p);
-    if (n <= 0) return _mm256_setzero_ps();
-    return _mm256_maskload_ps(p, pyconv_mask8(n));
+    float t[8] = {0};
+    for (ptrdiff_t j = 0; j < n; j++) t[j] = p[j];
+    return _mm256_loadu_ps(t);
 }
 
 /* ROWS (2, 4 or 6) pixels x NB (1 or 2) vectors of 8 columns; S a literal at the calls below makes each
