@@ -19,20 +19,6 @@
 #include "../ukernels.h"
 #include "../act/neon.h"
 
-/* The first n (1 to 3) floats of p in the low lanes, zeros above: nothing past p[n - 1] is read. */
-static inline float32x4_t pyconv_load_part__neon(const float *p, size_t n) {
-    float32x4_t v = vld1q_lane_f32(p, vdupq_n_f32(0.0f), 0);
-    if (n > 1) v = vld1q_lane_f32(p + 1, v, 1);
-    if (n > 2) v = vld1q_lane_f32(p + 2, v, 2);
-    return v;
-}
-
-static inline void pyconv_store_part__neon(float *p, float32x4_t v, size_t n) {
-    vst1q_lane_f32(p, v, 0);
-    if (n > 1) vst1q_lane_f32(p + 1, v, 1);
-    if (n > 2) vst1q_lane_f32(p + 2, v, 2);
-}
-
 static inline float32x4_t pyconv_load_n__neon(const float *p, size_t n) {
     return n >= 4 ? vld1q_f32(p) : pyconv_load_part__neon(p, n);
 }
