@@ -93,7 +93,7 @@ LEVELS = {
     "other": {"scalar": []},
 }
 # Families every level must have; gconv (the narrow-group row) is optional.
-FAMILIES = ("igemm", "nchwconv", "dwconv", "winograd", "maxpool", "transpose")
+FAMILIES = ("igemm", "nchwconv", "dwconv", "winograd", "maxpool", "transpose", "eltwise")
 UKERNELS = Path("pyconv", "ukernels")
 
 

@@ -5,8 +5,9 @@ Arrays arrive from :mod:`pyconv.ops` already validated: C-contiguous float32, sh
 and output sizes legal (every pooling window holds at least one input cell). These drivers trust that
 and do no checking of their own, so they must only ever be called through ``ops``.
 
-Channels are innermost (NHWC), so every inner loop runs over a contiguous run of channels and
-vectorises; the channel-wise ops see their input as ``(rows, C)``. Each parallel task writes a disjoint
+Channels are innermost (NHWC), so every inner loop runs over a contiguous run of channels: those
+loops are micro-kernels of the instruction-set level in use (``ukernels/eltwise``, ``ukernels/maxpool``);
+the channel-wise ops see their input as ``(rows, C)``. Each parallel task writes a disjoint
 slice of the output and computes it in a fixed order, so results do not depend on the thread count.
 
 ``act`` codes: 0 none, 1 relu, 2 relu6 (NaN passes through, as in PyTorch).
@@ -22,6 +23,14 @@ cdef extern from "ukernels.h" nogil:
     ctypedef struct pyconv_ukernels:
         void (*maxpool_window)(const float *img, float *dst, Py_ssize_t n, Py_ssize_t C, Py_ssize_t W,
                                Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1) noexcept nogil
+        void (*add)(const float *a, const float *b, float *o, Py_ssize_t n, int act) noexcept nogil
+        void (*scale_shift)(const float *x, const float *s, const float *b, float *o, Py_ssize_t n,
+                            int act) noexcept nogil
+        void (*accumulate)(float *dst, const float *src, Py_ssize_t n) noexcept nogil
+        void (*divide)(float *dst, float divisor, Py_ssize_t n, int act) noexcept nogil
+        void (*activate_span)(float *dst, Py_ssize_t n, int act) noexcept nogil
+        void (*mean_pixels)(const float *img, float *dst, Py_ssize_t HW, Py_ssize_t C, Py_ssize_t n) noexcept nogil
+        void (*shuffle_row)(const float *src, float *dst, Py_ssize_t groups, Py_ssize_t P) noexcept nogil
     const pyconv_ukernels *pyconv_ukernels_for(const char *name)
     void pyconv_prefetch_cells(const float *img, Py_ssize_t C, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
                                Py_ssize_t w0, Py_ssize_t w1)
@@ -76,24 +85,9 @@ cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a < b else b
 
 
-cdef inline float _act(float v, int act) noexcept nogil:
-    # Written as comparisons against v so that NaN falls through unchanged.
-    if act == 1:
-        return 0.0 if v < 0.0 else v
-    if act == 2:
-        return 0.0 if v < 0.0 else (6.0 if v > 6.0 else v)
-    return v
-
-
 # ---------------------------------------------------------------------------------------------------
 # Pooling
 # ---------------------------------------------------------------------------------------------------
-
-cdef inline void _add_into(fptr_r dst, cfptr_r src, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t c
-    for c in range(n):
-        dst[c] += src[c]
-
 
 cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* g, bint is_max,
                     bint count_include_pad, int act) noexcept nogil:
@@ -107,7 +101,6 @@ cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* 
     cdef Py_ssize_t padded_h = _imin(hs + g.kh, g.H + g.bottom) - hs
     cdef Py_ssize_t ow, ws, w0, w1, h, w, c, divisor, pf
     cdef float* dst
-    cdef float fdiv
     for ow in range(g.OW):
         ws = ow * g.sw - g.left
         w0 = _imax(ws, 0)
@@ -124,20 +117,17 @@ cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* 
                 g.uk.maxpool_window(img + c, dst + c, _imin(MAX_BLOCK, C - c), C, g.W, h0, h1, w0, w1)
                 c = c + MAX_BLOCK
             if act:
-                for c in range(C):
-                    dst[c] = _act(dst[c], act)
+                g.uk.activate_span(dst, C, act)
         else:
             memset(dst, 0, C * sizeof(float))
             for h in range(h0, h1):
                 for w in range(w0, w1):
-                    _add_into(dst, img + (h * g.W + w) * C, C)
+                    g.uk.accumulate(dst, img + (h * g.W + w) * C, C)
             if count_include_pad:
                 divisor = padded_h * (_imin(ws + g.kw, g.W + g.right) - ws)
             else:
                 divisor = (h1 - h0) * (w1 - w0)
-            fdiv = <float>divisor
-            for c in range(C):
-                dst[c] = _act(dst[c] / fdiv, act)
+            g.uk.divide(dst, <float>divisor, C, act)
 
 
 def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, Py_ssize_t kw,
@@ -174,22 +164,6 @@ def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, 
                       count_include_pad, act)
 
 
-cdef void _gap_block(const float* img, float* dst, Py_ssize_t HW, Py_ssize_t C, Py_ssize_t c0,
-                     Py_ssize_t n) noexcept nogil:
-    # float64 sums: a 112x112 map is 12544 terms, enough to lose digits in float32.
-    cdef double acc[GAP_BLOCK]
-    cdef Py_ssize_t p, c
-    cdef const float* src
-    for c in range(n):
-        acc[c] = 0.0
-    for p in range(HW):
-        src = img + p * C + c0
-        for c in range(n):
-            acc[c] += src[c]
-    for c in range(n):
-        dst[c0 + c] = <float>(acc[c] / <double>HW)
-
-
 def global_avg_pool2d(const float[:, :, :, ::1] x, float[:, ::1] out, int threads):
     """x : (N, H, W, C) IN;  out : (N, C) OUT, the mean over H and W. Requires H*W > 0."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[3]
@@ -198,6 +172,7 @@ def global_avg_pool2d(const float[:, :, :, ::1] x, float[:, ::1] out, int thread
     cdef Py_ssize_t t, n, c0
     cdef const float* xp
     cdef float* op
+    cdef const pyconv_ukernels *k = uk
     if N == 0 or C == 0:
         return
     xp = &x[0, 0, 0, 0]
@@ -206,7 +181,7 @@ def global_avg_pool2d(const float[:, :, :, ::1] x, float[:, ::1] out, int thread
         for t in prange(N * blocks, num_threads=threads, schedule="static"):
             n = t // blocks
             c0 = (t % blocks) * GAP_BLOCK
-            _gap_block(xp + n * HW * C, op + n * C, HW, C, c0, _imin(GAP_BLOCK, C - c0))
+            k.mean_pixels(xp + n * HW * C + c0, op + n * C + c0, HW, C, _imin(GAP_BLOCK, C - c0))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -215,14 +190,6 @@ def global_avg_pool2d(const float[:, :, :, ::1] x, float[:, ::1] out, int thread
 
 cdef inline Py_ssize_t _rows_per_task(Py_ssize_t C) noexcept nogil:
     return _imax(1, ELEMS_PER_TASK // _imax(C, 1))
-
-
-cdef inline void _add_span(const float* a, const float* b, float* o, Py_ssize_t n,
-                           int act) noexcept nogil:
-    # No restrict here: out may legitimately be a or b (in-place add).
-    cdef Py_ssize_t i
-    for i in range(n):
-        o[i] = _act(a[i] + b[i], act)
 
 
 def add(const float[::1] a, const float[::1] b, float[::1] out, int act, int threads):
@@ -236,10 +203,11 @@ def add(const float[::1] a, const float[::1] b, float[::1] out, int act, int thr
     if n == 0:
         return
     ap, bp, op = &a[0], &b[0], &out[0]
+    cdef const pyconv_ukernels *k = uk
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="static"):
             i0 = t * ELEMS_PER_TASK
-            _add_span(ap + i0, bp + i0, op + i0, _imin(ELEMS_PER_TASK, n - i0), act)
+            k.add(ap + i0, bp + i0, op + i0, _imin(ELEMS_PER_TASK, n - i0), act)
 
 
 def add_channels(const float[:, ::1] x, const float[::1] v, float[:, ::1] out, int act, int threads):
@@ -254,17 +222,11 @@ def add_channels(const float[:, ::1] x, const float[::1] v, float[:, ::1] out, i
     if rows == 0 or C == 0:
         return
     xp, vp, op = &x[0, 0], &v[0], &out[0, 0]
+    cdef const pyconv_ukernels *k = uk
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="static"):
             for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
-                _add_span(xp + r * C, vp, op + r * C, C, act)
-
-
-cdef inline void _scale_shift_span(const float* x, cfptr_r s, cfptr_r b, float* o, Py_ssize_t n,
-                                   int act) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        o[i] = _act(x[i] * s[i] + b[i], act)
+                k.add(xp + r * C, vp, op + r * C, C, act)
 
 
 def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] shift,
@@ -284,10 +246,11 @@ def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] 
     if rows == 0 or C == 0:
         return
     xp, sp, bp, op = &x[0, 0], &scale[0], &shift[0], &out[0, 0]
+    cdef const pyconv_ukernels *k = uk
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="static"):
             for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
-                _scale_shift_span(xp + r * C, sp, bp, op + r * C, C, act)
+                k.scale_shift(xp + r * C, sp, bp, op + r * C, C, act)
 
 
 def concat(list xs, float[:, ::1] out, int threads):
@@ -328,36 +291,6 @@ def concat(list xs, float[:, ::1] out, int threads):
         free(widths)
 
 
-cdef inline void _shuffle_row(cfptr_r src, fptr_r dst, Py_ssize_t groups,
-                              Py_ssize_t per_group) noexcept nogil:
-    # ShuffleNet's group counts get loops with the group count spelled out: gcc then interleaves the
-    # G input runs with vector permutes (about 4x faster than the generic loop at G = 3).
-    cdef Py_ssize_t i, j, P = per_group
-    if groups == 2:
-        for j in range(P):
-            dst[2 * j] = src[j]
-            dst[2 * j + 1] = src[P + j]
-    elif groups == 3:
-        for j in range(P):
-            dst[3 * j] = src[j]
-            dst[3 * j + 1] = src[P + j]
-            dst[3 * j + 2] = src[2 * P + j]
-    elif groups == 4:
-        for j in range(P):
-            dst[4 * j] = src[j]
-            dst[4 * j + 1] = src[P + j]
-            dst[4 * j + 2] = src[2 * P + j]
-            dst[4 * j + 3] = src[3 * P + j]
-    elif groups == 8:
-        for j in range(P):
-            for i in range(8):
-                dst[8 * j + i] = src[i * P + j]
-    else:
-        for j in range(P):
-            for i in range(groups):
-                dst[j * groups + i] = src[i * P + j]
-
-
 def channel_shuffle(const float[:, ::1] x, float[:, ::1] out, Py_ssize_t groups, int threads):
     """x, out : (rows, C), C = groups * per_group; out[r, j*groups + i] = x[r, i*per_group + j]."""
     cdef Py_ssize_t rows = x.shape[0], C = x.shape[1]
@@ -370,10 +303,11 @@ def channel_shuffle(const float[:, ::1] x, float[:, ::1] out, Py_ssize_t groups,
     if rows == 0 or C == 0:
         return
     xp, op = &x[0, 0], &out[0, 0]
+    cdef const pyconv_ukernels *k = uk
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="static"):
             for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
-                _shuffle_row(xp + r * C, op + r * C, groups, per_group)
+                k.shuffle_row(xp + r * C, op + r * C, groups, per_group)
 
 
 cdef void _softmax_row(cfptr_r src, fptr_r dst, Py_ssize_t n) noexcept nogil:

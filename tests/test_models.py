@@ -498,6 +498,27 @@ def test_pyconv_matches_reference_with_calibrated_weights(graph, name):
         assert rel_err(a, b) < 1e-4, (n, rel_err(a, b))
 
 
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "xception" else n
+                                  for n in CLASSIFIERS])
+def test_every_level_matches_the_reference(graph, name):
+    """Each shipped classifier at every instruction-set level this CPU runs (pyconv.isa), from one
+    model: a level's kernels read the same packed weights."""
+    import pyconv
+
+    config = load_config(name)
+    outs = ["logits"]
+    sub = dict(config, outputs=outs)
+    w = ref.random_weights(sub, seed=11, calibrate=True)
+    x = seeded_input(config, batch=1, seed=12)
+    expected = ref.run(sub, w, x)[0]
+    model = graph.Model(sub, weights=w)
+    for level in pyconv.isa.supported():
+        with pyconv.isa.use(level):
+            for threads in (1, 2):
+                got = model.run(x, threads=threads)
+                assert rel_err(got, expected) < 1e-4, (level, threads, rel_err(got, expected))
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_pyconv_matches_the_torch_twin_with_seeded_weights(graph, name):
     pytest.importorskip("torch")

@@ -17,6 +17,7 @@
  *   wino23_input / wino23_output   Winograd F(2x2,3x3) tile transforms, vectorised across channels
  *   maxpool_window  the maximum of one pooling window over up to 64 channels, NaN-propagating
  *   transpose_tile  dst[j][i] = src[i][j] for a tile of at most 16x16
+ *   eltwise         add, scale/shift, pooling sums and means, activation, channel shuffle rows
  */
 #ifndef PYCONV_UKERNELS_H
 #define PYCONV_UKERNELS_H
@@ -45,6 +46,16 @@
 #define PYCONV_MAXPOOL_WINDOW_ARGS                                                                   \
     const float *img, float *dst, ptrdiff_t n, ptrdiff_t C, ptrdiff_t W, ptrdiff_t h0, ptrdiff_t h1, \
         ptrdiff_t w0, ptrdiff_t w1
+#define PYCONV_ELTWISE_FNS(prefix, suffix)                                                           \
+    void prefix##add##suffix(const float *a, const float *b, float *o, ptrdiff_t n, int act);          \
+    void prefix##scale_shift##suffix(const float *x, const float *s, const float *b, float *o,        \
+                                     ptrdiff_t n, int act);                                           \
+    void prefix##accumulate##suffix(float *dst, const float *src, ptrdiff_t n);                      \
+    void prefix##divide##suffix(float *dst, float divisor, ptrdiff_t n, int act);                    \
+    void prefix##activate_span##suffix(float *dst, ptrdiff_t n, int act);                            \
+    void prefix##mean_pixels##suffix(const float *img, float *dst, ptrdiff_t HW, ptrdiff_t C,        \
+                                     ptrdiff_t n);                                                    \
+    void prefix##shuffle_row##suffix(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P);
 #define PYCONV_TRANSPOSE_TILE_ARGS                                                                   \
     const float *src, ptrdiff_t ld_src, float *dst, ptrdiff_t ld_dst, ptrdiff_t rows, ptrdiff_t cols
 
@@ -60,6 +71,14 @@ typedef struct {
     void (*wino23_output)(PYCONV_WINO23_OUTPUT_ARGS);
     void (*maxpool_window)(PYCONV_MAXPOOL_WINDOW_ARGS);
     void (*transpose_tile)(PYCONV_TRANSPOSE_TILE_ARGS);
+    /* eltwise: the non-convolution operators' loops (eltwise/generic.h) */
+    void (*add)(const float *a, const float *b, float *o, ptrdiff_t n, int act);
+    void (*scale_shift)(const float *x, const float *s, const float *b, float *o, ptrdiff_t n, int act);
+    void (*accumulate)(float *dst, const float *src, ptrdiff_t n);
+    void (*divide)(float *dst, float divisor, ptrdiff_t n, int act);
+    void (*activate_span)(float *dst, ptrdiff_t n, int act);
+    void (*mean_pixels)(const float *img, float *dst, ptrdiff_t HW, ptrdiff_t C, ptrdiff_t n);
+    void (*shuffle_row)(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P);
 } pyconv_ukernels;
 
 /* Every family's entry points for one instruction set. */
@@ -71,7 +90,8 @@ typedef struct {
     void pyconv_wino23_input__##isa(PYCONV_WINO23_INPUT_ARGS);                                       \
     void pyconv_wino23_output__##isa(PYCONV_WINO23_OUTPUT_ARGS);                                     \
     void pyconv_maxpool_window__##isa(PYCONV_MAXPOOL_WINDOW_ARGS);                                   \
-    void pyconv_transpose_tile__##isa(PYCONV_TRANSPOSE_TILE_ARGS);
+    void pyconv_transpose_tile__##isa(PYCONV_TRANSPOSE_TILE_ARGS);                                   \
+    PYCONV_ELTWISE_FNS(pyconv_, __##isa)
 
 /* The narrow-group row, for the levels that have one. */
 #define PYCONV_DECLARE_GCONV(isa)                                                                    \
