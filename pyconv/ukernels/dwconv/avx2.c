@@ -2,12 +2,13 @@
  * The depthwise row on AVX2 + FMA: a range of columns and channels of one NHWC output row (semantics in
  * ukernels.h and common.h's pyconv_dw_geom).
  *
- * With 16 ymm registers the AVX-512 layout (4 pixels x 32 channels, every 3x3 weight held) does not
- * fit.  Here a block is 8 independent FMA chains, NPX output pixels x NV vectors of 8 channels with
- * NPX * NV = 8 (8x1 through a row, 4x2 / 2x4 / 1x8 for its last few pixels, so a 7-pixel row keeps 8
- * chains too).  A kernel row's KW weights are loaded per kernel row (3 loads beside 24 FMAs for 8
- * pixels of 3x3); holding all 9 would leave too few registers for 8 accumulators.  The channel loop is
- * innermost, so one 64-byte line of an input pixel is used whole before the block moves on, and the
+ * With 16 ymm registers the AVX-512 layout (4 pixels x 32 channels beside all 18 weight vectors of a
+ * 3x3) does not fit.  A block here is NPX output pixels x NV vectors of 8 channels, 8 independent FMA
+ * chains: 4x2 through a row, 3x2, 2x4 or 1x8 for its last pixels (a 7-pixel row runs 4 + 3).  8x1 ran
+ * 10-20% slower than 4x2 (its 30 input addresses a 3x3 block cost gcc an add per load, front-end slots
+ * the FMAs needed), 2x4 a third slower.  A kernel row's KW weight vectors are loaded once per kernel
+ * row and block (holding all 9 would leave too few registers for 8 accumulators).  The channel loop
+ * is innermost, so an input pixel's 64-byte line is used whole before the block moves on, and the
  * weights (KH*KW*C floats) stay in L1.
  */
 #include "../ukernels.h"
@@ -20,6 +21,7 @@ static inline __m256i pyconv_dw_mask__avx2(ptrdiff_t n) {
 /* Window columns of the 3x3 specialisations' STREAM path whose weights a kernel row holds. */
 #define PYCONV_DW_STREAM_KW 3
 
+/* Accumulators of a block (NPX * NV, NV = 8 / NPX: 6 for 3 pixels). */
 #define PYCONV_DW_NACC 8
 
 /* NPX output pixels SW apart x NV vectors of 8 channels, finished (biased, activated) and stored to yo
@@ -28,8 +30,8 @@ static inline __m256i pyconv_dw_mask__avx2(ptrdiff_t n) {
  * none).  Without CHECKED every tap is inside the image; with it only kernel rows [kh_lo, kh_hi) and
  * window columns [j_lo, j_hi) are read.  MASKED (NV == 1 only): the lanes of m alone are read and
  * written.  With STREAM (literal KW <= 3), each input vector of a kernel row is loaded once and
- * multiplied into every pixel that reads it: 3x3 stride 1 loads 10 vectors a kernel row for 8 pixels
- * instead of 24.  Every pixel sums its taps in (kh, kw) order on every path, so a result does not
+ * multiplied into every pixel that reads it: 3x3 stride 1 loads 6 vectors a kernel row for 4 pixels
+ * instead of 12.  Every pixel sums its taps in (kh, kw) order on every path, so a result does not
  * depend on the path or on the pixels sharing the block. */
 static inline __attribute__((always_inline)) void
 pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int IN_ACT, const int CHECKED,
@@ -54,6 +56,7 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
                 __m256 wk[PYCONV_DW_STREAM_KW];
 #pragma GCC unroll 3
                 for (ptrdiff_t kw = 0; kw < KW; kw++) wk[kw] = PYCONV_DW_LOAD(wr + kw * C + 8 * v);
+                /* A base pointer every 3 columns, the others reached by a scaled index. */
                 const float *xq = xr;
 #pragma GCC unroll 32
                 for (ptrdiff_t j = 0; j < (NPX - 1) * SW + (KW - 1) * DW + 1; j++) {
@@ -104,7 +107,7 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
 #undef PYCONV_DW_LOAD
 }
 
-/* NPX pixels over the channels [c_begin, c_end): blocks of 8 / NPX vectors, then single vectors, then
+/* NPX pixels over the channels [c_begin, c_end): blocks of NV = 8 / NPX vectors, then single vectors, then
  * a masked tail.  The tails run CHECKED (always correct) to keep the number of specialisations down. */
 static inline __attribute__((always_inline)) void
 pyconv_dw_pixels__avx2(const int NPX, const int STREAM, const int IN_ACT, const int CHECKED, const float *xr0,
