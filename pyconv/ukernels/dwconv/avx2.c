@@ -4,9 +4,10 @@
  *
  * With 16 ymm registers the AVX-512 layout (4 pixels x 32 channels beside all 18 weight vectors of a
  * 3x3) does not fit.  A block here is NPX output pixels x NV vectors of 8 channels, 8 independent FMA
- * chains: 4x2 through a row, 3x2, 2x4 or 1x8 for its last pixels (a 7-pixel row runs 4 + 3).  8x1 ran
- * 10-20% slower than 4x2 (its 30 input addresses a 3x3 block cost gcc an add per load, front-end slots
- * the FMAs needed), 2x4 a third slower.  A kernel row's KW weight vectors are loaded once per kernel
+ * chains: 4x2 through a row, 2x4 and 1x8 for its last pixels.  8x1 ran 10-20% slower than 4x2 (the
+ * 30 input addresses of its 3x3 block cost gcc an add per load, front-end slots the FMAs needed), 2x4
+ * a third slower; a 3x2 block for 7-pixel rows gained 7x7x1024 5% but cost the 4x2 path 15% (gcc's
+ * allocation of the larger function).  A kernel row's KW weight vectors are loaded once per kernel
  * row and block (holding all 9 would leave too few registers for 8 accumulators).  The channel loop
  * is innermost, so an input pixel's 64-byte line is used whole before the block moves on, and the
  * weights (KH*KW*C floats) stay in L1.
@@ -21,7 +22,7 @@ static inline __m256i pyconv_dw_mask__avx2(ptrdiff_t n) {
 /* Window columns of the 3x3 specialisations' STREAM path whose weights a kernel row holds. */
 #define PYCONV_DW_STREAM_KW 3
 
-/* Accumulators of a block (NPX * NV, NV = 8 / NPX: 6 for 3 pixels). */
+/* Accumulators of a block: NPX * NV, NV = 8 / NPX. */
 #define PYCONV_DW_NACC 8
 
 /* NPX output pixels SW apart x NV vectors of 8 channels, finished (biased, activated) and stored to yo
@@ -147,7 +148,7 @@ pyconv_dw_row_impl__avx2(const pyconv_dw_geom *g, const float *x, const float *w
     const ptrdiff_t rs = g->DH * W * C;
     ptrdiff_t ow = ow_begin;
     while (ow < ow_end) {
-        const ptrdiff_t rem = ow_end - ow, npx = rem >= 4 ? 4 : rem;
+        const ptrdiff_t rem = ow_end - ow, npx = rem >= 4 ? 4 : rem >= 2 ? 2 : 1;
         if (g->prefetch && ow + PYCONV_DW_PREFETCH_AHEAD < ow_end)
             pyconv_dw_prefetch(g, x, oh, ow + PYCONV_DW_PREFETCH_AHEAD, npx, kh_lo, kh_hi);
         const ptrdiff_t iw0 = ow * SW - PL;
@@ -161,8 +162,6 @@ pyconv_dw_row_impl__avx2(const pyconv_dw_geom *g, const float *x, const float *w
 #define PYCONV_DW_NPX(CHECKED)                                                                          \
         if (npx == 4)                                                                                   \
             PYCONV_DW_PIXELS(4, CHECKED);                                                               \
-        else if (npx == 3)                                                                              \
-            PYCONV_DW_PIXELS(3, CHECKED);                                                               \
         else if (npx == 2)                                                                              \
             PYCONV_DW_PIXELS(2, CHECKED);                                                               \
         else                                                                                            \
