@@ -15,8 +15,22 @@
 #include "../ukernels.h"
 #include "../act/avx2.h"
 
-static inline __m256i pyconv_dw_mask__avx2(ptrdiff_t n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+/* Partial vectors go through 8 floats on the stack, element by element: vmaskmovps would do on
+ * hardware, but qemu's emulation of it (7.2) faults on masked-out lanes that lie past the end of a
+ * buffer, in an unmapped page, and the AVX2 level is tested under qemu (as in igemm/avx2.c). */
+
+/* The n < 8 valid floats at p, zeros past them: never reads past p + n. */
+static inline __m256 pyconv_load_part8(const float *p, ptrdiff_t n) {
+    float t[8] = {0};
+    for (ptrdiff_t j = 0; j < n; j++) t[j] = p[j];
+    return _mm256_loadu_ps(t);
+}
+
+/* The first n < 8 floats of v to p. */
+static inline void pyconv_store_part8(float *p, __m256 v, ptrdiff_t n) {
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (ptrdiff_t j = 0; j < n; j++) p[j] = t[j];
 }
 
 /* Window columns of the 3x3 specialisations' STREAM path whose weights a kernel row holds. */
@@ -29,7 +43,7 @@ static inline __m256i pyconv_dw_mask__avx2(ptrdiff_t n) {
  * (pixels C floats apart).  xr0: where pixel 0's window starts (kernel row 0, window column 0, the
  * block's first channel), inside the image or not; wc and bc: the block's weights and bias (bc NULL for
  * none).  Without CHECKED every tap is inside the image; with it only kernel rows [kh_lo, kh_hi) and
- * window columns [j_lo, j_hi) are read.  MASKED (NV == 1 only): the lanes of m alone are read and
+ * window columns [j_lo, j_hi) are read.  MASKED (NV == 1 only): only the first n channels are read and
  * written.  With STREAM (literal KW <= 3), each input vector of a kernel row is loaded once and
  * multiplied into every pixel that reads it: 3x3 stride 1 loads 6 vectors a kernel row for 4 pixels
  * instead of 12.  Every pixel sums its taps in (kh, kw) order on every path, so a result does not
@@ -37,9 +51,9 @@ static inline __m256i pyconv_dw_mask__avx2(ptrdiff_t n) {
 static inline __attribute__((always_inline)) void
 pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int IN_ACT, const int CHECKED,
                       const int MASKED, const float *xr0, ptrdiff_t rs, ptrdiff_t C, const float *wc,
-                      const float *bc, float *yo, __m256i m, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
+                      const float *bc, float *yo, ptrdiff_t n, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
                       ptrdiff_t DW, ptrdiff_t kh_lo, ptrdiff_t kh_hi, ptrdiff_t j_lo, ptrdiff_t j_hi) {
-#define PYCONV_DW_LOAD(p) (MASKED ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p))
+#define PYCONV_DW_LOAD(p) (MASKED ? pyconv_load_part8(p, n) : _mm256_loadu_ps(p))
 #define PYCONV_DW_IN(p) pyconv_act__avx2(PYCONV_DW_LOAD(p), IN_ACT)
     /* Opaque to the optimiser: otherwise gcc keeps each of the ~40 addresses a block reads as its own
      * induction variable of the channel loop, spills them and reloads one per vector load. */
@@ -99,7 +113,7 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
         for (int i = 0; i < NPX; i++) {
             const __m256 r = pyconv_act__avx2(_mm256_add_ps(acc[i * NV + v], bv), act);
             if (MASKED)
-                _mm256_maskstore_ps(yo + i * C + 8 * v, m, r);
+                pyconv_store_part8(yo + i * C + 8 * v, r, n);
             else
                 _mm256_storeu_ps(yo + i * C + 8 * v, r);
         }
@@ -109,25 +123,24 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
 }
 
 /* NPX pixels over the channels [c_begin, c_end): blocks of NV = 8 / NPX vectors, then single vectors, then
- * a masked tail.  The tails run CHECKED (always correct) to keep the number of specialisations down. */
+ * a partial one.  The tails run CHECKED (always correct) to keep the number of specialisations down. */
 static inline __attribute__((always_inline)) void
 pyconv_dw_pixels__avx2(const int NPX, const int STREAM, const int IN_ACT, const int CHECKED, const float *xr0,
                        ptrdiff_t rs, ptrdiff_t C, const float *w, const float *bias, float *yo, int act,
                        ptrdiff_t c_begin, ptrdiff_t c_end, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
                        ptrdiff_t DW, ptrdiff_t kh_lo, ptrdiff_t kh_hi, ptrdiff_t j_lo, ptrdiff_t j_hi) {
     const int NV = PYCONV_DW_NACC / NPX;
-    const __m256i all = _mm256_set1_epi32(-1);
     ptrdiff_t c = c_begin;
     for (; c + 8 * NV <= c_end; c += 8 * NV)
         pyconv_dw_block__avx2(NPX, NV, STREAM, IN_ACT, CHECKED, 0, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
-                              yo + c, all, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
+                              yo + c, 8, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
     if (NV > 1)
         for (; c + 8 <= c_end; c += 8)
             pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 0, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
-                                  yo + c, all, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
+                                  yo + c, 8, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
     if (c < c_end)
         pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 1, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
-                              yo + c, pyconv_dw_mask__avx2(c_end - c), act, KH, KW, SW, DW, kh_lo, kh_hi,
+                              yo + c, c_end - c, act, KH, KW, SW, DW, kh_lo, kh_hi,
                               j_lo, j_hi);
 }
 
