@@ -15,8 +15,47 @@ int pyconv_gconv_supported__avx2(ptrdiff_t cg, ptrdiff_t og) {
     return og >= 1 && og <= 8 && 8 % og == 0 && cg >= 1 && cg <= og;
 }
 
-static inline __m256i pyconv_gc_mask__avx2(ptrdiff_t n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+/* Partial vectors: loads and stores of exactly the n valid floats (64-, 32- and 128-bit moves), never
+ * vmaskmovps: that would do on hardware, but qemu's emulation of it (7.2) faults on masked-out lanes
+ * past the end of a buffer, in an unmapped page, and the AVX2 level is tested under qemu.  Through a
+ * stack buffer (as igemm/avx2.c) the partial tiles of a transpose with 3 channels ran 4-12x slower
+ * than AVX-512's masked moves. */
+
+/* The n < 4 valid floats at p, zeros past them: never reads past p + n. */
+static inline __m128 pyconv_load_part4(const float *p, ptrdiff_t n) {
+    if (n >= 2) {
+        const __m128 lo = _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)p);
+        return n == 3 ? _mm_movelh_ps(lo, _mm_load_ss(p + 2)) : lo;
+    }
+    return n == 1 ? _mm_load_ss(p) : _mm_setzero_ps();
+}
+
+/* The n < 8 valid floats at p, zeros past them. */
+static inline __m256 pyconv_load_part8(const float *p, ptrdiff_t n) {
+    if (n >= 4)
+        return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), pyconv_load_part4(p + 4, n - 4),
+                                    1);
+    return _mm256_insertf128_ps(_mm256_setzero_ps(), pyconv_load_part4(p, n), 0);
+}
+
+/* The first n < 4 floats of v to p. */
+static inline void pyconv_store_part4(float *p, __m128 v, ptrdiff_t n) {
+    if (n >= 2) {
+        _mm_storel_pi((__m64 *)p, v);
+        if (n == 3) _mm_store_ss(p + 2, _mm_movehl_ps(v, v));
+    } else if (n == 1) {
+        _mm_store_ss(p, v);
+    }
+}
+
+/* The first n < 8 floats of v to p. */
+static inline void pyconv_store_part8(float *p, __m256 v, ptrdiff_t n) {
+    if (n >= 4) {
+        _mm_storeu_ps(p, _mm256_castps256_ps128(v));
+        pyconv_store_part4(p + 4, _mm256_extractf128_ps(v, 1), n - 4);
+    } else {
+        pyconv_store_part4(p, _mm256_castps256_ps128(v), n);
+    }
 }
 
 void pyconv_gconv_row__avx2(PYCONV_GCONV_ROW_ARGS) {
@@ -31,17 +70,14 @@ void pyconv_gconv_row__avx2(PYCONV_GCONV_ROW_ARGS) {
     for (ptrdiff_t v = 0; v < nblk; v++) {
         const ptrdiff_t co0 = v * 16, ci0 = (co0 / OG) * CG, nout = CO - co0 < 16 ? CO - co0 : 16;
         const int nh = nout > 8 ? 2 : 1;
-        ptrdiff_t base[2];
-        int full_in[2];
-        __m256i min_[2], mout[2];
-        __m256 bv[2];
+        ptrdiff_t base[2] = {0, 0}, avail[2] = {0, 0};
+        __m256 bv[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int h = 0; h < nh; h++) {
             base[h] = ci0 + idx[8 * h];
-            const ptrdiff_t avail = C - base[h], no = nout - 8 * h;
-            full_in[h] = avail >= 8;
-            min_[h] = pyconv_gc_mask__avx2(avail);
-            mout[h] = pyconv_gc_mask__avx2(no);
-            bv[h] = bias ? _mm256_maskload_ps(bias + co0 + 8 * h, mout[h]) : _mm256_setzero_ps();
+            avail[h] = C - base[h];
+            const ptrdiff_t no = nout - 8 * h;
+            if (bias)
+                bv[h] = no >= 8 ? _mm256_loadu_ps(bias + co0 + 8 * h) : pyconv_load_part8(bias + co0 + 8 * h, no);
         }
         const float *wv = w + v * taps * CG * 16;
         for (ptrdiff_t ow = 0; ow < g->OW; ow += 4) {
@@ -66,8 +102,8 @@ void pyconv_gconv_row__avx2(PYCONV_GCONV_ROW_ARGS) {
                         __m256 xv[4];                                                                  \
                         for (int p = 0; p < 4; p++)                                                    \
                             xv[p] = !xp[p] ? _mm256_setzero_ps()                                       \
-                                    : full_in[h] ? _mm256_loadu_ps(xp[p] + base[h])                    \
-                                                 : _mm256_maskload_ps(xp[p] + base[h], min_[h]);       \
+                                    : avail[h] >= 8 ? _mm256_loadu_ps(xp[p] + base[h])                 \
+                                                    : pyconv_load_part8(xp[p] + base[h], avail[h]);    \
                         for (ptrdiff_t i = 0; i < CG; i++) {                                           \
                             const __m256i id = perm[2 * i + h];                                        \
                             const __m256 wi = _mm256_loadu_ps(wt + i * 16 + 8 * h);                   \
@@ -89,7 +125,7 @@ void pyconv_gconv_row__avx2(PYCONV_GCONV_ROW_ARGS) {
                     if (nout - 8 * h >= 8)
                         _mm256_storeu_ps(yo + p * CO + 8 * h, r);
                     else
-                        _mm256_maskstore_ps(yo + p * CO + 8 * h, mout[h], r);
+                        pyconv_store_part8(yo + p * CO + 8 * h, r, nout - 8 * h);
                 }
         }
     }
