@@ -15,49 +15,6 @@ int pyconv_gconv_supported__avx2(ptrdiff_t cg, ptrdiff_t og) {
     return og >= 1 && og <= 8 && 8 % og == 0 && cg >= 1 && cg <= og;
 }
 
-/* Partial vectors: loads and stores of exactly the n valid floats (64-, 32- and 128-bit moves), never
- * vmaskmovps: that would do on hardware, but qemu's emulation of it (7.2) faults on masked-out lanes
- * past the end of a buffer, in an unmapped page, and the AVX2 level is tested under qemu.  Through a
- * stack buffer (as igemm/avx2.c) the partial tiles of a transpose with 3 channels ran 4-12x slower
- * than AVX-512's masked moves. */
-
-/* The n < 4 valid floats at p, zeros past them: never reads past p + n. */
-static inline __m128 pyconv_load_part4(const float *p, ptrdiff_t n) {
-    if (n >= 2) {
-        const __m128 lo = _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)p);
-        return n == 3 ? _mm_movelh_ps(lo, _mm_load_ss(p + 2)) : lo;
-    }
-    return n == 1 ? _mm_load_ss(p) : _mm_setzero_ps();
-}
-
-/* The n < 8 valid floats at p, zeros past them. */
-static inline __m256 pyconv_load_part8(const float *p, ptrdiff_t n) {
-    if (n >= 4)
-        return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), pyconv_load_part4(p + 4, n - 4),
-                                    1);
-    return _mm256_insertf128_ps(_mm256_setzero_ps(), pyconv_load_part4(p, n), 0);
-}
-
-/* The first n < 4 floats of v to p. */
-static inline void pyconv_store_part4(float *p, __m128 v, ptrdiff_t n) {
-    if (n >= 2) {
-        _mm_storel_pi((__m64 *)p, v);
-        if (n == 3) _mm_store_ss(p + 2, _mm_movehl_ps(v, v));
-    } else if (n == 1) {
-        _mm_store_ss(p, v);
-    }
-}
-
-/* The first n < 8 floats of v to p. */
-static inline void pyconv_store_part8(float *p, __m256 v, ptrdiff_t n) {
-    if (n >= 4) {
-        _mm_storeu_ps(p, _mm256_castps256_ps128(v));
-        pyconv_store_part4(p + 4, _mm256_extractf128_ps(v, 1), n - 4);
-    } else {
-        pyconv_store_part4(p, _mm256_castps256_ps128(v), n);
-    }
-}
-
 void pyconv_gconv_row__avx2(PYCONV_GCONV_ROW_ARGS) {
     const ptrdiff_t C = g->C, CO = g->CO, W = g->W, CG = g->CG, OG = g->OG, taps = g->KH * g->KW;
     const ptrdiff_t nblk = (CO + 15) / 16;
