@@ -21,7 +21,6 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools._distutils.ccompiler import new_compiler
-from setuptools._distutils.errors import CompileError, LinkError
 from setuptools._distutils.sysconfig import customize_compiler
 
 HERE = Path(__file__).parent
@@ -41,7 +40,7 @@ def _compiles(source: str, extra_args: list) -> bool:
         try:
             objects = compiler.compile([str(src)], output_dir=tmp, extra_postargs=extra_args)
             compiler.link_executable(objects, str(Path(tmp, "probe")), extra_postargs=extra_args)
-        except (CompileError, LinkError):
+        except Exception:  # noqa: BLE001 - CompileError/LinkError, from whichever distutils the compiler uses
             return False
     return True
 

@@ -9,5 +9,5 @@ PEERS = ("onnxruntime", "torch")
 CASES = [Case("depthwise", "depthwise", row, "depthwise") for row in DEPTHWISE]
 
 
-def test_depthwise(measure, case, threads):
-    measure(case, threads, PEERS)
+def test_depthwise(measure, case, level, threads):
+    measure(case, level, threads, PEERS)

@@ -1,22 +1,24 @@
 """Group convolution sweep: 3x3, 128 -> 128 at 28x28, G in {1, 2, 4, 8, 32, 128}, via ``pyconv.Conv2D``.
 
 Each G > 1 case also times pyconv at G = 1 on the same shape, in the same alternating rounds
-(engine ``pyconv_g1``), so "G is faster than G = 1" compares measurements taken side by side.
+(engine ``pyconv_g1``, at the same level), so "G is faster than G = 1" compares measurements taken
+side by side.
 Target (2 threads): every G > 1 faster than G = 1; no slower than ONNX Runtime.
 """
 from dataclasses import replace
 
-from harness import Case, layer_data, pyconv_engine
+from harness import Case, at_level, layer_data, pyconv_engine
 from layer_tables import GROUP_SWEEP
 
 PEERS = ("onnxruntime", "torch")
 CASES = [Case("group", "group", row, "conv2d") for row in GROUP_SWEEP]
 
 
-def test_group(measure, case, threads):
+def test_group(measure, case, level, threads):
     extra = ()
     if case.row.groups != 1:
         dense = GROUP_SWEEP[0]
-        g1 = pyconv_engine(dense, *layer_data(dense), threads, "conv2d", name="pyconv_g1")
+        with at_level(level):
+            g1 = pyconv_engine(dense, *layer_data(dense), threads, "conv2d", name="pyconv_g1")
         extra = (replace(g1, result=None, info={**g1.info, "macs": dense.macs}),)
-    measure(case, threads, PEERS, extra)
+    measure(case, level, threads, PEERS, extra)

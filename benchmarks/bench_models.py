@@ -1,9 +1,14 @@
-"""End-to-end latency of every shipped model (models/*.json) against PyTorch and ONNX Runtime.
+"""End-to-end latency of every shipped model (models/*.json) against PyTorch, ONNX Runtime and OpenVINO.
 
-pyconv runs the config through its graph runtime (``pyconv.load``), NHWC. The peers run the same
-network with the same weights: PyTorch the twin from ``pyconv.testing.build_twin`` (NCHW), ONNX Runtime
-that twin exported once per model with ``pyconv.testing.export_onnx`` (NCHW, all graph optimisations on,
-intra-op threads = the case's thread count, inter-op 1). All three must agree before anything is timed.
+pyconv runs the config through its graph runtime (``pyconv.load``), NHWC, at each instruction-set level
+of ``--levels`` (default: every level this CPU runs but scalar), with pyconv at the reference level
+timed beside the other levels' rows (engine ``pyconv_<level>``). The peers run the same network with
+the same weights: PyTorch the twin from ``pyconv.testing.build_twin`` (NCHW), ONNX Runtime and OpenVINO
+that twin exported once per model with ``pyconv.testing.export_onnx`` (NCHW; ONNX Runtime: all graph
+optimisations on, intra-op threads = the case's thread count, inter-op 1; OpenVINO: that many inference
+threads, one stream, float32). In the rows of the AVX2 level, OpenVINO also runs held to AVX2
+(``openvino_avx2``: a child process started with ONEDNN_MAX_CPU_ISA=AVX2). All must agree before
+anything is timed.
 
 Two phases per model and thread count:
 
@@ -26,13 +31,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import (Engine, alternate, available_peers, blas_limits, check_agreement, gc_paused, ort_session,
-                     rounds_for, settle, summarise)
+from harness import (Engine, alternate, at_level, available_peers, blas_limits, check_agreement, gc_paused,
+                     level_info, openvino_avx2_engine, openvino_engine, ort_session, reference_engine, rounds_for,
+                     runs_at, settle, summarise, timed_calls)
 
 pyconv = pytest.importorskip("pyconv")
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 MODEL_RTOL = 1e-3  # max |diff| / max |pyconv| over all outputs, after dozens of float32 layers
-PEERS = ("onnxruntime", "torch")
+PEERS = ("onnxruntime", "torch", "openvino", "openvino_avx2")
+ONNX_PEERS = ("onnxruntime", "openvino", "openvino_avx2")  # they run the twin's ONNX export
+SCALAR_BY_DEFAULT = False  # a scalar Xception takes seconds a run: only when --levels names scalar
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class ModelEngines:
         # The twin speaks NCHW; pyconv returns 4-D outputs in the config's output_layout.
         self.to_nhwc = model.spec.output_layout == "NHWC"
 
-    def pyconv(self) -> Engine:
+    def pyconv(self, name: str = "pyconv") -> Engine:
         model = pyconv.load(self.case.path)
         last = []
 
@@ -80,7 +88,7 @@ class ModelEngines:
             y = model.run(self.x, threads=self.threads)
             last[:] = [y[n] for n in self.outputs] if isinstance(y, dict) else [y]
 
-        return Engine("pyconv", call, lambda: _flat(last, False), {})
+        return Engine(name, call, lambda: _flat(last, False), {})
 
     def onnxruntime(self) -> Engine:
         session = ort_session(self.onnx_path, self.threads)
@@ -108,6 +116,13 @@ class ModelEngines:
             last[:] = [t.numpy() for t in (y if isinstance(y, tuple) else (y,))]
 
         return Engine("torch", call, lambda: _flat(last, self.to_nhwc), {"torch_threads": torch.get_num_threads()})
+
+    def openvino(self) -> Engine:
+        return openvino_engine(self.onnx_path, {0: self.x_nchw}, self.threads, lambda ys: _flat(ys, self.to_nhwc))
+
+    def openvino_avx2(self) -> Engine:
+        return openvino_avx2_engine(self.onnx_path, {0: self.x_nchw}, self.threads,
+                                    lambda ys: _flat(ys, self.to_nhwc))
 
 
 @pytest.fixture(scope="session")
@@ -142,9 +157,7 @@ def _first_runs(benchmark, factories: dict, seconds: float, min_rounds: int) -> 
         loads[name].append(time.perf_counter() - start)
 
     def first_run(name):
-        start = time.perf_counter()
-        fresh[name].call()
-        times[name].append(time.perf_counter() - start)
+        times[name] += timed_calls(fresh[name], 0, 1)
 
     order = [name for name in factories if name != "pyconv"]
     calibration_start = time.perf_counter()
@@ -175,26 +188,30 @@ def _first_runs(benchmark, factories: dict, seconds: float, min_rounds: int) -> 
     return info
 
 
-def test_models(benchmark, case, threads, peer_names, onnx_files, pytestconfig):
+def test_models(benchmark, case, level, threads, reference, peer_names, onnx_files, pytestconfig):
     seconds = pytestconfig.getoption("case_seconds")
     min_rounds = pytestconfig.getoption("benchmark_min_rounds")
-    wanted = [name for name in PEERS if name in peer_names]
-    if "onnxruntime" in wanted and available_peers(["torch"])["torch"].startswith("missing"):
-        wanted.remove("onnxruntime")  # its model is exported from the torch twin
-    engines = ModelEngines(case, threads, onnx_files(case) if "onnxruntime" in wanted else "")
+    wanted = [name for name in PEERS if name in peer_names and runs_at(name, level)]
+    if available_peers(["torch"])["torch"].startswith("missing"):
+        wanted = [name for name in wanted if name not in ONNX_PEERS]  # their model is exported from the twin
+    needs_onnx = any(name in ONNX_PEERS for name in wanted)
+    engines = ModelEngines(case, threads, onnx_files(case) if needs_onnx else "")
     factories = {"pyconv": engines.pyconv}
+    if reference is not None and reference != level:
+        factories[f"pyconv_{reference}"] = lambda: reference_engine(engines.pyconv, reference)
     factories.update({name: getattr(engines, name) for name in wanted})
-    main, peers = factories["pyconv"](), [factories[name]() for name in factories if name != "pyconv"]
-    check_agreement(main, peers, MODEL_RTOL)
-    peer_info = {p.name: p.info for p in peers}
-    benchmark.group = f"models-{case.phase} t{threads}"
-    with blas_limits(threads):  # in case a layer of any engine calls into numpy's BLAS
-        if case.phase == "first":
-            del main, peers  # each round loads its own
-            info = _first_runs(benchmark, factories, seconds, min_rounds)
-        else:
-            info = alternate(benchmark, main, peers, seconds, min_rounds)
+    with at_level(level):
+        main, peers = factories["pyconv"](), [factories[name]() for name in factories if name != "pyconv"]
+        check_agreement(main, peers, MODEL_RTOL)
+        peer_info = {p.name: p.info for p in peers}
+        benchmark.group = f"models-{case.phase} t{threads}"
+        with blas_limits(threads):  # in case a layer of any engine calls into numpy's BLAS
+            if case.phase == "first":
+                del main, peers  # each round loads its own
+                info = _first_runs(benchmark, factories, seconds, min_rounds)
+            else:
+                info = alternate(benchmark, main, peers, seconds, min_rounds)
     if info:
         benchmark.extra_info.update(info)
         benchmark.extra_info.update({"module": "models", "model": case.model, "phase": case.phase,
-                                     "threads": threads, "peer_info": peer_info})
+                                     "threads": threads, "peer_info": peer_info, **level_info(level, reference)})

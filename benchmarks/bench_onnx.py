@@ -1,4 +1,4 @@
-"""ONNX import (issue 4): ``pyconv.from_onnx`` against ONNX Runtime on the very same ONNX file.
+"""ONNX import (issue 4): ``pyconv.from_onnx`` against ONNX Runtime and OpenVINO on the very same ONNX file.
 
 The networks are the PyTorch definitions of the import tests (``tests/onnx_models.py``) at their real
 sizes: MobileNet v1 and v2 at 224, Xception at 299, ShuffleNet v1 (g = 3) at 224 and a ResNeXt-50
@@ -6,7 +6,12 @@ conv2 block (256 channels, 32 x 4d) at 56x56, batch norms with random statistics
 per session with ``torch.onnx.export`` (opset 13); pyconv imports that file, ONNX Runtime runs it (all
 graph optimisations on, ``intra_op_num_threads`` = the case's thread count, one inter-op thread). Both
 take the same NCHW batch-1 input through their public call (``model.run(x)``, ``session.run``), must
-agree, and are timed in the harness's alternating, settled steps (:func:`harness.alternate`).
+agree, and are timed in the harness's alternating, settled steps (:func:`harness.alternate`). OpenVINO
+(if installed) runs the file too: ``openvino`` at this CPU's best ISA, and in the rows of pyconv's AVX2
+level ``openvino_avx2``, held to AVX2 by ONEDNN_MAX_CPU_ISA=AVX2 in a child process.
+
+pyconv runs at each level of ``--levels`` (default: every level this CPU runs but scalar), with pyconv
+at the reference level (the best one) timed beside the other levels' rows (engine ``pyconv_<level>``).
 
     pytest benchmarks/bench_onnx.py --benchmark-only --threads 1,2 --benchmark-json=onnx.json
 
@@ -17,12 +22,14 @@ from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness import Engine, alternate, blas_limits, check_agreement, ort_session
+from harness import (Engine, alternate, at_level, blas_limits, check_agreement, level_info, openvino_avx2_engine,
+                     openvino_engine, ort_session, reference_engine, runs_at)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -35,13 +42,19 @@ NETWORKS = {
 }
 OPSET = 13
 MODEL_RTOL = 1e-3  # max |diff| / max |pyconv| after dozens of float32 layers
+SCALAR_BY_DEFAULT = False  # a scalar Xception takes seconds a run: only when --levels names scalar
 
 
-def pytest_generate_tests(metafunc):
-    if "network" in metafunc.fixturenames:
-        threads = [int(t) for t in metafunc.config.getoption("threads").split(",") if t.strip()]
-        pairs = [(name, t) for name in NETWORKS for t in threads]
-        metafunc.parametrize(("network", "threads"), pairs, ids=[f"onnx-{n}-t{t}" for n, t in pairs])
+@dataclass(frozen=True)
+class OnnxCase:
+    network: str  # a key of NETWORKS
+
+    @property
+    def id(self) -> str:
+        return f"onnx-{self.network}"
+
+
+CASES = [OnnxCase(name) for name in NETWORKS]  # crossed with levels and thread counts by conftest.py
 
 
 @pytest.fixture(scope="session")
@@ -68,35 +81,53 @@ def onnx_file(tmp_path_factory):
     return get
 
 
-def test_onnx_import(benchmark, network, threads, onnx_file, peer_names, pytestconfig):
+def _pyconv_engine(path: str, x: np.ndarray, threads: int, name: str = "pyconv") -> Engine:
     import pyconv
 
-    if "onnxruntime" not in peer_names:
-        pytest.skip("onnxruntime is not installed (or not requested with --peers)")
-    path = onnx_file(network)
-    shape = NETWORKS[network][2]
-    x = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
-
     model = pyconv.from_onnx(path, threads=threads)
+    last = []
+
+    def call():
+        last[:] = [model.run(x)]
+
+    return Engine(name, call, lambda: last[0], {"nodes": len(model.graph.nodes)})
+
+
+def _ort_engine(path: str, x: np.ndarray, threads: int) -> Engine:
     session = ort_session(path, threads)
     feed = {session.get_inputs()[0].name: x}
-    results = {}
+    last = []
 
-    def run_pyconv():
-        results["pyconv"] = model.run(x)
+    def call():
+        last[:] = [session.run(None, feed)[0]]
 
-    def run_ort():
-        results["onnxruntime"] = session.run(None, feed)[0]
+    return Engine("onnxruntime", call, lambda: last[0], {"intra_op_threads": threads})
 
-    main = Engine("pyconv", run_pyconv, lambda: results["pyconv"], {"nodes": len(model.graph.nodes)})
-    peer = Engine("onnxruntime", run_ort, lambda: results["onnxruntime"], {"intra_op_threads": threads})
-    check_agreement(main, [peer], MODEL_RTOL)
-    benchmark.group = f"onnx t{threads}"
-    with blas_limits(threads):
-        info = alternate(benchmark, main, [peer], pytestconfig.getoption("case_seconds"),
-                         pytestconfig.getoption("benchmark_min_rounds"))
+
+def test_onnx_import(benchmark, case, level, threads, reference, onnx_file, peer_names, pytestconfig):
+    wanted = [name for name in ("onnxruntime", "openvino", "openvino_avx2")
+              if name in peer_names and runs_at(name, level)]
+    if not wanted:
+        pytest.skip("neither onnxruntime nor openvino is installed (or requested with --peers)")
+    path = onnx_file(case.network)
+    shape = NETWORKS[case.network][2]
+    x = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
+    builders = {"onnxruntime": lambda: _ort_engine(path, x, threads),
+                "openvino": lambda: openvino_engine(path, {0: x}, threads, lambda ys: ys[0]),
+                "openvino_avx2": lambda: openvino_avx2_engine(path, {0: x}, threads, lambda ys: ys[0])}
+
+    with at_level(level):
+        main = _pyconv_engine(path, x, threads)
+        peers = [builders[name]() for name in wanted]
+        if reference is not None and reference != level:
+            peers.insert(0, reference_engine(lambda name: _pyconv_engine(path, x, threads, name), reference))
+        check_agreement(main, peers, MODEL_RTOL)
+        benchmark.group = f"onnx t{threads}"
+        with blas_limits(threads):
+            info = alternate(benchmark, main, peers, pytestconfig.getoption("case_seconds"),
+                             pytestconfig.getoption("benchmark_min_rounds"))
     if info:
         benchmark.extra_info.update(info)
-        benchmark.extra_info.update({"module": "onnx", "model": network, "phase": "warm", "threads": threads,
+        benchmark.extra_info.update({"module": "onnx", "model": case.network, "phase": "warm", "threads": threads,
                                      "opset": OPSET, "input_shape": list(shape),
-                                     "peer_info": {"onnxruntime": peer.info}})
+                                     "peer_info": {p.name: p.info for p in peers}, **level_info(level, reference)})

@@ -18,5 +18,5 @@ def _applies(strategy, row) -> bool:
 CASES = [Case("standard", s, row, "conv2d", s) for row in STANDARD for s in STRATEGIES if _applies(s, row)]
 
 
-def test_standard(measure, case, threads):
-    measure(case, threads, PEERS)
+def test_standard(measure, case, level, threads):
+    measure(case, level, threads, PEERS)

@@ -3,7 +3,10 @@
 A kernel *case* is one layer-table row run by one pyconv operator/strategy at one thread count. Every
 engine of the case (pyconv, then the peers: numpy matmul at the GEMM shape, ONNX Runtime, PyTorch) works
 on the same input and weights, each in its native layout, with the same thread count, and must agree
-with pyconv's result before anything is timed.
+with pyconv's result before anything is timed. A case runs at one instruction-set level of pyconv
+(``pyconv.isa.use``); beside the peers it can time pyconv at a reference level in the same rounds
+(engine ``pyconv_<level>``), and at the AVX2 level the peers held to AVX2 (numpy's OpenBLAS with its
+Haswell kernel, OpenVINO with oneDNN capped at AVX2), which run in child processes (peer_process.py).
 
 Fairness: libgomp (pyconv, PyTorch), OpenBLAS (numpy) and ONNX Runtime keep their worker threads spinning
 after a call (measured here: OpenBLAS about 100 ms, ONNX Runtime about 30 ms, libgomp a few ms), and a
@@ -21,15 +24,22 @@ import os
 import statistics
 import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from collections import Counter
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable, ContextManager, Dict, List, Optional, Sequence
 
 import numpy as np
 
+import peer_process
 from layer_tables import ConvLayer, network_of
 
-PEER_NAMES = ("numpy", "onnxruntime", "torch")
+PEER_NAMES = ("numpy", "numpy_avx2", "onnxruntime", "torch", "openvino", "openvino_avx2")
+# Peers held to an instruction set by an environment variable their library reads when it loads: each
+# runs in a child process started with that variable, and only in the rows of pyconv's matching level.
+HELD_PEERS = {"numpy_avx2": ("avx2", {"OPENBLAS_CORETYPE": "Haswell"}),
+              "openvino_avx2": ("avx2", {"ONEDNN_MAX_CPU_ISA": "AVX2"})}
 SETTLE_POLL_S = 0.001
 SETTLE_CAP_S = 1.0
 MAX_ROUNDS = 200
@@ -37,19 +47,15 @@ CALLS_PER_STEP = 3
 AGREEMENT_RTOL = 2e-3  # max |peer - pyconv| over max |pyconv|; Winograd's rounding stays well inside
 
 
-def _others_runnable() -> Optional[int]:
-    """How many threads of this process, other than the caller, are running or runnable (None: unknown)."""
-    me = threading.get_native_id()
-    try:
-        tids = os.listdir("/proc/self/task")
-    except OSError:
-        return None
+def _runnable(pid: str, skip: int = -1) -> int:
+    """How many threads of process ``pid`` ("self" or a number), other than ``skip``, are running or
+    runnable; raises OSError without /proc."""
     running = 0
-    for tid in tids:
-        if int(tid) == me:
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        if int(tid) == skip:
             continue
         try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
                 stat = f.read()
         except OSError:  # the thread exited meanwhile
             continue
@@ -57,8 +63,24 @@ def _others_runnable() -> Optional[int]:
     return running
 
 
+def _others_runnable() -> Optional[int]:
+    """How many threads of this process other than the caller, and of its peer processes, are running or
+    runnable (None: unknown)."""
+    try:
+        running = _runnable("self", threading.get_native_id())
+    except OSError:
+        return None
+    for pid in peer_process.child_pids():
+        try:
+            running += _runnable(str(pid))
+        except OSError:  # the child exited; its engines will say so
+            pass
+    return running
+
+
 def settle() -> float:
-    """Wait until every worker pool of the process has stopped spinning; returns the seconds waited.
+    """Wait until every worker pool of the process and of its peer processes has stopped spinning;
+    returns the seconds waited.
 
     Spinning workers are runnable ("R" in /proc), sleeping ones are not. Two idle polls in a row are
     required so that a worker caught in a short sleep inside its spin loop does not end the wait early.
@@ -83,12 +105,26 @@ class Engine:
 
     ``result`` is None for an engine that computes something else on purpose (the G=1 reference of the
     group sweep), which is then timed but not compared; its ``info["macs"]`` says how much work it does.
+    ``step(warmup, calls)``, when set, runs a whole step elsewhere and returns the timed calls' seconds
+    (an engine in a peer process times itself: a pipe round trip is no part of its call). ``scope`` is
+    entered around each of the engine's steps and checks (pyconv at another level than the case's).
     """
 
     name: str
     call: Callable[[], object]
     result: Optional[Callable[[], np.ndarray]]
     info: Dict[str, object]
+    step: Optional[Callable[[int, int], List[float]]] = None
+    scope: Callable[[], ContextManager] = field(default=nullcontext)
+
+
+def at_level(level: Optional[str]) -> ContextManager:
+    """pyconv's kernels on ``level`` inside the block (None: leave the level alone)."""
+    if level is None:
+        return nullcontext()
+    import pyconv.isa
+
+    return pyconv.isa.use(level)
 
 
 def layer_data(row: ConvLayer, seed: int = 0):
@@ -121,20 +157,61 @@ def pyconv_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int, op
                    "strategy_requested": strategy, "strategy_reason": choice.reason if choice else ""})
 
 
+def _gemm_operands(row: ConvLayer, x: np.ndarray, w: np.ndarray):
+    if not row.is_pointwise:
+        raise ValueError(f"{row.name}: numpy matmul is a peer of 1x1 convolutions only")
+    a = np.ascontiguousarray(x[0, ::row.stride, ::row.stride]).reshape(-1, row.C_in)
+    return a, np.ascontiguousarray(w[0, 0])
+
+
 def numpy_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int) -> Engine:
     """numpy matmul at the layer's GEMM shape: M = OH * OW, K = C_in, N = C_out (1x1 layers only).
 
     A strided 1x1 layer is timed on its already subsampled input: the peer gets the GEMM alone.
     BLAS threads are pinned by the caller (:func:`measure`) for the whole case.
     """
-    if not row.is_pointwise:
-        raise ValueError(f"{row.name}: numpy matmul is a peer of 1x1 convolutions only")
-    a = np.ascontiguousarray(x[0, ::row.stride, ::row.stride]).reshape(-1, row.C_in)
-    b = np.ascontiguousarray(w[0, 0])
+    a, b = _gemm_operands(row, x, w)
     c = np.empty((a.shape[0], row.C_out), dtype=np.float32)
     oh, ow = row.out_hw
     return Engine("numpy", lambda: np.matmul(a, b, out=c), lambda: c.reshape(1, oh, ow, row.C_out),
-                  {"gemm_mkn": [a.shape[0], row.C_in, row.C_out]})
+                  {"gemm_mkn": [a.shape[0], row.C_in, row.C_out], "blas": blas_kernels()})
+
+
+def blas_kernels() -> List[str]:
+    """numpy's BLAS libraries in this process as "<api> <version> <kernel>" (threadpoolctl's view)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [f"{lib['internal_api']} {lib['version']} {lib.get('architecture', '?')}"
+            for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def remote_engine(name: str, kind: str, post: Callable = lambda r: r, **kwargs) -> Engine:
+    """Engine ``name`` (a key of HELD_PEERS) built in its peer process by ``peer_process.BUILDERS[kind]``;
+    ``post`` turns the child's result into pyconv's layout. The child drops its engine when this one is
+    collected."""
+    import weakref
+
+    proc = peer_process.process_for(HELD_PEERS[name][1])
+    handle, info = proc.build(kind, **kwargs)
+    engine = Engine(name, lambda: proc.request("call", handle), lambda: post(proc.request("result", handle)),
+                    {**info, "env": proc.env},
+                    step=lambda warmup, calls: proc.request("step", handle, warmup, calls))
+    weakref.finalize(engine, proc.drop, handle)
+    return engine
+
+
+def numpy_avx2_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int) -> Engine:
+    """:func:`numpy_engine` in a process whose OpenBLAS was loaded with OPENBLAS_CORETYPE=Haswell (its
+    AVX2 kernel), BLAS pinned to ``threads`` there; fails unless OpenBLAS reports the Haswell kernel."""
+    a, b = _gemm_operands(row, x, w)
+    oh, ow = row.out_hw
+    engine = remote_engine("numpy_avx2", "matmul", lambda c: c.reshape(1, oh, ow, row.C_out),
+                           a=a, b=b, threads=threads)
+    if not engine.info["blas"] or not all(k.endswith(" Haswell") for k in engine.info["blas"]):
+        raise RuntimeError(f"numpy_avx2: OPENBLAS_CORETYPE=Haswell did not hold: {engine.info['blas']}")
+    return engine
 
 
 def ort_session(model, threads: int):
@@ -207,32 +284,112 @@ def torch_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int) -> 
                   {"torch_threads": torch.get_num_threads()})
 
 
-PEER_BUILDERS = {"numpy": numpy_engine, "onnxruntime": onnxruntime_engine, "torch": torch_engine}
+def openvino_model(path: str, inputs: Dict[str, np.ndarray], threads: int):
+    """OpenVINO's CPU plugin on the ONNX file ``path``: ``threads`` inference threads, one stream, the
+    latency hint, float32 inference (it would pick bf16 on CPUs with AVX512_BF16). Returns (call, result,
+    info): ``result`` gives the outputs in model order; info names the kernels the plugin chose, counted
+    over the executable graph as ``<layer type>:<primitiveType>`` (``Convolution:brgconv_avx512_f32``)."""
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+                                                "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    outputs = len(compiled.outputs)
+    kernels = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        rt_info = op.get_rt_info()
+        kernel = rt_info["primitiveType"].astype(str) if "primitiveType" in rt_info else "unknown"
+        if not kernel.startswith("unknown"):
+            kernels[f"{rt_info['layerType'].astype(str)}:{kernel}"] += 1
+    info = {"inference_threads": compiled.get_property("INFERENCE_NUM_THREADS"), "openvino": ov.__version__,
+            "kernels": dict(kernels.most_common())}
+    return (lambda: request.infer(inputs),
+            lambda: [np.array(request.get_output_tensor(i).data) for i in range(outputs)], info)
+
+
+def openvino_engine(path: str, inputs: Dict[str, np.ndarray], threads: int, post: Callable) -> Engine:
+    """OpenVINO in this process (oneDNN at the best ISA of this CPU); ``post`` maps its list of outputs
+    into pyconv's layout."""
+    call, result, info = openvino_model(path, inputs, threads)
+    return Engine("openvino", call, lambda: post(result()), info)
+
+
+def openvino_avx2_engine(path: str, inputs: Dict[str, np.ndarray], threads: int, post: Callable) -> Engine:
+    """:func:`openvino_engine` in a process started with ONEDNN_MAX_CPU_ISA=AVX2.
+
+    The cap holds oneDNN's kernels, the convolutions among them; a few of the plugin's own kernels do
+    not read it (OpenVINO 2026.4 on Zen 4: Reduce as ``jit_avx512_f32``; FullyConnected through MLAS,
+    which picks its ISA itself). Those are listed in ``info["not_held"]``; a convolution among them fails
+    the case, since the comparison would then be with AVX-512 after all.
+    """
+    engine = remote_engine("openvino_avx2", "openvino", post, path=path, inputs=inputs, threads=threads)
+    not_held = [k for k in engine.info["kernels"] if any(m in k for m in ("avx512", "amx", "mlas"))]
+    engine.info["not_held"] = not_held
+    if any("Convolution" in k for k in not_held):
+        raise RuntimeError(f"openvino_avx2: ONEDNN_MAX_CPU_ISA=AVX2 did not hold the convolutions: {not_held}")
+    return engine
+
+
+PEER_BUILDERS = {"numpy": numpy_engine, "numpy_avx2": numpy_avx2_engine, "onnxruntime": onnxruntime_engine,
+                 "torch": torch_engine}
+
+
+def runs_at(peer: str, level: Optional[str]) -> bool:
+    """Whether ``peer`` belongs in a row at pyconv's ``level``: held peers only at their own level."""
+    return peer not in HELD_PEERS or HELD_PEERS[peer][0] == level
+
+
+@lru_cache(maxsize=None)
+def _peer_version(name: str) -> str:
+    modules = {"numpy": ("numpy", "threadpoolctl"), "numpy_avx2": ("numpy", "threadpoolctl"),
+               "onnxruntime": ("onnxruntime", "onnx"), "torch": ("torch",),
+               "openvino": ("openvino",), "openvino_avx2": ("openvino",)}[name]
+    try:
+        version = [__import__(m).__version__ for m in modules][0]
+    except ImportError as exc:
+        return f"missing: {exc}"
+    if name == "numpy":
+        return f"{version} ({', '.join(blas_kernels())} kernel)"
+    if name == "numpy_avx2":  # what the held process really loads, checked on a tiny product
+        try:
+            kernels = remote_engine(name, "matmul", a=np.ones((4, 4), np.float32), b=np.ones((4, 4), np.float32),
+                                    threads=1).info["blas"]
+        except peer_process.PeerProcessError as exc:
+            return f"missing: {exc}"
+        if not kernels or not all(k.endswith(" Haswell") for k in kernels):
+            return f"missing: OPENBLAS_CORETYPE=Haswell gave {kernels}"
+        return f"{version} ({', '.join(kernels)} kernel, OPENBLAS_CORETYPE=Haswell)"
+    if name == "openvino_avx2":
+        return f"{version} (ONEDNN_MAX_CPU_ISA=AVX2)"
+    return version
 
 
 def available_peers(requested: Sequence[str]) -> Dict[str, str]:
-    """Which requested peers can run here: name -> version, or name -> "missing: <why>"."""
-    modules = {"numpy": ("numpy", "threadpoolctl"), "onnxruntime": ("onnxruntime", "onnx"), "torch": ("torch",)}
-    found = {}
-    for name in requested:
-        try:
-            versions = [__import__(m).__version__ for m in modules[name]]
-        except ImportError as exc:
-            found[name] = f"missing: {exc}"
-        else:
-            found[name] = versions[0]
-    return found
+    """Which requested peers can run here: name -> version (for numpy, the BLAS kernel it loaded), or
+    name -> "missing: <why>"."""
+    return {name: _peer_version(name) for name in requested}
+
+
+def timed_calls(engine: Engine, warmup: int, calls: int) -> List[float]:
+    """``warmup`` untimed calls of ``engine``, then ``calls`` timed ones: their seconds."""
+    with engine.scope():
+        if engine.step is not None:
+            return engine.step(warmup, calls)
+        for _ in range(warmup):
+            engine.call()
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            engine.call()
+            times.append(time.perf_counter() - start)
+        return times
 
 
 def _step(engine: Engine, warmup: int, calls: int, times: Dict[str, List[float]],
           waits: Dict[str, List[float]]) -> None:
     waits[engine.name].append(settle())
-    for _ in range(warmup):
-        engine.call()
-    for _ in range(calls):
-        start = time.perf_counter()
-        engine.call()
-        times[engine.name].append(time.perf_counter() - start)
+    times[engine.name] += timed_calls(engine, warmup, calls)
 
 
 def check_agreement(main: Engine, peers: Sequence[Engine], rtol: float = AGREEMENT_RTOL) -> None:
@@ -244,7 +401,8 @@ def check_agreement(main: Engine, peers: Sequence[Engine], rtol: float = AGREEME
     for peer in peers:
         if peer.result is None:
             continue
-        peer.call()
+        with peer.scope():
+            peer.call()
         got = peer.result()
         if got.shape != ref.shape:
             raise AssertionError(f"{peer.name} output {got.shape} != {main.name} output {ref.shape}")
@@ -377,24 +535,101 @@ class Case:
 
 
 def measure(benchmark, case: Case, threads: int, peer_names: Sequence[str], seconds: float,
-            min_rounds: int, extra: Sequence[Engine] = ()) -> None:
-    """Build pyconv's engine and the peers for ``case`` on shared data, then :func:`run_case` them with
-    numpy's BLAS pinned to ``threads``. ``extra`` engines (built by the caller) run as further peers."""
+            min_rounds: int, extra: Sequence[Engine] = (), level: Optional[str] = None,
+            reference: Optional[str] = None) -> None:
+    """Build pyconv's engine at ``level`` and the peers for ``case`` on shared data, then :func:`run_case`
+    them with numpy's BLAS pinned to ``threads``, pyconv's kernels on ``level`` throughout. ``extra``
+    engines (built by the caller) run as further peers; a ``reference`` level other than ``level`` adds
+    pyconv at that level (engine ``pyconv_<reference>``) to the same rounds."""
     import pytest
 
     x, w = layer_data(case.row)
-    try:
-        main = pyconv_engine(case.row, x, w, threads, case.operator, case.strategy)
-    except ValueError as exc:
-        if case.strategy == "auto":
-            raise
-        pytest.skip(f"strategy {case.strategy!r} does not apply to {case.row.tag}: {exc}")
-    peers = [PEER_BUILDERS[name](case.row, x, w, threads) for name in peer_names] + list(extra)
-    benchmark.group = f"{case.label} t{threads}"
-    with blas_limits(threads) as blas_threads:
-        run_case(benchmark, module=case.module, row=case.row, threads=threads, main=main, peers=peers,
-                 seconds=seconds, min_rounds=min_rounds)
+    with at_level(level):
+        try:
+            main = pyconv_engine(case.row, x, w, threads, case.operator, case.strategy)
+        except ValueError as exc:
+            if case.strategy == "auto":
+                raise
+            pytest.skip(f"strategy {case.strategy!r} does not apply to {case.row.tag}: {exc}")
+        peers = [PEER_BUILDERS[name](case.row, x, w, threads) for name in peer_names if runs_at(name, level)]
+        if reference is not None and reference != level:
+            peers.insert(0, reference_engine(lambda name: pyconv_engine(case.row, x, w, threads, case.operator,
+                                                                        case.strategy, name=name), reference))
+        peers += list(extra)
+        benchmark.group = f"{case.label} t{threads}"
+        with blas_limits(threads) as blas_threads:
+            run_case(benchmark, module=case.module, row=case.row, threads=threads, main=main, peers=peers,
+                     seconds=seconds, min_rounds=min_rounds)
     benchmark.extra_info["blas_threads"] = blas_threads
+    benchmark.extra_info.update(level_info(level, reference))
+
+
+def reference_engine(build: Callable[[str], Engine], level: str) -> Engine:
+    """pyconv at ``level`` as a peer of a case run at another level: ``build(name)`` makes the engine,
+    which is then built and run on ``level`` (engine ``pyconv_<level>``)."""
+    with at_level(level):
+        engine = build(f"pyconv_{level}")
+    engine.scope = lambda: at_level(level)
+    return engine
+
+
+def chosen_levels(text: str, scalar_by_default: bool = True) -> List[str]:
+    """The levels a ``--levels`` value names, best first. Empty: every level this CPU runs, less
+    ``scalar`` unless ``scalar_by_default``. Raises ValueError for a name that is no level at all; a
+    level this build or CPU lacks stays in the list (its rows are skipped, see :func:`level_skip`)."""
+    import pyconv.isa
+
+    if not text.strip():
+        levels = [lv for lv in pyconv.isa.supported() if scalar_by_default or lv != "scalar"]
+        return levels or list(pyconv.isa.supported()[:1])
+    levels = {lv.strip().lower() for lv in text.split(",") if lv.strip()}
+    unknown = sorted(levels - set(pyconv.isa.LEVELS))
+    if unknown:
+        raise ValueError(f"--levels: {unknown} are not levels; known: {', '.join(pyconv.isa.LEVELS)}")
+    return sorted(levels, key=pyconv.isa.LEVELS.index)
+
+
+def level_params(items: Sequence, item_id: Callable[[object], str], thread_counts: Sequence[int],
+                 levels: Sequence[str]) -> list:
+    """``items`` crossed with the thread counts and levels as pytest params (item, level, threads), id
+    ``<item id>-<level>-t<threads>``, a level's row next to the other levels' rows of the same item and
+    thread count; rows at a level this build or CPU lacks are skipped with the reason."""
+    import pytest
+
+    params = []
+    for item in items:
+        for threads in thread_counts:
+            for level in levels:
+                why = level_skip(level)
+                params.append(pytest.param(item, level, threads, id=f"{item_id(item)}-{level}-t{threads}",
+                                           marks=[pytest.mark.skip(reason=why)] if why else []))
+    return params
+
+
+def level_skip(level: str) -> Optional[str]:
+    """Why rows at ``level`` cannot run here, or None."""
+    import pyconv.isa
+
+    if level not in pyconv.isa.built():
+        return f"this pyconv build holds no {level} kernels (built: {', '.join(pyconv.isa.built())})"
+    if level not in pyconv.isa.supported():
+        return f"this CPU cannot run {level} (it runs {', '.join(pyconv.isa.supported())})"
+    return None
+
+
+def reference_level(levels: Sequence[str]) -> Optional[str]:
+    """The level timed beside every other level's rows: the best runnable one, when there are several."""
+    runnable = [lv for lv in levels if level_skip(lv) is None]
+    return runnable[0] if len(runnable) > 1 else None
+
+
+def level_info(level: Optional[str], reference: Optional[str]) -> Dict[str, object]:
+    """The extra_info fields naming the levels of a case: the one it ran at, the reference beside it,
+    the best one this CPU runs."""
+    import pyconv.isa
+
+    return {"level": level or pyconv.isa.active(), "reference_level": reference,
+            "isa_detected": pyconv.isa.detected()}
 
 
 @contextmanager
