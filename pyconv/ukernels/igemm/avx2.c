@@ -165,10 +165,11 @@ pyconv_igemm_block(const int ROWS, const int NB, const size_t NRP, size_t ks, si
     }
 #define PYCONV_BLOCK_FNS(NRP)                                                                         \
     PYCONV_BLOCK_FN(6, 2, NRP) PYCONV_BLOCK_FN(6, 1, NRP) PYCONV_BLOCK_FN(5, 2, NRP)                  \
-    PYCONV_BLOCK_FN(5, 1, NRP) PYCONV_BLOCK_FN(4, 2, NRP) PYCONV_BLOCK_FN(4, 1, NRP)                  \
-    PYCONV_BLOCK_FN(3, 2, NRP) PYCONV_BLOCK_FN(3, 1, NRP)
+    PYCONV_BLOCK_FN(5, 1, NRP) PYCONV_BLOCK_FN(4, 2, NRP) PYCONV_BLOCK_FN(4, 1, NRP)
 PYCONV_BLOCK_FNS(16)
 PYCONV_BLOCK_FNS(32)
+PYCONV_BLOCK_FN(3, 2, 16)
+PYCONV_BLOCK_FN(3, 1, 16)
 PYCONV_BLOCK_FN(3, 4, 32)
 PYCONV_BLOCK_FN(3, 3, 32)
 #undef PYCONV_BLOCK_FNS
@@ -186,9 +187,11 @@ pyconv_igemm_block_call(const int ROWS, const int NB, const size_t NRP, size_t k
     }
 #define PYCONV_CALLS(W)                                                                               \
     PYCONV_CALL(6, 2, W) PYCONV_CALL(6, 1, W) PYCONV_CALL(5, 2, W) PYCONV_CALL(5, 1, W)               \
-    PYCONV_CALL(4, 2, W) PYCONV_CALL(4, 1, W) PYCONV_CALL(3, 2, W) PYCONV_CALL(3, 1, W)
+    PYCONV_CALL(4, 2, W) PYCONV_CALL(4, 1, W)
     PYCONV_CALLS(16)
     PYCONV_CALLS(32)
+    PYCONV_CALL(3, 2, 16)
+    PYCONV_CALL(3, 1, 16)
     PYCONV_CALL(3, 4, 32)
     PYCONV_CALL(3, 3, 32)
 #undef PYCONV_CALLS
