@@ -124,11 +124,14 @@ compile_args = [*base_args, *openmp]
 levels = _levels(_target_arch())
 level_macros = _level_macros(levels)
 headers = [str(p.relative_to(HERE)) for p in sorted((HERE / UKERNELS).rglob("*.h"))]
+# What a level's presence and the dispatcher's table follow from: every kernel file (a new gconv/<level>.c
+# changes the dispatcher's macros, and any changed library must relink the extensions).
+kernel_files = headers + [str(p.relative_to(HERE)) for p in sorted((HERE / UKERNELS).rglob("*.c"))]
 # One static library per level, compiled with that level's flags only; the dispatcher (baseline flags)
 # first, so that the linker resolves the levels' symbols it names.
 libraries = [("pyconv_ukernels_dispatch", {
     "sources": [str(UKERNELS / "dispatch.c")], "cflags": base_args, "macros": level_macros,
-    "obj_deps": {"": headers},
+    "obj_deps": {"": kernel_files},
 })] + [(f"pyconv_ukernels_{level}", {
     "sources": sources, "cflags": [*base_args, *flags], "obj_deps": {"": headers},
 }) for level, (sources, flags) in levels.items()]
@@ -149,7 +152,7 @@ extensions = [
         extra_compile_args=compile_args,
         extra_link_args=openmp,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), *level_macros],
-        depends=headers,
+        depends=kernel_files,
     )
     for pyx in sorted((HERE / "pyconv").glob("*.pyx"))
 ]

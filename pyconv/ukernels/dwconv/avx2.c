@@ -4,9 +4,10 @@
  *
  * With 16 ymm registers the AVX-512 layout (4 pixels x 32 channels beside all 18 weight vectors of a
  * 3x3) does not fit.  A block here is NPX output pixels x NV vectors of 8 channels, 8 independent FMA
- * chains: 4x2 through a row, 3x2, 2x4 or 1x8 for its last pixels (a 7-pixel row runs 4 + 3).  8x1 ran
- * 10-20% slower than 4x2 (its 30 input addresses a 3x3 block cost gcc an add per load, front-end slots
- * the FMAs needed), 2x4 a third slower.  A kernel row's KW weight vectors are loaded once per kernel
+ * chains: 4x2 through a row, 2x4 and 1x8 for its last pixels.  8x1 ran 10-20% slower than 4x2 (the
+ * 30 input addresses of its 3x3 block cost gcc an add per load, front-end slots the FMAs needed), 2x4
+ * a third slower; a 3x2 block for 7-pixel rows gained 7x7x1024 5% but cost the 4x2 path 15% (gcc's
+ * allocation of the larger function).  A kernel row's KW weight vectors are loaded once per kernel
  * row and block (holding all 9 would leave too few registers for 8 accumulators).  The channel loop
  * is innermost, so an input pixel's 64-byte line is used whole before the block moves on, and the
  * weights (KH*KW*C floats) stay in L1.
@@ -14,21 +15,17 @@
 #include "../ukernels.h"
 #include "../act/avx2.h"
 
-static inline __m256i pyconv_dw_mask__avx2(ptrdiff_t n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 /* Window columns of the 3x3 specialisations' STREAM path whose weights a kernel row holds. */
 #define PYCONV_DW_STREAM_KW 3
 
-/* Accumulators of a block (NPX * NV, NV = 8 / NPX: 6 for 3 pixels). */
+/* Accumulators of a block: NPX * NV, NV = 8 / NPX. */
 #define PYCONV_DW_NACC 8
 
 /* NPX output pixels SW apart x NV vectors of 8 channels, finished (biased, activated) and stored to yo
  * (pixels C floats apart).  xr0: where pixel 0's window starts (kernel row 0, window column 0, the
  * block's first channel), inside the image or not; wc and bc: the block's weights and bias (bc NULL for
  * none).  Without CHECKED every tap is inside the image; with it only kernel rows [kh_lo, kh_hi) and
- * window columns [j_lo, j_hi) are read.  MASKED (NV == 1 only): the lanes of m alone are read and
+ * window columns [j_lo, j_hi) are read.  MASKED (NV == 1 only): only the first n channels are read and
  * written.  With STREAM (literal KW <= 3), each input vector of a kernel row is loaded once and
  * multiplied into every pixel that reads it: 3x3 stride 1 loads 6 vectors a kernel row for 4 pixels
  * instead of 12.  Every pixel sums its taps in (kh, kw) order on every path, so a result does not
@@ -36,9 +33,9 @@ static inline __m256i pyconv_dw_mask__avx2(ptrdiff_t n) {
 static inline __attribute__((always_inline)) void
 pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int IN_ACT, const int CHECKED,
                       const int MASKED, const float *xr0, ptrdiff_t rs, ptrdiff_t C, const float *wc,
-                      const float *bc, float *yo, __m256i m, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
+                      const float *bc, float *yo, ptrdiff_t n, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
                       ptrdiff_t DW, ptrdiff_t kh_lo, ptrdiff_t kh_hi, ptrdiff_t j_lo, ptrdiff_t j_hi) {
-#define PYCONV_DW_LOAD(p) (MASKED ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p))
+#define PYCONV_DW_LOAD(p) (MASKED ? pyconv_load_part8(p, n) : _mm256_loadu_ps(p))
 #define PYCONV_DW_IN(p) pyconv_act__avx2(PYCONV_DW_LOAD(p), IN_ACT)
     /* Opaque to the optimiser: otherwise gcc keeps each of the ~40 addresses a block reads as its own
      * induction variable of the channel loop, spills them and reloads one per vector load. */
@@ -98,7 +95,7 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
         for (int i = 0; i < NPX; i++) {
             const __m256 r = pyconv_act__avx2(_mm256_add_ps(acc[i * NV + v], bv), act);
             if (MASKED)
-                _mm256_maskstore_ps(yo + i * C + 8 * v, m, r);
+                pyconv_store_part8(yo + i * C + 8 * v, r, n);
             else
                 _mm256_storeu_ps(yo + i * C + 8 * v, r);
         }
@@ -108,25 +105,24 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
 }
 
 /* NPX pixels over the channels [c_begin, c_end): blocks of NV = 8 / NPX vectors, then single vectors, then
- * a masked tail.  The tails run CHECKED (always correct) to keep the number of specialisations down. */
+ * a partial one.  The tails run CHECKED (always correct) to keep the number of specialisations down. */
 static inline __attribute__((always_inline)) void
 pyconv_dw_pixels__avx2(const int NPX, const int STREAM, const int IN_ACT, const int CHECKED, const float *xr0,
                        ptrdiff_t rs, ptrdiff_t C, const float *w, const float *bias, float *yo, int act,
                        ptrdiff_t c_begin, ptrdiff_t c_end, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
                        ptrdiff_t DW, ptrdiff_t kh_lo, ptrdiff_t kh_hi, ptrdiff_t j_lo, ptrdiff_t j_hi) {
     const int NV = PYCONV_DW_NACC / NPX;
-    const __m256i all = _mm256_set1_epi32(-1);
     ptrdiff_t c = c_begin;
     for (; c + 8 * NV <= c_end; c += 8 * NV)
         pyconv_dw_block__avx2(NPX, NV, STREAM, IN_ACT, CHECKED, 0, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
-                              yo + c, all, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
+                              yo + c, 8, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
     if (NV > 1)
         for (; c + 8 <= c_end; c += 8)
             pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 0, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
-                                  yo + c, all, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
+                                  yo + c, 8, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
     if (c < c_end)
         pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 1, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
-                              yo + c, pyconv_dw_mask__avx2(c_end - c), act, KH, KW, SW, DW, kh_lo, kh_hi,
+                              yo + c, c_end - c, act, KH, KW, SW, DW, kh_lo, kh_hi,
                               j_lo, j_hi);
 }
 
@@ -147,7 +143,7 @@ pyconv_dw_row_impl__avx2(const pyconv_dw_geom *g, const float *x, const float *w
     const ptrdiff_t rs = g->DH * W * C;
     ptrdiff_t ow = ow_begin;
     while (ow < ow_end) {
-        const ptrdiff_t rem = ow_end - ow, npx = rem >= 4 ? 4 : rem;
+        const ptrdiff_t rem = ow_end - ow, npx = rem >= 4 ? 4 : rem >= 2 ? 2 : 1;
         if (g->prefetch && ow + PYCONV_DW_PREFETCH_AHEAD < ow_end)
             pyconv_dw_prefetch(g, x, oh, ow + PYCONV_DW_PREFETCH_AHEAD, npx, kh_lo, kh_hi);
         const ptrdiff_t iw0 = ow * SW - PL;
@@ -161,8 +157,6 @@ pyconv_dw_row_impl__avx2(const pyconv_dw_geom *g, const float *x, const float *w
 #define PYCONV_DW_NPX(CHECKED)                                                                          \
         if (npx == 4)                                                                                   \
             PYCONV_DW_PIXELS(4, CHECKED);                                                               \
-        else if (npx == 3)                                                                              \
-            PYCONV_DW_PIXELS(3, CHECKED);                                                               \
         else if (npx == 2)                                                                              \
             PYCONV_DW_PIXELS(2, CHECKED);                                                               \
         else                                                                                            \

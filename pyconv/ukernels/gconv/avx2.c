@@ -15,10 +15,6 @@ int pyconv_gconv_supported__avx2(ptrdiff_t cg, ptrdiff_t og) {
     return og >= 1 && og <= 8 && 8 % og == 0 && cg >= 1 && cg <= og;
 }
 
-static inline __m256i pyconv_gc_mask__avx2(ptrdiff_t n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 void pyconv_gconv_row__avx2(PYCONV_GCONV_ROW_ARGS) {
     const ptrdiff_t C = g->C, CO = g->CO, W = g->W, CG = g->CG, OG = g->OG, taps = g->KH * g->KW;
     const ptrdiff_t nblk = (CO + 15) / 16;
@@ -31,17 +27,14 @@ void pyconv_gconv_row__avx2(PYCONV_GCONV_ROW_ARGS) {
     for (ptrdiff_t v = 0; v < nblk; v++) {
         const ptrdiff_t co0 = v * 16, ci0 = (co0 / OG) * CG, nout = CO - co0 < 16 ? CO - co0 : 16;
         const int nh = nout > 8 ? 2 : 1;
-        ptrdiff_t base[2];
-        int full_in[2];
-        __m256i min_[2], mout[2];
-        __m256 bv[2];
+        ptrdiff_t base[2] = {0, 0}, avail[2] = {0, 0};
+        __m256 bv[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int h = 0; h < nh; h++) {
             base[h] = ci0 + idx[8 * h];
-            const ptrdiff_t avail = C - base[h], no = nout - 8 * h;
-            full_in[h] = avail >= 8;
-            min_[h] = pyconv_gc_mask__avx2(avail);
-            mout[h] = pyconv_gc_mask__avx2(no);
-            bv[h] = bias ? _mm256_maskload_ps(bias + co0 + 8 * h, mout[h]) : _mm256_setzero_ps();
+            avail[h] = C - base[h];
+            const ptrdiff_t no = nout - 8 * h;
+            if (bias)
+                bv[h] = no >= 8 ? _mm256_loadu_ps(bias + co0 + 8 * h) : pyconv_load_part8(bias + co0 + 8 * h, no);
         }
         const float *wv = w + v * taps * CG * 16;
         for (ptrdiff_t ow = 0; ow < g->OW; ow += 4) {
@@ -66,8 +59,8 @@ void pyconv_gconv_row__avx2(PYCONV_GCONV_ROW_ARGS) {
                         __m256 xv[4];                                                                  \
                         for (int p = 0; p < 4; p++)                                                    \
                             xv[p] = !xp[p] ? _mm256_setzero_ps()                                       \
-                                    : full_in[h] ? _mm256_loadu_ps(xp[p] + base[h])                    \
-                                                 : _mm256_maskload_ps(xp[p] + base[h], min_[h]);       \
+                                    : avail[h] >= 8 ? _mm256_loadu_ps(xp[p] + base[h])                 \
+                                                    : pyconv_load_part8(xp[p] + base[h], avail[h]);    \
                         for (ptrdiff_t i = 0; i < CG; i++) {                                           \
                             const __m256i id = perm[2 * i + h];                                        \
                             const __m256 wi = _mm256_loadu_ps(wt + i * 16 + 8 * h);                   \
@@ -89,7 +82,7 @@ void pyconv_gconv_row__avx2(PYCONV_GCONV_ROW_ARGS) {
                     if (nout - 8 * h >= 8)
                         _mm256_storeu_ps(yo + p * CO + 8 * h, r);
                     else
-                        _mm256_maskstore_ps(yo + p * CO + 8 * h, mout[h], r);
+                        pyconv_store_part8(yo + p * CO + 8 * h, r, nout - 8 * h);
                 }
         }
     }

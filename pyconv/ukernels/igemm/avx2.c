@@ -8,16 +8,9 @@
 #include "../ukernels.h"
 #include "../act/avx2.h"
 
-/* Partial vectors (the last columns of a row of channels) go through 8 floats on the stack, element by
- * element: vmaskmovps would do on hardware, but qemu's emulation of it (7.2) faults on masked-out lanes
- * that lie past the end of a buffer, in an unmapped page, and the AVX2 level is tested under qemu. */
-
-/* The n valid floats of 8 at p, zeros past them: never reads past p + n. */
+/* The n valid floats of 8 at p, zeros past them. */
 static inline __m256 pyconv_load8(const float *p, ptrdiff_t n) {
-    if (n >= 8) return _mm256_loadu_ps(p);
-    float t[8] = {0};
-    for (ptrdiff_t j = 0; j < n; j++) t[j] = p[j];
-    return _mm256_loadu_ps(t);
+    return n >= 8 ? _mm256_loadu_ps(p) : pyconv_load_part8(p, n);
 }
 
 /* The store of 8 columns, n of them valid: v + (accumulate ? C : base), then the residual, then the
@@ -31,9 +24,7 @@ pyconv_store8(float *c, const float *res, __m256 v, __m256 base, ptrdiff_t n, in
     } else if (n > 0) {
         v = _mm256_add_ps(v, accumulate ? pyconv_load8(c, n) : base);
         if (!accumulate && res) v = _mm256_add_ps(v, pyconv_load8(res, n));
-        float t[8];
-        _mm256_storeu_ps(t, pyconv_act__avx2(v, act));
-        for (ptrdiff_t j = 0; j < n; j++) c[j] = t[j];
+        pyconv_store_part8(c, pyconv_act__avx2(v, act), n);
     }
 }
 

@@ -7,15 +7,14 @@
 #include "../ukernels.h"
 #include "../act/avx2.h"
 
-/* NB vectors of 8 channels, the last one masked when TAIL.  max(v, m) returns m when either is NaN and
+/* NB vectors of 8 channels, the last one partial when TAIL.  max(v, m) returns m when either is NaN and
  * when they are equal (so of +0 and -0 the first is kept); a NaN v is or-ed into m as the all-ones
  * compare mask, itself a NaN, which max(v, m) then keeps.  That costs no register per vector, where a
  * separate NaN mask would take 8 of the 16.  The NaNs are stored as the canonical NaN. */
 static inline __attribute__((always_inline)) void
 pyconv_max_blocks__avx2(const int NB, const int TAIL, const float *img, float *dst, ptrdiff_t n, ptrdiff_t C,
                         ptrdiff_t W, ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1) {
-    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - 8 * (NB - 1))),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const ptrdiff_t tail = n - 8 * (NB - 1);
     __m256 m[8];
 #pragma GCC unroll 8
     for (int b = 0; b < NB; b++) m[b] = _mm256_set1_ps(-INFINITY);
@@ -24,7 +23,7 @@ pyconv_max_blocks__avx2(const int NB, const int TAIL, const float *img, float *d
             const float *s = img + (h * W + w) * C;
 #pragma GCC unroll 8
             for (int b = 0; b < NB; b++) {
-                const __m256 v = TAIL && b == NB - 1 ? _mm256_maskload_ps(s + 8 * b, tail) : _mm256_loadu_ps(s + 8 * b);
+                const __m256 v = TAIL && b == NB - 1 ? pyconv_load_part8(s + 8 * b, tail) : _mm256_loadu_ps(s + 8 * b);
                 m[b] = _mm256_or_ps(_mm256_max_ps(v, m[b]), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
             }
         }
@@ -33,7 +32,7 @@ pyconv_max_blocks__avx2(const int NB, const int TAIL, const float *img, float *d
     for (int b = 0; b < NB; b++) {
         const __m256 r = _mm256_blendv_ps(m[b], nan, _mm256_cmp_ps(m[b], m[b], _CMP_UNORD_Q));
         if (TAIL && b == NB - 1)
-            _mm256_maskstore_ps(dst + 8 * b, tail, r);
+            pyconv_store_part8(dst + 8 * b, r, tail);
         else
             _mm256_storeu_ps(dst + 8 * b, r);
     }

@@ -6,25 +6,19 @@
 #include "../ukernels.h"
 #include "../act/avx2.h"
 
-/* act(v + base) into the n (<= 0 for none) valid floats of 8 at c; a partial vector element by element
- * (qemu's vmaskmovps faults on masked-out lanes past a buffer's end: see igemm/avx2.c). */
+/* act(v + base) into the n (<= 0 for none) valid floats of 8 at c. */
 static inline void pyconv_store8(float *c, __m256 v, __m256 base, ptrdiff_t n, int act) {
     v = pyconv_act__avx2(_mm256_add_ps(v, base), act);
     if (n >= 8) {
         _mm256_storeu_ps(c, v);
     } else if (n > 0) {
-        float t[8];
-        _mm256_storeu_ps(t, v);
-        for (ptrdiff_t j = 0; j < n; j++) c[j] = t[j];
+        pyconv_store_part8(c, v, n);
     }
 }
 
 /* The n valid floats of 8 at p, zeros past them. */
 static inline __m256 pyconv_load8(const float *p, ptrdiff_t n) {
-    if (n >= 8) return _mm256_loadu_ps(p);
-    float t[8] = {0};
-    for (ptrdiff_t j = 0; j < n; j++) t[j] = p[j];
-    return _mm256_loadu_ps(t);
+    return n >= 8 ? _mm256_loadu_ps(p) : pyconv_load_part8(p, n);
 }
 
 /* ROWS (2, 4 or 6) pixels x NB (1 or 2) vectors of 8 columns; S a literal at the calls below makes each

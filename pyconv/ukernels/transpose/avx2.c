@@ -5,18 +5,14 @@
 #include "../ukernels.h"
 #include "../act/avx2.h"
 
-static inline __m128i pyconv_mask4__avx2(ptrdiff_t n) {
-    return _mm_cmpgt_epi32(_mm_set1_epi32((int)n), _mm_setr_epi32(0, 1, 2, 3));
-}
-
-/* Four floats of row i from column j: zeros past the tile, a masked load across its last column. */
+/* Four floats of row i from column j: zeros past the tile, a partial load across its last column. */
 static inline __attribute__((always_inline)) __m128
 pyconv_tr_load4__avx2(const int FULL, const float *src, ptrdiff_t ld_src, ptrdiff_t i, ptrdiff_t j, ptrdiff_t rows,
                       ptrdiff_t cols) {
     if (FULL) return _mm_loadu_ps(src + i * ld_src + j);
     if (i >= rows || j >= cols) return _mm_setzero_ps();
     if (j + 4 <= cols) return _mm_loadu_ps(src + i * ld_src + j);
-    return _mm_maskload_ps(src + i * ld_src + j, pyconv_mask4__avx2(cols - j));
+    return pyconv_load_part4(src + i * ld_src + j, cols - j);
 }
 
 /* The 8x8 block at rows r0, columns c0.  Row i's halves are loaded into the two 128-bit lanes of
@@ -49,7 +45,6 @@ pyconv_tr_8x8__avx2(const int FULL, const float *src, ptrdiff_t ld_src, float *d
         r[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
     }
     /* r[k] is now column c0 + k, rows r0 .. r0 + 7. */
-    const __m256i mr = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(rows - r0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
         if (FULL)
@@ -58,7 +53,7 @@ pyconv_tr_8x8__avx2(const int FULL, const float *src, ptrdiff_t ld_src, float *d
             if (r0 + 8 <= rows)
                 _mm256_storeu_ps(dst + (c0 + k) * ld_dst + r0, r[k]);
             else
-                _mm256_maskstore_ps(dst + (c0 + k) * ld_dst + r0, mr, r[k]);
+                pyconv_store_part8(dst + (c0 + k) * ld_dst + r0, r[k], rows - r0);
         }
     }
 }
