@@ -145,6 +145,50 @@ pyconv_igemm_block(const int ROWS, const int NB, const size_t NRP, size_t ks, si
 #undef PYCONV_STORE8
 }
 
+/* Each block shape compiled as a function of its own: inlined into one tile function, the blocks'
+ * register allocation interfered (the 5x16 block spilled an accumulator on 32-wide panels, 109 -> 42
+ * GFLOP/s). */
+#define PYCONV_BLOCK_FN(ROWS, NB, NRP)                                                                \
+    static __attribute__((noinline)) void pyconv_igemm_block_##ROWS##x##NB##_##NRP(                   \
+        size_t ks, size_t kc, const float *const *a, const float *b, float *c, size_t ldc, ptrdiff_t n, \
+        const float *bias, const float *res, int accumulate, int act, const float *pf) {              \
+        pyconv_igemm_block(ROWS, NB, NRP, ks, kc, a, b, c, ldc, n, bias, res, accumulate, act, pf);   \
+    }
+#define PYCONV_BLOCK_FNS(NRP)                                                                         \
+    PYCONV_BLOCK_FN(6, 2, NRP) PYCONV_BLOCK_FN(6, 1, NRP) PYCONV_BLOCK_FN(5, 2, NRP)                  \
+    PYCONV_BLOCK_FN(5, 1, NRP) PYCONV_BLOCK_FN(4, 2, NRP) PYCONV_BLOCK_FN(4, 1, NRP)
+PYCONV_BLOCK_FNS(16)
+PYCONV_BLOCK_FNS(32)
+PYCONV_BLOCK_FN(3, 2, 16)
+PYCONV_BLOCK_FN(3, 1, 16)
+PYCONV_BLOCK_FN(3, 4, 32)
+PYCONV_BLOCK_FN(3, 3, 32)
+#undef PYCONV_BLOCK_FNS
+#undef PYCONV_BLOCK_FN
+
+/* The block function of shape ROWS x NB on an NRP-wide panel (all literals after inlining). */
+static inline __attribute__((always_inline)) void
+pyconv_igemm_block_call(const int ROWS, const int NB, const size_t NRP, size_t ks, size_t kc,
+                        const float *const *a, const float *b, float *c, size_t ldc, ptrdiff_t n,
+                        const float *bias, const float *res, int accumulate, int act, const float *pf) {
+#define PYCONV_CALL(R, N, W)                                                                          \
+    if (ROWS == R && NB == N && NRP == W) {                                                           \
+        pyconv_igemm_block_##R##x##N##_##W(ks, kc, a, b, c, ldc, n, bias, res, accumulate, act, pf);   \
+        return;                                                                                       \
+    }
+#define PYCONV_CALLS(W)                                                                               \
+    PYCONV_CALL(6, 2, W) PYCONV_CALL(6, 1, W) PYCONV_CALL(5, 2, W) PYCONV_CALL(5, 1, W)               \
+    PYCONV_CALL(4, 2, W) PYCONV_CALL(4, 1, W)
+    PYCONV_CALLS(16)
+    PYCONV_CALLS(32)
+    PYCONV_CALL(3, 2, 16)
+    PYCONV_CALL(3, 1, 16)
+    PYCONV_CALL(3, 4, 32)
+    PYCONV_CALL(3, 3, 32)
+#undef PYCONV_CALLS
+#undef PYCONV_CALL
+}
+
 /* Two vectors of accumulators += t * the 16 floats at p. */
 #define PYCONV_FMA16(u, w, t, p)                                                                      \
     u = _mm256_fmadd_ps(t, _mm256_load_ps(p), u);                                                     \
@@ -244,9 +288,9 @@ pyconv_igemm_rows(const int ROWS, const size_t NRP, size_t r0, size_t nr, size_t
     if (ROWS == 3 && NRP == 32) {
         /* 3 x 32: 12 accumulators in flight, where two 3x16 blocks would wait on the FMA latency. */
         if (nr > 24)
-            pyconv_igemm_block(3, 4, NRP, ks, kc, a, b, c, ldc, nr, bias, res, accumulate, act, *pf);
+            pyconv_igemm_block_call(3, 4, NRP, ks, kc, a, b, c, ldc, nr, bias, res, accumulate, act, *pf);
         else
-            pyconv_igemm_block(3, 3, NRP, ks, kc, a, b, c, ldc, nr, bias, res, accumulate, act, *pf);
+            pyconv_igemm_block_call(3, 3, NRP, ks, kc, a, b, c, ldc, nr, bias, res, accumulate, act, *pf);
         *pf = NULL;
         return;
     }
@@ -254,9 +298,9 @@ pyconv_igemm_rows(const int ROWS, const size_t NRP, size_t r0, size_t nr, size_t
         const ptrdiff_t n = (ptrdiff_t)(nr - j0);
         const float *bj = bias ? bias + j0 : NULL, *rj = res ? res + j0 : NULL;
         if (n > 8)
-            pyconv_igemm_block(ROWS, 2, NRP, ks, kc, a, b + j0, c + j0, ldc, n, bj, rj, accumulate, act, *pf);
+            pyconv_igemm_block_call(ROWS, 2, NRP, ks, kc, a, b + j0, c + j0, ldc, n, bj, rj, accumulate, act, *pf);
         else
-            pyconv_igemm_block(ROWS, 1, NRP, ks, kc, a, b + j0, c + j0, ldc, n, bj, rj, accumulate, act, *pf);
+            pyconv_igemm_block_call(ROWS, 1, NRP, ks, kc, a, b + j0, c + j0, ldc, n, bj, rj, accumulate, act, *pf);
         *pf = NULL;
     }
 }
