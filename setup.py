@@ -127,6 +127,7 @@ headers = [str(p.relative_to(HERE)) for p in sorted((HERE / UKERNELS).rglob("*.h
 # What a level's presence and the dispatcher's table follow from: every kernel file (a new gconv/<level>.c
 # changes the dispatcher's macros, and any changed library must relink the extensions).
 kernel_files = headers + [str(p.relative_to(HERE)) for p in sorted((HERE / UKERNELS).rglob("*.c"))]
+cython_interfaces = ["pyconv/_ukernels.pxd", "pyconv/_level.pxi"]
 # One static library per level, compiled with that level's flags only; the dispatcher (baseline flags)
 # first, so that the linker resolves the levels' symbols it names.
 libraries = [("pyconv_ukernels_dispatch", {
@@ -152,7 +153,7 @@ extensions = [
         extra_compile_args=compile_args,
         extra_link_args=openmp,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), *level_macros],
-        depends=kernel_files,
+        depends=kernel_files + cython_interfaces,
     )
     for pyx in sorted((HERE / "pyconv").glob("*.pyx"))
 ]

@@ -33,44 +33,9 @@ from libc.string cimport memset
 
 from .memory import aligned_empty as _aligned_empty
 
-from .isa import _register as _register_isa
+from ._ukernels cimport *
 
-cdef extern from "ukernels.h" nogil:
-    enum:
-        PYCONV_GEMM_MR
-        PYCONV_GEMM_NR
-        PYCONV_GEMM_NR_NARROW
-        PYCONV_ROWS_MR
-        PYCONV_ALIGN
-        PYCONV_PREFETCH_MIN_BYTES
-    ctypedef struct pyconv_dw_geom:
-        ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
-        int in_act, prefetch
-    ctypedef struct pyconv_gc_geom:
-        ptrdiff_t H, W, C, CO, KH, KW, SH, SW, DH, DW, PT, PL, OW, CG, OG
-    ctypedef struct pyconv_ukernels:
-        const char *name
-        void (*igemm)(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a,
-                      const float *b, float *c, size_t ldc, const float *bias, const float *res,
-                      int accumulate, int act, const float *pf) noexcept nogil
-        ptrdiff_t (*igemm_tile_rows)(ptrdiff_t mr) noexcept nogil
-        void (*nchwconv)(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, size_t K, const float **a,
-                         ptrdiff_t off, const float *b, float *c, size_t ldc, const float *bias,
-                         int act) noexcept nogil
-        void (*dwconv_row)(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
-                           float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
-                           ptrdiff_t c_end, int act) noexcept nogil
-        int (*gconv_supported)(ptrdiff_t cg, ptrdiff_t og) noexcept nogil
-        void (*gconv_row)(const pyconv_gc_geom *g, const float *x, const float *w, const int *idx,
-                          const float *bias, float *y, ptrdiff_t oh, int act) noexcept nogil
-        void (*wino23_input)(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0,
-                             ptrdiff_t iw0, const float *zeros, float *v, ptrdiff_t v_stride) noexcept nogil
-        void (*wino23_output)(const float *m, ptrdiff_t m_stride, const float *bias, float *y, ptrdiff_t OH,
-                              ptrdiff_t OW, ptrdiff_t CO, ptrdiff_t oh0, ptrdiff_t ow0, int act) noexcept nogil
-    const pyconv_ukernels *pyconv_ukernels_for(const char *name)
-    void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
-    void *pyconv_aligned_alloc(size_t nbytes)
-    int pyconv_valid_panel(ptrdiff_t nrp)
+include "_level.pxi"
 
 IF PYCONV_OPENMP:
     cdef extern from "omp.h" nogil:
@@ -80,9 +45,6 @@ GEMM_MR = PYCONV_GEMM_MR
 GEMM_NR = PYCONV_GEMM_NR
 GEMM_NR_NARROW = PYCONV_GEMM_NR_NARROW
 OPENMP = bool(PYCONV_OPENMP)
-
-# The micro-kernels of the level in use (pyconv.isa sets it at import and when a caller switches).
-cdef const pyconv_ukernels *uk = NULL
 
 # Most output pixels per GEMM work unit.  Each unit streams the packed weights once, so a small image
 # (7x7, 10x10) is one block of pixels rather than a full block plus a sliver that would read all the
@@ -115,18 +77,6 @@ DEF KC = 512
 DEF MACS_PER_THREAD = 200000
 # Winograd tiles per work unit: four 12-row GEMM tiles.
 DEF WINO_TILES = 48
-
-
-def _use_isa(str name):
-    """Run the micro-kernels of level ``name`` from the next call on (``pyconv.isa`` validates it)."""
-    global uk
-    cdef const pyconv_ukernels *table = pyconv_ukernels_for(name.encode())
-    if table == NULL:
-        raise ValueError(f"this build has no {name!r} micro-kernels")
-    uk = table
-
-
-_register_isa(_use_isa)
 
 
 cdef inline ptrdiff_t _cdiv(ptrdiff_t a, ptrdiff_t b) noexcept nogil:

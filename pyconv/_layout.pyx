@@ -9,29 +9,9 @@ the thread count.
 """
 from cython.parallel cimport prange
 
-from .isa import _register as _register_isa
+from ._ukernels cimport *
 
-cdef extern from "ukernels.h" nogil:
-    ctypedef struct pyconv_ukernels:
-        void (*transpose_tile)(const float *src, ptrdiff_t ld_src, float *dst, ptrdiff_t ld_dst,
-                               ptrdiff_t rows, ptrdiff_t cols) noexcept nogil
-    const pyconv_ukernels *pyconv_ukernels_for(const char *name)
-    void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
-
-# The micro-kernels of the level in use (pyconv.isa sets it).
-cdef const pyconv_ukernels *uk = NULL
-
-
-def _use_isa(str name):
-    """Run the micro-kernels of level ``name`` from the next call on (``pyconv.isa`` validates it)."""
-    global uk
-    cdef const pyconv_ukernels *table = pyconv_ukernels_for(name.encode())
-    if table == NULL:
-        raise ValueError(f"this build has no {name!r} micro-kernels")
-    uk = table
-
-
-_register_isa(_use_isa)
+include "_level.pxi"
 
 # Block edge of a work unit (a multiple of the 16x16 tile): 64x64 floats = 16 KiB per side, in L1.
 DEF BLOCK = 64

@@ -17,24 +17,9 @@ from libc.math cimport expf
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport malloc, free
 
-from .isa import _register as _register_isa
+from ._ukernels cimport *
 
-cdef extern from "ukernels.h" nogil:
-    ctypedef struct pyconv_ukernels:
-        void (*maxpool_window)(const float *img, float *dst, Py_ssize_t n, Py_ssize_t C, Py_ssize_t W,
-                               Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1) noexcept nogil
-        void (*add)(const float *a, const float *b, float *o, Py_ssize_t n, int act) noexcept nogil
-        void (*scale_shift)(const float *x, const float *s, const float *b, float *o, Py_ssize_t n,
-                            int act) noexcept nogil
-        void (*accumulate)(float *dst, const float *src, Py_ssize_t n) noexcept nogil
-        void (*divide)(float *dst, float divisor, Py_ssize_t n, int act) noexcept nogil
-        void (*activate_span)(float *dst, Py_ssize_t n, int act) noexcept nogil
-        void (*mean_pixels)(const float *img, float *dst, Py_ssize_t HW, Py_ssize_t C, Py_ssize_t n) noexcept nogil
-        void (*shuffle_row)(const float *src, float *dst, Py_ssize_t groups, Py_ssize_t P) noexcept nogil
-    const pyconv_ukernels *pyconv_ukernels_for(const char *name)
-    void pyconv_prefetch_cells(const float *img, Py_ssize_t C, Py_ssize_t W, Py_ssize_t h0, Py_ssize_t h1,
-                               Py_ssize_t w0, Py_ssize_t w1)
-    enum: PYCONV_PREFETCH_MIN_BYTES
+include "_level.pxi"
 
 cdef extern from *:
     # Cython cannot spell restrict; without it gcc versions each loop on a runtime aliasing check.
@@ -52,22 +37,6 @@ cdef enum:
     # Output columns ahead of the one computed whose input cells a pooling row prefetches (from inputs
     # of PYCONV_PREFETCH_MIN_BYTES, ukernels/common.h).
     PREFETCH_AHEAD = 4
-
-# The micro-kernels of the level in use (pyconv.isa sets it).
-cdef const pyconv_ukernels *uk = NULL
-
-
-def _use_isa(str name):
-    """Run the micro-kernels of level ``name`` from the next call on (``pyconv.isa`` validates it)."""
-    global uk
-    cdef const pyconv_ukernels *table = pyconv_ukernels_for(name.encode())
-    if table == NULL:
-        raise ValueError(f"this build has no {name!r} micro-kernels")
-    uk = table
-
-
-_register_isa(_use_isa)
-
 
 cdef struct Pool2D:
     Py_ssize_t H, W, C, OH, OW

@@ -86,6 +86,29 @@ typedef struct {
     int in_act, prefetch;
 } pyconv_dw_geom;
 
+/* For output row oh of a depthwise layer: the kernel rows whose input row lies inside the image,
+ * [*kh_lo, *kh_hi), and the columns of [ow_begin, ow_end) whose whole window lies inside the row,
+ * [*ow_lo, *ow_hi) (empty when none).  KH, KW, SW and DW are the row kernel's own (literal in its
+ * specialisations). */
+static inline void pyconv_dw_row_bounds(const pyconv_dw_geom *g, ptrdiff_t oh, ptrdiff_t ow_begin,
+                                        ptrdiff_t ow_end, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
+                                        ptrdiff_t DW, ptrdiff_t *kh_lo, ptrdiff_t *kh_hi, ptrdiff_t *ow_lo,
+                                        ptrdiff_t *ow_hi) {
+    ptrdiff_t lo = 0, hi = KH;
+    while (lo < KH && oh * g->SH - g->PT + lo * g->DH < 0) lo++;
+    while (hi > lo && oh * g->SH - g->PT + (hi - 1) * g->DH >= g->H) hi--;
+    *kh_lo = lo;
+    *kh_hi = hi;
+    const ptrdiff_t last = g->W - 1 - (KW - 1) * DW + g->PL;
+    lo = g->PL > 0 ? (g->PL + SW - 1) / SW : 0;
+    hi = last >= 0 ? last / SW + 1 : 0;
+    if (hi > ow_end) hi = ow_end;
+    if (lo < ow_begin) lo = ow_begin;
+    if (lo > hi) lo = hi;
+    *ow_lo = lo;
+    *ow_hi = hi;
+}
+
 /* Output columns ahead whose input columns the depthwise row kernel prefetches. */
 #define PYCONV_DW_PREFETCH_AHEAD 8
 

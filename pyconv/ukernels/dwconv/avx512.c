@@ -86,15 +86,8 @@ pyconv_dwconv_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const flo
                               ptrdiff_t c_end, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW,
                               const int STREAM, const int IN_ACT) {
     const ptrdiff_t C = g->C, W = g->W, PL = g->PL;
-    ptrdiff_t kh_lo = 0, kh_hi = KH;
-    while (kh_lo < KH && oh * g->SH - g->PT + kh_lo * g->DH < 0) kh_lo++;
-    while (kh_hi > kh_lo && oh * g->SH - g->PT + (kh_hi - 1) * g->DH >= g->H) kh_hi--;
-    /* Output columns whose whole window lies inside the row: [ow_lo, ow_hi). */
-    ptrdiff_t ow_lo = PL > 0 ? (PL + SW - 1) / SW : 0;
-    ptrdiff_t ow_hi = (W - 1 - (KW - 1) * DW + PL) >= 0 ? (W - 1 - (KW - 1) * DW + PL) / SW + 1 : 0;
-    if (ow_hi > ow_end) ow_hi = ow_end;
-    if (ow_lo < ow_begin) ow_lo = ow_begin;
-    if (ow_lo > ow_hi) ow_lo = ow_hi;
+    ptrdiff_t kh_lo, kh_hi, ow_lo, ow_hi;
+    pyconv_dw_row_bounds(g, oh, ow_begin, ow_end, KH, KW, SW, DW, &kh_lo, &kh_hi, &ow_lo, &ow_hi);
     /* Kernels small enough to hold their weights in registers run every pixel, edges included, 4 at a
      * time through pyconv_dw_held: at 7x7x1024 a row has 2 edge pixels of 7, and one pixel at a time
      * waits on its FMA latency (7x7x1024 on one thread: 18.6 us with the edges one by one). */

@@ -153,16 +153,8 @@ pyconv_dw_row_impl__neon(const pyconv_dw_geom *g, const float *x, const float *w
                          ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin, ptrdiff_t c_end,
                          int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW, const int STREAM,
                          const int IN_ACT) {
-    const ptrdiff_t W = g->W, PL = g->PL;
-    ptrdiff_t kh_lo = 0, kh_hi = KH;
-    while (kh_lo < KH && oh * g->SH - g->PT + kh_lo * g->DH < 0) kh_lo++;
-    while (kh_hi > kh_lo && oh * g->SH - g->PT + (kh_hi - 1) * g->DH >= g->H) kh_hi--;
-    /* Output columns whose whole window lies inside the row: [ow_lo, ow_hi). */
-    ptrdiff_t ow_lo = PL > 0 ? (PL + SW - 1) / SW : 0;
-    ptrdiff_t ow_hi = (W - 1 - (KW - 1) * DW + PL) >= 0 ? (W - 1 - (KW - 1) * DW + PL) / SW + 1 : 0;
-    if (ow_hi > ow_end) ow_hi = ow_end;
-    if (ow_lo < ow_begin) ow_lo = ow_begin;
-    if (ow_lo > ow_hi) ow_lo = ow_hi;
+    ptrdiff_t kh_lo, kh_hi, ow_lo, ow_hi;
+    pyconv_dw_row_bounds(g, oh, ow_begin, ow_end, KH, KW, SW, DW, &kh_lo, &kh_hi, &ow_lo, &ow_hi);
     for (ptrdiff_t c0 = c_begin; c0 < c_end;) {
         const ptrdiff_t cn = c_end - c0;
         const int pf = g->prefetch && c0 == c_begin;

@@ -1,0 +1,54 @@
+"""The micro-kernel library's C interface (pyconv/ukernels/ukernels.h and common.h), for the Cython
+drivers: the tile contract's constants, the geometry structs and the per-level dispatch table."""
+
+cdef extern from "ukernels.h" nogil:
+    enum:
+        PYCONV_GEMM_MR
+        PYCONV_GEMM_NR
+        PYCONV_GEMM_NR_NARROW
+        PYCONV_ROWS_MR
+        PYCONV_ALIGN
+        PYCONV_PREFETCH_MIN_BYTES
+    ctypedef struct pyconv_dw_geom:
+        ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
+        int in_act, prefetch
+    ctypedef struct pyconv_gc_geom:
+        ptrdiff_t H, W, C, CO, KH, KW, SH, SW, DH, DW, PT, PL, OW, CG, OG
+    # The dispatch table: one per instruction-set level (ukernels.h).
+    ctypedef struct pyconv_ukernels:
+        const char *name
+        void (*igemm)(size_t nrp, size_t mr, size_t nr, size_t ks, size_t kc, const float **a,
+                      const float *b, float *c, size_t ldc, const float *bias, const float *res,
+                      int accumulate, int act, const float *pf) noexcept nogil
+        ptrdiff_t (*igemm_tile_rows)(ptrdiff_t mr) noexcept nogil
+        void (*nchwconv)(ptrdiff_t S, size_t mr, size_t nr, size_t nrp, size_t K, const float **a,
+                         ptrdiff_t off, const float *b, float *c, size_t ldc, const float *bias,
+                         int act) noexcept nogil
+        void (*dwconv_row)(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias,
+                           float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin,
+                           ptrdiff_t c_end, int act) noexcept nogil
+        int (*gconv_supported)(ptrdiff_t cg, ptrdiff_t og) noexcept nogil
+        void (*gconv_row)(const pyconv_gc_geom *g, const float *x, const float *w, const int *idx,
+                          const float *bias, float *y, ptrdiff_t oh, int act) noexcept nogil
+        void (*wino23_input)(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0,
+                             ptrdiff_t iw0, const float *zeros, float *v, ptrdiff_t v_stride) noexcept nogil
+        void (*wino23_output)(const float *m, ptrdiff_t m_stride, const float *bias, float *y, ptrdiff_t OH,
+                              ptrdiff_t OW, ptrdiff_t CO, ptrdiff_t oh0, ptrdiff_t ow0, int act) noexcept nogil
+        void (*maxpool_window)(const float *img, float *dst, ptrdiff_t n, ptrdiff_t C, ptrdiff_t W,
+                               ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1) noexcept nogil
+        void (*transpose_tile)(const float *src, ptrdiff_t ld_src, float *dst, ptrdiff_t ld_dst,
+                               ptrdiff_t rows, ptrdiff_t cols) noexcept nogil
+        void (*add)(const float *a, const float *b, float *o, ptrdiff_t n, int act) noexcept nogil
+        void (*scale_shift)(const float *x, const float *s, const float *b, float *o, ptrdiff_t n,
+                            int act) noexcept nogil
+        void (*accumulate)(float *dst, const float *src, ptrdiff_t n) noexcept nogil
+        void (*divide)(float *dst, float divisor, ptrdiff_t n, int act) noexcept nogil
+        void (*activate_span)(float *dst, ptrdiff_t n, int act) noexcept nogil
+        void (*mean_pixels)(const float *img, float *dst, ptrdiff_t HW, ptrdiff_t C, ptrdiff_t n) noexcept nogil
+        void (*shuffle_row)(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P) noexcept nogil
+    const pyconv_ukernels *pyconv_ukernels_for(const char *name)
+    void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
+    void pyconv_prefetch_cells(const float *img, ptrdiff_t C, ptrdiff_t W, ptrdiff_t h0, ptrdiff_t h1,
+                               ptrdiff_t w0, ptrdiff_t w1)
+    void *pyconv_aligned_alloc(size_t nbytes)
+    int pyconv_valid_panel(ptrdiff_t nrp)
