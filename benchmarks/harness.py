@@ -376,14 +376,7 @@ def timed_calls(engine: Engine, warmup: int, calls: int) -> List[float]:
     with engine.scope():
         if engine.step is not None:
             return engine.step(warmup, calls)
-        for _ in range(warmup):
-            engine.call()
-        times = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            engine.call()
-            times.append(time.perf_counter() - start)
-        return times
+        return peer_process.time_calls(engine.call, warmup, calls)
 
 
 def _step(engine: Engine, warmup: int, calls: int, times: Dict[str, List[float]],

@@ -95,6 +95,18 @@ def _close_all() -> None:
 
 # ----------------------------------------------------------------------------------------------- child
 
+def time_calls(call: Callable[[], object], warmup: int, calls: int) -> List[float]:
+    """``warmup`` untimed calls of ``call``, then ``calls`` timed ones: their seconds."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 class _Child:
     """One engine in the child: ``call`` runs it once, ``result`` returns its last result."""
 
@@ -102,14 +114,7 @@ class _Child:
         self.call, self.result = call, result
 
     def step(self, warmup: int, calls: int) -> List[float]:
-        for _ in range(warmup):
-            self.call()
-        times = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            self.call()
-            times.append(time.perf_counter() - start)
-        return times
+        return time_calls(self.call, warmup, calls)
 
 
 def _build_matmul(a, b, threads: int):

@@ -32,7 +32,7 @@ class ISAError(RuntimeError):
 
 def built() -> Tuple[str, ...]:
     """The levels this build holds, best first."""
-    return tuple(_cpu.built().split())
+    return _cpu.built()
 
 
 def supported() -> Tuple[str, ...]:

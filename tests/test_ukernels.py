@@ -27,7 +27,7 @@ def test_every_level_the_cpu_runs_passes_the_ukernel_driver(request, tmp_path):
     pytest.importorskip("Cython")
     pytest.importorskip("setuptools")
     # Objects are cached by content hash (the AVX-512 depthwise file alone takes ~17 s to compile).
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     build = cache.mkdir("ukernels") if cache is not None else tmp_path
     exe = Path(build) / "check_ukernels"
     _builder().build_check(exe, cc)

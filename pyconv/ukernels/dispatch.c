@@ -52,18 +52,8 @@ static const pyconv_ukernels *const pyconv_levels[] = {
     &pyconv_ukernels__scalar,
 };
 
-const char *pyconv_isa_built(void) {
-    return
-#if defined(PYCONV_HAVE_AVX512)
-        "avx512 "
-#endif
-#if defined(PYCONV_HAVE_AVX2)
-        "avx2 "
-#endif
-#if defined(PYCONV_HAVE_NEON)
-        "neon "
-#endif
-        "scalar";
+const char *pyconv_isa_level(size_t i) {
+    return i < sizeof(pyconv_levels) / sizeof(pyconv_levels[0]) ? pyconv_levels[i]->name : NULL;
 }
 
 int pyconv_isa_supported(const char *name) {

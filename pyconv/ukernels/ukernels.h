@@ -115,8 +115,8 @@ PYCONV_DECLARE_GCONV(avx512)
 PYCONV_DECLARE_ISA(neon)
 #endif
 
-/* The levels this build holds, best first, space-separated ("avx512 avx2 scalar"). */
-const char *pyconv_isa_built(void);
+/* The i-th level this build holds, best first ("avx512", "avx2", "scalar"), or NULL past the last. */
+const char *pyconv_isa_level(size_t i);
 /* Whether this CPU (and its OS, for the wider registers' state) can run level `name`. */
 int pyconv_isa_supported(const char *name);
 /* The table of level `name`, or NULL if this build does not hold it. */

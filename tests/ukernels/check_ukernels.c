@@ -937,11 +937,12 @@ int main(int argc, char **argv) {
     sigaction(SIGSEGV, &sa, NULL);
     sigaction(SIGBUS, &sa, NULL);
 
-    char built[128];
-    snprintf(built, sizeof built, "%s", pyconv_isa_built());
-    printf("levels built: %s\n", built);
+    printf("levels built:");
+    for (size_t i = 0; pyconv_isa_level(i); i++) printf(" %s", pyconv_isa_level(i));
+    printf("\n");
     int levels_run = 0;
-    for (char *save = NULL, *level = strtok_r(built, " ", &save); level; level = strtok_r(NULL, " ", &save)) {
+    const char *level;
+    for (size_t i = 0; (level = pyconv_isa_level(i)) != NULL; i++) {
         if (!wanted(level, argc, argv)) continue;
         if (!pyconv_isa_supported(level)) {
             printf("%-7s skipped: this CPU cannot run it\n", level);

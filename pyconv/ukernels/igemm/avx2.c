@@ -148,22 +148,18 @@ pyconv_igemm_block(const int ROWS, const int NB, const size_t NRP, size_t ks, si
 /* Each block shape compiled as a function of its own: inlined into one tile function, the blocks'
  * register allocation interfered (the 5x16 block spilled an accumulator on 32-wide panels, 109 -> 42
  * GFLOP/s). */
+/* The block shapes (rows, vectors of 8 columns, panel width) that a tile is cut into. */
+#define PYCONV_BLOCK_SHAPES(X)                                                                        \
+    X(6, 2, 16) X(6, 1, 16) X(5, 2, 16) X(5, 1, 16) X(4, 2, 16) X(4, 1, 16)                           \
+    X(6, 2, 32) X(6, 1, 32) X(5, 2, 32) X(5, 1, 32) X(4, 2, 32) X(4, 1, 32)                           \
+    X(3, 2, 16) X(3, 1, 16) X(3, 4, 32) X(3, 3, 32)
 #define PYCONV_BLOCK_FN(ROWS, NB, NRP)                                                                \
     static __attribute__((noinline)) void pyconv_igemm_block_##ROWS##x##NB##_##NRP(                   \
         size_t ks, size_t kc, const float *const *a, const float *b, float *c, size_t ldc, ptrdiff_t n, \
         const float *bias, const float *res, int accumulate, int act, const float *pf) {              \
         pyconv_igemm_block(ROWS, NB, NRP, ks, kc, a, b, c, ldc, n, bias, res, accumulate, act, pf);   \
     }
-#define PYCONV_BLOCK_FNS(NRP)                                                                         \
-    PYCONV_BLOCK_FN(6, 2, NRP) PYCONV_BLOCK_FN(6, 1, NRP) PYCONV_BLOCK_FN(5, 2, NRP)                  \
-    PYCONV_BLOCK_FN(5, 1, NRP) PYCONV_BLOCK_FN(4, 2, NRP) PYCONV_BLOCK_FN(4, 1, NRP)
-PYCONV_BLOCK_FNS(16)
-PYCONV_BLOCK_FNS(32)
-PYCONV_BLOCK_FN(3, 2, 16)
-PYCONV_BLOCK_FN(3, 1, 16)
-PYCONV_BLOCK_FN(3, 4, 32)
-PYCONV_BLOCK_FN(3, 3, 32)
-#undef PYCONV_BLOCK_FNS
+PYCONV_BLOCK_SHAPES(PYCONV_BLOCK_FN)
 #undef PYCONV_BLOCK_FN
 
 /* The block function of shape ROWS x NB on an NRP-wide panel (all literals after inlining). */
@@ -176,16 +172,7 @@ pyconv_igemm_block_call(const int ROWS, const int NB, const size_t NRP, size_t k
         pyconv_igemm_block_##R##x##N##_##W(ks, kc, a, b, c, ldc, n, bias, res, accumulate, act, pf);   \
         return;                                                                                       \
     }
-#define PYCONV_CALLS(W)                                                                               \
-    PYCONV_CALL(6, 2, W) PYCONV_CALL(6, 1, W) PYCONV_CALL(5, 2, W) PYCONV_CALL(5, 1, W)               \
-    PYCONV_CALL(4, 2, W) PYCONV_CALL(4, 1, W)
-    PYCONV_CALLS(16)
-    PYCONV_CALLS(32)
-    PYCONV_CALL(3, 2, 16)
-    PYCONV_CALL(3, 1, 16)
-    PYCONV_CALL(3, 4, 32)
-    PYCONV_CALL(3, 3, 32)
-#undef PYCONV_CALLS
+    PYCONV_BLOCK_SHAPES(PYCONV_CALL)
 #undef PYCONV_CALL
 }
 
