@@ -226,18 +226,29 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def export(model: nn.Module, shape: tuple[int, ...], opset: int, *, dynamic_batch: bool = False,
-           keep_batch_norm: bool = False, path=None) -> bytes:
-    """``torch.onnx.export`` (the TorchScript exporter) of ``model`` at input ``shape``, input "input",
-    output "output"; the ONNX bytes (also written to ``path`` if given). ``keep_batch_norm`` exports
-    BatchNormalization nodes instead of letting torch fold them into the convolutions."""
-    f = io.BytesIO()
+           dynamic_hw: bool = False, keep_batch_norm: bool = False, dynamo: bool = False, path=None) -> bytes:
+    """``torch.onnx.export`` of ``model`` at input ``shape``, input "input", output "output"; the ONNX
+    bytes (also written to ``path`` if given). The TorchScript exporter unless ``dynamo`` (the
+    torch.export-based one, which needs the onnxscript package). ``dynamic_batch`` / ``dynamic_hw``
+    make the batch / the spatial axes symbolic. ``keep_batch_norm`` exports BatchNormalization nodes
+    instead of letting torch fold them into the convolutions (TorchScript exporter only)."""
+    axes = ({0: "batch"} if dynamic_batch else {}) | ({2: "height", 3: "width"} if dynamic_hw else {})
+    dynamic = {"input": axes, "output": {0: "batch"} if dynamic_batch else {}} if axes else None
     kwargs = {"training": torch.onnx.TrainingMode.PRESERVE} if keep_batch_norm else {}
+    if dynamo:
+        from torch.export import Dim
+
+        dims = {0: Dim("batch")} if dynamic_batch else {}
+        if dynamic_hw:
+            dims |= {2: Dim("height", min=32), 3: Dim("width", min=32)}
+        kwargs = {"dynamic_shapes": ((dims,) if dims else None), "optimize": True}
+    else:
+        kwargs |= {"do_constant_folding": True, "dynamic_axes": dynamic}
+    f = io.BytesIO()
     with torch.no_grad():
-        torch.onnx.export(model, (torch.zeros(shape),), f, opset_version=opset, dynamo=False,
-                          input_names=["input"], output_names=["output"], do_constant_folding=True,
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None,
-                          **kwargs)
-    data = f.getvalue()
+        program = torch.onnx.export(model, (torch.zeros(shape),), None if dynamo else f, opset_version=opset,
+                                    dynamo=dynamo, input_names=["input"], output_names=["output"], **kwargs)
+    data = program.model_proto.SerializeToString() if dynamo else f.getvalue()
     if path is not None:
         with open(path, "wb") as out:
             out.write(data)
