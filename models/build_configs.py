@@ -18,6 +18,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
+# relu6(x + 3) / 6 as clip(alpha * x + beta, 0, 1): Keras' and PyTorch's hard sigmoid (ONNX's
+# HardSigmoid defaults to alpha 0.2).
+HARD_SIGMOID = {"alpha": 1 / 6, "beta": 0.5}
+
 
 class Graph:
     """Accumulates layers; each helper returns the name of the layer it added."""
@@ -45,8 +49,8 @@ class Graph:
         return self.bn_act(x, activation, bn_name or f"{name}_bn", act_name or f"{name}_{activation}")
 
     def dw_bn(self, name: str, x: str, stride: int = 1, activation: str | None = None,
-              bn_name: str | None = None, act_name: str | None = None) -> str:
-        x = self.add(name, "depthwise_conv2d", x, kernel=3, stride=stride, padding="same",
+              bn_name: str | None = None, act_name: str | None = None, kernel: int = 3) -> str:
+        x = self.add(name, "depthwise_conv2d", x, kernel=kernel, stride=stride, padding="same",
                      use_bias=False)
         return self.bn_act(x, activation, bn_name or f"{name}_bn", act_name or f"{name}_{activation}")
 
@@ -54,8 +58,27 @@ class Graph:
                epsilon: float = 1e-3) -> str:
         x = self.add(bn_name, "batch_norm", x, epsilon=epsilon)
         if activation is not None:
-            x = self.add(act_name, "activation", x, function=activation)
+            x = self.act(act_name, x, activation)
         return x
+
+    def act(self, name: str, x: str, function: str) -> str:
+        """An activation layer; "hard_sigmoid" is Keras' and PyTorch's relu6(x + 3) / 6."""
+        params = HARD_SIGMOID if function == "hard_sigmoid" else {}
+        return self.add(name, "activation", x, function=function, **params)
+
+    def squeeze_excite(self, prefix: str, x: str, reduced: int, channels: int, names: dict,
+                       act: str, gate: str, fuse: bool) -> str:
+        """Global pool, reshape to 1x1xC, 1x1 conv (bias) + ``act``, 1x1 conv (bias) + ``gate``, and
+        the input multiplied by the resulting (1, 1, C) scale. ``fuse`` puts the activations in the
+        convolutions (Keras' EfficientNet) rather than in layers of their own (MobileNetV3)."""
+        s = self.add(prefix + names["pool"], "global_avg_pool", x)
+        s = self.add(prefix + names["reshape"], "reshape", s, shape=[1, 1, channels])
+        for conv, filters, fn in ((names["reduce"], reduced, act), (names["expand"], channels, gate)):
+            fused = {"activation": fn} if fuse else {}
+            s = self.add(prefix + conv, "pointwise_conv2d", s, filters=filters, **fused)
+            if not fuse:
+                s = self.act(prefix + names[fn], s, fn)
+        return self.add(prefix + names["scale"], "multiply", [x, s])
 
     def head(self, x: str, classes: int = 1000, dropout: float | None = None) -> str:
         x = self.add("global_pool", "global_avg_pool", x)
@@ -232,6 +255,174 @@ def shufflenet_v1_g3() -> dict:
                     "Zhang et al. 2017, arXiv:1707.01083, Table 1 and Figure 2")
 
 
+# MobileNetV3 rows (Howard et al. 2019, Tables 1 and 2) as Keras writes them: expansion ratio (of the
+# block input), output channels, kernel, stride, squeeze-and-excite, activation.
+MOBILENET_V3_LARGE = [
+    (1, 16, 3, 1, False, "relu"), (4, 24, 3, 2, False, "relu"), (3, 24, 3, 1, False, "relu"),
+    (3, 40, 5, 2, True, "relu"), (3, 40, 5, 1, True, "relu"), (3, 40, 5, 1, True, "relu"),
+    (6, 80, 3, 2, False, "hard_swish"), (2.5, 80, 3, 1, False, "hard_swish"),
+    (2.3, 80, 3, 1, False, "hard_swish"), (2.3, 80, 3, 1, False, "hard_swish"),
+    (6, 112, 3, 1, True, "hard_swish"), (6, 112, 3, 1, True, "hard_swish"),
+    (6, 160, 5, 2, True, "hard_swish"), (6, 160, 5, 1, True, "hard_swish"),
+    (6, 160, 5, 1, True, "hard_swish")]
+MOBILENET_V3_SMALL = [
+    (1, 16, 3, 2, True, "relu"), (72 / 16, 24, 3, 2, False, "relu"), (88 / 24, 24, 3, 1, False, "relu"),
+    (4, 40, 5, 2, True, "hard_swish"), (6, 40, 5, 1, True, "hard_swish"),
+    (6, 40, 5, 1, True, "hard_swish"), (3, 48, 5, 1, True, "hard_swish"),
+    (3, 48, 5, 1, True, "hard_swish"), (6, 96, 5, 2, True, "hard_swish"),
+    (6, 96, 5, 1, True, "hard_swish"), (6, 96, 5, 1, True, "hard_swish")]
+V3_SE_NAMES = {"pool": "squeeze_excite/AvgPool", "reshape": "squeeze_excite/reshape",
+               "reduce": "squeeze_excite/Conv", "relu": "squeeze_excite/Relu",
+               "expand": "squeeze_excite/Conv_1", "hard_sigmoid": "squeeze_excite/hard_sigmoid",
+               "scale": "squeeze_excite/Mul"}
+
+
+def _mobilenet_v3(variant: str, rows: list, last_point: int) -> dict:
+    """MobileNetV3, width 1.0, 224x224, as Keras' applications.MobileNetV3Large/Small.
+
+    Each block: 1x1 expansion + BN + activation (not in the first block), depthwise k x k + BN +
+    activation, squeeze-and-excite (a quarter of the expansion, rounded to 8; ReLU, hard sigmoid),
+    1x1 projection + BN, and an add when the stride is 1 and the channels match. The last 1x1 conv
+    (6x the last block's output) has BN; after the pool, a 1x1 conv (dense) of ``last_point`` with
+    bias and hard-swish, no BN (the paper's NBN), then the classifier.
+    """
+    g = Graph(f"mobilenet_v3_{variant}", [224, 224, 3])
+    x = g.conv_bn("Conv", "input", 16, 3, stride=2, activation="hard_swish", bn_name="Conv/BatchNorm",
+                  act_name="Conv/hard_swish")
+    in_ch = 16
+    for block, (expansion, filters, kernel, stride, se, act) in enumerate(rows):
+        prefix = f"expanded_conv_{block}/" if block else "expanded_conv/"
+        inp = x
+        mid = in_ch
+        if block:
+            mid = _make_divisible(in_ch * expansion)
+            x = g.conv_bn(prefix + "expand", x, mid, 1, activation=act,
+                          bn_name=prefix + "expand/BatchNorm", act_name=f"{prefix}expand/{act}")
+        x = g.dw_bn(prefix + "depthwise", x, stride=stride, kernel=kernel, activation=act,
+                    bn_name=prefix + "depthwise/BatchNorm", act_name=f"{prefix}depthwise/{act}")
+        if se:
+            x = g.squeeze_excite(prefix, x, _make_divisible(mid * 0.25), mid, V3_SE_NAMES,
+                                 "relu", "hard_sigmoid", fuse=False)
+        x = g.conv_bn(prefix + "project", x, filters, 1, bn_name=prefix + "project/BatchNorm")
+        if stride == 1 and in_ch == filters:
+            x = g.add(prefix + "Add", "add", [inp, x])
+        in_ch = filters
+    x = g.conv_bn("Conv_1", x, in_ch * 6, 1, activation="hard_swish", bn_name="Conv_1/BatchNorm",
+                  act_name="Conv_1/hard_swish")
+    x = g.add("global_pool", "global_avg_pool", x)
+    x = g.add("Conv_2", "dense", x, units=last_point)
+    x = g.act("Conv_2/hard_swish", x, "hard_swish")
+    x = g.add("dropout", "dropout", x, rate=0.2)
+    x = g.add("logits", "dense", x, units=1000)
+    table = "Tables 1 and 3" if variant == "large" else "Tables 2 and 3"
+    return g.config([g.add("predictions", "softmax", x)],
+                    f"MobileNetV3-{variant.capitalize()}, width 1.0, 224x224, hard-swish and "
+                    "squeeze-and-excitation, TensorFlow 'same' padding",
+                    f"Howard et al. 2019, arXiv:1905.02244, {table}",
+                    layer_names=f"Keras applications.MobileNetV3{variant.capitalize()}",
+                    preprocessing="RGB scaled to [-1, 1] (Keras' model does this itself in a Rescaling "
+                                  "layer, which this config leaves out)")
+
+
+def mobilenet_v3_large() -> dict:
+    return _mobilenet_v3("large", MOBILENET_V3_LARGE, 1280)
+
+
+def mobilenet_v3_small() -> dict:
+    return _mobilenet_v3("small", MOBILENET_V3_SMALL, 1024)
+
+
+EFFICIENTNET_SE_NAMES = {"pool": "se_squeeze", "reshape": "se_reshape", "reduce": "se_reduce",
+                         "expand": "se_expand", "scale": "se_excite"}
+
+
+def efficientnet_b0() -> dict:
+    """EfficientNet-B0, 224x224 (Tan & Le 2019, Table 1), as Keras' applications.EfficientNetB0.
+
+    MBConv blocks: 1x1 expansion + BN + SiLU (not when the ratio is 1), depthwise k x k + BN + SiLU,
+    squeeze-and-excite to a quarter of the block *input* channels (SiLU, sigmoid), 1x1 projection +
+    BN, and (stride 1, same channels) a dropout (Keras' drop-connect, identity at inference) and an
+    add. Head: 1x1 conv 1280 + BN + SiLU, pool, dropout 0.2, dense 1000.
+    """
+    g = Graph("efficientnet_b0", [224, 224, 3])
+    x = g.conv_bn("stem_conv", "input", 32, 3, stride=2, activation="silu", bn_name="stem_bn",
+                  act_name="stem_activation")
+    # Table 1 stages 2-8: expansion, kernel, stride, output channels, repeats.
+    stages = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+              (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+    total = sum(s[-1] for s in stages)
+    in_ch, b = 32, 0
+    for i, (expand, kernel, first_stride, filters, repeats) in enumerate(stages, start=1):
+        for j in range(repeats):
+            p = f"block{i}{chr(ord('a') + j)}_"
+            stride = first_stride if j == 0 else 1
+            inp, mid = x, in_ch * expand
+            if expand != 1:
+                x = g.conv_bn(p + "expand_conv", x, mid, 1, activation="silu", bn_name=p + "expand_bn",
+                              act_name=p + "expand_activation")
+            x = g.dw_bn(p + "dwconv", x, stride=stride, kernel=kernel, activation="silu",
+                        bn_name=p + "bn", act_name=p + "activation")
+            x = g.squeeze_excite(p, x, max(1, int(in_ch * 0.25)), mid, EFFICIENTNET_SE_NAMES,
+                                 "silu", "sigmoid", fuse=True)
+            x = g.conv_bn(p + "project_conv", x, filters, 1, bn_name=p + "project_bn")
+            if stride == 1 and in_ch == filters:
+                x = g.add(p + "drop", "dropout", x, rate=0.2 * b / total)
+                x = g.add(p + "add", "add", [x, inp])
+            in_ch = filters
+            b += 1
+    x = g.conv_bn("top_conv", x, 1280, 1, activation="silu", bn_name="top_bn",
+                  act_name="top_activation")
+    x = g.add("avg_pool", "global_avg_pool", x)
+    x = g.add("top_dropout", "dropout", x, rate=0.2)
+    x = g.add("logits", "dense", x, units=1000)
+    return g.config([g.add("predictions", "softmax", x)],
+                    "EfficientNet-B0, 224x224, SiLU and squeeze-and-excitation, TensorFlow 'same' "
+                    "padding",
+                    "Tan & Le 2019, arXiv:1905.11946, Table 1",
+                    layer_names="Keras applications.EfficientNetB0",
+                    preprocessing="RGB in [0, 1] normalised by the ImageNet mean and standard deviation "
+                                  "(Keras' model does this itself in Rescaling and Normalization layers, "
+                                  "which this config leaves out)")
+
+
+def shufflenet_v2() -> dict:
+    """ShuffleNet v2 1.0x, 224x224 (Ma et al. 2018, Table 5 and Figure 3).
+
+    conv 3x3/2 (24) + BN + ReLU, max pool 3x3/2, stages of 4, 8, 4 units with 116, 232, 464 output
+    channels, conv 1x1 1024 + BN + ReLU, pool, dense 1000. A stride-1 unit splits its input into two
+    channel halves (two ``slice`` layers): the first passes unchanged, the second goes through 1x1 +
+    BN + ReLU, depthwise 3x3 + BN, 1x1 + BN + ReLU; the halves are concatenated and shuffled (2
+    groups). A stride-2 unit feeds the whole input to two branches (depthwise 3x3/2 + BN, 1x1 + BN +
+    ReLU; and the branch above with a stride-2 depthwise), each producing half the output channels.
+    """
+    g = Graph("shufflenet_v2", [224, 224, 3])
+    x = g.conv_bn("conv1", "input", 24, 3, stride=2, activation="relu")
+    x = g.add("maxpool", "max_pool", x, pool=3, stride=2, padding="same")
+    in_ch = 24
+    for stage, (out_ch, repeats) in enumerate(((116, 4), (232, 8), (464, 4)), start=2):
+        half = out_ch // 2
+        for unit in range(1, repeats + 1):
+            p = f"stage{stage}_unit{unit}"
+            stride = 2 if unit == 1 else 1
+            if stride == 1:
+                passed = g.add(f"{p}_split1", "slice", x, axis=-1, start=0, stop=half)
+                y = g.add(f"{p}_split2", "slice", x, axis=-1, start=half, stop=None)
+            else:
+                passed = g.dw_bn(f"{p}_branch1_dwconv", x, stride=2)
+                passed = g.conv_bn(f"{p}_branch1_conv", passed, half, 1, activation="relu")
+                y = x
+            y = g.conv_bn(f"{p}_branch2_conv1", y, half, 1, activation="relu")
+            y = g.dw_bn(f"{p}_branch2_dwconv", y, stride=stride)
+            y = g.conv_bn(f"{p}_branch2_conv2", y, half, 1, activation="relu")
+            y = g.add(f"{p}_concat", "concat", [passed, y])
+            x = g.add(f"{p}_shuffle", "channel_shuffle", y, groups=2)
+            in_ch = out_ch
+    x = g.conv_bn("conv5", x, 1024, 1, activation="relu")
+    return g.config([g.head(x)],
+                    "ShuffleNet v2 1.0x, 224x224, TensorFlow 'same' padding",
+                    "Ma et al. 2018, arXiv:1807.11164, Table 5 and Figure 3")
+
+
 def toy_design_doc() -> dict:
     """The worked examples of the convolution-strategies design document as one runnable graph.
 
@@ -261,6 +452,10 @@ MODELS = {
     "mobilenet_v2": mobilenet_v2,
     "xception": xception,
     "shufflenet_v1_g3": shufflenet_v1_g3,
+    "mobilenet_v3_large": mobilenet_v3_large,
+    "mobilenet_v3_small": mobilenet_v3_small,
+    "efficientnet_b0": efficientnet_b0,
+    "shufflenet_v2": shufflenet_v2,
     "toy_design_doc": toy_design_doc,
 }
 

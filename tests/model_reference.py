@@ -146,10 +146,17 @@ def _layer_shape(layer: dict, ins: list[tuple]) -> tuple:
         return (x[2],)
     if t == "dense":
         return (layer["units"],)
-    if t == "add":
-        if any(s != x for s in ins):
-            raise ValueError(f"layer {layer['name']!r}: add of shapes {ins}")
-        return x
+    if t in ("add", "multiply", "subtract", "divide"):
+        try:
+            return tuple(np.broadcast_shapes(*ins))
+        except ValueError:
+            raise ValueError(f"layer {layer['name']!r}: {t} of shapes {ins}") from None
+    if t == "slice":
+        # The axis indexes the batched tensor, as softmax's: -1 (the default) is the channel axis.
+        axis = layer.get("axis", -1)
+        axis = axis - 1 if axis > 0 else axis % len(x)
+        start, stop, step = layer["start"], layer.get("stop"), layer.get("step", 1)
+        return (*x[:axis], len(range(x[axis])[start:stop:step]), *x[axis + 1:])
     if t == "concat":
         if any(s[:-1] != x[:-1] for s in ins):
             raise ValueError(f"layer {layer['name']!r}: concat of shapes {ins}")
@@ -308,13 +315,35 @@ def _windows(x: np.ndarray, k_hw, stride, dilation, out_hw) -> np.ndarray:
 
 
 def _activate(x: np.ndarray, fn) -> np.ndarray:
+    """``fn``: None, a function name, or a mapping ``{"function": name, "alpha", "beta", "min",
+    "max"}`` (an ``activation`` layer passes itself)."""
     if fn is None:
         return x
-    if fn == "relu":
+    p = fn if isinstance(fn, dict) else {"function": fn}
+    name = p["function"]
+    if name == "relu":
         return np.maximum(x, 0.0)
-    if fn == "relu6":
+    if name == "relu6":
         return np.clip(x, 0.0, 6.0)
-    raise ValueError(f"unknown activation {fn!r}")
+    if name == "clip":
+        lo, hi = p.get("min"), p.get("max")
+        return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    if name == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-x))
+    if name == "hard_sigmoid":
+        alpha = 0.2 if p.get("alpha") is None else p["alpha"]
+        beta = 0.5 if p.get("beta") is None else p["beta"]
+        return np.clip(alpha * x + beta, 0.0, 1.0)
+    if name == "hard_swish":
+        return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+    if name == "silu":
+        return x / (1.0 + np.exp(-x))
+    if name == "leaky_relu":
+        alpha = 0.01 if p.get("alpha") is None else p["alpha"]
+        return np.where(x >= 0, x, alpha * x)
+    if name == "tanh":
+        return np.tanh(x)
+    raise ValueError(f"unknown activation {name!r}")
 
 
 def _conv2d(x, w, layer, out_hw, groups=1):
@@ -397,13 +426,21 @@ def _eval(layer: dict, ins: list[np.ndarray], weights, out_shape) -> np.ndarray:
         eps = layer.get("epsilon", 1e-3)
         return (x - w("mean")) / np.sqrt(w("variance") + eps) * w("gamma") + w("beta")
     if t == "activation":
-        return _activate(x, layer["function"])
+        return _activate(x, layer)
     if t in ("max_pool", "avg_pool"):
         return _pool(x, layer, out_shape[:2], t[:3])
     if t == "global_avg_pool":
         return x.mean(axis=(1, 2))
     if t == "add":
         return _activate(sum(ins[1:], ins[0]), layer.get("activation"))
+    if t in ("multiply", "subtract", "divide"):
+        op = {"multiply": np.multiply, "subtract": np.subtract, "divide": np.divide}[t]
+        return _activate(op(ins[0], ins[1]), layer.get("activation"))
+    if t == "slice":
+        axis = layer.get("axis", -1)
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(layer["start"], layer.get("stop"), layer.get("step", 1))
+        return x[tuple(index)]
     if t == "concat":
         return np.concatenate(ins, axis=-1)
     if t == "channel_shuffle":

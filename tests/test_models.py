@@ -24,7 +24,8 @@ import model_reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
-SHIPPED = ["mobilenet_v1", "mobilenet_v2", "xception", "shufflenet_v1_g3", "toy_design_doc"]
+SHIPPED = ["mobilenet_v1", "mobilenet_v2", "xception", "shufflenet_v1_g3", "mobilenet_v3_large",
+           "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2", "toy_design_doc"]
 CLASSIFIERS = [m for m in SHIPPED if m != "toy_design_doc"]
 
 
@@ -115,6 +116,19 @@ def test_entry_shapes_follow_the_papers():
     sh = ref.infer_shapes(load_config("shufflenet_v1_g3"))
     assert sh["maxpool"] == (56, 56, 24) and sh["stage2_unit4_add"] == (28, 28, 240)
     assert sh["stage3_unit8_add"] == (14, 14, 480) and sh["stage4_unit4_add"] == (7, 7, 960)
+    v3 = ref.infer_shapes(load_config("mobilenet_v3_large"))
+    assert v3["Conv/hard_swish"] == (112, 112, 16) and v3["expanded_conv_14/Add"] == (7, 7, 160)
+    assert v3["expanded_conv_3/squeeze_excite/Conv"] == (1, 1, 24)  # a quarter of the 72 expanded
+    assert v3["expanded_conv_3/squeeze_excite/Mul"] == (28, 28, 72) and v3["Conv_1/hard_swish"] == (7, 7, 960)
+    v3s = ref.infer_shapes(load_config("mobilenet_v3_small"))
+    assert v3s["expanded_conv/squeeze_excite/Conv"] == (1, 1, 8) and v3s["Conv_1/hard_swish"] == (7, 7, 576)
+    b0 = ref.infer_shapes(load_config("efficientnet_b0"))
+    # SE reduces to a quarter of the block input (16 channels in -> 4), not of the 96 expanded.
+    assert b0["block2a_se_reduce"] == (1, 1, 4) and b0["block2a_se_excite"] == (56, 56, 96)
+    assert b0["block7a_project_bn"] == (7, 7, 320) and b0["top_activation"] == (7, 7, 1280)
+    s2 = ref.infer_shapes(load_config("shufflenet_v2"))
+    assert s2["stage2_unit2_split1"] == s2["stage2_unit2_split2"] == (28, 28, 58)
+    assert s2["stage3_unit1_shuffle"] == (14, 14, 232) and s2["conv5_relu"] == (7, 7, 1024)
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,6 +144,10 @@ EXACT_PARAMS = [
     ("mobilenet_v2", "all", 3_538_984),
     ("xception", "all", 22_910_480),
     ("xception", "affine", 22_855_952),  # also Chollet 2017, Table 3
+    ("mobilenet_v3_large", "affine", 5_483_032),  # torchvision's mobilenet_v3_large
+    ("mobilenet_v3_small", "affine", 2_542_856),  # torchvision's mobilenet_v3_small
+    ("efficientnet_b0", "affine", 5_288_548),     # Keras' EfficientNetB0 trainable count
+    ("shufflenet_v2", "affine", 2_278_604),       # torchvision's shufflenet_v2_x1_0
 ]
 
 # Papers' rounded figures: (model, BN vectors counted, low, high) in parameters; the interval is
@@ -139,6 +157,9 @@ ROUNDED_PARAMS = [
     ("xception", "affine", 22.85e6, 22.95e6),       # 22.9 M (Keras applications table)
     ("shufflenet_v1_g3", "affine", 1.865e6, 1.875e6),  # 1.87 M, mmpretrain's table
     ("shufflenet_v1_g3", "all", 1.85e6, 1.95e6),    # ~1.9 M
+    ("mobilenet_v3_small", "affine", 2.45e6, 2.55e6),  # 2.5 M, Howard et al. 2019, Table 3
+    ("efficientnet_b0", "affine", 5.25e6, 5.35e6),  # 5.3 M, Tan & Le 2019, Table 2
+    ("shufflenet_v2", "affine", 2.25e6, 2.35e6),    # 2.3 M, Ma et al. 2018, Table 5
 ]
 
 
@@ -159,10 +180,23 @@ def test_mobilenet_v2_params_against_the_paper():
     assert n == 3_470_760 and math.floor(n / 1e5) == 34
 
 
+def test_mobilenet_v3_large_params_against_the_paper():
+    # Howard et al. 2019 (Table 3) print 5.4 M for 5.46 M without BN (5.48 M with BN's gamma and beta):
+    # truncated, as MobileNet v2's figure.
+    n = ref.count_params(load_config("mobilenet_v3_large"), bn="none")
+    assert n == 5_458_632 and math.floor(n / 1e5) == 54
+
+
 @pytest.mark.parametrize("name,published,tolerance", [
     ("mobilenet_v1", 569e6, 0.005),      # Howard et al. Table 8
     ("mobilenet_v2", 300e6, 0.005),      # Sandler et al. Table 4
     ("shufflenet_v1_g3", 137e6, 0.005),  # Zhang et al. Table 1 (the "140 MFLOPs" class)
+    # Howard et al. 2019, Table 3: 219 M and 56 M. Counting conv and dense layers only gives 216.6 M
+    # for Large (1.1% less), as counters of torchvision's model do.
+    ("mobilenet_v3_large", 219e6, 0.015),
+    ("mobilenet_v3_small", 56e6, 0.01),
+    ("efficientnet_b0", 390e6, 0.015),   # Tan & Le 2019, Table 2: 0.39 B FLOPs (multiply-adds)
+    ("shufflenet_v2", 146e6, 0.01),      # Ma et al. 2018, Table 5 (1x): 146 M
 ])
 def test_macs_match_published(name, published, tolerance):
     macs = ref.count_macs(load_config(name))
@@ -175,7 +209,47 @@ def test_macs_exact():
     assert ref.count_macs(load_config("mobilenet_v2")) == 300_774_272
     assert ref.count_macs(load_config("xception")) == 8_357_403_496
     assert ref.count_macs(load_config("shufflenet_v1_g3")) == 137_460_672
+    assert ref.count_macs(load_config("mobilenet_v3_large")) == 216_589_760
+    assert ref.count_macs(load_config("mobilenet_v3_small")) == 56_510_400
+    assert ref.count_macs(load_config("efficientnet_b0")) == 385_814_752
+    assert ref.count_macs(load_config("shufflenet_v2")) == 144_907_992
     assert ref.count_macs(load_config("toy_design_doc")) == 9_897
+    # Keras' totals (BN moving statistics included); Keras' EfficientNetB0 reports 7 more
+    # (5,330,571): its Normalization layer's mean, variance and count, which the config leaves out.
+    assert ref.count_params(load_config("mobilenet_v3_large")) == 5_507_432
+    assert ref.count_params(load_config("mobilenet_v3_small")) == 2_554_968
+    assert ref.count_params(load_config("efficientnet_b0")) == 5_330_564
+    assert ref.count_params(load_config("shufflenet_v2")) == 2_294_784
+
+
+# Each new config against the independent PyTorch definition of the ONNX tests (tests/mobile_nets.py):
+# the same parameters (PyTorch counts BN's gamma and beta) and, through hooks, the same MACs.
+INDEPENDENT = {"mobilenet_v3_large": "mobilenet_v3_large", "mobilenet_v3_small": "mobilenet_v3_small",
+               "efficientnet_b0": "efficientnet_b0", "shufflenet_v2": "shufflenet_v2"}
+
+
+@pytest.mark.parametrize("name", list(INDEPENDENT))
+def test_counts_agree_with_the_independent_pytorch_definitions(name):
+    torch = pytest.importorskip("torch")
+    import mobile_nets
+
+    net = mobile_nets.NETWORKS[INDEPENDENT[name]]().eval()
+    config = load_config(name)
+    assert sum(p.numel() for p in net.parameters()) == ref.count_params(config, bn="affine")
+    macs = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs.append(output.numel() * kh * kw * module.in_channels // module.groups)
+        elif isinstance(module, torch.nn.Linear):
+            macs.append(output.numel() * module.in_features)
+
+    for m in net.modules():
+        m.register_forward_hook(hook)
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 224, 224))
+    assert sum(macs) == ref.count_macs(config)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -453,6 +527,15 @@ def test_shipped_config_loads_and_runs(graph, name):
         assert v.shape == (1, *shapes[n]) and v.dtype == np.float32 and np.isfinite(v).all()
     if name in CLASSIFIERS:
         np.testing.assert_allclose(outs["predictions"].sum(axis=-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_summary_totals_match_the_reference_counts(graph, name):
+    """The parameter and MAC totals pyconv reports (Model.summary, Model.info) are the counts above."""
+    model = graph.load(MODELS / f"{name}.json")
+    config = load_config(name)
+    assert f"Total params: {ref.count_params(config):,} " in model.summary()
+    assert sum(model.info.macs.values()) == ref.count_macs(config)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

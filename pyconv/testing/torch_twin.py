@@ -110,6 +110,13 @@ def _per_sample_shapes(config: dict) -> tuple[list[dict], dict[str, tuple]]:
             s = (layer["units"],)
         elif t == "concat":
             s = (*x[:-1], sum(i[-1] for i in ins))
+        elif t in ("add", "multiply", "subtract", "divide"):
+            s = tuple(np.broadcast_shapes(*ins))
+        elif t == "slice":
+            axis = layer.get("axis", -1)
+            axis = axis - 1 if axis > 0 else axis % len(x)
+            n = len(range(x[axis])[layer["start"]:layer.get("stop"):layer.get("step", 1)])
+            s = (*x[:axis], n, *x[axis + 1:])
         elif t == "flatten":
             s = (math.prod(x),)
         elif t == "reshape":
@@ -206,13 +213,62 @@ def _make_module_classes():
             summed = F.avg_pool2d(x, self.k, self.s)[..., :oh, :ow] * (self.k[0] * self.k[1])
             return summed / self._divisor(hw, x)
 
-    return PadConv2d, Pool2d
+    class Activation(nn.Module):
+        """Any activation of the format: a function name or ``{"function": name, "alpha", "beta",
+        "min", "max"}`` (an ``activation`` layer passes itself)."""
+
+        def __init__(self, fn):
+            super().__init__()
+            p = dict(fn) if isinstance(fn, Mapping) else {"function": fn}
+            self.name = p["function"]
+            defaults = {"hard_sigmoid": (0.2, 0.5), "leaky_relu": (0.01, None)}.get(self.name, (None, None))
+            self.alpha = defaults[0] if p.get("alpha") is None else float(p["alpha"])
+            self.beta = defaults[1] if p.get("beta") is None else float(p["beta"])
+            self.min, self.max = p.get("min"), p.get("max")
+            if self.name not in ("relu", "relu6", "clip", "sigmoid", "hard_sigmoid", "hard_swish", "silu",
+                                 "leaky_relu", "tanh"):
+                raise ValueError(f"unknown activation {self.name!r}")
+
+        def forward(self, x):
+            if self.name == "relu":
+                return F.relu(x)
+            if self.name == "relu6":
+                return F.relu6(x)
+            if self.name == "clip":
+                return torch.clamp(x, self.min, self.max)
+            if self.name == "sigmoid":
+                return torch.sigmoid(x)
+            if self.name == "hard_sigmoid":
+                return torch.clamp(self.alpha * x + self.beta, 0.0, 1.0)
+            if self.name == "hard_swish":
+                return F.hardswish(x)
+            if self.name == "silu":
+                return F.silu(x)
+            if self.name == "leaky_relu":
+                return F.leaky_relu(x, self.alpha)
+            return torch.tanh(x)
+
+    return PadConv2d, Pool2d, Activation
 
 
 def _nhwc_axis_to_internal(axis: int, ndim: int) -> int:
     """An axis of the batched NHWC tensor (as the format counts) -> the twin's NCHW axis."""
     a = axis if axis >= 0 else axis + ndim
     return {1: 2, 2: 3, 3: 1}[a] if ndim == 4 else a
+
+
+def _broadcastable(values: list) -> list:
+    """Tensors of different ranks made to broadcast as their per-sample NHWC shapes do: a lower-rank
+    one (per-sample shape aligned to the right of H, W, C) becomes NCHW 4-D."""
+    if all(v.dim() == values[0].dim() for v in values):
+        return values
+    out = []
+    for v in values:
+        if v.dim() < 4:
+            per_sample = (1,) * (4 - v.dim()) + tuple(v.shape[1:])
+            v = v.reshape(v.shape[0], *per_sample).permute(0, 3, 1, 2)
+        out.append(v)
+    return out
 
 
 def build_twin(config: dict, weights, io_layout: str | None = None):
@@ -248,7 +304,7 @@ def _flat_weights(weights) -> dict:
 def _build(torch, config, weights, io_layout):
     nn = torch.nn
     F = torch.nn.functional
-    PadConv2d, Pool2d = _make_module_classes()
+    PadConv2d, Pool2d, Activation = _make_module_classes()
     order, shapes = _per_sample_shapes(config)
 
     def param(layer, p):
@@ -273,7 +329,7 @@ def _build(torch, config, weights, io_layout):
         return k.reshape(kh, kw, -1).permute(2, 0, 1).unsqueeze(1)
 
     def act(fn):
-        return {None: nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6}[fn]()
+        return nn.Identity() if fn is None else Activation(fn)
 
     modules = nn.ModuleDict()
     keys = {}
@@ -317,15 +373,15 @@ def _build(torch, config, weights, io_layout):
                 m.running_mean.copy_(param(layer, "mean"))
                 m.running_var.copy_(param(layer, "variance"))
         elif t == "activation":
-            m = act(layer["function"])
+            m = act(layer)
         elif t in ("max_pool", "avg_pool"):
             m = Pool2d(t[:3], layer["pool"], layer.get("stride", layer["pool"]),
                        layer.get("padding", "valid"), layer.get("ceil_mode", False),
                        layer.get("count_include_pad", False))
         else:
             continue
-        if t in ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense") \
-                and layer.get("activation") is not None:
+        if t in ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense",
+                 "batch_norm") and layer.get("activation") is not None:
             m = nn.Sequential(m, act(layer["activation"]))
         # ModuleDict keys cannot hold dots; layer names may.
         keys[name] = f"m{len(keys)}_" + "".join(ch if ch.isalnum() or ch == "_" else "_"
@@ -350,12 +406,18 @@ def _build(torch, config, weights, io_layout):
                     v = self.layers[keys[name]](ins[0])
                 elif t == "global_avg_pool":
                     v = ins[0].mean(dim=(2, 3))
-                elif t == "add":
+                elif t in ("add", "multiply", "subtract", "divide"):
+                    ins = _broadcastable(ins)
                     v = ins[0]
                     for other in ins[1:]:
-                        v = v + other
-                    fn = layer.get("activation")
-                    v = v if fn is None else (F.relu(v) if fn == "relu" else F.relu6(v))
+                        v = {"add": torch.add, "multiply": torch.mul, "subtract": torch.sub,
+                             "divide": torch.div}[t](v, other)
+                    v = act(layer.get("activation"))(v)
+                elif t == "slice":
+                    index = [slice(None)] * ins[0].dim()
+                    index[_nhwc_axis_to_internal(layer.get("axis", -1), ins[0].dim())] = slice(
+                        layer["start"], layer.get("stop"), layer.get("step", 1))
+                    v = ins[0][tuple(index)]
                 elif t == "concat":
                     v = torch.cat(ins, dim=1)
                 elif t == "channel_shuffle":
