@@ -488,15 +488,22 @@ def op_types(data: bytes) -> collections.Counter:
 
 
 def main() -> None:
-    """Export each network (legacy exporter, opsets 13 and 17, and opset 17 with symbolic H/W) and
-    print its operator types."""
+    """Export each network (TorchScript exporter at opsets 13 and 17, and 17 with symbolic H/W; the
+    dynamo exporter at opset 18 with and without, when onnxscript is installed) and print its
+    operator types."""
+    import importlib.util
+
     import onnx_models
 
+    modes = [("opset 13", {"opset": 13}), ("opset 17", {"opset": 17}),
+             ("opset 17, dynamic H/W", {"opset": 17, "dynamic_hw": True})]
+    if importlib.util.find_spec("onnxscript") is not None:
+        modes += [("dynamo, opset 18", {"opset": 18, "dynamo": True}),
+                  ("dynamo, opset 18, dynamic H/W", {"opset": 18, "dynamo": True, "dynamic_hw": True})]
     torch.manual_seed(0)
     for name, make in NETWORKS.items():
         net = onnx_models.randomize_bn(make())
-        for label, kwargs in (("opset 13", {"opset": 13}), ("opset 17", {"opset": 17}),
-                              ("opset 17, dynamic H/W", {"opset": 17, "dynamic_hw": True})):
+        for label, kwargs in modes:
             data = onnx_models.export(net, (1, 3, 96, 96), **kwargs)
             ops = ", ".join(f"{op} {n}" for op, n in sorted(op_types(data).items()))
             print(f"{name} ({label}): {ops}")

@@ -241,7 +241,7 @@ def export(model: nn.Module, shape: tuple[int, ...], opset: int, *, dynamic_batc
         dims = {0: Dim("batch")} if dynamic_batch else {}
         if dynamic_hw:
             dims |= {2: Dim("height", min=32), 3: Dim("width", min=32)}
-        kwargs = {"dynamic_shapes": ((dims,) if dims else None), "optimize": True}
+        kwargs = {"dynamic_shapes": ((dims,) if dims else None), "optimize": True, "verbose": False}
     else:
         kwargs |= {"do_constant_folding": True, "dynamic_axes": dynamic}
     f = io.BytesIO()

@@ -1,6 +1,7 @@
 """Today's mobile CNNs (tests/mobile_nets.py) through ONNX: parameter counts against the published
 totals; each network exported by torch.onnx.export (TorchScript exporter at opsets 13 and 17, with
-symbolic H/W at opset 17, and the dynamo exporter where its onnxscript dependency is installed),
+symbolic H/W at opset 17, and the dynamo exporter, with and without symbolic H/W, where its
+onnxscript dependency is installed),
 checked in onnxruntime against PyTorch, then imported with ``pyconv.from_onnx`` and compared with
 onnxruntime on the very same file (pre-softmax logits, 1e-4 relative to their scale). Small inputs by
 default, 224x224 under ``-m slow``.
@@ -85,7 +86,16 @@ MODES = {
     "opset17": {"opset": 17},
     "opset17_dynamic_hw": {"opset": 17, "dynamic_hw": True},
     "dynamo": {"opset": 18, "dynamo": True},
+    "dynamo_dynamic_hw": {"opset": 18, "dynamo": True, "dynamic_hw": True},
 }
+# The dynamo exporter takes 3-20 s a network here: the default run exports three networks with it
+# (ShuffleNetV2's chunk becomes a Split there, and its symbolic-size export a small shape subgraph).
+DYNAMO_DEFAULT = {("mobilenet_v3_small", "dynamo"), ("shufflenet_v2", "dynamo"), ("mixnet_s", "dynamo"),
+                  ("shufflenet_v2", "dynamo_dynamic_hw")}
+CASES = [pytest.param(name, mode, id=f"{name}-{mode}",
+                      marks=[pytest.mark.slow] if mode.startswith("dynamo") and (name, mode) not in DYNAMO_DEFAULT
+                      else [])
+         for name in NAMES for mode in MODES]
 
 
 @functools.lru_cache(maxsize=None)
@@ -120,8 +130,7 @@ def sizes(mode: str, size: int) -> list[tuple[int, int]]:
     return [(size, size)] + ([(size - 17, size + 21), (size + 32, size - 31)] if "dynamic" in mode else [])
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name,mode", CASES)
 def test_export_matches_torch_in_onnxruntime(name, mode):
     data = exported(name, mode)
     for h, w in sizes(mode, SIZE):
@@ -143,14 +152,13 @@ def check_pyconv(data: bytes, mode: str, size: int) -> None:
         assert err <= TOL, f"{h}x{w}: max |pyconv - onnxruntime| / scale = {err:.2e}"
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name,mode", CASES)
 def test_pyconv_import_matches_onnxruntime(name, mode):
     check_pyconv(exported(name, mode), mode, SIZE)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["opset13", "opset17_dynamic_hw"])
+@pytest.mark.parametrize("mode", ["opset13", "opset17_dynamic_hw", "dynamo"])
 @pytest.mark.parametrize("name", NAMES)
 def test_pyconv_import_full_size(name, mode):
     check_pyconv(exported(name, mode, 224), mode, 224)
