@@ -310,7 +310,7 @@ class MixNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-# --- GhostNet (Han et al. 2020, Table 7) --------------------------------------------------------------
+# --- GhostNet (Han et al. 2020, the architecture table) -----------------------------------------------
 
 class GhostModule(nn.Module):
     """A 1x1 conv makes ceil(out / 2) "intrinsic" maps, a 3x3 depthwise conv one "ghost" of each; the
@@ -374,7 +374,7 @@ class GhostNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-# --- PP-LCNet (Cui et al. 2021, Table 1) --------------------------------------------------------------
+# --- PP-LCNet (Cui et al. 2021, the architecture table) ---------------------------------------------
 
 # (depthwise kernel, input, output, stride, SE)
 LCNET = [(3, 16, 32, 1, False), (3, 32, 64, 2, False), (3, 64, 64, 1, False), (3, 64, 128, 2, False),

@@ -7,7 +7,8 @@ and the kernels cannot hide here. Everything runs in float64, batched NHWC.
 - ``infer_shapes(config)``: per-sample shape of every layer.
 - ``count_params(config)`` / ``count_macs(config)``: totals as papers and Keras report them
   (BN counts gamma, beta, mean and variance; MACs count the multiplications of conv, depthwise,
-  pointwise, separable and dense layers, nothing for BN, pools, adds or bias adds).
+  pointwise, separable and dense layers, nothing for BN, pools, activations, element-wise adds and
+  multiplies, or bias adds).
 - ``random_weights(config, seed)``: well-scaled weights of the right names and shapes, for running
   configs without the pyconv loader.
 - ``run(config, weights, x, outputs=None)``: the graph's outputs (or any named layers).

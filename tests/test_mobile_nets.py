@@ -41,13 +41,13 @@ PUBLISHED_PARAMS = {
     "efficientnet_b0": (5.3, 5_288_548),
     # Ma et al. 2018, Table 5 (1x): 2.3 M; torchvision's shufflenet_v2_x1_0 has 2,278,604.
     "shufflenet_v2": (2.3, 2_278_604),
-    # Tan & Le 2019 (MixConv), Table 2: 4.1 M; timm's mixnet_s has 4,134,606.
+    # Tan & Le 2019 (MixConv), ImageNet results: 4.1 M; timm's mixnet_s has 4,134,606.
     "mixnet_s": (4.1, 4_134_606),
-    # Han et al. 2020, Table 7 (GhostNet 1.0x): 5.2 M.
+    # Han et al. 2020 (GhostNet 1.0x), ImageNet results: 5.2 M.
     "ghostnet": (5.2, None),
-    # Cui et al. 2021 (PP-LCNet 1.0x), Table 2: 3.0 M.
+    # Cui et al. 2021 (PP-LCNet 1x), ImageNet results: 2.96 M.
     "lcnet": (3.0, None),
-    # Han et al. 2021 (ReXNet 1.0x), Table 3: 4.8 M.
+    # Han et al. 2021 (ReXNet 1.0x), ImageNet results: 4.8 M.
     "rexnet": (4.8, None),
 }
 
