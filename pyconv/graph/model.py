@@ -40,7 +40,7 @@ from ..threads import resolve_threads
 from .errors import ModelError, UnknownTensorError
 from .format import ModelSpec, parse_config, read_config
 from .layers import LAYER_TYPES, Kernel, Shape
-from .passes import Graph, Node, lower
+from .passes import Graph, Node, live_layers, lower
 from .planner import MemoryPlan, plan_memory
 from .shapes import ShapeInfo, infer_shapes
 from .weights import LayerWeights, check_weights, read_npz, save_weights, seeded_uniform, seeded_weights
@@ -349,8 +349,11 @@ class Model:
             self._variants.popitem(last=False)
         return variant
 
-    def _spec_at(self, sizes: Sizes) -> tuple[ModelSpec, LayerWeights, ShapeInfo]:
-        """The config, weights and shapes at input shapes ``sizes``."""
+    def _spec_at(self, sizes: Sizes, outputs: Optional[tuple[str, ...]]
+                 ) -> tuple[ModelSpec, LayerWeights, ShapeInfo]:
+        """The config, weights and shapes at input shapes ``sizes``: the shapes of the layers the
+        requested tensors (by default the config's outputs) depend on, so that a size the model's head
+        cannot take still serves its feature maps."""
         if sizes == self._declared:
             return self.spec, self.weights, self.info
         where = self._describe(sizes)
@@ -363,18 +366,20 @@ class Model:
             spec = parse_config(copy.deepcopy(dict(config)))
             self._apply_strategy(spec, self._strategy)
             weights = None
+        wanted = [_view(spec, name)[0] for name in outputs] if outputs is not None else spec.outputs
         try:
-            info = infer_shapes(spec, dict(zip(spec.inputs, sizes)))
+            info = infer_shapes(spec, dict(zip(spec.inputs, sizes)), live_layers(spec, wanted))
         except ModelError as exc:
             raise ModelError(f"{where}: {exc.message}", layer=exc.layer, field=exc.field, hint=exc.hint) from exc
         if weights is None:
-            weights = self._read_weights(converted, Path("."), info)
+            live = {key: array for key, array in converted.items() if key.rpartition("/")[0] in info.params}
+            weights = self._read_weights(live, Path("."), info)
         else:
             _check_params(self.info, info, where)
         return spec, weights, info
 
     def _make_variant(self, sizes: Sizes, outputs: Optional[tuple[str, ...]]) -> _Variant:
-        spec, weights, info = self._spec_at(sizes)
+        spec, weights, info = self._spec_at(sizes, outputs)
         views = {name: _view(spec, name) for name in outputs} if outputs is not None else \
             {name: (name, None, None) for name in spec.outputs}
         wanted = list(dict.fromkeys(layer for layer, _, _ in views.values()))

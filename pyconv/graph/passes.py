@@ -37,7 +37,7 @@ from .layers import LAYER_TYPES, Shape
 from .shapes import ShapeInfo
 from .weights import LayerWeights
 
-__all__ = ["Graph", "Node", "lower"]
+__all__ = ["Graph", "Node", "live_layers", "lower"]
 
 _FOLDS_BN = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense")
 _TAKES_ACTIVATION = (*_FOLDS_BN, "add", "batch_norm", "scale_shift")
@@ -87,7 +87,8 @@ class Graph:
         self.nodes[consumer.name] = producer
 
 
-def _live_layers(spec: ModelSpec, outputs: Sequence[str]) -> set[str]:
+def live_layers(spec: ModelSpec, outputs: Sequence[str]) -> set[str]:
+    """The layers the tensors ``outputs`` depend on (themselves included)."""
     live: set[str] = set()
     stack = list(outputs)
     while stack:
@@ -99,7 +100,7 @@ def _live_layers(spec: ModelSpec, outputs: Sequence[str]) -> set[str]:
 
 
 def _initial(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, outputs: Sequence[str]) -> Graph:
-    live = _live_layers(spec, outputs)
+    live = live_layers(spec, outputs)
     alias: dict[str, str] = {}
     nodes: dict[str, Node] = {}
     for name, layer in spec.layers.items():

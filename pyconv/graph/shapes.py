@@ -6,7 +6,7 @@ size infers its shapes again, layer by layer, with the same rules).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Collection, Mapping, Optional
 
 from .format import ModelSpec
 from .layers import LAYER_TYPES, Param, Shape, Signal
@@ -28,12 +28,16 @@ class ShapeInfo:
         return [self.outputs[src] for src in spec.layers[name].inputs]
 
 
-def infer_shapes(spec: ModelSpec, input_shapes: Optional[Mapping[str, Shape]] = None) -> ShapeInfo:
-    """Propagate shapes through the layers in topological order, from the input layers' shapes in
-    the config or, for those it names, in ``input_shapes`` (per sample, NHWC); a layer whose inputs it
-    cannot take raises :class:`~pyconv.graph.errors.ModelError` naming the layer and the field at fault."""
+def infer_shapes(spec: ModelSpec, input_shapes: Optional[Mapping[str, Shape]] = None,
+                 layers: Optional[Collection[str]] = None) -> ShapeInfo:
+    """Propagate shapes through the layers in topological order (only through ``layers``, which hold
+    the inputs of each, where given), from the input layers' shapes in the config or, for those it
+    names, in ``input_shapes`` (per sample, NHWC); a layer whose inputs it cannot take raises
+    :class:`~pyconv.graph.errors.ModelError` naming the layer and the field at fault."""
     info = ShapeInfo({}, {}, {}, {})
     for name, layer in spec.layers.items():
+        if layers is not None and name not in layers:
+            continue
         kind = LAYER_TYPES[layer.type]
         in_shapes = info.inputs_of(spec, name)
         if input_shapes is not None and name in input_shapes:

@@ -256,7 +256,8 @@ def _input_shapes(graph: OnnxGraph, given: InputShape) -> dict[str, tuple[Option
 def _input_shape(inp: GraphInput, given: Optional[Sequence[int]]) -> tuple[Optional[int], ...]:
     if given is None:
         if inp.symbolic:
-            example = (1, 3, 224, 224) if len(inp.shape) == 4 else (1, 1000)
+            example = {"NF": (1, 1000), "NCHW": (1, inp.shape[1] or 3, 224, 224),
+                       "NHWC": (1, 224, 224, inp.shape[3])}[inp.axes]
             raise OnnxImportError(
                 f"graph input {inp.name!r} has shape {list(inp.dims)}, found {', '.join(inp.symbolic)}: pyconv "
                 f"converts a model at one declared size", field="input_shape",

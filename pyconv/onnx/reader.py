@@ -71,10 +71,18 @@ class GraphInput:
     dims: tuple[Union[int, str, None], ...] = ()
 
     @property
+    def axes(self) -> str:
+        """The axes' letters: ``"NF"``, ``"NCHW"``, or ``"NHWC"`` for an image whose axis 1 is symbolic and
+        last axis fixed (tf2onnx's NHWC inputs)."""
+        if len(self.shape) == 2:
+            return "NF"
+        return "NHWC" if self.shape[1] is None and self.shape[3] else "NCHW"
+
+    @property
     def symbolic(self) -> list[str]:
         """The non-batch axes without a fixed size, as ``"H = 'height'"``."""
-        axes = "NCHW" if len(self.shape) == 4 else "NF"
-        return [f"{axis} = {d!r}" for axis, d, size in zip(axes, self.dims, self.shape) if axis != "N" and size is None]
+        return [f"{axis} = {d!r}" for axis, d, size in zip(self.axes, self.dims, self.shape)
+                if axis != "N" and size is None]
 
 
 @dataclass
