@@ -364,3 +364,16 @@ def test_input_shape_errors():
         pyconv.from_onnx(data, input_shape={"y": (1, 3, 10, 10)})
     with pytest.raises(pyconv.OnnxImportError, match="inconsistent shapes"):
         pyconv.from_onnx(data, input_shape=(1, 4, 10, 10))
+
+
+def test_cli_sizes_symbolic_onnx_inputs(tmp_path, capsys):
+    from pyconv.cli import main as cli_main
+
+    path = tmp_path / "shapes.onnx"
+    path.write_bytes(_shape_graph())
+    assert cli_main(["summary", str(path)]) == 2
+    assert "input_shape" in capsys.readouterr().err
+    assert cli_main(["summary", str(path), "--input-shape", "1,3,12,12"]) == 0
+    assert "x (1, 3, 12, 12) NCHW" in capsys.readouterr().out
+    assert cli_main(["convert", str(path), "--input-shape", "1x3x12x12", "-o", str(tmp_path / "out.json")]) == 0
+    assert pyconv.load(tmp_path / "out.json").input_shape() == (1, 3, 12, 12)
