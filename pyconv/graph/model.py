@@ -215,7 +215,7 @@ class Model:
         self._nchw_inputs = self._base.nchw_inputs
         self.threads = resolve_threads(threads)
         self._plans: OrderedDict[tuple, _Prepared] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered: run -> _variant, summary -> plan
         # Batch 1, the common case, is planned and bound now, and the OpenMP workers started: the first
         # run then costs what later ones do.
         self._prepare(1)
@@ -339,15 +339,16 @@ class Model:
     def _variant(self, sizes: Sizes, outputs: Optional[tuple[str, ...]] = None) -> _Variant:
         if (sizes, outputs) == self._base.key:
             return self._base
-        variant = self._variants.get((sizes, outputs))
-        if variant is not None:
-            self._variants.move_to_end(variant.key)
+        with self._lock:
+            variant = self._variants.get((sizes, outputs))
+            if variant is not None:
+                self._variants.move_to_end(variant.key)
+                return variant
+            variant = self._make_variant(sizes, outputs)
+            self._variants[variant.key] = variant
+            while len(self._variants) > _VARIANTS_KEPT:
+                self._variants.popitem(last=False)
             return variant
-        variant = self._make_variant(sizes, outputs)
-        self._variants[variant.key] = variant
-        while len(self._variants) > _VARIANTS_KEPT:
-            self._variants.popitem(last=False)
-        return variant
 
     def _spec_at(self, sizes: Sizes, outputs: Optional[tuple[str, ...]]
                  ) -> tuple[ModelSpec, LayerWeights, ShapeInfo]:
@@ -465,8 +466,9 @@ class Model:
     def plan(self, batch: int = 1, size: Size = None) -> MemoryPlan:
         """The memory plan for ``batch`` samples at the config's input size, or at ``size`` ((H, W), or a
         dict of them by input); computed, not allocated, if that shape has not run."""
-        variant = self._variant(self._sizes(size))
-        prepared = self._plans.get((variant.key, batch))
+        with self._lock:
+            variant = self._variant(self._sizes(size))
+            prepared = self._plans.get((variant.key, batch))
         return prepared.plan if prepared is not None else plan_memory(variant.graph, batch)
 
     @property
