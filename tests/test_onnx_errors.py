@@ -96,7 +96,7 @@ def test_dynamic_spatial_size():
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, "height", "width"])]
     with pytest.raises(pyconv.OnnxImportError, match=r"found H = 'height', W = 'width'") as info:
         pyconv.from_onnx(make_model([conv(out="y")], inputs=inputs, initializers=W))
-    assert info.value.field == "input_shape" and "input_shape=(1, 3, 224, 224)" in info.value.hint
+    assert info.value.field == "input_shape" and "input_shape=(1, 4, 224, 224)" in info.value.hint
 
 
 def test_unsupported_input_types():
