@@ -377,3 +377,37 @@ def test_cli_sizes_symbolic_onnx_inputs(tmp_path, capsys):
     assert "x (1, 3, 12, 12) NCHW" in capsys.readouterr().out
     assert cli_main(["convert", str(path), "--input-shape", "1x3x12x12", "-o", str(tmp_path / "out.json")]) == 0
     assert pyconv.load(tmp_path / "out.json").input_shape() == (1, 3, 12, 12)
+
+
+def test_operators_whose_pads_change_with_the_size_share_their_packed_weights(tmp_path, monkeypatch):
+    """At odd sizes the twin's exported pads differ from the first size's: those convolutions get
+    operators of their own pads over the same packed weights (``with_padding``), none is built anew."""
+    _, data = _export_shipped("mobilenet_v1", tmp_path, (64, 64), dynamic_size=True)
+    m = pyconv.from_onnx(data, input_shape=(1, 64, 64, 3))
+    built = []
+    monkeypatch.setattr(pyconv.Model, "_build", lambda self, node: built.append(node.type))
+    assert_matches_ort(m, data, image((1, 47, 61, 3)))
+    variant = m._variant(((47, 61, 3),))
+    changed = [n for n in variant.kernels if variant.kernels[n] is not m.kernels.get(n)]
+    assert changed and built == []
+    assert all(variant.graph.nodes[n].attrs["padding"] != m.graph.nodes[n].attrs["padding"] for n in changed)
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "depthwise", "separable"])
+def test_with_padding_equals_an_operator_built_with_those_pads(kind):
+    rng = np.random.default_rng(1)
+    w = rng.uniform(-1, 1, (3, 3, 6, 5)).astype(np.float32)
+    dw = rng.uniform(-1, 1, (3, 3, 6, 1)).astype(np.float32)
+    pw = rng.uniform(-1, 1, (6, 5)).astype(np.float32)
+    make = {"conv2d": lambda p: pyconv.Conv2D(w, stride=2, padding=p, activation="relu"),
+            "depthwise": lambda p: pyconv.DepthwiseConv2D(dw, stride=2, padding=p),
+            "separable": lambda p: pyconv.SeparableConv2D(dw, pw, stride=2, padding=p, depthwise_activation="relu6")}
+    x = image((2, 9, 12, 6))
+    first = make(kind)(((0, 1), (0, 1)))
+    first(x)  # packs what the first size needs
+    other = first.with_padding(((1, 1), (1, 0)))
+    np.testing.assert_array_equal(other(x), make(kind)(((1, 1), (1, 0)))(x))
+    np.testing.assert_array_equal(first(x), make(kind)(((0, 1), (0, 1)))(x))
+    inner = {"conv2d": lambda op: op._packed, "depthwise": lambda op: op._packed,
+             "separable": lambda op: op.depthwise._packed}[kind]
+    assert inner(other) is inner(first)

@@ -390,11 +390,17 @@ class Model:
         kernels: dict[str, Kernel] = {}
         shared = [v.built for v in (self._base, *self._variants.values()) if v is not None]
         for name, node in graph.nodes.items():
-            key = _node_key(spec, node)
-            kernel = next((b[key] for b in shared if key in b), None) or self._build(node)
+            key, same_weights = _node_key(spec, node), ("weights", _node_key(spec, node, padding=False))
+            kernel = next((b[key] for b in shared if key in b), None)
+            if kernel is None:
+                # A convolution whose pads differ at this size shares the packed weights all the same.
+                other = next((b[same_weights] for b in shared if same_weights in b), None)
+                kernel = other.repad(node.attrs["padding"]) if other is not None else self._build(node)
             # The operators hold what they need; folded kernels would otherwise stay alive a second time.
             node.weights = {}
             built[key] = kernels[name] = kernel
+            if kernel.repad is not None:
+                built[same_weights] = kernel
         nchw = self._read_nchw_in_place(spec, graph, kernels) if self._optimize else set()
         return _Variant(sizes, outputs, spec, info, graph, kernels, built, nchw, views)
 
@@ -687,12 +693,15 @@ class Model:
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
 
-def _node_key(spec: ModelSpec, node: Node) -> tuple:
+def _node_key(spec: ModelSpec, node: Node, padding: bool = True) -> tuple:
     """What a node's operator depends on: nodes of equal keys (at two input sizes, or for two sets of
     requested tensors) share one operator. The layers it computes, with their config, determine its
-    weights; the input shapes count only for layer types whose operator is built for one size."""
-    return (node.type, repr(sorted(node.attrs.items())), tuple(node.inputs),
-            tuple((name, repr(sorted(spec.layers[name].attrs.items()))) for name in node.layers),
+    weights; the input shapes count only for layer types whose operator is built for one size. Without
+    ``padding``: what its weights depend on (operators that differ only in padding share them)."""
+    def config(attrs: dict[str, Any]) -> str:
+        return repr(sorted((k, v) for k, v in attrs.items() if padding or k != "padding"))
+    return (node.type, config(node.attrs), tuple(node.inputs),
+            tuple((name, config(spec.layers[name].attrs)) for name in node.layers),
             None if node.type in _SIZE_FREE else tuple(node.in_shapes))
 
 
