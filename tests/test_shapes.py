@@ -403,11 +403,11 @@ def test_with_padding_equals_an_operator_built_with_those_pads(kind):
             "depthwise": lambda p: pyconv.DepthwiseConv2D(dw, stride=2, padding=p),
             "separable": lambda p: pyconv.SeparableConv2D(dw, pw, stride=2, padding=p, depthwise_activation="relu6")}
     x = image((2, 9, 12, 6))
-    first = make(kind)(((0, 1), (0, 1)))
+    first = make[kind](((0, 1), (0, 1)))
     first(x)  # packs what the first size needs
     other = first.with_padding(((1, 1), (1, 0)))
-    np.testing.assert_array_equal(other(x), make(kind)(((1, 1), (1, 0)))(x))
-    np.testing.assert_array_equal(first(x), make(kind)(((0, 1), (0, 1)))(x))
+    np.testing.assert_array_equal(other(x), make[kind](((1, 1), (1, 0)))(x))
+    np.testing.assert_array_equal(first(x), make[kind](((0, 1), (0, 1)))(x))
     inner = {"conv2d": lambda op: op._packed, "depthwise": lambda op: op._packed,
              "separable": lambda op: op.depthwise._packed}[kind]
     assert inner(other) is inner(first)
