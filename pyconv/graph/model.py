@@ -10,8 +10,9 @@ Input sizes. A model runs at any input height and width its layers allow, not on
 first run at another size makes a *variant* (:class:`_Variant`): shapes inferred again from the input
 shapes (the layers' rules are per sample), the graph lowered again, and every node given an operator
 -- the one already built wherever the node is the same, so weights are packed once and shared between
-sizes; only layer types whose operator depends on its input size (none of the convolutions, pools or
-elementwise layers) get one per size. A model imported from ONNX re-derives its config at that size
+sizes (a convolution whose pads change with the size gets the same operator with other pads,
+``Kernel.repad``); only layer types whose operator depends on its input size (none of the convolutions,
+pools or elementwise layers) get one per size. A model imported from ONNX re-derives its config at that size
 (``resize``, see :mod:`pyconv.onnx.convert`), so that pads or shapes the file computes from its input
 follow. A size the layers cannot take is a :class:`ModelError` naming the layer and field (a dense
 layer after a flatten: its weights fix the flattened size). A run asking for intermediate tensors
@@ -91,8 +92,10 @@ class _Variant:
 
     ``views`` maps each name the runs return to ``(tensor, pads, shape)``: the graph tensor holding it,
     a zero padding ``((top, bottom), (left, right))`` to apply, and the per-sample shape to view it as
-    (both None for a tensor as it is). ``built`` holds the operators as built, by node key, for other
-    variants to share; ``kernels`` the ones run, by node (NCHW-reading where ``nchw_inputs`` allow).
+    (both None for a tensor as it is). ``built`` holds the operators as built, for other variants to
+    share: by node key (:func:`_node_key`), and those that can take other pads also by
+    ``("weights", key without the padding)``; ``kernels`` the ones run, by node (NCHW-reading where
+    ``nchw_inputs`` allow).
     """
 
     sizes: Sizes
@@ -726,7 +729,10 @@ def _view(spec: ModelSpec, name: str) -> tuple[str, Any, Optional[tuple[int, ...
     """A requested tensor as (layer, pads, shape), see :class:`_Variant`."""
     if name in spec.layers:
         return name, None, None
-    view = spec.tensors[name]
+    view = spec.tensors.get(name)
+    if view is None:  # a name of the config's own size that the config at another size does not hold
+        raise UnknownTensorError(f"no tensor named {name!r} in the model at this input size", layer=name,
+                                 field="outputs")
     pads = tuple(tuple(p) for p in view["pads"]) if "pads" in view else None
     return view["layer"], pads, tuple(view["shape"]) if "shape" in view else None
 

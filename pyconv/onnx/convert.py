@@ -24,8 +24,8 @@ runs at other sizes: it keeps the parsed graph and converts it again for each ne
 (:class:`_Reconversion`), so whatever the graph computes from its input's shape (pads for TensorFlow's
 "same", as ``tf_*`` ports and pyconv's own torch twin emit them; Reshape targets) is evaluated at that
 size, as onnxruntime would. The model's runtime compares the layers: those whose config is unchanged
-keep their operators (weights packed once); a layer whose attributes change with the size (its pads)
-gets an operator of its own for that size, with the same weight arrays. Recognising "same" padding
+keep their operators; a convolution whose pads change with the size gets the same operator with other
+pads (``with_padding``): weights are packed once whatever the sizes. Recognising "same" padding
 instead was rejected: exporters spell it with several formulas (timm's ``pad_same``, tf2onnx's, the
 twin's ``-(-size // stride)``, whose integer Div truncates toward zero in ONNX, so that at odd sizes it
 is *not* TensorFlow's "same"), and a pattern that misreads one silently computes something else than
