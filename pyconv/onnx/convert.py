@@ -398,7 +398,7 @@ def convert(source: Source, input_shape: InputShape = None) -> tuple[dict[str, A
 
 # The inputs of these operators that hold weights only, never a shape: the reconversion's copy of the
 # graph replaces initializers read nowhere else by placeholders.
-_WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
+_WEIGHT_INPUTS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
                   "BatchNormalization": (1, 2, 3, 4)}
 
 
