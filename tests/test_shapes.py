@@ -411,3 +411,60 @@ def test_with_padding_equals_an_operator_built_with_those_pads(kind):
     inner = {"conv2d": lambda op: op._packed, "depthwise": lambda op: op._packed,
              "separable": lambda op: op.depthwise._packed}[kind]
     assert inner(other) is inner(first)
+
+
+def _i64(*values):
+    return np.array(values, dtype=np.int64)
+
+
+FOLD_CASES = [
+    ("Neg", [_i64(-7, 0, 5)], {}), ("Abs", [_i64(-7, 0, 5)], {}),
+    ("Ceil", [np.array([-1.5, 0.2, 2.0], np.float32)], {}), ("Floor", [np.array([-1.5, 0.2, 2.0], np.float32)], {}),
+    ("Round", [np.array([-2.5, -0.5, 0.5, 1.5, 2.6], np.float32)], {}),
+    ("Sqrt", [np.array([4.0, 2.0], np.float32)], {}), ("Sign", [_i64(-3, 0, 4)], {}),
+    ("Reciprocal", [np.array([4.0, -0.5], np.float32)], {}),
+    ("Div", [_i64(-7, 7, -8, 9), _i64(2, -2, 3, 3)], {}), ("Div", [np.array([-7.0, 1.0], np.float32),
+                                                                np.array([2.0, 4.0], np.float32)], {}),
+    ("Mod", [_i64(-7, 7, -8, 9), _i64(2, -2, 3, -4)], {}), ("Mod", [_i64(-7, 7, -8, 9), _i64(2, -2, 3, -4)], {"fmod": 1}),
+    ("Pow", [np.array([2.0, 3.0], np.float32), np.array([3.0, 0.5], np.float32)], {}),
+    ("Min", [_i64(1, 5, 3), _i64(4, 2, 3), _i64(2)], {}), ("Max", [_i64(1, 5, 3), _i64(4, 2, 3)], {}),
+    ("Equal", [_i64(1, 2, 3), _i64(1, 0, 3)], {}), ("Less", [_i64(1, 2, 3), _i64(2)], {}),
+    ("LessOrEqual", [_i64(1, 2, 3), _i64(2)], {}), ("Greater", [_i64(1, 2, 3), _i64(2)], {}),
+    ("GreaterOrEqual", [_i64(1, 2, 3), _i64(2)], {}), ("Not", [np.array([True, False])], {}),
+    ("And", [np.array([True, True, False]), np.array([True, False, False])], {}),
+    ("Or", [np.array([True, True, False]), np.array([True, False, False])], {}),
+    ("Where", [np.array([True, False, True]), _i64(1, 2, 3), _i64(7)], {}),
+    ("Shape", [np.zeros((2, 3, 5, 7), np.float32)], {"start": 1, "end": -1}),
+    ("Size", [np.zeros((2, 3, 5), np.float32)], {}),
+    ("Expand", [_i64(1, 2, 3).reshape(3, 1), _i64(2, 1, 4)], {}), ("Tile", [_i64(1, 2), _i64(3)], {}),
+    ("ReduceProd", [_i64(2, 3, 4).reshape(1, 3)], {"keepdims": 0}),
+    ("ReduceSum", [_i64(2, 3, 4, 5).reshape(2, 2), _i64(1)], {}),
+    ("ReduceMin", [_i64(2, 3, 4, 5).reshape(2, 2)], {"axes": [0], "keepdims": 1}),
+    ("ReduceMax", [_i64(2, 3, 4, 5).reshape(2, 2)], {}),
+    ("Range", [_i64(0)[0], _i64(10)[0], _i64(3)[0]], {}),
+    ("ConstantOfShape", [_i64(2, 3)], {}),
+    ("Cast", [np.array([-1.7, 2.9], np.float32)], {"to": 7}),
+    ("Slice", [_i64(0, 1, 2, 3, 4, 5), _i64(-1), _i64(0), _i64(0), _i64(-2)], {}),
+    ("Gather", [_i64(10, 20, 30, 40), _i64(3, -1, 0)], {}),
+]
+
+
+@pytest.mark.parametrize("op, args, attrs", FOLD_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(FOLD_CASES)])
+def test_folded_operators_match_the_onnx_reference(op, args, attrs):
+    """Each shape-computation operator the importer folds, on constants, against onnx's own reference
+    implementation (onnx.reference), which is independent of pyconv's numpy one."""
+    pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    from pyconv.onnx.reader import OnnxNode, fold
+
+    names = [f"a{i}" for i in range(len(args))]
+    node = helper.make_node(op, names, ["y"], **attrs)
+    graph = helper.make_graph([node], "fold", [], [helper.make_tensor_value_info("y", 0, None)],
+                              [numpy_helper.from_array(np.asarray(a), n) for a, n in zip(args, names)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    (want,) = ReferenceEvaluator(model).run(None, {})
+    got = fold(OnnxNode(op, "", "", names, ["y"], dict(attrs)), [np.asarray(a) for a in args], 15)
+    assert got.dtype == np.asarray(want).dtype and got.shape == np.asarray(want).shape
+    np.testing.assert_array_equal(got, want)
