@@ -22,8 +22,8 @@ referring to the same names. The rewrites, in order:
 
 A rewrite only applies when the intermediate tensor has no other consumer and is not a graph output,
 so every tensor anyone can observe is still computed. The outputs are the config's or, for a run that
-asks for intermediate tensors (``model.run(x, outputs=[...])``), the ones requested: then those are
-kept whole (a convolution whose relu a caller reads before the activation keeps the relu apart).
+asks for intermediate tensors (``model.run(x, outputs=[...])``), the ones requested, which are then
+computed as such (a convolution's output requested before its relu keeps the relu a node of its own).
 """
 from __future__ import annotations
 
