@@ -629,6 +629,20 @@ def _split(ctx: "Context", node: OnnxNode) -> None:
         start += size
 
 
+# What exporters write for "to the end" (INT64_MAX, or INT32_MAX from older ones) and beyond.
+_INT_MAX = 2 ** 31 - 1
+
+
+def _whole_axis(t: "Tensor", axis: int, start: int, end: int, step: int) -> bool:
+    """Whether a Slice entry keeps all of ``axis`` (the batch axis: whatever its size)."""
+    shape = t.onnx_shape(1)
+    if step != 1 or not -len(shape) <= axis < len(shape):
+        return False
+    if axis % len(shape) == 0:
+        return (start == 0 or start <= -_INT_MAX) and end >= _INT_MAX
+    return slice(start, end).indices(shape[axis])[:2] == (0, shape[axis])
+
+
 @_converter("Slice")
 def _slice(ctx: "Context", node: OnnxNode) -> None:
     t = ctx.value(node.inputs[0])
@@ -645,16 +659,14 @@ def _slice(ctx: "Context", node: OnnxNode) -> None:
     steps = [1] * len(starts) if steps is None else steps
     cuts = []
     for axis, start, end, step in zip(axes, starts, ends, steps):
-        shape = t.onnx_shape(1)
-        full = slice(start, end, step).indices(shape[axis % len(shape)]) if -len(shape) <= axis < len(shape) else None
-        if full is not None and step == 1 and full[:2] == (0, shape[axis % len(shape)]):
-            continue  # the whole axis (the batch axis too): nothing to cut
+        if _whole_axis(t, axis, start, end, step):
+            continue
         if step < 1:
             raise OnnxImportError(f"Slice with step {step}: only positive steps are supported")
         pyconv_axis, length = _slice_axis(t, axis, "Slice")
         begin, stop, _ = slice(start, end, step).indices(length)
         if not len(range(begin, stop, step)):
-            raise OnnxImportError(f"Slice [{start}:{end}:{step}] of axis {axis} of {list(shape)} is empty")
+            raise OnnxImportError(f"Slice [{start}:{end}:{step}] of axis {axis} of {list(t.onnx_shape(1))} is empty")
         cuts.append((pyconv_axis, begin, stop if stop < length else None, step))
     if not cuts:
         ctx.alias(node, t)
