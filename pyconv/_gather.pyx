@@ -118,5 +118,5 @@ def resize_bilinear(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, const 
         for t in prange(tasks, num_threads=threads, schedule="static"):
             img = xp + (t // OH) * H * W * C
             i = t % OH
-            k.bilinear_row(img + y0p[i] * W * C, img + y1p[i] * W * C, wy0p[i], wy1p[i], <const ptrdiff_t*>x0p, <const ptrdiff_t*>x1p, wx0p, wx1p,
-                           op + t * OW * C, OW, C)
+            k.bilinear_row(img + y0p[i] * W * C, img + y1p[i] * W * C, wy0p[i], wy1p[i],
+                           <const ptrdiff_t*>x0p, <const ptrdiff_t*>x1p, wx0p, wx1p, op + t * OW * C, OW, C)

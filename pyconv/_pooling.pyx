@@ -1,5 +1,6 @@
 """nogil kernels for the operators that are not convolutions: pooling, elementwise binary ops (add,
-subtract, multiply, divide, one operand broadcast) and per-channel scale/shift (with a fused activation), concatenation along channels, channel shuffle and softmax.
+subtract, multiply, divide, one operand broadcast) and per-channel scale/shift (with a fused
+activation), concatenation along channels, channel shuffle and softmax.
 
 Arrays arrive from :mod:`pyconv.ops` already validated: C-contiguous float32, shapes consistent, pads
 and output sizes legal (every pooling window holds at least one input cell). These drivers trust that

@@ -4,8 +4,9 @@ concatenation along channels, slicing along an axis, channel shuffle, softmax, s
 (nearest, bilinear), and the NCHW <-> NHWC layout conversions.
 
 Activations are NHWC; the channel-wise ops (scale_shift, concat, channel_shuffle, softmax) take any
-rank and work on the last axis; the binary ops broadcast by numpy's rules. Every function validates and converts its arguments here, once, so the
-nogil kernels in :mod:`pyconv._pooling` only ever see legal, C-contiguous float32 arrays. Each accepts
+rank and work on the last axis; the binary ops broadcast by numpy's rules. Every function validates
+and converts its arguments here, once, so the nogil kernels in :mod:`pyconv._pooling` and
+:mod:`pyconv._gather` only ever see legal, C-contiguous float32 arrays. Each accepts
 ``out=`` (a preallocated C-contiguous float32 array of the result's shape) and ``threads=``, the most
 threads the call may use (``None``: as resolved by :mod:`pyconv.threads`). Small inputs use fewer: these
 ops are memory-bound and cheap, and waking a second thread, or waiting at the barrier for one that

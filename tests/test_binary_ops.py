@@ -186,26 +186,12 @@ def test_graph_shape_errors(type_):
 # --- ONNX --------------------------------------------------------------------------------------------
 
 def _onnx():
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    return onnx, ort
-
-
-def onnx_model(nodes, inputs, outputs, initializers=(), opset=13):
-    onnx, _ = _onnx()
-    from onnx import helper, numpy_helper
-    graph = helper.make_graph(nodes, "g", inputs, outputs,
-                              [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(initializers).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
-def ort_run(data, feeds):
-    _, ort = _onnx()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]).run(None, feeds)
+    """The ONNX graph helpers, or a skip (imported lazily: the other tests run without onnx)."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import onnx_graphs
+    from onnx import helper
+    return onnx_graphs, helper
 
 
 @pytest.mark.parametrize("opset", [11, 13])
@@ -213,8 +199,7 @@ def test_onnx_two_computed_operands(opset):
     """(N, C, H, W) op (N, C, 1, 1) from a global pool (as (C,)) and from a 1x1 conv of it (as (1, 1, C)),
     the gate on the left of Sub and Div, a per-pixel (N, 1, H, W) scalar, (N, C, H, 1) * (N, C, 1, W)
     (both broadcast), (N, F) * (N, F) and (N, F) - (N, 1) after flattening."""
-    _onnx()
-    from onnx import TensorProto, helper
+    og, helper = _onnx()
     nodes = [
         helper.make_node("GlobalAveragePool", ["x"], ["g"]),
         helper.make_node("Conv", ["g", "w1"], ["g1"], kernel_shape=[1, 1]),
@@ -234,10 +219,8 @@ def test_onnx_two_computed_operands(opset):
     weights = {"w1": rng_for("w1").uniform(-1, 1, (6, 6, 1, 1)).astype(np.float32),
                "w2": rng_for("w2").uniform(-1, 1, (1, 6, 1, 1)).astype(np.float32),
                "w3": rng_for("w3").uniform(-1, 1, (1, 6)).astype(np.float32)}
-    data = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6, 5, 7]),
-                              helper.make_tensor_value_info("x2", TensorProto.FLOAT, ["N", 6, 5, 7])],
-                      [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("out", "fs", "rw")],
-                      weights, opset)
+    data = og.make_model(nodes, [og.tensor("x", ["N", 6, 5, 7]), og.tensor("x2", ["N", 6, 5, 7])],
+                         [og.tensor(n) for n in ("out", "fs", "rw")], weights, opset)
     model = pyconv.from_onnx(data)
     types = [layer["type"] for layer in model.spec.document["layers"]]
     assert types.count("multiply") == 3 and types.count("subtract") == 2 and types.count("divide") == 1
@@ -245,28 +228,26 @@ def test_onnx_two_computed_operands(opset):
     feeds = {"x": rng.uniform(-1, 1, (2, 6, 5, 7)).astype(np.float32),
              "x2": (rng.uniform(0.5, 2, (2, 6, 5, 7)) * rng.choice([-1, 1], (2, 6, 5, 7))).astype(np.float32)}
     got = model.run(feeds)
-    for name, ref in zip(("out", "fs", "rw"), ort_run(data, feeds)):
+    for name, ref in zip(("out", "fs", "rw"), og.ort_run(data, feeds)):
         np.testing.assert_allclose(got[name], ref, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def test_onnx_both_operands_broadcast():
-    _onnx()
-    from onnx import TensorProto, helper
+    og, helper = _onnx()
     nodes = [helper.make_node("MaxPool", ["x"], ["rows"], kernel_shape=[1, 7]),
              helper.make_node("MaxPool", ["x"], ["cols"], kernel_shape=[5, 1]),
              helper.make_node("Mul", ["rows", "cols"], ["y"])]
-    data = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 7])],
-                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    data = og.make_model(nodes, [og.tensor("x", [1, 3, 5, 7])], [og.tensor("y")])
     model = pyconv.from_onnx(data)
     x = rng_for("both").uniform(-1, 1, (1, 3, 5, 7)).astype(np.float32)
-    np.testing.assert_allclose(model.run(x), ort_run(data, {"x": x})[0], rtol=1e-6)
+    np.testing.assert_allclose(model.run(x), og.ort_run(data, {"x": x})[0], rtol=1e-6)
 
 
 def test_onnx_se_block_from_torch():
     """A MobileNetV3-style squeeze-and-excitation block exported by torch, with its hard-sigmoid spelled
     as relu6(x + 3) / 6, at opsets 11, 13 and 18."""
     torch = pytest.importorskip("torch")
-    _onnx()
+    og, _ = _onnx()
     import io
 
     class SE(torch.nn.Module):
@@ -292,20 +273,18 @@ def test_onnx_se_block_from_torch():
                               input_names=["input"], output_names=["output"],
                               dynamic_axes={"input": {0: "n"}, "output": {0: "n"}})
         model = pyconv.from_onnx(f.getvalue())
-        np.testing.assert_allclose(model.run(x), ort_run(f.getvalue(), {"input": x})[0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(model.run(x), og.ort_run(f.getvalue(), {"input": x})[0], rtol=1e-4, atol=1e-5)
         with torch.no_grad():
             np.testing.assert_allclose(model.run(x), net(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_onnx_errors():
-    _onnx()
-    from onnx import TensorProto, helper
+    og, helper = _onnx()
     nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Mul", ["x", "f"], ["y"]),
              helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2]), helper.make_node("Add", ["x", "p"], ["z"]),
              helper.make_node("Div", ["one", "x"], ["r"])]
-    data = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
-                      [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "yzr"],
-                      {"one": np.ones((1,), np.float32)})
+    data = og.make_model(nodes, [og.tensor("x", [1, 2, 4, 4])], [og.tensor(n) for n in "yzr"],
+                         {"one": np.ones((1,), np.float32)})
     with pytest.raises(pyconv.OnnxImportError) as info:
         pyconv.from_onnx(data)
     text = str(info.value)

@@ -14,23 +14,12 @@ from conftest import pairwise, rng_for
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper  # noqa: E402
+from onnx import helper  # noqa: E402
+from onnx_graphs import make_model, ort_run, tensor  # noqa: E402
 
 
 def pool_model(op, hw, **attrs) -> bytes:
-    node = helper.make_node(op, ["x"], ["y"], **attrs)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, *hw])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
-def ort_run(data, x):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    return make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [tensor("x", [2, 3, *hw])], [tensor("y")])
 
 
 def fits(case) -> bool:
@@ -64,7 +53,7 @@ def check(case):
         attrs["count_include_pad"] = case["count_include_pad"]
     data = pool_model(case["op"], case["hw"], **attrs)
     x = rng_for(tuple(case.items())).uniform(-1, 1, (2, 3, *case["hw"])).astype(np.float32)
-    np.testing.assert_allclose(pyconv.from_onnx(data).run(x), ort_run(data, x), rtol=1e-6, atol=1e-6,
+    np.testing.assert_allclose(pyconv.from_onnx(data).run(x), ort_run(data, {"x": x})[0], rtol=1e-6, atol=1e-6,
                                err_msg=str(case))
 
 
@@ -100,7 +89,7 @@ def test_window_longer_than_the_input(hw, kernel, stride, pad, count_include_pad
         ref_max = torch.nn.functional.max_pool2d(t, kernel, stride, pad, ceil_mode=True).numpy()
     np.testing.assert_allclose(pyconv.from_onnx(avg).run(x), ref_avg, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(pyconv.from_onnx(mx).run(x), ref_max, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(pyconv.from_onnx(mx).run(x), ort_run(mx, x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(pyconv.from_onnx(mx).run(x), ort_run(mx, {"x": x})[0], rtol=1e-6, atol=1e-6)
     if kernel > hw[0] + 2 * pad:
         with pytest.raises(pyconv.OnnxImportError, match="expected a window that fits the input"):
             pyconv.from_onnx(pool_model("MaxPool", hw, ceil_mode=0, **common))

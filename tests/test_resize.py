@@ -153,33 +153,17 @@ def test_layer_needs_an_image():
 # --- ONNX --------------------------------------------------------------------------------------------
 
 def _onnx():
-    """The onnx helpers, or a skip (imported lazily: the other tests run without onnx)."""
+    """The ONNX graph helpers and onnx.helper, or a skip (imported lazily: the other tests run without onnx)."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from onnx import TensorProto, helper, numpy_helper
-    return TensorProto, helper, numpy_helper
-
-
-def onnx_model(nodes, inputs, outputs, initializers=(), opset=13):
-    _, helper, numpy_helper = _onnx()
-    graph = helper.make_graph(nodes, "g", inputs, outputs,
-                              [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(initializers).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
-def ort_run(data, feeds):
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]).run(None, feeds)
+    import onnx_graphs
+    from onnx import helper
+    return onnx_graphs, helper
 
 
 def resize_node(opset, x, y, factors, sizes=False, axes=None, **attrs):
     """A Resize of ``x`` in the input form of ``opset``; returns (node, initializers)."""
-    _, helper, _ = _onnx()
+    _, helper = _onnx()
     name = f"{y}_f"
     value = np.array(factors, np.int64 if sizes else np.float32)
     if opset < 11:
@@ -195,7 +179,7 @@ def resize_node(opset, x, y, factors, sizes=False, axes=None, **attrs):
 @pytest.mark.parametrize("opset", [11, 13, 18])
 def test_onnx_resize(opset):
     """Every transformation and nearest mode, linear, scales and sizes, opset 18's axes."""
-    TensorProto, helper, _ = _onnx()
+    og, helper = _onnx()
     nodes, inits, names = [], {}, []
     forms = []
     for transformation in TRANSFORMS:
@@ -213,13 +197,12 @@ def test_onnx_resize(opset):
         nodes.append(node)
         inits.update(extra)
         names.append(f"y{i}")
-    data = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 8, 6])],
-                      [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names], inits, opset)
+    data = og.make_model(nodes, [og.tensor("x", [2, 4, 8, 6])], [og.tensor(n) for n in names], inits, opset)
     model = pyconv.from_onnx(data)
     assert {layer["type"] for layer in model.spec.document["layers"]} == {"input", "resize"}
     x = rng_for("onnx-resize", opset).uniform(-1, 1, (2, 4, 8, 6)).astype(np.float32)
     got = model.run(x)
-    for name, ref, attrs in zip(names, ort_run(data, {"x": x}), forms):
+    for name, ref, attrs in zip(names, og.ort_run(data, {"x": x}), forms):
         np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-6, err_msg=f"{name} {attrs}")
 
 
@@ -228,7 +211,7 @@ def test_onnx_resize(opset):
 def test_onnx_legacy(op, opset, mode):
     """Before opset 11: asymmetric coordinates, nearest truncated when upscaling, rounded up when
     downscaling (Resize 10 only: Upsample cannot downscale)."""
-    TensorProto, helper, _ = _onnx()
+    og, helper = _onnx()
     scales = [[1, 1, 2, 3], [1, 1, 1.5, 2.5]] + ([[1, 1, 0.5, 0.75]] if op == "Resize" else [])
     nodes, inits = [], {}
     for i, s in enumerate(scales):
@@ -238,11 +221,10 @@ def test_onnx_legacy(op, opset, mode):
             nodes.append(helper.make_node(op, ["x", f"s{i}"], [f"y{i}"], mode=mode))
             inits[f"s{i}"] = np.array(s, np.float32)
     names = [f"y{i}" for i in range(len(scales))]
-    data = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 7])],
-                      [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names], inits, opset)
+    data = og.make_model(nodes, [og.tensor("x", [1, 3, 5, 7])], [og.tensor(n) for n in names], inits, opset)
     x = rng_for("legacy", op, opset, mode).uniform(-1, 1, (1, 3, 5, 7)).astype(np.float32)
     got = pyconv.from_onnx(data).run(x)
-    for name, ref in zip(names, ort_run(data, {"x": x})):
+    for name, ref in zip(names, og.ort_run(data, {"x": x})):
         np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
@@ -250,7 +232,7 @@ def test_onnx_upsample_from_torch():
     """torch exports of F.interpolate (nearest, bilinear, align_corners) after a convolution, and a
     global pool's (N, C, 1, 1) upsampled back to the map's size (DeepLab's image pooling)."""
     torch = pytest.importorskip("torch")
-    _onnx()
+    og, _ = _onnx()
     import io
 
     class Net(torch.nn.Module):
@@ -277,13 +259,14 @@ def test_onnx_upsample_from_torch():
                               input_names=["input"], output_names=["output"],
                               dynamic_axes={"input": {0: "n"}, "output": {0: "n"}})
         model = pyconv.from_onnx(f.getvalue())
-        np.testing.assert_allclose(model.run(x), ort_run(f.getvalue(), {"input": x})[0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(model.run(x), og.ort_run(f.getvalue(), {"input": x})[0],
+                                   rtol=1e-4, atol=1e-5)
         with torch.no_grad():
             np.testing.assert_allclose(model.run(x), net(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_onnx_refused_forms():
-    TensorProto, helper, _ = _onnx()
+    og, helper = _onnx()
     cases = [
         (dict(mode="cubic"), [1, 1, 2, 2], False, "mode 'cubic' is not supported"),
         (dict(coordinate_transformation_mode="tf_crop_and_resize"), [1, 1, 2, 2], False, "tf_crop_and_resize"),
@@ -297,8 +280,7 @@ def test_onnx_refused_forms():
         node, extra = resize_node(18, "x", f"y{i}", factors, sizes, **attrs)
         nodes.append(node)
         inits.update(extra)
-    data = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-                      [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None) for i in range(len(cases))],
+    data = og.make_model(nodes, [og.tensor("x", [1, 3, 4, 4])], [og.tensor(f"y{i}") for i in range(len(cases))],
                       inits, 18)
     with pytest.raises(pyconv.OnnxImportError) as info:
         pyconv.from_onnx(data)

@@ -126,41 +126,27 @@ def test_layer_errors(fields, field, match):
 # --- ONNX --------------------------------------------------------------------------------------------
 
 def _onnx():
-    """The onnx helpers, or a skip (imported lazily: the other tests run without onnx)."""
+    """The ONNX graph helpers and onnx.helper, or a skip (imported lazily: the other tests run without onnx)."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from onnx import TensorProto, helper, numpy_helper
-    return TensorProto, helper, numpy_helper
-
-
-def onnx_model(nodes, inputs, outputs, initializers=(), opset=13):
-    _, helper, numpy_helper = _onnx()
-    graph = helper.make_graph(nodes, "g", inputs, outputs,
-                              [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(initializers).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
-def ort_run(data, feeds):
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]).run(None, feeds)
+    import onnx_graphs
+    from onnx import helper
+    return onnx_graphs, helper
 
 
 def assert_outputs_match(data, feeds, names):
+    og, _ = _onnx()
     model = pyconv.from_onnx(data)
     got = model.run(feeds)
     got = got if isinstance(got, dict) else {names[0]: got}
-    for name, ref in zip(names, ort_run(data, feeds)):
+    for name, ref in zip(names, og.ort_run(data, feeds)):
         np.testing.assert_array_equal(got[name], ref, err_msg=name)
     return model
 
 
 @pytest.mark.parametrize("form", ["attribute", "input", "equal", "num_outputs"])
 def test_onnx_split(form):
-    TensorProto, helper, _ = _onnx()
+    og, helper = _onnx()
     opset = {"attribute": 11, "input": 13, "equal": 13, "num_outputs": 18}[form]
     inits, inputs, attrs = {}, ["x"], {"axis": 1}
     outs = ["a", "b", "c"]
@@ -182,8 +168,7 @@ def test_onnx_split(form):
         nodes[-1] = helper.make_node("Split", ["x", "hsplit"], ["h1", "h2"], axis=2)
         inits["hsplit"] = np.array([2, 3], np.int64)
     names = [o for o in outs if o != "b"] + ["rb", "h1", "h2"]
-    data = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 10, 5, 6])],
-                      [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names], inits, opset)
+    data = og.make_model(nodes, [og.tensor("x", ["N", 10, 5, 6])], [og.tensor(n) for n in names], inits, opset)
     x = rng_for("split", form).uniform(-1, 1, (2, 10, 5, 6)).astype(np.float32)
     model = assert_outputs_match(data, {"x": x}, names)
     slices = [layer for layer in model.spec.document["layers"] if layer["type"] == "slice"]
@@ -194,7 +179,7 @@ def test_onnx_split(form):
 def test_onnx_slice(opset):
     """Channel ranges with negative and clamped ends, H and W crops with steps, several axes in one node,
     a whole-axis (batch) entry that cuts nothing, and a flat tensor."""
-    TensorProto, helper, _ = _onnx()
+    og, helper = _onnx()
     big = 2 ** 62
     forms = {"c": ([2], [-3], [1], None), "hw": ([0, 1, -4], [big, -1, big], [0, 2, 3], None),
              "cs": ([1, 1], [big, 5], [1, 3], [3, 2]), "f": ([3], [big], [1], None)}
@@ -213,23 +198,21 @@ def test_onnx_slice(opset):
                 ins.append(f"{name}_{part}")
         nodes.append(helper.make_node("Slice", ins, [name]))
     names = [n.output[0] for n in nodes[1:]]
-    data = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 7, 6, 9])],
-                      [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names], inits, opset)
+    data = og.make_model(nodes, [og.tensor("x", ["N", 7, 6, 9])], [og.tensor(n) for n in names], inits, opset)
     x = rng_for("slice", opset).uniform(-1, 1, (2, 7, 6, 9)).astype(np.float32)
     assert_outputs_match(data, {"x": x}, names)
 
 
 def test_onnx_slice_errors():
-    TensorProto, helper, _ = _onnx()
+    og, helper = _onnx()
     inits = {"s": np.array([0], np.int64), "e": np.array([1], np.int64), "a0": np.array([0], np.int64),
              "a1": np.array([1], np.int64), "neg": np.array([-1], np.int64), "big": np.array([5], np.int64)}
     nodes = [helper.make_node("Slice", ["x", "s", "e", "a0"], ["batch"]),
              helper.make_node("Slice", ["x", "e", "s", "a1", "neg"], ["backwards"]),
              helper.make_node("Slice", ["x", "big", "big", "a1"], ["empty"]),
              helper.make_node("Split", ["x"], ["p", "q"], axis=1)]
-    data = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])],
-                      [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
-                       for n in ("batch", "backwards", "empty", "p")], inits)
+    data = og.make_model(nodes, [og.tensor("x", ["N", 3, 4, 4])],
+                         [og.tensor(n) for n in ("batch", "backwards", "empty", "p")], inits)
     with pytest.raises(pyconv.OnnxImportError) as info:
         pyconv.from_onnx(data)
     text = str(info.value)
@@ -241,7 +224,7 @@ def test_onnx_slice_errors():
 def test_shufflenet_v2_unit_from_torch():
     """torch.chunk / split of the channels, a branch, concat and channel shuffle, at opsets 11, 13, 18."""
     torch = pytest.importorskip("torch")
-    _onnx()
+    og, _ = _onnx()
 
     class Unit(torch.nn.Module):
         def __init__(self, c=10):
@@ -268,6 +251,7 @@ def test_shufflenet_v2_unit_from_torch():
                               dynamic_axes={"input": {0: "n"}, "output": {0: "n"}})
         model = pyconv.from_onnx(f.getvalue())
         assert "channel_shuffle" in {layer["type"] for layer in model.spec.document["layers"]}
-        np.testing.assert_allclose(model.run(x), ort_run(f.getvalue(), {"input": x})[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(model.run(x), og.ort_run(f.getvalue(), {"input": x})[0],
+                                   rtol=1e-5, atol=1e-6)
         with torch.no_grad():
             np.testing.assert_allclose(model.run(x), net(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)

@@ -960,8 +960,9 @@ static void check_eltwise(const pyconv_ukernels *uk) {
                 fill_canary(o, (size_t)(OW * C));
                 for (ptrdiff_t j = 0; j < OW; j++)
                     for (ptrdiff_t c = 0; c < C; c++)
-                        ref[j * C + c] = (double)wy0 * ((double)wx0[j] * r0[x0[j] + c] + (double)wx1[j] * r0[x1[j] + c]) +
-                                         (double)wy1 * ((double)wx0[j] * r1[x0[j] + c] + (double)wx1[j] * r1[x1[j] + c]);
+                        ref[j * C + c] =
+                            (double)wy0 * ((double)wx0[j] * r0[x0[j] + c] + (double)wx1[j] * r0[x1[j] + c]) +
+                            (double)wy1 * ((double)wx0[j] * r1[x0[j] + c] + (double)wx1[j] * r1[x1[j] + c]);
                 GUARDED(uk->bilinear_row(r0, r1, wy0, wy1, x0, x1, wx0, wx1, o, OW, C));
                 check_span("o", o, ref, OW * C, &so);
                 case_end();

@@ -1,7 +1,8 @@
 /*
  * Elementwise and channel-wise loops (the non-convolution operators' inner loops): binary ops
- * (add, subtract, multiply, divide, against a vector or a scalar), per-channel scale and shift, an average pool's sums and division, a global average's float64 sums, a fused
- * activation in place, and a channel shuffle's interleave.  Written once in plain C over contiguous
+ * (add, subtract, multiply, divide, against a vector or a scalar), per-channel scale and shift, an
+ * average pool's sums and division, a global average's float64 sums, a fused activation in place, a
+ * channel shuffle's interleave and a bilinear resize's rows.  Written once in plain C over contiguous
  * channels; each level's file compiles it with its own flags and the compiler vectorises the loops for
  * that level (ShuffleNet's G = 3 interleave runs about 10x faster with AVX-512 permutes than as SSE2).
  * Every activation lets NaN through (comparisons against v, see common.h).
