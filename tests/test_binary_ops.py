@@ -289,6 +289,6 @@ def test_onnx_errors():
         pyconv.from_onnx(data)
     text = str(info.value)
     assert "3 problem(s)" in text
-    assert "Mul (output 'y'): multiplying of [1, 2, 4, 4] and [1, 32]" in text
-    assert "do not broadcast" in text
+    assert "Mul (output 'y'): multiplying [1, 2, 4, 4] and [1, 32]: broadcasting a 2-D" in text
+    assert "Add (output 'z'): inconsistent shapes: adding [1, 2, 4, 4] and [1, 2, 3, 3], which do not" in text
     assert "Div of a constant by a computed tensor is not supported" in text

@@ -331,14 +331,14 @@ def _computed_operands(ctx: "Context", node: OnnxNode, what: str) -> tuple["Tens
     a, b = (ctx.value(i) for i in node.inputs[:2])
     kinds = {a.kind, b.kind}
     if "flat" in kinds and kinds != {"flat"}:
-        raise OnnxImportError(f"{what} of {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))}: broadcasting a 2-D "
+        raise OnnxImportError(f"{what} {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))}: broadcasting a 2-D "
                               "(N, F) operand against a 4-D one aligns its batch axis with a spatial axis, which "
                               "pyconv's per-sample shapes cannot express")
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
-        raise OnnxImportError(f"{what} of {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))}: the shapes do not "
-                              "broadcast against each other") from None
+        raise OnnxImportError(f"inconsistent shapes: {what} {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))}, "
+                              "which do not broadcast against each other") from None
     kind = "flat" if kinds == {"flat"} else "image" if "image" in kinds else "pooled"
     return a, b, kind
 
