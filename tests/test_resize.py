@@ -133,6 +133,7 @@ def test_layer():
     ({"scale": 2, "size": [3, 3]}, "scale", "found both"),
     ({"scale": [0.1, 1]}, "scale", r"non-empty output, found \[0.1, 1\] for an input of 5x6 \(output 0x6\)"),
     ({"scale": [0, 1]}, "scale", "positive number"),
+    ({"scale": 0.1}, "scale", r"found 0.1 for an input of 5x6 \(output 0x0\)"),
     ({"size": [3, 3], "mode": "cubic"}, "mode", '"nearest", "bilinear"'),
     ({"size": [3, 3], "coordinate_transformation": "tf_crop_and_resize"}, "coordinate_transformation", "half_pixel"),
 ])

@@ -685,8 +685,10 @@ class ResizeLayer(LayerType):
                              f"{'both' if attrs['scale'] is not None else 'neither'}", layer=name, field="scale")
         oh, ow = ops.resize_output_size((h, w), attrs["size"], attrs["scale"])
         if oh < 1 or ow < 1:
-            raise ModelError(f"expected a scale giving a non-empty output, found {list(attrs['scale'])} for an "
-                             f"input of {h}x{w} (output {oh}x{ow})", layer=name, field="scale")
+            scale = attrs["scale"]
+            raise ModelError(f"expected a scale giving a non-empty output, found "
+                             f"{list(scale) if isinstance(scale, tuple) else scale} for an input of {h}x{w} "
+                             f"(output {oh}x{ow})", layer=name, field="scale")
         return (oh, ow, c)
 
     def signal(self, attrs, in_shapes, ins):
