@@ -213,6 +213,8 @@ def _broadcast_split(full: tuple[int, ...], small: tuple[int, ...]) -> Optional[
     if not all(same for _, same in axes[j:]):
         return None
     sizes = [f for f, _ in axes]
+    if i == j:  # nothing broadcast: one run of equal shapes
+        return 1, 1, math.prod(sizes)
     return math.prod(sizes[:i]), math.prod(sizes[i:j]), math.prod(sizes[j:])
 
 

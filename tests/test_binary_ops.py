@@ -292,3 +292,18 @@ def test_onnx_errors():
     assert "Mul (output 'y'): multiplying [1, 2, 4, 4] and [1, 32]: broadcasting a 2-D" in text
     assert "Add (output 'z'): inconsistent shapes: adding [1, 2, 4, 4] and [1, 2, 3, 3], which do not" in text
     assert "Div of a constant by a computed tensor is not supported" in text
+
+
+@pytest.mark.parametrize("full, small, split", [
+    ((2, 3, 4, 5), (2, 3, 4, 5), (1, 1, 120)),   # equal shapes: one flat run, not one call per element
+    ((1, 3, 4, 5), (3, 4, 5), (1, 1, 60)),
+    ((2, 3, 4, 5), (2, 1, 1, 5), (2, 12, 5)),    # the squeeze-and-excitation gate
+    ((2, 3, 4, 5), (5,), (1, 24, 5)),
+    ((2, 3, 4, 5), (2, 3, 4, 1), (24, 5, 1)),    # a scalar per pixel
+    ((2, 3, 4, 5), (1,), (1, 120, 1)),
+    ((2, 3, 4, 5), (1, 3, 4, 5), (1, 2, 60)),
+    ((2, 3, 4, 5), (1, 3, 1, 5), None),          # two broadcast runs: the copy fallback
+])
+def test_broadcast_split(full, small, split):
+    from pyconv.ops import _broadcast_split
+    assert _broadcast_split(full, small) == split
