@@ -664,10 +664,12 @@ def _slice(ctx: "Context", node: OnnxNode) -> None:
         if step < 1:
             raise OnnxImportError(f"Slice with step {step}: only positive steps are supported")
         pyconv_axis, length = _slice_axis(t, axis, "Slice")
-        begin, stop, _ = slice(start, end, step).indices(length)
-        if not len(range(begin, stop, step)):
+        if not len(range(length)[start:end:step]):
             raise OnnxImportError(f"Slice [{start}:{end}:{step}] of axis {axis} of {list(t.onnx_shape(1))} is empty")
-        cuts.append((pyconv_axis, begin, stop if stop < length else None, step))
+        # ONNX's bounds (negative from the end, clamped) are Python's for positive steps: kept as given,
+        # so that a bound counted from the end stays so; only "to the end" and "from the start" markers
+        # become null and 0.
+        cuts.append((pyconv_axis, 0 if start <= -_INT_MAX else start, None if end >= _INT_MAX else end, step))
     if not cuts:
         ctx.alias(node, t)
         return
