@@ -275,6 +275,9 @@ def test_onnx_refused_forms():
         (dict(keep_aspect_ratio_policy="not_larger"), [1, 3, 6, 6], True, "keep_aspect_ratio_policy"),
         ({}, [1, 2, 2, 2], False, "only the spatial axes"),
         ({}, [1, 6, 8, 8], True, "only the spatial axes"),
+        (dict(nearest_mode="round"), [1, 1, 2, 2], False, "unknown nearest_mode 'round'"),
+        (dict(coordinate_transformation_mode="half_pixel_symmetric"), [1, 1, 2, 2], False,
+         "coordinate_transformation_mode 'half_pixel_symmetric' is not supported"),
     ]
     nodes, inits = [], {}
     for i, (attrs, factors, sizes, _) in enumerate(cases):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
+from ..ops import COORDINATE_TRANSFORMATIONS, NEAREST_MODES
 from ..padding import output_size, same_pads
 from .reader import BATCH, OnnxImportError, OnnxNode
 
@@ -681,9 +682,6 @@ def _slice(ctx: "Context", node: OnnxNode) -> None:
     _emit_slice(ctx, node, node.outputs[0], t, *cuts[-1], 0)
 
 
-_RESIZE_TRANSFORMS = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn")
-
-
 def _resize_factors(ctx: "Context", node: OnnxNode, t: "Tensor") -> tuple[Optional[list[float]], Optional[list[int]]]:
     """The (N, C, H, W) scales or sizes of a Resize or Upsample, whichever it gives."""
     if node.op_type == "Upsample" and "scales" in node.attrs:  # opset 7
@@ -718,9 +716,9 @@ def _resize(ctx: "Context", node: OnnxNode) -> None:
         raise OnnxImportError(f"mode {mode!r} is not supported (nearest and linear are)")
     legacy = node.op_type == "Upsample" or ctx.opset < 11
     transform = "asymmetric" if legacy else _text(node.attrs.get("coordinate_transformation_mode", "half_pixel"))
-    if transform not in _RESIZE_TRANSFORMS:
+    if transform not in COORDINATE_TRANSFORMATIONS:
         raise OnnxImportError(f"coordinate_transformation_mode {transform!r} is not supported (supported: "
-                              f"{', '.join(_RESIZE_TRANSFORMS)}; tf_crop_and_resize's roi cropping is not)")
+                              f"{', '.join(COORDINATE_TRANSFORMATIONS)}; tf_crop_and_resize's roi cropping is not)")
     if _text(node.attrs.get("keep_aspect_ratio_policy", "stretch")) != "stretch":
         raise OnnxImportError(f"keep_aspect_ratio_policy {_text(node.attrs['keep_aspect_ratio_policy'])!r} is not "
                               "supported (only stretch)")
@@ -745,6 +743,8 @@ def _resize(ctx: "Context", node: OnnxNode) -> None:
         nearest_mode = "floor" if ups[0] else "ceil"
     else:
         nearest_mode = _text(node.attrs.get("nearest_mode", "round_prefer_floor"))
+        if nearest_mode not in NEAREST_MODES:
+            raise OnnxImportError(f"unknown nearest_mode {nearest_mode!r}")
     attrs = {"mode": "nearest" if mode == "nearest" else "bilinear",
              "coordinate_transformation": transform, "nearest_mode": nearest_mode}
     if scales is not None:
