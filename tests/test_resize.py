@@ -292,3 +292,38 @@ def test_onnx_refused_forms():
     assert f"{len(cases)} problem(s)" in text
     for i, (*_, message) in enumerate(cases):
         assert f"Resize (output 'y{i}'): " in text and message in text, message
+
+
+def test_onnx_symbolic_sizes():
+    """A torch export with symbolic H and W: channel split, squeeze-and-excitation multiply, a bilinear
+    upscale by a scale, an H crop counted from the end and a nearest resize to sizes computed from the
+    input's shape; run at several input sizes against onnxruntime."""
+    torch = pytest.importorskip("torch")
+    og, _ = _onnx()
+    import io
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 8, 3, padding=1)
+            self.fc = torch.nn.Conv2d(8, 8, 1)
+
+        def forward(self, x):
+            x = self.conv(x)
+            a, b = x.chunk(2, 1)
+            gate = torch.relu(self.fc(torch.nn.functional.adaptive_avg_pool2d(x, 1)))
+            y = torch.nn.functional.interpolate(torch.cat([b, a], 1) * gate, scale_factor=2, mode="bilinear")
+            size = (y.shape[2] - 2, y.shape[3])
+            return y[:, :, 1:-1, :] - torch.nn.functional.interpolate(x, size=size, mode="nearest")
+
+    torch.manual_seed(0)
+    f = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(Net().eval(), (torch.zeros(1, 4, 8, 10),), f, opset_version=13, dynamo=False,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "oh", 3: "ow"}})
+    model = pyconv.from_onnx(f.getvalue(), input_shape=(1, 4, 8, 10))
+    for shape in [(1, 4, 8, 10), (2, 4, 12, 7), (1, 4, 5, 5)]:
+        x = rng_for("symbolic", shape).uniform(-1, 1, shape).astype(np.float32)
+        np.testing.assert_allclose(model.run(x), og.ort_run(f.getvalue(), {"input": x})[0], rtol=1e-4, atol=1e-5,
+                                   err_msg=str(shape))
