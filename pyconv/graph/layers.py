@@ -641,7 +641,9 @@ class SliceLayer(LayerType):
     """``x[..., start:stop:step, ...]`` along ``axis``, which indexes the batched tensor as softmax's does
     (-1, the default, is the channel axis; 0, the batch, is refused). ``start`` and ``stop`` follow
     Python's slices (negative from the end, clamped to the axis; null: the end); ``step`` is positive.
-    One output per layer: an ONNX Split becomes one slice layer per output."""
+    One output per layer: an ONNX Split becomes one slice layer per output. The slice is copied into its
+    own arena buffer (a view would not be C-contiguous, which every reader's kernel needs; a channel
+    slice copies one contiguous run per pixel)."""
 
     type = "slice"
     defaults = {"axis": -1, "start": 0, "stop": None, "step": 1}
