@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Union
 
-__all__ = ["FUNCTIONS", "Activation", "ActivationLike", "parse", "config_of", "kernel_args"]
+__all__ = ["FUNCTIONS", "Activation", "ActivationError", "ActivationLike", "compose", "config_of", "kernel_args",
+           "of_layer", "parse"]
 
 # Function name -> (code in ukernels/common.h, its parameters with their defaults).
 _SPECS: Dict[str, Tuple[int, Dict[str, Optional[float]]]] = {
@@ -43,8 +44,14 @@ _SPECS: Dict[str, Tuple[int, Dict[str, Optional[float]]]] = {
     "tanh": (9, {}),
 }
 FUNCTIONS: Tuple[str, ...] = tuple(_SPECS)
-# The functions the micro-kernels fuse into their stores, and the depthwise kernel into its input reads.
-FUSED = ("relu", "relu6")
+
+
+class ActivationError(ValueError):
+    """An activation that is not one: ``field`` names what is wrong ("function", "alpha", ...)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -104,31 +111,32 @@ ActivationLike = Union[None, str, Mapping, Activation]
 
 def _number(value: Any, field: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{where}: {field!r} must be a number, got {value!r}")
+        raise ActivationError(f"{where}: {field!r} must be a number, got {value!r}", field)
     v = float(value)
     if not math.isfinite(v):
-        raise ValueError(f"{where}: {field!r} must be finite, got {value!r}")
+        raise ActivationError(f"{where}: {field!r} must be finite, got {value!r}", field)
     return v
 
 
 def parse(value: ActivationLike, name: str = "activation") -> Optional[Activation]:
     """``value`` (None, a function name, a mapping, or an Activation) as an Activation, or None.
 
-    Raises ValueError naming ``name`` and the offending field for an unknown function, an unknown or
-    misplaced parameter, or a parameter that is not a finite number.
+    Raises ActivationError (a ValueError) naming ``name`` and the offending field for an unknown
+    function, an unknown or misplaced parameter, or a parameter that is not a finite number.
     """
     if value is None or isinstance(value, Activation):
         return value
     if isinstance(value, str):
         if value not in _SPECS:
-            raise ValueError(f"{name} must be None, one of {', '.join(FUNCTIONS)} or a mapping with "
-                             f"'function', got {value!r}")
+            raise ActivationError(f"{name} must be None, one of {', '.join(FUNCTIONS)} or a mapping with "
+                                  f"'function', got {value!r}", "function")
         return Activation(value, **_SPECS[value][1])
     if not isinstance(value, Mapping):
-        raise ValueError(f"{name} must be None, a function name or a mapping, got {value!r}")
+        raise ActivationError(f"{name} must be None, a function name or a mapping, got {value!r}", "function")
     function = value.get("function")
     if not isinstance(function, str) or function not in _SPECS:
-        raise ValueError(f"{name}: 'function' must be one of {', '.join(FUNCTIONS)}, got {function!r}")
+        raise ActivationError(f"{name}: 'function' must be one of {', '.join(FUNCTIONS)}, got {function!r}",
+                              "function")
     where = f"{name} {function}"
     defaults = _SPECS[function][1]
     params: Dict[str, Optional[float]] = dict(defaults)
@@ -137,7 +145,7 @@ def parse(value: ActivationLike, name: str = "activation") -> Optional[Activatio
             continue
         if key not in defaults:
             takes = ", ".join(defaults) if defaults else "no parameters"
-            raise ValueError(f"{where}: unknown field {key!r} ({function} takes {takes})")
+            raise ActivationError(f"{where}: unknown field {key!r} ({function} takes {takes})", str(key))
         if v is None and function == "clip":
             params[key] = None
             continue
@@ -155,3 +163,28 @@ def kernel_args(activation: ActivationLike, name: str = "activation") -> Tuple[i
     """The drivers' (code, alpha, beta) for an activation; (0, 0, 0) for None."""
     act = parse(activation, name)
     return (0, 0.0, 0.0) if act is None else act.kernel_args()
+
+
+# The fields an ``activation`` layer may carry besides its function.
+PARAM_FIELDS = ("alpha", "beta", "min", "max")
+
+
+def of_layer(attrs: Mapping[str, Any], name: str = "activation") -> Activation:
+    """The activation an ``activation`` layer's config fields spell (``function`` and its parameters;
+    a null parameter is an absent one)."""
+    act = parse({"function": attrs.get("function"),
+                 **{k: attrs[k] for k in PARAM_FIELDS if attrs.get(k) is not None}}, name)
+    assert act is not None
+    return act
+
+
+def compose(first: ActivationLike, then: ActivationLike) -> Tuple[bool, Optional[Activation]]:
+    """``(True, a)`` where the single activation ``a`` (None: none) computes ``then(first(x))`` exactly,
+    ``(False, None)`` where no single one does: relu and relu6 compose (relu6 absorbs relu), and
+    anything composes with nothing."""
+    f, g = parse(first), parse(then)
+    if f is None or g is None:
+        return True, f if g is None else g
+    if f.fused and g.fused:
+        return True, parse("relu6" if "relu6" in (f.fused, g.fused) else "relu")
+    return False, None
