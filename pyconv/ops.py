@@ -272,6 +272,9 @@ def prelu(x: ArrayLike, alpha: ArrayLike, *, out: Optional[np.ndarray] = None,
         rows = _rows(x)
     else:
         sample = x.shape[1:]
+        # Leading unit axes (a batch axis of 1) broadcast away.
+        a = a.reshape(a.shape[a.ndim - len(sample):]) if a.ndim > len(sample) and \
+            not any(d != 1 for d in a.shape[:a.ndim - len(sample)]) else a
         try:
             slopes = np.ascontiguousarray(np.broadcast_to(a, sample)).reshape(-1)
         except ValueError:

@@ -162,7 +162,7 @@ def _layer_shape(layer: dict, ins: list[tuple]) -> tuple:
             known = math.prod(d for d in target if d != -1)
             target[target.index(-1)] = math.prod(x) // known
         return tuple(target)
-    if t in ("batch_norm", "activation", "channel_shuffle", "softmax", "dropout"):
+    if t in ("batch_norm", "activation", "prelu", "channel_shuffle", "softmax", "dropout"):
         return x
     raise ValueError(f"unknown layer type {t!r}")
 
@@ -200,6 +200,8 @@ def param_shapes(layer: dict, in_shape: tuple) -> dict[str, tuple]:
         p = {"kernel": (in_shape[0], f)}
     elif t == "batch_norm":
         return {k: (c,) for k in ("gamma", "beta", "mean", "variance")}
+    elif t == "prelu":
+        return {"alpha": tuple(layer.get("alpha_shape") or (in_shape[-1],))}
     else:
         return {}
     if bias:
@@ -307,14 +309,35 @@ def _windows(x: np.ndarray, k_hw, stride, dilation, out_hw) -> np.ndarray:
     return w[:, ::sh, ::sw, :, ::dh, ::dw][:, :out_hw[0], :out_hw[1]]
 
 
-def _activate(x: np.ndarray, fn) -> np.ndarray:
+
+
+def activate(x: np.ndarray, fn) -> np.ndarray:
+    """An activation as configs spell it: null, a function name, or {"function": name, parameters}."""
     if fn is None:
         return x
-    if fn == "relu":
-        return np.maximum(x, 0.0)
-    if fn == "relu6":
-        return np.clip(x, 0.0, 6.0)
-    raise ValueError(f"unknown activation {fn!r}")
+    p = dict(fn) if isinstance(fn, dict) else {"function": fn}
+    name = p["function"]
+    with np.errstate(invalid="ignore", over="ignore"):
+        sig = 0.5 * (1.0 + np.tanh(0.5 * x))  # the logistic function, overflow-free
+        table = {
+            "relu": lambda: np.maximum(x, 0.0),
+            "relu6": lambda: np.clip(x, 0.0, 6.0),
+            "clip": lambda: np.clip(x, -np.inf if p.get("min") is None else p["min"],
+                                    np.inf if p.get("max") is None else p["max"]),
+            "sigmoid": lambda: sig,
+            "hard_sigmoid": lambda: np.clip(p.get("alpha", 0.2) * x + p.get("beta", 0.5), 0.0, 1.0),
+            "hard_swish": lambda: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+            "silu": lambda: x * sig,
+            "leaky_relu": lambda: np.where(x < 0, p.get("alpha", 0.01) * x, x),
+            "tanh": lambda: np.tanh(x),
+        }
+        if name not in table:
+            raise ValueError(f"unknown activation {fn!r}")
+        return table[name]()
+
+
+def prelu(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    return np.where(x < 0, alpha * x, x)
 
 
 def _conv2d(x, w, layer, out_hw, groups=1):
@@ -392,18 +415,21 @@ def _eval(layer: dict, ins: list[np.ndarray], weights, out_shape) -> np.ndarray:
     if bias_act:
         if layer.get("use_bias", True):
             y = y + w("bias")
-        return _activate(y, layer.get("activation"))
+        return activate(y, layer.get("activation"))
     if t == "batch_norm":
         eps = layer.get("epsilon", 1e-3)
         return (x - w("mean")) / np.sqrt(w("variance") + eps) * w("gamma") + w("beta")
     if t == "activation":
-        return _activate(x, layer["function"])
+        return activate(x, {k: v for k, v in layer.items()
+                            if k in ("function", "alpha", "beta", "min", "max") and v is not None})
+    if t == "prelu":
+        return prelu(x, w("alpha"))
     if t in ("max_pool", "avg_pool"):
         return _pool(x, layer, out_shape[:2], t[:3])
     if t == "global_avg_pool":
         return x.mean(axis=(1, 2))
     if t == "add":
-        return _activate(sum(ins[1:], ins[0]), layer.get("activation"))
+        return activate(sum(ins[1:], ins[0]), layer.get("activation"))
     if t == "concat":
         return np.concatenate(ins, axis=-1)
     if t == "channel_shuffle":

@@ -131,8 +131,9 @@ void PYCONV_ELT_FN(pyconv_activate_span)(float *dst, ptrdiff_t n, int act, float
         for (ptrdiff_t i = 0; i < n; i++) dst[i] = pyconv_clip(dst[i] * alpha + beta, 0.0f, 1.0f);
         break;
     case PYCONV_ACT_HARD_SWISH:
-        /* x * relu6(x + 3) / 6, multiplied in that order as PyTorch does (-inf * 0 is NaN there too) */
-        for (ptrdiff_t i = 0; i < n; i++) dst[i] = dst[i] * pyconv_clip(dst[i] + 3.0f, 0.0f, 6.0f) / 6.0f;
+        /* x * (relu6(x + 3) / 6): dividing first keeps x * 6 from overflowing near FLT_MAX (PyTorch's
+         * (x * relu6(x + 3)) / 6 gives inf there); -inf * 0 is NaN in both. */
+        for (ptrdiff_t i = 0; i < n; i++) dst[i] = dst[i] * (pyconv_clip(dst[i] + 3.0f, 0.0f, 6.0f) / 6.0f);
         break;
     case PYCONV_ACT_SILU:
         for (ptrdiff_t i = 0; i < n; i++) dst[i] = dst[i] * pyconv_sigmoid(dst[i]);
