@@ -418,7 +418,8 @@ def _eval(layer: dict, ins: list[np.ndarray], weights, out_shape) -> np.ndarray:
         return activate(y, layer.get("activation"))
     if t == "batch_norm":
         eps = layer.get("epsilon", 1e-3)
-        return (x - w("mean")) / np.sqrt(w("variance") + eps) * w("gamma") + w("beta")
+        return activate((x - w("mean")) / np.sqrt(w("variance") + eps) * w("gamma") + w("beta"),
+                        layer.get("activation"))
     if t == "activation":
         return activate(x, {k: v for k, v in layer.items()
                             if k in ("function", "alpha", "beta", "min", "max") and v is not None})
