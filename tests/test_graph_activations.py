@@ -174,3 +174,22 @@ def test_gates_left_alone(gate, multiply_act, outputs):
     graph = _gate_graph(gate, multiply_act=multiply_act, outputs=outputs)
     _fuse_gates(graph)
     assert [n.type for n in graph.nodes.values()] == ["conv2d", "activation", "multiply"]
+
+
+def test_torch_twin_matches():
+    torch = pytest.importorskip("torch")
+    from pyconv.testing.torch_twin import build_twin
+    doc = config({"name": "c", "type": "conv2d", "inputs": ["in"], "filters": 6, "kernel": 3, "padding": "same",
+                  "activation": {"function": "leaky_relu", "alpha": 0.2}},
+                 {"name": "a", "type": "activation", "inputs": ["c"], "function": "hard_sigmoid", "alpha": 0.3},
+                 {"name": "p", "type": "prelu", "inputs": ["a"], "alpha_shape": [1, 9, 6]},
+                 {"name": "q", "type": "prelu", "inputs": ["p"]},
+                 {"name": "s", "type": "add", "inputs": ["q", "in"], "activation": "silu"},
+                 {"name": "h", "type": "activation", "inputs": ["s"], "function": "hard_swish"},
+                 {"name": "k", "type": "activation", "inputs": ["h"], "function": "clip", "max": 0.4},
+                 outputs=["k"])
+    m = Model(doc)
+    x = rand(2, 8, 9, 6, seed=4)
+    with torch.no_grad():
+        want = build_twin(doc, flat(m.weights))(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(m.run(x), want, rtol=1e-5, atol=1e-6)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..activations import of_layer, parse as parse_activation
+
 __all__ = ["build_twin", "export_onnx"]
 
 
@@ -206,7 +208,17 @@ def _make_module_classes():
             summed = F.avg_pool2d(x, self.k, self.s)[..., :oh, :ow] * (self.k[0] * self.k[1])
             return summed / self._divisor(hw, x)
 
-    return PadConv2d, Pool2d
+    class Elementwise(nn.Module):
+        """An elementwise function of the input (the activations PyTorch has no module for as given)."""
+
+        def __init__(self, fn):
+            super().__init__()
+            self.fn = fn
+
+        def forward(self, x):
+            return self.fn(x)
+
+    return PadConv2d, Pool2d, Elementwise
 
 
 def _nhwc_axis_to_internal(axis: int, ndim: int) -> int:
@@ -248,7 +260,7 @@ def _flat_weights(weights) -> dict:
 def _build(torch, config, weights, io_layout):
     nn = torch.nn
     F = torch.nn.functional
-    PadConv2d, Pool2d = _make_module_classes()
+    PadConv2d, Pool2d, Elementwise = _make_module_classes()
     order, shapes = _per_sample_shapes(config)
 
     def param(layer, p):
@@ -273,7 +285,17 @@ def _build(torch, config, weights, io_layout):
         return k.reshape(kh, kw, -1).permute(2, 0, 1).unsqueeze(1)
 
     def act(fn):
-        return {None: nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6}[fn]()
+        a = parse_activation(fn)
+        if a is None:
+            return nn.Identity()
+        if a.function == "clip":
+            return Elementwise(lambda x: torch.clamp(x, a.min, a.max))
+        if a.function == "hard_sigmoid":
+            return Elementwise(lambda x: torch.clamp(a.alpha * x + a.beta, 0.0, 1.0))
+        if a.function == "leaky_relu":
+            return nn.LeakyReLU(a.alpha)
+        return {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "hard_swish": nn.Hardswish,
+                "silu": nn.SiLU, "tanh": nn.Tanh}[a.function]()
 
     modules = nn.ModuleDict()
     keys = {}
@@ -317,7 +339,13 @@ def _build(torch, config, weights, io_layout):
                 m.running_mean.copy_(param(layer, "mean"))
                 m.running_var.copy_(param(layer, "variance"))
         elif t == "activation":
-            m = act(layer["function"])
+            m = act(of_layer(layer, name))
+        elif t == "prelu":
+            alpha = param(layer, "alpha")
+            # (..., C) per-sample slopes -> NCHW (C, ...), broadcasting against the twin's tensors.
+            alpha = alpha.reshape((1,) * (3 - alpha.dim()) + tuple(alpha.shape)).permute(2, 0, 1) \
+                if len(shapes[layer["inputs"][0]]) == 3 else alpha
+            m = Elementwise(lambda x, alpha=alpha: torch.where(x < 0, alpha * x, x))
         elif t in ("max_pool", "avg_pool"):
             m = Pool2d(t[:3], layer["pool"], layer.get("stride", layer["pool"]),
                        layer.get("padding", "valid"), layer.get("ceil_mode", False),
@@ -354,8 +382,7 @@ def _build(torch, config, weights, io_layout):
                     v = ins[0]
                     for other in ins[1:]:
                         v = v + other
-                    fn = layer.get("activation")
-                    v = v if fn is None else (F.relu(v) if fn == "relu" else F.relu6(v))
+                    v = act(layer.get("activation"))(v)
                 elif t == "concat":
                     v = torch.cat(ins, dim=1)
                 elif t == "channel_shuffle":
