@@ -70,9 +70,26 @@ def test_torch_activation_net_matches_onnxruntime(name):
     data = om.export(net, (2, 3, 20, 18), opset)
     model = pyconv.from_onnx(data)
     assert_matches(model, data, image((2, 3, 20, 18)))
-    # Every activation after a convolution or the linear layer fuses into it (PReLU is a layer).
+    # Every activation fuses into the convolution, pool or linear layer before it (PReLU is a layer).
     kinds = collections.Counter(n.type for n in model.graph.nodes.values())
-    assert kinds["activation"] <= 1 if name != "prelu" else kinds["prelu"] == 5
+    assert kinds["activation"] == 0 and kinds["prelu"] == (5 if name == "prelu" else 0)
+
+
+@pytest.mark.parametrize("act, opset, function", [(nn.SiLU, 13, "silu"), (nn.Hardswish, 11, "hard_swish"),
+                                                   (nn.Hardswish, 13, "hard_swish")])
+def test_exported_gates_become_one_fused_activation(act, opset, function):
+    # SiLU exports as x * Sigmoid(x), HardSwish before opset 14 as x * HardSigmoid(x): Mul of two computed
+    # tensors, the multiply layer.
+    from pyconv.graph.layers import LAYER_TYPES
+    if "multiply" not in LAYER_TYPES:
+        pytest.skip("the multiply layer is not in this build yet")
+    torch.manual_seed(0)
+    data = om.export(om.randomize_bn(om.ActivationNet(act)), (2, 3, 20, 18), opset)
+    model = pyconv.from_onnx(data)
+    assert_matches(model, data, image((2, 3, 20, 18)))
+    nodes = list(model.graph.nodes.values())
+    assert not any(n.type in ("multiply", "activation") for n in nodes)
+    assert sum(n.attrs.get("activation") == function for n in nodes) == 4
 
 
 def make_model(nodes, outputs, initializers=(), opset=13, shape=(2, 4, 7, 6)) -> bytes:

@@ -10,7 +10,7 @@ referring to the same names. The rewrites, in order:
 3. fold ``batch_norm`` and ``scale_shift`` into the convolution or dense layer before it (new kernel
    and bias, computed in float64);
 4. fuse ``activation`` layers (any function, pyconv.activations) into the convolution, dense, add,
-   batch norm or scale_shift before them, when that has no activation yet (relu and relu6 also
+   batch norm, scale_shift or pool before them, when that has no activation yet (relu and relu6 also
    compose with each other);
 5. fuse a depthwise convolution (multiplier 1) into the pointwise convolution after it, giving one
    separable node whose ``depthwise_activation`` is the depthwise layer's (possibly fused) activation;
@@ -45,7 +45,8 @@ __all__ = ["Graph", "Node", "lower"]
 
 _FOLDS_BN = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense")
 _TAKES_ACTIVATION = (*_FOLDS_BN, "add", "batch_norm", "scale_shift")
-# Producers an activation after a concat can move into (pools apply it per pooled value).
+# Producers an activation layer after them (or after a concat of them) can move into: pools apply it to
+# each pooled value (an attribute only the loader gives them).
 _TAKES_PUSHED_ACTIVATION = (*_TAKES_ACTIVATION, "max_pool", "avg_pool")
 # multiply(x, gate(x)) -> function(x): the gate's function and parameters, and the result.
 _GATED = (("sigmoid", {}, "silu"), ("hard_sigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5}, "hard_swish"))
@@ -183,7 +184,7 @@ def _fuse_activations(graph: Graph) -> None:
     for act in [n for n in graph.nodes.values() if n.type == "activation"]:
         src = act.inputs[0]
         producer = graph.nodes.get(src)
-        if producer is None or producer.type not in _TAKES_ACTIVATION or not graph.private(src, act):
+        if producer is None or producer.type not in _TAKES_PUSHED_ACTIVATION or not graph.private(src, act):
             continue
         exact, composed = compose(producer.attrs.get("activation"), of_layer(act.attrs, act.name))
         if not exact:
