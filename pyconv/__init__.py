@@ -12,7 +12,7 @@ from . import isa
 from .config import build_info, show_config
 from .conv import (Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D, conv2d, dense,
                    depthwise_conv2d, explain_conv2d, pointwise_conv2d, separable_conv2d)
-from .graph import MemoryPlan, Model, ModelError, Profile, load
+from .graph import MemoryPlan, Model, ModelError, Profile, UnknownTensorError, load
 from .onnx import OnnxImportError, from_onnx
 from .ops import (activation, add, avg_pool2d, channel_shuffle, concat, global_avg_pool2d, max_pool2d,
                   nchw_to_nhwc, nhwc_to_nchw, prelu, scale_shift, softmax)
@@ -24,6 +24,6 @@ __all__ = [
     "conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense", "explain_conv2d",
     "max_pool2d", "avg_pool2d", "global_avg_pool2d", "add", "scale_shift", "concat", "channel_shuffle",
     "softmax", "nchw_to_nhwc", "nhwc_to_nchw", "activation", "prelu",
-    "load", "Model", "ModelError", "MemoryPlan", "Profile",
+    "load", "Model", "ModelError", "UnknownTensorError", "MemoryPlan", "Profile",
     "from_onnx", "OnnxImportError",
 ]

@@ -5,7 +5,8 @@
     pyconv profile CONFIG [--input ...] [--repeat N]
     pyconv convert MODEL.onnx -o OUT.json
 
-CONFIG may also be an ``.onnx`` file, imported on the fly (needs ``pip install pyconv[onnx]``).
+CONFIG may also be an ``.onnx`` file, imported on the fly (needs ``pip install pyconv[onnx]``);
+``--input-shape 1,3,224,224`` sizes an ONNX input whose H and W are symbolic.
 
 Without ``--input`` the model gets :meth:`pyconv.graph.Model.example_input` (deterministic, image-like,
 in [0, 1]). Images are read with Pillow (``pip install pyconv[image]``), resized to the input layer's
@@ -50,7 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("config", help="model config (.json), or an ONNX model (.onnx)")
         p.add_argument("--weights", help="weights .npz (default: the config's, else seeded weights)")
         p.add_argument("--threads", type=int, help="thread count (default: OMP_NUM_THREADS, else all usable cores)")
+        input_shape(p)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+
+    def input_shape(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--input-shape", type=_shape, help="an ONNX model's input shape to convert at, e.g. "
+                                                          "1,3,224,224 (needed where its H and W are symbolic)")
 
     def with_input(p: argparse.ArgumentParser, repeat: int) -> None:
         p.add_argument("--input", help="a .npy array (batch axis optional) or an image file (needs Pillow)")
@@ -71,20 +77,32 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("model", help="ONNX model (.onnx)")
     convert.add_argument("-o", "--output", required=True,
                          help="config to write (.json); the weights go beside it, as an .npz of the same stem")
+    input_shape(convert)
     convert.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
     return parser
 
 
 def _load(args: argparse.Namespace) -> Model:
     if Path(args.config).suffix.lower() != ".onnx":
+        if args.input_shape:
+            raise _UsageError("--input-shape applies to ONNX models; a pyconv config declares its input shape",
+                              hint="a model runs at other sizes too: pass an --input array of that size")
         return load(args.config, args.weights, threads=args.threads)
     if args.weights:
         raise _UsageError("--weights applies to pyconv configs; an ONNX model carries its own weights")
-    return from_onnx(args.config, threads=args.threads)
+    return from_onnx(args.config, threads=args.threads, input_shape=args.input_shape)
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(d) for d in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes separated by commas, e.g. 1,3,224,224, found {text!r}") \
+            from None
 
 
 def _convert(args: argparse.Namespace) -> None:
-    model = from_onnx(args.model)
+    model = from_onnx(args.model, input_shape=args.input_shape)
     out = Path(args.output)
     if out.suffix.lower() != ".json":
         raise _UsageError(f"-o: expected a .json path for the config, found {args.output}")

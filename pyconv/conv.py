@@ -12,10 +12,12 @@ before the activation (a skip connection, ``act(conv(x) + residual)``), fused in
 Every ``activation`` is None, a function name or a mapping with its parameters (:mod:`pyconv.activations`);
 relu and relu6 are fused into the micro-kernels' stores, the others applied to each tile right after it
 is stored.  Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
-pointwise and dense (C_in, C_out).
+pointwise and dense (C_in, C_out). ``with_padding`` gives a windowed operator with other pads that shares
+the packed weights (a model run at an input size where an ONNX graph computes other pads).
 """
 from __future__ import annotations
 
+import copy
 import numbers
 import threading
 from typing import Callable, Dict, Optional, Tuple
@@ -113,6 +115,9 @@ class _Window:
         self._resolved[(h, w)] = (pads, oh, ow)
         return pads, oh, ow
 
+    def with_padding(self, padding: PaddingLike) -> "_Window":
+        return _Window(self.kernel, self.stride, padding, self.dilation)
+
 
 class Conv2D:
     """Standard (groups=1) or group convolution with weights packed once.
@@ -165,6 +170,13 @@ class Conv2D:
     def output_shape(self, input_shape) -> Shape4:
         """Output shape (N, OH, OW, C_out) for an NHWC input shape."""
         return self._geometry(_shape4(input_shape))[1]
+
+    def with_padding(self, padding: PaddingLike) -> "Conv2D":
+        """This convolution with ``padding`` instead, sharing the weights and their packed forms."""
+        op = copy.copy(self)
+        op.window = self.window.with_padding(padding)
+        op._chosen = {}  # strategies depend on the output size, which the pads change
+        return op
 
     def explain(self, input_shape) -> _strategy.Choice:
         """The strategy this operator runs for ``input_shape``, and why."""
@@ -328,6 +340,12 @@ class DepthwiseConv2D:
     def output_shape(self, input_shape) -> Shape4:
         return self._geometry(_shape4(input_shape))[1]
 
+    def with_padding(self, padding: PaddingLike) -> "DepthwiseConv2D":
+        """This convolution with ``padding`` instead, sharing the packed weights."""
+        op = copy.copy(self)
+        op.window = self.window.with_padding(padding)
+        return op
+
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
         return self._bind(x, out)(resolve_threads(threads))
 
@@ -447,6 +465,12 @@ class SeparableConv2D:
     def output_shape(self, input_shape) -> Shape4:
         n, oh, ow, _ = self.depthwise.output_shape(input_shape)
         return (n, oh, ow, self.pointwise.out_channels)
+
+    def with_padding(self, padding: PaddingLike) -> "SeparableConv2D":
+        """This convolution with ``padding`` instead, sharing the packed weights."""
+        op = copy.copy(self)
+        op.depthwise = self.depthwise.with_padding(padding)
+        return op
 
     def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
                  threads: Optional[int] = None) -> np.ndarray:

@@ -94,8 +94,9 @@ def test_problems_in_supported_ops_reported_together():
 
 def test_dynamic_spatial_size():
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, "height", "width"])]
-    with pytest.raises(pyconv.OnnxImportError, match=r"static channel and spatial sizes.*H = 'height', W = 'width'"):
+    with pytest.raises(pyconv.OnnxImportError, match=r"found H = 'height', W = 'width'") as info:
         pyconv.from_onnx(make_model([conv(out="y")], inputs=inputs, initializers=W))
+    assert info.value.field == "input_shape" and "input_shape=(1, 4, 224, 224)" in info.value.hint
 
 
 def test_unsupported_input_types():

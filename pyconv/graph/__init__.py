@@ -3,9 +3,9 @@
 ``load(config)`` returns a :class:`Model`; every problem with a config, its weights or an input is a
 :class:`ModelError` naming the layer and field. See docs/model-format.md.
 """
-from .errors import ModelError
+from .errors import ModelError, UnknownTensorError
 from .layers import LAYER_TYPES
 from .model import Model, Profile, ProfileRow, load
 from .planner import MemoryPlan
 
-__all__ = ["LAYER_TYPES", "MemoryPlan", "Model", "ModelError", "Profile", "ProfileRow", "load"]
+__all__ = ["LAYER_TYPES", "MemoryPlan", "Model", "ModelError", "Profile", "ProfileRow", "UnknownTensorError", "load"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-__all__ = ["ModelError"]
+__all__ = ["ModelError", "UnknownTensorError"]
 
 
 class ModelError(ValueError):
@@ -23,6 +23,14 @@ class ModelError(ValueError):
             where.append(f"field {field!r}")
         text = f"{', '.join(where)}: {message}" if where else message
         super().__init__(text)
+        self.message = message
         self.layer = layer
         self.field = field
         self.hint = hint
+
+
+class UnknownTensorError(ModelError, KeyError):
+    """A tensor name a model does not know (``model.run(x, outputs=[...])``); a ``KeyError`` too, whose
+    message lists the closest names the model has."""
+
+    __str__ = BaseException.__str__  # KeyError's own would quote the whole message

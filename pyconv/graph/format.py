@@ -45,6 +45,8 @@ class ModelSpec:
     seed: int
     output_layout: str
     document: dict[str, Any] = field(repr=False)
+    # Extra names of tensors (ONNX tensor names): name -> {"layer", "pads", "shape"} (docs/model-format.md).
+    tensors: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
 
 @lru_cache(maxsize=1)
@@ -228,6 +230,12 @@ def parse_config(doc: Any) -> ModelSpec:
     inputs = [spec.name for spec in order if spec.type == "input"]
     if not inputs:
         raise ModelError("the model has no layer of type 'input'", field="layers")
+    tensors = doc.get("tensors", {})
+    names = {spec.name for spec in order}
+    for name, view in tensors.items():
+        if view["layer"] not in names:
+            raise ModelError(f"expected the name of a layer, found unknown layer {view['layer']!r}",
+                             field=f"tensors.{name}.layer")
     return ModelSpec(name=doc.get("name", ""), layers={spec.name: spec for spec in order}, inputs=inputs,
                      outputs=outputs, weights=doc.get("weights"), seed=int(doc.get("seed", 0)),
-                     output_layout=doc.get("output_layout", "NHWC"), document=doc)
+                     output_layout=doc.get("output_layout", "NHWC"), document=doc, tensors=tensors)

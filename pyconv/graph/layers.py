@@ -51,12 +51,14 @@ class Kernel:
     given, validates once and returns ``call(threads)`` doing what ``run`` does on those very arrays
     (the executor binds every node whose arrays are fixed, sparing the checks on each run). ``nchw``,
     where given, is the same layer taking its one input in NCHW layout (a model's first layer, fed the
-    caller's NCHW array without a transpose)."""
+    caller's NCHW array without a transpose). ``repad(padding)``, where given, is the same layer with
+    other pads sharing the packed weights (a model at an input size where its pads differ)."""
 
     run: Callable[[Sequence[np.ndarray], np.ndarray, int], object]
     strategy: Callable[[Shape], str]
     bind: Optional[Callable[[Sequence[np.ndarray], np.ndarray], Callable[[int], object]]] = None
     nchw: Optional["Kernel"] = None
+    repad: Optional[Callable[[Any], "Kernel"]] = None
 
 
 LAYER_TYPES: dict[str, "LayerType"] = {}
@@ -190,18 +192,25 @@ def _conv_kernel(op: Any, attrs: dict[str, Any], strategy: Callable[[Shape], str
     """The kernel of a convolution (or dense) node; a node that absorbed a residual add (see passes.py,
     which gives one only to operators whose ``_bind`` takes a residual) takes the shortcut as its
     second input."""
+    repad: Optional[Callable[[Any], Kernel]] = None
+    if hasattr(op, "with_padding"):
+        def with_padding(padding: Any) -> Kernel:
+            other = op.with_padding(padding)
+            return _conv_kernel(other, {**attrs, "padding": padding},
+                                other.strategy_for if isinstance(other, Conv2D) else strategy)
+        repad = with_padding
     if attrs.get("residual"):
         if not isinstance(op, (Conv2D, PointwiseConv2D, SeparableConv2D)):
             raise TypeError(f"a {type(op).__name__} cannot take a residual input")
         return Kernel(lambda xs, out, threads: op(xs[0], residual=xs[1], out=out, threads=threads), strategy,
-                      lambda xs, out: op._bind(xs[0], xs[1], out))
+                      lambda xs, out: op._bind(xs[0], xs[1], out), repad=repad)
     nchw = None
     if isinstance(op, Conv2D) and op.reads_nchw() and attrs.get("strategy", "auto") == "auto":
         op._weights("nchw")  # packed at load, like every other kernel's weights (a few hundred floats)
         bind_nchw = lambda xs, out: op._bind_nchw(xs[0], out)  # noqa: E731
         nchw = Kernel(lambda xs, out, threads: bind_nchw(xs, out)(threads), lambda shape: "nchw-direct", bind_nchw)
     return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), strategy,
-                  lambda xs, out: op._bind(xs[0], out=out), nchw)
+                  lambda xs, out: op._bind(xs[0], out=out), nchw, repad)
 
 
 def _bias(attrs: dict[str, Any], channels: int) -> dict[str, Param]:

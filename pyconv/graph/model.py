@@ -5,10 +5,24 @@ inference, weights, the fold/fuse passes, and operator construction (weights pac
 plans batch 1. Planning a batch size allocates the arena for it (one float32 buffer), binds every
 node's output to a fixed view of it and every node that reads only the arena to its arrays; the first
 run with another batch size plans it, and later runs allocate nothing but the returned copies.
+
+Input sizes. A model runs at any input height and width its layers allow, not only the config's. The
+first run at another size makes a *variant* (:class:`_Variant`): shapes inferred again from the input
+shapes (the layers' rules are per sample), the graph lowered again, and every node given an operator
+-- the one already built wherever the node is the same, so weights are packed once and shared between
+sizes (a convolution whose pads change with the size gets the same operator with other pads,
+``Kernel.repad``); only layer types whose operator depends on its input size (none of the convolutions,
+pools or elementwise layers) get one per size. A model imported from ONNX re-derives its config at that size
+(``resize``, see :mod:`pyconv.onnx.convert`), so that pads or shapes the file computes from its input
+follow. A size the layers cannot take is a :class:`ModelError` naming the layer and field (a dense
+layer after a flatten: its weights fix the flattened size). A run asking for intermediate tensors
+(``outputs=[...]``) is a variant too, lowered so that those tensors stay computed. Variants and arenas
+are cached, least recently used first out, a few of each: an embedded device cannot keep many arenas.
 """
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import math
 import threading
@@ -16,7 +30,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -24,10 +38,10 @@ from .._kernels import start_threads
 from ..memory import aligned_empty
 from ..ops import nchw_to_nhwc, nhwc_to_nchw
 from ..threads import resolve_threads
-from .errors import ModelError
+from .errors import ModelError, UnknownTensorError
 from .format import ModelSpec, parse_config, read_config
 from .layers import LAYER_TYPES, Kernel, Shape
-from .passes import Graph, Node, lower
+from .passes import Graph, Node, live_layers, lower
 from .planner import MemoryPlan, plan_memory
 from .shapes import ShapeInfo, infer_shapes
 from .weights import LayerWeights, check_weights, read_npz, save_weights, seeded_uniform, seeded_weights
@@ -36,24 +50,67 @@ __all__ = ["Model", "Profile", "ProfileRow", "load"]
 
 ArrayOrDict = Union[np.ndarray, dict[str, np.ndarray]]
 Strategy = Union[None, str, Mapping[str, str]]
+# An input size other than the config's: (H, W) for every image input, or by input name.
+Size = Union[None, Sequence[int], Mapping[str, Sequence[int]]]
+# How a model re-derives its config and weights for other input shapes (per-sample, by input name).
+Resize = Callable[[Mapping[str, tuple[int, ...]]], tuple[Mapping[str, Any], Mapping[str, Any]]]
+Sizes = tuple[tuple[int, ...], ...]  # the per-sample shape of each input layer, in the config's order
 
-# Batch sizes whose arenas are kept; a model run on many batch sizes keeps only the latest few.
+# Arenas kept (one per input size, batch size and set of requested tensors): the latest few.
 _PLANS_KEPT = 4
+# Variants kept besides the config's own (which always is).
+_VARIANTS_KEPT = 8
+# Layer types whose operator serves inputs of any size, so that one is built for every input size.
+_SIZE_FREE = frozenset({"conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense", "batch_norm",
+                        "scale_shift", "activation", "max_pool", "avg_pool", "pad", "global_avg_pool", "concat",
+                        "channel_shuffle", "flatten", "reshape", "softmax"})
 
 
-def load(config_path: Union[str, Path], weights: Union[None, str, Path, Mapping[str, Any]] = None, *,
+def load(config: Union[str, Path, Mapping[str, Any]], weights: Union[None, str, Path, Mapping[str, Any]] = None, *,
          threads: Optional[int] = None, strategy: Strategy = None, optimize: bool = True) -> "Model":
-    """Load a model config (JSON) and its weights.
+    """Load a model config (a JSON file's path, or the config itself as a dict) and its weights.
 
     ``weights``: an ``.npz`` path, or a mapping ``"<layer>/<param>" -> array`` (or nested
     ``layer -> param -> array``, the form of :attr:`Model.weights`); by default the file the config
-    names (relative to the config), or seeded weights if it names none. ``strategy``: a conv2d
-    strategy for every conv2d layer, or a mapping from conv2d layer name to strategy, overriding the
-    config. ``optimize=False`` skips batch-norm folding and fusion (every layer runs on its own).
+    names (relative to the config file; to the working directory for a dict), or seeded weights if it
+    names none. ``strategy``: a conv2d strategy for every conv2d layer, or a mapping from conv2d layer
+    name to strategy, overriding the config. ``optimize=False`` skips batch-norm folding and fusion
+    (every layer runs on its own).
     """
-    path = Path(config_path)
+    if isinstance(config, Mapping):
+        return Model(config, weights=weights, threads=threads, strategy=strategy, optimize=optimize)
+    if not isinstance(config, (str, Path)):
+        raise TypeError(f"config: expected a path or a config dict, found {type(config).__name__}")
+    path = Path(config)
     return Model(read_config(path), weights=weights, base_dir=path.parent, threads=threads, strategy=strategy,
                  optimize=optimize)
+
+
+@dataclass
+class _Variant:
+    """The model at one set of input shapes, computing one set of tensors (see the module docstring).
+
+    ``views`` maps each name the runs return to ``(tensor, pads, shape)``: the graph tensor holding it,
+    a zero padding ``((top, bottom), (left, right))`` to apply, and the per-sample shape to view it as
+    (both None for a tensor as it is). ``built`` holds the operators as built, for other variants to
+    share: by node key (:func:`_node_key`), and those that can take other pads also by
+    ``("weights", key without the padding)``; ``kernels`` the ones run, by node (NCHW-reading where
+    ``nchw_inputs`` allow).
+    """
+
+    sizes: Sizes
+    outputs: Optional[tuple[str, ...]]
+    spec: ModelSpec
+    info: ShapeInfo
+    graph: Graph
+    kernels: dict[str, Kernel]
+    built: dict[tuple, Kernel]
+    nchw_inputs: set[str]
+    views: dict[str, tuple[str, Any, Optional[tuple[int, ...]]]]
+
+    @property
+    def key(self) -> tuple[Sizes, Optional[tuple[str, ...]]]:
+        return self.sizes, self.outputs
 
 
 @dataclass
@@ -82,10 +139,11 @@ class _Step:
 
 @dataclass
 class _Prepared:
+    variant: _Variant
     plan: MemoryPlan
     arena: np.ndarray
     steps: list[_Step]
-    outputs: dict[str, Union[str, np.ndarray]]
+    outputs: dict[str, Union[str, np.ndarray]]  # by graph tensor
     # NCHW inputs transposed on every run go into these NHWC buffers, so that their readers are bound
     # once and the transpose writes memory that stays warm (a fresh 3 MB array cost page faults).
     inputs: dict[str, np.ndarray]
@@ -131,29 +189,36 @@ class Profile:
 
 
 class Model:
-    """A loaded model; see :func:`load`. Call it (or :meth:`run`) on NHWC numpy arrays.
+    """A loaded model; see :func:`load`. Call it (or :meth:`run`) on NHWC numpy arrays, of the config's
+    input size or any other the layers allow.
 
     ``weights`` holds the original (unfolded) weights by layer and param, ``graph`` the nodes that run,
-    ``info`` the per-layer shapes, parameters and MACs. Runs of one model share its arena, so runs from
-    several Python threads take turns (a lock); for inference in parallel, load one model per thread.
+    ``info`` the per-layer shapes, parameters and MACs (at the config's input size). Runs of one model
+    share its arenas, so runs from several Python threads take turns (a lock); for inference in
+    parallel, load one model per thread. ``resize`` (given by the ONNX importer) re-derives the config
+    and weights for other input shapes; without it only the input layers' shapes change.
     """
 
     def __init__(self, config: Mapping[str, Any], *, weights: Union[None, str, Path, Mapping[str, Any]] = None,
                  base_dir: Union[str, Path] = ".", threads: Optional[int] = None, strategy: Strategy = None,
-                 optimize: bool = True) -> None:
+                 optimize: bool = True, resize: Optional[Resize] = None) -> None:
         self.spec: ModelSpec = parse_config(copy.deepcopy(dict(config) if isinstance(config, Mapping) else config))
         self.info: ShapeInfo = infer_shapes(self.spec)
-        self._apply_strategy(strategy)
+        self._strategy = strategy
+        self._apply_strategy(self.spec, strategy)
         self.weights: LayerWeights = self._read_weights(weights, Path(base_dir))
-        self.graph: Graph = lower(self.spec, self.info, self.weights, optimize=optimize)
-        self.kernels: dict[str, Kernel] = {name: self._build(node) for name, node in self.graph.nodes.items()}
-        self._nchw_inputs = self._read_nchw_in_place() if optimize else set()
-        for node in self.graph.nodes.values():
-            # The operators hold what they need; folded kernels would otherwise stay alive a second time.
-            node.weights = {}
+        self._optimize = optimize
+        self._resize = resize
+        self._declared: Sizes = tuple(self.info.outputs[name] for name in self.spec.inputs)
+        self._variants: OrderedDict[tuple, _Variant] = OrderedDict()
+        self._base: Optional[_Variant] = None
+        self._base = self._make_variant(self._declared, None)
+        self.graph: Graph = self._base.graph
+        self.kernels: dict[str, Kernel] = self._base.kernels
+        self._nchw_inputs = self._base.nchw_inputs
         self.threads = resolve_threads(threads)
-        self._plans: OrderedDict[int, _Prepared] = OrderedDict()
-        self._lock = threading.Lock()
+        self._plans: OrderedDict[tuple, _Prepared] = OrderedDict()
+        self._lock = threading.RLock()  # re-entered: run -> _variant, summary -> plan
         # Batch 1, the common case, is planned and bound now, and the OpenMP workers started: the first
         # run then costs what later ones do.
         self._prepare(1)
@@ -177,42 +242,49 @@ class Model:
     def output_names(self) -> list[str]:
         return list(self.spec.outputs)
 
-    def input_shape(self, name: Optional[str] = None, batch: int = 1) -> Shape:
-        """The array shape the caller passes for input ``name`` (the only input by default), in its layout."""
+    def input_shape(self, name: Optional[str] = None, batch: int = 1, size: Size = None) -> Shape:
+        """The array shape the caller passes for input ``name`` (the only input by default), in its
+        layout; at the config's input size, or at ``size``: ``(H, W)`` (or a dict of them by input)."""
         name = name or self.spec.inputs[0]
-        h_w_c = self.info.outputs[name]
+        if name not in self.spec.inputs:
+            raise ModelError(f"expected the name of an input layer ({', '.join(self.spec.inputs)})", layer=name,
+                             field="inputs")
+        h_w_c = self._sizes(size)[self.spec.inputs.index(name)]
         if self.spec.layers[name].attrs["layout"] == "NCHW" and len(h_w_c) == 3:
             return (batch, h_w_c[2], h_w_c[0], h_w_c[1])
         return (batch, *h_w_c)
 
     # --- loading -------------------------------------------------------------------------------------
 
-    def _apply_strategy(self, strategy: Strategy) -> None:
+    @staticmethod
+    def _apply_strategy(spec: ModelSpec, strategy: Strategy) -> None:
         if strategy is None:
             return
         if isinstance(strategy, str):
-            strategy = {n: strategy for n, layer in self.spec.layers.items() if layer.type == "conv2d"}
+            strategy = {n: strategy for n, layer in spec.layers.items() if layer.type == "conv2d"}
         for name, value in strategy.items():
-            layer = self.spec.layers.get(name)
+            layer = spec.layers.get(name)
             if layer is None or layer.type != "conv2d":
                 found = "no such layer" if layer is None else f"a {layer.type} layer"
                 raise ModelError(f"strategy overrides apply to conv2d layers, found {found}", layer=name,
                                  field="strategy")
             layer.attrs["strategy"] = value
 
-    def _read_weights(self, weights: Union[None, str, Path, Mapping[str, Any]], base_dir: Path) -> LayerWeights:
+    def _read_weights(self, weights: Union[None, str, Path, Mapping[str, Any]], base_dir: Path,
+                      info: Optional[ShapeInfo] = None) -> LayerWeights:
+        info = info or self.info
         if isinstance(weights, Mapping):
             flat = {f"{layer}/{name}": array for layer, params in weights.items() if isinstance(params, Mapping)
                     for name, array in params.items()}
             flat.update({key: array for key, array in weights.items() if not isinstance(array, Mapping)})
-            return check_weights(flat, self.info.params, "the weights mapping")
+            return check_weights(flat, info.params, "the weights mapping")
         path = Path(weights) if weights is not None else (
             base_dir / self.spec.weights if self.spec.weights else None)
         if path is None:
-            signals = {name: self.info.signals[layer.inputs[0]] for name, layer in self.spec.layers.items()
+            signals = {name: info.signals[layer.inputs[0]] for name, layer in self.spec.layers.items()
                        if layer.inputs}
-            return seeded_weights(self.spec.seed, self.info.params, signals)
-        return check_weights(read_npz(path), self.info.params, path.name)
+            return seeded_weights(self.spec.seed, info.params, signals)
+        return check_weights(read_npz(path), info.params, path.name)
 
     def _build(self, node: Node) -> Kernel:
         try:
@@ -221,49 +293,171 @@ class Model:
             raise ModelError(f"cannot prepare the {node.type} operator: {exc}", layer=node.layers[0],
                              field=_blame(node, exc)) from exc
 
-    def _read_nchw_in_place(self) -> set[str]:
+    @staticmethod
+    def _read_nchw_in_place(spec: ModelSpec, graph: Graph, kernels: dict[str, Kernel]) -> set[str]:
         """The NCHW inputs whose every reader can take them as they are (a first convolution of an RGB
         image): their readers switch to that kernel, and runs skip the transpose to NHWC."""
         direct = set()
-        for name in self.spec.inputs:
-            readers = self.graph.consumers(name)
-            if (self.spec.layers[name].attrs["layout"] == "NCHW" and readers
-                    and name not in self.graph.outputs.values()
-                    and all(r.inputs == [name] and self.kernels[r.name].nchw is not None for r in readers)):
+        for name in spec.inputs:
+            readers = graph.consumers(name)
+            if (spec.layers[name].attrs["layout"] == "NCHW" and readers
+                    and name not in graph.outputs.values()
+                    and all(r.inputs == [name] and kernels[r.name].nchw is not None for r in readers)):
                 direct.add(name)
                 for reader in readers:
-                    self.kernels[reader.name] = self.kernels[reader.name].nchw
+                    kernels[reader.name] = kernels[reader.name].nchw
         return direct
+
+    # --- variants: input sizes and requested tensors ---------------------------------------------------
+
+    def _sizes(self, size: Size) -> Sizes:
+        """The per-sample input shapes at ``size`` ((H, W) for every image input, or a dict by input)."""
+        if size is None:
+            return self._declared
+        if not isinstance(size, Mapping):
+            size = {name: size for name, shape in zip(self.spec.inputs, self._declared) if len(shape) == 3}
+        unknown = sorted(set(size) - set(self.spec.inputs))
+        if unknown:
+            raise ModelError(f"expected the name of an input layer ({', '.join(self.spec.inputs)})",
+                             layer=unknown[0], field="size")
+        sizes = []
+        for name, shape in zip(self.spec.inputs, self._declared):
+            if name not in size:
+                sizes.append(shape)
+                continue
+            hw = tuple(size[name])
+            if len(shape) != 3 or len(hw) != 2 or not all(isinstance(d, (int, np.integer)) and d >= 1 for d in hw):
+                raise ModelError(f"expected a size (H, W) of positive ints for an image input, found {hw!r}",
+                                 layer=name, field="size")
+            sizes.append((int(hw[0]), int(hw[1]), shape[2]))
+        return tuple(sizes)
+
+    def _describe(self, sizes: Sizes) -> str:
+        """``"a 192x192 input"``, or every input's size for several."""
+        images = [(name, s) for name, s in zip(self.spec.inputs, sizes) if len(s) == 3]
+        if len(images) == 1:
+            return f"a {images[0][1][0]}x{images[0][1][1]} input"
+        return "inputs " + ", ".join(f"{name} {s[0]}x{s[1]}" for name, s in images)
+
+    def _variant(self, sizes: Sizes, outputs: Optional[tuple[str, ...]] = None) -> _Variant:
+        if (sizes, outputs) == self._base.key:
+            return self._base
+        with self._lock:
+            variant = self._variants.get((sizes, outputs))
+            if variant is not None:
+                self._variants.move_to_end(variant.key)
+                return variant
+            variant = self._make_variant(sizes, outputs)
+            self._variants[variant.key] = variant
+            while len(self._variants) > _VARIANTS_KEPT:
+                self._variants.popitem(last=False)
+            return variant
+
+    def _spec_at(self, sizes: Sizes, outputs: Optional[tuple[str, ...]]
+                 ) -> tuple[ModelSpec, LayerWeights, ShapeInfo]:
+        """The config, weights and shapes at input shapes ``sizes``: the shapes of the layers the
+        requested tensors (by default the config's outputs) depend on, so that a size the model's head
+        cannot take still serves its feature maps."""
+        if sizes == self._declared:
+            return self.spec, self.weights, self.info
+        where = self._describe(sizes)
+        spec, weights = self.spec, self.weights
+        if self._resize is not None:
+            try:
+                config, converted = self._resize(dict(zip(self.spec.inputs, sizes)))
+            except ModelError as exc:
+                raise ModelError(f"{where}: {exc.message}", layer=exc.layer, field=exc.field, hint=exc.hint) from exc
+            spec = parse_config(copy.deepcopy(dict(config)))
+            self._apply_strategy(spec, self._strategy)
+            weights = None
+        wanted = [_view(spec, name)[0] for name in outputs] if outputs is not None else spec.outputs
+        try:
+            info = infer_shapes(spec, dict(zip(spec.inputs, sizes)), live_layers(spec, wanted))
+        except ModelError as exc:
+            raise ModelError(f"{where}: {exc.message}", layer=exc.layer, field=exc.field, hint=exc.hint) from exc
+        if weights is None:
+            live = {key: array for key, array in converted.items() if key.rpartition("/")[0] in info.params}
+            weights = self._read_weights(live, Path("."), info)
+        else:
+            _check_params(self.info, info, where)
+        return spec, weights, info
+
+    def _make_variant(self, sizes: Sizes, outputs: Optional[tuple[str, ...]]) -> _Variant:
+        spec, weights, info = self._spec_at(sizes, outputs)
+        views = {name: _view(spec, name) for name in outputs} if outputs is not None else \
+            {name: (name, None, None) for name in spec.outputs}
+        wanted = list(dict.fromkeys(layer for layer, _, _ in views.values()))
+        graph = lower(spec, info, weights, optimize=self._optimize, outputs=None if outputs is None else wanted)
+        views = {name: (graph.outputs[layer], pads, shape) for name, (layer, pads, shape) in views.items()}
+        built: dict[tuple, Kernel] = {}
+        kernels: dict[str, Kernel] = {}
+        shared = [v.built for v in (self._base, *self._variants.values()) if v is not None]
+        for name, node in graph.nodes.items():
+            key, same_weights = _node_key(spec, node), ("weights", _node_key(spec, node, padding=False))
+            kernel = next((b[key] for b in shared if key in b), None)
+            if kernel is None:
+                # A convolution whose pads differ at this size shares the packed weights all the same.
+                other = next((b[same_weights] for b in shared if same_weights in b), None)
+                kernel = other.repad(node.attrs["padding"]) if other is not None else self._build(node)
+            # The operators hold what they need; folded kernels would otherwise stay alive a second time.
+            node.weights = {}
+            built[key] = kernels[name] = kernel
+            if kernel.repad is not None:
+                built[same_weights] = kernel
+        nchw = self._read_nchw_in_place(spec, graph, kernels) if self._optimize else set()
+        return _Variant(sizes, outputs, spec, info, graph, kernels, built, nchw, views)
+
+    def _requested(self, outputs: Union[None, str, Sequence[str]]) -> Optional[tuple[str, ...]]:
+        """``outputs`` as a tuple of known tensor names (None: the config's outputs)."""
+        if outputs is None:
+            return None
+        names = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+        if not names or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"outputs: expected a tensor name or a non-empty list of them, found {outputs!r}")
+        known = [*self.spec.layers, *self.spec.tensors]
+        for name in names:
+            if name not in self.spec.layers and name not in self.spec.tensors:
+                close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+                raise UnknownTensorError(
+                    f"no tensor named {name!r} in this model" + (f"; close matches: {', '.join(map(repr, close))}"
+                                                                  if close else ""),
+                    layer=name, field="outputs",
+                    hint="tensor names are the config's layer names (and, for imported models, the ONNX tensor names)")
+        return tuple(dict.fromkeys(names))
 
     # --- planning ------------------------------------------------------------------------------------
 
-    def _strategies(self, batch: int) -> list[str]:
+    def _strategies(self, variant: _Variant, batch: int) -> list[str]:
         strategies = []
-        for name, node in self.graph.nodes.items():
+        for name, node in variant.graph.nodes.items():
             shape = (batch, *node.in_shapes[0])
             try:
-                strategies.append(self.kernels[name].strategy(shape))
+                strategies.append(variant.kernels[name].strategy(shape))
             except (ValueError, TypeError) as exc:
                 raise ModelError(f"no strategy for input shape {shape}: {exc}", layer=node.layers[0],
                                  field=_blame(node, exc)) from exc
         return strategies
 
-    def _prepare(self, batch: int) -> _Prepared:
-        prepared = self._plans.get(batch)
+    def _prepare(self, batch: int, variant: Optional[_Variant] = None) -> _Prepared:
+        variant = variant or self._base
+        key = (variant.key, batch)
+        prepared = self._plans.get(key)
         if prepared is not None:
-            self._plans.move_to_end(batch)
+            self._plans.move_to_end(key)
             return prepared
-        plan = plan_memory(self.graph, batch)
+        graph = variant.graph
+        plan = plan_memory(graph, batch)
         arena = aligned_empty(plan.arena_bytes // 4)
         # Touch every page now, when planning: the first run would otherwise take a page fault per 4 KiB.
         arena.fill(0.0)
-        views = {t: arena[off:off + n].reshape(batch, *self.graph.nodes[t].out_shape)
+        views = {t: arena[off:off + n].reshape(batch, *graph.nodes[t].out_shape)
                  for t, (off, n) in plan.offsets.items()}
-        inputs = {name: aligned_empty((batch, *self.info.outputs[name])) for name in self.spec.inputs
-                  if self._transposed(name)}
+        inputs = {name: aligned_empty((batch, *variant.info.outputs[name])) for name in self.spec.inputs
+                  if self._transposed(variant, name)}
         views.update(inputs)
-        steps = [_Step(node, self.kernels[name], [views.get(src, src) for src in node.inputs], views[name], strategy)
-                 for (name, node), strategy in zip(self.graph.nodes.items(), self._strategies(batch))]
+        steps = [_Step(node, variant.kernels[name], [views.get(src, src) for src in node.inputs], views[name],
+                       strategy)
+                 for (name, node), strategy in zip(graph.nodes.items(), self._strategies(variant, batch))]
         for step in steps:
             if step.kernel.bind is not None and not any(isinstance(s, str) for s in step.sources):
                 try:
@@ -271,17 +465,20 @@ class Model:
                 except (ValueError, TypeError) as exc:
                     raise ModelError(f"cannot run on input shape {(batch, *step.node.in_shapes[0])}: {exc}",
                                      layer=step.node.layers[0], field=_blame(step.node, exc)) from exc
-        outputs = {o: views.get(t, t) for o, t in self.graph.outputs.items()}
-        prepared = _Prepared(plan, arena, steps, outputs, inputs)
-        self._plans[batch] = prepared
+        outputs = {t: views.get(t, t) for t in graph.outputs.values()}
+        prepared = _Prepared(variant, plan, arena, steps, outputs, inputs)
+        self._plans[key] = prepared
         while len(self._plans) > _PLANS_KEPT:
             self._plans.popitem(last=False)
         return prepared
 
-    def plan(self, batch: int = 1) -> MemoryPlan:
-        """The memory plan for ``batch`` samples (computed, not allocated, if that batch size has not run)."""
-        prepared = self._plans.get(batch)
-        return prepared.plan if prepared is not None else plan_memory(self.graph, batch)
+    def plan(self, batch: int = 1, size: Size = None) -> MemoryPlan:
+        """The memory plan for ``batch`` samples at the config's input size, or at ``size`` ((H, W), or a
+        dict of them by input); computed, not allocated, if that shape has not run."""
+        with self._lock:
+            variant = self._variant(self._sizes(size))
+            prepared = self._plans.get((variant.key, batch))
+        return prepared.plan if prepared is not None else plan_memory(variant.graph, batch)
 
     @property
     def memory_plan(self) -> MemoryPlan:
@@ -290,7 +487,7 @@ class Model:
 
     # --- running -------------------------------------------------------------------------------------
 
-    def _bind(self, x: Union[np.ndarray, Mapping[str, Any]]) -> tuple[dict[str, np.ndarray], int]:
+    def _bind(self, x: Union[np.ndarray, Mapping[str, Any]]) -> tuple[dict[str, np.ndarray], int, Sizes]:
         names = self.spec.inputs
         if isinstance(x, Mapping):
             unknown = sorted(set(x) - set(names))
@@ -306,33 +503,36 @@ class Model:
         else:
             raise ModelError(f"this model has {len(names)} inputs; pass a dict keyed by "
                              f"{', '.join(repr(n) for n in names)}", field="inputs")
-        env, batch = {}, None
-        for name in names:
+        env, batch, sizes = {}, None, []
+        for name, declared in zip(names, self._declared):
             array = np.asarray(given[name])
             if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
                 raise TypeError(f"model input {name!r}: expected real numbers, found dtype {array.dtype}")
             layout = self.spec.layers[name].attrs["layout"]
-            want = self.input_shape(name, batch=array.shape[0] if array.ndim else 0)
-            if array.shape != want or array.shape[0] < 1:
-                hint = f"pass an array of shape {(1, *want[1:])}, or a batch of them"
+            size = _per_sample(array.shape, declared, layout)
+            if size is None or array.shape[0] < 1:
+                want = self.input_shape(name)
+                hint = f"pass an array of shape {want}, or a batch of them"
                 if array.shape == want[1:]:
                     hint = "add the batch axis, e.g. x[None]"
-                elif len(want) == 4 and array.shape[1:] == _other_layout(want[1:], layout):
-                    hint = (f"this looks like {'NHWC' if layout == 'NCHW' else 'NCHW'}: transpose it, or declare "
-                            f"that layout on the input layer")
-                raise ModelError(f"expected an array of shape (N, {', '.join(map(str, want[1:]))}) ({layout}), "
+                elif len(want) == 4 and array.ndim == 4 and _per_sample(array.shape, declared, _OTHER[layout]):
+                    hint = (f"this looks like {_OTHER[layout]}: transpose it, or declare that layout on the input "
+                            f"layer")
+                other = f"; H and W may differ, C = {declared[2]}" if len(want) == 4 else ""
+                raise ModelError(f"expected an array of shape (N, {', '.join(map(str, want[1:]))}) ({layout}{other}), "
                                  f"found {array.shape}", layer=name, field="shape", hint=hint)
             if batch is not None and array.shape[0] != batch:
                 raise ModelError(f"expected the batch size {batch} of the other inputs, found {array.shape[0]}",
                                  layer=name, field="shape")
             batch = array.shape[0]
             env[name] = array
-        return env, batch
+            sizes.append(size)
+        return env, batch, tuple(sizes)
 
-    def _transposed(self, name: str) -> bool:
-        """Whether input ``name`` is transposed from NCHW to NHWC on every run."""
-        return (self.spec.layers[name].attrs["layout"] == "NCHW" and len(self.info.outputs[name]) == 3
-                and name not in self._nchw_inputs)
+    def _transposed(self, variant: _Variant, name: str) -> bool:
+        """Whether input ``name`` is transposed from NCHW to NHWC on every run of ``variant``."""
+        return (self.spec.layers[name].attrs["layout"] == "NCHW" and len(variant.info.outputs[name]) == 3
+                and name not in variant.nchw_inputs)
 
     def _load(self, prepared: _Prepared, given: dict[str, np.ndarray], threads: int) -> dict[str, np.ndarray]:
         """The arrays the steps read: each transposed input written into its buffer, the others as
@@ -356,36 +556,51 @@ class Model:
             if times is not None:
                 times.append(time.perf_counter() - t0)
 
-    def _collect(self, prepared: _Prepared, env: dict[str, np.ndarray], threads: int) -> ArrayOrDict:
+    def _collect(self, prepared: _Prepared, env: dict[str, np.ndarray], threads: int) -> dict[str, np.ndarray]:
         result = {}
-        for name, source in prepared.outputs.items():
+        for name, (tensor, pads, shape) in prepared.variant.views.items():
+            source = prepared.outputs[tensor]
             array = env[source] if isinstance(source, str) else source
+            if pads is not None:
+                array = np.pad(array, ((0, 0), *pads, (0, 0)))
+            if shape is not None:
+                array = array.reshape(array.shape[0], *shape)
             if self.spec.output_layout == "NCHW" and array.ndim == 4:
                 result[name] = nhwc_to_nchw(array, threads=threads)
             else:
                 result[name] = np.array(array, dtype=np.float32, order="C")  # a copy: the arena is reused
-        return result if len(result) > 1 else next(iter(result.values()))
+        return result
 
-    def run(self, x: Union[np.ndarray, Mapping[str, Any]], *, threads: Optional[int] = None) -> ArrayOrDict:
+    def run(self, x: Union[np.ndarray, Mapping[str, Any]], *, outputs: Union[None, str, Sequence[str]] = None,
+            threads: Optional[int] = None) -> ArrayOrDict:
         """Run the model on ``x``: an array ``(N, H, W, C)`` (``(N, C, H, W)`` for an NCHW input layer),
-        or a dict of them keyed by input layer name. Returns a fresh array, or a dict keyed by output
-        layer name when the model has several outputs."""
+        or a dict of them keyed by input layer name; H and W may differ from the config's (see the module
+        docstring). Returns a fresh array, or a dict keyed by output layer name when the model has
+        several outputs.
+
+        ``outputs``: the tensors to return instead, by name (layer names; for imported models the ONNX
+        tensor names as well): a list gives a dict keyed by those names, one name its array. Requested
+        tensors are computed even where the model would otherwise fuse them away (the output of a
+        convolution before its relu); an unknown name raises a ``KeyError`` listing close matches."""
         threads = self.threads if threads is None else resolve_threads(threads)
-        given, batch = self._bind(x)
+        requested = self._requested(outputs)
+        given, batch, sizes = self._bind(x)
         with self._lock:
-            prepared = self._prepare(batch)
+            prepared = self._prepare(batch, self._variant(sizes, requested))
             env = self._load(prepared, given, threads)
             self._execute(prepared, env, threads)
-            return self._collect(prepared, env, threads)
+            result = self._collect(prepared, env, threads)
+        if isinstance(outputs, str) or (outputs is None and len(result) == 1):
+            return next(iter(result.values()))
+        return result
 
     __call__ = run
 
-    def example_input(self, batch: int = 1, seed: int = 0) -> ArrayOrDict:
+    def example_input(self, batch: int = 1, seed: int = 0, size: Size = None) -> ArrayOrDict:
         """A deterministic image-like input in [0, 1] (smooth blobs plus a little noise), in each input's
-        layout; a dict when the model has several inputs."""
+        layout, at the config's input size or at ``size``; a dict when the model has several inputs."""
         arrays = {}
-        for name in self.spec.inputs:
-            shape = self.info.outputs[name]
+        for name, shape in zip(self.spec.inputs, self._sizes(size)):
             if len(shape) == 3:
                 h, w, c = shape
                 cell = max(1, min(h, w) // 8)
@@ -402,37 +617,40 @@ class Model:
 
     # --- reporting -----------------------------------------------------------------------------------
 
-    def summary(self, batch: int = 1) -> str:
+    def summary(self, batch: int = 1, size: Size = None) -> str:
         """A Keras-style table of the nodes that run: config layers they compute, output shape,
-        parameters (of the original layers), MACs per batch and the strategy chosen for ``batch``."""
+        parameters (of the original layers), MACs per batch and the strategy chosen for ``batch``; at
+        the config's input size, or at ``size`` ((H, W), or a dict of them by input)."""
+        variant = self._variant(self._sizes(size))
+        spec, info, graph = variant.spec, variant.info, variant.graph
         rows = []
-        for node, strategy in zip(self.graph.nodes.values(), self._strategies(batch)):
-            params = sum(math.prod(p.shape) for layer in node.layers for p in self.info.params[layer].values())
-            macs = batch * sum(self.info.macs[layer] for layer in node.layers)
-            rows.append((f"{node.layers[0]} ({self.spec.layers[node.layers[0]].type})",
+        for node, strategy in zip(graph.nodes.values(), self._strategies(variant, batch)):
+            params = sum(math.prod(p.shape) for layer in node.layers for p in info.params[layer].values())
+            macs = batch * sum(info.macs[layer] for layer in node.layers)
+            rows.append((f"{node.layers[0]} ({spec.layers[node.layers[0]].type})",
                          str((batch, *node.out_shape)), f"{params:,}", _si(macs), strategy,
-                         [f"{n} ({self.spec.layers[n].type})" for n in node.layers[1:]]))
+                         [f"{n} ({spec.layers[n].type})" for n in node.layers[1:]]))
         head = ("Layer (type)", "Output shape", "Params", "MACs", "Strategy")
         widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(5)]
         fmt = f"{{:<{widths[0]}}}  {{:<{widths[1]}}}  {{:>{widths[2]}}}  {{:>{widths[3]}}}  {{:<{widths[4]}}}"
         rule = "-" * (sum(widths) + 8)
-        inputs = ", ".join(f"{n} {self.input_shape(n, batch)} {self.spec.layers[n].attrs['layout']}"
+        inputs = ", ".join(f"{n} {self.input_shape(n, batch, size)} {self.spec.layers[n].attrs['layout']}"
                            for n in self.spec.inputs)
         lines = [f"Model: {self.name or '(unnamed)'}   inputs: {inputs}", rule, fmt.format(*head), rule]
         for *cells, fused in rows:
             lines.append(fmt.format(*cells))
             if fused:
                 lines.append("    + " + ", ".join(fused))
-        total_params = sum(math.prod(p.shape) for ps in self.info.params.values() for p in ps.values())
-        total_macs = batch * sum(self.info.macs[layer] for node in self.graph.nodes.values() for layer in node.layers)
-        fused = sum(len(n.layers) - 1 for n in self.graph.nodes.values())
+        total_params = sum(math.prod(p.shape) for ps in info.params.values() for p in ps.values())
+        total_macs = batch * sum(info.macs[layer] for node in graph.nodes.values() for layer in node.layers)
+        fused = sum(len(n.layers) - 1 for n in graph.nodes.values())
         lines += [rule,
                   f"Total params: {total_params:,}   Total MACs: {_si(total_macs)} (batch {batch})   "
                   f"threads: {self.threads}",
-                  f"{len(self.spec.layers)} config layers run as {len(self.graph.nodes)} nodes "
-                  f"({fused} layers merged into their neighbours, {len(self.graph.folded)} of them batch norms "
+                  f"{len(spec.layers)} config layers run as {len(graph.nodes)} nodes "
+                  f"({fused} layers merged into their neighbours, {len(graph.folded)} of them batch norms "
                   f"or scale_shifts)",
-                  str(self.plan(batch))]
+                  str(self.plan(batch, size))]
         return "\n".join(lines)
 
     def profile(self, x: Union[None, np.ndarray, Mapping[str, Any]] = None, *, repeat: int = 10,
@@ -442,10 +660,10 @@ class Model:
         if repeat < 1:
             raise ValueError(f"repeat: expected a positive integer, found {repeat}")
         threads = self.threads if threads is None else resolve_threads(threads)
-        given, batch = self._bind(self.example_input() if x is None else x)
+        given, batch, sizes = self._bind(self.example_input() if x is None else x)
         samples: list[list[float]] = []
         with self._lock:
-            prepared = self._prepare(batch)
+            prepared = self._prepare(batch, self._variant(sizes))
             env = self._load(prepared, given, threads)
             for _ in range(warmup):
                 self._execute(prepared, env, threads)
@@ -458,7 +676,7 @@ class Model:
         denominator = float(medians.sum()) or 1.0
         rows, share = [], {}
         for step, seconds in zip(prepared.steps, medians):
-            macs = batch * sum(self.info.macs[layer] for layer in step.node.layers)
+            macs = batch * sum(prepared.variant.info.macs[layer] for layer in step.node.layers)
             rows.append(ProfileRow(step.node.layers[0], step.node.type, step.strategy, float(seconds),
                                    2e-9 * macs / seconds if seconds > 0 else 0.0, float(seconds) / denominator))
             share[step.strategy] = share.get(step.strategy, 0.0) + float(seconds) / denominator
@@ -478,14 +696,63 @@ class Model:
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
 
+def _node_key(spec: ModelSpec, node: Node, padding: bool = True) -> tuple:
+    """What a node's operator depends on: nodes of equal keys (at two input sizes, or for two sets of
+    requested tensors) share one operator. The layers it computes, with their config, determine its
+    weights; the input shapes count only for layer types whose operator is built for one size. Without
+    ``padding``: what its weights depend on (operators that differ only in padding share them)."""
+    def config(attrs: dict[str, Any]) -> str:
+        return repr(sorted((k, v) for k, v in attrs.items() if padding or k != "padding"))
+    return (node.type, config(node.attrs), tuple(node.inputs),
+            tuple((name, config(spec.layers[name].attrs)) for name in node.layers),
+            None if node.type in _SIZE_FREE else tuple(node.in_shapes))
+
+
+def _check_params(declared: ShapeInfo, info: ShapeInfo, where: str) -> None:
+    """Every layer expects the weights it has: a size that changes a weight's shape (a dense layer after
+    a flatten) cannot run."""
+    for layer, params in info.params.items():
+        for param, p in params.items():
+            want = declared.params[layer][param].shape
+            if p.shape == want:
+                continue
+            if param == "kernel" and len(want) == 2:
+                message = f"expects {want[0]} inputs, {where} gives {p.shape[0]}"
+            else:
+                message = f"expects {param} of shape {list(want)} (its weights), {where} needs {list(p.shape)}"
+            raise ModelError(message, layer=layer, field="inputs",
+                             hint="a layer after flatten or reshape fixes the input size; global_avg_pool "
+                                  "instead of flatten makes a head that takes any size")
+
+
+def _view(spec: ModelSpec, name: str) -> tuple[str, Any, Optional[tuple[int, ...]]]:
+    """A requested tensor as (layer, pads, shape), see :class:`_Variant`."""
+    if name in spec.layers:
+        return name, None, None
+    view = spec.tensors.get(name)
+    if view is None:  # a name of the config's own size that the config at another size does not hold
+        raise UnknownTensorError(f"no tensor named {name!r} in the model at this input size", layer=name,
+                                 field="outputs")
+    pads = tuple(tuple(p) for p in view["pads"]) if "pads" in view else None
+    return view["layer"], pads, tuple(view["shape"]) if "shape" in view else None
+
+
+_OTHER = {"NHWC": "NCHW", "NCHW": "NHWC"}
+
+
+def _per_sample(shape: tuple[int, ...], declared: Shape, layout: str) -> Optional[Shape]:
+    """The per-sample NHWC shape of an input array of ``shape`` in ``layout``, if its rank and channels
+    match the input layer's ``declared`` shape (H and W may differ); else None."""
+    if len(shape) != len(declared) + 1:
+        return None
+    if len(declared) != 3:
+        return tuple(shape[1:]) if tuple(shape[1:]) == tuple(declared) else None
+    h, w, c = shape[1:] if layout == "NHWC" else (shape[2], shape[3], shape[1])
+    return (h, w, c) if c == declared[2] and h >= 1 and w >= 1 else None
+
+
 def _blame(node: Node, exc: Exception) -> Optional[str]:
     return "strategy" if node.attrs.get("strategy", "auto") != "auto" and "strateg" in str(exc).lower() else None
-
-
-def _other_layout(shape: Shape, layout: str) -> Shape:
-    """The per-sample shape of the same image in the layout other than ``layout``."""
-    a, b, c = shape
-    return (c, a, b) if layout == "NHWC" else (b, c, a)
 
 
 def _uniform(seed: int, layer: str, what: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -26,12 +26,14 @@ referring to the same names. The rewrites, in order:
    x's producer).
 
 A rewrite only applies when the intermediate tensor has no other consumer and is not a graph output,
-so every tensor anyone can observe is still computed.
+so every tensor anyone can observe is still computed. The outputs are the config's or, for a run that
+asks for intermediate tensors (``model.run(x, outputs=[...])``), the ones requested, which are then
+computed as such (a convolution's output requested before its relu keeps the relu a node of its own).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -41,7 +43,7 @@ from .layers import LAYER_TYPES, Shape
 from .shapes import ShapeInfo
 from .weights import LayerWeights
 
-__all__ = ["Graph", "Node", "lower"]
+__all__ = ["Graph", "Node", "live_layers", "lower"]
 
 _FOLDS_BN = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense")
 _TAKES_ACTIVATION = (*_FOLDS_BN, "add", "batch_norm", "scale_shift")
@@ -94,9 +96,10 @@ class Graph:
         self.nodes[consumer.name] = producer
 
 
-def _live_layers(spec: ModelSpec) -> set[str]:
+def live_layers(spec: ModelSpec, outputs: Sequence[str]) -> set[str]:
+    """The layers the tensors ``outputs`` depend on (themselves included)."""
     live: set[str] = set()
-    stack = list(spec.outputs)
+    stack = list(outputs)
     while stack:
         name = stack.pop()
         if name not in live:
@@ -105,8 +108,8 @@ def _live_layers(spec: ModelSpec) -> set[str]:
     return live
 
 
-def _initial(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights) -> Graph:
-    live = _live_layers(spec)
+def _initial(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, outputs: Sequence[str]) -> Graph:
+    live = live_layers(spec, outputs)
     alias: dict[str, str] = {}
     nodes: dict[str, Node] = {}
     for name, layer in spec.layers.items():
@@ -119,7 +122,7 @@ def _initial(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights) -> Graph:
         nodes[name] = Node(name=name, type=layer.type, inputs=inputs, attrs=dict(layer.attrs),
                            weights=dict(weights.get(name, {})), layers=[name],
                            in_shapes=info.inputs_of(spec, name), out_shape=info.outputs[name])
-    return Graph(nodes=nodes, inputs=list(spec.inputs), outputs={o: alias.get(o, o) for o in spec.outputs})
+    return Graph(nodes=nodes, inputs=list(spec.inputs), outputs={o: alias.get(o, o) for o in outputs})
 
 
 def _affine(node: Node) -> tuple[np.ndarray, np.ndarray]:
@@ -279,10 +282,12 @@ def _fuse_input_activations(graph: Graph) -> None:
         del graph.nodes[act.name]
 
 
-def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: bool = True) -> Graph:
-    """The execution graph of a config: identities removed and, with ``optimize``, the folds and
-    fusions described in the module docstring applied."""
-    graph = _initial(spec, info, weights)
+def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: bool = True,
+          outputs: Optional[Sequence[str]] = None) -> Graph:
+    """The execution graph of a config computing its outputs (or the layers ``outputs`` names):
+    identities removed and, with ``optimize``, the folds and fusions described in the module docstring
+    applied."""
+    graph = _initial(spec, info, weights, spec.outputs if outputs is None else outputs)
     if optimize:
         _fuse_gates(graph)
         _fold_batch_norm(graph)

@@ -12,20 +12,39 @@ read only by Transpose (0, 3, 1, 2) becomes an NHWC input layer, and Transpose (
 Reshape to (N, F) is a flatten in NHWC order.
 
 Layers are named after their ONNX node (or output tensor, for nodes without a name); the layers that
-compute graph outputs carry the output names, so ``model.run`` returns them under the ONNX names.
+compute graph outputs carry the output names, so ``model.run`` returns them under the ONNX names. The
+config's ``tensors`` maps every other ONNX tensor pyconv holds to the layer computing it (with any
+pending zero pad, and the ``(1, 1, C)`` view of a pooled ``(C,)``), so ``model.run(x, outputs=[...])``
+takes ONNX tensor names too.
+
+Input sizes. A conversion happens at one size per graph input: the file's, or for symbolic axes the
+size the caller declares (``from_onnx(path, input_shape=(1, 3, 224, 224))``); every shape computation
+in the graph is evaluated at that size. The :class:`~pyconv.Model` that :func:`from_onnx` returns still
+runs at other sizes: it keeps the parsed graph and converts it again for each new input size
+(:class:`_Reconversion`), so whatever the graph computes from its input's shape (pads for TensorFlow's
+"same", as ``tf_*`` ports and pyconv's own torch twin emit them; Reshape targets) is evaluated at that
+size, as onnxruntime would. The model's runtime compares the layers: those whose config is unchanged
+keep their operators; a convolution whose pads change with the size gets the same operator with other
+pads (``with_padding``): weights are packed once whatever the sizes. Recognising "same" padding
+instead was rejected: exporters spell it with several formulas (timm's ``pad_same``, tf2onnx's, the
+twin's ``-(-size // stride)``, whose integer Div truncates toward zero in ONNX, so that at odd sizes it
+is *not* TensorFlow's "same"), and a pattern that misreads one silently computes something else than
+the file; evaluating the file's own subgraph at each size cannot. The graph kept for this holds its
+weight initializers as zero-stride placeholders, so it costs no second copy of the weights.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from ..graph.errors import ModelError
 from ..graph.layers import LAYER_TYPES, Shape
-from .reader import (BATCH, FOLDABLE, OnnxGraph, OnnxImportError, OnnxNode, Source, constant_value, fold,
-                     read_model)
+from .reader import (BATCH, FOLDABLE, GraphInput, OnnxGraph, OnnxImportError, OnnxNode, Source, constant_value,
+                     fold, read_model)
 
 if TYPE_CHECKING:
     from ..graph.model import Model
@@ -33,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["Context", "Tensor", "convert", "from_onnx", "onnx_to_config"]
 
 Pads = tuple[int, int, int, int]  # top, bottom, left, right
+# The ONNX shape of one graph input, or per input name: with or without the batch axis.
+InputShape = Union[None, Sequence[int], Mapping[str, Sequence[int]]]
 _NO_PADS: Pads = (0, 0, 0, 0)
 
 
@@ -80,10 +101,12 @@ class Context:
     """The conversion state: the layers and weights built so far and the ONNX tensors they hold.
     Converters (:mod:`pyconv.onnx.ops`) read their inputs and emit layers through it."""
 
-    def __init__(self, graph: OnnxGraph) -> None:
+    def __init__(self, graph: OnnxGraph, shapes: Optional[Mapping[str, tuple[Optional[int], ...]]] = None) -> None:
         self.graph = graph
         self.opset = graph.opset
-        batches = {i.shape[0] for i in graph.inputs}
+        # The ONNX shape of each graph input at which to convert, the batch axis as the file has it.
+        self.input_shapes = dict(shapes) if shapes is not None else _input_shapes(graph, None)
+        batches = {self.input_shapes[i.name][0] for i in graph.inputs}
         # Shape nodes report the batch as exported when it is fixed, else the BATCH marker.
         self.batch = batches.pop() if len(batches) == 1 and None not in batches else BATCH
         self.layers: list[dict[str, Any]] = []
@@ -210,6 +233,51 @@ def _add_input(ctx: Context, name: str, shape: tuple, nhwc: bool) -> None:
         ctx.tensors[name] = Tensor(layer, "flat", ctx.shapes[layer])
 
 
+def _input_shapes(graph: OnnxGraph, given: InputShape) -> dict[str, tuple[Optional[int], ...]]:
+    """The ONNX shape of each graph input to convert at: ``given`` (one shape for a single input, or
+    shapes by input name; with or without the batch axis) where given, else the file's; a symbolic
+    axis nobody sized is an error saying how to size it."""
+    if given is not None and not isinstance(given, Mapping):
+        if len(graph.inputs) != 1:
+            raise OnnxImportError(f"the model has {len(graph.inputs)} inputs: pass input_shape as a dict keyed by "
+                                  f"{', '.join(repr(i.name) for i in graph.inputs)}")
+        given = {graph.inputs[0].name: given}
+    given = dict(given or {})
+    unknown = sorted(set(given) - {i.name for i in graph.inputs})
+    if unknown:
+        raise OnnxImportError(f"input_shape names {unknown[0]!r}, which is not a graph input (inputs: "
+                              f"{', '.join(repr(i.name) for i in graph.inputs)})")
+    shapes = {}
+    for inp in graph.inputs:
+        shapes[inp.name] = _input_shape(inp, given.get(inp.name))
+    return shapes
+
+
+def _input_shape(inp: GraphInput, given: Optional[Sequence[int]]) -> tuple[Optional[int], ...]:
+    if given is None:
+        if inp.symbolic:
+            example = {"NF": (1, 1000), "NCHW": (1, inp.shape[1] or 3, 224, 224),
+                       "NHWC": (1, 224, 224, inp.shape[3])}[inp.axes]
+            raise OnnxImportError(
+                f"graph input {inp.name!r} has shape {list(inp.dims)}, found {', '.join(inp.symbolic)}: pyconv "
+                f"converts a model at one declared size", field="input_shape",
+                hint=f"pass the size to plan for, e.g. pyconv.from_onnx(path, input_shape={example}); the model "
+                     f"then also runs at any other size its layers allow")
+        return inp.shape
+    try:
+        dims = [int(d) for d in given]
+    except (TypeError, ValueError):
+        raise OnnxImportError(f"input_shape for {inp.name!r}: expected a sequence of ints, found {given!r}") from None
+    rank = len(inp.shape)
+    if len(dims) == rank - 1:
+        dims = [inp.shape[0] or 1, *dims]
+    if len(dims) != rank or min(dims) < 1:
+        raise OnnxImportError(f"input_shape for {inp.name!r}: expected {rank} positive sizes (or {rank - 1} without "
+                              f"the batch) like its ONNX shape {list(inp.dims)}, found {list(given)}")
+    # Channels that disagree with the weights are reported by the layer reading them.
+    return (inp.shape[0], *dims[1:])
+
+
 def _shape_of(ctx: Context, node: OnnxNode) -> np.ndarray:
     shape = np.array(ctx.raw(node.inputs[0]).onnx_shape(ctx.batch), dtype=np.int64)
     start, end = node.attrs.get("start", 0), node.attrs.get("end")
@@ -235,17 +303,19 @@ def _check_operators(graph: OnnxGraph) -> None:
                  f"computations ({', '.join(sorted(set(FOLDABLE) | {'Shape'} - set(CONVERTERS)))})")
 
 
-def onnx_to_config(graph: OnnxGraph, name: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The pyconv config and weights (``"<layer>/<param>"`` -> array) of a parsed ONNX graph."""
+def onnx_to_config(graph: OnnxGraph, name: str = "", input_shape: InputShape = None
+                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The pyconv config and weights (``"<layer>/<param>"`` -> array) of a parsed ONNX graph, converted at
+    ``input_shape`` (see :func:`from_onnx`), by default the file's input sizes."""
     from .ops import CONVERTERS
 
     _check_operators(graph)
-    ctx = Context(graph)
+    ctx = Context(graph, _input_shapes(graph, input_shape))
     for inp in graph.inputs:
         readers = [n for n in graph.nodes if inp.name in n.inputs]
         nhwc = bool(readers) and all(n.op_type == "Transpose" and list(n.attrs.get("perm", [])) == [0, 3, 1, 2]
                                      for n in readers)
-        _add_input(ctx, inp.name, inp.shape, nhwc and inp.name not in graph.outputs)
+        _add_input(ctx, inp.name, ctx.input_shapes[inp.name], nhwc and inp.name not in graph.outputs)
     problems: list[str] = []
     failed: set[str] = set()
     for node in graph.nodes:
@@ -282,8 +352,24 @@ def onnx_to_config(graph: OnnxGraph, name: str = "") -> tuple[dict[str, Any], di
               "description": f"imported from ONNX (opset {graph.opset}, producer {graph.producer or 'unknown'})",
               "metadata": {"source": "onnx", "opset": graph.opset, "producer": graph.producer,
                            "onnx_inputs": [i.name for i in graph.inputs], "onnx_outputs": list(graph.outputs)},
-              "layers": ctx.layers, "outputs": outputs, "output_layout": "NCHW"}
+              "layers": ctx.layers, "outputs": outputs, "output_layout": "NCHW", "tensors": _tensor_views(ctx)}
     return config, ctx.weights
+
+
+def _tensor_views(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Each computed ONNX tensor that no layer is named after, as the layer holding it (see the config's
+    ``tensors``); the middle of a channel shuffle and NHWC-transposed images are not observable."""
+    views = {}
+    for name, t in ctx.tensors.items():
+        if t.shuffle is not None or t.nhwc or (name == t.layer and t.pads == _NO_PADS and t.kind != "pooled"):
+            continue
+        view: dict[str, Any] = {"layer": t.layer}
+        if t.pads != _NO_PADS:
+            view["pads"] = [[t.pads[0], t.pads[1]], [t.pads[2], t.pads[3]]]
+        if t.kind == "pooled":
+            view["shape"] = [1, 1, t.shape[0]]
+        views[name] = view
+    return views
 
 
 def _output(ctx: Context, out: str) -> str:
@@ -298,23 +384,79 @@ def _output(ctx: Context, out: str) -> str:
     return out
 
 
-def convert(source: Source) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read an ONNX model (a path or its bytes) into a pyconv config and its weights."""
-    graph = read_model(source)
+def _model_name(graph: OnnxGraph, source: Source) -> str:
     stem = Path(source).stem if isinstance(source, (str, Path)) else ""
-    return onnx_to_config(graph, name=graph.name if graph.name and graph.name not in ("torch_jit", "main_graph")
-                          else stem)
+    return graph.name if graph.name and graph.name not in ("torch_jit", "main_graph") else stem
 
 
-def from_onnx(path_or_bytes: Union[str, Path, bytes], *, threads: Optional[int] = None) -> "Model":
+def convert(source: Source, input_shape: InputShape = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read an ONNX model (a path or its bytes) into a pyconv config and its weights, converted at
+    ``input_shape`` (see :func:`from_onnx`)."""
+    graph = read_model(source)
+    return onnx_to_config(graph, _model_name(graph, source), input_shape)
+
+
+# The inputs of these operators that hold weights only, never a shape: the reconversion's copy of the
+# graph replaces initializers read nowhere else by placeholders.
+_WEIGHT_INPUTS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
+                  "BatchNormalization": (1, 2, 3, 4)}
+
+
+class _Reconversion:
+    """Converts the kept ONNX graph again at other input sizes (see the module docstring): called with
+    the per-sample shapes of the model's input layers, returns that size's config and weights, the
+    weight arrays being the first conversion's."""
+
+    def __init__(self, graph: OnnxGraph, name: str, config: Mapping[str, Any], weights: Mapping[str, np.ndarray]):
+        readers: dict[str, set[tuple[str, int]]] = {}
+        for node in graph.nodes:
+            for i, src in enumerate(node.inputs):
+                readers.setdefault(src, set()).add((node.op_type, i))
+        light = {k: (np.broadcast_to(np.zeros((), v.dtype), v.shape)
+                     if k in readers and all(i in _WEIGHT_INPUTS.get(op, ()) for op, i in readers[k]) else v)
+                 for k, v in graph.initializers.items()}
+        self.graph = dataclasses.replace(graph, initializers=light)
+        self.name = name
+        self.weights = weights
+        self.layouts = {layer["name"]: layer.get("layout", "NHWC") for layer in config["layers"]
+                        if layer["type"] == "input"}
+
+    def __call__(self, sizes: Mapping[str, tuple[int, ...]]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        shapes = {}
+        for name, shape in sizes.items():
+            if len(shape) == 3 and self.layouts[name] == "NCHW":
+                h, w, c = shape
+                shape = (c, h, w)
+            shapes[name] = shape
+        config, converted = onnx_to_config(self.graph, self.name, shapes)
+        weights = {}
+        for key, array in converted.items():
+            kept = self.weights.get(key)
+            if kept is None or kept.shape != array.shape:
+                layer, param = key.rsplit("/", 1)
+                raise OnnxImportError(f"converting the model at input size {dict(sizes)} gives weights of shape "
+                                      f"{list(array.shape)} that the first conversion did not have",
+                                      layer=layer, field=param)
+            weights[key] = kept
+        return config, weights
+
+
+def from_onnx(path_or_bytes: Union[str, Path, bytes], *, threads: Optional[int] = None,
+              input_shape: InputShape = None) -> "Model":
     """Import an ONNX model (a file path or the model's bytes) as a pyconv :class:`~pyconv.Model`.
 
     The model keeps the ONNX interface: inputs of the same names in NCHW, outputs under the ONNX output
-    names, 4-D outputs NCHW; ``model.run(x)`` or ``model.run({name: x})`` returns what onnxruntime would.
-    Needs the ``onnx`` package (``pip install 'pyconv[onnx]'``). Unsupported operators, malformed files
-    and shapes pyconv cannot serve raise :class:`OnnxImportError` (a ``pyconv.ModelError``).
+    names, 4-D outputs NCHW; ``model.run(x)`` or ``model.run({name: x})`` returns what onnxruntime would,
+    and ``model.run(x, outputs=[...])`` any ONNX tensor pyconv computes. ``input_shape``: the ONNX shape
+    to convert and plan at, e.g. ``(1, 3, 224, 224)`` (the batch axis may be left out; a dict by input
+    name for several inputs); needed where the file's H or W is symbolic, by default the file's. The
+    model runs at other sizes too (see the module docstring). Needs the ``onnx`` package
+    (``pip install 'pyconv[onnx]'``). Unsupported operators, malformed files and shapes pyconv cannot
+    serve raise :class:`OnnxImportError` (a ``pyconv.ModelError``).
     """
     from ..graph.model import Model
 
-    config, weights = convert(path_or_bytes)
-    return Model(config, weights=weights, threads=threads)
+    graph = read_model(path_or_bytes)
+    name = _model_name(graph, path_or_bytes)
+    config, weights = onnx_to_config(graph, name, input_shape)
+    return Model(config, weights=weights, threads=threads, resize=_Reconversion(graph, name, config, weights))

@@ -3,10 +3,14 @@
 The ``onnx`` package (the ``pyconv[onnx]`` extra) is imported here, lazily: the runtime never needs it.
 Reading checks what the converter relies on, so that a broken file fails with one clear message:
 the bytes parse as a ``ModelProto``; every node input is a graph input, an initializer or an earlier
-node's output; the graph inputs the caller feeds have static channel and spatial sizes.
+node's output; the graph inputs the caller feeds are images ``(N, C, H, W)`` or matrices ``(N, F)`` of
+real numbers. Their sizes may be symbolic (``None`` in :attr:`GraphInput.shape`): the converter is
+given the sizes to convert at (see :mod:`pyconv.onnx.convert`).
 
-:func:`fold` evaluates the small integer subgraphs exporters emit to compute shapes (``Shape``,
-``Gather``, ``Unsqueeze``, ``Concat`` ...) once their inputs are known, so they never reach the runtime.
+:func:`fold` evaluates the small subgraphs exporters emit to compute shapes and pads (``Shape``,
+``Gather``, ``Neg``, ``Ceil``, ``Div``, ``Unsqueeze``, ``Concat``, ``Where`` ...) once their inputs are
+known, so they never reach the runtime: one numpy function per operator in :data:`FOLDABLE`, with ONNX's
+semantics where numpy's differ (integer ``Div`` truncates toward zero, as onnxruntime's does).
 """
 from __future__ import annotations
 
@@ -59,10 +63,26 @@ class OnnxNode:
 
 @dataclass
 class GraphInput:
-    """A graph input the caller feeds: its ONNX shape, ``None`` for the batch axis when it is symbolic."""
+    """A graph input the caller feeds: its ONNX shape, ``None`` for each symbolic axis; ``dims`` keeps the
+    file's own spelling of each axis (a size, a symbol name, or ``None``)."""
 
     name: str
     shape: tuple[Optional[int], ...]
+    dims: tuple[Union[int, str, None], ...] = ()
+
+    @property
+    def axes(self) -> str:
+        """The axes' letters: ``"NF"``, ``"NCHW"``, or ``"NHWC"`` for an image whose axis 1 is symbolic and
+        last axis fixed (tf2onnx's NHWC inputs)."""
+        if len(self.shape) == 2:
+            return "NF"
+        return "NHWC" if self.shape[1] is None and self.shape[3] else "NCHW"
+
+    @property
+    def symbolic(self) -> list[str]:
+        """The non-batch axes without a fixed size, as ``"H = 'height'"``."""
+        return [f"{axis} = {d!r}" for axis, d, size in zip(self.axes, self.dims, self.shape)
+                if axis != "N" and size is None]
 
 
 @dataclass
@@ -185,15 +205,7 @@ def _graph_input(vi: Any, onnx: Any) -> GraphInput:
         found = "no shape" if dims is None else f"rank {len(dims)} {list(dims)}"
         raise OnnxImportError(f"graph input {vi.name!r}: expected an image (N, C, H, W) or a matrix (N, F), "
                               f"found {found}")
-    dynamic = [f"{axis} = {d!r}" for axis, d in zip("NCHW" if len(dims) == 4 else "NF", dims)
-               if axis != "N" and (not isinstance(d, int) or d <= 0)]
-    if dynamic:
-        raise OnnxImportError(f"graph input {vi.name!r} has shape {list(dims)}: pyconv needs static channel and "
-                              f"spatial sizes (only the batch may vary), found {', '.join(dynamic)}",
-                              hint="re-export the model with a fixed input size, e.g. torch.onnx.export without "
-                                   "dynamic_axes on H and W")
-    batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None
-    return GraphInput(vi.name, (batch, *(int(d) for d in dims[1:])))
+    return GraphInput(vi.name, tuple(d if isinstance(d, int) and d > 0 else None for d in dims), dims)
 
 
 # --- constant folding of shape computations ---------------------------------------------------------
@@ -263,8 +275,58 @@ def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable:
     return run
 
 
+def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable:
+    def run(node, args, opset):
+        return fn(args[0]).astype(args[0].dtype)
+    return run
+
+
+def _compare(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable:
+    return lambda node, args, opset: fn(args[0], args[1])
+
+
+def _variadic(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable:
+    def run(node, args, opset):
+        out = args[0]
+        for a in args[1:]:
+            out = fn(out, a)
+        return out.astype(np.result_type(*args))
+    return run
+
+
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return a // b if np.issubdtype(np.result_type(a, b), np.integer) else a / b
+    if not np.issubdtype(np.result_type(a, b), np.integer):
+        return a / b
+    # ONNX integer division truncates toward zero (C semantics), unlike numpy's floor division.
+    q = np.abs(a) // np.abs(b)
+    return np.where((a < 0) != (b < 0), -q, q)
+
+
+def _mod(node, args, opset):
+    a, b = args
+    if node.attrs.get("fmod", 0):
+        return np.fmod(a, b).astype(np.result_type(a, b))
+    return np.mod(a, b).astype(np.result_type(a, b))
+
+
+def _shape(node, args, opset):
+    shape = np.array(args[0].shape, dtype=np.int64)
+    return shape[node.attrs.get("start", 0):node.attrs.get("end")]
+
+
+def _expand(node, args, opset):
+    shape = _ints(args[1])
+    # ONNX Expand broadcasts both ways: a 1 in the target keeps the input's size.
+    return args[0] * np.ones(shape, dtype=args[0].dtype)
+
+
+def _reduce(fn: Callable) -> Callable:
+    def run(node, args, opset):
+        axes = _axes(node, args)
+        if not axes and node.attrs.get("noop_with_empty_axes", 0):
+            return args[0]
+        return fn(args[0], axis=None if not axes else tuple(axes), keepdims=bool(node.attrs.get("keepdims", 1)))
+    return run
 
 
 # Each takes (node, constant inputs, opset) and returns the single output.
@@ -282,6 +344,35 @@ FOLDABLE: dict[str, Callable[[OnnxNode, list, int], np.ndarray]] = {
     "Sub": _binary(np.subtract),
     "Mul": _binary(np.multiply),
     "Div": _binary(_div),
+    "Mod": _mod,
+    "Pow": _binary(np.power),
+    "Min": _variadic(np.minimum),
+    "Max": _variadic(np.maximum),
+    "Neg": _unary(np.negative),
+    "Abs": _unary(np.abs),
+    "Ceil": _unary(np.ceil),
+    "Floor": _unary(np.floor),
+    "Round": _unary(np.round),  # half to even, as ONNX specifies
+    "Sqrt": _unary(np.sqrt),
+    "Sign": _unary(np.sign),
+    "Reciprocal": _unary(np.reciprocal),
+    "Equal": _compare(np.equal),
+    "Less": _compare(np.less),
+    "LessOrEqual": _compare(np.less_equal),
+    "Greater": _compare(np.greater),
+    "GreaterOrEqual": _compare(np.greater_equal),
+    "Not": lambda node, args, opset: np.logical_not(args[0]),
+    "And": _compare(np.logical_and),
+    "Or": _compare(np.logical_or),
+    "Where": lambda node, args, opset: np.where(args[0], args[1], args[2]).astype(np.result_type(args[1], args[2])),
+    "Shape": _shape,
+    "Size": lambda node, args, opset: np.array(args[0].size, dtype=np.int64),
+    "Expand": _expand,
+    "Tile": lambda node, args, opset: np.tile(args[0], _ints(args[1])),
+    "ReduceProd": _reduce(np.prod),
+    "ReduceSum": _reduce(np.sum),
+    "ReduceMin": _reduce(np.min),
+    "ReduceMax": _reduce(np.max),
     "Transpose": lambda node, args, opset: np.transpose(args[0], node.attrs.get("perm")),
     "Range": lambda node, args, opset: np.arange(args[0], args[1], args[2]).astype(args[0].dtype),
 }
@@ -291,7 +382,7 @@ def fold(node: OnnxNode, args: list[Optional[np.ndarray]], opset: int) -> np.nda
     """Evaluate ``node`` on constant inputs (``None`` for an omitted optional input)."""
     try:
         return np.asarray(FOLDABLE[node.op_type](node, args, opset))
-    except (ValueError, TypeError, IndexError, KeyError) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, FloatingPointError) as exc:
         raise OnnxImportError(f"cannot evaluate this node on its constant inputs "
                               f"({', '.join(str(None if a is None else a.shape) for a in args)}): {exc}",
                               field=node.label) from None

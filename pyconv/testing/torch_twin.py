@@ -418,13 +418,14 @@ def _build(torch, config, weights, io_layout):
 
 
 def export_onnx(config: dict, weights, path, opset: int = 13, batch: int = 1,
-                io_layout: str | None = None, dynamic_batch: bool = False) -> str:
+                io_layout: str | None = None, dynamic_batch: bool = False, dynamic_size: bool = False) -> str:
     """Export the twin of ``config`` with ``weights`` (as for ``build_twin``) to an ONNX file at
     ``path``; returns the path.
 
     Uses PyTorch's TorchScript-based exporter (``dynamo=False``), which needs no package beyond
     torch and onnx and works offline. The graph's input is named after the input layer, its outputs
-    after the config's outputs. ``dynamic_batch`` makes the batch axis symbolic.
+    after the config's outputs. ``dynamic_batch`` makes the batch axis symbolic, ``dynamic_size`` the
+    input's height and width (the pads of "same" convolutions are then computed from them in the graph).
     """
     torch = _torch()
     config = _read_config(config)
@@ -437,8 +438,11 @@ def export_onnx(config: dict, weights, path, opset: int = 13, batch: int = 1,
     example = torch.zeros((batch, *shape), dtype=torch.float32)
     names = list(config["outputs"])
     dynamic = None
-    if dynamic_batch:
-        dynamic = {n: {0: "batch"} for n in [inp["name"], *names]}
+    if dynamic_batch or dynamic_size:
+        dynamic = {n: {0: "batch"} if dynamic_batch else {} for n in [inp["name"], *names]}
+    if dynamic_size:
+        h_axis = 2 if len(shape) == 3 and layout == "NCHW" else 1
+        dynamic[inp["name"]].update({h_axis: "height", h_axis + 1: "width"})
     with torch.no_grad():
         torch.onnx.export(twin, (example,), str(path), input_names=[inp["name"]], output_names=names,
                           opset_version=opset, dynamo=False, dynamic_axes=dynamic,
