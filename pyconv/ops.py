@@ -251,12 +251,21 @@ def activation(x: ArrayLike, function: ActivationLike, *, out: Optional[np.ndarr
                threads: Optional[int] = None) -> np.ndarray:
     """``function(x)`` elementwise, for any shape: ``function`` is a name (``"sigmoid"``), a mapping
     (``{"function": "leaky_relu", "alpha": 0.1}``) or None (a copy).  ``out`` may be ``x`` itself."""
+    return _activation_bind(x, function, out)(threads)
+
+
+def _activation_bind(x: ArrayLike, function: ActivationLike, out: Optional[np.ndarray]) -> Run:
+    """See :func:`_pool_bind`."""
     act = kernel_args(function, "function")
     x = _at_least_1d("x", x)
     y = check_out(out, x.shape)
     _reject_overlap(y, [x], in_place_ok=[x])
-    _pooling.activation(x.reshape(-1), y.reshape(-1), act, _threads_for(threads, x.size))
-    return y
+    flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        _pooling.activation(flat_x, flat_y, act, _threads_for(threads, x.size))
+        return y
+    return run
 
 
 def prelu(x: ArrayLike, alpha: ArrayLike, *, out: Optional[np.ndarray] = None,
@@ -264,6 +273,11 @@ def prelu(x: ArrayLike, alpha: ArrayLike, *, out: Optional[np.ndarray] = None,
     """``x`` where ``x >= 0``, else ``alpha * x``: ``alpha`` a scalar, a ``(C,)`` vector over x's last
     axis, or any shape that broadcasts (numpy's rules) to one sample's shape ``x.shape[1:]``.  NaN passes
     through.  ``out`` may be ``x`` itself."""
+    return _prelu_bind(x, alpha, out)(threads)
+
+
+def _prelu_bind(x: ArrayLike, alpha: ArrayLike, out: Optional[np.ndarray]) -> Run:
+    """See :func:`_pool_bind`; the slopes are read here, once."""
     x = _at_least_1d("x", x)
     a = as_float32_array("alpha", alpha)
     c = x.shape[-1]
@@ -283,8 +297,12 @@ def prelu(x: ArrayLike, alpha: ArrayLike, *, out: Optional[np.ndarray] = None,
         rows = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(1, -1)
     y = check_out(out, x.shape)
     _reject_overlap(y, [x, a], in_place_ok=[x])
-    _pooling.prelu(rows, slopes, y.reshape(rows.shape), _threads_for(threads, x.size))
-    return y
+    rows_y = y.reshape(rows.shape)
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        _pooling.prelu(rows, slopes, rows_y, _threads_for(threads, x.size))
+        return y
+    return run
 
 
 def concat(xs: Sequence[ArrayLike], *, out: Optional[np.ndarray] = None,

@@ -419,7 +419,7 @@ class ActivationLayer(LayerType):
     def build(self, attrs, weights, in_shapes):
         function = of_layer(attrs)
         return Kernel(lambda xs, out, threads: ops.activation(xs[0], function, out=out, threads=threads),
-                      _fixed("elementwise"))
+                      _fixed("elementwise"), lambda xs, out: ops._activation_bind(xs[0], function, out))
 
 
 @register
@@ -445,7 +445,7 @@ class PReluLayer(LayerType):
     def build(self, attrs, weights, in_shapes):
         alpha = weights["alpha"]
         return Kernel(lambda xs, out, threads: ops.prelu(xs[0], alpha, out=out, threads=threads),
-                      _fixed("elementwise"))
+                      _fixed("elementwise"), lambda xs, out: ops._prelu_bind(xs[0], alpha, out))
 
 
 class _PoolLayer(LayerType):
