@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Union
 
-__all__ = ["FUNCTIONS", "Activation", "ActivationError", "ActivationLike", "compose", "config_of", "kernel_args",
-           "of_layer", "parse"]
+__all__ = ["FUNCTIONS", "PARAM_FIELDS", "Activation", "ActivationError", "ActivationLike", "compose", "config_of",
+           "kernel_args", "of_layer", "parse"]
 
 # Function name -> (code in ukernels/common.h, its parameters with their defaults).
 _SPECS: Dict[str, Tuple[int, Dict[str, Optional[float]]]] = {
@@ -44,6 +44,8 @@ _SPECS: Dict[str, Tuple[int, Dict[str, Optional[float]]]] = {
     "tanh": (9, {}),
 }
 FUNCTIONS: Tuple[str, ...] = tuple(_SPECS)
+# Every parameter any function takes: the fields an ``activation`` layer may carry besides its function.
+PARAM_FIELDS = ("alpha", "beta", "min", "max")
 
 
 class ActivationError(ValueError):
@@ -163,10 +165,6 @@ def kernel_args(activation: ActivationLike, name: str = "activation") -> Tuple[i
     """The drivers' (code, alpha, beta) for an activation; (0, 0, 0) for None."""
     act = parse(activation, name)
     return (0, 0.0, 0.0) if act is None else act.kernel_args()
-
-
-# The fields an ``activation`` layer may carry besides its function.
-PARAM_FIELDS = ("alpha", "beta", "min", "max")
 
 
 def of_layer(attrs: Mapping[str, Any], name: str = "activation") -> Activation:
