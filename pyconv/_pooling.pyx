@@ -1,6 +1,7 @@
-"""nogil kernels for the operators that are not convolutions: pooling, elementwise add and per-channel
-scale/shift (with a fused activation), activations and PReLU on their own, concatenation along
-channels, channel shuffle and softmax.
+"""nogil kernels for the operators that are not convolutions: pooling, elementwise binary ops (add,
+subtract, multiply, divide, one operand broadcast) and per-channel scale/shift (with a fused
+activation), activations and PReLU on their own, concatenation along channels, channel shuffle and
+softmax.
 
 Arrays arrive from :mod:`pyconv.ops` already validated: C-contiguous float32, shapes consistent, pads
 and output sizes legal (every pooling window holds at least one input cell). These drivers trust that
@@ -166,45 +167,49 @@ cdef inline Py_ssize_t _rows_per_task(Py_ssize_t C) noexcept nogil:
     return _imax(1, ELEMS_PER_TASK // _imax(C, 1))
 
 
-def add(const float[::1] a, const float[::1] b, float[::1] out, act, int threads):
-    """out = act(a + b), all flat and of one length. ``out`` may be ``a`` or ``b``."""
-    cdef Py_ssize_t n = a.shape[0]
-    cdef Py_ssize_t tasks = (n + ELEMS_PER_TASK - 1) // ELEMS_PER_TASK
-    cdef Py_ssize_t t, i0
+def binary(const float[::1] a, const float[::1] b, float[::1] out, Py_ssize_t P, Py_ssize_t R, Py_ssize_t K,
+           int op, act, int threads):
+    """out[p, r, k] = act(a[p, r, k] OP b[p, k]): ``b`` broadcast over the R axis of ``a``.
+
+    a, out : (P * R * K,) flat;  b : (P * K,).  ``op`` is a ``PYCONV_BIN_*`` code (common.h). Same shapes
+    are P = R = 1; (H, W, C) OP (1, 1, C) per sample is P = N, R = H * W, K = C. With K = 1 each of the
+    P runs of R values takes one scalar of ``b``. ``out`` may be ``a`` (or ``b`` when R = 1).
+    """
+    cdef bint scalar = K == 1 and R > 1
+    cdef Py_ssize_t rows = P if scalar else P * R
+    cdef Py_ssize_t L = R if scalar else K
+    cdef Py_ssize_t pieces, rpt, tasks, t, r, r0, r1, c0, c1
     cdef const float* ap
     cdef const float* bp
-    cdef float* op
-    if n == 0:
+    cdef float* op_
+    if rows == 0 or L == 0:
         return
-    ap, bp, op = &a[0], &b[0], &out[0]
+    ap, bp, op_ = &a[0], &b[0], &out[0]
+    # A task is whole rows, or a piece of one long row: each element is computed once, by one task,
+    # whatever the thread count.
+    pieces = (L + ELEMS_PER_TASK - 1) // ELEMS_PER_TASK
+    rpt = _rows_per_task(L) if pieces == 1 else 1
+    tasks = (rows + rpt - 1) // rpt if pieces == 1 else rows * pieces
     cdef const pyconv_ukernels *k = uk
     cdef act_spec s = act_spec_of(act)
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="static"):
-            i0 = t * ELEMS_PER_TASK
-            k.add(ap + i0, bp + i0, op + i0, _imin(ELEMS_PER_TASK, n - i0), s.fused)
-            act_rows(k, &s, op + i0, 1, _imin(ELEMS_PER_TASK, n - i0), 0)
-
-
-def add_channels(const float[:, ::1] x, const float[::1] v, float[:, ::1] out, act, int threads):
-    """out[r, c] = act(x[r, c] + v[c]).  x, out : (rows, C);  v : (C,). ``out`` may be ``x``."""
-    cdef Py_ssize_t rows = x.shape[0], C = x.shape[1]
-    cdef Py_ssize_t rpt = _rows_per_task(C)
-    cdef Py_ssize_t tasks = (rows + rpt - 1) // rpt
-    cdef Py_ssize_t t, r
-    cdef const float* xp
-    cdef const float* vp
-    cdef float* op
-    if rows == 0 or C == 0:
-        return
-    xp, vp, op = &x[0, 0], &v[0], &out[0, 0]
-    cdef const pyconv_ukernels *k = uk
-    cdef act_spec s = act_spec_of(act)
-    with nogil:
-        for t in prange(tasks, num_threads=threads, schedule="static"):
-            for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
-                k.add(xp + r * C, vp, op + r * C, C, s.fused)
-                act_rows(k, &s, op + r * C, 1, C, 0)
+            if pieces == 1:
+                r0 = t * rpt
+                r1 = _imin(r0 + rpt, rows)
+                c0 = 0
+                c1 = L
+            else:
+                r0 = t // pieces
+                r1 = r0 + 1
+                c0 = (t % pieces) * ELEMS_PER_TASK
+                c1 = _imin(c0 + ELEMS_PER_TASK, L)
+            for r in range(r0, r1):
+                if scalar:
+                    k.binary_scalar(ap + r * L + c0, bp[r], op_ + r * L + c0, c1 - c0, op, s.fused)
+                else:
+                    k.binary(ap + r * L + c0, bp + (r // R) * K + c0, op_ + r * L + c0, c1 - c0, op, s.fused)
+                act_rows(k, &s, op_ + r * L + c0, 1, c1 - c0, 0)
 
 
 def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] shift,

@@ -12,6 +12,12 @@ cdef extern from "ukernels.h" nogil:
         PYCONV_ACT_NONE
         PYCONV_ACT_RELU6
         PYCONV_ACT_TANH
+        PYCONV_BIN_ADD
+        PYCONV_BIN_SUB
+        PYCONV_BIN_MUL
+        PYCONV_BIN_DIV
+        PYCONV_BIN_RSUB
+        PYCONV_BIN_RDIV
     ctypedef struct pyconv_dw_geom:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
         int in_act, prefetch
@@ -41,7 +47,8 @@ cdef extern from "ukernels.h" nogil:
                                ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1) noexcept nogil
         void (*transpose_tile)(const float *src, ptrdiff_t ld_src, float *dst, ptrdiff_t ld_dst,
                                ptrdiff_t rows, ptrdiff_t cols) noexcept nogil
-        void (*add)(const float *a, const float *b, float *o, ptrdiff_t n, int act) noexcept nogil
+        void (*binary)(const float *a, const float *b, float *o, ptrdiff_t n, int op, int act) noexcept nogil
+        void (*binary_scalar)(const float *a, float s, float *o, ptrdiff_t n, int op, int act) noexcept nogil
         void (*scale_shift)(const float *x, const float *s, const float *b, float *o, ptrdiff_t n,
                             int act) noexcept nogil
         void (*accumulate)(float *dst, const float *src, ptrdiff_t n) noexcept nogil
@@ -50,6 +57,9 @@ cdef extern from "ukernels.h" nogil:
         void (*prelu)(const float *x, const float *alpha, float *o, ptrdiff_t n) noexcept nogil
         void (*mean_pixels)(const float *img, float *dst, ptrdiff_t HW, ptrdiff_t C, ptrdiff_t n) noexcept nogil
         void (*shuffle_row)(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P) noexcept nogil
+        void (*bilinear_row)(const float *r0, const float *r1, float wy0, float wy1, const ptrdiff_t *x0,
+                             const ptrdiff_t *x1, const float *wx0, const float *wx1, float *o, ptrdiff_t OW,
+                             ptrdiff_t C) noexcept nogil
     const pyconv_ukernels *pyconv_ukernels_for(const char *name)
     void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
     void pyconv_prefetch_cells(const float *img, ptrdiff_t C, ptrdiff_t W, ptrdiff_t h0, ptrdiff_t h1,

@@ -1,12 +1,14 @@
 """The operators that are not convolutions, as functions: max and average pooling, global average
-pooling, add, per-channel scale/shift, an activation function on its own and PReLU, concatenation along
-channels, channel shuffle, softmax, and the NCHW <-> NHWC layout conversions.  Every ``activation`` is
-None, a function name or a mapping with its parameters (:mod:`pyconv.activations`), applied to each
-chunk of the result as it is written.
+pooling, broadcasting binary ops (add, subtract, multiply, divide), per-channel scale/shift, an
+activation function on its own and PReLU, concatenation along channels, slicing along an axis, channel
+shuffle, softmax, spatial resizing (nearest, bilinear), and the NCHW <-> NHWC layout conversions.  Every
+``activation`` is None, a function name or a mapping with its parameters (:mod:`pyconv.activations`),
+applied to each chunk of the result as it is written.
 
-Activations are NHWC; the channel-wise ops (add, scale_shift, concat, channel_shuffle, softmax) take any
-rank and work on the last axis. Every function validates and converts its arguments here, once, so the
-nogil kernels in :mod:`pyconv._pooling` only ever see legal, C-contiguous float32 arrays. Each accepts
+Activations are NHWC; the channel-wise ops (scale_shift, concat, channel_shuffle, softmax) take any
+rank and work on the last axis; the binary ops broadcast by numpy's rules. Every function validates
+and converts its arguments here, once, so the nogil kernels in :mod:`pyconv._pooling` and
+:mod:`pyconv._gather` only ever see legal, C-contiguous float32 arrays. Each accepts
 ``out=`` (a preallocated C-contiguous float32 array of the result's shape) and ``threads=``, the most
 threads the call may use (``None``: as resolved by :mod:`pyconv.threads`). Small inputs use fewer: these
 ops are memory-bound and cheap, and waking a second thread, or waiting at the barrier for one that
@@ -15,6 +17,7 @@ count.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Callable, Optional
@@ -22,7 +25,7 @@ from typing import Callable, Optional
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _kernels, _layout, _pooling
+from . import _gather, _kernels, _layout, _pooling
 from .padding import PaddingLike, output_size, resolve_padding
 from .threads import resolve_threads
 from .activations import ActivationLike, kernel_args
@@ -34,13 +37,18 @@ __all__ = [
     "avg_pool2d",
     "channel_shuffle",
     "concat",
+    "divide",
     "global_avg_pool2d",
     "max_pool2d",
+    "multiply",
     "nchw_to_nhwc",
     "nhwc_to_nchw",
     "prelu",
+    "resize",
     "scale_shift",
+    "slice_axis",
     "softmax",
+    "subtract",
 ]
 
 # Work (element reads, roughly) that one more thread must have to be worth starting: about 20-50 us.
@@ -188,31 +196,111 @@ def _global_avg_pool_bind(x: ArrayLike, out: Optional[np.ndarray]) -> Run:
 # Channel-wise ops
 # ---------------------------------------------------------------------------------------------------
 
-def add(a: ArrayLike, b: ArrayLike, *, activation: ActivationLike = None, out: Optional[np.ndarray] = None,
-        threads: Optional[int] = None) -> np.ndarray:
-    """``activation(a + b)``, elementwise.
+# Each binary op's kernel code (ukernels/common.h), and its code with the operands swapped (the
+# kernel broadcasts its second operand; a broadcast left operand is passed second).
+_BINARY_CODES = {"add": (0, 0), "subtract": (1, 4), "multiply": (2, 2), "divide": (3, 5)}
 
-    ``a`` and ``b`` have one shape, or one of them is a ``(C,)`` vector added to every position of the
-    other (whose last axis is C). ``activation``: see :mod:`pyconv.activations`, applied as each chunk is
-    stored. ``out`` may be the full-shape input itself (in-place add), but no other overlapping array.
-    """
+
+def _broadcast_split(full: tuple[int, ...], small: tuple[int, ...]) -> Optional[tuple[int, int, int]]:
+    """``(P, R, K)`` when ``small`` (right-aligned) matches ``full`` on its leading and trailing axes and
+    is 1 on those between: ``full`` then reads as ``(P, R, K)`` and ``small`` as ``(P, 1, K)``; None for
+    any other pattern. Axes of length 1 in ``full`` match either way."""
+    small = (1,) * (len(full) - len(small)) + tuple(small)
+    axes = [(f, f == s) for f, s in zip(full, small) if f != 1]
+    i = 0
+    while i < len(axes) and axes[i][1]:
+        i += 1
+    j = i
+    while j < len(axes) and not axes[j][1]:
+        j += 1
+    if not all(same for _, same in axes[j:]):
+        return None
+    sizes = [f for f, _ in axes]
+    if i == j:  # nothing broadcast: one run of equal shapes
+        return 1, 1, math.prod(sizes)
+    return math.prod(sizes[:i]), math.prod(sizes[i:j]), math.prod(sizes[j:])
+
+
+def _binary_bind(op: str, a: ArrayLike, b: ArrayLike, activation: ActivationLike, out: Optional[np.ndarray]) -> Run:
+    """See :func:`_pool_bind`. ``op``: "add", "subtract", "multiply" or "divide"."""
     act = kernel_args(activation)
     a = _at_least_1d("a", a)
     b = _at_least_1d("b", b)
-    if a.shape == b.shape:
-        y = check_out(out, a.shape)
-        _reject_overlap(y, [a, b], in_place_ok=[a, b])
-        _pooling.add(a.reshape(-1), b.reshape(-1), y.reshape(-1), act, _threads_for(threads, a.size))
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"a and b must broadcast against each other (numpy's rules), got a {a.shape} and "
+                         f"b {b.shape}") from None
+    y = check_out(out, shape)
+    _reject_overlap(y, [a, b], in_place_ok=[x for x in (a, b) if x.shape == shape])
+    code, swapped = _BINARY_CODES[op]
+    split = None
+    if a.shape == shape:
+        full, small, split = a, b, _broadcast_split(shape, b.shape)
+    elif b.shape == shape:
+        full, small, split, code = b, a, _broadcast_split(shape, a.shape), swapped
+    flat_y = y.reshape(-1)
+    if split is not None:
+        p, r, k = split
+        flat_full, flat_small = full.reshape(-1), small.reshape(-1)
+
+        def run(threads: Optional[int]) -> np.ndarray:
+            _pooling.binary(flat_full, flat_small, flat_y, p, r, k, code, act, _threads_for(threads, y.size))
+            return y
+        return run
+    # Both operands broadcast, or the broadcast axes are not one run: the broadcast operands are copied
+    # to the full shape on each run (the bound arrays' contents change between runs), then added as equals.
+    code = _BINARY_CODES[op][0]
+    buffers = [None if x.shape == shape else np.empty(shape, np.float32) for x in (a, b)]
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        for x, buf in zip((a, b), buffers):
+            if buf is not None:
+                np.copyto(buf, np.broadcast_to(x, shape))
+        fa, fb = (x if buf is None else buf for x, buf in zip((a, b), buffers))
+        _pooling.binary(fa.reshape(-1), fb.reshape(-1), flat_y, 1, 1, y.size, code, act,
+                        _threads_for(threads, y.size))
         return y
-    # Addition commutes exactly, so a leading vector is the same broadcast.
-    full, vec = (b, a) if a.ndim == 1 and b.ndim > 1 else (a, b)
-    if vec.ndim != 1 or vec.shape[0] != full.shape[-1]:
-        raise ValueError(f"b must have a's shape, or one of a and b must be a (C,) vector matching the "
-                         f"other's last axis C; got a {a.shape} and b {b.shape}")
-    y = check_out(out, full.shape)
-    _reject_overlap(y, [full, vec], in_place_ok=[full])
-    _pooling.add_channels(_rows(full), vec, _rows(y), act, _threads_for(threads, full.size))
-    return y
+    return run
+
+
+def _binary_doc(symbol: str) -> str:
+    return f"""``activation(a {symbol} b)``, elementwise, ``a`` and ``b`` broadcast against each other by numpy's rules.
+
+    ``activation``: see :mod:`pyconv.activations`, applied as each chunk is stored. ``out`` may be an input of
+    the result's shape itself (in place), but no other array overlapping the inputs.
+
+    Shapes that read one operand whole and the other broadcast over a run of axes (same shapes, a
+    ``(C,)`` vector against ``(..., C)``, ``(N, 1, 1, C)`` against ``(N, H, W, C)``: a squeeze-and-excitation
+    gate, ``(N, H, W, 1)`` against ``(N, H, W, C)``) run without a copy; other broadcasts copy the broadcast
+    operands to the result's shape first. Results are identical for any thread count.
+    """
+
+
+def add(a: ArrayLike, b: ArrayLike, *, activation: ActivationLike = None, out: Optional[np.ndarray] = None,
+        threads: Optional[int] = None) -> np.ndarray:
+    return _binary_bind("add", a, b, activation, out)(threads)
+
+
+def subtract(a: ArrayLike, b: ArrayLike, *, activation: ActivationLike = None, out: Optional[np.ndarray] = None,
+             threads: Optional[int] = None) -> np.ndarray:
+    return _binary_bind("subtract", a, b, activation, out)(threads)
+
+
+def multiply(a: ArrayLike, b: ArrayLike, *, activation: ActivationLike = None, out: Optional[np.ndarray] = None,
+             threads: Optional[int] = None) -> np.ndarray:
+    return _binary_bind("multiply", a, b, activation, out)(threads)
+
+
+def divide(a: ArrayLike, b: ArrayLike, *, activation: ActivationLike = None, out: Optional[np.ndarray] = None,
+           threads: Optional[int] = None) -> np.ndarray:
+    return _binary_bind("divide", a, b, activation, out)(threads)
+
+
+add.__doc__ = _binary_doc("+")
+subtract.__doc__ = _binary_doc("-")
+multiply.__doc__ = _binary_doc("*")
+divide.__doc__ = _binary_doc("/") + "\n    Division is IEEE float32 division: ``x / 0`` is +-inf or NaN, as in numpy.\n"
 
 
 def _channel_vector(name: str, v: Optional[ArrayLike], channels: int, fill: float) -> np.ndarray:
@@ -380,6 +468,179 @@ def softmax(x: ArrayLike, axis: int = -1, *, out: Optional[np.ndarray] = None,
     _pooling.softmax(_rows(xt), _rows(yt), nthreads)
     y[...] = np.moveaxis(yt, -1, axis)
     return y
+
+
+def slice_axis(x: ArrayLike, axis: int, start: Optional[int] = None, stop: Optional[int] = None, step: int = 1, *,
+               out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+    """``x[..., start:stop:step, ...]`` along ``axis``, as a fresh C-contiguous array (or into ``out``).
+
+    ``start`` and ``stop`` follow Python's slices: negative values count from the end, values past
+    either end are clamped, ``None`` is the end. ``step`` is positive. The result is a copy, not a
+    view: the graph runtime keeps every tensor in its arena, and the readers of a slice (convolutions)
+    take C-contiguous arrays; a channel slice copies one contiguous run per pixel.
+
+    Raises:
+        ValueError: ``axis`` out of range, ``step`` < 1, or an empty result.
+    """
+    return _slice_bind(x, axis, start, stop, step, out)(threads)
+
+
+def _slice_bind(x: ArrayLike, axis: int, start: Optional[int], stop: Optional[int], step: int,
+                out: Optional[np.ndarray]) -> Run:
+    """See :func:`_pool_bind`."""
+    x = _at_least_1d("x", x)
+    for name, value in (("axis", axis), ("start", start), ("stop", stop), ("step", step)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise TypeError(f"{name} must be an int{' or None' if name in ('start', 'stop') else ''}, got {value!r}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis {axis} is out of range for x of shape {x.shape}")
+    if step is None or step < 1:
+        raise ValueError(f"step must be a positive int, got {step!r}")
+    axis = int(axis) % x.ndim
+    size = x.shape[axis]
+    begin, _, _ = slice(start, stop, step).indices(size)
+    count = len(range(*slice(start, stop, step).indices(size)))
+    if count == 0:
+        raise ValueError(f"the slice [{start}:{stop}:{step}] of axis {axis} (length {size}) of x {x.shape} is empty")
+    y = check_out(out, x.shape[:axis] + (count,) + x.shape[axis + 1:])
+    _reject_overlap(y, [x])
+    outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
+    fx, fy = x.reshape(-1), y.reshape(-1)
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        _gather.slice_axis(fx, fy, outer, size, inner, begin, int(step), count, _threads_for(threads, y.size))
+        return y
+    return run
+
+
+RESIZE_MODES = ("nearest", "bilinear")
+COORDINATE_TRANSFORMATIONS = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+                              "tf_half_pixel_for_nn")
+NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def _resize_source(out_size: int, in_size: int, scale: np.float32, transformation: str) -> np.ndarray:
+    """The input coordinate of each output coordinate along one axis, ONNX's formulas in float32 (as ONNX
+    Runtime computes them)."""
+    o = np.arange(out_size, dtype=np.float32)
+    half = np.float32(0.5)
+    if transformation == "half_pixel":
+        return (o + half) / scale - half
+    if transformation == "pytorch_half_pixel":
+        return (o + half) / scale - half if out_size > 1 else np.zeros(1, np.float32)
+    if transformation == "align_corners":
+        return o * np.float32(in_size - 1) / np.float32(out_size - 1) if out_size > 1 else np.zeros(1, np.float32)
+    if transformation == "asymmetric":
+        return o / scale
+    return (o + half) / scale  # tf_half_pixel_for_nn
+
+
+def _nearest_index(source: np.ndarray, in_size: int, nearest_mode: str) -> np.ndarray:
+    floor = np.floor(source)
+    if nearest_mode == "floor":
+        index = floor
+    elif nearest_mode == "ceil":
+        index = np.ceil(source)
+    else:
+        half = source - floor == np.float32(0.5)
+        index = np.where(half, floor if nearest_mode == "round_prefer_floor" else floor + 1, np.floor(source + 0.5))
+    return np.clip(index, 0, in_size - 1).astype(np.intp)
+
+
+def _linear_taps(source: np.ndarray, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The two input indices each output reads and their weights; coordinates outside the input are
+    clamped to its edge."""
+    source = np.clip(source, np.float32(0), np.float32(in_size - 1))
+    i0 = np.minimum(source.astype(np.intp), in_size - 1)
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    w1 = np.where(i0 == i1, np.float32(0.5), source - i0.astype(np.float32)).astype(np.float32)
+    w0 = np.where(i0 == i1, np.float32(0.5), i1.astype(np.float32) - source).astype(np.float32)
+    return i0, i1, w0, w1
+
+
+def resize_output_size(in_hw: tuple[int, int], size=None, scale=None) -> tuple[int, int]:
+    """The output (H, W) of :func:`resize`: ``size``, or ``floor(in * scale)`` per axis (in float32)."""
+    if size is not None:
+        return positive_pair("size", size)
+    sh, sw = _scale_pair(scale)
+    return tuple(int(np.float32(s) * np.float32(n)) for s, n in zip((sh, sw), in_hw))
+
+
+def _scale_pair(scale) -> tuple[float, float]:
+    pair = (scale, scale) if isinstance(scale, numbers.Real) else tuple(scale)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in pair):
+        raise TypeError(f"scale must be a positive number or an (sh, sw) pair of them, got {scale!r}")
+    if not all(math.isfinite(v) and v > 0 for v in pair):
+        raise ValueError(f"scale must be positive and finite, got {scale!r}")
+    return float(pair[0]), float(pair[1])
+
+
+def resize(x: ArrayLike, size=None, *, scale=None, mode: str = "nearest",
+           coordinate_transformation: str = "half_pixel", nearest_mode: str = "round_prefer_floor",
+           out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+    """Resize the spatial axes of an NHWC batch ``(N, H, W, C)``, as ONNX ``Resize`` does.
+
+    Args:
+        size: the output ``(OH, OW)`` (or one int for both); the scale is then ``OH / H``, ``OW / W``.
+        scale: instead of ``size``, ``(sh, sw)`` (or one number): the output is ``floor(H * sh)`` by
+            ``floor(W * sw)`` and the coordinate transformation uses these scales as given.
+        mode: ``"nearest"`` or ``"bilinear"`` (ONNX ``"linear"`` on H and W).
+        coordinate_transformation: how an output coordinate ``o`` maps to the input (ONNX's
+            ``coordinate_transformation_mode``): ``"half_pixel"`` ``(o + 0.5) / s - 0.5``,
+            ``"pytorch_half_pixel"`` (the same, 0 when the output has length 1), ``"align_corners"``
+            ``o * (in - 1) / (out - 1)``, ``"asymmetric"`` ``o / s``, ``"tf_half_pixel_for_nn"``
+            ``(o + 0.5) / s``. Bilinear sources outside the input are clamped to its edge.
+        nearest_mode: rounding of the source coordinate for ``"nearest"``: ``"round_prefer_floor"``,
+            ``"round_prefer_ceil"``, ``"floor"`` or ``"ceil"`` (then clamped into the input).
+        out, threads: see the module docstring.
+
+    Returns:
+        ``(N, OH, OW, C)``.
+    """
+    return _resize_bind(x, size, scale, mode, coordinate_transformation, nearest_mode, out)(threads)
+
+
+def _resize_bind(x: ArrayLike, size, scale, mode: str, coordinate_transformation: str, nearest_mode: str,
+                 out: Optional[np.ndarray]) -> Run:
+    """See :func:`_pool_bind`; the index and weight tables are computed here, once."""
+    x = as_float32_array("x", x, 4)
+    for name, value, allowed in (("mode", mode, RESIZE_MODES),
+                                 ("coordinate_transformation", coordinate_transformation, COORDINATE_TRANSFORMATIONS),
+                                 ("nearest_mode", nearest_mode, NEAREST_MODES)):
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    if (size is None) == (scale is None):
+        raise ValueError("give exactly one of size and scale")
+    n, h, w, c = x.shape
+    if h == 0 or w == 0:
+        raise ValueError(f"x must have non-empty spatial dimensions, got shape {x.shape}")
+    oh, ow = resize_output_size((h, w), size, scale)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"scale {scale!r} gives an empty output ({oh}x{ow}) for input {h}x{w}")
+    scales = (np.float32(oh) / np.float32(h), np.float32(ow) / np.float32(w)) if scale is None \
+        else tuple(np.float32(s) for s in _scale_pair(scale))
+    y = check_out(out, (n, oh, ow, c))
+    _reject_overlap(y, [x])
+    src_y = _resize_source(oh, h, scales[0], coordinate_transformation)
+    src_x = _resize_source(ow, w, scales[1], coordinate_transformation)
+    if mode == "nearest":
+        # An axis of scale 1 is copied as it is, as ONNX Runtime does (tf_half_pixel_for_nn would
+        # otherwise shift it by half a pixel).
+        ys = np.arange(h, dtype=np.intp) if scales[0] == 1 and oh == h else _nearest_index(src_y, h, nearest_mode)
+        xs = np.arange(w, dtype=np.intp) if scales[1] == 1 and ow == w else _nearest_index(src_x, w, nearest_mode)
+
+        def run(threads: Optional[int]) -> np.ndarray:
+            _gather.resize_nearest(x, y, ys, xs, _threads_for(threads, y.size))
+            return y
+        return run
+    y0, y1, wy0, wy1 = _linear_taps(src_y, h)
+    x0, x1, wx0, wx1 = _linear_taps(src_x, w)
+    x0, x1 = x0 * c, x1 * c
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        _gather.resize_bilinear(x, y, y0, y1, wy0, wy1, x0, x1, wx0, wx1, _threads_for(threads, 4 * y.size))
+        return y
+    return run
 
 
 def _relayout(x: ArrayLike, out: Optional[np.ndarray], threads: Optional[int], to_nhwc: bool) -> np.ndarray:

@@ -68,12 +68,12 @@ def output_size(in_size: int, k: int, stride: int, dilation: int, pad_before: in
                 ceil_mode: bool = False) -> int:
     """Output length of a window op on one axis; <= 0 means the window does not fit the padded input."""
     span = in_size + pad_before + pad_after - effective_kernel(k, dilation)
-    if span < 0:
-        return 0
     if not ceil_mode:
-        return span // stride + 1
+        return span // stride + 1 if span >= 0 else 0
+    # Rounding up keeps one window that overhangs the padded input by less than a stride, also when the
+    # window is longer than the padded input (ONNX, PyTorch).
     out = -(-span // stride) + 1
     # ONNX/PyTorch rule: the last window must start inside the input or its left padding.
     if (out - 1) * stride >= in_size + pad_before:
         out -= 1
-    return out
+    return max(out, 0)

@@ -146,10 +146,14 @@ def _layer_shape(layer: dict, ins: list[tuple]) -> tuple:
         return (x[2],)
     if t == "dense":
         return (layer["units"],)
-    if t == "add":
-        if any(s != x for s in ins):
-            raise ValueError(f"layer {layer['name']!r}: add of shapes {ins}")
-        return x
+    if t in ("add", "subtract", "multiply", "divide"):
+        # numpy broadcasting of the per-sample shapes (raises ValueError when they do not broadcast)
+        return tuple(np.broadcast_shapes(*ins))
+    if t == "slice":
+        axis = layer.get("axis", -1)
+        axis = axis - 1 if axis > 0 else len(x) + axis
+        n = len(range(x[axis])[layer.get("start", 0):layer.get("stop"):layer.get("step", 1)])
+        return (*x[:axis], n, *x[axis + 1:])
     if t == "concat":
         if any(s[:-1] != x[:-1] for s in ins):
             raise ValueError(f"layer {layer['name']!r}: concat of shapes {ins}")
@@ -429,8 +433,20 @@ def _eval(layer: dict, ins: list[np.ndarray], weights, out_shape) -> np.ndarray:
         return _pool(x, layer, out_shape[:2], t[:3])
     if t == "global_avg_pool":
         return x.mean(axis=(1, 2))
-    if t == "add":
-        return activate(sum(ins[1:], ins[0]), layer.get("activation"))
+    if t in ("add", "subtract", "multiply", "divide"):
+        # Per-sample shapes broadcast right-aligned: align them before the batch axis.
+        rank = max(v.ndim for v in ins)
+        ins = [v.reshape(v.shape[0], *(1,) * (rank - v.ndim), *v.shape[1:]) for v in ins]
+        fn = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide}[t]
+        y = ins[0]
+        for v in ins[1:]:
+            y = fn(y, v)
+        return activate(y, layer.get("activation"))
+    if t == "slice":
+        axis = layer.get("axis", -1)
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(layer.get("start", 0), layer.get("stop"), layer.get("step", 1))
+        return x[tuple(index)]
     if t == "concat":
         return np.concatenate(ins, axis=-1)
     if t == "channel_shuffle":
@@ -457,7 +473,8 @@ def _eval(layer: dict, ins: list[np.ndarray], weights, out_shape) -> np.ndarray:
 
 def run(config: dict, weights, x: np.ndarray, outputs: list[str] | None = None,
         _calibrate: bool = False) -> list[np.ndarray]:
-    """Run the graph on a batch ``x`` (in the input layer's layout) and return float64 outputs.
+    """Run the graph on a batch ``x`` (in the input layer's layout; a dict by input name for several
+    inputs) and return float64 outputs.
 
     ``weights`` maps ``<layer>/<param>`` to arrays (a dict or an ``np.load``-ed npz). ``outputs``
     defaults to the config's; 4-D outputs follow ``output_layout``. Intermediate results are freed
@@ -475,7 +492,7 @@ def run(config: dict, weights, x: np.ndarray, outputs: list[str] | None = None,
     for i, layer in enumerate(order):
         name = layer["name"]
         if layer["type"] == "input":
-            v = np.asarray(x, dtype=np.float64)
+            v = np.asarray(x[name] if isinstance(x, dict) else x, dtype=np.float64)
             if layer.get("layout", "NHWC") == "NCHW" and v.ndim == 4:
                 v = v.transpose(0, 2, 3, 1)
             if v.shape[1:] != tuple(layer["shape"]):

@@ -1,4 +1,4 @@
-"""Naive NumPy reference for pyconv's convolutions: the test oracle.
+"""Naive NumPy reference for pyconv's convolutions and spatial resizing: the test oracle.
 
 Written straight from the definitions in docs/architecture.md, independently of the package (it must
 not import pyconv, so that a bug shared by the kernels and their Python wrappers cannot hide here).
@@ -28,6 +28,7 @@ __all__ = [
     "explicit_pads",
     "output_hw",
     "pointwise_conv2d_ref",
+    "resize_ref",
     "separable_conv2d_ref",
 ]
 
@@ -267,3 +268,70 @@ def conv2d_param_count(k: int, c_in: int, c_out: int, groups: int = 1) -> int:
 
 def same_output(size: int, stride: int) -> int:
     return math.ceil(size / stride)
+
+
+def _source_coordinate(o: int, in_size: int, out_size: int, scale: float, transformation: str) -> float:
+    """ONNX Resize's coordinate_transformation_mode: the input coordinate of output coordinate ``o``."""
+    if transformation == "half_pixel":
+        return (o + 0.5) / scale - 0.5
+    if transformation == "pytorch_half_pixel":
+        return (o + 0.5) / scale - 0.5 if out_size > 1 else 0.0
+    if transformation == "align_corners":
+        return o * (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    if transformation == "asymmetric":
+        return o / scale
+    if transformation == "tf_half_pixel_for_nn":
+        return (o + 0.5) / scale
+    raise ValueError(f"unknown coordinate transformation {transformation!r}")
+
+
+def _round(v: float, nearest_mode: str) -> int:
+    if nearest_mode == "floor":
+        return math.floor(v)
+    if nearest_mode == "ceil":
+        return math.ceil(v)
+    if v - math.floor(v) == 0.5:
+        return math.floor(v) if nearest_mode == "round_prefer_floor" else math.ceil(v)
+    return math.floor(v + 0.5)
+
+
+def resize_ref(x, size=None, scale=None, mode="nearest", transformation="half_pixel",
+               nearest_mode="round_prefer_floor"):
+    """ONNX ``Resize`` of the H and W axes of an NHWC batch, one output pixel at a time, in float64.
+
+    ``size`` (oh, ow) or ``scale`` (sh, sw): the output is ``floor(in * scale)``; with ``size`` the scale is
+    ``out / in``. ``mode`` "nearest" rounds the source coordinate by ``nearest_mode`` and clamps it into
+    the input; "bilinear" ("linear" in ONNX) clamps the source coordinate into ``[0, in - 1]`` and
+    interpolates between the two nearest inputs along each axis. An axis whose scale is 1 and size
+    unchanged is copied as it is (ONNX Runtime's behaviour).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, h, w, c = x.shape
+    if size is not None:
+        oh, ow = size
+        sh, sw = oh / h, ow / w
+    else:
+        sh, sw = (float(v) for v in scale)
+        oh, ow = int(math.floor(h * sh)), int(math.floor(w * sw))
+
+    def taps(o, in_size, out_size, s):
+        """[(input index, weight), ...] that output coordinate ``o`` reads along one axis."""
+        if s == 1 and in_size == out_size:
+            return [(o, 1.0)]
+        v = _source_coordinate(o, in_size, out_size, s, transformation)
+        if mode == "nearest":
+            return [(min(max(_round(v, nearest_mode), 0), in_size - 1), 1.0)]
+        v = min(max(v, 0.0), in_size - 1.0)
+        lo = int(math.floor(v))
+        hi = min(lo + 1, in_size - 1)
+        if hi == lo:
+            return [(lo, 1.0)]
+        return [(lo, hi - v), (hi, v - lo)]
+
+    y = np.zeros((n, oh, ow, c))
+    for i in range(oh):
+        for j in range(ow):
+            for yi, wy in taps(i, h, oh, sh):
+                for xj, wx in taps(j, w, ow, sw):
+                    y[:, i, j, :] += wy * wx * x[:, yi, xj, :]
+    return y

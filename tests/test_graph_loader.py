@@ -164,9 +164,9 @@ def test_input_count():
     assert_names(error_of(doc), "c3", "inputs", "exactly 1", "found 2")
 
 
-def test_add_of_different_shapes():
+def test_add_of_shapes_that_do_not_broadcast():
     doc = config(conv(padding="same"), conv("c2"), {"name": "sum", "type": "add", "inputs": ["conv", "c2"]})
-    assert_names(error_of(doc), "sum", "inputs[1]", "one shape", "[8, 8, 4]", "[6, 6, 4]")
+    assert_names(error_of(doc), "sum", "inputs[1]", "broadcast", "[8, 8, 4]", "[6, 6, 4]")
 
 
 def test_dense_needs_a_flat_input():

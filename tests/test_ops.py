@@ -68,13 +68,14 @@ def ref_window_starts(n, k, s, before, after, ceil_mode):
     """Window starts along one axis, in input coordinates (negative: inside the leading pad).
 
     Floor mode: every window that fits in the padded input. Ceil mode: keep adding windows while the
-    previous one had not reached the end of the padded input, but only ones starting inside the input
-    or its leading pad.
+    previous one had not reached the end of the padded input (so the first one even when it is longer
+    than the padded input by less than a stride, as in PyTorch), but only ones starting inside the
+    input or its leading pad.
     """
     span = n + before + after - k
     starts = []
     o = 0
-    while (o * s <= span) if not ceil_mode else (span >= 0 and (o - 1) * s < span):
+    while (o * s <= span) if not ceil_mode else ((o - 1) * s < span):
         if ceil_mode and o * s - before >= n:
             break
         starts.append(o * s - before)

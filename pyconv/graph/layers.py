@@ -538,35 +538,104 @@ class DenseLayer(_HeLayer):
         return _conv_kernel(op, attrs, _fixed("dense"))
 
 
-@register
-class AddLayer(LayerType):
-    type = "add"
-    arity = (2, None)
+def _broadcast_shape(name: str, in_shapes: list[Shape]) -> Shape:
+    """The shape the inputs broadcast to, by numpy's rules on their per-sample shapes."""
+    out = in_shapes[0]
+    for i, shape in enumerate(in_shapes[1:], 1):
+        try:
+            out = np.broadcast_shapes(out, shape)
+        except ValueError:
+            raise ModelError(f"expected inputs that broadcast against each other (numpy's rules on the per-sample "
+                             f"shapes), found {list(shape)} (inputs[{i}]) against {list(out)} (the inputs before it)",
+                             layer=name, field=f"inputs[{i}]") from None
+    return tuple(out)
+
+
+def _batched(xs: Sequence[np.ndarray], rank: int) -> list[np.ndarray]:
+    """Batched inputs whose per-sample shapes are aligned to ``rank`` axes (views): per-sample
+    broadcasting is right-aligned, and the batch axis must stay in front."""
+    return [x if x.ndim == rank + 1 else x.reshape(x.shape[0], *(1,) * (rank + 1 - x.ndim), *x.shape[1:])
+            for x in xs]
+
+
+class _BinaryLayer(LayerType):
+    """An elementwise op of two inputs that broadcast against each other (e.g. an (H, W, C) map times a
+    (1, 1, C) gate: squeeze-and-excitation), with an optional fused ``activation``."""
+
+    arity = (2, 2)
     defaults = {"activation": None}
+    op: ClassVar[str]
 
     def output_shape(self, name, attrs, in_shapes):
-        for i, shape in enumerate(in_shapes[1:], 1):
-            if shape != in_shapes[0]:
-                raise ModelError(f"expected inputs of one shape, found {list(in_shapes[0])} (inputs[0]) and "
-                                 f"{list(shape)} (inputs[{i}])", layer=name, field=f"inputs[{i}]")
-        return in_shapes[0]
+        return _broadcast_shape(name, in_shapes)
+
+    def build(self, attrs, weights, in_shapes):
+        activation, op, rank = attrs["activation"], self.op, max(len(s) for s in in_shapes)
+
+        def bind(xs: Sequence[np.ndarray], out: np.ndarray) -> Callable[[Optional[int]], np.ndarray]:
+            a, b = _batched(xs, rank)
+            return ops._binary_bind(op, a, b, activation, out)
+        return Kernel(lambda xs, out, threads: bind(xs, out)(threads), _fixed("elementwise"), bind)
+
+
+@register
+class AddLayer(_BinaryLayer):
+    type = "add"
+    arity = (2, None)
+    op = "add"
 
     def signal(self, attrs, in_shapes, ins):
         return _activated(attrs, Signal(sum(x.mean for x in ins), sum(x.var for x in ins)))
 
     def build(self, attrs, weights, in_shapes):
-        activation = attrs["activation"]
+        if len(in_shapes) == 2:
+            return super().build(attrs, weights, in_shapes)
+        activation, rank = attrs["activation"], max(len(s) for s in in_shapes)
 
         def run(xs: Sequence[np.ndarray], out: np.ndarray, threads: int) -> None:
-            if len(xs) == 2:
-                ops.add(xs[0], xs[1], activation=activation, out=out, threads=threads)
-                return
-            # Accumulate in place; the activation only applies to the complete sum.
-            ops.add(xs[0], xs[1], out=out, threads=threads)
-            for x in xs[2:-1]:
+            xs = _batched(xs, rank)
+            # Accumulate in place, in input order; the activation only applies to the complete sum.
+            if np.broadcast_shapes(xs[0].shape, xs[1].shape) == out.shape:
+                ops.add(xs[0], xs[1], out=out, threads=threads)
+                rest = xs[2:]
+            else:
+                np.copyto(out, np.broadcast_to(xs[0], out.shape))
+                rest = xs[1:]
+            for x in rest[:-1]:
                 ops.add(out, x, out=out, threads=threads)
-            ops.add(out, xs[-1], activation=activation, out=out, threads=threads)
+            ops.add(out, rest[-1], activation=activation, out=out, threads=threads)
         return Kernel(run, _fixed("elementwise"))
+
+
+@register
+class SubtractLayer(_BinaryLayer):
+    type = "subtract"
+    op = "subtract"
+
+    def signal(self, attrs, in_shapes, ins):
+        return _activated(attrs, Signal(ins[0].mean - ins[1].mean, ins[0].var + ins[1].var))
+
+
+@register
+class MultiplyLayer(_BinaryLayer):
+    type = "multiply"
+    op = "multiply"
+
+    def signal(self, attrs, in_shapes, ins):
+        a, b = ins
+        mean = a.mean * b.mean
+        return _activated(attrs, Signal(mean, max(a.square * b.square - mean * mean, 0.0)))
+
+
+@register
+class DivideLayer(_BinaryLayer):
+    """``inputs[0] / inputs[1]``: IEEE float32 division (a zero divisor gives +-inf or NaN)."""
+
+    type = "divide"
+    op = "divide"
+
+    def signal(self, attrs, in_shapes, ins):
+        return _activated(attrs, ins[0])  # no useful closed form: the divisor's scale is not tracked
 
 
 @register
@@ -606,6 +675,84 @@ class ChannelShuffleLayer(LayerType):
         groups = attrs["groups"]
         return Kernel(lambda xs, out, threads: ops.channel_shuffle(xs[0], groups, out=out, threads=threads),
                       _fixed("shuffle"), lambda xs, out: ops._shuffle_bind(xs[0], groups, out))
+
+
+@register
+class SliceLayer(LayerType):
+    """``x[..., start:stop:step, ...]`` along ``axis``, which indexes the batched tensor as softmax's does
+    (-1, the default, is the channel axis; 0, the batch, is refused). ``start`` and ``stop`` follow
+    Python's slices (negative from the end, clamped to the axis; null: the end); ``step`` is positive.
+    One output per layer: an ONNX Split becomes one slice layer per output. The slice is copied into its
+    own arena buffer (a view would not be C-contiguous, which every reader's kernel needs; a channel
+    slice copies one contiguous run per pixel)."""
+
+    type = "slice"
+    defaults = {"axis": -1, "start": 0, "stop": None, "step": 1}
+
+    def _axis(self, name: str, attrs: dict[str, Any], shape: Shape) -> int:
+        rank = len(shape) + 1
+        axis = attrs["axis"]
+        if not (-rank < axis < rank) or axis == 0:
+            raise ModelError(f"expected an axis in 1..{rank - 1} or -{rank - 1}..-1 of the batched {rank}-D tensor, "
+                             f"found {axis}", layer=name, field="axis")
+        return axis % rank - 1
+
+    def output_shape(self, name, attrs, in_shapes):
+        shape = in_shapes[0]
+        axis = self._axis(name, attrs, shape)
+        if attrs["step"] < 1:
+            raise ModelError(f"expected a positive step, found {attrs['step']}", layer=name, field="step")
+        count = len(range(*slice(attrs["start"], attrs["stop"], attrs["step"]).indices(shape[axis])))
+        if count == 0:
+            raise ModelError(f"expected a non-empty slice, found [{attrs['start']}:{attrs['stop']}:{attrs['step']}] "
+                             f"of an axis of length {shape[axis]} (input {list(shape)})", layer=name, field="start")
+        return (*shape[:axis], count, *shape[axis + 1:])
+
+    def signal(self, attrs, in_shapes, ins):
+        return ins[0]
+
+    def build(self, attrs, weights, in_shapes):
+        axis = self._axis("", attrs, in_shapes[0]) + 1  # in the batched tensor
+        start, stop, step = attrs["start"], attrs["stop"], attrs["step"]
+
+        def bind(xs: Sequence[np.ndarray], out: np.ndarray) -> Callable[[Optional[int]], np.ndarray]:
+            return ops._slice_bind(xs[0], axis, start, stop, step, out)
+        return Kernel(lambda xs, out, threads: bind(xs, out)(threads), _fixed("slice"), bind)
+
+
+@register
+class ResizeLayer(LayerType):
+    """Spatial resize of an image, as ONNX ``Resize`` (see :func:`pyconv.ops.resize`): ``mode``
+    "nearest" or "bilinear", and exactly one of ``scale`` [sh, sw] (output floor(H * sh) by
+    floor(W * sw)) and ``size`` [h, w]."""
+
+    type = "resize"
+    defaults = {"mode": "nearest", "scale": None, "size": None, "coordinate_transformation": "half_pixel",
+                "nearest_mode": "round_prefer_floor"}
+
+    def output_shape(self, name, attrs, in_shapes):
+        h, w, c = _image(name, in_shapes[0])
+        if (attrs["scale"] is None) == (attrs["size"] is None):
+            raise ModelError("expected exactly one of scale and size, found "
+                             f"{'both' if attrs['scale'] is not None else 'neither'}", layer=name, field="scale")
+        oh, ow = ops.resize_output_size((h, w), attrs["size"], attrs["scale"])
+        if oh < 1 or ow < 1:
+            scale = attrs["scale"]
+            raise ModelError(f"expected a scale giving a non-empty output, found "
+                             f"{list(scale) if isinstance(scale, tuple) else scale} for an input of {h}x{w} "
+                             f"(output {oh}x{ow})", layer=name, field="scale")
+        return (oh, ow, c)
+
+    def signal(self, attrs, in_shapes, ins):
+        return ins[0]
+
+    def build(self, attrs, weights, in_shapes):
+        a = attrs
+
+        def bind(xs: Sequence[np.ndarray], out: np.ndarray) -> Callable[[Optional[int]], np.ndarray]:
+            return ops._resize_bind(xs[0], a["size"], a["scale"], a["mode"], a["coordinate_transformation"],
+                                    a["nearest_mode"], out)
+        return Kernel(lambda xs, out, threads: bind(xs, out)(threads), _fixed("resize"), bind)
 
 
 @register

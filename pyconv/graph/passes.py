@@ -9,13 +9,13 @@ referring to the same names. The rewrites, in order:
    SiLU and HardSwish), so that step 4 fuses them like any activation;
 3. fold ``batch_norm`` and ``scale_shift`` into the convolution or dense layer before it (new kernel
    and bias, computed in float64);
-4. fuse ``activation`` layers (any function, pyconv.activations) into the convolution, dense, add,
-   batch norm, scale_shift or pool before them, when that has no activation yet (relu and relu6 also
-   compose with each other);
+4. fuse ``activation`` layers (any function, pyconv.activations) into the convolution, dense, add
+   (subtract, multiply, divide), batch norm, scale_shift or pool before them, when that has no
+   activation yet (relu and relu6 also compose with each other);
 5. fuse a depthwise convolution (multiplier 1) into the pointwise convolution after it, giving one
    separable node whose ``depthwise_activation`` is the depthwise layer's (possibly fused) activation;
-6. fuse a two-input ``add`` (and its fused activation) into a convolution producing one of its inputs
-   (with no activation of its own): the other input becomes the node's second input, its
+6. fuse a two-input ``add`` of one shape (and its fused activation) into a convolution producing one
+   of its inputs (with no activation of its own): the other input becomes the node's second input, its
    ``residual``, added in the GEMM's store (ResNet, MobileNet v2, ShuffleNet and Xception shortcuts);
 7. push an activation after a ``concat`` into every producer of the concat's inputs (act(concat(a,
    b)) = concat(act(a), act(b)) for every elementwise function), when each takes it in its store
@@ -46,7 +46,7 @@ from .weights import LayerWeights
 __all__ = ["Graph", "Node", "live_layers", "lower"]
 
 _FOLDS_BN = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense")
-_TAKES_ACTIVATION = (*_FOLDS_BN, "add", "batch_norm", "scale_shift")
+_TAKES_ACTIVATION = (*_FOLDS_BN, "add", "subtract", "multiply", "divide", "batch_norm", "scale_shift")
 # Producers an activation layer after them (or after a concat of them) can move into: pools apply it to
 # each pooled value (an attribute only the loader gives them).
 _TAKES_PUSHED_ACTIVATION = (*_TAKES_ACTIVATION, "max_pool", "avg_pool")
@@ -232,7 +232,9 @@ _TAKES_RESIDUAL = ("conv2d", "pointwise_conv2d", "separable_conv2d")
 
 
 def _fuse_residual_add(graph: Graph) -> None:
-    for add in [n for n in graph.nodes.values() if n.type == "add" and len(n.inputs) == 2]:
+    # The shortcut is added in the GEMM's store at the output's shape: broadcasting adds stay nodes.
+    for add in [n for n in graph.nodes.values()
+                if n.type == "add" and len(n.inputs) == 2 and n.in_shapes[0] == n.in_shapes[1]]:
         for i, src in enumerate(add.inputs):
             conv = graph.nodes.get(src)
             other = add.inputs[1 - i]

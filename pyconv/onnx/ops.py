@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
+from ..ops import COORDINATE_TRANSFORMATIONS, NEAREST_MODES
 from ..padding import output_size, same_pads
 from .reader import BATCH, OnnxImportError, OnnxNode
 
@@ -361,25 +362,46 @@ def _constant_side(ctx: "Context", node: OnnxNode) -> Optional[int]:
     return 0 if b else 1 if a else None
 
 
+def _computed_operands(ctx: "Context", node: OnnxNode, what: str) -> tuple["Tensor", "Tensor", str]:
+    """Both computed operands of a binary op and the kind of its result. ONNX broadcasting of
+    (N, C, H, W) shapes is numpy's broadcasting of the per-sample (H, W, C) shapes pyconv holds (a global
+    pool's (N, C, 1, 1) held as (C,) aligns with C); a 2-D (N, F) operand against a 4-D one aligns its
+    batch axis with H, which no per-sample shape can express."""
+    a, b = (ctx.value(i) for i in node.inputs[:2])
+    kinds = {a.kind, b.kind}
+    if "flat" in kinds and kinds != {"flat"}:
+        raise OnnxImportError(f"{what} {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))}: broadcasting a 2-D "
+                              "(N, F) operand against a 4-D one aligns its batch axis with a spatial axis, which "
+                              "pyconv's per-sample shapes cannot express")
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise OnnxImportError(f"inconsistent shapes: {what} {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))}, "
+                              "which do not broadcast against each other") from None
+    kind = "flat" if kinds == {"flat"} else "image" if "image" in kinds else "pooled"
+    return a, b, kind
+
+
+def _binary(ctx: "Context", node: OnnxNode, layer: str, what: str, nonneg: bool) -> None:
+    a, b, kind = _computed_operands(ctx, node, what)
+    ctx.emit(node, layer, [a, b], {}, kind=kind, nonneg=nonneg and a.nonneg and b.nonneg)
+
+
 @_converter("Add")
 def _add(ctx: "Context", node: OnnxNode) -> None:
     dynamic = _constant_side(ctx, node)
     if dynamic is not None:
         _affine(ctx, node, dynamic, None, lambda v: v)
         return
-    a, b = (ctx.value(i) for i in node.inputs)
-    if a.kind != b.kind or a.shape != b.shape:
-        raise OnnxImportError(f"inconsistent shapes: adding {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))} "
-                              "(broadcasting between two computed tensors is not supported)")
-    ctx.emit(node, "add", [a, b], {}, nonneg=a.nonneg and b.nonneg)
+    _binary(ctx, node, "add", "adding", True)
 
 
 @_converter("Sub")
 def _sub(ctx: "Context", node: OnnxNode) -> None:
     dynamic = _constant_side(ctx, node)
     if dynamic is None:
-        raise OnnxImportError("Sub is supported with one constant operand only")
-    if dynamic == 0:
+        _binary(ctx, node, "subtract", "subtracting", False)
+    elif dynamic == 0:
         _affine(ctx, node, 0, None, lambda v: -v)
     else:
         _affine(ctx, node, 1, lambda v: -np.ones_like(v), lambda v: v)
@@ -389,15 +411,20 @@ def _sub(ctx: "Context", node: OnnxNode) -> None:
 def _mul(ctx: "Context", node: OnnxNode) -> None:
     dynamic = _constant_side(ctx, node)
     if dynamic is None:
-        raise OnnxImportError("Mul is supported with one constant operand only (per-channel or scalar)")
-    _affine(ctx, node, dynamic, lambda v: v, None)
+        _binary(ctx, node, "multiply", "multiplying", True)
+    else:
+        _affine(ctx, node, dynamic, lambda v: v, None)
 
 
 @_converter("Div")
 def _div(ctx: "Context", node: OnnxNode) -> None:
-    if _constant_side(ctx, node) != 0:
-        raise OnnxImportError("Div is supported only as a computed tensor divided by a constant")
-    _affine(ctx, node, 0, lambda v: 1.0 / v, None)
+    dynamic = _constant_side(ctx, node)
+    if dynamic is None:
+        _binary(ctx, node, "divide", "dividing", True)
+    elif dynamic == 0:
+        _affine(ctx, node, 0, lambda v: 1.0 / v, None)
+    else:
+        raise OnnxImportError("Div of a constant by a computed tensor is not supported")
 
 
 # --- dense layers ------------------------------------------------------------------------------------
@@ -589,6 +616,185 @@ def _concat(ctx: "Context", node: OnnxNode) -> None:
         raise OnnxImportError(f"only concatenation along the channel axis 1 of tensors of one rank is supported, "
                               f"found axis {node.attrs['axis']} over shapes {[list(t.onnx_shape(1)) for t in ts]}")
     ctx.emit(node, "concat", ts, {}, nonneg=all(t.nonneg for t in ts))
+
+
+# --- slicing and resizing ----------------------------------------------------------------------------
+
+def _slice_axis(t: "Tensor", axis: int, op: str) -> tuple[int, int]:
+    """The pyconv slice ``axis`` (of the batched NHWC tensor) of ONNX ``axis`` of ``t``, and its length."""
+    shape = t.onnx_shape(1)
+    a = axis % len(shape) if -len(shape) <= axis < len(shape) else None
+    if a is None or a == 0:
+        raise OnnxImportError(f"{op} along axis {axis} of {list(shape)}: only the channel and spatial axes "
+                              f"(1..{len(shape) - 1}) are supported, not the batch axis")
+    if t.kind == "flat":
+        return -1, shape[a]
+    if t.kind == "pooled" and a != 1:
+        raise OnnxImportError(f"{op} along axis {a} of a pooled {list(shape)}: only the channel axis 1 is supported")
+    return {1: -1, 2: 1, 3: 2}[a], shape[a]
+
+
+def _emit_slice(ctx: "Context", node: OnnxNode, out: str, t: "Tensor", axis: int, start: int, stop: Optional[int],
+                step: int, index: int) -> "Tensor":
+    """A slice layer computing ONNX tensor ``out`` (output ``index`` of ``node``)."""
+    name = f"{node.name}_{index}" if node.name and len(node.outputs) > 1 else node.name
+    sub = dataclasses.replace(node, name=name, outputs=[out])
+    return ctx.emit(sub, "slice", [t], {"axis": axis, "start": start, "stop": stop, "step": step}, nonneg=t.nonneg)
+
+
+@_converter("Split")
+def _split(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.value(node.inputs[0])
+    axis, length = _slice_axis(t, int(node.attrs.get("axis", 0)), "Split")
+    outputs = len(node.outputs)
+    if len(node.inputs) > 1 and node.inputs[1]:
+        sizes = [int(v) for v in ctx.input_const(node, 1, "the split sizes").reshape(-1)]
+    elif "split" in node.attrs:
+        sizes = [int(v) for v in node.attrs["split"]]
+    elif "num_outputs" in node.attrs:  # opset 18: equal chunks, the last one smaller
+        chunk = -(-length // int(node.attrs["num_outputs"]))
+        sizes = [min(chunk, length - i * chunk) for i in range(int(node.attrs["num_outputs"]))]
+    elif length % outputs == 0:
+        sizes = [length // outputs] * outputs
+    else:
+        raise OnnxImportError(f"an axis of length {length} cannot be split into {outputs} equal parts")
+    if len(sizes) != outputs or sum(sizes) != length or min(sizes) < 1:
+        raise OnnxImportError(f"split sizes {sizes} for {outputs} outputs of an axis of length {length}: expected "
+                              f"{outputs} positive sizes summing to {length}")
+    start = 0
+    for i, (out, size) in enumerate(zip(node.outputs, sizes)):
+        if out:
+            _emit_slice(ctx, node, out, t, axis, start, start + size if start + size < length else None, 1, i)
+        start += size
+
+
+# What exporters write for "to the end" (INT64_MAX, or INT32_MAX from older ones) and beyond.
+_INT_MAX = 2 ** 31 - 1
+
+
+def _whole_axis(t: "Tensor", axis: int, start: int, end: int, step: int) -> bool:
+    """Whether a Slice entry keeps all of ``axis`` (the batch axis: whatever its size)."""
+    shape = t.onnx_shape(1)
+    if step != 1 or not -len(shape) <= axis < len(shape):
+        return False
+    if axis % len(shape) == 0:
+        return (start == 0 or start <= -_INT_MAX) and end >= _INT_MAX
+    return slice(start, end).indices(shape[axis])[:2] == (0, shape[axis])
+
+
+@_converter("Slice")
+def _slice(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.value(node.inputs[0])
+    if "starts" in node.attrs:  # opset < 10
+        starts, ends = list(node.attrs["starts"]), list(node.attrs["ends"])
+        axes, steps = node.attrs.get("axes"), None
+    else:
+        starts, ends = ([int(v) for v in ctx.input_const(node, i, what).reshape(-1)]
+                        for i, what in ((1, "the starts"), (2, "the ends")))
+        axes, steps = ([int(v) for v in ctx.input_const(node, i, what).reshape(-1)]
+                       if len(node.inputs) > i and node.inputs[i] else None
+                       for i, what in ((3, "the axes"), (4, "the steps")))
+    axes = list(range(len(starts))) if axes is None else [int(a) for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    cuts = []
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        if _whole_axis(t, axis, start, end, step):
+            continue
+        if step < 1:
+            raise OnnxImportError(f"Slice with step {step}: only positive steps are supported")
+        pyconv_axis, length = _slice_axis(t, axis, "Slice")
+        if not len(range(length)[start:end:step]):
+            raise OnnxImportError(f"Slice [{start}:{end}:{step}] of axis {axis} of {list(t.onnx_shape(1))} is empty")
+        # ONNX's bounds (negative from the end, clamped) are Python's for positive steps: kept as given,
+        # so that a bound counted from the end stays so; only "to the end" and "from the start" markers
+        # become null and 0.
+        cuts.append((pyconv_axis, 0 if start <= -_INT_MAX else start, None if end >= _INT_MAX else end, step))
+    if not cuts:
+        ctx.alias(node, t)
+        return
+    for axis, begin, stop, step in cuts[:-1]:
+        # Several sliced axes chain slice layers; the last one computes the node's output.
+        attrs = {"axis": axis, "start": begin, "stop": stop, "step": step}
+        layer = ctx.add_layer(f"{node.name or node.outputs[0]}/slice", "slice", [t.layer], attrs)
+        t = dataclasses.replace(t, layer=layer, shape=ctx.shapes[layer])
+    _emit_slice(ctx, node, node.outputs[0], t, *cuts[-1], 0)
+
+
+def _resize_factors(ctx: "Context", node: OnnxNode, t: "Tensor") -> tuple[Optional[list[float]], Optional[list[int]]]:
+    """The (N, C, H, W) scales or sizes of a Resize or Upsample, whichever it gives."""
+    if node.op_type == "Upsample" and "scales" in node.attrs:  # opset 7
+        return [float(v) for v in node.attrs["scales"]], None
+    scales_at = 1 if node.op_type == "Upsample" or ctx.opset < 11 else 2
+    scales = ctx.const(node.inputs[scales_at]) if len(node.inputs) > scales_at and node.inputs[scales_at] else None
+    if scales is None and len(node.inputs) > scales_at and node.inputs[scales_at]:
+        raise OnnxImportError("expected constant scales, found a computed tensor")
+    sizes = None
+    if scales is None or scales.size == 0:
+        scales = None
+        if len(node.inputs) <= 3 or not node.inputs[3]:
+            raise OnnxImportError("expected scales or sizes, found neither")
+        sizes = [int(v) for v in ctx.input_const(node, 3, "the sizes").reshape(-1)]
+    values = [float(v) for v in scales.reshape(-1)] if scales is not None else sizes
+    axes = node.attrs.get("axes")
+    if axes is not None:  # opset 18: values for the listed axes only
+        full = [1.0, 1.0, 1.0, 1.0] if sizes is None else list(t.onnx_shape(ctx.batch))
+        for a, v in zip(axes, values):
+            full[int(a) % 4] = v
+        values = full
+    if len(values) != 4:
+        raise OnnxImportError(f"expected 4 {'scales' if sizes is None else 'sizes'} for a 4-D input, found {values}")
+    return (values, None) if sizes is None else (None, values)
+
+
+@_converter("Resize", "Upsample")
+def _resize(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.image(node.inputs[0])
+    mode = _text(node.attrs.get("mode", "nearest"))
+    if mode not in ("nearest", "linear", "bilinear"):
+        raise OnnxImportError(f"mode {mode!r} is not supported (nearest and linear are)")
+    legacy = node.op_type == "Upsample" or ctx.opset < 11
+    transform = "asymmetric" if legacy else _text(node.attrs.get("coordinate_transformation_mode", "half_pixel"))
+    if transform not in COORDINATE_TRANSFORMATIONS:
+        raise OnnxImportError(f"coordinate_transformation_mode {transform!r} is not supported (supported: "
+                              f"{', '.join(COORDINATE_TRANSFORMATIONS)}; tf_crop_and_resize's roi cropping is not)")
+    if _text(node.attrs.get("keep_aspect_ratio_policy", "stretch")) != "stretch":
+        raise OnnxImportError(f"keep_aspect_ratio_policy {_text(node.attrs['keep_aspect_ratio_policy'])!r} is not "
+                              "supported (only stretch)")
+    scales, sizes = _resize_factors(ctx, node, t)
+    n, c, h, w = t.onnx_shape(ctx.batch)
+    if scales is not None and scales[:2] != [1.0, 1.0]:
+        raise OnnxImportError(f"scales {scales}: only the spatial axes (2, 3) can be resized")
+    if sizes is not None and (sizes[1] != c or sizes[0] not in (n, BATCH)):
+        raise OnnxImportError(f"sizes {sizes} for an input of {list(t.onnx_shape(1))}: only the spatial axes (2, 3) "
+                              "can be resized")
+    factors = scales[2:] if scales is not None else sizes[2:]
+    downscaling = any(f < 1 for f in factors) if scales is not None else sizes[2] < h or sizes[3] < w
+    if node.attrs.get("antialias", 0) and mode != "nearest" and downscaling:
+        raise OnnxImportError("antialias=1 when downscaling is not supported")
+    if legacy:
+        # Before opset 11 a nearest source index is truncated when upscaling and rounded up when
+        # downscaling (ONNX Runtime's reading of the older operators).
+        ups = [f >= 1 for f in factors] if scales is not None else [sizes[2] >= h, sizes[3] >= w]
+        if mode == "nearest" and ups[0] != ups[1]:
+            raise OnnxImportError(f"upscaling one axis and downscaling the other ({factors}) is not supported "
+                                  "before opset 11")
+        nearest_mode = "floor" if ups[0] else "ceil"
+    else:
+        nearest_mode = _text(node.attrs.get("nearest_mode", "round_prefer_floor"))
+        if nearest_mode not in NEAREST_MODES:
+            raise OnnxImportError(f"unknown nearest_mode {nearest_mode!r}")
+    attrs = {"mode": "nearest" if mode == "nearest" else "bilinear",
+             "coordinate_transformation": transform, "nearest_mode": nearest_mode}
+    if scales is not None:
+        attrs["scale"] = [float(np.float32(f)) for f in factors]
+        identity = factors == [1.0, 1.0]
+    else:
+        attrs["size"] = [int(v) for v in factors]
+        identity = attrs["size"] == [h, w]
+    if identity:
+        ctx.alias(node, t)
+        return
+    ctx.emit(node, "resize", [t], attrs, nonneg=t.nonneg)
 
 
 @_converter("Softmax")

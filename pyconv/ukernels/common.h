@@ -43,6 +43,15 @@
 #define PYCONV_ACT_LEAKY_RELU 8
 #define PYCONV_ACT_TANH 9
 
+/* Binary op codes of the eltwise binary kernels: o = a OP b, the RSUB and RDIV forms with the operands
+ * swapped (o = b - a, b / a), for a broadcast operand on the left. */
+#define PYCONV_BIN_ADD 0
+#define PYCONV_BIN_SUB 1
+#define PYCONV_BIN_MUL 2
+#define PYCONV_BIN_DIV 3
+#define PYCONV_BIN_RSUB 4
+#define PYCONV_BIN_RDIV 5
+
 /* Inputs (bytes per image) from which the depthwise and pooling kernels prefetch ahead.  A smaller map
  * is mostly still in the cache its producer wrote it to, where the prefetches only cost (warm
  * 112x112x32 depthwise: 0.063 -> 0.076 ms, 147x147x128 max pool 0.229 -> 0.269 ms, one thread); at

@@ -17,8 +17,9 @@
  *   wino23_input / wino23_output   Winograd F(2x2,3x3) tile transforms, vectorised across channels
  *   maxpool_window  the maximum of one pooling window over up to 64 channels, NaN-propagating
  *   transpose_tile  dst[j][i] = src[i][j] for a tile of at most 16x16
- *   eltwise         add, scale/shift, pooling sums and means, every activation (common.h's codes) in
- *                   place, PReLU, channel shuffle rows
+ *   eltwise         binary ops (add, subtract, multiply, divide) against a vector or a scalar,
+ *                   scale/shift, pooling sums and means, every activation (common.h's codes) in place,
+ *                   PReLU, channel shuffle rows, bilinear resize rows
  */
 #ifndef PYCONV_UKERNELS_H
 #define PYCONV_UKERNELS_H
@@ -48,7 +49,8 @@
     const float *img, float *dst, ptrdiff_t n, ptrdiff_t C, ptrdiff_t W, ptrdiff_t h0, ptrdiff_t h1, \
         ptrdiff_t w0, ptrdiff_t w1
 #define PYCONV_ELTWISE_FNS(prefix, suffix)                                                           \
-    void prefix##add##suffix(const float *a, const float *b, float *o, ptrdiff_t n, int act);          \
+    void prefix##binary##suffix(const float *a, const float *b, float *o, ptrdiff_t n, int op, int act); \
+    void prefix##binary_scalar##suffix(const float *a, float s, float *o, ptrdiff_t n, int op, int act);  \
     void prefix##scale_shift##suffix(const float *x, const float *s, const float *b, float *o,        \
                                      ptrdiff_t n, int act);                                           \
     void prefix##accumulate##suffix(float *dst, const float *src, ptrdiff_t n);                      \
@@ -57,7 +59,11 @@
     void prefix##prelu##suffix(const float *x, const float *alpha, float *o, ptrdiff_t n);           \
     void prefix##mean_pixels##suffix(const float *img, float *dst, ptrdiff_t HW, ptrdiff_t C,        \
                                      ptrdiff_t n);                                                    \
-    void prefix##shuffle_row##suffix(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P);
+    void prefix##shuffle_row##suffix(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P);    \
+    void prefix##bilinear_row##suffix(PYCONV_BILINEAR_ROW_ARGS);
+#define PYCONV_BILINEAR_ROW_ARGS                                                                     \
+    const float *r0, const float *r1, float wy0, float wy1, const ptrdiff_t *x0, const ptrdiff_t *x1, \
+        const float *wx0, const float *wx1, float *o, ptrdiff_t OW, ptrdiff_t C
 #define PYCONV_TRANSPOSE_TILE_ARGS                                                                   \
     const float *src, ptrdiff_t ld_src, float *dst, ptrdiff_t ld_dst, ptrdiff_t rows, ptrdiff_t cols
 
@@ -74,7 +80,8 @@ typedef struct {
     void (*maxpool_window)(PYCONV_MAXPOOL_WINDOW_ARGS);
     void (*transpose_tile)(PYCONV_TRANSPOSE_TILE_ARGS);
     /* eltwise: the non-convolution operators' loops (eltwise/generic.h) */
-    void (*add)(const float *a, const float *b, float *o, ptrdiff_t n, int act);
+    void (*binary)(const float *a, const float *b, float *o, ptrdiff_t n, int op, int act);
+    void (*binary_scalar)(const float *a, float s, float *o, ptrdiff_t n, int op, int act);
     void (*scale_shift)(const float *x, const float *s, const float *b, float *o, ptrdiff_t n, int act);
     void (*accumulate)(float *dst, const float *src, ptrdiff_t n);
     void (*divide)(float *dst, float divisor, ptrdiff_t n, int act);
@@ -82,6 +89,7 @@ typedef struct {
     void (*prelu)(const float *x, const float *alpha, float *o, ptrdiff_t n);
     void (*mean_pixels)(const float *img, float *dst, ptrdiff_t HW, ptrdiff_t C, ptrdiff_t n);
     void (*shuffle_row)(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P);
+    void (*bilinear_row)(PYCONV_BILINEAR_ROW_ARGS);
 } pyconv_ukernels;
 
 /* Every family's entry points for one instruction set. */

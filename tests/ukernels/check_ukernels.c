@@ -815,6 +815,18 @@ static void check_span(const char *what, const float *out, const double *ref, pt
     if (!slot_intact(s)) fail("wrote outside %s (canaries around the buffer)", what);
 }
 
+/* a OP b for the binary op codes of common.h (RSUB and RDIV: b - a, b / a). */
+static double binary_ref(double a, double b, int op) {
+    switch (op) {
+    case PYCONV_BIN_ADD: return a + b;
+    case PYCONV_BIN_SUB: return a - b;
+    case PYCONV_BIN_MUL: return a * b;
+    case PYCONV_BIN_DIV: return a / b;
+    case PYCONV_BIN_RSUB: return b - a;
+    default: return b / a;
+    }
+}
+
 static void check_eltwise(const pyconv_ukernels *uk) {
     enum { NMAX = 300, HWMAX = 40, CMAX = 130 };
     static slot sa, sb, so, sm;
@@ -832,19 +844,36 @@ static void check_eltwise(const pyconv_ukernels *uk) {
         for (int ai = 0; ai < 3; ai++)
             for (int alias = 0; alias < 3; alias++, u++) {
                 const int act = acts[ai];
-                /* add, alias 0: o separate, 1: o == a, 2: o == b; a NaN every few cases. */
-                DESCRIBE("add n=%td act=%d alias=%d at_end=%d", n, act, alias, at_end);
-                case_begin();
-                float *a = slot_take(&sa, (size_t)n, sizeof(float)), *b = slot_take(&sb, (size_t)n, sizeof(float));
-                fill(a, (size_t)n, -8, 8);
-                fill(b, (size_t)n, -8, 8);
-                if (u % 4 == 0) a[rnd() % n] = NAN;
-                for (ptrdiff_t i = 0; i < n; i++) ref[i] = act_ref((double)a[i] + b[i], act);
-                float *o = alias == 1 ? a : alias == 2 ? b : slot_take(&so, (size_t)n, sizeof(float));
-                if (!alias) fill_canary(o, (size_t)n);
-                GUARDED(uk->add(a, b, o, n, act));
-                check_span("o", o, ref, n, alias == 1 ? &sa : alias == 2 ? &sb : &so);
-                case_end();
+                /* binary, every op; alias 0: o separate, 1: o == a, 2: o == b; a NaN every few cases. */
+                for (int op = PYCONV_BIN_ADD; op <= PYCONV_BIN_RDIV; op++) {
+                    DESCRIBE("binary op=%d n=%td act=%d alias=%d at_end=%d", op, n, act, alias, at_end);
+                    case_begin();
+                    float *a = slot_take(&sa, (size_t)n, sizeof(float));
+                    float *b = slot_take(&sb, (size_t)n, sizeof(float));
+                    fill(a, (size_t)n, -8, 8);
+                    fill(b, (size_t)n, 0.5f, 8);
+                    if (u % 4 == 0) a[rnd() % n] = NAN;
+                    for (ptrdiff_t i = 0; i < n; i++) ref[i] = act_ref(binary_ref(a[i], b[i], op), act);
+                    float *o = alias == 1 ? a : alias == 2 ? b : slot_take(&so, (size_t)n, sizeof(float));
+                    if (!alias) fill_canary(o, (size_t)n);
+                    GUARDED(uk->binary(a, b, o, n, op, act));
+                    check_span("o", o, ref, n, alias == 1 ? &sa : alias == 2 ? &sb : &so);
+                    case_end();
+
+                    /* binary_scalar, alias 1: o == a */
+                    DESCRIBE("binary_scalar op=%d n=%td act=%d in_place=%d at_end=%d", op, n, act, alias == 1, at_end);
+                    case_begin();
+                    a = slot_take(&sa, (size_t)n, sizeof(float));
+                    fill(a, (size_t)n, 0.5f, 8);
+                    if (u % 4 == 1) a[rnd() % n] = NAN;
+                    const float sc = uni(-4, 4);
+                    for (ptrdiff_t i = 0; i < n; i++) ref[i] = act_ref(binary_ref(a[i], sc, op), act);
+                    o = alias == 1 ? a : slot_take(&so, (size_t)n, sizeof(float));
+                    if (alias != 1) fill_canary(o, (size_t)n);
+                    GUARDED(uk->binary_scalar(a, sc, o, n, op, act));
+                    check_span("o", o, ref, n, alias == 1 ? &sa : &so);
+                    case_end();
+                }
 
                 /* scale_shift, alias 1: o == x */
                 DESCRIBE("scale_shift n=%td act=%d in_place=%d at_end=%d", n, act, alias == 1, at_end);
@@ -856,7 +885,7 @@ static void check_eltwise(const pyconv_ukernels *uk) {
                 fill(sh, (size_t)n, -2, 2);
                 if (u % 4 == 1) x[rnd() % n] = NAN;
                 for (ptrdiff_t i = 0; i < n; i++) ref[i] = act_ref((double)x[i] * sc[i] + sh[i], act);
-                o = alias == 1 ? x : slot_take(&so, (size_t)n, sizeof(float));
+                float *o = alias == 1 ? x : slot_take(&so, (size_t)n, sizeof(float));
                 if (alias != 1) fill_canary(o, (size_t)n);
                 GUARDED(uk->scale_shift(x, sc, sh, o, n, act));
                 check_span("o", o, ref, n, alias == 1 ? &sa : &so);
@@ -938,6 +967,41 @@ static void check_eltwise(const pyconv_ukernels *uk) {
             case_end();
             at_end ^= 1;
         }
+    /* bilinear_row: OW outputs of C channels from two input rows of W pixels, random taps */
+    static const ptrdiff_t Ws[] = {1, 2, 5, 9};
+    static const ptrdiff_t Bs[] = {1, 3, 16, 17, 33};
+    for (size_t wi = 0; wi < sizeof(Ws) / sizeof(Ws[0]); wi++)
+        for (size_t ci = 0; ci < sizeof(Bs) / sizeof(Bs[0]); ci++)
+            for (ptrdiff_t OW = 1; OW <= 7; OW += 3, u++) {
+                const ptrdiff_t W = Ws[wi], C = Bs[ci];
+                DESCRIBE("bilinear_row W=%td C=%td OW=%td at_end=%d", W, C, OW, at_end);
+                case_begin();
+                float *r0 = slot_take(&sa, (size_t)(W * C), sizeof(float));
+                float *r1 = slot_take(&sb, (size_t)(W * C), sizeof(float));
+                fill(r0, (size_t)(W * C), -4, 4);
+                fill(r1, (size_t)(W * C), -4, 4);
+                if (u % 3 == 0) r1[rnd() % (W * C)] = NAN;
+                ptrdiff_t x0[7], x1[7];
+                float wx0[7], wx1[7];
+                for (ptrdiff_t j = 0; j < OW; j++) {
+                    x0[j] = (ptrdiff_t)(rnd() % W) * C;
+                    x1[j] = (ptrdiff_t)(rnd() % W) * C;
+                    wx1[j] = uni(0, 1);
+                    wx0[j] = 1 - wx1[j];
+                }
+                const float wy1 = uni(0, 1), wy0 = 1 - wy1;
+                float *o = slot_take(&so, (size_t)(OW * C), sizeof(float));
+                fill_canary(o, (size_t)(OW * C));
+                for (ptrdiff_t j = 0; j < OW; j++)
+                    for (ptrdiff_t c = 0; c < C; c++)
+                        ref[j * C + c] =
+                            (double)wy0 * ((double)wx0[j] * r0[x0[j] + c] + (double)wx1[j] * r0[x1[j] + c]) +
+                            (double)wy1 * ((double)wx0[j] * r1[x0[j] + c] + (double)wx1[j] * r1[x1[j] + c]);
+                GUARDED(uk->bilinear_row(r0, r1, wy0, wy1, x0, x1, wx0, wx1, o, OW, C));
+                check_span("o", o, ref, OW * C, &so);
+                case_end();
+                at_end ^= 1;
+            }
 }
 
 /* ------------------------------------------------------------------------------------------- main */

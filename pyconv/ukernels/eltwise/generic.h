@@ -1,10 +1,11 @@
 /*
- * Elementwise and channel-wise loops (the non-convolution operators' inner loops): add, per-channel
- * scale and shift, an average pool's sums and division, a global average's float64 sums, every
- * activation in place (vectorised exp, sigmoid and tanh), PReLU, and a channel shuffle's interleave.
- * Written once in plain C over contiguous channels; each level's file compiles it with its own flags
- * and the compiler vectorises the loops for that level (ShuffleNet's G = 3 interleave runs about 10x
- * faster with AVX-512 permutes than as SSE2; every activation loop, exp included, is vectorised at
+ * Elementwise and channel-wise loops (the non-convolution operators' inner loops): binary ops
+ * (add, subtract, multiply, divide, against a vector or a scalar), per-channel scale and shift, an
+ * average pool's sums and division, a global average's float64 sums, every activation in place
+ * (vectorised exp, sigmoid and tanh), PReLU, a channel shuffle's interleave and a bilinear resize's
+ * rows.  Written once in plain C over contiguous channels; each level's file compiles it with its own
+ * flags and the compiler vectorises the loops for that level (ShuffleNet's G = 3 interleave runs about
+ * 10x faster with AVX-512 permutes than as SSE2; every activation loop, exp included, is vectorised at
  * each level: check with -fopt-info-vec after a change).  Every activation lets NaN through.
  *
  * Include after defining PYCONV_ELT_FN(name), which gives name its level's suffix.
@@ -13,13 +14,35 @@
 
 #include "../ukernels.h"
 
-/* o = act(a + b); no restrict: o may be a or b (an in-place add). */
-void PYCONV_ELT_FN(pyconv_add)(const float *a, const float *b, float *o, ptrdiff_t n, int act) {
-    if (act == PYCONV_ACT_NONE)
-        for (ptrdiff_t i = 0; i < n; i++) o[i] = a[i] + b[i];
-    else
-        for (ptrdiff_t i = 0; i < n; i++) o[i] = pyconv_activate(a[i] + b[i], act);
+/* The body of a binary op's loop for each op code (common.h), the activation hoisted out of the loop
+ * when there is none so that the plain loop vectorises as it is. */
+#define PYCONV_BINARY_LOOPS(B)                                                                       \
+    switch (op) {                                                                                    \
+    case PYCONV_BIN_ADD: PYCONV_BINARY_LOOP(a[i] + (B)) break;                                      \
+    case PYCONV_BIN_SUB: PYCONV_BINARY_LOOP(a[i] - (B)) break;                                      \
+    case PYCONV_BIN_MUL: PYCONV_BINARY_LOOP(a[i] * (B)) break;                                      \
+    case PYCONV_BIN_DIV: PYCONV_BINARY_LOOP(a[i] / (B)) break;                                      \
+    case PYCONV_BIN_RSUB: PYCONV_BINARY_LOOP((B) - a[i]) break;                                     \
+    default: PYCONV_BINARY_LOOP((B) / a[i]) break;                                                   \
+    }
+#define PYCONV_BINARY_LOOP(expr)                                                                     \
+    if (act == PYCONV_ACT_NONE)                                                                      \
+        for (ptrdiff_t i = 0; i < n; i++) o[i] = (expr);                                             \
+    else                                                                                             \
+        for (ptrdiff_t i = 0; i < n; i++) o[i] = pyconv_activate((expr), act);
+
+/* o = act(a OP b) elementwise; no restrict: o may be a or b (in place). */
+void PYCONV_ELT_FN(pyconv_binary)(const float *a, const float *b, float *o, ptrdiff_t n, int op, int act) {
+    PYCONV_BINARY_LOOPS(b[i])
 }
+
+/* o = act(a OP s) for one scalar s; o may be a. */
+void PYCONV_ELT_FN(pyconv_binary_scalar)(const float *a, float s, float *o, ptrdiff_t n, int op, int act) {
+    PYCONV_BINARY_LOOPS(s)
+}
+
+#undef PYCONV_BINARY_LOOP
+#undef PYCONV_BINARY_LOOPS
 
 /* o = act(x * s + b) per channel; o may be x. */
 void PYCONV_ELT_FN(pyconv_scale_shift)(const float *x, const float *__restrict__ s, const float *__restrict__ b,
@@ -203,5 +226,23 @@ void PYCONV_ELT_FN(pyconv_shuffle_row)(const float *__restrict__ src, float *__r
     } else {
         for (ptrdiff_t j = 0; j < P; j++)
             for (ptrdiff_t i = 0; i < groups; i++) dst[j * groups + i] = src[i * P + j];
+    }
+}
+
+/* One output row of a bilinear resize, NHWC: for j < OW and c < C,
+ *   o[j * C + c] = wy0 * (wx0[j] * r0[x0[j] + c] + wx1[j] * r0[x1[j] + c])
+ *                + wy1 * (wx0[j] * r1[x0[j] + c] + wx1[j] * r1[x1[j] + c])
+ * r0, r1: the two input rows read; x0, x1: offsets of the two input columns read, in floats. */
+void PYCONV_ELT_FN(pyconv_bilinear_row)(const float *r0, const float *r1, float wy0, float wy1,
+                                        const ptrdiff_t *x0, const ptrdiff_t *x1, const float *wx0,
+                                        const float *wx1, float *__restrict__ o, ptrdiff_t OW, ptrdiff_t C) {
+    for (ptrdiff_t j = 0; j < OW; j++) {
+        const float *__restrict__ a = r0 + x0[j];
+        const float *__restrict__ b = r0 + x1[j];
+        const float *__restrict__ c0 = r1 + x0[j];
+        const float *__restrict__ d = r1 + x1[j];
+        const float u0 = wx0[j], u1 = wx1[j];
+        float *__restrict__ dst = o + j * C;
+        for (ptrdiff_t c = 0; c < C; c++) dst[c] = wy0 * (u0 * a[c] + u1 * b[c]) + wy1 * (u0 * c0[c] + u1 * d[c]);
     }
 }
