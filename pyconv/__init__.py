@@ -14,8 +14,8 @@ from .conv import (Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableCon
                    depthwise_conv2d, explain_conv2d, pointwise_conv2d, separable_conv2d)
 from .graph import MemoryPlan, Model, ModelError, Profile, UnknownTensorError, load
 from .onnx import OnnxImportError, from_onnx
-from .ops import (add, avg_pool2d, channel_shuffle, concat, divide, global_avg_pool2d, max_pool2d, multiply,
-                  nchw_to_nhwc, nhwc_to_nchw, resize, scale_shift, slice_axis, softmax, subtract)
+from .ops import (activation, add, avg_pool2d, channel_shuffle, concat, divide, global_avg_pool2d, max_pool2d,
+                  multiply, nchw_to_nhwc, nhwc_to_nchw, prelu, resize, scale_shift, slice_axis, softmax, subtract)
 from .threads import resolve_threads
 
 __all__ = [
@@ -23,7 +23,8 @@ __all__ = [
     "Conv2D", "DepthwiseConv2D", "PointwiseConv2D", "SeparableConv2D", "Dense",
     "conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense", "explain_conv2d",
     "max_pool2d", "avg_pool2d", "global_avg_pool2d", "add", "subtract", "multiply", "divide", "scale_shift",
-    "concat", "slice_axis", "channel_shuffle", "softmax", "resize", "nchw_to_nhwc", "nhwc_to_nchw",
+    "concat", "slice_axis", "channel_shuffle", "softmax", "resize", "nchw_to_nhwc", "nhwc_to_nchw", "activation",
+    "prelu",
     "load", "Model", "ModelError", "UnknownTensorError", "MemoryPlan", "Profile",
     "from_onnx", "OnnxImportError",
 ]

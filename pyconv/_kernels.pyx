@@ -163,7 +163,7 @@ ctypedef struct conv_geom:
     const float *res                   # residual added in the store (may be y itself), or NULL
     const float *zeros
     float *y
-    int act
+    act_spec act
     const pyconv_ukernels *uk          # the level this run uses
 
 
@@ -229,7 +229,9 @@ cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs,
             g.uk.igemm(nrp, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                        NULL if g.bias == NULL else g.bias + u.grp * g.OG + p * g.NRP,
                        g.res + off if first and g.res != NULL else NULL,
-                       not first, g.act if last else 0, _prefetch_slice(nxt, t, span, g.NRP))
+                       not first, g.act.fused if last else 0, _prefetch_slice(nxt, t, span, g.NRP))
+            if last:
+                act_rows(g.uk, &g.act, g.y + off, mr, nr, g.CO)
 
 
 cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, float *patch) noexcept nogil:
@@ -369,7 +371,7 @@ cdef void _im2col_unit(const conv_geom *g, ptrdiff_t unit, float *abuf, const fl
 
 cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
                           const float[::1] bias, float[:, :, :, ::1] y, int kh, int kw, int sh, int sw,
-                          int dh, int dw, int pt, int pl, int groups, int act,
+                          int dh, int dw, int pt, int pl, int groups, act_spec act,
                           const float[:, :, :, ::1] residual) except *:
     """The shapes checked against each other, the pointers taken; the split into work units, which
     depends on the thread count, is ``_split_units``'s."""
@@ -446,7 +448,7 @@ cdef class DirectPlan:
 
 def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
                 float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                int groups, int act, const float[:, :, :, ::1] residual=None):
+                int groups, act, const float[:, :, :, ::1] residual=None):
     """The plan of ``conv2d_direct(x, ..., act, threads, residual)``, for any thread count."""
     cdef DirectPlan plan = DirectPlan.__new__(DirectPlan)
     cdef const float[::1] zeros
@@ -454,7 +456,8 @@ def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, c
     plan.keep = (x, packed, bias, y, residual)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return plan
-    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual)
+    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act_spec_of(act),
+                                  residual)
     # Merge a kernel row's taps into one when they are contiguous in memory and short (few channels):
     # a 3-channel first layer then feeds the GEMM 9-float runs instead of 3-float ones.
     g.RT = kw if (groups == 1 and dw == 1 and kw * g.CG <= MERGE_ROW_FLOATS) else 1
@@ -495,12 +498,13 @@ cdef void _direct_run(conv_geom g, int threads, double macs) except *:
 
 def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
                   float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                  int groups, int act, int threads, const float[:, :, :, ::1] residual=None):
+                  int groups, act, int threads, const float[:, :, :, ::1] residual=None):
     """Direct convolution as an indirect GEMM (also pointwise and dense: the 1x1 case).
 
     x: (N, H, W, C) IN; packed: (G, P, KH*KW*C/G, NR) IN, from ``pack_gemm_weights``;
     bias: (C_out,) or None IN; y: (N, OH, OW, C_out) OUT; pt, pl: top and left pads (bottom and right
-    follow from the output size); act: 0 none, 1 relu, 2 relu6; residual: None, or (N, OH, OW, C_out) IN
+    follow from the output size); act: an activation code (0 none, 1 relu, 2 relu6, ...: common.h) or
+    (code, alpha, beta), see ``pyconv.activations``; residual: None, or (N, OH, OW, C_out) IN
     added before the activation (a skip connection; only read, it may be x or y itself, but must not
     overlap only part of y).  ``direct_plan`` checks the same arguments once for repeated runs.
     """
@@ -509,12 +513,13 @@ def conv2d_direct(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
 
 def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
                   float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                  int groups, int act, int threads, const float[:, :, :, ::1] residual=None):
+                  int groups, act, int threads, const float[:, :, :, ::1] residual=None):
     """im2col + GEMM: each work unit copies its (pixels x K-block) patch matrix into a per-thread
     buffer of at most MC_MAX x KC floats, so memory stays bounded whatever the layer.  Arguments as conv2d_direct."""
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
-    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, residual)
+    cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act_spec_of(act),
+                                  residual)
     g.uk = uk
     cdef ptrdiff_t units = _split_units(&g, threads)
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
@@ -545,7 +550,7 @@ def narrow_groups_supported(ptrdiff_t cg, ptrdiff_t og):
 
 def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const int[:, ::1] idx,
                          const float[::1] bias, float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh,
-                         int dw, int pt, int pl, int groups, int act, int threads):
+                         int dw, int pt, int pl, int groups, act, int threads):
     """Group convolution for narrow groups, one output row per work unit.
 
     packed: (ceil(C_out/16), KH*KW, C_in/G, 16) IN, from ``pack_narrow_group_weights``;
@@ -578,12 +583,14 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     cdef const int *ip = &idx[0, 0]
     cdef const float *bp = _opt_ptr(bias)
     cdef float *yp = &y[0, 0, 0, 0]
+    cdef act_spec a = act_spec_of(act)
     cdef int nt = _team(threads, N * OH, <double>N * OH * g.OW * g.CO * kh * kw * g.CG)
     cdef ptrdiff_t u
     with nogil:
         for u in prange(N * OH, schedule="static", num_threads=nt):
             k.gconv_row(&g, xp + (u // OH) * xstride, wp, ip, bp,
-                        yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, u % OH, act)
+                        yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, u % OH, a.fused)
+            act_rows(k, &a, yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, 1, g.OW * g.CO, 0)
 
 
 # ---------------------------------------------------------------------------------------------- Winograd
@@ -595,7 +602,7 @@ ctypedef struct wino_geom:
     const float *bias
     const float *zeros
     float *y
-    int act
+    act_spec act
     const pyconv_ukernels *uk
 
 
@@ -636,11 +643,14 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
         g.uk.wino23_output(m + t * g.CO, WINO_TILES * g.CO, g.bias, out, g.OH, g.OW, g.CO, 2 * ty, 2 * tx,
-                           g.act)
+                           g.act.fused)
+        # The tile's (up to) 2x2 output pixels, cut at the bottom and right edges.
+        act_rows(g.uk, &g.act, out + (2 * ty * g.OW + 2 * tx) * g.CO, min(2, g.OH - 2 * ty),
+                 min(2, g.OW - 2 * tx) * g.CO, g.OW * g.CO)
 
 
 def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] packed, const float[::1] bias,
-                    float[:, :, :, ::1] y, int pt, int pl, int groups, int act, int threads):
+                    float[:, :, :, ::1] y, int pt, int pl, int groups, act, int threads):
     """Winograd F(2x2, 3x3) for 3x3 stride-1 dilation-1 convolutions.
 
     packed: (16, G, P, C/G, NR) IN, from ``pack_winograd_weights``; other arguments as conv2d_direct.
@@ -669,7 +679,7 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     g.TH, g.TW = _cdiv(g.OH, 2), _cdiv(g.OW, 2)
     g.tiles = g.TH * g.TW
     g.blocks = _cdiv(g.tiles, WINO_TILES)
-    g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0, 0], &y[0, 0, 0, 0], act
+    g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0, 0], &y[0, 0, 0, 0], act_spec_of(act)
     g.bias = _opt_ptr(bias)
     g.uk = uk
     cdef const float[::1] zeros = _zeros(max(g.C, 16))
@@ -717,9 +727,10 @@ cdef pyconv_dw_geom _dw_geom(const float[:, :, :, ::1] x, const float[:, ::1] w,
 
 def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const float[::1] bias,
                      float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                     int act, int threads, int in_act=0):
+                     act, int threads, int in_act=0):
     """Depthwise convolution, one filter per channel. w: (KH*KW, C) IN; y: (N, OH, OW, C) OUT;
-    in_act: an activation code (as act) applied to the input values as they are read.
+    act as conv2d_direct; in_act: 0 none, 1 relu or 2 relu6, applied to the input values as they are
+    read (the row kernels fuse only those).
 
     Work unit: one output row, or a 32-channel-aligned slice of it when the image has too few rows
     to keep every thread busy (7x7x1024).
@@ -742,13 +753,19 @@ def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const f
     cdef int nt = _team(threads, rows * chunks, <double>N * OH * g.OW * g.C * kh * kw)
     cdef ptrdiff_t u, row, c0
     cdef const pyconv_ukernels *k = uk
+    cdef act_spec a = act_spec_of(act)
     with nogil:
         for u in prange(rows * chunks, schedule="static", num_threads=nt):
             row = u // chunks
             c0 = (u % chunks) * chunk
             k.dwconv_row(&g, xp + (row // OH) * xstride, wp, bp,
                          yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, row % OH, 0, g.OW,
-                         c0, min(c0 + chunk, g.C), act)
+                         c0, min(c0 + chunk, g.C), a.fused)
+            if chunks == 1:
+                act_rows(k, &a, yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, 1, g.OW * g.C, 0)
+            else:
+                act_rows(k, &a, yp + (row // OH) * ystride + (row % OH) * g.OW * g.C + c0, g.OW,
+                         min(chunk, g.C - c0), g.C)
 
 
 # ---------------------------------------------------------------------------------------------- NCHW input
@@ -760,7 +777,7 @@ ctypedef struct nchw_geom:
     const float *packed
     const float *bias
     float *y
-    int act
+    act_spec act
     const pyconv_ukernels *uk
 
 
@@ -798,12 +815,14 @@ cdef void _nchw_row(const nchw_geom *g, ptrdiff_t unit, float *rows, const float
             ow0 = t * PYCONV_ROWS_MR
             g.uk.nchwconv(g.SW, min(PYCONV_ROWS_MR, g.OW - ow0), nr, nrp, g.K, ptrs, ow0 * g.SW,
                           g.packed + p * g.K * g.NRP, g.y + ((n * g.OH + oh) * g.OW + ow0) * g.CO + p * g.NRP,
-                          g.CO, NULL if g.bias == NULL else g.bias + p * g.NRP, g.act)
+                          g.CO, NULL if g.bias == NULL else g.bias + p * g.NRP, g.act.fused)
+            act_rows(g.uk, &g.act, g.y + ((n * g.OH + oh) * g.OW + ow0) * g.CO + p * g.NRP,
+                     min(PYCONV_ROWS_MR, g.OW - ow0), nr, g.CO)
 
 
 def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
                       float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                      int act, int threads):
+                      act, int threads):
     """An ungrouped convolution reading its input in NCHW layout, writing NHWC: a model's first layer
     (3 input channels), which then needs no transpose of the input, and whose taps would be only a few
     floats long in NHWC.
@@ -830,7 +849,7 @@ def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] pac
         raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
     # Every tile computes PYCONV_ROWS_MR pixels, so the padded rows reach the last one of the last tile.
     g.WP = (_cdiv(g.OW, PYCONV_ROWS_MR) * PYCONV_ROWS_MR - 1) * sw + (kw - 1) * dw + 1
-    g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act
+    g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act_spec_of(act)
     g.bias = _opt_ptr(bias)
     g.uk = uk
     cdef ptrdiff_t units = x.shape[0] * g.OH
@@ -870,7 +889,7 @@ ctypedef struct sep_geom:
     const float *bias
     const float *res
     float *y
-    int act_dw, act
+    act_spec act_dw, act
     const pyconv_ukernels *uk
 
 
@@ -894,7 +913,8 @@ cdef void _sep_block(const sep_geom *g, ptrdiff_t n, ptrdiff_t t0, ptrdiff_t t1,
         ow0 = q - r * OW
         ow1 = min(OW, q1 - r * OW)
         g.uk.dwconv_row(&g.dw, g.x + n * g.dw.H * g.dw.W * C, g.wd, g.bd, buf + (q - q0) * C, r, ow0, ow1,
-                        0, C, g.act_dw)
+                        0, C, g.act_dw.fused)
+        act_rows(g.uk, &g.act_dw, buf + (q - q0) * C, 1, (ow1 - ow0) * C, 0)
         q = q + ow1 - ow0
         r = r + 1
     for kb in range(kblocks):
@@ -921,8 +941,10 @@ cdef void _sep_block(const sep_geom *g, ptrdiff_t n, ptrdiff_t t0, ptrdiff_t t1,
                 g.uk.igemm(nrp, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                            NULL if g.bias == NULL else g.bias + p * g.NRP,
                            g.res + off if kb == 0 and g.res != NULL else NULL,
-                           kb > 0, g.act if kb == kblocks - 1 else 0,
+                           kb > 0, g.act.fused if kb == kblocks - 1 else 0,
                            _prefetch_slice(nxt, t - ta, kc, g.NRP))
+                if kb == kblocks - 1:
+                    act_rows(g.uk, &g.act, g.y + off, mr, nr, g.CO)
 
 
 cdef inline ptrdiff_t _sep_last_tile_cost(const sep_geom *g) noexcept nogil:
@@ -981,6 +1003,7 @@ cdef class SeparablePlan:
     cdef sep_geom g
     cdef object keep          # x, wd, bd, packed, bias, y, residual
     cdef tuple window         # kh, kw, sh, sw, dh, dw, pt, pl
+    cdef tuple acts           # act_dw, act as given
     cdef object mid
     cdef DirectPlan pointwise
     cdef double macs
@@ -999,23 +1022,24 @@ cdef class SeparablePlan:
         mid, pointwise = self.mid, self.pointwise
         if pointwise is None:
             mid = _aligned_empty((self.g.N, self.g.OH, self.g.dw.OW, self.g.dw.C))
-            pointwise = direct_plan(mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, self.g.act, residual)
+            pointwise = direct_plan(mid, packed, bias, y, 1, 1, 1, 1, 1, 1, 0, 0, 1, self.acts[1], residual)
             # Kept for the next run unless large (many threads make this path serve larger images).
             if self.g.N * self.g.OH * self.g.dw.OW * self.g.dw.C <= SEP_KEPT_FLOATS:
                 self.mid, self.pointwise = mid, pointwise
-        depthwise_conv2d(x, wd, bd, mid, *self.window, self.g.act_dw, threads, self.g.dw.in_act)
+        depthwise_conv2d(x, wd, bd, mid, *self.window, self.acts[0], threads, self.g.dw.in_act)
         pointwise.run(threads)
 
 
 def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
                    const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
-                   int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
+                   int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, act_dw, act,
                    const float[:, :, :, ::1] residual=None, int in_act=0):
     """The plan of ``separable_conv2d(x, ..., act, threads, residual, in_act)``, for any thread count."""
     cdef SeparablePlan plan = SeparablePlan.__new__(SeparablePlan)
     plan.g.N, plan.g.OH, plan.g.dw.OW = x.shape[0], y.shape[1], y.shape[2]
     plan.keep = (x, wd, bd, packed, bias, y, residual)
     plan.window = (kh, kw, sh, sw, dh, dw, pt, pl)
+    plan.acts = (act_dw, act)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return plan
     cdef sep_geom g
@@ -1034,7 +1058,7 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
     g.per_block = max(1, min(SEP_TILES_MAX, SEP_BUFFER_FLOATS // (PYCONV_GEMM_MR * C)))
     g.x, g.wd, g.bd, g.packed, g.bias, g.y = &x[0, 0, 0, 0], &wd[0, 0], _opt_ptr(bd), &packed[0, 0, 0, 0], \
         _opt_ptr(bias), &y[0, 0, 0, 0]
-    g.act_dw, g.act = act_dw, act
+    g.act_dw, g.act = act_spec_of(act_dw), act_spec_of(act)
     g.res = _residual_ptr(residual, y)
     plan.g = g
     plan.macs = <double>g.N * g.OH * g.dw.OW * C * (g.CO + kh * kw)
@@ -1067,7 +1091,7 @@ cdef void _sep_run(sep_geom g, int threads, double macs) except *:
 
 def separable_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] wd, const float[::1] bd,
                      const float[:, :, :, ::1] packed, const float[::1] bias, float[:, :, :, ::1] y,
-                     int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int act_dw, int act,
+                     int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, act_dw, act,
                      int threads, const float[:, :, :, ::1] residual=None, int in_act=0):
     """Depthwise then pointwise, fused: each work unit computes the depthwise outputs of a block of
     pixels into a per-thread buffer and multiplies them by the packed pointwise weights (1, P, C, NR)

@@ -1,6 +1,7 @@
 """nogil kernels for the operators that are not convolutions: pooling, elementwise binary ops (add,
 subtract, multiply, divide, one operand broadcast) and per-channel scale/shift (with a fused
-activation), concatenation along channels, channel shuffle and softmax.
+activation), activations and PReLU on their own, concatenation along channels, channel shuffle and
+softmax.
 
 Arrays arrive from :mod:`pyconv.ops` already validated: C-contiguous float32, shapes consistent, pads
 and output sizes legal (every pooling window holds at least one input cell). These drivers trust that
@@ -11,7 +12,9 @@ loops are micro-kernels of the instruction-set level in use (``ukernels/eltwise`
 the channel-wise ops see their input as ``(rows, C)``. Each parallel task writes a disjoint
 slice of the output and computes it in a fixed order, so results do not depend on the thread count.
 
-``act`` codes: 0 none, 1 relu, 2 relu6 (NaN passes through, as in PyTorch).
+``act``: an activation code (0 none, 1 relu, 2 relu6, ...: ukernels/common.h) or (code, alpha, beta),
+as ``pyconv.activations.Activation.kernel_args`` gives it; NaN passes through, as in PyTorch.  The
+micro-kernels fuse relu and relu6; the others run over each row or chunk right after it is written.
 """
 from cython.parallel cimport prange
 from libc.math cimport expf
@@ -60,7 +63,7 @@ cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 # ---------------------------------------------------------------------------------------------------
 
 cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* g, bint is_max,
-                    bint count_include_pad, int act) noexcept nogil:
+                    bint count_include_pad, const act_spec *act) noexcept nogil:
     """One output row ``orow`` (OW x C) of one image ``img`` (H x W x C)."""
     cdef Py_ssize_t C = g.C
     cdef Py_ssize_t hs = oh * g.sh - g.top
@@ -86,8 +89,8 @@ cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* 
             while c < C:
                 g.uk.maxpool_window(img + c, dst + c, _imin(MAX_BLOCK, C - c), C, g.W, h0, h1, w0, w1)
                 c = c + MAX_BLOCK
-            if act:
-                g.uk.activate_span(dst, C, act)
+            if act.code:
+                g.uk.activate_span(dst, C, act.code, act.alpha, act.beta)
         else:
             memset(dst, 0, C * sizeof(float))
             for h in range(h0, h1):
@@ -97,12 +100,13 @@ cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* 
                 divisor = padded_h * (_imin(ws + g.kw, g.W + g.right) - ws)
             else:
                 divisor = (h1 - h0) * (w1 - w0)
-            g.uk.divide(dst, <float>divisor, C, act)
+            g.uk.divide(dst, <float>divisor, C, act.fused)
+            act_rows(g.uk, act, dst, 1, C, 0)
 
 
 def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, Py_ssize_t kw,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t top, Py_ssize_t bottom, Py_ssize_t left,
-           Py_ssize_t right, bint is_max, bint count_include_pad, int threads, int act=0):
+           Py_ssize_t right, bint is_max, bint count_include_pad, int threads, act=0):
     """Max or average pooling, NHWC, then the activation ``act``.
 
     x : (N, H, W, C) IN;  out : (N, OH, OW, C) OUT.
@@ -124,6 +128,7 @@ def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, 
     cdef const float* xp
     cdef float* op
     cdef Py_ssize_t t
+    cdef act_spec a = act_spec_of(act)
     if tasks == 0 or g.OW == 0 or g.C == 0:
         return
     xp = &x[0, 0, 0, 0]
@@ -131,7 +136,7 @@ def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, 
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="static"):
             _pool_row(xp + (t // g.OH) * in_img, op + t * out_row, t % g.OH, &g, is_max,
-                      count_include_pad, act)
+                      count_include_pad, &a)
 
 
 def global_avg_pool2d(const float[:, :, :, ::1] x, float[:, ::1] out, int threads):
@@ -163,7 +168,7 @@ cdef inline Py_ssize_t _rows_per_task(Py_ssize_t C) noexcept nogil:
 
 
 def binary(const float[::1] a, const float[::1] b, float[::1] out, Py_ssize_t P, Py_ssize_t R, Py_ssize_t K,
-           int op, int act, int threads):
+           int op, act, int threads):
     """out[p, r, k] = act(a[p, r, k] OP b[p, k]): ``b`` broadcast over the R axis of ``a``.
 
     a, out : (P * R * K,) flat;  b : (P * K,).  ``op`` is a ``PYCONV_BIN_*`` code (common.h). Same shapes
@@ -186,6 +191,7 @@ def binary(const float[::1] a, const float[::1] b, float[::1] out, Py_ssize_t P,
     rpt = _rows_per_task(L) if pieces == 1 else 1
     tasks = (rows + rpt - 1) // rpt if pieces == 1 else rows * pieces
     cdef const pyconv_ukernels *k = uk
+    cdef act_spec s = act_spec_of(act)
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="static"):
             if pieces == 1:
@@ -200,13 +206,14 @@ def binary(const float[::1] a, const float[::1] b, float[::1] out, Py_ssize_t P,
                 c1 = _imin(c0 + ELEMS_PER_TASK, L)
             for r in range(r0, r1):
                 if scalar:
-                    k.binary_scalar(ap + r * L + c0, bp[r], op_ + r * L + c0, c1 - c0, op, act)
+                    k.binary_scalar(ap + r * L + c0, bp[r], op_ + r * L + c0, c1 - c0, op, s.fused)
                 else:
-                    k.binary(ap + r * L + c0, bp + (r // R) * K + c0, op_ + r * L + c0, c1 - c0, op, act)
+                    k.binary(ap + r * L + c0, bp + (r // R) * K + c0, op_ + r * L + c0, c1 - c0, op, s.fused)
+                act_rows(k, &s, op_ + r * L + c0, 1, c1 - c0, 0)
 
 
 def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] shift,
-                float[:, ::1] out, int act, int threads):
+                float[:, ::1] out, act, int threads):
     """out[r, c] = act(x[r, c] * scale[c] + shift[c]).  x, out : (rows, C). ``out`` may be ``x``.
 
     gcc may contract the multiply-add into one FMA (one rounding instead of two).
@@ -223,10 +230,55 @@ def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] 
         return
     xp, sp, bp, op = &x[0, 0], &scale[0], &shift[0], &out[0, 0]
     cdef const pyconv_ukernels *k = uk
+    cdef act_spec s = act_spec_of(act)
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="static"):
             for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
-                k.scale_shift(xp + r * C, sp, bp, op + r * C, C, act)
+                k.scale_shift(xp + r * C, sp, bp, op + r * C, C, s.fused)
+                act_rows(k, &s, op + r * C, 1, C, 0)
+
+
+def activation(const float[::1] x, float[::1] out, act, int threads):
+    """out = act(x), flat and of one length; ``out`` may be ``x`` (in place)."""
+    cdef Py_ssize_t n = x.shape[0]
+    cdef Py_ssize_t tasks = (n + ELEMS_PER_TASK - 1) // ELEMS_PER_TASK
+    cdef Py_ssize_t t, i0, m
+    cdef const float* xp
+    cdef float* op
+    if n == 0:
+        return
+    xp, op = &x[0], &out[0]
+    cdef const pyconv_ukernels *k = uk
+    cdef act_spec s = act_spec_of(act)
+    with nogil:
+        for t in prange(tasks, num_threads=threads, schedule="static"):
+            i0 = t * ELEMS_PER_TASK
+            m = _imin(ELEMS_PER_TASK, n - i0)
+            # Copied a chunk at a time, then activated while the chunk is in cache.
+            if op != xp:
+                memcpy(op + i0, xp + i0, m * sizeof(float))
+            if s.code:
+                k.activate_span(op + i0, m, s.code, s.alpha, s.beta)
+
+
+def prelu(const float[:, ::1] x, const float[::1] alpha, float[:, ::1] out, int threads):
+    """out[r, i] = x[r, i] if x[r, i] >= 0 else alpha[i] * x[r, i].  x, out : (rows, L); alpha : (L,)
+    (a PReLU's slopes over the channels, or over a whole sample).  ``out`` may be ``x``."""
+    cdef Py_ssize_t rows = x.shape[0], L = x.shape[1]
+    cdef Py_ssize_t rpt = _rows_per_task(L)
+    cdef Py_ssize_t tasks = (rows + rpt - 1) // rpt
+    cdef Py_ssize_t t, r
+    cdef const float* xp
+    cdef const float* ap
+    cdef float* op
+    if rows == 0 or L == 0:
+        return
+    xp, ap, op = &x[0, 0], &alpha[0], &out[0, 0]
+    cdef const pyconv_ukernels *k = uk
+    with nogil:
+        for t in prange(tasks, num_threads=threads, schedule="static"):
+            for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
+                k.prelu(xp + r * L, ap, op + r * L, L)
 
 
 def concat(list xs, float[:, ::1] out, int threads):

@@ -9,6 +9,9 @@ cdef extern from "ukernels.h" nogil:
         PYCONV_ROWS_MR
         PYCONV_ALIGN
         PYCONV_PREFETCH_MIN_BYTES
+        PYCONV_ACT_NONE
+        PYCONV_ACT_RELU6
+        PYCONV_ACT_TANH
         PYCONV_BIN_ADD
         PYCONV_BIN_SUB
         PYCONV_BIN_MUL
@@ -50,7 +53,8 @@ cdef extern from "ukernels.h" nogil:
                             int act) noexcept nogil
         void (*accumulate)(float *dst, const float *src, ptrdiff_t n) noexcept nogil
         void (*divide)(float *dst, float divisor, ptrdiff_t n, int act) noexcept nogil
-        void (*activate_span)(float *dst, ptrdiff_t n, int act) noexcept nogil
+        void (*activate_span)(float *dst, ptrdiff_t n, int act, float alpha, float beta) noexcept nogil
+        void (*prelu)(const float *x, const float *alpha, float *o, ptrdiff_t n) noexcept nogil
         void (*mean_pixels)(const float *img, float *dst, ptrdiff_t HW, ptrdiff_t C, ptrdiff_t n) noexcept nogil
         void (*shuffle_row)(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P) noexcept nogil
         void (*bilinear_row)(const float *r0, const float *r1, float wy0, float wy1, const ptrdiff_t *x0,
@@ -62,3 +66,37 @@ cdef extern from "ukernels.h" nogil:
                                ptrdiff_t w0, ptrdiff_t w1)
     void *pyconv_aligned_alloc(size_t nbytes)
     int pyconv_valid_panel(ptrdiff_t nrp)
+
+
+# An activation as the drivers apply it (pyconv.activations builds it): its code (common.h's
+# PYCONV_ACT_*), the part the micro-kernels fuse into their store (relu and relu6 are; 0 for the
+# others, which the drivers apply with activate_span right after a kernel wrote a tile or row), and its
+# parameters.
+cdef struct act_spec:
+    int code
+    int fused
+    float alpha
+    float beta
+
+cdef inline act_spec act_spec_of(object act) except *:
+    """``act`` as a driver takes it: an int code, or (code, alpha, beta) for the functions with
+    parameters (``pyconv.activations.Activation.kernel_args``)."""
+    cdef act_spec a
+    if isinstance(act, tuple):
+        code, alpha, beta = act
+    else:
+        code, alpha, beta = act, 0.0, 0.0
+    if not PYCONV_ACT_NONE <= code <= PYCONV_ACT_TANH:
+        raise ValueError(f"activation code must be in [{PYCONV_ACT_NONE}, {PYCONV_ACT_TANH}], got {code!r}")
+    a.code, a.alpha, a.beta = code, alpha, beta
+    a.fused = code if code <= PYCONV_ACT_RELU6 else PYCONV_ACT_NONE
+    return a
+
+
+cdef inline void act_rows(const pyconv_ukernels *k, const act_spec *a, float *p, ptrdiff_t rows,
+                          ptrdiff_t n, ptrdiff_t ld) noexcept nogil:
+    """The activations the store did not fuse, on ``rows`` rows of n floats, ld apart, from p."""
+    cdef ptrdiff_t r
+    if a.code != a.fused:
+        for r in range(rows):
+            k.activate_span(p + r * ld, n, a.code, a.alpha, a.beta)

@@ -9,7 +9,9 @@
 and the functional forms (``conv2d``, ``depthwise_conv2d``, ...) that build an operator and run it once.
 Conv2D, PointwiseConv2D and SeparableConv2D take a ``residual``: an array of the output's shape added
 before the activation (a skip connection, ``act(conv(x) + residual)``), fused into the GEMM's store.
-Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
+Every ``activation`` is None, a function name or a mapping with its parameters (:mod:`pyconv.activations`);
+relu and relu6 are fused into the micro-kernels' stores, the others applied to each tile right after it
+is stored.  Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
 pointwise and dense (C_in, C_out). ``with_padding`` gives a windowed operator with other pads that shares
 the packed weights (a model run at an input size where an ONNX graph computes other pads).
 """
@@ -27,9 +29,9 @@ from .packing import pack_gemm_weights, pack_narrow_group_weights, pack_nchw_wei
 from .memory import aligned_empty
 from .padding import PaddingLike, output_size, resolve_padding
 from .threads import resolve_threads
-from .validation import (as_float32_array, check_activation, check_bias, check_out, positive_pair)
+from .activations import Activation, ActivationLike, kernel_args, parse as parse_activation
+from .validation import (as_float32_array, check_bias, check_out, positive_pair)
 
-_ACT_CODES = {None: 0, "relu": 1, "relu6": 2}
 # Input channels up to which an ungrouped Conv2D can read an NCHW input in place (``_bind_nchw``): the
 # RGB first layers, whose input a model would otherwise transpose to NHWC first.
 NCHW_INPUT_MAX_CHANNELS = 4
@@ -56,7 +58,8 @@ def _check_residual(residual, shape: Shape4, y: np.ndarray) -> Optional[np.ndarr
     return r
 
 
-def _add_residual(conv_into, y: np.ndarray, residual: np.ndarray, activation: Optional[str], threads: int) -> None:
+def _add_residual(conv_into, y: np.ndarray, residual: np.ndarray, activation: Optional[Activation],
+                  threads: int) -> None:
     """``y = act(conv + residual)`` for kernels whose store cannot add it: ``conv_into(dst, 0, threads)``
     writes the convolution without activation, then one elementwise pass adds and activates."""
     conv = aligned_empty(y.shape) if np.may_share_memory(residual, y) else y
@@ -125,7 +128,7 @@ class Conv2D:
     """
 
     def __init__(self, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1, groups: int = 1,
-                 activation: Optional[str] = None, strategy: str = "auto") -> None:
+                 activation: ActivationLike = None, strategy: str = "auto") -> None:
         # A private copy: packing for a strategy happens on first use, and must see the weights as
         # they were at construction even if the caller mutates its array since.
         self.w = as_float32_array("w", w, 4).copy()
@@ -149,7 +152,7 @@ class Conv2D:
             if reason:
                 raise ValueError(f"strategy='winograd' cannot serve this convolution: {reason}")
         self.b = check_bias(b, co)
-        self.activation = check_activation(activation)
+        self.activation = parse_activation(activation)
         self.strategy = strategy
         self._chosen: Dict[Shape4, str] = {}
         self._packed: Dict[str, np.ndarray] = {}
@@ -214,7 +217,7 @@ class Conv2D:
         name = self._chosen.get(x.shape)
         if name is None:
             name = self._chosen[x.shape] = self.explain(x.shape).strategy
-        act = _ACT_CODES[self.activation]
+        act = kernel_args(self.activation)
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
         b, groups, pt, pl = self.b, self.groups, pads[0], pads[2]
@@ -229,7 +232,7 @@ class Conv2D:
         direct = (_kernels.direct_plan(x, self._weights("gemm"), b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act,
                                        r) if kernel == "gemm" else None)
 
-        def conv_into(kernel: str, dst: np.ndarray, act: int, threads: int) -> None:
+        def conv_into(kernel: str, dst: np.ndarray, act, threads: int) -> None:
             if kernel == "winograd":
                 _kernels.conv2d_winograd(x, self._weights("winograd"), b, dst, pt, pl, groups, act, threads)
             elif kernel == "depthwise":
@@ -280,7 +283,7 @@ class Conv2D:
             raise ValueError(f"{exc} (x given as NCHW {x.shape})") from None
         y = check_out(out, shape, inputs=(x,))
         packed = self._weights("nchw")
-        act = _ACT_CODES[self.activation]
+        act = kernel_args(self.activation)
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
 
@@ -303,12 +306,13 @@ _PACKERS = {"gemm": pack_gemm_weights, "winograd": pack_winograd_weights,
 class DepthwiseConv2D:
     """Depthwise convolution: weights (KH, KW, C, M), output channel c*M + m filters input channel c.
 
-    ``input_activation`` ("relu" or "relu6") is applied to x as it is read: a pre-activation block's
-    ``conv(relu(x))`` without a pass writing ``relu(x)`` (Xception's blocks keep x for their shortcut).
+    ``input_activation`` (relu or relu6, or a clip the same as one: the only functions the row kernels
+    fuse into their reads) is applied to x as it is read: a pre-activation block's ``conv(relu(x))``
+    without a pass writing ``relu(x)`` (Xception's blocks keep x for their shortcut).
     """
 
     def __init__(self, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1,
-                 activation: Optional[str] = None, input_activation: Optional[str] = None) -> None:
+                 activation: ActivationLike = None, input_activation: ActivationLike = None) -> None:
         w = as_float32_array("w", w, ndims=(3, 4))
         self.w = w if w.ndim == 4 else w[..., None]
         kh, kw, c, m = self.w.shape
@@ -317,8 +321,11 @@ class DepthwiseConv2D:
         self.channels, self.multiplier = c, m
         self.window = _Window((kh, kw), stride, padding, dilation)
         self.b = check_bias(b, c * m)
-        self.activation = check_activation(activation)
-        self.input_activation = check_activation(input_activation, "input_activation")
+        self.activation = parse_activation(activation)
+        self.input_activation = parse_activation(input_activation, "input_activation")
+        if self.input_activation is not None and self.input_activation.fused is None:
+            raise ValueError(f"input_activation must be None, 'relu' or 'relu6' (the depthwise kernel fuses "
+                             f"only those into its reads), got {self.input_activation}")
         # Column c*M + m of (KH*KW, C*M) is exactly the output channel order.
         self._packed = self.w.reshape(kh * kw, c * m).copy()
 
@@ -349,8 +356,8 @@ class DepthwiseConv2D:
         y = check_out(out, shape, inputs=(x,))
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
-        packed, b, act, m = self._packed, self.b, _ACT_CODES[self.activation], self.multiplier
-        in_act = _ACT_CODES[self.input_activation]
+        packed, b, act, m = self._packed, self.b, kernel_args(self.activation), self.multiplier
+        in_act = kernel_args(self.input_activation)[0]
 
         def run(threads: int) -> np.ndarray:
             xd = _repeat_channels(x, m)
@@ -363,13 +370,13 @@ class DepthwiseConv2D:
 class PointwiseConv2D:
     """1x1 convolution: weights (C_in, C_out), packed once for the GEMM micro-kernel."""
 
-    def __init__(self, w, b=None, *, activation: Optional[str] = None) -> None:
+    def __init__(self, w, b=None, *, activation: ActivationLike = None) -> None:
         self.w = as_float32_array("w", w, 2)
         if min(self.w.shape) < 1:
             raise ValueError(f"w must have a non-empty shape (C_in, C_out), got {self.w.shape}")
         self.in_channels, self.out_channels = self.w.shape
         self.b = check_bias(b, self.out_channels)
-        self.activation = check_activation(activation)
+        self.activation = parse_activation(activation)
         self._packed = pack_gemm_weights(self.w.reshape(1, 1, *self.w.shape), 1)
 
     def output_shape(self, input_shape) -> Shape4:
@@ -390,7 +397,7 @@ class PointwiseConv2D:
         y = check_out(out, shape, inputs=(x,))
         r = _check_residual(residual, shape, y)
         plan = _kernels.direct_plan(x, self._packed, self.b, y, 1, 1, 1, 1, 1, 1, 0, 0, 1,
-                                    _ACT_CODES[self.activation], r)
+                                    kernel_args(self.activation), r)
 
         def run(threads: int) -> np.ndarray:
             plan.run(threads)
@@ -401,9 +408,9 @@ class PointwiseConv2D:
 class Dense:
     """Fully connected layer: x (N, in_features) @ w (in_features, out_features) + b."""
 
-    def __init__(self, w, b=None, *, activation: Optional[str] = None) -> None:
+    def __init__(self, w, b=None, *, activation: ActivationLike = None) -> None:
         self._pointwise = PointwiseConv2D(w, b, activation=activation)
-        self.w, self.b, self.activation = self._pointwise.w, self._pointwise.b, activation
+        self.w, self.b, self.activation = self._pointwise.w, self._pointwise.b, self._pointwise.activation
 
     def output_shape(self, input_shape) -> Tuple[int, int]:
         shape = tuple(input_shape)
@@ -438,12 +445,12 @@ class SeparableConv2D:
     """
 
     def __init__(self, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
-                 padding: PaddingLike = "valid", dilation=1, depthwise_activation: Optional[str] = None,
-                 activation: Optional[str] = None, input_activation: Optional[str] = None) -> None:
+                 padding: PaddingLike = "valid", dilation=1, depthwise_activation: ActivationLike = None,
+                 activation: ActivationLike = None, input_activation: ActivationLike = None) -> None:
         wd = as_float32_array("w_depthwise", w_depthwise, ndims=(3, 4))
         channels = wd.shape[2] * (wd.shape[3] if wd.ndim == 4 else 1)
         self.depthwise = DepthwiseConv2D(wd, check_bias(b_depthwise, channels, "b_depthwise"), stride=stride, padding=padding,
-                                         dilation=dilation, activation=check_activation(
+                                         dilation=dilation, activation=parse_activation(
                                              depthwise_activation, "depthwise_activation"),
                                          input_activation=input_activation)
         wp = as_float32_array("w_pointwise", w_pointwise, 2)
@@ -453,7 +460,7 @@ class SeparableConv2D:
                              f"w_depthwise {self.depthwise.w.shape}")
         self.pointwise = PointwiseConv2D(wp, check_bias(b_pointwise, wp.shape[1], "b_pointwise"),
                                          activation=activation)
-        self.activation, self.depthwise_activation = activation, depthwise_activation
+        self.activation, self.depthwise_activation = self.pointwise.activation, self.depthwise.activation
 
     def output_shape(self, input_shape) -> Shape4:
         n, oh, ow, _ = self.depthwise.output_shape(input_shape)
@@ -483,9 +490,9 @@ class SeparableConv2D:
             return run_steps
         kh, kw = dw.window.kernel
         (sh, sw), (dh, ddw) = dw.window.stride, dw.window.dilation
-        act_dw, act = _ACT_CODES[dw.activation], _ACT_CODES[self.activation]
+        act_dw, act = kernel_args(dw.activation), kernel_args(self.activation)
         plan = _kernels.separable_plan(x, dw._packed, dw.b, pw._packed, pw.b, y, kh, kw, sh, sw, dh, ddw, pads[0],
-                                       pads[2], act_dw, act, r, _ACT_CODES[dw.input_activation])
+                                       pads[2], act_dw, act, r, kernel_args(dw.input_activation)[0])
 
         def run(threads: int) -> np.ndarray:
             plan.run(threads)
@@ -494,7 +501,7 @@ class SeparableConv2D:
 
 
 def conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1, groups: int = 1,
-           activation: Optional[str] = None, strategy: str = "auto", residual=None,
+           activation: ActivationLike = None, strategy: str = "auto", residual=None,
            out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
     """Standard or group convolution of NHWC ``x`` with HWIO ``w`` (KH, KW, C_in/groups, C_out), plus
     ``residual`` (an array of the output's shape) before the activation.
@@ -506,22 +513,22 @@ def conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1
 
 
 def depthwise_conv2d(x, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1,
-                     activation: Optional[str] = None, input_activation: Optional[str] = None,
+                     activation: ActivationLike = None, input_activation: ActivationLike = None,
                      out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
     """Depthwise convolution of NHWC ``x`` with ``w`` (KH, KW, C[, M])."""
     return DepthwiseConv2D(w, b, stride=stride, padding=padding, dilation=dilation, activation=activation,
                            input_activation=input_activation)(x, out=out, threads=threads)
 
 
-def pointwise_conv2d(x, w, b=None, *, activation: Optional[str] = None, residual=None,
+def pointwise_conv2d(x, w, b=None, *, activation: ActivationLike = None, residual=None,
                      out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
     """1x1 convolution of NHWC ``x`` with ``w`` (C_in, C_out), plus ``residual`` before the activation."""
     return PointwiseConv2D(w, b, activation=activation)(x, residual=residual, out=out, threads=threads)
 
 
 def separable_conv2d(x, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
-                     padding: PaddingLike = "valid", dilation=1, depthwise_activation: Optional[str] = None,
-                     activation: Optional[str] = None, input_activation: Optional[str] = None, residual=None,
+                     padding: PaddingLike = "valid", dilation=1, depthwise_activation: ActivationLike = None,
+                     activation: ActivationLike = None, input_activation: ActivationLike = None, residual=None,
                      out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
     """Depthwise separable convolution: depthwise ``w_depthwise`` then pointwise ``w_pointwise``, plus
     ``residual`` before the final activation."""
@@ -530,7 +537,7 @@ def separable_conv2d(x, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=
                            input_activation=input_activation)(x, residual=residual, out=out, threads=threads)
 
 
-def dense(x, w, b=None, *, activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+def dense(x, w, b=None, *, activation: ActivationLike = None, out: Optional[np.ndarray] = None,
           threads: Optional[int] = None) -> np.ndarray:
     """Fully connected layer: ``x`` (N, in) times ``w`` (in, out) plus ``b``."""
     return Dense(w, b, activation=activation)(x, out=out, threads=threads)

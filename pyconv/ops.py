@@ -1,7 +1,9 @@
 """The operators that are not convolutions, as functions: max and average pooling, global average
-pooling, broadcasting binary ops (add, subtract, multiply, divide), per-channel scale/shift,
-concatenation along channels, slicing along an axis, channel shuffle, softmax, spatial resizing
-(nearest, bilinear), and the NCHW <-> NHWC layout conversions.
+pooling, broadcasting binary ops (add, subtract, multiply, divide), per-channel scale/shift, an
+activation function on its own and PReLU, concatenation along channels, slicing along an axis, channel
+shuffle, softmax, spatial resizing (nearest, bilinear), and the NCHW <-> NHWC layout conversions.  Every
+``activation`` is None, a function name or a mapping with its parameters (:mod:`pyconv.activations`),
+applied to each chunk of the result as it is written.
 
 Activations are NHWC; the channel-wise ops (scale_shift, concat, channel_shuffle, softmax) take any
 rank and work on the last axis; the binary ops broadcast by numpy's rules. Every function validates
@@ -26,9 +28,11 @@ from numpy.typing import ArrayLike
 from . import _gather, _kernels, _layout, _pooling
 from .padding import PaddingLike, output_size, resolve_padding
 from .threads import resolve_threads
-from .validation import as_float32_array, check_activation, check_out, positive_pair
+from .activations import ActivationLike, kernel_args
+from .validation import as_float32_array, check_out, positive_pair
 
 __all__ = [
+    "activation",
     "add",
     "avg_pool2d",
     "channel_shuffle",
@@ -39,14 +43,13 @@ __all__ = [
     "multiply",
     "nchw_to_nhwc",
     "nhwc_to_nchw",
+    "prelu",
     "resize",
     "scale_shift",
     "slice_axis",
     "softmax",
     "subtract",
 ]
-
-_ACT_CODES = {None: 0, "relu": 1, "relu6": 2}
 
 # Work (element reads, roughly) that one more thread must have to be worth starting: about 20-50 us.
 _WORK_PER_THREAD = 1 << 16
@@ -104,10 +107,10 @@ Run = Callable[[Optional[int]], np.ndarray]
 
 
 def _pool_bind(x: ArrayLike, kernel, stride, padding: PaddingLike, ceil_mode: bool, count_include_pad: bool,
-               is_max: bool, activation: Optional[str], out: Optional[np.ndarray]) -> Run:
+               is_max: bool, activation: ActivationLike, out: Optional[np.ndarray]) -> Run:
     """Validate a pooling call once; ``run(threads)`` then pools the bound arrays' current contents
     (the graph runtime binds its nodes once per plan; the public functions bind and run at once)."""
-    act = _ACT_CODES[check_activation(activation)]
+    act = kernel_args(activation)
     x = as_float32_array("x", x, 4)
     kh, kw = positive_pair("kernel", kernel)
     sh, sw = (kh, kw) if stride is None else positive_pair("stride", stride)
@@ -127,7 +130,7 @@ def _pool_bind(x: ArrayLike, kernel, stride, padding: PaddingLike, ceil_mode: bo
 
 
 def max_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid", *, ceil_mode: bool = False,
-               activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+               activation: ActivationLike = None, out: Optional[np.ndarray] = None,
                threads: Optional[int] = None) -> np.ndarray:
     """Max pooling over ``kernel`` windows of an NHWC batch.
 
@@ -139,7 +142,7 @@ def max_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid"
             ``((top, bottom), (left, right))``. Padded cells are never candidates (not zeros).
         ceil_mode: round the output size up (ONNX/PyTorch), keeping only windows that start inside the
             input or its top/left padding.
-        activation: ``None``, ``"relu"`` or ``"relu6"``, applied to each pooled value.
+        activation: see :mod:`pyconv.activations`, applied to each pooled value.
         out: optional preallocated result.
         threads: thread count (see the module docstring).
 
@@ -154,7 +157,7 @@ def max_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid"
 
 
 def avg_pool2d(x: ArrayLike, kernel, stride=None, padding: PaddingLike = "valid", *, ceil_mode: bool = False,
-               count_include_pad: bool = False, activation: Optional[str] = None,
+               count_include_pad: bool = False, activation: ActivationLike = None,
                out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
     """Average pooling over ``kernel`` windows of an NHWC batch.
 
@@ -218,9 +221,9 @@ def _broadcast_split(full: tuple[int, ...], small: tuple[int, ...]) -> Optional[
     return math.prod(sizes[:i]), math.prod(sizes[i:j]), math.prod(sizes[j:])
 
 
-def _binary_bind(op: str, a: ArrayLike, b: ArrayLike, activation: Optional[str], out: Optional[np.ndarray]) -> Run:
+def _binary_bind(op: str, a: ArrayLike, b: ArrayLike, activation: ActivationLike, out: Optional[np.ndarray]) -> Run:
     """See :func:`_pool_bind`. ``op``: "add", "subtract", "multiply" or "divide"."""
-    act = _ACT_CODES[check_activation(activation)]
+    act = kernel_args(activation)
     a = _at_least_1d("a", a)
     b = _at_least_1d("b", b)
     try:
@@ -264,7 +267,7 @@ def _binary_bind(op: str, a: ArrayLike, b: ArrayLike, activation: Optional[str],
 def _binary_doc(symbol: str) -> str:
     return f"""``activation(a {symbol} b)``, elementwise, ``a`` and ``b`` broadcast against each other by numpy's rules.
 
-    ``activation``: ``None``, ``"relu"`` or ``"relu6"``, fused into the store. ``out`` may be an input of
+    ``activation``: see :mod:`pyconv.activations`, applied as each chunk is stored. ``out`` may be an input of
     the result's shape itself (in place), but no other array overlapping the inputs.
 
     Shapes that read one operand whole and the other broadcast over a run of axes (same shapes, a
@@ -274,22 +277,22 @@ def _binary_doc(symbol: str) -> str:
     """
 
 
-def add(a: ArrayLike, b: ArrayLike, *, activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+def add(a: ArrayLike, b: ArrayLike, *, activation: ActivationLike = None, out: Optional[np.ndarray] = None,
         threads: Optional[int] = None) -> np.ndarray:
     return _binary_bind("add", a, b, activation, out)(threads)
 
 
-def subtract(a: ArrayLike, b: ArrayLike, *, activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+def subtract(a: ArrayLike, b: ArrayLike, *, activation: ActivationLike = None, out: Optional[np.ndarray] = None,
              threads: Optional[int] = None) -> np.ndarray:
     return _binary_bind("subtract", a, b, activation, out)(threads)
 
 
-def multiply(a: ArrayLike, b: ArrayLike, *, activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+def multiply(a: ArrayLike, b: ArrayLike, *, activation: ActivationLike = None, out: Optional[np.ndarray] = None,
              threads: Optional[int] = None) -> np.ndarray:
     return _binary_bind("multiply", a, b, activation, out)(threads)
 
 
-def divide(a: ArrayLike, b: ArrayLike, *, activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+def divide(a: ArrayLike, b: ArrayLike, *, activation: ActivationLike = None, out: Optional[np.ndarray] = None,
            threads: Optional[int] = None) -> np.ndarray:
     return _binary_bind("divide", a, b, activation, out)(threads)
 
@@ -313,7 +316,7 @@ def _channel_vector(name: str, v: Optional[ArrayLike], channels: int, fill: floa
 
 
 def scale_shift(x: ArrayLike, scale: Optional[ArrayLike] = None, shift: Optional[ArrayLike] = None, *,
-                activation: Optional[str] = None, out: Optional[np.ndarray] = None,
+                activation: ActivationLike = None, out: Optional[np.ndarray] = None,
                 threads: Optional[int] = None) -> np.ndarray:
     """``activation(x * scale + shift)`` with per-channel ``scale`` and ``shift``.
 
@@ -321,7 +324,7 @@ def scale_shift(x: ArrayLike, scale: Optional[ArrayLike] = None, shift: Optional
     This is a folded batch norm, or an ONNX ``Mul``/``Add`` by a constant. The multiply-add may be one
     FMA (one rounding). ``out`` may be ``x`` itself.
     """
-    act = _ACT_CODES[check_activation(activation)]
+    act = kernel_args(activation)
     x = _at_least_1d("x", x)
     c = x.shape[-1]
     s = _channel_vector("scale", scale, c, 1.0)
@@ -330,6 +333,64 @@ def scale_shift(x: ArrayLike, scale: Optional[ArrayLike] = None, shift: Optional
     _reject_overlap(y, [x, s, t], in_place_ok=[x])
     _pooling.scale_shift(_rows(x), s, t, _rows(y), act, _threads_for(threads, x.size))
     return y
+
+
+def activation(x: ArrayLike, function: ActivationLike, *, out: Optional[np.ndarray] = None,
+               threads: Optional[int] = None) -> np.ndarray:
+    """``function(x)`` elementwise, for any shape: ``function`` is a name (``"sigmoid"``), a mapping
+    (``{"function": "leaky_relu", "alpha": 0.1}``) or None (a copy).  ``out`` may be ``x`` itself."""
+    return _activation_bind(x, function, out)(threads)
+
+
+def _activation_bind(x: ArrayLike, function: ActivationLike, out: Optional[np.ndarray]) -> Run:
+    """See :func:`_pool_bind`."""
+    act = kernel_args(function, "function")
+    x = _at_least_1d("x", x)
+    y = check_out(out, x.shape)
+    _reject_overlap(y, [x], in_place_ok=[x])
+    flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        _pooling.activation(flat_x, flat_y, act, _threads_for(threads, x.size))
+        return y
+    return run
+
+
+def prelu(x: ArrayLike, alpha: ArrayLike, *, out: Optional[np.ndarray] = None,
+          threads: Optional[int] = None) -> np.ndarray:
+    """``x`` where ``x >= 0``, else ``alpha * x``: ``alpha`` a scalar, a ``(C,)`` vector over x's last
+    axis, or any shape that broadcasts (numpy's rules) to one sample's shape ``x.shape[1:]``.  NaN passes
+    through.  ``out`` may be ``x`` itself."""
+    return _prelu_bind(x, alpha, out)(threads)
+
+
+def _prelu_bind(x: ArrayLike, alpha: ArrayLike, out: Optional[np.ndarray]) -> Run:
+    """See :func:`_pool_bind`; the slopes are read here, once."""
+    x = _at_least_1d("x", x)
+    a = as_float32_array("alpha", alpha)
+    c = x.shape[-1]
+    if a.size == 1 or a.shape == (c,):
+        slopes = np.ascontiguousarray(np.broadcast_to(a.reshape(-1), (c,)))
+        rows = _rows(x)
+    else:
+        sample = x.shape[1:]
+        # Leading unit axes (a batch axis of 1) broadcast away.
+        a = a.reshape(a.shape[a.ndim - len(sample):]) if a.ndim > len(sample) and \
+            not any(d != 1 for d in a.shape[:a.ndim - len(sample)]) else a
+        try:
+            slopes = np.ascontiguousarray(np.broadcast_to(a, sample)).reshape(-1)
+        except ValueError:
+            raise ValueError(f"alpha of shape {a.shape} must be a scalar, ({c},), or broadcast to one "
+                             f"sample's shape {sample} of x {x.shape}") from None
+        rows = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(1, -1)
+    y = check_out(out, x.shape)
+    _reject_overlap(y, [x, a], in_place_ok=[x])
+    rows_y = y.reshape(rows.shape)
+
+    def run(threads: Optional[int]) -> np.ndarray:
+        _pooling.prelu(rows, slopes, rows_y, _threads_for(threads, x.size))
+        return y
+    return run
 
 
 def concat(xs: Sequence[ArrayLike], *, out: Optional[np.ndarray] = None,

@@ -9,9 +9,6 @@ import numpy as np
 
 from .memory import aligned_empty
 
-ACTIVATIONS = (None, "relu", "relu6")
-
-
 def as_float32_array(name: str, x, ndim: Optional[int] = None, *, ndims: Sequence[int] = ()) -> np.ndarray:
     """``x`` as a C-contiguous float32 array (copied only when needed) of rank ``ndim`` (or one of ``ndims``)."""
     # The graph runtime calls this per layer per run with arrays that already qualify: answer at once.
@@ -48,12 +45,6 @@ def positive_pair(name: str, value) -> Tuple[int, int]:
     if pair[0] < 1 or pair[1] < 1:
         raise ValueError(f"{name} must be positive, got {value!r}")
     return pair
-
-
-def check_activation(activation: Optional[str], name: str = "activation") -> Optional[str]:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"{name} must be None, 'relu' or 'relu6', got {activation!r}")
-    return activation
 
 
 def check_bias(b, channels: int, name: str = "b") -> Optional[np.ndarray]:

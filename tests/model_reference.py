@@ -167,7 +167,7 @@ def _layer_shape(layer: dict, ins: list[tuple]) -> tuple:
             known = math.prod(d for d in target if d != -1)
             target[target.index(-1)] = math.prod(x) // known
         return tuple(target)
-    if t in ("batch_norm", "activation", "channel_shuffle", "softmax", "dropout"):
+    if t in ("batch_norm", "activation", "prelu", "channel_shuffle", "softmax", "dropout"):
         return x
     raise ValueError(f"unknown layer type {t!r}")
 
@@ -205,6 +205,8 @@ def param_shapes(layer: dict, in_shape: tuple) -> dict[str, tuple]:
         p = {"kernel": (in_shape[0], f)}
     elif t == "batch_norm":
         return {k: (c,) for k in ("gamma", "beta", "mean", "variance")}
+    elif t == "prelu":
+        return {"alpha": tuple(layer.get("alpha_shape") or (in_shape[-1],))}
     else:
         return {}
     if bias:
@@ -312,36 +314,35 @@ def _windows(x: np.ndarray, k_hw, stride, dilation, out_hw) -> np.ndarray:
     return w[:, ::sh, ::sw, :, ::dh, ::dw][:, :out_hw[0], :out_hw[1]]
 
 
-def _activate(x: np.ndarray, fn) -> np.ndarray:
-    """``fn``: None, a function name, or a mapping ``{"function": name, "alpha", "beta", "min",
-    "max"}`` (an ``activation`` layer passes itself)."""
+
+
+def activate(x: np.ndarray, fn) -> np.ndarray:
+    """An activation as configs spell it: null, a function name, or {"function": name, parameters}."""
     if fn is None:
         return x
-    p = fn if isinstance(fn, dict) else {"function": fn}
+    p = dict(fn) if isinstance(fn, dict) else {"function": fn}
     name = p["function"]
-    if name == "relu":
-        return np.maximum(x, 0.0)
-    if name == "relu6":
-        return np.clip(x, 0.0, 6.0)
-    if name == "clip":
-        lo, hi = p.get("min"), p.get("max")
-        return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
-    if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-x))
-    if name == "hard_sigmoid":
-        alpha = 0.2 if p.get("alpha") is None else p["alpha"]
-        beta = 0.5 if p.get("beta") is None else p["beta"]
-        return np.clip(alpha * x + beta, 0.0, 1.0)
-    if name == "hard_swish":
-        return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
-    if name == "silu":
-        return x / (1.0 + np.exp(-x))
-    if name == "leaky_relu":
-        alpha = 0.01 if p.get("alpha") is None else p["alpha"]
-        return np.where(x >= 0, x, alpha * x)
-    if name == "tanh":
-        return np.tanh(x)
-    raise ValueError(f"unknown activation {name!r}")
+    with np.errstate(invalid="ignore", over="ignore"):
+        sig = 0.5 * (1.0 + np.tanh(0.5 * x))  # the logistic function, overflow-free
+        table = {
+            "relu": lambda: np.maximum(x, 0.0),
+            "relu6": lambda: np.clip(x, 0.0, 6.0),
+            "clip": lambda: np.clip(x, -np.inf if p.get("min") is None else p["min"],
+                                    np.inf if p.get("max") is None else p["max"]),
+            "sigmoid": lambda: sig,
+            "hard_sigmoid": lambda: np.clip(p.get("alpha", 0.2) * x + p.get("beta", 0.5), 0.0, 1.0),
+            "hard_swish": lambda: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+            "silu": lambda: x * sig,
+            "leaky_relu": lambda: np.where(x < 0, p.get("alpha", 0.01) * x, x),
+            "tanh": lambda: np.tanh(x),
+        }
+        if name not in table:
+            raise ValueError(f"unknown activation {fn!r}")
+        return table[name]()
+
+
+def prelu(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    return np.where(x < 0, alpha * x, x)
 
 
 def _conv2d(x, w, layer, out_hw, groups=1):
@@ -419,12 +420,16 @@ def _eval(layer: dict, ins: list[np.ndarray], weights, out_shape) -> np.ndarray:
     if bias_act:
         if layer.get("use_bias", True):
             y = y + w("bias")
-        return _activate(y, layer.get("activation"))
+        return activate(y, layer.get("activation"))
     if t == "batch_norm":
         eps = layer.get("epsilon", 1e-3)
-        return (x - w("mean")) / np.sqrt(w("variance") + eps) * w("gamma") + w("beta")
+        return activate((x - w("mean")) / np.sqrt(w("variance") + eps) * w("gamma") + w("beta"),
+                        layer.get("activation"))
     if t == "activation":
-        return _activate(x, layer)
+        return activate(x, {k: v for k, v in layer.items()
+                            if k in ("function", "alpha", "beta", "min", "max") and v is not None})
+    if t == "prelu":
+        return prelu(x, w("alpha"))
     if t in ("max_pool", "avg_pool"):
         return _pool(x, layer, out_shape[:2], t[:3])
     if t == "global_avg_pool":
@@ -437,7 +442,7 @@ def _eval(layer: dict, ins: list[np.ndarray], weights, out_shape) -> np.ndarray:
         y = ins[0]
         for v in ins[1:]:
             y = fn(y, v)
-        return _activate(y, layer.get("activation"))
+        return activate(y, layer.get("activation"))
     if t == "slice":
         axis = layer.get("axis", -1)
         index = [slice(None)] * x.ndim

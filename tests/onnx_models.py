@@ -1,5 +1,6 @@
 """PyTorch definitions of the CNNs the ONNX import tests and benchmarks export: MobileNet v1 and v2,
-Xception, ShuffleNet v1, a ResNeXt block and a TensorFlow-SAME-padded network.
+Xception, ShuffleNet v1, a ResNeXt block, a TensorFlow-SAME-padded network and a small network for the
+activation functions.
 
 Written here, independently of ``pyconv.testing``, from the papers' architectures; width multipliers,
 depths and input sizes are parameters so the default tests can run them small. ``randomize_bn`` gives
@@ -209,6 +210,24 @@ class TFSameNet(nn.Module):
         x = torch.clamp(x * self.scale + self.shift, -1.0, 1.0)
         x = F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 2, 2)
         return torch.softmax(self.fc(x.mean((2, 3))), 1)
+
+
+class ActivationNet(nn.Module):
+    """A stem, a depthwise-separable pair, a max pool and a linear layer, each followed by ``act()``
+    (a fresh module each time: PReLU has weights): the activation functions' ONNX forms in the places
+    the loader fuses them."""
+
+    def __init__(self, act, c: int = 16, classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c), act())
+        self.dw = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False), nn.BatchNorm2d(c), act())
+        self.pw = nn.Sequential(nn.Conv2d(c, 2 * c, 1), act())
+        self.pool = nn.Sequential(nn.MaxPool2d(2), act())
+        self.fc = nn.Sequential(nn.Linear(2 * c, classes), act())
+
+    def forward(self, x):
+        x = self.pool(self.pw(self.dw(self.stem(x))))
+        return self.fc(x.mean((2, 3)))
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "activate",
+    "prelu",
     "conv2d_ref",
     "conv2d_ref_loops",
     "dense_ref",
@@ -89,14 +90,48 @@ def output_hw(in_hw, k_hw, stride=1, padding="valid", dilation=1):
     return (ph - eh) // sh + 1, (pw - ew) // sw + 1
 
 
+def _sigmoid(y: np.ndarray) -> np.ndarray:
+    # exp of a non-positive argument only: no overflow for any |y|; NaN stays NaN.
+    e = np.exp(-np.abs(y))
+    return np.where(y >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
 def activate(y: np.ndarray, activation):
+    """``activation`` (None, a function name, or a mapping {"function": name, parameters}) of ``y``,
+    in float64, straight from the definitions; NaN propagates, and -inf * 0 is NaN as in PyTorch."""
     if activation is None:
         return y
-    if activation == "relu":
-        return np.maximum(y, 0.0)
-    if activation == "relu6":
-        return np.minimum(np.maximum(y, 0.0), 6.0)
+    params = dict(activation) if isinstance(activation, dict) else {"function": activation}
+    fn = params.pop("function")
+    y = np.asarray(y, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if fn == "relu":
+            return np.maximum(y, 0.0)
+        if fn == "relu6":
+            return np.minimum(np.maximum(y, 0.0), 6.0)
+        if fn == "clip":
+            lo, hi = params.get("min"), params.get("max")
+            y = y if lo is None else np.maximum(y, lo)
+            return y if hi is None else np.minimum(y, hi)
+        if fn == "sigmoid":
+            return _sigmoid(y)
+        if fn == "hard_sigmoid":
+            return np.clip(params.get("alpha", 0.2) * y + params.get("beta", 0.5), 0.0, 1.0)
+        if fn == "hard_swish":
+            return y * np.clip(y + 3.0, 0.0, 6.0) / 6.0
+        if fn == "silu":
+            return y * _sigmoid(y)
+        if fn == "leaky_relu":
+            return np.where(y >= 0, y, params.get("alpha", 0.01) * y)
+        if fn == "tanh":
+            return np.tanh(y)
     raise ValueError(f"unknown activation {activation!r}")
+
+
+def prelu(y: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``y`` where ``y >= 0``, else ``alpha * y`` (alpha broadcast against y)."""
+    y = np.asarray(y, dtype=np.float64)
+    return np.where(y >= 0, y, np.asarray(alpha, dtype=np.float64) * y)
 
 
 def _padded(x, pads):

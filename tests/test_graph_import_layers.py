@@ -55,15 +55,15 @@ def test_pad_layer():
         Model(config({"name": "p", "type": "pad", "inputs": ["in"], "padding": [1, 2]}, outputs=["p"]))
 
 
-def test_clip_runs_on_its_own_and_relu_still_fuses():
+def test_clip_fuses_and_a_function_after_it_runs_on_its_own():
     doc = config({"name": "c", "type": "conv2d", "inputs": ["in"], "filters": 3, "kernel": 1},
                  {"name": "k", "type": "activation", "inputs": ["c"], "function": "clip", "min": -0.25, "max": 0.5},
                  {"name": "h", "type": "activation", "inputs": ["in"], "function": "clip", "max": 0.1},
                  {"name": "r", "type": "activation", "inputs": ["k"], "function": "relu"}, outputs=["r", "h"])
     m = Model(doc)
-    # The clip stays a node of its own and takes no fused relu; a relu after a conv would fuse.
+    # The clip fuses into the conv like any activation; the relu after it does not compose with a clip.
     assert [(n.type, n.layers) for n in m.graph.nodes.values()] == [
-        ("conv2d", ["c"]), ("activation", ["k"]), ("activation", ["h"]), ("activation", ["r"])]
+        ("conv2d", ["c", "k"]), ("activation", ["h"]), ("activation", ["r"])]
     x = rand(1, 6, 7, 4) * 2
     got = m.run(x)
     plain = Model(doc, optimize=False).run(x)

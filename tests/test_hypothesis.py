@@ -18,7 +18,9 @@ from reference import (conv2d_ref, dense_ref, depthwise_conv2d_ref, output_hw,  
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 
-activations = st.sampled_from([None, "relu", "relu6"])
+activations = st.sampled_from([None, "relu", "relu6", "sigmoid", "hard_swish", "silu", "tanh",
+                               {"function": "leaky_relu", "alpha": 0.2}, {"function": "clip", "min": -0.5, "max": 0.5},
+                               {"function": "hard_sigmoid", "alpha": 1 / 6}])
 small = st.integers(0, 3)
 paddings = st.one_of(
     st.sampled_from(["valid", "same"]),

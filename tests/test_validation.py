@@ -279,7 +279,10 @@ def test_negative_padding(value):
         pyconv.DepthwiseConv2D(WD, padding=value)(X)
 
 
-@pytest.mark.parametrize("bad", ["sigmoid", "relu7", "", "tanh"], ids=str)
+@pytest.mark.parametrize("bad", ["swish", "relu7", "", "Tanh", {"function": "gelu"}, {"alpha": 0.1},
+                                 {"function": "leaky_relu", "slope": 0.1}, {"function": "relu", "alpha": 1.0},
+                                 {"function": "clip", "min": "0"}, {"function": "hard_sigmoid", "beta": float("nan")},
+                                 5], ids=str)
 def test_bad_activation_names(bad):
     calls = [lambda: pyconv.Conv2D(W, activation=bad), lambda: pyconv.conv2d(X, W, activation=bad),
              lambda: pyconv.DepthwiseConv2D(WD, activation=bad),
@@ -290,7 +293,9 @@ def test_bad_activation_names(bad):
     for call in calls:
         with pytest.raises(ValueError, match="activation") as e:
             call()
-        assert bad in _msg(e) or repr(bad) in _msg(e)
+        # The message names the bad value or the offending field.
+        fields = ["function", *map(str, bad.values()), *bad] if isinstance(bad, dict) else [repr(bad)]
+        assert any(f in _msg(e) for f in fields), _msg(e)
 
 
 @pytest.mark.parametrize("b_shape", [(4,), (6,), (1, 5), ()], ids=["short", "long", "2d", "scalar"])

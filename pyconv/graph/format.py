@@ -16,6 +16,7 @@ from typing import Any, Optional, Union
 
 import jsonschema
 
+from ..activations import ActivationError, parse as parse_activation
 from .errors import ModelError
 from .layers import LAYER_TYPES
 
@@ -201,6 +202,16 @@ def _find_cycle(by_name: dict[str, LayerSpec], stuck: set[str]) -> list[str]:
     return loop + [loop[0]]
 
 
+def _check_activation(spec: LayerSpec) -> None:
+    """A layer's ``activation`` field, past the schema: the parameters its function takes."""
+    value = spec.attrs.get("activation")
+    try:
+        parse_activation(value)
+    except ActivationError as exc:
+        field = f"activation.{exc.field}" if isinstance(value, dict) else "activation"
+        raise ModelError(f"expected an activation, {exc}", layer=spec.name, field=field) from None
+
+
 def parse_config(doc: Any) -> ModelSpec:
     """Validate a config document (already parsed from JSON) and return its :class:`ModelSpec`."""
     if not isinstance(doc, dict):
@@ -212,6 +223,8 @@ def parse_config(doc: Any) -> ModelSpec:
                         attrs=LAYER_TYPES[entry["type"]].normalize(
                             {k: v for k, v in entry.items() if k not in ("name", "type", "inputs")}))
               for entry in doc["layers"]]
+    for spec in layers:
+        _check_activation(spec)
     outputs = list(doc["outputs"])
     order = _check_structure(layers, outputs)
     inputs = [spec.name for spec in order if spec.type == "input"]

@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar, NamedTuple, Optional, Sequence
 import numpy as np
 
 from .. import ops
+from ..activations import PARAM_FIELDS, of_layer, parse as parse_activation
 from ..conv import Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D
 from ..padding import effective_kernel, output_size, resolve_padding
 from .errors import ModelError
@@ -28,7 +29,7 @@ class Param(NamedTuple):
     """A weight a layer expects: its shape and how seeded weights initialise it (see weights.py)."""
 
     shape: Shape
-    init: str  # "kernel" (He), "linear_kernel" (LeCun), "bias", "gamma", "beta", "mean" or "variance"
+    init: str  # "kernel" (He), "linear_kernel" (LeCun), "bias", "gamma", "beta", "mean", "variance", "prelu"
     fan_in: int = 1
 
 
@@ -162,8 +163,21 @@ def _relu(x: Signal) -> Signal:
     return Signal(mean, max(square - mean * mean, 0.0))
 
 
+def _activation_signal(activation: Any, x: Signal) -> Signal:
+    """Rough output statistics of an activation: the rectifier-like functions as relu, the squashing
+    ones by their range, a clip as its input."""
+    act = parse_activation(activation)
+    if act is None or act.function == "clip":
+        return x
+    if act.function in ("sigmoid", "hard_sigmoid"):
+        return Signal(0.5, min(x.var, 4.0) / 16.0)
+    if act.function == "tanh":
+        return Signal(0.0, min(x.var, 1.0) / 2.0)
+    return _relu(x)
+
+
 def _activated(attrs: dict[str, Any], x: Signal) -> Signal:
-    return _relu(x) if attrs.get("activation") else x
+    return _activation_signal(attrs.get("activation"), x)
 
 
 class _HeLayer(LayerType):
@@ -375,20 +389,24 @@ class ScaleShiftLayer(LayerType):
 
 @register
 class ActivationLayer(LayerType):
-    """relu and relu6 fuse into the producing convolution, dense, add, batch norm or scale_shift when it
-    alone consumes them; ``clip`` (general bounds ``min`` / ``max``, either may be null) runs on its own."""
+    """One of :mod:`pyconv.activations`' functions, with the parameters it takes (``alpha``, ``beta``;
+    ``clip``'s bounds ``min`` / ``max``, either may be null).  Fuses into the producing convolution,
+    dense, add, batch norm or scale_shift when it alone consumes it (passes.py)."""
 
     type = "activation"
     defaults = {"min": None, "max": None}
 
     def output_shape(self, name, attrs, in_shapes):
         lo, hi = attrs["min"], attrs["max"]
+        takes = parse_activation(attrs["function"]).params
+        for field in PARAM_FIELDS:
+            if attrs.get(field) is not None and field not in takes:
+                raise ModelError(f"expected no {field} for function {attrs['function']!r} (it takes "
+                                 f"{', '.join(takes) or 'no parameters'}), found {attrs[field]}", layer=name,
+                                 field=field)
         if attrs["function"] != "clip":
-            for bound in ("min", "max"):
-                if attrs[bound] is not None:
-                    raise ModelError(f"expected no {bound} for function {attrs['function']!r} (only 'clip' "
-                                     f"takes bounds), found {attrs[bound]}", layer=name, field=bound)
-        elif lo is None and hi is None:
+            return in_shapes[0]
+        if lo is None and hi is None:
             raise ModelError("expected a min or a max bound for function 'clip', found neither", layer=name,
                              field="min")
         elif lo is not None and hi is not None and lo > hi:
@@ -396,15 +414,38 @@ class ActivationLayer(LayerType):
         return in_shapes[0]
 
     def signal(self, attrs, in_shapes, ins):
-        return _relu(ins[0]) if attrs["function"] != "clip" else ins[0]
+        return _activation_signal(of_layer(attrs), ins[0])
 
     def build(self, attrs, weights, in_shapes):
-        function = attrs["function"]
-        if function == "clip":
-            lo, hi = attrs["min"], attrs["max"]
-            return Kernel(lambda xs, out, threads: np.clip(xs[0], lo, hi, out=out), _fixed("elementwise"))
-        return Kernel(lambda xs, out, threads: ops.scale_shift(xs[0], activation=function, out=out, threads=threads),
-                      _fixed("elementwise"))
+        function = of_layer(attrs)
+        return Kernel(lambda xs, out, threads: ops.activation(xs[0], function, out=out, threads=threads),
+                      _fixed("elementwise"), lambda xs, out: ops._activation_bind(xs[0], function, out))
+
+
+@register
+class PReluLayer(LayerType):
+    """``x`` where ``x >= 0``, else ``alpha * x``; weight ``alpha`` of shape (C,) by default, or any
+    shape broadcasting to the per-sample shape given as ``alpha_shape``."""
+
+    type = "prelu"
+    defaults = {"alpha_shape": None}
+
+    def params(self, name, attrs, in_shapes):
+        shape = attrs["alpha_shape"]
+        if shape is None:
+            return {"alpha": Param((in_shapes[0][-1],), "prelu")}
+        if len(shape) > len(in_shapes[0]) or any(a not in (1, b) for a, b in zip(shape[::-1], in_shapes[0][::-1])):
+            raise ModelError(f"expected a shape broadcasting to the input's {list(in_shapes[0])}, found "
+                             f"{list(shape)}", layer=name, field="alpha_shape")
+        return {"alpha": Param(tuple(shape), "prelu")}
+
+    def signal(self, attrs, in_shapes, ins):
+        return _relu(ins[0])
+
+    def build(self, attrs, weights, in_shapes):
+        alpha = weights["alpha"]
+        return Kernel(lambda xs, out, threads: ops.prelu(xs[0], alpha, out=out, threads=threads),
+                      _fixed("elementwise"), lambda xs, out: ops._prelu_bind(xs[0], alpha, out))
 
 
 class _PoolLayer(LayerType):

@@ -4,21 +4,26 @@ Each node computes one or more config layers and is named after the last of them
 referring to the same names. The rewrites, in order:
 
 1. drop identities (dropout) and layers no output depends on;
-2. fold ``batch_norm`` and ``scale_shift`` into the convolution or dense layer before it (new kernel
+2. rewrite ``multiply(x, sigmoid(x))`` as a silu ``activation`` of x, and ``multiply(x,
+   hard_sigmoid(x))`` with PyTorch's alpha 1/6 and beta 0.5 as a hard_swish one (how exporters spell
+   SiLU and HardSwish), so that step 4 fuses them like any activation;
+3. fold ``batch_norm`` and ``scale_shift`` into the convolution or dense layer before it (new kernel
    and bias, computed in float64);
-3. fuse relu and relu6 ``activation`` layers into the convolution, dense, add (subtract, multiply,
-   divide), batch norm or scale_shift before them (a general clip stays a node of its own);
-4. fuse a depthwise convolution (multiplier 1) into the pointwise convolution after it, giving one
+4. fuse ``activation`` layers (any function, pyconv.activations) into the convolution, dense, add
+   (subtract, multiply, divide), batch norm, scale_shift or pool before them, when that has no
+   activation yet (relu and relu6 also compose with each other);
+5. fuse a depthwise convolution (multiplier 1) into the pointwise convolution after it, giving one
    separable node whose ``depthwise_activation`` is the depthwise layer's (possibly fused) activation;
-5. fuse a two-input ``add`` of one shape (and its fused activation) into a convolution producing one of its inputs
-   (with no activation of its own): the other input becomes the node's second input, its
+6. fuse a two-input ``add`` of one shape (and its fused activation) into a convolution producing one
+   of its inputs (with no activation of its own): the other input becomes the node's second input, its
    ``residual``, added in the GEMM's store (ResNet, MobileNet v2, ShuffleNet and Xception shortcuts);
-6. push a relu or relu6 after a ``concat`` into every producer of the concat's inputs (act(concat(a,
-   b)) = concat(act(a), act(b))), when each takes an activation in its store (ShuffleNet's stride-2
-   units: relu(concat(avg_pool(x), conv(x))));
-7. move a relu or relu6 whose only reader is a depthwise or separable convolution into it, applied to
-   each input value as it is read (Xception's blocks: relu(x) feeds the block, x its shortcut, so step
-   3 cannot fuse the relu into x's producer).
+7. push an activation after a ``concat`` into every producer of the concat's inputs (act(concat(a,
+   b)) = concat(act(a), act(b)) for every elementwise function), when each takes it in its store
+   (ShuffleNet's stride-2 units: relu(concat(avg_pool(x), conv(x))));
+8. move a relu or relu6 (the functions the depthwise row kernels fuse into their reads) whose only
+   reader is a depthwise or separable convolution into it, applied to each input value as it is read
+   (Xception's blocks: relu(x) feeds the block, x its shortcut, so step 4 cannot fuse the relu into
+   x's producer).
 
 A rewrite only applies when the intermediate tensor has no other consumer and is not a graph output,
 so every tensor anyone can observe is still computed. The outputs are the config's or, for a run that
@@ -32,6 +37,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..activations import compose, of_layer
 from .format import ModelSpec
 from .layers import LAYER_TYPES, Shape
 from .shapes import ShapeInfo
@@ -41,10 +47,13 @@ __all__ = ["Graph", "Node", "live_layers", "lower"]
 
 _FOLDS_BN = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense")
 _TAKES_ACTIVATION = (*_FOLDS_BN, "add", "subtract", "multiply", "divide", "batch_norm", "scale_shift")
-# Producers an activation after a concat can move into (pools apply it per pooled value).
+# Producers an activation layer after them (or after a concat of them) can move into: pools apply it to
+# each pooled value (an attribute only the loader gives them).
 _TAKES_PUSHED_ACTIVATION = (*_TAKES_ACTIVATION, "max_pool", "avg_pool")
-# Activations the operators can apply in their store; a general clip runs as its own node.
-_FUSED_FUNCTIONS = ("relu", "relu6")
+# multiply(x, gate(x)) -> function(x): the gate's function and parameters, and the result.
+_GATED = (("sigmoid", {}, "silu"), ("hard_sigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5}, "hard_swish"))
+# How far a gate's exported parameters may be from the exact ones (PyTorch exports 1/6 as float32).
+_GATE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -146,18 +155,44 @@ def _fold_batch_norm(graph: Graph) -> None:
         graph.folded.append(bn.name)
 
 
-def _compose(first: Optional[str], then: str) -> str:
-    # relu and relu6 commute and absorb each other: relu6 wins whenever it is present.
-    return "relu6" if "relu6" in (first, then) else "relu"
+def _gated_function(gate: Node) -> Optional[str]:
+    """The function f for which ``multiply(x, gate(x)) = f(x)``, if ``gate`` is such an activation."""
+    if gate.type != "activation":
+        return None
+    act = of_layer(gate.attrs, gate.name)
+    for function, params, result in _GATED:
+        if act.function == function and all(abs(getattr(act, k) - v) <= _GATE_TOLERANCE for k, v in params.items()):
+            return result
+    return None
+
+
+def _fuse_gates(graph: Graph) -> None:
+    for mul in [n for n in graph.nodes.values() if n.type == "multiply" and len(n.inputs) == 2]:
+        if mul.attrs.get("activation") is not None or mul.in_shapes[0] != mul.in_shapes[1]:
+            continue
+        for i, src in enumerate(mul.inputs):
+            gate, x = graph.nodes.get(src), mul.inputs[1 - i]
+            if (gate is None or x == src or gate.inputs != [x] or not graph.private(src, mul)
+                    or _gated_function(gate) is None):
+                continue
+            fused = Node(name=mul.name, type="activation", inputs=[x],
+                         attrs={"function": _gated_function(gate), "min": None, "max": None}, weights={},
+                         layers=gate.layers + mul.layers, in_shapes=[mul.in_shapes[1 - i]], out_shape=mul.out_shape)
+            del graph.nodes[gate.name]
+            graph.nodes[mul.name] = fused
+            break
 
 
 def _fuse_activations(graph: Graph) -> None:
-    for act in [n for n in graph.nodes.values() if n.type == "activation" and n.attrs["function"] in _FUSED_FUNCTIONS]:
+    for act in [n for n in graph.nodes.values() if n.type == "activation"]:
         src = act.inputs[0]
         producer = graph.nodes.get(src)
-        if producer is None or producer.type not in _TAKES_ACTIVATION or not graph.private(src, act):
+        if producer is None or producer.type not in _TAKES_PUSHED_ACTIVATION or not graph.private(src, act):
             continue
-        producer.attrs["activation"] = _compose(producer.attrs.get("activation"), act.attrs["function"])
+        exact, composed = compose(producer.attrs.get("activation"), of_layer(act.attrs, act.name))
+        if not exact:
+            continue
+        producer.attrs["activation"] = None if composed is None else composed.config()
         graph.merge(producer, act)
 
 
@@ -215,17 +250,19 @@ def _fuse_residual_add(graph: Graph) -> None:
 
 
 def _push_activations_through_concat(graph: Graph) -> None:
-    for act in [n for n in graph.nodes.values() if n.type == "activation" and n.attrs["function"] in _FUSED_FUNCTIONS]:
+    for act in [n for n in graph.nodes.values() if n.type == "activation"]:
         concat = graph.nodes.get(act.inputs[0])
         if concat is None or concat.type != "concat" or not graph.private(concat.name, act):
             continue
+        function = of_layer(act.attrs, act.name)
         producers = [graph.nodes.get(src) for src in concat.inputs]
         if len(set(concat.inputs)) != len(concat.inputs) or not all(
                 p is not None and p.type in _TAKES_PUSHED_ACTIVATION and graph.private(p.name, concat)
-                for p in producers):
+                and compose(p.attrs.get("activation"), function)[0] for p in producers):
             continue
         for producer in producers:
-            producer.attrs["activation"] = _compose(producer.attrs.get("activation"), act.attrs["function"])
+            composed = compose(producer.attrs.get("activation"), function)[1]
+            producer.attrs["activation"] = None if composed is None else composed.config()
         graph.merge(concat, act)
 
 
@@ -233,7 +270,7 @@ _TAKES_INPUT_ACTIVATION = ("depthwise_conv2d", "separable_conv2d")
 
 
 def _fuse_input_activations(graph: Graph) -> None:
-    for act in [n for n in graph.nodes.values() if n.type == "activation" and n.attrs["function"] in _FUSED_FUNCTIONS]:
+    for act in [n for n in graph.nodes.values() if n.type == "activation" and of_layer(n.attrs, n.name).fused]:
         readers = graph.consumers(act.name)
         # The reader's first input is the one its depthwise step reads; a second one is a residual.
         if (len(readers) != 1 or act.name in graph.outputs.values() or readers[0].type not in _TAKES_INPUT_ACTIVATION
@@ -242,7 +279,7 @@ def _fuse_input_activations(graph: Graph) -> None:
             continue
         reader = readers[0]
         reader.inputs = [act.inputs[0], *reader.inputs[1:]]
-        reader.attrs["input_activation"] = act.attrs["function"]
+        reader.attrs["input_activation"] = of_layer(act.attrs, act.name).fused
         reader.layers += act.layers
         del graph.nodes[act.name]
 
@@ -254,6 +291,7 @@ def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: 
     applied."""
     graph = _initial(spec, info, weights, spec.outputs if outputs is None else outputs)
     if optimize:
+        _fuse_gates(graph)
         _fold_batch_norm(graph)
         _fuse_activations(graph)
         _fuse_separable(graph)

@@ -17,6 +17,7 @@ weights on any machine and any NumPy version:
   batch norm ``gamma``                        ``[0.8, 1.2]``
   batch norm ``variance``                     ``v * [0.8, 1.2]``
   batch norm ``mean``                         ``m + sqrt(v) * ±0.1``
+  a PReLU's ``alpha``                         ``[0.1, 0.3]``
   ==========================================  ================================================
 
 ``m`` and ``v`` estimate the element mean and variance of the batch norm's input for a standardised
@@ -47,7 +48,7 @@ LayerWeights = dict[str, dict[str, np.ndarray]]
 ParamTable = dict[str, dict[str, Param]]
 
 _RANGES = {"bias": (-0.05, 0.05), "beta": (-0.1, 0.1), "gamma": (0.8, 1.2), "mean": (-0.1, 0.1),
-           "variance": (0.8, 1.2)}
+           "variance": (0.8, 1.2), "prelu": (0.1, 0.3)}
 
 
 def seeded_uniform(seed: int, layer: str, name: str, size: int) -> np.ndarray:

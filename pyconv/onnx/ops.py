@@ -287,6 +287,44 @@ def _clip(ctx: "Context", node: OnnxNode) -> None:
                  nonneg=lo is not None and lo >= 0)
 
 
+def _unary(function: str, nonneg: bool = False, **params: float) -> Converter:
+    """The converter of an ONNX activation: ``function`` with its ``params`` (ONNX attribute name ->
+    default, taken from the node's attributes of those names)."""
+    def convert(ctx: "Context", node: OnnxNode) -> None:
+        attrs = {"function": function, **{k: float(node.attrs.get(k, v)) for k, v in params.items()}}
+        ctx.emit(node, "activation", [ctx.value(node.inputs[0])], attrs, nonneg=nonneg)
+    return convert
+
+
+_converter("Sigmoid")(_unary("sigmoid", nonneg=True))
+_converter("HardSigmoid")(_unary("hard_sigmoid", nonneg=True, alpha=0.2, beta=0.5))
+_converter("HardSwish")(_unary("hard_swish"))
+_converter("LeakyRelu")(_unary("leaky_relu", alpha=0.01))
+_converter("Tanh")(_unary("tanh"))
+
+
+@_converter("PRelu")
+def _prelu(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.value(node.inputs[0])
+    slope = ctx.input_const(node, 1, "the slope").astype(np.float32)
+    alpha = _channel_vector(t, slope)
+    if alpha is not None:
+        ctx.emit(node, "prelu", [t], {}, {"alpha": alpha})
+        return
+    # Slopes varying over more than the channels: broadcast against one sample, in pyconv's layout.
+    sample = t.onnx_shape(1)[1:]
+    if slope.ndim > len(sample) or any(a not in (1, b) for a, b in zip(slope.shape[::-1], sample[::-1])):
+        raise OnnxImportError(f"a slope of shape {list(slope.shape)} does not broadcast to one sample of the "
+                              f"input, {list(sample)}")
+    full = slope.reshape((1,) * (len(sample) - slope.ndim) + slope.shape)
+    if t.kind == "image" and t.shuffle is None:
+        full = full if t.nhwc else full.transpose(1, 2, 0)
+    elif t.kind != "flat":
+        raise OnnxImportError(f"a slope of shape {list(slope.shape)} varying over the positions of a "
+                              f"{t.kind} tensor is not supported")
+    ctx.emit(node, "prelu", [t], {"alpha_shape": list(full.shape)}, {"alpha": np.ascontiguousarray(full)})
+
+
 # --- elementwise with constants ----------------------------------------------------------------------
 
 def _channel_vector(t: "Tensor", const: np.ndarray) -> Optional[np.ndarray]:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..activations import of_layer, parse as parse_activation
+
 __all__ = ["build_twin", "export_onnx"]
 
 
@@ -213,42 +215,17 @@ def _make_module_classes():
             summed = F.avg_pool2d(x, self.k, self.s)[..., :oh, :ow] * (self.k[0] * self.k[1])
             return summed / self._divisor(hw, x)
 
-    class Activation(nn.Module):
-        """Any activation of the format: a function name or ``{"function": name, "alpha", "beta",
-        "min", "max"}`` (an ``activation`` layer passes itself)."""
+    class Elementwise(nn.Module):
+        """An elementwise function of the input (the activations PyTorch has no module for as given)."""
 
         def __init__(self, fn):
             super().__init__()
-            p = dict(fn) if isinstance(fn, Mapping) else {"function": fn}
-            self.name = p["function"]
-            defaults = {"hard_sigmoid": (0.2, 0.5), "leaky_relu": (0.01, None)}.get(self.name, (None, None))
-            self.alpha = defaults[0] if p.get("alpha") is None else float(p["alpha"])
-            self.beta = defaults[1] if p.get("beta") is None else float(p["beta"])
-            self.min, self.max = p.get("min"), p.get("max")
-            if self.name not in ("relu", "relu6", "clip", "sigmoid", "hard_sigmoid", "hard_swish", "silu",
-                                 "leaky_relu", "tanh"):
-                raise ValueError(f"unknown activation {self.name!r}")
+            self.fn = fn
 
         def forward(self, x):
-            if self.name == "relu":
-                return F.relu(x)
-            if self.name == "relu6":
-                return F.relu6(x)
-            if self.name == "clip":
-                return torch.clamp(x, self.min, self.max)
-            if self.name == "sigmoid":
-                return torch.sigmoid(x)
-            if self.name == "hard_sigmoid":
-                return torch.clamp(self.alpha * x + self.beta, 0.0, 1.0)
-            if self.name == "hard_swish":
-                return F.hardswish(x)
-            if self.name == "silu":
-                return F.silu(x)
-            if self.name == "leaky_relu":
-                return F.leaky_relu(x, self.alpha)
-            return torch.tanh(x)
+            return self.fn(x)
 
-    return PadConv2d, Pool2d, Activation
+    return PadConv2d, Pool2d, Elementwise
 
 
 def _nhwc_axis_to_internal(axis: int, ndim: int) -> int:
@@ -304,7 +281,7 @@ def _flat_weights(weights) -> dict:
 def _build(torch, config, weights, io_layout):
     nn = torch.nn
     F = torch.nn.functional
-    PadConv2d, Pool2d, Activation = _make_module_classes()
+    PadConv2d, Pool2d, Elementwise = _make_module_classes()
     order, shapes = _per_sample_shapes(config)
 
     def param(layer, p):
@@ -329,7 +306,17 @@ def _build(torch, config, weights, io_layout):
         return k.reshape(kh, kw, -1).permute(2, 0, 1).unsqueeze(1)
 
     def act(fn):
-        return nn.Identity() if fn is None else Activation(fn)
+        a = parse_activation(fn)
+        if a is None:
+            return nn.Identity()
+        if a.function == "clip":
+            return Elementwise(lambda x: torch.clamp(x, a.min, a.max))
+        if a.function == "hard_sigmoid":
+            return Elementwise(lambda x: torch.clamp(a.alpha * x + a.beta, 0.0, 1.0))
+        if a.function == "leaky_relu":
+            return nn.LeakyReLU(a.alpha)
+        return {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "hard_swish": nn.Hardswish,
+                "silu": nn.SiLU, "tanh": nn.Tanh}[a.function]()
 
     modules = nn.ModuleDict()
     keys = {}
@@ -373,7 +360,13 @@ def _build(torch, config, weights, io_layout):
                 m.running_mean.copy_(param(layer, "mean"))
                 m.running_var.copy_(param(layer, "variance"))
         elif t == "activation":
-            m = act(layer)
+            m = act(of_layer(layer, name))
+        elif t == "prelu":
+            alpha = param(layer, "alpha")
+            # (..., C) per-sample slopes -> NCHW (C, ...), broadcasting against the twin's tensors.
+            alpha = alpha.reshape((1,) * (3 - alpha.dim()) + tuple(alpha.shape)).permute(2, 0, 1) \
+                if len(shapes[layer["inputs"][0]]) == 3 else alpha
+            m = Elementwise(lambda x, alpha=alpha: torch.where(x < 0, alpha * x, x))
         elif t in ("max_pool", "avg_pool"):
             m = Pool2d(t[:3], layer["pool"], layer.get("stride", layer["pool"]),
                        layer.get("padding", "valid"), layer.get("ceil_mode", False),

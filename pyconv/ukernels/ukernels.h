@@ -18,8 +18,8 @@
  *   maxpool_window  the maximum of one pooling window over up to 64 channels, NaN-propagating
  *   transpose_tile  dst[j][i] = src[i][j] for a tile of at most 16x16
  *   eltwise         binary ops (add, subtract, multiply, divide) against a vector or a scalar,
- *                   scale/shift, pooling sums and means, activation, channel shuffle rows, bilinear
- *                   resize rows
+ *                   scale/shift, pooling sums and means, every activation (common.h's codes) in place,
+ *                   PReLU, channel shuffle rows, bilinear resize rows
  */
 #ifndef PYCONV_UKERNELS_H
 #define PYCONV_UKERNELS_H
@@ -55,7 +55,8 @@
                                      ptrdiff_t n, int act);                                           \
     void prefix##accumulate##suffix(float *dst, const float *src, ptrdiff_t n);                      \
     void prefix##divide##suffix(float *dst, float divisor, ptrdiff_t n, int act);                    \
-    void prefix##activate_span##suffix(float *dst, ptrdiff_t n, int act);                            \
+    void prefix##activate_span##suffix(float *dst, ptrdiff_t n, int act, float alpha, float beta);   \
+    void prefix##prelu##suffix(const float *x, const float *alpha, float *o, ptrdiff_t n);           \
     void prefix##mean_pixels##suffix(const float *img, float *dst, ptrdiff_t HW, ptrdiff_t C,        \
                                      ptrdiff_t n);                                                    \
     void prefix##shuffle_row##suffix(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P);    \
@@ -84,7 +85,8 @@ typedef struct {
     void (*scale_shift)(const float *x, const float *s, const float *b, float *o, ptrdiff_t n, int act);
     void (*accumulate)(float *dst, const float *src, ptrdiff_t n);
     void (*divide)(float *dst, float divisor, ptrdiff_t n, int act);
-    void (*activate_span)(float *dst, ptrdiff_t n, int act);
+    void (*activate_span)(float *dst, ptrdiff_t n, int act, float alpha, float beta);
+    void (*prelu)(const float *x, const float *alpha, float *o, ptrdiff_t n);
     void (*mean_pixels)(const float *img, float *dst, ptrdiff_t HW, ptrdiff_t C, ptrdiff_t n);
     void (*shuffle_row)(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P);
     void (*bilinear_row)(PYCONV_BILINEAR_ROW_ARGS);

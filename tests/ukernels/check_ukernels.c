@@ -191,6 +191,27 @@ static int close_to(float got, double ref) {
 
 static const int acts[3] = {0, 1, 2};
 
+/* The activations activate_span applies beyond the fused ones (codes in common.h), with parameters. */
+static const struct {
+    int code;
+    float alpha, beta;
+} span_acts[] = {{PYCONV_ACT_CLIP, -0.5f, 0.75f}, {PYCONV_ACT_SIGMOID, 0, 0}, {PYCONV_ACT_HARD_SIGMOID, 0.2f, 0.5f},
+                 {PYCONV_ACT_HARD_SWISH, 0, 0}, {PYCONV_ACT_SILU, 0, 0}, {PYCONV_ACT_LEAKY_RELU, 0.1f, 0},
+                 {PYCONV_ACT_TANH, 0, 0}};
+
+static double span_act_ref(double v, int code, double alpha, double beta) {
+    /* fmin and fmax drop a NaN operand: adding 0 * v brings it back. */
+    switch (code) {
+    case PYCONV_ACT_CLIP: return v < alpha ? alpha : v > beta ? beta : v;
+    case PYCONV_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
+    case PYCONV_ACT_HARD_SIGMOID: return fmin(fmax(alpha * v + beta, 0.0), 1.0) + 0.0 * v;
+    case PYCONV_ACT_HARD_SWISH: return v * (fmin(fmax(v + 3.0, 0.0), 6.0) + 0.0 * v) / 6.0;
+    case PYCONV_ACT_SILU: return v / (1.0 + exp(-v));
+    case PYCONV_ACT_LEAKY_RELU: return v < 0 ? alpha * v : v;
+    default: return tanh(v);
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ igemm */
 
 enum { MR = PYCONV_GEMM_MR, NRMAX = PYCONV_GEMM_NR_MAX, KSMAX = 3, KCMAX = 300 };
@@ -881,13 +902,26 @@ static void check_eltwise(const pyconv_ukernels *uk) {
                 GUARDED(uk->divide(d, divisor, n, act));
                 check_span("divide", d, ref, n, &so);
                 for (ptrdiff_t i = 0; i < n; i++) ref[i] = act_ref((double)d[i], act);
-                GUARDED(uk->activate_span(d, n, act));
+                GUARDED(uk->activate_span(d, n, act, 0.0f, 0.0f));
                 check_span("activate_span", d, ref, n, &so);
                 fill(src, (size_t)n, -4, 4);
                 for (ptrdiff_t i = 0; i < n; i++) ref[i] = (double)d[i] + src[i];
                 GUARDED(uk->accumulate(d, src, n));
                 check_span("accumulate", d, ref, n, &so);
                 case_end();
+
+                for (size_t k = 0; k < sizeof(span_acts) / sizeof(span_acts[0]); k++) {
+                    DESCRIBE("activate_span n=%td code=%d at_end=%d", n, span_acts[k].code, at_end);
+                    case_begin();
+                    float *e = slot_take(&so, (size_t)n, sizeof(float));
+                    fill(e, (size_t)n, -40, 40);
+                    if ((u + k) % 4 == 0) e[rnd() % n] = NAN;
+                    for (ptrdiff_t i = 0; i < n; i++)
+                        ref[i] = span_act_ref((double)e[i], span_acts[k].code, span_acts[k].alpha, span_acts[k].beta);
+                    GUARDED(uk->activate_span(e, n, span_acts[k].code, span_acts[k].alpha, span_acts[k].beta));
+                    check_span("activate_span", e, ref, n, &so);
+                    case_end();
+                }
                 at_end ^= 1;
             }
     /* mean_pixels: n <= 64 channels from offset c0 of C, over HW pixels */
