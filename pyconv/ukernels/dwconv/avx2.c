@@ -3,14 +3,13 @@
  * ukernels.h and common.h's pyconv_dw_geom).
  *
  * With 16 ymm registers the AVX-512 layout (4 pixels x 32 channels beside all 18 weight vectors of a
- * 3x3) does not fit.  A block here is NPX output pixels x NV vectors of 8 channels, 8 independent FMA
- * chains: 4x2 through a row, 2x4 and 1x8 for its last pixels.  8x1 ran 10-20% slower than 4x2 (the
- * 30 input addresses of its 3x3 block cost gcc an add per load, front-end slots the FMAs needed), 2x4
- * a third slower; a 3x2 block for 7-pixel rows gained 7x7x1024 5% but cost the 4x2 path 15% (gcc's
- * allocation of the larger function).  A kernel row's KW weight vectors are loaded once per kernel
- * row and block (holding all 9 would leave too few registers for 8 accumulators).  The channel loop
- * is innermost, so an input pixel's 64-byte line is used whole before the block moves on, and the
- * weights (KH*KW*C floats) stay in L1.
+ * 3x3) does not fit, nor do a 3x3's 9 weight vectors beside 8 accumulators (held, 4 pixels x 8 channels
+ * ran 10-25% slower than the blocks below: 4 FMA chains, and gcc spilled).  A block here is NPX output
+ * pixels x NV vectors of 8 channels, 8 independent FMA chains (8 x 1 along a row, 4 x 2 where the
+ * pixels' addresses share few L1 sets; see pyconv_dw_row_impl__avx2); a kernel row's KW weight vectors
+ * are loaded once per kernel row and block, and with STREAM each input vector once per kernel row and
+ * block.  The channel loop is innermost, so an input pixel's 64-byte line is used whole before the
+ * block moves on, and the weights (KH*KW*C floats) stay in L1.
  */
 #include "../ukernels.h"
 #include "../act/avx2.h"
@@ -106,7 +105,8 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
 }
 
 /* NPX pixels over the channels [c_begin, c_end): blocks of NV vectors, then single vectors, then a partial
- * one.  The tails run CHECKED (always correct) to keep the number of specialisations down. */
+ * one.  The tails run CHECKED (always correct) to keep the number of specialisations (and the compile
+ * time) down. */
 static inline __attribute__((always_inline)) void
 pyconv_dw_pixels__avx2(const int NPX, const int NV, const int STREAM, const int IN_ACT, const int CHECKED, const float *xr0,
                        ptrdiff_t rs, ptrdiff_t C, const float *w, const float *bias, float *yo, int act,
@@ -120,10 +120,12 @@ pyconv_dw_pixels__avx2(const int NPX, const int NV, const int STREAM, const int 
         for (; c + 8 <= c_end; c += 8)
             pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 0, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
                                   yo + c, 8, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
+    /* The last channels, fewer than 8: a pixel at a time, so that one specialisation serves every NPX. */
     if (c < c_end)
-        pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 1, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
-                              yo + c, c_end - c, act, KH, KW, SW, DW, kh_lo, kh_hi,
-                              j_lo, j_hi);
+        for (int i = 0; i < NPX; i++)
+            pyconv_dw_block__avx2(1, 1, STREAM, IN_ACT, 1, 1, xr0 + i * SW * C + c, rs, C, w + c,
+                                  bias ? bias + c : NULL, yo + i * C + c, c_end - c, act, KH, KW, SW, DW, kh_lo,
+                                  kh_hi, j_lo - i * SW, j_hi - i * SW);
 }
 
 /* The pixels of a row are computed in blocks of 8 pixels x 1 vector (8 FMA chains; a 3x3 stride-1 kernel
