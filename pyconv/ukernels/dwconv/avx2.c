@@ -14,8 +14,8 @@
 #include "../ukernels.h"
 #include "../act/avx2.h"
 
-/* Most window columns of the STREAM path, whose weights a kernel row holds (7 beside 6 pixels' 6
- * accumulators and an input vector). */
+/* Most window columns of the STREAM path whose weights a kernel row holds at a time (7 beside 6 pixels'
+ * accumulators and an input vector); a wider kernel row streams in groups of that many columns. */
 #define PYCONV_DW_STREAM_KW 7
 
 /* Accumulators of a block: NPX * NV, NV = 8 / NPX. */
@@ -48,26 +48,32 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
         const float *xr = xr0 + kh * rs, *wr = wc + kh * KW * C;
         __asm__("" : "+r"(xr), "+r"(wr));
         if (STREAM) {
+            /* The kernel row's columns in groups of at most PYCONV_DW_STREAM_KW (9x9: 5 then 4), each group's
+             * weights held while its input columns stream: a pixel still sums its taps in kw order. */
+#pragma GCC unroll 2
+            for (ptrdiff_t k0 = 0; k0 < KW; k0 += PYCONV_DW_STREAM_KW) {
+                const ptrdiff_t nk = KW - k0 < PYCONV_DW_STREAM_KW ? KW - k0 : PYCONV_DW_STREAM_KW;
 #pragma GCC unroll 16
-            for (int v = 0; v < NV; v++) {
-                __m256 wk[PYCONV_DW_STREAM_KW];
+                for (int v = 0; v < NV; v++) {
+                    __m256 wk[PYCONV_DW_STREAM_KW];
 #pragma GCC unroll 7
-                for (ptrdiff_t kw = 0; kw < KW; kw++) wk[kw] = PYCONV_DW_LOAD(wr + kw * C + 8 * v);
-                /* A base pointer every 3 columns, the others reached by a scaled index. */
-                const float *xq = xr;
+                    for (ptrdiff_t kw = 0; kw < nk; kw++) wk[kw] = PYCONV_DW_LOAD(wr + (k0 + kw) * C + 8 * v);
+                    /* A base pointer every 3 columns, the others reached by a scaled index. */
+                    const float *xq = xr;
 #pragma GCC unroll 32
-                for (ptrdiff_t j = 0; j < (NPX - 1) * SW + (KW - 1) * DW + 1; j++) {
-                    if (j % 3 == 0) {
-                        xq = xr + j * C;
-                        __asm__("" : "+r"(xq));
-                    }
-                    if (CHECKED && (j < j_lo || j >= j_hi)) continue;
-                    const __m256 xv = PYCONV_DW_IN(xq + (j % 3) * C + 8 * v);
+                    for (ptrdiff_t j = k0 * DW; j < (NPX - 1) * SW + (k0 + nk - 1) * DW + 1; j++) {
+                        if ((j - k0 * DW) % 3 == 0) {
+                            xq = xr + j * C;
+                            __asm__("" : "+r"(xq));
+                        }
+                        if (CHECKED && (j < j_lo || j >= j_hi)) continue;
+                        const __m256 xv = PYCONV_DW_IN(xq + ((j - k0 * DW) % 3) * C + 8 * v);
 #pragma GCC unroll 7
-                    for (ptrdiff_t kw = 0; kw < KW; kw++) {
-                        const ptrdiff_t t = j - kw * DW;
-                        if (t >= 0 && t % SW == 0 && t / SW < NPX)
-                            acc[(t / SW) * NV + v] = _mm256_fmadd_ps(xv, wk[kw], acc[(t / SW) * NV + v]);
+                        for (ptrdiff_t kw = 0; kw < nk; kw++) {
+                            const ptrdiff_t t = j - (k0 + kw) * DW;
+                            if (t >= 0 && t % SW == 0 && t / SW < NPX)
+                                acc[(t / SW) * NV + v] = _mm256_fmadd_ps(xv, wk[kw], acc[(t / SW) * NV + v]);
+                        }
                     }
                 }
             }
@@ -104,6 +110,15 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
 #undef PYCONV_DW_LOAD
 }
 
+/* The pixels of a row are computed in blocks of 8 pixels x 1 vector (8 FMA chains; a 3x3 stride-1 kernel
+ * row loads 3 weight and 10 input vectors for 24 FMAs), except where the pixels lie a multiple of 512 bytes
+ * apart (C a multiple of 128): their vectors then share a few of L1's 64 sets, and a block's 30 input
+ * lines and 9 weight lines evict each other (28x28x256 3x3: 41 GFLOP/s against 55 in 4 x 2 blocks, whose
+ * 18 input lines fit), so those rows take 4 x 2 blocks.  At 112x112x32, 56x56x144 and 14x14x576 the 8 x 1
+ * block ran 15-20% faster than 4 x 2 (one thread, Zen 4).  A row narrower than a block is one block of
+ * its width (7x7x960: 58 -> 92 GFLOP/s). */
+#define PYCONV_DW_WIDE_PX 8
+
 /* NPX pixels over the channels [c_begin, c_end): blocks of NV vectors, then single vectors, then a partial
  * one.  The tails run CHECKED (always correct) to keep the number of specialisations (and the compile
  * time) down. */
@@ -120,22 +135,18 @@ pyconv_dw_pixels__avx2(const int NPX, const int NV, const int STREAM, const int 
         for (; c + 8 <= c_end; c += 8)
             pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 0, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
                                   yo + c, 8, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
-    /* The last channels, fewer than 8: a pixel at a time, so that one specialisation serves every NPX. */
-    if (c < c_end)
+    /* The last channels, fewer than 8: in a block as wide as the row's blocks, or a pixel at a time for
+     * the narrower ones, so that few specialisations serve every NPX. */
+    if (c < c_end && (NPX == PYCONV_DW_WIDE_PX || NPX == 6 || NPX == 4))
+        pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 1, xr0 + c, rs, C, w + c, bias ? bias + c : NULL, yo + c,
+                              c_end - c, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
+    else if (c < c_end)
         for (int i = 0; i < NPX; i++)
             pyconv_dw_block__avx2(1, 1, STREAM, IN_ACT, 1, 1, xr0 + i * SW * C + c, rs, C, w + c,
                                   bias ? bias + c : NULL, yo + i * C + c, c_end - c, act, KH, KW, SW, DW, kh_lo,
                                   kh_hi, j_lo - i * SW, j_hi - i * SW);
 }
 
-/* The pixels of a row are computed in blocks of 8 pixels x 1 vector (8 FMA chains; a 3x3 stride-1 kernel
- * row loads 3 weight and 10 input vectors for 24 FMAs), except where the pixels lie a multiple of 512 bytes
- * apart (C a multiple of 128): their vectors then share a few of L1's 64 sets, and a block's 30 input
- * lines and 9 weight lines evict each other (28x28x256 3x3: 41 GFLOP/s against 55 in 4 x 2 blocks, whose
- * 18 input lines fit), so those rows take 4 x 2 blocks.  At 112x112x32, 56x56x144 and 14x14x576 the 8 x 1
- * block ran 15-20% faster than 4 x 2 (one thread, Zen 4).  A row narrower than a block is one block of
- * its width (7x7x960: 58 -> 92 GFLOP/s). */
-#define PYCONV_DW_WIDE_PX 8
 
 /* Whether pixels C floats apart fall in few enough L1 sets to need the 4 x 2 blocks. */
 static inline int pyconv_dw_few_sets(ptrdiff_t C) { return C % 128 == 0; }
@@ -202,7 +213,7 @@ pyconv_dw_row_impl__avx2(const pyconv_dw_geom *g, const float *x, const float *w
     }
     if (few_sets) {
         PYCONV_DW_ROW(4, 2)
-    } else if (KW <= 5) {
+    } else if (KW <= 5 || KW > PYCONV_DW_STREAM_KW) {
         PYCONV_DW_ROW(PYCONV_DW_WIDE_PX, 1)
     } else {
         /* 7 weight vectors of a kernel row leave room for 6 accumulators. */
@@ -215,7 +226,7 @@ pyconv_dw_row_impl__avx2(const pyconv_dw_geom *g, const float *x, const float *w
 }
 
 /* The specialisations with literal geometry, each a function of its own (the compiler allocates each
- * alone): 3x3 with no input activation or a relu, 5x5 and 7x7 (EfficientNet, MixNet, MobileNetV3) with
+ * alone): 3x3 with no input activation or a relu, 5x5 to 9x9 (EfficientNet, MixNet, MobileNetV3) with
  * none, at stride 1 and 2, streaming their input. */
 #define PYCONV_DW_SPEC(K, S, IN_ACT)                                                                    \
     static __attribute__((noinline)) void pyconv_dw_k##K##s##S##a##IN_ACT(PYCONV_DWCONV_ROW_ARGS) {       \
@@ -224,6 +235,7 @@ pyconv_dw_row_impl__avx2(const pyconv_dw_geom *g, const float *x, const float *w
     }
 PYCONV_DW_SPEC(3, 1, 0) PYCONV_DW_SPEC(3, 1, 1) PYCONV_DW_SPEC(3, 2, 0) PYCONV_DW_SPEC(3, 2, 1)
 PYCONV_DW_SPEC(5, 1, 0) PYCONV_DW_SPEC(5, 2, 0) PYCONV_DW_SPEC(7, 1, 0) PYCONV_DW_SPEC(7, 2, 0)
+PYCONV_DW_SPEC(9, 1, 0) PYCONV_DW_SPEC(9, 2, 0)
 #undef PYCONV_DW_SPEC
 
 void pyconv_dwconv_row__avx2(PYCONV_DWCONV_ROW_ARGS) {
@@ -244,6 +256,9 @@ void pyconv_dwconv_row__avx2(PYCONV_DWCONV_ROW_ARGS) {
     } else if (square && K == 7 && ia == PYCONV_ACT_NONE) {
         if (S == 1) PYCONV_DW_CALL(7, 1, 0);
         else PYCONV_DW_CALL(7, 2, 0);
+    } else if (square && K == 9 && ia == PYCONV_ACT_NONE) {
+        if (S == 1) PYCONV_DW_CALL(9, 1, 0);
+        else PYCONV_DW_CALL(9, 2, 0);
     } else {
         pyconv_dw_row_impl__avx2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, g->KH, g->KW,
                                  g->SW, g->DW, 0, ia);

@@ -2,7 +2,7 @@
  * The depthwise row on AVX-512: 32 channels per sweep, a 3x3 (or smaller) kernel's weights held in
  * registers, 4 output pixels at a time, each input vector of a kernel row loaded once for every pixel
  * that reads it; edge pixels take the same path with the taps outside the image skipped.  Larger
- * kernels (5x5, 7x7) stream their input through 8-pixel blocks with a kernel row's weights in registers.
+ * kernels (5x5 to 9x9) stream their input through 8-pixel blocks with a kernel row's weights in registers.
  */
 #include <immintrin.h>
 
@@ -77,11 +77,11 @@ pyconv_dw_held(const int NPX, const int STREAM, const int IN_ACT, const int CHEC
 #define PYCONV_DW_HELD_TAPS 9
 
 /* Most window columns whose weights the streaming path holds, and the pixels of its blocks. */
-#define PYCONV_DW_STREAM_KW 7
+#define PYCONV_DW_STREAM_KW 9
 #define PYCONV_DW_STREAM_PX 8
 
-/* NPX output pixels SW apart x 16 channels (mask m) of a kernel too large to hold in registers (5x5,
- * 7x7): each kernel row's KW weight vectors are loaded, then its input vectors streamed, each loaded once
+/* NPX output pixels SW apart x 16 channels (mask m) of a kernel too large to hold in registers (5x5 to
+ * 9x9): each kernel row's KW weight vectors are loaded, then its input vectors streamed, each loaded once
  * and multiplied into every pixel that reads it (5x5 stride 1: 12 input and 5 weight loads per kernel row
  * for 40 FMAs, where 4 pixels at a time with a load per tap read 20 and 5).  Arguments as pyconv_dw_held's
  * but the weights (wc: the block's first channel of tap 0); taps summed in (kh, kw) order as there. */
@@ -97,13 +97,13 @@ pyconv_dw_stream(const int NPX, const int IN_ACT, const int CHECKED, const float
         if (CHECKED && (kh < kh_lo || kh >= kh_hi)) continue;
         const float *xr = xr0 + kh * row_stride;
         __m512 wk[PYCONV_DW_STREAM_KW];
-#pragma GCC unroll 7
+#pragma GCC unroll 9
         for (ptrdiff_t kw = 0; kw < KW; kw++) wk[kw] = _mm512_maskz_loadu_ps(m, wc + (kh * KW + kw) * C);
 #pragma GCC unroll 32
         for (ptrdiff_t j = 0; j < (NPX - 1) * SW + (KW - 1) * DW + 1; j++) {
             if (CHECKED && (j < j_lo || j >= j_hi)) continue;
             const __m512 v = PYCONV_DW_IN(m, xr + j * C);
-#pragma GCC unroll 7
+#pragma GCC unroll 9
             for (ptrdiff_t kw = 0; kw < KW; kw++) {
                 const ptrdiff_t t = j - kw * DW;
                 if (t >= 0 && t % SW == 0 && t / SW < NPX) acc[t / SW] = _mm512_fmadd_ps(v, wk[kw], acc[t / SW]);
@@ -279,13 +279,14 @@ pyconv_dwconv_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const flo
 #undef PYCONV_DW_FMA4
 #undef PYCONV_DW_STORE4
 
-/* 5x5 and 7x7 at stride 1 and 2, no input activation (EfficientNet, MixNet, MobileNetV3): literal
+/* 5x5, 7x7 and 9x9 at stride 1 and 2, no input activation (EfficientNet, MixNet, MobileNetV3): literal
  * geometry, streaming; each a function of its own, so that the compiler allocates each alone. */
 #define PYCONV_DW_SPEC(K, S)                                                                            \
     static __attribute__((noinline)) void pyconv_dw_k##K##s##S(PYCONV_DWCONV_ROW_ARGS) {                 \
         pyconv_dwconv_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, K, K, S, 1, 1, 0); \
     }
-PYCONV_DW_SPEC(5, 1) PYCONV_DW_SPEC(5, 2) PYCONV_DW_SPEC(7, 1) PYCONV_DW_SPEC(7, 2)
+PYCONV_DW_SPEC(5, 1) PYCONV_DW_SPEC(5, 2) PYCONV_DW_SPEC(7, 1) PYCONV_DW_SPEC(7, 2) PYCONV_DW_SPEC(9, 1)
+PYCONV_DW_SPEC(9, 2)
 #undef PYCONV_DW_SPEC
 
 void pyconv_dwconv_row__avx512(PYCONV_DWCONV_ROW_ARGS) {
@@ -307,6 +308,10 @@ void pyconv_dwconv_row__avx512(PYCONV_DWCONV_ROW_ARGS) {
         pyconv_dw_k7s1(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
     else if (g->KH == 7 && g->KW == 7 && g->DW == 1 && g->SW == 2 && ia == 0)
         pyconv_dw_k7s2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
+    else if (g->KH == 9 && g->KW == 9 && g->DW == 1 && g->SW == 1 && ia == 0)
+        pyconv_dw_k9s1(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
+    else if (g->KH == 9 && g->KW == 9 && g->DW == 1 && g->SW == 2 && ia == 0)
+        pyconv_dw_k9s2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
     else
         pyconv_dwconv_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, g->KH, g->KW,
                                       g->SW, g->DW, 0, ia);
