@@ -2,6 +2,7 @@
 
 Every distinct convolution of MobileNet v1 at 224x224 (Howard et al. 2017, Table 1) and of Xception at
 299x299 (Chollet 2017, Fig. 5), each separable convolution split into its depthwise and pointwise halves,
+the depthwise layers of EfficientNet-B0 and MobileNetV3-Large with 3x3 to 9x9 kernels (MOBILE_DEPTHWISE),
 plus a group-convolution sweep (3x3, 128 -> 128 at 28x28, G in 1..128). Shapes are per layer input,
 batch 1, NHWC; ``padding`` has pyconv's (TensorFlow) meaning.
 
@@ -78,8 +79,8 @@ class ConvLayer:
         return f"{self.name}_{self.H}x{self.W}x{self.C_in}x{self.C_out}" + (f"_{suffix}" if suffix else "")
 
 
-def _dw(name: str, hw: int, c: int, stride: int = 1) -> ConvLayer:
-    return ConvLayer(name, hw, hw, c, c, 3, stride, "same", groups=c)
+def _dw(name: str, hw: int, c: int, stride: int = 1, kernel: int = 3) -> ConvLayer:
+    return ConvLayer(name, hw, hw, c, c, kernel, stride, "same", groups=c)
 
 
 def _pw(name: str, hw: int, c_in: int, c_out: int, stride: int = 1) -> ConvLayer:
@@ -144,6 +145,38 @@ XCEPTION = (
     _pw("xc_b14_sep2_pw", 10, 1536, 2048),
 )
 
+# The depthwise layers of today's mobile nets at 224x224 that neither table above has: 5x5 and larger
+# kernels, channel counts that are not multiples of 16. EfficientNet-B0 (Tan & Le 2019, Table 1: MBConv
+# stages 2-7, expansion 6) and MobileNetV3-Large (Howard et al. 2019, Table 1); MixNet-S (Tan & Le 2019,
+# MixConv) splits a layer's channels between 3x3 to 9x9 kernels: its 7x7 and 9x9 groups, 1/4 of the
+# channels of a MobileNetV3-sized layer, stand in as "mix" rows (the shapes, not MixNet's exact ones).
+MOBILE_DEPTHWISE = (
+    _dw("effb0_s2_dw", 112, 96, stride=2),
+    _dw("effb0_s2b_dw", 56, 144),
+    _dw("effb0_s3_dw", 56, 144, stride=2, kernel=5),
+    _dw("effb0_s3b_dw", 28, 240, kernel=5),
+    _dw("effb0_s4_dw", 28, 240, stride=2),
+    _dw("effb0_s4b_dw", 14, 480),
+    _dw("effb0_s5_dw", 14, 480, kernel=5),
+    _dw("effb0_s5b_dw", 14, 672, kernel=5),
+    _dw("effb0_s6_dw", 14, 672, stride=2, kernel=5),
+    _dw("effb0_s6b_dw", 7, 1152, kernel=5),
+    _dw("effb0_s7_dw", 7, 1152),
+    _dw("mnv3_b2_dw", 112, 64, stride=2),
+    _dw("mnv3_b3_dw", 56, 72),
+    _dw("mnv3_b4_dw", 56, 72, stride=2, kernel=5),
+    _dw("mnv3_b5_dw", 28, 120, kernel=5),
+    _dw("mnv3_b8_dw", 14, 200),
+    _dw("mnv3_b9_dw", 14, 184),
+    _dw("mnv3_b14_dw", 7, 960, kernel=5),
+    _dw("mix_k7_dw", 28, 60, kernel=7),
+    _dw("mix_k7s2_dw", 28, 60, stride=2, kernel=7),
+    _dw("mix_k9_dw", 14, 120, kernel=9),
+    _dw("mix_k9s2_dw", 28, 60, stride=2, kernel=9),
+    _dw("mix_k7_dw_24", 56, 24, kernel=7),
+    _dw("mix_k5_dw_40", 28, 40, kernel=5),
+)
+
 # The classic ResNet/VGG 3x3 layer: the shape the standard-conv (Winograd) target is set on.
 STANDARD_EXTRA = (ConvLayer("std_3x3", 56, 56, 64, 64, 3, 1, "same"),)
 
@@ -152,22 +185,27 @@ GROUP_SWEEP = tuple(ConvLayer(f"grp_g{g}", 28, 28, 128, 128, 3, 1, "same", group
 
 NETWORK_ROWS = MOBILENET_V1 + XCEPTION
 POINTWISE = tuple(r for r in NETWORK_ROWS if r.is_pointwise)
-DEPTHWISE = tuple(r for r in NETWORK_ROWS if r.is_depthwise)
+DEPTHWISE = tuple(r for r in NETWORK_ROWS if r.is_depthwise) + MOBILE_DEPTHWISE
 STANDARD = tuple(r for r in NETWORK_ROWS if r.kernel > 1 and r.groups == 1) + STANDARD_EXTRA
 
 
 def network_of(row: ConvLayer) -> str:
     """Which table a row comes from: ``mobilenet_v1``, ``xception``, ``standard`` or ``group``."""
-    return {"mnv1": "mobilenet_v1", "xc": "xception", "std": "standard", "grp": "group"}[row.name.split("_")[0]]
+    return {"mnv1": "mobilenet_v1", "xc": "xception", "std": "standard", "grp": "group", "effb0": "efficientnet_b0",
+            "mnv3": "mobilenet_v3", "mix": "mixed_kernels"}[row.name.split("_")[0]]
 
 
 def _check() -> None:
     # The tables are typed in by hand from the papers: make a slip fail at import, not in a benchmark.
-    names = [r.name for r in NETWORK_ROWS + STANDARD_EXTRA + GROUP_SWEEP]
+    names = [r.name for r in NETWORK_ROWS + STANDARD_EXTRA + GROUP_SWEEP + MOBILE_DEPTHWISE]
     assert len(names) == len(set(names)), "duplicate layer name"
     shapes = [(r.H, r.W, r.C_in, r.C_out, r.kernel, r.stride, r.padding, r.groups) for r in NETWORK_ROWS]
     assert len(shapes) == len(set(shapes)), "a network table repeats a shape"
-    assert len(POINTWISE) + len(DEPTHWISE) + len(STANDARD) == len(NETWORK_ROWS) + len(STANDARD_EXTRA)
+    assert len(POINTWISE) + len(DEPTHWISE) + len(STANDARD) == len(NETWORK_ROWS) + len(STANDARD_EXTRA) + len(
+        MOBILE_DEPTHWISE)
+    assert all(r.is_depthwise for r in MOBILE_DEPTHWISE)
+    mobile = [(r.H, r.C_in, r.kernel, r.stride) for r in MOBILE_DEPTHWISE]
+    assert len(mobile) == len(set(mobile)), "the mobile table repeats a shape"
     # Each row's output feeds the next layer of its network (strided layers halve H, W).
     assert [r.out_hw[0] for r in MOBILENET_V1] == [112, 112, 112, 56, 56, 56, 56, 28, 28, 28, 28, 14, 14,
                                                   14, 14, 7, 7, 7, 7]

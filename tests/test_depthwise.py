@@ -5,6 +5,7 @@ SIMD widths, multiplier M, 3-D vs 4-D weights, batch, threads, bias, activation)
 ``c * M + m``; the 3x3 stride 1/2 fast paths next to generic kernel sizes; kernels larger than the
 padded input; the operator protocol; every other instruction-set level; exhaustive sweeps marked slow.
 """
+import itertools
 import re
 
 import numpy as np
@@ -66,6 +67,26 @@ MOBILENET = [dict(h=h, w=h, k=3, s=s, d=1, pad="same", c=c, m=1, wdim=3, n=1, t=
 
 @cases_param(MOBILENET)
 def test_depthwise_mobilenet_layers(case):
+    check_depthwise(case)
+
+
+# Today's mobile nets (MobileNetV3, EfficientNet, MixNet, GhostNet): 3x3 to 9x9 kernels at stride 1 and 2,
+# channel counts that are multiples of 8 but not of 16 or 32 (24, 40, 72, 120, 200) and multiples of 128
+# (the AVX2 row takes other blocks there), on rows narrower than a block of pixels, one block plus a
+# few, and several.
+MOBILE_NETS = [dict(h=h, w=w, k=k, s=s, d=1, pad="same", c=c, m=1, wdim=3, n=1, t=1 + i % 2, bias=i % 3 > 0,
+                    act=ACTIVATIONS[i % 3])
+               for i, (k, s, c) in enumerate(itertools.product([3, 5, 7, 9], [1, 2], [24, 40, 72, 120, 128, 200]))
+               for h, w in [[(9, 7), (6, 13), (5, 21), (3, 2), (4, 17), (7, 30)][i % 6]]]
+
+
+@cases_param(MOBILE_NETS)
+def test_depthwise_mobile_net_shapes(case):
+    check_depthwise(case)
+
+
+@cases_param(MOBILE_NETS)
+def test_other_levels_mobile_net_shapes(level, case):
     check_depthwise(case)
 
 

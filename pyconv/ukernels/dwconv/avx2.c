@@ -3,20 +3,20 @@
  * ukernels.h and common.h's pyconv_dw_geom).
  *
  * With 16 ymm registers the AVX-512 layout (4 pixels x 32 channels beside all 18 weight vectors of a
- * 3x3) does not fit.  A block here is NPX output pixels x NV vectors of 8 channels, 8 independent FMA
- * chains: 4x2 through a row, 2x4 and 1x8 for its last pixels.  8x1 ran 10-20% slower than 4x2 (the
- * 30 input addresses of its 3x3 block cost gcc an add per load, front-end slots the FMAs needed), 2x4
- * a third slower; a 3x2 block for 7-pixel rows gained 7x7x1024 5% but cost the 4x2 path 15% (gcc's
- * allocation of the larger function).  A kernel row's KW weight vectors are loaded once per kernel
- * row and block (holding all 9 would leave too few registers for 8 accumulators).  The channel loop
- * is innermost, so an input pixel's 64-byte line is used whole before the block moves on, and the
- * weights (KH*KW*C floats) stay in L1.
+ * 3x3) does not fit, nor do a 3x3's 9 weight vectors beside 8 accumulators (held, 4 pixels x 8 channels
+ * ran 10-25% slower than the blocks below: 4 FMA chains, and gcc spilled).  A block here is NPX output
+ * pixels x NV vectors of 8 channels, 8 independent FMA chains (8 x 1 along a row, 4 x 2 where the
+ * pixels' addresses share few L1 sets; see pyconv_dw_row_impl__avx2); a kernel row's KW weight vectors
+ * are loaded once per kernel row and block, and with STREAM each input vector once per kernel row and
+ * block.  The channel loop is innermost, so an input pixel's 64-byte line is used whole before the
+ * block moves on, and the weights (KH*KW*C floats) stay in L1.
  */
 #include "../ukernels.h"
 #include "../act/avx2.h"
 
-/* Window columns of the 3x3 specialisations' STREAM path whose weights a kernel row holds. */
-#define PYCONV_DW_STREAM_KW 3
+/* Most window columns of the STREAM path whose weights a kernel row holds at a time (7 beside 6 pixels'
+ * accumulators and an input vector); a wider kernel row streams in groups of that many columns. */
+#define PYCONV_DW_STREAM_KW 7
 
 /* Accumulators of a block: NPX * NV, NV = 8 / NPX. */
 #define PYCONV_DW_NACC 8
@@ -48,26 +48,32 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
         const float *xr = xr0 + kh * rs, *wr = wc + kh * KW * C;
         __asm__("" : "+r"(xr), "+r"(wr));
         if (STREAM) {
+            /* The kernel row's columns in groups of at most PYCONV_DW_STREAM_KW (9x9: 5 then 4), each group's
+             * weights held while its input columns stream: a pixel still sums its taps in kw order. */
+#pragma GCC unroll 2
+            for (ptrdiff_t k0 = 0; k0 < KW; k0 += PYCONV_DW_STREAM_KW) {
+                const ptrdiff_t nk = KW - k0 < PYCONV_DW_STREAM_KW ? KW - k0 : PYCONV_DW_STREAM_KW;
 #pragma GCC unroll 16
-            for (int v = 0; v < NV; v++) {
-                __m256 wk[PYCONV_DW_STREAM_KW];
-#pragma GCC unroll 3
-                for (ptrdiff_t kw = 0; kw < KW; kw++) wk[kw] = PYCONV_DW_LOAD(wr + kw * C + 8 * v);
-                /* A base pointer every 3 columns, the others reached by a scaled index. */
-                const float *xq = xr;
+                for (int v = 0; v < NV; v++) {
+                    __m256 wk[PYCONV_DW_STREAM_KW];
+#pragma GCC unroll 7
+                    for (ptrdiff_t kw = 0; kw < nk; kw++) wk[kw] = PYCONV_DW_LOAD(wr + (k0 + kw) * C + 8 * v);
+                    /* A base pointer every 3 columns, the others reached by a scaled index. */
+                    const float *xq = xr;
 #pragma GCC unroll 32
-                for (ptrdiff_t j = 0; j < (NPX - 1) * SW + (KW - 1) * DW + 1; j++) {
-                    if (j % 3 == 0) {
-                        xq = xr + j * C;
-                        __asm__("" : "+r"(xq));
-                    }
-                    if (CHECKED && (j < j_lo || j >= j_hi)) continue;
-                    const __m256 xv = PYCONV_DW_IN(xq + (j % 3) * C + 8 * v);
-#pragma GCC unroll 3
-                    for (ptrdiff_t kw = 0; kw < KW; kw++) {
-                        const ptrdiff_t t = j - kw * DW;
-                        if (t >= 0 && t % SW == 0 && t / SW < NPX)
-                            acc[(t / SW) * NV + v] = _mm256_fmadd_ps(xv, wk[kw], acc[(t / SW) * NV + v]);
+                    for (ptrdiff_t j = k0 * DW; j < (NPX - 1) * SW + (k0 + nk - 1) * DW + 1; j++) {
+                        if ((j - k0 * DW) % 3 == 0) {
+                            xq = xr + j * C;
+                            __asm__("" : "+r"(xq));
+                        }
+                        if (CHECKED && (j < j_lo || j >= j_hi)) continue;
+                        const __m256 xv = PYCONV_DW_IN(xq + ((j - k0 * DW) % 3) * C + 8 * v);
+#pragma GCC unroll 7
+                        for (ptrdiff_t kw = 0; kw < nk; kw++) {
+                            const ptrdiff_t t = j - (k0 + kw) * DW;
+                            if (t >= 0 && t % SW == 0 && t / SW < NPX)
+                                acc[(t / SW) * NV + v] = _mm256_fmadd_ps(xv, wk[kw], acc[(t / SW) * NV + v]);
+                        }
                     }
                 }
             }
@@ -104,14 +110,23 @@ pyconv_dw_block__avx2(const int NPX, const int NV, const int STREAM, const int I
 #undef PYCONV_DW_LOAD
 }
 
-/* NPX pixels over the channels [c_begin, c_end): blocks of NV = 8 / NPX vectors, then single vectors, then
- * a partial one.  The tails run CHECKED (always correct) to keep the number of specialisations down. */
+/* The pixels of a row are computed in blocks of 8 pixels x 1 vector (8 FMA chains; a 3x3 stride-1 kernel
+ * row loads 3 weight and 10 input vectors for 24 FMAs), except where the pixels lie a multiple of 512 bytes
+ * apart (C a multiple of 128): their vectors then share a few of L1's 64 sets, and a block's 30 input
+ * lines and 9 weight lines evict each other (28x28x256 3x3: 41 GFLOP/s against 55 in 4 x 2 blocks, whose
+ * 18 input lines fit), so those rows take 4 x 2 blocks.  At 112x112x32, 56x56x144 and 14x14x576 the 8 x 1
+ * block ran 15-20% faster than 4 x 2 (one thread, Zen 4).  A row narrower than a block is one block of
+ * its width (7x7x960: 58 -> 92 GFLOP/s). */
+#define PYCONV_DW_WIDE_PX 8
+
+/* NPX pixels over the channels [c_begin, c_end): blocks of NV vectors, then single vectors, then a partial
+ * one.  The tails run CHECKED (always correct) to keep the number of specialisations (and the compile
+ * time) down. */
 static inline __attribute__((always_inline)) void
-pyconv_dw_pixels__avx2(const int NPX, const int STREAM, const int IN_ACT, const int CHECKED, const float *xr0,
+pyconv_dw_pixels__avx2(const int NPX, const int NV, const int STREAM, const int IN_ACT, const int CHECKED, const float *xr0,
                        ptrdiff_t rs, ptrdiff_t C, const float *w, const float *bias, float *yo, int act,
                        ptrdiff_t c_begin, ptrdiff_t c_end, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
                        ptrdiff_t DW, ptrdiff_t kh_lo, ptrdiff_t kh_hi, ptrdiff_t j_lo, ptrdiff_t j_hi) {
-    const int NV = PYCONV_DW_NACC / NPX;
     ptrdiff_t c = c_begin;
     for (; c + 8 * NV <= c_end; c += 8 * NV)
         pyconv_dw_block__avx2(NPX, NV, STREAM, IN_ACT, CHECKED, 0, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
@@ -120,71 +135,133 @@ pyconv_dw_pixels__avx2(const int NPX, const int STREAM, const int IN_ACT, const 
         for (; c + 8 <= c_end; c += 8)
             pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 0, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
                                   yo + c, 8, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
-    if (c < c_end)
-        pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 1, xr0 + c, rs, C, w + c, bias ? bias + c : NULL,
-                              yo + c, c_end - c, act, KH, KW, SW, DW, kh_lo, kh_hi,
-                              j_lo, j_hi);
+    /* The last channels, fewer than 8: in a block as wide as the row's blocks, or a pixel at a time for
+     * the narrower ones, so that few specialisations serve every NPX. */
+    if (c < c_end && (NPX == PYCONV_DW_WIDE_PX || NPX == 6 || NPX == 4))
+        pyconv_dw_block__avx2(NPX, 1, STREAM, IN_ACT, 1, 1, xr0 + c, rs, C, w + c, bias ? bias + c : NULL, yo + c,
+                              c_end - c, act, KH, KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi);
+    else if (c < c_end)
+        for (int i = 0; i < NPX; i++)
+            pyconv_dw_block__avx2(1, 1, STREAM, IN_ACT, 1, 1, xr0 + i * SW * C + c, rs, C, w + c,
+                                  bias ? bias + c : NULL, yo + i * C + c, c_end - c, act, KH, KW, SW, DW, kh_lo,
+                                  kh_hi, j_lo - i * SW, j_hi - i * SW);
 }
 
-/* KH/KW/SW/DW are arguments so that the literal 3x3 calls below are specialised by the compiler. */
+
+/* Whether pixels C floats apart fall in few enough L1 sets to need the 4 x 2 blocks. */
+static inline int pyconv_dw_few_sets(ptrdiff_t C) { return C % 128 == 0; }
+
+/* KH/KW/SW/DW are arguments so that the literal 3x3 calls below are specialised by the compiler.  The
+ * blocks of a row's edges run CHECKED, the others not; a row's last pixels, fewer than a block, run as
+ * one narrower block. */
 static inline __attribute__((always_inline)) void
 pyconv_dw_row_impl__avx2(const pyconv_dw_geom *g, const float *x, const float *w, const float *bias, float *y,
                          ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t c_begin, ptrdiff_t c_end,
                          int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW, const int STREAM,
                          const int IN_ACT) {
-    const ptrdiff_t C = g->C, W = g->W, PL = g->PL;
+    const ptrdiff_t C = g->C, W = g->W, PL = g->PL, rs = g->DH * W * C;
     ptrdiff_t kh_lo, kh_hi, ow_lo, ow_hi;
     pyconv_dw_row_bounds(g, oh, ow_begin, ow_end, KH, KW, SW, DW, &kh_lo, &kh_hi, &ow_lo, &ow_hi);
-    const int full_rows = kh_lo == 0 && kh_hi == KH;
-    const ptrdiff_t rs = g->DH * W * C;
-    ptrdiff_t ow = ow_begin;
-    while (ow < ow_end) {
-        const ptrdiff_t rem = ow_end - ow, npx = rem >= 4 ? 4 : rem >= 2 ? 2 : 1;
-        if (g->prefetch && ow + PYCONV_DW_PREFETCH_AHEAD < ow_end)
-            pyconv_dw_prefetch(g, x, oh, ow + PYCONV_DW_PREFETCH_AHEAD, npx, kh_lo, kh_hi);
-        const ptrdiff_t iw0 = ow * SW - PL;
-        const float *xr0 = x + ((oh * g->SH - g->PT) * W + iw0) * C;
-        float *yo = y + (ow - ow_begin) * C;
-        const ptrdiff_t j_lo = iw0 < 0 ? -iw0 : 0, j_hi = W - iw0;
-        const int inside = full_rows && ow >= ow_lo && ow + npx <= ow_hi;
-#define PYCONV_DW_PIXELS(NPX, CHECKED)                                                                  \
-        pyconv_dw_pixels__avx2(NPX, STREAM, IN_ACT, CHECKED, xr0, rs, C, w, bias, yo, act, c_begin, c_end, KH, \
-                               KW, SW, DW, kh_lo, kh_hi, j_lo, j_hi)
-#define PYCONV_DW_NPX(CHECKED)                                                                          \
-        if (npx == 4)                                                                                   \
-            PYCONV_DW_PIXELS(4, CHECKED);                                                               \
-        else if (npx == 2)                                                                              \
-            PYCONV_DW_PIXELS(2, CHECKED);                                                               \
-        else                                                                                            \
-            PYCONV_DW_PIXELS(1, CHECKED);
-        if (inside) {
-            PYCONV_DW_NPX(0)
-        } else {
-            PYCONV_DW_NPX(1)
-        }
-#undef PYCONV_DW_NPX
-#undef PYCONV_DW_PIXELS
-        ow += npx;
+    const int full_rows = kh_lo == 0 && kh_hi == KH, few_sets = pyconv_dw_few_sets(C);
+    const float *xr = x + (oh * g->SH - g->PT) * W * C;
+    /* NPX pixels from column ow. */
+#define PYCONV_DW_PIXELS(NPX, NV, CHECKED, ow)                                                          \
+    pyconv_dw_pixels__avx2(NPX, NV, STREAM, IN_ACT, CHECKED, xr + ((ow) * SW - PL) * C, rs, C, w, bias,        \
+                           y + ((ow) - ow_begin) * C, act, c_begin, c_end, KH, KW, SW, DW, kh_lo, kh_hi,     \
+                           (ow) * SW < PL ? PL - (ow) * SW : 0, W - ((ow) * SW - PL))
+#define PYCONV_DW_PREFETCH(ow, NPX)                                                                     \
+    if (g->prefetch && (ow) + PYCONV_DW_PREFETCH_AHEAD < ow_end)                                        \
+        pyconv_dw_prefetch(g, x, oh, (ow) + PYCONV_DW_PREFETCH_AHEAD, NPX, kh_lo, kh_hi);
+    /* The n < 8 pixels from column ow, CHECKED. */
+#define PYCONV_DW_NARROW(ow, n)                                                                         \
+    if (!few_sets) {                                                                                    \
+        switch (n) {                                                                                    \
+        case 7: PYCONV_DW_PIXELS(7, 1, 1, ow); break;                                                   \
+        case 6: PYCONV_DW_PIXELS(6, 1, 1, ow); break;                                                   \
+        case 5: PYCONV_DW_PIXELS(5, 1, 1, ow); break;                                                   \
+        case 4: PYCONV_DW_PIXELS(4, 2, 1, ow); break;                                                   \
+        case 3: PYCONV_DW_PIXELS(3, 1, 1, ow); break;                                                   \
+        case 2: PYCONV_DW_PIXELS(2, 4, 1, ow); break;                                                   \
+        case 1: PYCONV_DW_PIXELS(1, 8, 1, ow); break;                                                   \
+        default: break;                                                                                 \
+        }                                                                                               \
+    } else {                                                                                            \
+        ptrdiff_t o = ow;                                                                               \
+        for (; o + 4 <= (ow) + (n); o += 4) PYCONV_DW_PIXELS(4, 2, 1, o);                               \
+        if (o + 2 <= (ow) + (n)) { PYCONV_DW_PIXELS(2, 4, 1, o); o += 2; }                              \
+        if (o < (ow) + (n)) PYCONV_DW_PIXELS(1, 8, 1, o);                                               \
     }
+    /* The row in blocks of NPX x NV, its last pixels narrower. */
+#define PYCONV_DW_ROW(NPX, NV)                                                                          \
+    {                                                                                                   \
+        ptrdiff_t ow = ow_begin;                                                                        \
+        if (full_rows) {                                                                                \
+            for (; ow < ow_lo && ow + NPX <= ow_end; ow += NPX) {                                       \
+                PYCONV_DW_PREFETCH(ow, NPX)                                                             \
+                PYCONV_DW_PIXELS(NPX, NV, 1, ow);                                                       \
+            }                                                                                           \
+            for (; ow + NPX <= ow_hi; ow += NPX) {                                                      \
+                PYCONV_DW_PREFETCH(ow, NPX)                                                             \
+                PYCONV_DW_PIXELS(NPX, NV, 0, ow);                                                       \
+            }                                                                                           \
+        }                                                                                               \
+        for (; ow + NPX <= ow_end; ow += NPX) {                                                         \
+            PYCONV_DW_PREFETCH(ow, NPX)                                                                 \
+            PYCONV_DW_PIXELS(NPX, NV, 1, ow);                                                           \
+        }                                                                                               \
+        PYCONV_DW_NARROW(ow, ow_end - ow)                                                               \
+    }
+    if (few_sets) {
+        PYCONV_DW_ROW(4, 2)
+    } else if (KW <= 5 || KW > PYCONV_DW_STREAM_KW) {
+        PYCONV_DW_ROW(PYCONV_DW_WIDE_PX, 1)
+    } else {
+        /* 7 weight vectors of a kernel row leave room for 6 accumulators. */
+        PYCONV_DW_ROW(6, 1)
+    }
+#undef PYCONV_DW_NARROW
+#undef PYCONV_DW_ROW
+#undef PYCONV_DW_PREFETCH
+#undef PYCONV_DW_PIXELS
 }
 
+/* The specialisations with literal geometry, each a function of its own (the compiler allocates each
+ * alone): 3x3 with no input activation or a relu, 5x5 to 9x9 (EfficientNet, MixNet, MobileNetV3) with
+ * none, at stride 1 and 2, streaming their input. */
+#define PYCONV_DW_SPEC(K, S, IN_ACT)                                                                    \
+    static __attribute__((noinline)) void pyconv_dw_k##K##s##S##a##IN_ACT(PYCONV_DWCONV_ROW_ARGS) {       \
+        pyconv_dw_row_impl__avx2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, K, K, S, 1, 1,   \
+                                 IN_ACT);                                                             \
+    }
+PYCONV_DW_SPEC(3, 1, 0) PYCONV_DW_SPEC(3, 1, 1) PYCONV_DW_SPEC(3, 2, 0) PYCONV_DW_SPEC(3, 2, 1)
+PYCONV_DW_SPEC(5, 1, 0) PYCONV_DW_SPEC(5, 2, 0) PYCONV_DW_SPEC(7, 1, 0) PYCONV_DW_SPEC(7, 2, 0)
+PYCONV_DW_SPEC(9, 1, 0) PYCONV_DW_SPEC(9, 2, 0)
+#undef PYCONV_DW_SPEC
+
 void pyconv_dwconv_row__avx2(PYCONV_DWCONV_ROW_ARGS) {
-    /* Literal 3x3 geometry, with no input activation or a relu, lets the compiler unroll and
-     * specialise; every other layer (and relu6 on the input) takes the generic path. */
-    const int ia = g->in_act, k33 = g->KH == 3 && g->KW == 3 && g->DW == 1;
-    if (k33 && g->SW == 1 && ia == PYCONV_ACT_NONE)
-        pyconv_dw_row_impl__avx2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 1, 1, 1,
-                                 PYCONV_ACT_NONE);
-    else if (k33 && g->SW == 1 && ia == PYCONV_ACT_RELU)
-        pyconv_dw_row_impl__avx2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 1, 1, 1,
-                                 PYCONV_ACT_RELU);
-    else if (k33 && g->SW == 2 && ia == PYCONV_ACT_NONE)
-        pyconv_dw_row_impl__avx2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 2, 1, 1,
-                                 PYCONV_ACT_NONE);
-    else if (k33 && g->SW == 2 && ia == PYCONV_ACT_RELU)
-        pyconv_dw_row_impl__avx2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 2, 1, 1,
-                                 PYCONV_ACT_RELU);
-    else
+    /* Every other layer (relu6 on the input, a relu on a larger kernel's, dilation, other sizes and
+     * strides) takes the generic path. */
+    const ptrdiff_t K = g->KH, S = g->SW;
+    const int ia = g->in_act, square = g->KW == K && g->DW == 1 && (S == 1 || S == 2);
+#define PYCONV_DW_CALL(K, S, IN_ACT) pyconv_dw_k##K##s##S##a##IN_ACT(g, x, w, bias, y, oh, ow_begin, ow_end, \
+                                                                     c_begin, c_end, act)
+    if (square && K == 3 && ia <= PYCONV_ACT_RELU) {
+        if (S == 1 && ia == PYCONV_ACT_NONE) PYCONV_DW_CALL(3, 1, 0);
+        else if (S == 1) PYCONV_DW_CALL(3, 1, 1);
+        else if (ia == PYCONV_ACT_NONE) PYCONV_DW_CALL(3, 2, 0);
+        else PYCONV_DW_CALL(3, 2, 1);
+    } else if (square && K == 5 && ia == PYCONV_ACT_NONE) {
+        if (S == 1) PYCONV_DW_CALL(5, 1, 0);
+        else PYCONV_DW_CALL(5, 2, 0);
+    } else if (square && K == 7 && ia == PYCONV_ACT_NONE) {
+        if (S == 1) PYCONV_DW_CALL(7, 1, 0);
+        else PYCONV_DW_CALL(7, 2, 0);
+    } else if (square && K == 9 && ia == PYCONV_ACT_NONE) {
+        if (S == 1) PYCONV_DW_CALL(9, 1, 0);
+        else PYCONV_DW_CALL(9, 2, 0);
+    } else {
         pyconv_dw_row_impl__avx2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, g->KH, g->KW,
                                  g->SW, g->DW, 0, ia);
+    }
+#undef PYCONV_DW_CALL
 }

@@ -1,7 +1,8 @@
 /*
  * The depthwise row on AVX-512: 32 channels per sweep, a 3x3 (or smaller) kernel's weights held in
  * registers, 4 output pixels at a time, each input vector of a kernel row loaded once for every pixel
- * that reads it; edge pixels take the same path with the taps outside the image skipped.
+ * that reads it; edge pixels take the same path with the taps outside the image skipped.  Larger
+ * kernels (5x5 to 9x9) stream their input through 8-pixel blocks with a kernel row's weights in registers.
  */
 #include <immintrin.h>
 
@@ -75,6 +76,97 @@ pyconv_dw_held(const int NPX, const int STREAM, const int IN_ACT, const int CHEC
 /* Taps whose weights the depthwise row keeps in registers (3x3: 18 zmm beside 8 accumulators). */
 #define PYCONV_DW_HELD_TAPS 9
 
+/* Most window columns whose weights the streaming path holds, and the pixels of its blocks. */
+#define PYCONV_DW_STREAM_KW 9
+#define PYCONV_DW_STREAM_PX 8
+
+/* NPX output pixels SW apart x 16 channels (mask m) of a kernel too large to hold in registers (5x5 to
+ * 9x9): each kernel row's KW weight vectors are loaded, then its input vectors streamed, each loaded once
+ * and multiplied into every pixel that reads it (5x5 stride 1: 12 input and 5 weight loads per kernel row
+ * for 40 FMAs, where 4 pixels at a time with a load per tap read 20 and 5).  Arguments as pyconv_dw_held's
+ * but the weights (wc: the block's first channel of tap 0); taps summed in (kh, kw) order as there. */
+static inline __attribute__((always_inline)) void
+pyconv_dw_stream(const int NPX, const int IN_ACT, const int CHECKED, const float *xr0, ptrdiff_t row_stride,
+                 ptrdiff_t C, __mmask16 m, const float *wc, __m512 bv, float *yo, int act, ptrdiff_t KH,
+                 ptrdiff_t KW, ptrdiff_t SW, ptrdiff_t DW, ptrdiff_t kh_lo, ptrdiff_t kh_hi, ptrdiff_t j_lo,
+                 ptrdiff_t j_hi) {
+    __m512 acc[PYCONV_DW_STREAM_PX];
+#pragma GCC unroll 8
+    for (int i = 0; i < NPX; i++) acc[i] = _mm512_setzero_ps();
+    for (ptrdiff_t kh = 0; kh < KH; kh++) {
+        if (CHECKED && (kh < kh_lo || kh >= kh_hi)) continue;
+        const float *xr = xr0 + kh * row_stride;
+        __m512 wk[PYCONV_DW_STREAM_KW];
+#pragma GCC unroll 9
+        for (ptrdiff_t kw = 0; kw < KW; kw++) wk[kw] = _mm512_maskz_loadu_ps(m, wc + (kh * KW + kw) * C);
+#pragma GCC unroll 32
+        for (ptrdiff_t j = 0; j < (NPX - 1) * SW + (KW - 1) * DW + 1; j++) {
+            if (CHECKED && (j < j_lo || j >= j_hi)) continue;
+            const __m512 v = PYCONV_DW_IN(m, xr + j * C);
+#pragma GCC unroll 9
+            for (ptrdiff_t kw = 0; kw < KW; kw++) {
+                const ptrdiff_t t = j - kw * DW;
+                if (t >= 0 && t % SW == 0 && t / SW < NPX) acc[t / SW] = _mm512_fmadd_ps(v, wk[kw], acc[t / SW]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NPX; i++)
+        _mm512_mask_storeu_ps(yo + i * C, m, pyconv_act__avx512(_mm512_add_ps(acc[i], bv), act));
+}
+
+/* The streaming path over a row: blocks of PYCONV_DW_STREAM_PX pixels, each over every 16 channels (an
+ * input pixel's lines used whole before the block moves on); the edges' blocks CHECKED, the interior's
+ * not, the last pixels (fewer than a block) one narrower block. */
+static inline __attribute__((always_inline)) void
+pyconv_dw_stream_row(const int IN_ACT, const pyconv_dw_geom *g, const float *x, const float *w,
+                     const float *bias, float *y, ptrdiff_t oh, ptrdiff_t ow_begin, ptrdiff_t ow_end,
+                     ptrdiff_t c_begin, ptrdiff_t c_end, int act, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t SW,
+                     ptrdiff_t DW, ptrdiff_t kh_lo, ptrdiff_t kh_hi, ptrdiff_t ow_lo, ptrdiff_t ow_hi) {
+    const ptrdiff_t C = g->C, W = g->W, PL = g->PL, rs = g->DH * W * C;
+    const int full_rows = kh_lo == 0 && kh_hi == KH;
+    const float *xr = x + (oh * g->SH - g->PT) * W * C;
+#define PYCONV_DW_BLOCK(NPX, CHECKED, ow)                                                               \
+    for (ptrdiff_t c0 = c_begin; c0 < c_end; c0 += 16) {                                                \
+        const __mmask16 m = pyconv_mask16(c_end - c0 > 16 ? 16 : (size_t)(c_end - c0));                 \
+        const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();             \
+        pyconv_dw_stream(NPX, IN_ACT, CHECKED, xr + ((ow) * SW - PL) * C + c0, rs, C, m, w + c0, bv,        \
+                         y + ((ow) - ow_begin) * C + c0, act, KH, KW, SW, DW, kh_lo, kh_hi,                 \
+                         (ow) * SW < PL ? PL - (ow) * SW : 0, W - ((ow) * SW - PL));                         \
+    }
+#define PYCONV_DW_PREFETCH(ow)                                                                          \
+    if (g->prefetch && (ow) + PYCONV_DW_PREFETCH_AHEAD < ow_end)                                        \
+        pyconv_dw_prefetch(g, x, oh, (ow) + PYCONV_DW_PREFETCH_AHEAD, PYCONV_DW_STREAM_PX, kh_lo, kh_hi);
+    const ptrdiff_t NPX = PYCONV_DW_STREAM_PX;
+    ptrdiff_t ow = ow_begin;
+    if (full_rows) {
+        for (; ow < ow_lo && ow + NPX <= ow_end; ow += NPX) {
+            PYCONV_DW_PREFETCH(ow)
+            PYCONV_DW_BLOCK(PYCONV_DW_STREAM_PX, 1, ow)
+        }
+        for (; ow + NPX <= ow_hi; ow += NPX) {
+            PYCONV_DW_PREFETCH(ow)
+            PYCONV_DW_BLOCK(PYCONV_DW_STREAM_PX, 0, ow)
+        }
+    }
+    for (; ow + NPX <= ow_end; ow += NPX) {
+        PYCONV_DW_PREFETCH(ow)
+        PYCONV_DW_BLOCK(PYCONV_DW_STREAM_PX, 1, ow)
+    }
+    switch (ow_end - ow) {
+    case 7: PYCONV_DW_BLOCK(7, 1, ow) break;
+    case 6: PYCONV_DW_BLOCK(6, 1, ow) break;
+    case 5: PYCONV_DW_BLOCK(5, 1, ow) break;
+    case 4: PYCONV_DW_BLOCK(4, 1, ow) break;
+    case 3: PYCONV_DW_BLOCK(3, 1, ow) break;
+    case 2: PYCONV_DW_BLOCK(2, 1, ow) break;
+    case 1: PYCONV_DW_BLOCK(1, 1, ow) break;
+    default: break;
+    }
+#undef PYCONV_DW_PREFETCH
+#undef PYCONV_DW_BLOCK
+}
+
 /* Four output pixels x 32 channels = 8 independent FMA chains, which hides the FMA latency that
  * bounds a one-pixel loop; pixels whose window crosses the left or right edge run one at a time,
  * skipping the taps outside the image (measured faster than four at a time reading zeros: ~47 vs ~37
@@ -92,6 +184,11 @@ pyconv_dwconv_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const flo
      * time through pyconv_dw_held: at 7x7x1024 a row has 2 edge pixels of 7, and one pixel at a time
      * waits on its FMA latency (7x7x1024 on one thread: 18.6 us with the edges one by one). */
     const int held = KH * KW <= PYCONV_DW_HELD_TAPS;
+    if (!held && STREAM) {
+        pyconv_dw_stream_row(IN_ACT, g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, KH, KW, SW, DW,
+                             kh_lo, kh_hi, ow_lo, ow_hi);
+        return;
+    }
     const int full_rows = kh_lo == 0 && kh_hi == KH;
     for (ptrdiff_t c0 = c_begin; c0 < c_end; c0 += 32) {
         const ptrdiff_t cn = c_end - c0;
@@ -182,6 +279,16 @@ pyconv_dwconv_row_avx512_impl(const pyconv_dw_geom *g, const float *x, const flo
 #undef PYCONV_DW_FMA4
 #undef PYCONV_DW_STORE4
 
+/* 5x5, 7x7 and 9x9 at stride 1 and 2, no input activation (EfficientNet, MixNet, MobileNetV3): literal
+ * geometry, streaming; each a function of its own, so that the compiler allocates each alone. */
+#define PYCONV_DW_SPEC(K, S)                                                                            \
+    static __attribute__((noinline)) void pyconv_dw_k##K##s##S(PYCONV_DWCONV_ROW_ARGS) {                 \
+        pyconv_dwconv_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, K, K, S, 1, 1, 0); \
+    }
+PYCONV_DW_SPEC(5, 1) PYCONV_DW_SPEC(5, 2) PYCONV_DW_SPEC(7, 1) PYCONV_DW_SPEC(7, 2) PYCONV_DW_SPEC(9, 1)
+PYCONV_DW_SPEC(9, 2)
+#undef PYCONV_DW_SPEC
+
 void pyconv_dwconv_row__avx512(PYCONV_DWCONV_ROW_ARGS) {
     /* Literal 3x3 geometry (and no input activation) lets the compiler unroll and specialise. */
     const int ia = g->in_act;
@@ -193,6 +300,18 @@ void pyconv_dwconv_row__avx512(PYCONV_DWCONV_ROW_ARGS) {
         pyconv_dwconv_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 2, 1, 1, 0);
     else if (g->KH == 3 && g->KW == 3 && g->DW == 1 && g->SW == 2)
         pyconv_dwconv_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, 3, 3, 2, 1, 1, ia);
+    else if (g->KH == 5 && g->KW == 5 && g->DW == 1 && g->SW == 1 && ia == 0)
+        pyconv_dw_k5s1(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
+    else if (g->KH == 5 && g->KW == 5 && g->DW == 1 && g->SW == 2 && ia == 0)
+        pyconv_dw_k5s2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
+    else if (g->KH == 7 && g->KW == 7 && g->DW == 1 && g->SW == 1 && ia == 0)
+        pyconv_dw_k7s1(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
+    else if (g->KH == 7 && g->KW == 7 && g->DW == 1 && g->SW == 2 && ia == 0)
+        pyconv_dw_k7s2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
+    else if (g->KH == 9 && g->KW == 9 && g->DW == 1 && g->SW == 1 && ia == 0)
+        pyconv_dw_k9s1(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
+    else if (g->KH == 9 && g->KW == 9 && g->DW == 1 && g->SW == 2 && ia == 0)
+        pyconv_dw_k9s2(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act);
     else
         pyconv_dwconv_row_avx512_impl(g, x, w, bias, y, oh, ow_begin, ow_end, c_begin, c_end, act, g->KH, g->KW,
                                       g->SW, g->DW, 0, ia);
