@@ -81,14 +81,14 @@ def test_inconsistent_shapes():
 
 def test_problems_in_supported_ops_reported_together():
     nodes = [conv(),
-             helper.make_node("Pad", ["c", "pads"], ["p"], name="reflect", mode="reflect"),
+             helper.make_node("Pad", ["c", "pads"], ["p"], name="wrap", mode="wrap"),
              helper.make_node("Transpose", ["c"], ["t"], name="hw", perm=[0, 1, 3, 2]),
              helper.make_node("Relu", ["t"], ["r"], name="after")]  # downstream of a problem: not repeated
     data = make_model(nodes, outputs=("p", "r"), initializers={**W, "pads": np.zeros(8, np.int64)})
     with pytest.raises(pyconv.OnnxImportError) as info:
         pyconv.from_onnx(data)
     message = str(info.value)
-    assert "2 problem(s)" in message and "Pad 'reflect': only constant padding" in message
+    assert "2 problem(s)" in message and "Pad 'wrap': padding mode 'wrap' is not supported" in message
     assert "Transpose 'hw': Transpose perm [0, 1, 3, 2]" in message and "after" not in message
 
 

@@ -375,10 +375,10 @@ def _computed_operands(ctx: "Context", node: OnnxNode, what: str) -> tuple["Tens
     batch axis with H, which no per-sample shape can express."""
     a, b = (ctx.value(i) for i in node.inputs[:2])
     kinds = {a.kind, b.kind}
-    for low in ("flat", "column"):
+    for low, form in (("flat", "2-D (N, F)"), ("column", "3-D (N, C, 1)")):
         if low in kinds and kinds != {low}:
             raise OnnxImportError(f"{what} {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))}: broadcasting a "
-                                  "lower-rank operand against a higher-rank one aligns its batch axis with another "
+                                  f"{form} operand against a higher-rank one aligns its batch axis with another "
                                   "axis, which pyconv's per-sample shapes cannot express")
     try:
         np.broadcast_shapes(a.shape, b.shape)
