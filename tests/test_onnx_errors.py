@@ -8,20 +8,17 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnx_graphs as og  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
 
 import pyconv  # noqa: E402
 from pyconv.cli import main as cli_main  # noqa: E402
 
 
 def make_model(nodes, inputs=None, outputs=("y",), initializers=None, opset=13) -> bytes:
-    inputs = inputs if inputs is not None else [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])]
-    graph = helper.make_graph(nodes, "g", inputs,
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-                              [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    """``nodes`` reading ``x`` (1, 4, 8, 8) unless ``inputs`` are given, computing ``outputs``."""
+    return og.make_model(nodes, inputs if inputs is not None else [og.tensor("x", [1, 4, 8, 8])],
+                         [og.tensor(o) for o in outputs], initializers or {}, opset)
 
 
 W = {"w": np.ones((4, 4, 3, 3), np.float32)}
