@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from ..activations import FUNCTIONS
 from ..graph.errors import ModelError
 from ..graph.layers import LAYER_TYPES, Shape
 from .reader import (BATCH, FOLDABLE, GraphInput, OnnxGraph, OnnxImportError, OnnxNode, Source, constant_value,
@@ -298,17 +299,29 @@ def supported_operators() -> list[str]:
     return sorted(CONVERTERS)
 
 
+# Activations pyconv does not compute, as exporters write them: named in the unsupported-operator error.
+_ACTIVATIONS_MISSING = {
+    "Erf": "the exact GELU's erf: GELU is not a pyconv activation", "Gelu": "GELU is not a pyconv activation",
+    "Softplus": "Softplus (also the first step of an exported Mish) is not a pyconv activation",
+    "Mish": "Mish is not a pyconv activation", "Elu": "ELU is not a pyconv activation",
+    "Selu": "SELU is not a pyconv activation", "Celu": "CELU is not a pyconv activation",
+    "Softsign": "Softsign is not a pyconv activation"}
+
+
 def _check_operators(graph: OnnxGraph) -> None:
     from .ops import CONVERTERS
     known = set(CONVERTERS) | set(FOLDABLE) | {"Constant", "Shape"}
     bad = [(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}", n.name)
            for n in graph.nodes if n.domain not in ("", "ai.onnx") or n.op_type not in known]
     if bad:
-        pairs = ", ".join(f"({op}, {name!r})" for op, name in bad)
+        pairs = ", ".join(f"({op}, {name!r})" + (f" [{_ACTIVATIONS_MISSING[op]}]" if op in _ACTIVATIONS_MISSING else "")
+                          for op, name in bad)
+        activations = (f"; pyconv's activation functions are {', '.join(FUNCTIONS)}"
+                       if any(op in _ACTIVATIONS_MISSING for op, _ in bad) else "")
         raise OnnxImportError(
             f"the model uses {len(bad)} node(s) of unsupported operator types: {pairs}",
             hint=f"supported operators: {', '.join(supported_operators())}; plus Constant and constant shape "
-                 f"computations ({', '.join(sorted(set(FOLDABLE) | {'Shape'} - set(CONVERTERS)))})")
+                 f"computations ({', '.join(sorted(set(FOLDABLE) | {'Shape'} - set(CONVERTERS)))}){activations}")
 
 
 def onnx_to_config(graph: OnnxGraph, name: str = "", input_shape: InputShape = None
