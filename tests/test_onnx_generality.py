@@ -281,3 +281,25 @@ def test_missing_activation_named(op, what):
     with pytest.raises(pyconv.OnnxImportError, match=rf"\({op}, 'act'\) \[.*{what}") as info:
         pyconv.from_onnx(data)
     assert "hard_swish" in info.value.hint
+
+
+@pytest.mark.parametrize("form", ["GlobalMaxPool", "ReduceMax_keepdims", "ReduceMax_flat", "ReduceMax_axes_input"])
+def test_global_max(form):
+    """dynamo exports ``F.adaptive_max_pool2d(x, 1)`` as ReduceMax over (2, 3); other exporters write
+    GlobalMaxPool. The window follows the input size when the model runs at another one."""
+    opset = 18 if form == "ReduceMax_axes_input" else 13
+    if form == "GlobalMaxPool":
+        node = helper.make_node("GlobalMaxPool", ["c"], ["m"])
+    elif form == "ReduceMax_axes_input":
+        node = helper.make_node("ReduceMax", ["c", "axes"], ["m"], keepdims=0)
+    else:
+        node = helper.make_node("ReduceMax", ["c"], ["m"], axes=[-1, 2], keepdims=int(form.endswith("keepdims")))
+    then = (helper.make_node("Flatten", ["m"], ["y"]) if form in ("GlobalMaxPool", "ReduceMax_keepdims")
+            else helper.make_node("Relu", ["m"], ["y"]))
+    data = og.make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), node, then],
+                         [og.tensor("x", [1, 3, "h", "w"])], [og.tensor("y")],
+                         {"w": _weights(5, 3, 3, 3), "axes": np.array([2, 3], np.int64)}, opset)
+    model = pyconv.from_onnx(data, input_shape=(1, 3, 6, 7))
+    for hw in ((6, 7), (9, 4)):
+        x = np.random.default_rng(6).uniform(-1, 1, (1, 3, *hw)).astype(np.float32)
+        np.testing.assert_allclose(model.run(x), og.ort_run(data, {"x": x})[0], rtol=1e-6, atol=1e-6)

@@ -212,6 +212,34 @@ def _reduce_mean(ctx: "Context", node: OnnxNode) -> None:
 _PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge"}
 
 
+def _global_max_pool(ctx: "Context", node: OnnxNode, t: "Tensor", keepdims: bool) -> None:
+    """The max over H and W as a max pool whose window is the whole image (converted again at each
+    input size, so the window follows it)."""
+    h, w, _ = t.shape
+    attrs = {"pool": [h, w], "stride": [h, w], "padding": [[0, 0], [0, 0]], "ceil_mode": False}
+    if keepdims:
+        ctx.emit(node, "max_pool", [t], attrs, nonneg=t.nonneg)
+        return
+    pooled = ctx.add_layer(f"{node.name or node.outputs[0]}/max", "max_pool", [t.layer], attrs)
+    ctx.emit(node, "flatten", [dataclasses.replace(t, layer=pooled, shape=ctx.shapes[pooled])], {"order": "NCHW"},
+             kind="flat", nonneg=t.nonneg)
+
+
+@_converter("GlobalMaxPool")
+def _global_max(ctx: "Context", node: OnnxNode) -> None:
+    _global_max_pool(ctx, node, ctx.image(node.inputs[0]), True)
+
+
+@_converter("ReduceMax")
+def _reduce_max(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.image(node.inputs[0])
+    axes = _axes(ctx, node)
+    if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
+        raise OnnxImportError(f"only the max over the spatial axes (2, 3) of {list(t.onnx_shape(1))} is supported, "
+                              f"found axes {axes}")
+    _global_max_pool(ctx, node, t, bool(node.attrs.get("keepdims", 1)))
+
+
 @_converter("Pad")
 def _pad(ctx: "Context", node: OnnxNode) -> None:
     mode = _text(node.attrs.get("mode", "constant"))
