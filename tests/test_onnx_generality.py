@@ -303,3 +303,15 @@ def test_global_max(form):
     for hw in ((6, 7), (9, 4)):
         x = np.random.default_rng(6).uniform(-1, 1, (1, 3, *hw)).astype(np.float32)
         np.testing.assert_allclose(model.run(x), og.ort_run(data, {"x": x})[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode,value", [("constant", 0.0), ("constant", 1.5), ("edge", 0.0)])
+@pytest.mark.parametrize("pads", [[0, 0, -1, 0, 0, 0, -2, -1], [0, 0, 2, -1, 0, 0, -1, 3], [0, 0, -1, -2, 0, 0, 0, 0]])
+def test_negative_pads_crop(pads, mode, value):
+    """Negative pads crop: what TensorFlow-"same" pads traced at one size compute at a larger one."""
+    nodes = [helper.make_node("Pad", ["x", "pads", "value"], ["p"], mode=mode),
+             helper.make_node("Conv", ["p", "w"], ["y"])]
+    inits = {"pads": np.array(pads, np.int64), "value": np.array(value, np.float32), "w": _weights(2, 3, 2, 2)}
+    data = og.make_model(nodes, [og.tensor("x", [1, 3, 6, 7])], [og.tensor("y")], inits)
+    x = np.random.default_rng(7).uniform(-1, 1, (1, 3, 6, 7)).astype(np.float32)
+    np.testing.assert_allclose(pyconv.from_onnx(data).run(x), og.ort_run(data, {"x": x})[0], rtol=1e-5, atol=1e-6)

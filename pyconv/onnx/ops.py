@@ -265,13 +265,29 @@ def _pad(ctx: "Context", node: OnnxNode) -> None:
         raise OnnxImportError(f"expected {2 * rank} pads for a 4-D input, found {pads}")
     if pads[0] or pads[1] or pads[4] or pads[5]:
         raise OnnxImportError(f"only padding of the spatial axes (H, W) is supported, found pads {pads}")
-    if min(pads) < 0:
-        raise OnnxImportError(f"negative pads (cropping) are not supported, found {pads}")
     own = (pads[2], pads[6], pads[3], pads[7])
+    if min(own) < 0:
+        # Negative pads crop (TensorFlow-"same" pads an exporter traced at one size and computes at a
+        # larger one): slices first, then the positive pads on the other sides.
+        t = ctx.value(node.inputs[0])
+        for axis, (before, after) in ((1, own[:2]), (2, own[2:])):
+            if min(before, after) < 0:
+                size = t.shape[axis - 1]
+                start, stop = max(-before, 0), size - max(-after, 0)
+                if start >= stop:
+                    raise OnnxImportError(f"pads {pads} crop all of axis {axis + 1} of {list(t.onnx_shape(1))}")
+                layer = ctx.add_layer(f"{node.name or node.outputs[0]}/crop", "slice", [t.layer],
+                                      {"axis": axis, "start": start, "stop": stop, "step": 1})
+                t = dataclasses.replace(t, layer=layer, shape=ctx.shapes[layer])
+        own = tuple(max(p, 0) for p in own)
+        if own == (0, 0, 0, 0):
+            ctx.alias(node, t)
+            return
     if mode == "constant" and value == 0.0:
         ctx.alias(node, dataclasses.replace(t, pads=_sum_pads(t.pads, own)))
         return
-    t = ctx.value(node.inputs[0])
+    if min(pads) >= 0:
+        t = ctx.value(node.inputs[0])
     attrs = {"value": value} if mode == "constant" else {"mode": _PAD_MODES[mode]}
     ctx.emit(node, "pad", [t], {"padding": _padding(own), **attrs},
              nonneg=t.nonneg and (mode != "constant" or value >= 0))
