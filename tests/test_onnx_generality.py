@@ -315,3 +315,18 @@ def test_negative_pads_crop(pads, mode, value):
     data = og.make_model(nodes, [og.tensor("x", [1, 3, 6, 7])], [og.tensor("y")], inits)
     x = np.random.default_rng(7).uniform(-1, 1, (1, 3, 6, 7)).astype(np.float32)
     np.testing.assert_allclose(pyconv.from_onnx(data).run(x), og.ort_run(data, {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_channel_mean(opset):
+    """``x.mean(1, keepdim=True)`` (CBAM's spatial attention) as a 1x1 convolution by 1/C, broadcast back."""
+    axes = {"axes": [1]} if opset < 18 else {}
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"] if opset >= 18 else ["x"], ["m"], keepdims=1, **axes),
+             helper.make_node("Sigmoid", ["m"], ["s"]), helper.make_node("Mul", ["x", "s"], ["y"])]
+    data = og.make_model(nodes, [og.tensor("x", [2, 5, 4, 3])], [og.tensor("y")], {"axes": np.array([1], np.int64)},
+                         opset)
+    x = np.random.default_rng(8).uniform(-1, 1, (2, 5, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(pyconv.from_onnx(data).run(x), og.ort_run(data, {"x": x})[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(pyconv.OnnxImportError, match="over the channels with keepdims=1"):
+        pyconv.from_onnx(og.make_model([helper.make_node("ReduceMean", ["x"], ["y"], axes=[1], keepdims=0)],
+                                       [og.tensor("x", [2, 5, 4, 3])], [og.tensor("y")]))

@@ -201,9 +201,16 @@ def _reduce_mean(ctx: "Context", node: OnnxNode) -> None:
     axes = _axes(ctx, node)
     spatial = [1, 2] if t.nhwc else [2, 3]
     keepdims = node.attrs.get("keepdims", 1)
+    if not t.nhwc and keepdims and axes is not None and [a % 4 for a in axes] == [1]:
+        # The mean over the channels (CBAM's spatial attention) is a 1x1 convolution by 1/C.
+        c = t.shape[2]
+        ctx.emit(node, "pointwise_conv2d", [t], {"filters": 1, "use_bias": False},
+                 {"kernel": np.full((c, 1), 1.0 / c, np.float32)}, nonneg=t.nonneg)
+        return
     if axes is None or sorted(a % 4 for a in axes) != spatial or (t.nhwc and keepdims):
         raise OnnxImportError(f"only the mean over the spatial axes {tuple(spatial)} of {list(t.onnx_shape(1))} is "
-                              f"supported{' (with keepdims=0)' if t.nhwc else ''}, found axes {axes}")
+                              f"supported{' (with keepdims=0)' if t.nhwc else ', or over the channels with keepdims=1'}, "
+                              f"found axes {axes}{'' if keepdims else ' with keepdims=0'}")
     kind = "pooled" if keepdims else "flat"
     ctx.emit(node, "global_avg_pool", [t], {}, kind=kind, nonneg=t.nonneg)
 
