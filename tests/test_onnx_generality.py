@@ -196,8 +196,9 @@ def test_expand(name):
 
 
 def test_expand_refusals():
-    with pytest.raises(pyconv.OnnxImportError, match=r"Expand.*only a target of the same rank"):
-        pyconv.from_onnx(_expand_graph([helper.make_node("Identity", ["e"], ["y"])], (2, 1, 4, 5, 3)))
+    for target in ((2, 1, 4, 5, 3), (3, 4, 5, 3)):  # another rank; repeating the batch
+        with pytest.raises(pyconv.OnnxImportError, match=r"Expand.*only a target of the same rank"):
+            pyconv.from_onnx(_expand_graph([helper.make_node("Identity", ["e"], ["y"])], target))
     # Repeating a single channel: no pyconv layer does that.
     nodes = [helper.make_node("Conv", ["x", "w1"], ["c"]), helper.make_node("Expand", ["c", "shape"], ["e"]),
              helper.make_node("Conv", ["e", "w"], ["y"])]

@@ -705,9 +705,9 @@ def _expand(ctx: "Context", node: OnnxNode) -> None:
     a, b = [1] * (rank - len(shape)) + shape, [1] * (rank - len(target)) + target
     out = [x if y == 1 or y == x or (i == 0 and y in (BATCH, ctx.batch)) else y if x == 1 else None
            for i, (x, y) in enumerate(zip(a, b))]
-    if None in out or rank != len(shape):
+    if None in out or rank != len(shape) or out[0] != shape[0]:
         raise OnnxImportError(f"cannot expand {list(t.onnx_shape(1))} to {target}: only a target of the same rank "
-                              "that broadcasts with the input is supported")
+                              "that broadcasts with the input and keeps its batch is supported")
     if out[1:] == shape[1:]:
         ctx.alias(node, t)
         return
