@@ -128,7 +128,8 @@ def _gate_graph(steps, opset=13, extra_outputs=()):
 
 
 GATES = {
-    "unsqueeze_2_3": [helper.make_node("Unsqueeze", ["v", "a2"], ["u"]), helper.make_node("Unsqueeze", ["u", "a3"], ["g"])],
+    "unsqueeze_2_3": [helper.make_node("Unsqueeze", ["v", "a2"], ["u"]),
+                      helper.make_node("Unsqueeze", ["u", "a3"], ["g"])],
     "unsqueeze_neg": [helper.make_node("Unsqueeze", ["v", "am1"], ["u"]),
                       helper.make_node("Sigmoid", ["u"], ["s"]), helper.make_node("Unsqueeze", ["s", "am1"], ["g"])],
     "reshape_then_unsqueeze": [helper.make_node("Reshape", ["v", "c1"], ["u"]),
@@ -160,9 +161,9 @@ def test_column_tensor_observable_and_as_output():
 
 
 def test_column_against_image_refused():
-    data = og.make_model([helper.make_node("ReduceMean", ["x"], ["v"], axes=[2, 3], keepdims=0),
-                          helper.make_node("Unsqueeze", ["v", "a2"], ["u"]), helper.make_node("Mul", ["x", "u"], ["y"])],
-                         [og.tensor("x", [1, 4, 4, 3])], [og.tensor("y")], {"a2": np.array([2], np.int64)})
+    nodes = [helper.make_node("ReduceMean", ["x"], ["v"], axes=[2, 3], keepdims=0),
+             helper.make_node("Unsqueeze", ["v", "a2"], ["u"]), helper.make_node("Mul", ["x", "u"], ["y"])]
+    data = og.make_model(nodes, [og.tensor("x", [1, 4, 4, 3])], [og.tensor("y")], {"a2": np.array([2], np.int64)})
     with pytest.raises(pyconv.OnnxImportError, match=r"Mul.*3-D \(N, C, 1\) operand"):
         pyconv.from_onnx(data)
 

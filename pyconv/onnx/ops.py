@@ -208,9 +208,9 @@ def _reduce_mean(ctx: "Context", node: OnnxNode) -> None:
                  {"kernel": np.full((c, 1), 1.0 / c, np.float32)}, nonneg=t.nonneg)
         return
     if axes is None or sorted(a % 4 for a in axes) != spatial or (t.nhwc and keepdims):
+        also = " (with keepdims=0)" if t.nhwc else ", or over the channels with keepdims=1"
         raise OnnxImportError(f"only the mean over the spatial axes {tuple(spatial)} of {list(t.onnx_shape(1))} is "
-                              f"supported{' (with keepdims=0)' if t.nhwc else ', or over the channels with keepdims=1'}, "
-                              f"found axes {axes}{'' if keepdims else ' with keepdims=0'}")
+                              f"supported{also}, found axes {axes}{'' if keepdims else ' with keepdims=0'}")
     kind = "pooled" if keepdims else "flat"
     ctx.emit(node, "global_avg_pool", [t], {}, kind=kind, nonneg=t.nonneg)
 
