@@ -35,7 +35,8 @@ def test_unsupported_ops_listed_together():
     with pytest.raises(pyconv.OnnxImportError) as info:
         pyconv.from_onnx(make_model(nodes, initializers=W))
     message = str(info.value)
-    assert "2 node(s) of unsupported operator types: (Softplus, 'gate'), (Elu, 'elu1')" in message
+    assert ("2 node(s) of unsupported operator types: (Softplus, 'gate') [Softplus (also the first step of an "
+            "exported Mish) is not a pyconv activation], (Elu, 'elu1') [ELU is not a pyconv activation]") in message
     assert "Conv" in info.value.hint and "BatchNormalization" in info.value.hint
     assert isinstance(info.value, pyconv.ModelError)
 
