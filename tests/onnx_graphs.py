@@ -1,11 +1,11 @@
 """Helpers for tests that build small ONNX graphs by hand (``onnx.helper``) and run them in onnxruntime.
 
-Import it after ``pytest.importorskip("onnx")`` and ``("onnxruntime")``: both are needed here.
+Import it after ``pytest.importorskip("onnx")``; :func:`ort_run` needs onnxruntime as well (skip on
+``pytest.importorskip("onnxruntime")`` before calling it).
 """
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 __all__ = ["make_model", "ort_run", "tensor"]
@@ -27,6 +27,8 @@ def tensor(name: str, shape=None):
 
 def ort_run(data: bytes, feeds: dict) -> list:
     """onnxruntime's outputs on one thread, warnings silenced."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.log_severity_level = 3

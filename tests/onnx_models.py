@@ -1,6 +1,9 @@
 """PyTorch definitions of the CNNs the ONNX import tests and benchmarks export: MobileNet v1 and v2,
-Xception, ShuffleNet v1, a ResNeXt block, a TensorFlow-SAME-padded network and a small network for the
-activation functions.
+Xception, ShuffleNet v1, a ResNeXt block, a TensorFlow-SAME-padded network, a small network for the
+activation functions, and for the generality tests (tests/test_onnx_generality.py) the way other mobile
+networks are written: an MBConv family (MNASNet, EfficientNet-Lite, EfficientNetV2's fused MBConv,
+FBNet, TinyNet), squeeze-excitation spelt every common way, RegNet, SqueezeNet 1.1, ResNet-18 and a
+DenseNet with batch norms after its concatenations.
 
 Written here, independently of ``pyconv.testing``, from the papers' architectures; width multipliers,
 depths and input sizes are parameters so the default tests can run them small. ``randomize_bn`` gives
@@ -9,6 +12,7 @@ the batch norms non-trivial statistics (fresh ones are the identity, which would
 from __future__ import annotations
 
 import io
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -228,6 +232,223 @@ class ActivationNet(nn.Module):
     def forward(self, x):
         x = self.pool(self.pw(self.dw(self.stem(x))))
         return self.fc(x.mean((2, 3)))
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-excitation as the model zoos write it. ``spell``: how the (N, C) gate meets the image
+    (``none_none``: ``y[:, :, None, None]``, ``unsqueeze``, ``view``, ``expand_as``, ``reshape``) with
+    ``nn.Linear`` layers after ``x.mean((2, 3))``; or ``conv_*``: 1x1 convolutions after a keepdim
+    mean (``conv_mean``), ``F.adaptive_avg_pool2d`` (``conv_pool``) or ``nn.AdaptiveAvgPool2d((1, 1))``
+    (``conv_module``). ``gate``: sigmoid, hardsigmoid, or by hand ``relu6_div`` (``F.relu6(y + 3) / 6``)."""
+
+    def __init__(self, c: int, spell: str = "none_none", gate: str = "sigmoid", reduce: int = 4) -> None:
+        super().__init__()
+        mid = max(8, c // reduce)
+        self.spell, self.gate = spell, gate
+        conv = spell.startswith("conv")
+        self.fc1 = nn.Conv2d(c, mid, 1) if conv else nn.Linear(c, mid)
+        self.fc2 = nn.Conv2d(mid, c, 1) if conv else nn.Linear(mid, c)
+        self.pool = nn.AdaptiveAvgPool2d((1, 1))
+
+    def forward(self, x):
+        n, c = x.shape[:2]
+        if self.spell == "conv_mean":
+            y = x.mean((2, 3), keepdim=True)
+        elif self.spell == "conv_pool":
+            y = F.adaptive_avg_pool2d(x, 1)
+        elif self.spell == "conv_module":
+            y = self.pool(x)
+        else:
+            y = x.mean((2, 3))
+        y = self.fc2(F.relu(self.fc1(y)))
+        y = {"sigmoid": torch.sigmoid, "hardsigmoid": F.hardsigmoid,
+             "relu6_div": lambda v: F.relu6(v + 3) / 6}[self.gate](y)
+        if self.spell == "none_none":
+            y = y[:, :, None, None]
+        elif self.spell == "unsqueeze":
+            y = y.unsqueeze(-1).unsqueeze(-1)
+        elif self.spell == "view":
+            y = y.view(n, c, 1, 1)
+        elif self.spell == "expand_as":
+            y = y.view(n, c, 1, 1).expand_as(x)
+        elif self.spell == "reshape":
+            y = y.reshape(-1, c, 1, 1)
+        return x * y
+
+
+class _MBConv(nn.Module):
+    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int, se: Optional[str], act: type,
+                 fused: bool) -> None:
+        super().__init__()
+        mid = cin * expand
+        if fused:  # EfficientNetV2: one full convolution instead of the expansion and the depthwise one
+            layers = [_cbr(cin, mid, k, stride, act=act)]
+        else:
+            layers = ([_cbr(cin, mid, 1, act=act)] if expand != 1 else []) + [_cbr(mid, mid, k, stride, mid, act)]
+        if se:
+            layers.append(SqueezeExcite(mid, se))
+        layers += [nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+class MBConvNet(nn.Module):
+    """The MBConv family: ``blocks`` of (kernel, expansion, channels, repeats, stride, SE spell or None,
+    fused), a stem, a 1x1 head and a linear classifier after ``torch.flatten`` of an adaptive pool."""
+
+    def __init__(self, blocks, stem: int = 16, head: int = 64, act: type = nn.ReLU, classes: int = 10) -> None:
+        super().__init__()
+        layers, cin = [_cbr(3, stem, 3, 2, act=act)], stem
+        for k, e, c, n, s, se, fused in blocks:
+            for i in range(n):
+                layers.append(_MBConv(cin, c, k, s if i == 0 else 1, e, se, act, fused))
+                cin = c
+        layers.append(_cbr(cin, head, 1, act=act))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Dropout(0.2), nn.Linear(head, classes))
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), (1, 1)), 1))
+
+
+# MBConv networks at reduced width and depth: (kernel, expansion, channels, repeats, stride, SE, fused).
+MBCONV_NETS = {
+    "mnasnet_b1": dict(blocks=[(3, 1, 8, 1, 1, None, False), (3, 3, 16, 2, 2, None, False),
+                               (5, 3, 24, 2, 2, None, False), (5, 6, 40, 1, 2, None, False)]),
+    "mnasnet_a1": dict(blocks=[(3, 1, 8, 1, 1, None, False), (3, 6, 16, 2, 2, None, False),
+                               (5, 3, 24, 2, 2, "conv_pool", False), (3, 6, 40, 1, 2, None, False)]),
+    "efficientnet_lite0": dict(blocks=[(3, 1, 8, 1, 1, None, False), (3, 6, 16, 2, 2, None, False),
+                                       (5, 6, 24, 2, 2, None, False)], act=nn.ReLU6),
+    "efficientnet_v2_b0": dict(blocks=[(3, 1, 16, 1, 1, None, True), (3, 4, 24, 2, 2, None, True),
+                                       (3, 4, 32, 1, 2, "conv_mean", False)], act=nn.SiLU),
+    "fbnet": dict(blocks=[(3, 1, 8, 1, 1, None, False), (5, 6, 16, 2, 2, None, False),
+                          (5, 3, 24, 1, 2, "conv_module", False)], act=nn.Hardswish),
+    "tinynet": dict(blocks=[(3, 1, 8, 1, 1, "none_none", False), (3, 6, 16, 2, 2, "unsqueeze", False),
+                            (5, 6, 24, 2, 2, "expand_as", False)], act=nn.SiLU),
+}
+
+
+class _RegNetBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, group_width: int, se: bool) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_cbr(cin, cout, 1), _cbr(cout, cout, 3, stride, cout // group_width),
+                                  *([SqueezeExcite(cout, "conv_pool")] if se else []),
+                                  nn.Conv2d(cout, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.skip = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                     if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        return F.relu(self.skip(x) + self.body(x), inplace=True)
+
+
+class RegNet(nn.Module):
+    """Radosavovic et al. 2020, 400MF widths (32, 64, 160, 384) with group width 16 and fewer blocks;
+    ``se``: RegNetY's squeeze-excitation."""
+
+    def __init__(self, se: bool = False, depths=(1, 1, 2, 1), classes: int = 10) -> None:
+        super().__init__()
+        blocks, cin = [_cbr(3, 32, 3, 2)], 32
+        for w, d in zip((32, 64, 160, 384), depths):
+            for i in range(d):
+                blocks.append(_RegNetBlock(cin, w, 2 if i == 0 else 1, 16, se))
+                cin = w
+        self.trunk = nn.Sequential(*blocks)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.trunk(x), (1, 1)), 1))
+
+
+class _Fire(nn.Module):
+    def __init__(self, cin: int, squeeze: int, expand: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(cin, squeeze, 1)
+        self.e1, self.e3 = nn.Conv2d(squeeze, expand, 1), nn.Conv2d(squeeze, expand, 3, padding=1)
+
+    def forward(self, x):
+        x = F.relu(self.squeeze(x), inplace=True)
+        return torch.cat([F.relu(self.e1(x), inplace=True), F.relu(self.e3(x), inplace=True)], 1)
+
+
+class SqueezeNet11(nn.Module):
+    """Iandola et al. 2016, version 1.1: ceil-mode max pools, fire modules, a convolutional classifier."""
+
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__()
+        pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
+        self.features = nn.Sequential(nn.Conv2d(3, 64, 3, 2), nn.ReLU(inplace=True), pool(), _Fire(64, 16, 64),
+                                      _Fire(128, 16, 64), pool(), _Fire(128, 32, 128), _Fire(256, 32, 128), pool(),
+                                      _Fire(256, 48, 192), _Fire(384, 64, 256))
+        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(512, classes, 1), nn.ReLU(inplace=True),
+                                        nn.AdaptiveAvgPool2d((1, 1)))
+
+    def forward(self, x):
+        return torch.flatten(self.classifier(self.features(x)), 1)
+
+
+class _Basic(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_cbr(cin, cout, 3, stride), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(cout))
+        self.down = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                     if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        return F.relu(self.body(x) + self.down(x))
+
+
+class ResNet18(nn.Module):
+    """He et al. 2016, ResNet-18 (``width`` scales the channels)."""
+
+    def __init__(self, width: float = 1.0, classes: int = 10) -> None:
+        super().__init__()
+        c = [int(n * width) for n in (64, 128, 256, 512)]
+        layers = [nn.Conv2d(3, c[0], 7, 2, 3, bias=False), nn.BatchNorm2d(c[0]), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+        cin = c[0]
+        for i, cout in enumerate(c):
+            layers += [_Basic(cin, cout, 1 if i == 0 else 2), _Basic(cout, cout, 1)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), (1, 1)), 1))
+
+
+class DenseNet(nn.Module):
+    """Huang et al. 2017 in small: pre-activation dense layers (batch norm, ReLU, 1x1, batch norm, ReLU,
+    3x3) each reading the concatenation of all earlier features, so every first batch norm follows a
+    concat, not a convolution; a transition (batch norm, 1x1, average pool) between the two blocks."""
+
+    def __init__(self, growth: int = 8, layers: int = 3, classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                                  nn.MaxPool2d(3, 2, 1))
+        # Both blocks start from 16 channels (the stem's, then the transition's).
+        c = 16 + layers * growth
+        self.blocks = nn.ModuleList(nn.ModuleList(
+            nn.Sequential(nn.BatchNorm2d(16 + i * growth), nn.ReLU(), nn.Conv2d(16 + i * growth, 4 * growth, 1),
+                          nn.BatchNorm2d(4 * growth), nn.ReLU(), nn.Conv2d(4 * growth, growth, 3, 1, 1))
+            for i in range(layers)) for _ in range(2))
+        self.transition = nn.Sequential(nn.BatchNorm2d(16 + layers * growth), nn.ReLU(),
+                                        nn.Conv2d(16 + layers * growth, 16, 1), nn.AvgPool2d(2, 2))
+        self.norm = nn.BatchNorm2d(c)
+        self.fc = nn.Linear(c, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for b, block in enumerate(self.blocks):
+            feats = [x]
+            for layer in block:
+                feats.append(layer(torch.cat(feats, 1)))
+            x = torch.cat(feats, 1)
+            if b == 0:
+                x = self.transition(x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(F.relu(self.norm(x)), 1), 1))
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -13,8 +13,9 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
+import onnx_graphs as og  # noqa: E402
 import onnx_models as om  # noqa: E402  (needs torch)
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import helper  # noqa: E402
 
 import pyconv  # noqa: E402
 
@@ -24,14 +25,8 @@ TOL = 1e-4
 nn = torch.nn
 
 
-def ort_run(data: bytes, feeds: dict) -> list:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]).run(None, feeds)
-
-
 def assert_matches(model: pyconv.Model, data: bytes, x: np.ndarray) -> None:
-    refs = ort_run(data, {"input": x})
+    refs = og.ort_run(data, {"input": x})
     got = model.run(x)
     got = list(got.values()) if isinstance(got, dict) else [got]
     for g, ref in zip(got, refs):
@@ -93,12 +88,9 @@ def test_exported_gates_become_one_fused_activation(act, opset, function):
 
 
 def make_model(nodes, outputs, initializers=(), opset=13, shape=(2, 4, 7, 6)) -> bytes:
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape))],
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-                              [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(initializers).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    """``nodes`` reading ``input`` of ``shape``, computing ``outputs``."""
+    return og.make_model(nodes, [og.tensor("input", list(shape))], [og.tensor(o) for o in outputs], initializers,
+                         opset)
 
 
 def test_hand_built_activation_operators():
@@ -130,7 +122,7 @@ def test_hand_built_activation_operators():
     model = pyconv.from_onnx(data)
     x = image((2, 4, 7, 6), seed=2)
     x[0, 0, 0, :4] = [np.nan, np.inf, -np.inf, 0.0]
-    refs = ort_run(data, {"input": x})
+    refs = og.ort_run(data, {"input": x})
     got = model.run(x)
     for name, ref in zip(outputs, refs):
         g = got[name]

@@ -8,20 +8,17 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnx_graphs as og  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
 
 import pyconv  # noqa: E402
 from pyconv.cli import main as cli_main  # noqa: E402
 
 
 def make_model(nodes, inputs=None, outputs=("y",), initializers=None, opset=13) -> bytes:
-    inputs = inputs if inputs is not None else [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])]
-    graph = helper.make_graph(nodes, "g", inputs,
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-                              [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    """``nodes`` reading ``x`` (1, 4, 8, 8) unless ``inputs`` are given, computing ``outputs``."""
+    return og.make_model(nodes, inputs if inputs is not None else [og.tensor("x", [1, 4, 8, 8])],
+                         [og.tensor(o) for o in outputs], initializers or {}, opset)
 
 
 W = {"w": np.ones((4, 4, 3, 3), np.float32)}
@@ -38,7 +35,8 @@ def test_unsupported_ops_listed_together():
     with pytest.raises(pyconv.OnnxImportError) as info:
         pyconv.from_onnx(make_model(nodes, initializers=W))
     message = str(info.value)
-    assert "2 node(s) of unsupported operator types: (Softplus, 'gate'), (Elu, 'elu1')" in message
+    assert ("2 node(s) of unsupported operator types: (Softplus, 'gate') [Softplus (also the first step of an "
+            "exported Mish) is not a pyconv activation], (Elu, 'elu1') [ELU is not a pyconv activation]") in message
     assert "Conv" in info.value.hint and "BatchNormalization" in info.value.hint
     assert isinstance(info.value, pyconv.ModelError)
 
@@ -81,14 +79,14 @@ def test_inconsistent_shapes():
 
 def test_problems_in_supported_ops_reported_together():
     nodes = [conv(),
-             helper.make_node("Pad", ["c", "pads"], ["p"], name="reflect", mode="reflect"),
+             helper.make_node("Pad", ["c", "pads"], ["p"], name="wrap", mode="wrap"),
              helper.make_node("Transpose", ["c"], ["t"], name="hw", perm=[0, 1, 3, 2]),
              helper.make_node("Relu", ["t"], ["r"], name="after")]  # downstream of a problem: not repeated
     data = make_model(nodes, outputs=("p", "r"), initializers={**W, "pads": np.zeros(8, np.int64)})
     with pytest.raises(pyconv.OnnxImportError) as info:
         pyconv.from_onnx(data)
     message = str(info.value)
-    assert "2 problem(s)" in message and "Pad 'reflect': only constant padding" in message
+    assert "2 problem(s)" in message and "Pad 'wrap': padding mode 'wrap' is not supported" in message
     assert "Transpose 'hw': Transpose perm [0, 1, 3, 2]" in message and "after" not in message
 
 

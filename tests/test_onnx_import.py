@@ -16,7 +16,8 @@ ort = pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
 import onnx_models as om  # noqa: E402  (needs torch)
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
+from onnx_graphs import make_model, ort_run, tensor  # noqa: E402
 
 import pyconv  # noqa: E402
 from pyconv.cli import main as cli_main  # noqa: E402
@@ -24,12 +25,6 @@ from pyconv.cli import main as cli_main  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
 TOL = 1e-4
-
-
-def ort_run(data: bytes, feeds: dict) -> list:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
 def assert_matches(model: pyconv.Model, data: bytes, x: np.ndarray, name: str = "input") -> None:
@@ -194,18 +189,6 @@ def test_wrong_input_shape_at_run_time(networks):
 
 
 # --- hand-built graphs -------------------------------------------------------------------------------
-
-def make_model(nodes, inputs, outputs, initializers=(), opset=13) -> bytes:
-    graph = helper.make_graph(nodes, "g", inputs, outputs,
-                              [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(initializers).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
-def tensor(name, shape):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
-
 
 def weights(*shape, seed=0):
     return np.random.default_rng(seed).uniform(-0.5, 0.5, shape).astype(np.float32)

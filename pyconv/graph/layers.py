@@ -481,25 +481,37 @@ class AvgPoolLayer(_PoolLayer):
 
 @register
 class PadLayer(LayerType):
-    """Constant padding of the spatial axes, ``padding`` [[top, bottom], [left, right]]. The ONNX importer
-    folds zero pads into the convolution or pooling after them; this layer serves the rest."""
+    """Padding of the spatial axes, ``padding`` [[top, bottom], [left, right]]: ``mode`` "constant"
+    (``value``), "reflect" (mirrored about the edge pixel, which is not repeated: each pad below the
+    axis's size) or "edge" (the edge pixel repeated). The ONNX importer folds zero pads into the
+    convolution or pooling after them; this layer serves the rest."""
 
     type = "pad"
-    defaults = {"value": 0.0}
+    defaults = {"value": 0.0, "mode": "constant"}
+    MODES = ("constant", "reflect", "edge")
 
     def output_shape(self, name, attrs, in_shapes):
         h, w, c = _image(name, in_shapes[0])
         (top, bottom), (left, right) = attrs["padding"]
+        if attrs["mode"] not in self.MODES:
+            raise ModelError(f"expected one of {', '.join(self.MODES)}, found {attrs['mode']!r}", layer=name,
+                             field="mode")
+        if attrs["mode"] == "reflect" and max(top, bottom) >= h or attrs["mode"] == "reflect" and max(left, right) >= w:
+            raise ModelError(f"reflect padding {attrs['padding']} of a {h}x{w} input: each pad must be below the "
+                             "size of its axis", layer=name, field="padding")
         return (h + top + bottom, w + left + right, c)
 
     def build(self, attrs, weights, in_shapes):
         (top, bottom), (left, right) = attrs["padding"]
-        value = attrs["value"]
+        value, mode = attrs["value"], attrs["mode"]
 
         def run(xs: Sequence[np.ndarray], out: np.ndarray, threads: int) -> None:
-            _, h, w, _ = xs[0].shape
-            out.fill(value)
-            out[:, top:top + h, left:left + w] = xs[0]
+            if mode == "constant":
+                _, h, w, _ = xs[0].shape
+                out.fill(value)
+                out[:, top:top + h, left:left + w] = xs[0]
+            else:
+                out[...] = np.pad(xs[0], ((0, 0), (top, bottom), (left, right), (0, 0)), mode=mode)
         return Kernel(run, _fixed("reshape"))
 
 

@@ -14,8 +14,8 @@ Reshape to (N, F) is a flatten in NHWC order.
 Layers are named after their ONNX node (or output tensor, for nodes without a name); the layers that
 compute graph outputs carry the output names, so ``model.run`` returns them under the ONNX names. The
 config's ``tensors`` maps every other ONNX tensor pyconv holds to the layer computing it (with any
-pending zero pad, and the ``(1, 1, C)`` view of a pooled ``(C,)``), so ``model.run(x, outputs=[...])``
-takes ONNX tensor names too.
+pending zero pad, and the ``(1, 1, C)`` or ``(C, 1)`` view of a pooled or column ``(C,)``), so
+``model.run(x, outputs=[...])`` takes ONNX tensor names too.
 
 Input sizes. A conversion happens at one size per graph input: the file's, or for symbolic axes the
 size the caller declares (``from_onnx(path, input_shape=(1, 3, 224, 224))``); every shape computation
@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from ..activations import FUNCTIONS
 from ..graph.errors import ModelError
 from ..graph.layers import LAYER_TYPES, Shape
 from .reader import (BATCH, FOLDABLE, GraphInput, OnnxGraph, OnnxImportError, OnnxNode, Source, constant_value,
@@ -55,6 +56,8 @@ Pads = tuple[int, int, int, int]  # top, bottom, left, right
 # The ONNX shape of one graph input, or per input name: with or without the batch axis.
 InputShape = Union[None, Sequence[int], Mapping[str, Sequence[int]]]
 _NO_PADS: Pads = (0, 0, 0, 0)
+# The kinds held as a (C,) vector whose ONNX shape has trailing unit axes: that shape per sample.
+_VECTOR_VIEWS = {"pooled": lambda c: [1, 1, c], "column": lambda c: [c, 1]}
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ class Tensor:
     """An ONNX tensor computed by the model, as pyconv holds it.
 
     ``kind``: ``"image"`` (ONNX ``(N, C, H, W)``, layer output ``(H, W, C)``), ``"flat"`` (``(N, F)``,
-    ``(F,)``) or ``"pooled"`` (a global pool's ``(N, C, 1, 1)``, held as ``(C,)``). ``pads`` is a zero
+    ``(F,)``), ``"pooled"`` (a global pool's ``(N, C, 1, 1)``, held as ``(C,)``) or ``"column"``
+    (``(N, C, 1)``, held as ``(C,)``: the middle of ``y[:, :, None, None]``, two Unsqueeze nodes). ``pads`` is a zero
     padding not yet applied to ``layer``'s output; ``shuffle`` marks the middle of a channel-shuffle
     pattern: ``("split", g)`` after its first Reshape, ``("swapped", g)`` after its Transpose. ``nhwc``
     marks an image whose ONNX tensor is transposed to (N, H, W, C), as pyconv holds it.
@@ -88,6 +92,8 @@ class Tensor:
             return (batch, *self.shape)
         if self.kind == "pooled":
             return (batch, self.shape[0], 1, 1)
+        if self.kind == "column":
+            return (batch, self.shape[0], 1)
         (h, w), c = self.padded_hw, self.shape[2]
         if self.nhwc:
             return (batch, h, w, c)
@@ -117,6 +123,9 @@ class Context:
         self._outputs = set(graph.outputs)
         self._names: set[str] = set(self._outputs)
         self._materialised: dict[str, Tensor] = {}
+        # ONNX tensors held in a smaller, broadcast-equivalent form (an Expand read only by broadcasting
+        # ops): not observable by name, as pyconv does not hold their ONNX shape.
+        self.hidden: set[str] = set()
 
     # --- reading inputs ------------------------------------------------------------------------------
 
@@ -207,8 +216,8 @@ class Context:
         the first input's."""
         out = node.outputs[0]
         kind = kind or inputs[0].kind
-        # A graph output held as a pooled (C,) gets its 4-D reshape under the output name at the end.
-        exact = out in self._outputs and kind != "pooled"
+        # A graph output held as a pooled or column (C,) gets its reshape under the output name at the end.
+        exact = out in self._outputs and kind not in _VECTOR_VIEWS
         base = out if exact else (node.name or out)
         layer = self.add_layer(base, type, [t.layer for t in inputs], attrs, weights, exact=exact)
         self.tensors[out] = Tensor(layer, kind, self.shapes[layer], nonneg=nonneg)
@@ -290,17 +299,29 @@ def supported_operators() -> list[str]:
     return sorted(CONVERTERS)
 
 
+# Activations pyconv does not compute, as exporters write them: named in the unsupported-operator error.
+_ACTIVATIONS_MISSING = {
+    "Erf": "the exact GELU's erf: GELU is not a pyconv activation", "Gelu": "GELU is not a pyconv activation",
+    "Softplus": "Softplus (also the first step of an exported Mish) is not a pyconv activation",
+    "Mish": "Mish is not a pyconv activation", "Elu": "ELU is not a pyconv activation",
+    "Selu": "SELU is not a pyconv activation", "Celu": "CELU is not a pyconv activation",
+    "Softsign": "Softsign is not a pyconv activation"}
+
+
 def _check_operators(graph: OnnxGraph) -> None:
     from .ops import CONVERTERS
     known = set(CONVERTERS) | set(FOLDABLE) | {"Constant", "Shape"}
     bad = [(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}", n.name)
            for n in graph.nodes if n.domain not in ("", "ai.onnx") or n.op_type not in known]
     if bad:
-        pairs = ", ".join(f"({op}, {name!r})" for op, name in bad)
+        pairs = ", ".join(f"({op}, {name!r})" + (f" [{_ACTIVATIONS_MISSING[op]}]" if op in _ACTIVATIONS_MISSING else "")
+                          for op, name in bad)
+        activations = (f"; pyconv's activation functions are {', '.join(FUNCTIONS)}"
+                       if any(op in _ACTIVATIONS_MISSING for op, _ in bad) else "")
         raise OnnxImportError(
             f"the model uses {len(bad)} node(s) of unsupported operator types: {pairs}",
             hint=f"supported operators: {', '.join(supported_operators())}; plus Constant and constant shape "
-                 f"computations ({', '.join(sorted(set(FOLDABLE) | {'Shape'} - set(CONVERTERS)))})")
+                 f"computations ({', '.join(sorted(set(FOLDABLE) | {'Shape'} - set(CONVERTERS)))}){activations}")
 
 
 def onnx_to_config(graph: OnnxGraph, name: str = "", input_shape: InputShape = None
@@ -358,16 +379,18 @@ def onnx_to_config(graph: OnnxGraph, name: str = "", input_shape: InputShape = N
 
 def _tensor_views(ctx: Context) -> dict[str, dict[str, Any]]:
     """Each computed ONNX tensor that no layer is named after, as the layer holding it (see the config's
-    ``tensors``); the middle of a channel shuffle and NHWC-transposed images are not observable."""
+    ``tensors``); the middle of a channel shuffle, NHWC-transposed images and unexpanded Expand results
+    are not observable."""
     views = {}
     for name, t in ctx.tensors.items():
-        if t.shuffle is not None or t.nhwc or (name == t.layer and t.pads == _NO_PADS and t.kind != "pooled"):
+        if t.shuffle is not None or t.nhwc or name in ctx.hidden or (
+                name == t.layer and t.pads == _NO_PADS and t.kind not in _VECTOR_VIEWS):
             continue
         view: dict[str, Any] = {"layer": t.layer}
         if t.pads != _NO_PADS:
             view["pads"] = [[t.pads[0], t.pads[1]], [t.pads[2], t.pads[3]]]
-        if t.kind == "pooled":
-            view["shape"] = [1, 1, t.shape[0]]
+        if t.kind in _VECTOR_VIEWS:
+            view["shape"] = _VECTOR_VIEWS[t.kind](t.shape[0])
         views[name] = view
     return views
 
@@ -376,8 +399,8 @@ def _output(ctx: Context, out: str) -> str:
     if out in ctx.constants:
         raise OnnxImportError("a graph output that is a constant is not supported")
     t = ctx.value(out)
-    if t.kind == "pooled":
-        return ctx.add_layer(out, "reshape", [t.layer], {"shape": [1, 1, t.shape[0]]}, exact=True)
+    if t.kind in _VECTOR_VIEWS:
+        return ctx.add_layer(out, "reshape", [t.layer], {"shape": _VECTOR_VIEWS[t.kind](t.shape[0])}, exact=True)
     if t.layer != out:
         # An identity layer gives the output its ONNX name (the loader removes it).
         return ctx.add_layer(out, "dropout", [t.layer], {}, exact=True)

@@ -201,18 +201,57 @@ def _reduce_mean(ctx: "Context", node: OnnxNode) -> None:
     axes = _axes(ctx, node)
     spatial = [1, 2] if t.nhwc else [2, 3]
     keepdims = node.attrs.get("keepdims", 1)
+    if not t.nhwc and keepdims and axes is not None and [a % 4 for a in axes] == [1]:
+        # The mean over the channels (CBAM's spatial attention) is a 1x1 convolution by 1/C.
+        c = t.shape[2]
+        ctx.emit(node, "pointwise_conv2d", [t], {"filters": 1, "use_bias": False},
+                 {"kernel": np.full((c, 1), 1.0 / c, np.float32)}, nonneg=t.nonneg)
+        return
     if axes is None or sorted(a % 4 for a in axes) != spatial or (t.nhwc and keepdims):
+        also = " (with keepdims=0)" if t.nhwc else ", or over the channels with keepdims=1"
         raise OnnxImportError(f"only the mean over the spatial axes {tuple(spatial)} of {list(t.onnx_shape(1))} is "
-                              f"supported{' (with keepdims=0)' if t.nhwc else ''}, found axes {axes}")
+                              f"supported{also}, found axes {axes}{'' if keepdims else ' with keepdims=0'}")
     kind = "pooled" if keepdims else "flat"
     ctx.emit(node, "global_avg_pool", [t], {}, kind=kind, nonneg=t.nonneg)
+
+
+# ONNX Pad mode -> the pad layer's mode.
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge"}
+
+
+def _global_max_pool(ctx: "Context", node: OnnxNode, t: "Tensor", keepdims: bool) -> None:
+    """The max over H and W as a max pool whose window is the whole image (converted again at each
+    input size, so the window follows it)."""
+    h, w, _ = t.shape
+    attrs = {"pool": [h, w], "stride": [h, w], "padding": [[0, 0], [0, 0]], "ceil_mode": False}
+    if keepdims:
+        ctx.emit(node, "max_pool", [t], attrs, nonneg=t.nonneg)
+        return
+    pooled = ctx.add_layer(f"{node.name or node.outputs[0]}/max", "max_pool", [t.layer], attrs)
+    ctx.emit(node, "flatten", [dataclasses.replace(t, layer=pooled, shape=ctx.shapes[pooled])], {"order": "NCHW"},
+             kind="flat", nonneg=t.nonneg)
+
+
+@_converter("GlobalMaxPool")
+def _global_max(ctx: "Context", node: OnnxNode) -> None:
+    _global_max_pool(ctx, node, ctx.image(node.inputs[0]), True)
+
+
+@_converter("ReduceMax")
+def _reduce_max(ctx: "Context", node: OnnxNode) -> None:
+    t = ctx.image(node.inputs[0])
+    axes = _axes(ctx, node)
+    if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
+        raise OnnxImportError(f"only the max over the spatial axes (2, 3) of {list(t.onnx_shape(1))} is supported, "
+                              f"found axes {axes}")
+    _global_max_pool(ctx, node, t, bool(node.attrs.get("keepdims", 1)))
 
 
 @_converter("Pad")
 def _pad(ctx: "Context", node: OnnxNode) -> None:
     mode = _text(node.attrs.get("mode", "constant"))
-    if mode != "constant":
-        raise OnnxImportError(f"only constant padding is supported, found mode {mode!r}")
+    if mode not in _PAD_MODES:
+        raise OnnxImportError(f"padding mode {mode!r} is not supported (supported: {', '.join(_PAD_MODES)})")
     if ctx.opset < 11:
         pads, value = list(node.attrs["pads"]), float(node.attrs.get("value", 0.0))
     else:
@@ -233,14 +272,32 @@ def _pad(ctx: "Context", node: OnnxNode) -> None:
         raise OnnxImportError(f"expected {2 * rank} pads for a 4-D input, found {pads}")
     if pads[0] or pads[1] or pads[4] or pads[5]:
         raise OnnxImportError(f"only padding of the spatial axes (H, W) is supported, found pads {pads}")
-    if min(pads) < 0:
-        raise OnnxImportError(f"negative pads (cropping) are not supported, found {pads}")
     own = (pads[2], pads[6], pads[3], pads[7])
-    if value == 0.0:
+    if min(own) < 0:
+        # Negative pads crop (TensorFlow-"same" pads an exporter traced at one size and computes at a
+        # larger one): slices first, then the positive pads on the other sides.
+        t = ctx.value(node.inputs[0])
+        for axis, (before, after) in ((1, own[:2]), (2, own[2:])):
+            if min(before, after) < 0:
+                size = t.shape[axis - 1]
+                start, stop = max(-before, 0), size - max(-after, 0)
+                if start >= stop:
+                    raise OnnxImportError(f"pads {pads} crop all of axis {axis + 1} of {list(t.onnx_shape(1))}")
+                layer = ctx.add_layer(f"{node.name or node.outputs[0]}/crop", "slice", [t.layer],
+                                      {"axis": axis, "start": start, "stop": stop, "step": 1})
+                t = dataclasses.replace(t, layer=layer, shape=ctx.shapes[layer])
+        own = tuple(max(p, 0) for p in own)
+        if own == (0, 0, 0, 0):
+            ctx.alias(node, t)
+            return
+    if mode == "constant" and value == 0.0:
         ctx.alias(node, dataclasses.replace(t, pads=_sum_pads(t.pads, own)))
         return
-    t = ctx.value(node.inputs[0])
-    ctx.emit(node, "pad", [t], {"padding": _padding(own), "value": value}, nonneg=t.nonneg and value >= 0)
+    if min(pads) >= 0:
+        t = ctx.value(node.inputs[0])
+    attrs = {"value": value} if mode == "constant" else {"mode": _PAD_MODES[mode]}
+    ctx.emit(node, "pad", [t], {"padding": _padding(own), **attrs},
+             nonneg=t.nonneg and (mode != "constant" or value >= 0))
 
 
 # --- normalisation and activations -------------------------------------------------------------------
@@ -369,16 +426,17 @@ def _computed_operands(ctx: "Context", node: OnnxNode, what: str) -> tuple["Tens
     batch axis with H, which no per-sample shape can express."""
     a, b = (ctx.value(i) for i in node.inputs[:2])
     kinds = {a.kind, b.kind}
-    if "flat" in kinds and kinds != {"flat"}:
-        raise OnnxImportError(f"{what} {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))}: broadcasting a 2-D "
-                              "(N, F) operand against a 4-D one aligns its batch axis with a spatial axis, which "
-                              "pyconv's per-sample shapes cannot express")
+    for low, form in (("flat", "2-D (N, F)"), ("column", "3-D (N, C, 1)")):
+        if low in kinds and kinds != {low}:
+            raise OnnxImportError(f"{what} {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))}: broadcasting a "
+                                  f"{form} operand against a higher-rank one aligns its batch axis with another "
+                                  "axis, which pyconv's per-sample shapes cannot express")
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise OnnxImportError(f"inconsistent shapes: {what} {list(a.onnx_shape(1))} and {list(b.onnx_shape(1))}, "
                               "which do not broadcast against each other") from None
-    kind = "flat" if kinds == {"flat"} else "image" if "image" in kinds else "pooled"
+    kind = kinds.pop() if len(kinds) == 1 else "image"
     return a, b, kind
 
 
@@ -552,12 +610,12 @@ def _reshape(ctx: "Context", node: OnnxNode) -> None:
                      nonneg=t.nonneg)
     elif t.shuffle is None and len(target) == 1:
         _to_flat(ctx, node, t)
-    elif t.shuffle is None and t.kind in ("flat", "pooled") and target == [t.shape[0], 1, 1]:
-        ctx.alias(node, dataclasses.replace(t, kind="pooled"))
+    elif t.shuffle is None and _vector_kind(t, [1, *target]) is not None:
+        ctx.alias(node, dataclasses.replace(t, kind=_vector_kind(t, [1, *target])))
     else:
         raise OnnxImportError(f"unsupported reshape of {list(t.onnx_shape(1))} to (N, {', '.join(map(str, target))}):"
-                              " supported are flattening to (N, F), (N, C) <-> (N, C, 1, 1) and the channel "
-                              "shuffle pattern")
+                              " supported are flattening to (N, F), (N, C) <-> (N, C, 1) <-> (N, C, 1, 1) and the "
+                              "channel shuffle pattern")
 
 
 @_converter("Transpose")
@@ -584,26 +642,85 @@ def _axes(ctx: "Context", node: OnnxNode) -> Optional[list[int]]:
     return None
 
 
-@_converter("Squeeze")
+# The kinds held as a (C,) vector, by their ONNX rank: (N, C), (N, C, 1), (N, C, 1, 1).
+_VECTOR_KINDS = {2: "flat", 3: "column", 4: "pooled"}
+
+
+def _vector_kind(t: "Tensor", shape: list[int]) -> Optional[str]:
+    """The kind holding a vector ``t`` (a one-axis flat, column or pooled tensor) reshaped to the ONNX
+    ``shape`` (batch 1), if that shape is (1, C) with trailing unit axes; else None."""
+    if len(t.shape) != 1 or t.kind not in _VECTOR_KINDS.values():
+        return None
+    if shape[:2] != [1, t.shape[0]] or any(d != 1 for d in shape[2:]):
+        return None
+    return _VECTOR_KINDS.get(len(shape))
+
+
+@_converter("Squeeze", "Unsqueeze")
 def _squeeze(ctx: "Context", node: OnnxNode) -> None:
     t = ctx.value(node.inputs[0])
     axes = _axes(ctx, node)
-    if t.kind == "pooled" and axes is not None and sorted(a % 4 for a in axes) == [2, 3]:
-        ctx.alias(node, dataclasses.replace(t, kind="flat"))
-        return
-    raise OnnxImportError(f"Squeeze axes {axes} of a tensor of shape {list(t.onnx_shape(1))}: only squeezing the "
-                          "1x1 spatial axes (2, 3) after a global pool is supported")
+    shape = list(t.onnx_shape(1))
+    kind = None
+    if axes is not None:
+        rank = len(shape) + (len(axes) if node.op_type == "Unsqueeze" else 0)
+        axes = sorted({a % rank for a in axes if -rank <= a < rank})
+        if len(axes) == len(_axes(ctx, node)) and 0 not in axes:
+            if node.op_type == "Unsqueeze":
+                for a in axes:
+                    shape.insert(a, 1)
+            elif all(shape[a] == 1 for a in axes):
+                shape = [d for i, d in enumerate(shape) if i not in axes]
+            kind = _vector_kind(t, shape)
+    if kind is None:
+        raise OnnxImportError(f"{node.op_type} axes {_axes(ctx, node)} of a tensor of shape {list(t.onnx_shape(1))}: "
+                              "only moving between (N, C), (N, C, 1) and (N, C, 1, 1) is supported")
+    ctx.alias(node, dataclasses.replace(t, kind=kind))
 
 
-@_converter("Unsqueeze")
-def _unsqueeze(ctx: "Context", node: OnnxNode) -> None:
+_BROADCASTING = ("Add", "Sub", "Mul", "Div")
+
+
+def _broadcast_again(ctx: "Context", name: str, shape: list[int]) -> bool:
+    """Whether every reader of ``name`` is a broadcasting op whose other operand is a computed tensor of
+    ONNX ``shape`` (batch 1), and ``name`` is no graph output."""
+    def against_shape(n: OnnxNode) -> bool:
+        if n.op_type not in _BROADCASTING or len(n.inputs) != 2 or n.inputs[0] == n.inputs[1]:
+            return False
+        other = n.inputs[1 - n.inputs.index(name)]
+        return other in ctx.tensors and list(ctx.raw(other).onnx_shape(1)) == shape
+    readers = [n for n in ctx.graph.nodes if name in n.inputs]
+    return bool(readers) and name not in ctx.graph.outputs and all(map(against_shape, readers))
+
+
+@_converter("Expand")
+def _expand(ctx: "Context", node: OnnxNode) -> None:
+    """Expand (``expand_as`` in PyTorch): a result read only by broadcasting ops against tensors of the
+    expanded shape is the input itself (their broadcasting expands it again); otherwise an image's unit
+    spatial axes are materialised by a nearest resize to the target size, which repeats them."""
     t = ctx.value(node.inputs[0])
-    axes = _axes(ctx, node)
-    if t.kind == "flat" and len(t.shape) == 1 and axes is not None and sorted(a % 4 for a in axes) == [2, 3]:
-        ctx.alias(node, dataclasses.replace(t, kind="pooled"))
+    target = [int(d) for d in ctx.input_const(node, 1, "the shape").reshape(-1)]
+    shape = list(t.onnx_shape(ctx.batch))
+    rank = max(len(shape), len(target))
+    a, b = [1] * (rank - len(shape)) + shape, [1] * (rank - len(target)) + target
+    out = [x if y == 1 or y == x or (i == 0 and y in (BATCH, ctx.batch)) else y if x == 1 else None
+           for i, (x, y) in enumerate(zip(a, b))]
+    if None in out or rank != len(shape) or out[0] != shape[0]:
+        raise OnnxImportError(f"cannot expand {list(t.onnx_shape(1))} to {target}: only a target of the same rank "
+                              "that broadcasts with the input and keeps its batch is supported")
+    if out[1:] == shape[1:]:
+        ctx.alias(node, t)
         return
-    raise OnnxImportError(f"Unsqueeze axes {axes} of a tensor of shape {list(t.onnx_shape(1))}: only (N, C) -> "
-                          "(N, C, 1, 1) is supported")
+    if _broadcast_again(ctx, node.outputs[0], [1, *out[1:]]):
+        ctx.alias(node, t)
+        ctx.hidden.add(node.outputs[0])
+        return
+    if t.kind not in ("image", "pooled") or out[1] != shape[1]:
+        raise OnnxImportError(f"expanding {list(t.onnx_shape(1))} to {target}: only repeating the unit spatial axes "
+                              "of an image (or a global pool's (N, C, 1, 1)) is supported")
+    image = ctx.image(node.inputs[0])
+    ctx.emit(node, "resize", [image], {"mode": "nearest", "size": out[2:], "coordinate_transformation": "asymmetric",
+                                       "nearest_mode": "floor"}, kind="image", nonneg=t.nonneg)
 
 
 @_converter("Concat")
@@ -629,8 +746,8 @@ def _slice_axis(t: "Tensor", axis: int, op: str) -> tuple[int, int]:
                               f"(1..{len(shape) - 1}) are supported, not the batch axis")
     if t.kind == "flat":
         return -1, shape[a]
-    if t.kind == "pooled" and a != 1:
-        raise OnnxImportError(f"{op} along axis {a} of a pooled {list(shape)}: only the channel axis 1 is supported")
+    if t.kind in ("pooled", "column") and a != 1:
+        raise OnnxImportError(f"{op} along axis {a} of {list(shape)}: only the channel axis 1 is supported")
     return {1: -1, 2: 1, 3: 2}[a], shape[a]
 
 
