@@ -38,6 +38,8 @@ cdef enum:
     GAP_BLOCK = 64
     # Channels per call of the max-pool window kernel (four AVX-512 vectors).
     MAX_BLOCK = 64
+    # Floats of a short broadcast vector repeated for one kernel call of a binary op (see binary).
+    GATE_SPAN = 1024
     # Output columns ahead of the one computed whose input cells a pooling row prefetches (from inputs
     # of PYCONV_PREFETCH_MIN_BYTES, ukernels/common.h).
     PREFETCH_AHEAD = 4
@@ -178,13 +180,25 @@ def binary(const float[::1] a, const float[::1] b, float[::1] out, Py_ssize_t P,
     cdef bint scalar = K == 1 and R > 1
     cdef Py_ssize_t rows = P if scalar else P * R
     cdef Py_ssize_t L = R if scalar else K
-    cdef Py_ssize_t pieces, rpt, tasks, t, r, r0, r1, c0, c1
+    cdef Py_ssize_t pieces, rpt, tasks, t, r, r0, r1, c0, c1, e, M = 1
     cdef const float* ap
     cdef const float* bp
     cdef float* op_
+    cdef float* tiled = NULL
     if rows == 0 or L == 0:
         return
     ap, bp, op_ = &a[0], &b[0], &out[0]
+    if not scalar and R > 1 and K < GATE_SPAN // 2:
+        # A short vector over many rows (a squeeze-and-excitation gate over an H x W x C map): each
+        # sample's vector repeated M times, so that one kernel call covers M rows instead of one (a call
+        # per 16-channel pixel made a 56x56x16 gate 16 us, the calls costing more than the work).
+        M = _imin(GATE_SPAN // K, R)
+        tiled = <float*>malloc(P * M * K * sizeof(float))
+        if tiled == NULL:
+            raise MemoryError()
+        for r in range(P):
+            for e in range(M):
+                memcpy(tiled + (r * M + e) * K, bp + r * K, K * sizeof(float))
     # A task is whole rows, or a piece of one long row: each element is computed once, by one task,
     # whatever the thread count.
     pieces = (L + ELEMS_PER_TASK - 1) // ELEMS_PER_TASK
@@ -204,12 +218,21 @@ def binary(const float[::1] a, const float[::1] b, float[::1] out, Py_ssize_t P,
                 r1 = r0 + 1
                 c0 = (t % pieces) * ELEMS_PER_TASK
                 c1 = _imin(c0 + ELEMS_PER_TASK, L)
-            for r in range(r0, r1):
-                if scalar:
-                    k.binary_scalar(ap + r * L + c0, bp[r], op_ + r * L + c0, c1 - c0, op, s.fused)
-                else:
-                    k.binary(ap + r * L + c0, bp + (r // R) * K + c0, op_ + r * L + c0, c1 - c0, op, s.fused)
-                act_rows(k, &s, op_ + r * L + c0, 1, c1 - c0, 0)
+            if tiled != NULL:
+                r = r0
+                while r < r1:
+                    e = _imin(_imin(r1, r + M), (r // R + 1) * R)  # M rows at most, within one sample
+                    k.binary(ap + r * K, tiled + (r // R) * M * K, op_ + r * K, (e - r) * K, op, s.fused)
+                    act_rows(k, &s, op_ + r * K, 1, (e - r) * K, 0)
+                    r = e
+            else:
+                for r in range(r0, r1):
+                    if scalar:
+                        k.binary_scalar(ap + r * L + c0, bp[r], op_ + r * L + c0, c1 - c0, op, s.fused)
+                    else:
+                        k.binary(ap + r * L + c0, bp + (r // R) * K + c0, op_ + r * L + c0, c1 - c0, op, s.fused)
+                    act_rows(k, &s, op_ + r * L + c0, 1, c1 - c0, 0)
+    free(tiled)
 
 
 def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] shift,

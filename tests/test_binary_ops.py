@@ -33,6 +33,8 @@ SHAPES = [
     ((2, 5, 7, 3), (1,)),
     ((2, 5, 1, 3), (2, 1, 6, 3)),
     ((2, 5, 6, 3), (1, 5, 1, 3)),
+    # a gate over more pixels than one kernel call covers (1024 floats), the last call short
+    ((3, 13, 11, 24), (3, 1, 1, 24)),
     ((4, 9), (4, 1)),
     ((3,), (3,)),
 ]

@@ -289,7 +289,7 @@ def test_pool_matches_torch(kernel, stride, pad, hw, ceil_mode):
 
 
 @pytest.mark.parametrize("hw", SPATIAL + ((56, 56),))
-@pytest.mark.parametrize("c", CHANNELS + (130,))
+@pytest.mark.parametrize("c", CHANNELS + (8, 32, 96, 130))
 def test_global_avg_pool(hw, c):
     x = np.random.default_rng(c).standard_normal((3, *hw, c)).astype(np.float32)
     one = ops.global_avg_pool2d(x, threads=1)
