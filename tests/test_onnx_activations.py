@@ -49,6 +49,12 @@ ACTS = {
     "relu6": (nn.ReLU6, 13),
     "hardtanh": (lambda: nn.Hardtanh(-0.5, 0.75), 13),
     "hardtanh_opset10": (lambda: nn.Hardtanh(-0.5, 0.75), 10),
+    "elu": (lambda: nn.ELU(0.7), 13),
+    "selu": (nn.SELU, 13),
+    "softplus": (nn.Softplus, 13),
+    "mish": (nn.Mish, 18),
+    "gelu": (nn.GELU, 20),
+    "gelu_tanh": (lambda: nn.GELU("tanh"), 20),
 }
 
 
