@@ -193,3 +193,18 @@ def test_torch_twin_matches():
     with torch.no_grad():
         want = build_twin(doc, flat(m.weights))(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(m.run(x), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("function", ["gelu", "gelu_tanh", "elu", {"function": "elu", "alpha": 0.4}, "selu",
+                                      {"function": "selu", "alpha": 1.2, "beta": 0.9}, "softplus", "mish"])
+def test_torch_twin_matches_the_smooth_functions(function):
+    torch = pytest.importorskip("torch")
+    from pyconv.testing.torch_twin import build_twin
+    doc = config({"name": "c", "type": "conv2d", "inputs": ["in"], "filters": 6, "kernel": 3, "padding": "same",
+                  "activation": function},
+                 {"name": "s", "type": "add", "inputs": ["c", "in"], "activation": function}, outputs=["s"])
+    m = Model(doc)
+    x = rand(2, 8, 9, 6, seed=5) * 3
+    with torch.no_grad():
+        want = build_twin(doc, flat(m.weights))(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(m.run(x), want, rtol=1e-5, atol=1e-5)
