@@ -22,8 +22,8 @@ An activation is given as None, a function name, or a mapping ``{"function": nam
     softplus      log(1 + exp(x))
     mish          x * tanh(softplus(x))
 
-Every function passes NaN through and treats +-inf as PyTorch does (gelu(+inf) is NaN there, and here).  relu and relu6 are fused into the
-micro-kernels' stores; the others are applied by the drivers to each tile or row right after a kernel
+Every function passes NaN through and treats +-inf as PyTorch does (gelu(+inf) is NaN there, and
+here).  relu and relu6 are fused into the micro-kernels' stores; the others are applied by the drivers to each tile or row right after a kernel
 wrote it (while it is in cache).
 """
 from __future__ import annotations

@@ -21,7 +21,8 @@ FUNCTIONS = [
     "relu", "relu6", {"function": "clip", "min": -0.5, "max": 0.75}, {"function": "clip", "min": -1.0},
     {"function": "clip", "max": 0.25}, "sigmoid", "hard_sigmoid", {"function": "hard_sigmoid", "alpha": 1 / 6},
     "hard_swish", "silu", "leaky_relu", {"function": "leaky_relu", "alpha": 0.2}, "tanh",
-    "gelu", "gelu_tanh", "elu", {"function": "elu", "alpha": 0.5}, "selu", {"function": "selu", "alpha": 1.5, "beta": 2.0},
+    "gelu", "gelu_tanh", "elu", {"function": "elu", "alpha": 0.5}, "selu",
+    {"function": "selu", "alpha": 1.5, "beta": 2.0},
     "softplus", "mish",
 ]
 # Only the functions with no parameters or their defaults: a short list for the sweeps over kernels.

@@ -6,7 +6,8 @@ referring to the same names. The rewrites, in order:
 1. drop identities (dropout) and layers no output depends on;
 2. rewrite ``multiply(x, sigmoid(x))`` as a silu ``activation`` of x, and ``multiply(x,
    hard_sigmoid(x))`` with PyTorch's alpha 1/6 and beta 0.5 as a hard_swish one, and ``multiply(x,
-   tanh(softplus(x)))`` as a mish one (how exporters spell SiLU, HardSwish and Mish), so that step 4 fuses them like any activation;
+   tanh(softplus(x)))`` as a mish one (how exporters spell SiLU, HardSwish and Mish), so that step 4
+   fuses them like any activation;
 3. fold ``batch_norm`` and ``scale_shift`` into the convolution or dense layer before it (new kernel
    and bias, computed in float64);
 4. fuse ``activation`` layers (any function, pyconv.activations) into the convolution, dense, add

@@ -2,8 +2,8 @@
  * Elementwise and channel-wise loops (the non-convolution operators' inner loops): binary ops
  * (add, subtract, multiply, divide, against a vector or a scalar), per-channel scale and shift, an
  * average pool's sums and division, a global average's float64 sums, every activation in place
- * (vectorised exp, expm1, log1p, sigmoid, tanh and the normal CDF), PReLU, a channel shuffle's interleave and a bilinear resize's
- * rows.  Written once in plain C over contiguous channels; each level's file compiles it with its own
+ * (vectorised exp, expm1, log1p, sigmoid, tanh and the normal CDF), PReLU, a channel shuffle's
+ * interleave and a bilinear resize's rows.  Written once in plain C over contiguous channels; each level's file compiles it with its own
  * flags and the compiler vectorises the loops for that level (ShuffleNet's G = 3 interleave runs about
  * 10x faster with AVX-512 permutes than as SSE2; every activation loop, exp included, is vectorised at
  * each level: check with -fopt-info-vec after a change).  Every activation lets NaN through.
@@ -211,7 +211,8 @@ static inline float pyconv_clip(float v, float lo, float hi) {
 }
 
 /* dst = act(dst) in place, for any activation code (common.h); alpha and beta are clip's min and max
- * (-inf, +inf where absent), hard_sigmoid's slope and offset, leaky_relu's and elu's slope, selu's alpha and scale. */
+ * (-inf, +inf where absent), hard_sigmoid's slope and offset, leaky_relu's and elu's slope, selu's
+ * alpha and scale. */
 void PYCONV_ELT_FN(pyconv_activate_span)(float *dst, ptrdiff_t n, int act, float alpha, float beta) {
     switch (act) {
     case PYCONV_ACT_RELU:
