@@ -11,7 +11,7 @@ cdef extern from "ukernels.h" nogil:
         PYCONV_PREFETCH_MIN_BYTES
         PYCONV_ACT_NONE
         PYCONV_ACT_RELU6
-        PYCONV_ACT_TANH
+        PYCONV_ACT_MISH
         PYCONV_BIN_ADD
         PYCONV_BIN_SUB
         PYCONV_BIN_MUL
@@ -86,8 +86,8 @@ cdef inline act_spec act_spec_of(object act) except *:
         code, alpha, beta = act
     else:
         code, alpha, beta = act, 0.0, 0.0
-    if not PYCONV_ACT_NONE <= code <= PYCONV_ACT_TANH:
-        raise ValueError(f"activation code must be in [{PYCONV_ACT_NONE}, {PYCONV_ACT_TANH}], got {code!r}")
+    if not PYCONV_ACT_NONE <= code <= PYCONV_ACT_MISH:
+        raise ValueError(f"activation code must be in [{PYCONV_ACT_NONE}, {PYCONV_ACT_MISH}], got {code!r}")
     a.code, a.alpha, a.beta = code, alpha, beta
     a.fused = code if code <= PYCONV_ACT_RELU6 else PYCONV_ACT_NONE
     return a

@@ -15,9 +15,15 @@ An activation is given as None, a function name, or a mapping ``{"function": nam
     silu          x * sigmoid(x)
     leaky_relu    x if x >= 0 else alpha * x; alpha 0.01 by default
     tanh          tanh(x)
+    gelu          x * Phi(x), Phi the standard normal CDF: 0.5 x (1 + erf(x / sqrt(2)))
+    gelu_tanh     0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), GELU's tanh approximation
+    elu           x if x > 0 else alpha * (exp(x) - 1); alpha 1.0 by default
+    selu          beta * elu(x, alpha); ONNX's defaults alpha 1.67326..., beta (ONNX's gamma) 1.05070...
+    softplus      log(1 + exp(x))
+    mish          x * tanh(softplus(x))
 
-Every function passes NaN through and treats +-inf as PyTorch does.  relu and relu6 are fused into the
-micro-kernels' stores; the others are applied by the drivers to each tile or row right after a kernel
+Every function passes NaN through and treats +-inf as PyTorch does (gelu(+inf) is NaN there, and
+here).  relu and relu6 are fused into the micro-kernels' stores; the others are applied by the drivers to each tile or row right after a kernel
 wrote it (while it is in cache).
 """
 from __future__ import annotations
@@ -42,6 +48,12 @@ _SPECS: Dict[str, Tuple[int, Dict[str, Optional[float]]]] = {
     "silu": (7, {}),
     "leaky_relu": (8, {"alpha": 0.01}),
     "tanh": (9, {}),
+    "gelu": (10, {}),
+    "gelu_tanh": (11, {}),
+    "elu": (12, {"alpha": 1.0}),
+    "selu": (13, {"alpha": 1.6732632423543772, "beta": 1.0507009873554805}),
+    "softplus": (14, {}),
+    "mish": (15, {}),
 }
 FUNCTIONS: Tuple[str, ...] = tuple(_SPECS)
 # Every parameter any function takes: the fields an ``activation`` layer may carry besides its function.

@@ -335,6 +335,13 @@ def activate(x: np.ndarray, fn) -> np.ndarray:
             "silu": lambda: x * sig,
             "leaky_relu": lambda: np.where(x < 0, p.get("alpha", 0.01) * x, x),
             "tanh": lambda: np.tanh(x),
+            "gelu": lambda: x * 0.5 * np.vectorize(math.erfc, otypes=[np.float64])(-x / math.sqrt(2.0)),
+            "gelu_tanh": lambda: 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3))),
+            "elu": lambda: np.where(x > 0, x, p.get("alpha", 1.0) * np.expm1(np.minimum(x, 0.0))),
+            "selu": lambda: p.get("beta", 1.0507009873554805) * np.where(
+                x > 0, x, p.get("alpha", 1.6732632423543772) * np.expm1(np.minimum(x, 0.0))),
+            "softplus": lambda: np.logaddexp(0.0, x),
+            "mish": lambda: x * np.tanh(np.logaddexp(0.0, x)),
         }
         if name not in table:
             raise ValueError(f"unknown activation {fn!r}")

@@ -125,6 +125,23 @@ def activate(y: np.ndarray, activation):
             return np.where(y >= 0, y, params.get("alpha", 0.01) * y)
         if fn == "tanh":
             return np.tanh(y)
+        if fn == "gelu":
+            # x * Phi(x) with Phi from erfc (no cancellation in the lower tail); PyTorch's gelu is NaN at
+            # +inf, and so is pyconv's.
+            phi = 0.5 * np.vectorize(math.erfc, otypes=[np.float64])(-y / math.sqrt(2.0))
+            return np.where(np.isposinf(y), np.nan, y * phi)
+        if fn == "gelu_tanh":
+            # 0.5 (1 + tanh(u)) is the logistic function of 2u: written so, it does not cancel for x < 0.
+            u = math.sqrt(2.0 / math.pi) * (y + 0.044715 * y ** 3)
+            return y / (1.0 + np.exp(-2.0 * u))
+        if fn in ("elu", "selu"):
+            alpha = params.get("alpha", 1.0 if fn == "elu" else 1.6732632423543772)
+            scale = 1.0 if fn == "elu" else params.get("beta", 1.0507009873554805)
+            return scale * np.where(y > 0, y, alpha * np.expm1(np.minimum(y, 0.0)))
+        if fn == "softplus":
+            return np.logaddexp(0.0, y)
+        if fn == "mish":
+            return y * np.tanh(np.logaddexp(0.0, y))
     raise ValueError(f"unknown activation {activation!r}")
 
 

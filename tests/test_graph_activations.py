@@ -76,7 +76,7 @@ def test_activation_layers_and_fields_fuse_and_match_the_reference():
 
 
 @pytest.mark.parametrize("function", ["sigmoid", "hard_swish", "silu", "tanh", "leaky_relu", "hard_sigmoid",
-                                      "relu6"])
+                                      "relu6", "gelu", "gelu_tanh", "elu", "selu", "softplus", "mish"])
 def test_each_function_fuses_into_a_conv(function):
     doc = config({"name": "c", "type": "conv2d", "inputs": ["in"], "filters": 5, "kernel": 3},
                  {"name": "a", "type": "activation", "inputs": ["c"], "function": function}, outputs=["a"])
@@ -111,7 +111,7 @@ def test_prelu_layer_shapes_and_errors():
 
 @pytest.mark.parametrize("field, message, where", [
     ({"activation": {"function": "leaky_relu", "beta": 1.0}}, "unknown field 'beta'", "activation.beta"),
-    ({"activation": {"function": "gelu"}}, "expected null, a function name", "activation"),
+    ({"activation": {"function": "swish"}}, "expected null, a function name", "activation"),
     ({"activation": "swish"}, "expected null, a function name", "activation"),
     ({"activation": {"function": "clip", "min": "0"}}, "expected null, a function name", "activation"),
 ])
@@ -125,7 +125,7 @@ def test_activation_field_errors_name_the_layer_and_field(field, message, where)
 @pytest.mark.parametrize("fields, message", [
     ({"function": "sigmoid", "alpha": 1.0}, "expected no alpha for function 'sigmoid'"),
     ({"function": "leaky_relu", "min": 1.0}, "expected no min"),
-    ({"function": "softplus"}, "expected one of"),
+    ({"function": "softsign"}, "expected one of"),
 ])
 def test_activation_layer_errors(fields, message):
     with pytest.raises(ModelError, match=message):
@@ -193,3 +193,18 @@ def test_torch_twin_matches():
     with torch.no_grad():
         want = build_twin(doc, flat(m.weights))(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(m.run(x), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("function", ["gelu", "gelu_tanh", "elu", {"function": "elu", "alpha": 0.4}, "selu",
+                                      {"function": "selu", "alpha": 1.2, "beta": 0.9}, "softplus", "mish"])
+def test_torch_twin_matches_the_smooth_functions(function):
+    torch = pytest.importorskip("torch")
+    from pyconv.testing.torch_twin import build_twin
+    doc = config({"name": "c", "type": "conv2d", "inputs": ["in"], "filters": 6, "kernel": 3, "padding": "same",
+                  "activation": function},
+                 {"name": "s", "type": "add", "inputs": ["c", "in"], "activation": function}, outputs=["s"])
+    m = Model(doc)
+    x = rand(2, 8, 9, 6, seed=5) * 3
+    with torch.no_grad():
+        want = build_twin(doc, flat(m.weights))(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(m.run(x), want, rtol=1e-5, atol=1e-5)

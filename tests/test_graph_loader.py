@@ -99,7 +99,7 @@ def test_bad_stride(stride):
 
 def test_bad_padding_and_activation():
     assert_names(error_of(config(conv(padding="full"))), "conv", "padding", "expected", '"full"')
-    assert_names(error_of(config(conv(activation="gelu"))), "conv", "activation", "relu6", '"gelu"')
+    assert_names(error_of(config(conv(activation="swish"))), "conv", "activation", "relu6", '"swish"')
 
 
 def test_groups_must_divide_the_channels():

@@ -49,6 +49,12 @@ ACTS = {
     "relu6": (nn.ReLU6, 13),
     "hardtanh": (lambda: nn.Hardtanh(-0.5, 0.75), 13),
     "hardtanh_opset10": (lambda: nn.Hardtanh(-0.5, 0.75), 10),
+    "elu": (lambda: nn.ELU(0.7), 13),
+    "selu": (nn.SELU, 13),
+    "softplus": (nn.Softplus, 13),
+    "mish": (nn.Mish, 18),
+    "gelu": (nn.GELU, 20),
+    "gelu_tanh": (lambda: nn.GELU("tanh"), 20),
 }
 
 
@@ -144,4 +150,35 @@ def test_prelu_slope_that_does_not_broadcast_is_refused():
     nodes = [helper.make_node("PRelu", ["input", "slope"], ["y"])]
     data = make_model(nodes, ["y"], {"slope": np.ones((3, 1), np.float32)}, shape=(1, 4, 7, 6))
     with pytest.raises(pyconv.OnnxImportError, match="slope"):
+        pyconv.from_onnx(data)
+
+
+@pytest.mark.parametrize("act, opset, dynamo, function", [
+    (nn.GELU, 17, False, "gelu"), (nn.GELU, 13, False, "gelu"), (nn.GELU, 18, True, "gelu"),
+    (nn.Mish, 17, False, "mish"), (nn.Mish, 13, False, "mish"), (nn.Mish, 18, True, "mish")])
+def test_exported_gelu_and_mish_become_one_fused_activation(act, opset, dynamo, function):
+    # Before opset 20 (18 for Mish) exporters spell these out: 0.5 x (1 + erf(x / sqrt 2)) in either
+    # exporter's order, x * tanh(softplus(x)); each becomes one activation fused into the layer before.
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    torch.manual_seed(0)
+    net = om.randomize_bn(om.ActivationNet(act))
+    data = om.export(net, (2, 3, 20, 18), opset, dynamo=dynamo)
+    model = pyconv.from_onnx(data)
+    assert_matches(model, data, image((2, 3, 20, 18)))
+    kinds = collections.Counter(n.type for n in model.graph.nodes.values())
+    assert kinds["activation"] == 0 and kinds["multiply"] == 0 and kinds["scale_shift"] == 0
+    acts = [n.attrs.get("activation") for n in model.graph.nodes.values()]
+    assert function in acts
+
+
+def test_gelu_pattern_needs_its_constants():
+    # Div by 1.5 instead of sqrt(2): not a GELU; the Erf stays and is refused by name.
+    nodes = [helper.make_node("Div", ["input", "c"], ["d"]), helper.make_node("Erf", ["d"], ["e"], name="erf"),
+             helper.make_node("Add", ["e", "one"], ["a"]), helper.make_node("Mul", ["input", "a"], ["m"]),
+             helper.make_node("Mul", ["m", "half"], ["output"])]
+    inits = {"c": np.float32(1.5), "one": np.float32(1.0), "half": np.float32(0.5)}
+    data = og.make_model(nodes, [og.tensor("input", [1, 2, 3, 3])], [og.tensor("output")],
+                         initializers={k: np.array(v) for k, v in inits.items()})
+    with pytest.raises(pyconv.OnnxImportError, match=r"\(Erf, 'erf'\)"):
         pyconv.from_onnx(data)

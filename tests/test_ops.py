@@ -205,7 +205,7 @@ def test_pool_activation(activation, c):
             got = pool(x, 3, 2, 1, activation=activation, threads=threads)
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"{mode} {activation}")
     with pytest.raises(ValueError, match="activation"):
-        ops.max_pool2d(x, 3, activation="gelu")
+        ops.max_pool2d(x, 3, activation="swish")
 
 
 def test_pool_shapes_of_common_layers():
@@ -435,7 +435,7 @@ OUT8 = np.zeros((1, 5, 5, 8), np.float32)
     (lambda: ops.add(X, X[..., :3]), ValueError, "b"),
     (lambda: ops.add(X, np.zeros(3)), ValueError, "b"),
     (lambda: ops.add(X, 1.0), ValueError, "b"),
-    (lambda: ops.add(X, X, activation="gelu"), ValueError, "activation"),
+    (lambda: ops.add(X, X, activation="swish"), ValueError, "activation"),
     (lambda: ops.add(X, np.zeros(4, np.float32), out=np.zeros(4, np.float32)), ValueError, "out"),
     (lambda: ops.scale_shift(X, np.ones(3)), ValueError, "scale"),
     (lambda: ops.scale_shift(X, None, np.ones((1, 4))), ValueError, "shift"),

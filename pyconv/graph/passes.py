@@ -5,8 +5,9 @@ referring to the same names. The rewrites, in order:
 
 1. drop identities (dropout) and layers no output depends on;
 2. rewrite ``multiply(x, sigmoid(x))`` as a silu ``activation`` of x, and ``multiply(x,
-   hard_sigmoid(x))`` with PyTorch's alpha 1/6 and beta 0.5 as a hard_swish one (how exporters spell
-   SiLU and HardSwish), so that step 4 fuses them like any activation;
+   hard_sigmoid(x))`` with PyTorch's alpha 1/6 and beta 0.5 as a hard_swish one, and ``multiply(x,
+   tanh(softplus(x)))`` as a mish one (how exporters spell SiLU, HardSwish and Mish), so that step 4
+   fuses them like any activation;
 3. fold ``batch_norm`` and ``scale_shift`` into the convolution or dense layer before it (new kernel
    and bias, computed in float64);
 4. fuse ``activation`` layers (any function, pyconv.activations) into the convolution, dense, add
@@ -166,19 +167,39 @@ def _gated_function(gate: Node) -> Optional[str]:
     return None
 
 
+def _gate_of(graph: Graph, src: str, x: str, mul: Node) -> Optional[tuple[str, list[Node]]]:
+    """(f, the gate's nodes) where ``mul``'s input ``src`` is gate(x) with ``multiply(x, gate(x)) = f(x)``:
+    one gating activation of x, or tanh(softplus(x)) (Mish as exporters spell it), each tensor private."""
+    gate = graph.nodes.get(src)
+    if gate is None or x == src or not graph.private(src, mul) or gate.type != "activation":
+        return None
+    if gate.inputs == [x]:
+        function = _gated_function(gate)
+        return None if function is None else (function, [gate])
+    inner = graph.nodes.get(gate.inputs[0])
+    if (gate.attrs.get("function") == "tanh" and inner is not None and inner.type == "activation"
+            and inner.inputs == [x] and inner.attrs.get("function") == "softplus"
+            and graph.private(inner.name, gate)):
+        return "mish", [inner, gate]
+    return None
+
+
 def _fuse_gates(graph: Graph) -> None:
     for mul in [n for n in graph.nodes.values() if n.type == "multiply" and len(n.inputs) == 2]:
         if mul.attrs.get("activation") is not None or mul.in_shapes[0] != mul.in_shapes[1]:
             continue
         for i, src in enumerate(mul.inputs):
-            gate, x = graph.nodes.get(src), mul.inputs[1 - i]
-            if (gate is None or x == src or gate.inputs != [x] or not graph.private(src, mul)
-                    or _gated_function(gate) is None):
+            x = mul.inputs[1 - i]
+            found = _gate_of(graph, src, x, mul)
+            if found is None:
                 continue
+            function, gates = found
             fused = Node(name=mul.name, type="activation", inputs=[x],
-                         attrs={"function": _gated_function(gate), "min": None, "max": None}, weights={},
-                         layers=gate.layers + mul.layers, in_shapes=[mul.in_shapes[1 - i]], out_shape=mul.out_shape)
-            del graph.nodes[gate.name]
+                         attrs={"function": function, "min": None, "max": None}, weights={},
+                         layers=[name for g in gates for name in g.layers] + mul.layers,
+                         in_shapes=[mul.in_shapes[1 - i]], out_shape=mul.out_shape)
+            for g in gates:
+                del graph.nodes[g.name]
             graph.nodes[mul.name] = fused
             break
 

@@ -44,6 +44,7 @@ import numpy as np
 from ..activations import FUNCTIONS
 from ..graph.errors import ModelError
 from ..graph.layers import LAYER_TYPES, Shape
+from .patterns import fuse_patterns
 from .reader import (BATCH, FOLDABLE, GraphInput, OnnxGraph, OnnxImportError, OnnxNode, Source, constant_value,
                      fold, read_model)
 
@@ -301,10 +302,8 @@ def supported_operators() -> list[str]:
 
 # Activations pyconv does not compute, as exporters write them: named in the unsupported-operator error.
 _ACTIVATIONS_MISSING = {
-    "Erf": "the exact GELU's erf: GELU is not a pyconv activation", "Gelu": "GELU is not a pyconv activation",
-    "Softplus": "Softplus (also the first step of an exported Mish) is not a pyconv activation",
-    "Mish": "Mish is not a pyconv activation", "Elu": "ELU is not a pyconv activation",
-    "Selu": "SELU is not a pyconv activation", "Celu": "CELU is not a pyconv activation",
+    "Erf": "erf outside an exact GELU's 0.5 x (1 + erf(x / sqrt(2))) is not a pyconv activation",
+    "Celu": "CELU is not a pyconv activation",
     "Softsign": "Softsign is not a pyconv activation"}
 
 
@@ -330,6 +329,7 @@ def onnx_to_config(graph: OnnxGraph, name: str = "", input_shape: InputShape = N
     ``input_shape`` (see :func:`from_onnx`), by default the file's input sizes."""
     from .ops import CONVERTERS
 
+    graph = fuse_patterns(graph)
     _check_operators(graph)
     ctx = Context(graph, _input_shapes(graph, input_shape))
     for inp in graph.inputs:

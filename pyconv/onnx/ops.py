@@ -358,6 +358,28 @@ _converter("HardSigmoid")(_unary("hard_sigmoid", nonneg=True, alpha=0.2, beta=0.
 _converter("HardSwish")(_unary("hard_swish"))
 _converter("LeakyRelu")(_unary("leaky_relu", alpha=0.01))
 _converter("Tanh")(_unary("tanh"))
+_converter("Elu")(_unary("elu", alpha=1.0))
+_converter("Softplus")(_unary("softplus", nonneg=True))
+_converter("Mish")(_unary("mish"))
+
+
+@_converter("Selu")
+def _selu(ctx: "Context", node: OnnxNode) -> None:
+    # ONNX's gamma, the scale, is pyconv's beta.
+    attrs = {"function": "selu", "alpha": float(node.attrs.get("alpha", 1.6732632423543772)),
+             "beta": float(node.attrs.get("gamma", 1.0507009873554805))}
+    ctx.emit(node, "activation", [ctx.value(node.inputs[0])], attrs)
+
+
+@_converter("Gelu")
+def _gelu(ctx: "Context", node: OnnxNode) -> None:
+    approximate = node.attrs.get("approximate", "none")
+    if isinstance(approximate, bytes):
+        approximate = approximate.decode()
+    if approximate not in ("none", "tanh"):
+        raise OnnxImportError(f"Gelu's approximate must be 'none' or 'tanh', got {approximate!r}")
+    function = "gelu" if approximate == "none" else "gelu_tanh"
+    ctx.emit(node, "activation", [ctx.value(node.inputs[0])], {"function": function})
 
 
 @_converter("PRelu")

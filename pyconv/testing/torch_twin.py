@@ -315,8 +315,14 @@ def _build(torch, config, weights, io_layout):
             return Elementwise(lambda x: torch.clamp(a.alpha * x + a.beta, 0.0, 1.0))
         if a.function == "leaky_relu":
             return nn.LeakyReLU(a.alpha)
+        if a.function == "elu":
+            return nn.ELU(a.alpha)
+        if a.function == "selu":
+            return Elementwise(lambda x: a.beta * F.elu(x, a.alpha))
+        if a.function in ("gelu", "gelu_tanh"):
+            return nn.GELU("tanh" if a.function == "gelu_tanh" else "none")
         return {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "hard_swish": nn.Hardswish,
-                "silu": nn.SiLU, "tanh": nn.Tanh}[a.function]()
+                "silu": nn.SiLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "mish": nn.Mish}[a.function]()
 
     modules = nn.ModuleDict()
     keys = {}

@@ -30,8 +30,8 @@
 /* Activation codes.  The micro-kernels take only the first three (0 none, 1 relu, 2 relu6), applied
  * when a tile is stored; the others are applied by the drivers with the eltwise family's
  * activate_span (its alpha and beta: clip's bounds, hard_sigmoid's slope and offset, leaky_relu's
- * slope) to each tile or row right after a micro-kernel wrote it.  pyconv/activations.py holds the same
- * numbering.  NaN passes through every activation unchanged, as in PyTorch. */
+ * and elu's slope, selu's alpha and scale) to each tile or row right after a micro-kernel wrote it.
+ * pyconv/activations.py holds the same numbering.  NaN passes through every activation unchanged, as in PyTorch. */
 #define PYCONV_ACT_NONE 0
 #define PYCONV_ACT_RELU 1
 #define PYCONV_ACT_RELU6 2
@@ -42,6 +42,12 @@
 #define PYCONV_ACT_SILU 7
 #define PYCONV_ACT_LEAKY_RELU 8
 #define PYCONV_ACT_TANH 9
+#define PYCONV_ACT_GELU 10
+#define PYCONV_ACT_GELU_TANH 11
+#define PYCONV_ACT_ELU 12
+#define PYCONV_ACT_SELU 13
+#define PYCONV_ACT_SOFTPLUS 14
+#define PYCONV_ACT_MISH 15
 
 /* Binary op codes of the eltwise binary kernels: o = a OP b, the RSUB and RDIV forms with the operands
  * swapped (o = b - a, b / a), for a broadcast operand on the left. */

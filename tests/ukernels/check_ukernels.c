@@ -197,7 +197,9 @@ static const struct {
     float alpha, beta;
 } span_acts[] = {{PYCONV_ACT_CLIP, -0.5f, 0.75f}, {PYCONV_ACT_SIGMOID, 0, 0}, {PYCONV_ACT_HARD_SIGMOID, 0.2f, 0.5f},
                  {PYCONV_ACT_HARD_SWISH, 0, 0}, {PYCONV_ACT_SILU, 0, 0}, {PYCONV_ACT_LEAKY_RELU, 0.1f, 0},
-                 {PYCONV_ACT_TANH, 0, 0}};
+                 {PYCONV_ACT_TANH, 0, 0}, {PYCONV_ACT_GELU, 0, 0}, {PYCONV_ACT_GELU_TANH, 0, 0},
+                 {PYCONV_ACT_ELU, 0.7f, 0}, {PYCONV_ACT_SELU, 1.6732632f, 1.0507010f}, {PYCONV_ACT_SOFTPLUS, 0, 0},
+                 {PYCONV_ACT_MISH, 0, 0}};
 
 static double span_act_ref(double v, int code, double alpha, double beta) {
     /* fmin and fmax drop a NaN operand: adding 0 * v brings it back. */
@@ -208,6 +210,12 @@ static double span_act_ref(double v, int code, double alpha, double beta) {
     case PYCONV_ACT_HARD_SWISH: return v * (fmin(fmax(v + 3.0, 0.0), 6.0) + 0.0 * v) / 6.0;
     case PYCONV_ACT_SILU: return v / (1.0 + exp(-v));
     case PYCONV_ACT_LEAKY_RELU: return v < 0 ? alpha * v : v;
+    case PYCONV_ACT_GELU: return isinf(v) && v > 0 ? NAN : v * 0.5 * erfc(-v / sqrt(2.0)); /* NaN at +inf: PyTorch's */
+    case PYCONV_ACT_GELU_TANH: return v / (1.0 + exp(-2.0 * sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+    case PYCONV_ACT_ELU: return v > 0 ? v : alpha * expm1(v);
+    case PYCONV_ACT_SELU: return beta * (v > 0 ? v : alpha * expm1(v));
+    case PYCONV_ACT_SOFTPLUS: return fmax(v, 0.0) + log1p(exp(-fabs(v)));
+    case PYCONV_ACT_MISH: return v * tanh(fmax(v, 0.0) + log1p(exp(-fabs(v))));
     default: return tanh(v);
     }
 }

@@ -2,8 +2,8 @@
  * Elementwise and channel-wise loops (the non-convolution operators' inner loops): binary ops
  * (add, subtract, multiply, divide, against a vector or a scalar), per-channel scale and shift, an
  * average pool's sums and division, a global average's float64 sums, every activation in place
- * (vectorised exp, sigmoid and tanh), PReLU, a channel shuffle's interleave and a bilinear resize's
- * rows.  Written once in plain C over contiguous channels; each level's file compiles it with its own
+ * (vectorised exp, expm1, log1p, sigmoid, tanh and the normal CDF), PReLU, a channel shuffle's
+ * interleave and a bilinear resize's rows.  Written once in plain C over contiguous channels; each level's file compiles it with its own
  * flags and the compiler vectorises the loops for that level (ShuffleNet's G = 3 interleave runs about
  * 10x faster with AVX-512 permutes than as SSE2; every activation loop, exp included, is vectorised at
  * each level: check with -fopt-info-vec after a change).  Every activation lets NaN through.
@@ -130,6 +130,80 @@ static inline float pyconv_tanh(float x) {
     return pyconv_select(a < 0.625f, small, large);
 }
 
+/* e^z - 1 for z <= 0, keeping its relative accuracy near 0 where e^z - 1 would cancel: the Taylor
+ * series to z^7 below ln2/2 (truncation 2e-8 relative), e^z - 1 at and beyond (result magnitude above
+ * 0.29 there, so e^z's 1e-7 stays 1e-7 relative).  -1 for -inf, NaN for NaN. */
+static inline float pyconv_expm1_nonpositive(float z) {
+    float p = 1.0f / 5040.0f;
+    p = p * z + 1.0f / 720.0f;
+    p = p * z + 1.0f / 120.0f;
+    p = p * z + 1.0f / 24.0f;
+    p = p * z + 1.0f / 6.0f;
+    p = p * z + 0.5f;
+    const float small = (z * z) * p + z;
+    return pyconv_select(z > -0.34657359f, small, pyconv_exp_nonpositive(z) - 1.0f);
+}
+
+/* log(1 + u) for u in [0, 1], relatively accurate for small u: 2 atanh(w) with w = u / (2 + u) in
+ * [0, 1/3], its odd series to w^15 (truncation 2e-9 relative). */
+static inline float pyconv_log1p_unit(float u) {
+    const float w = u / (2.0f + u), v = w * w;
+    float p = 2.0f / 15.0f;
+    p = p * v + 2.0f / 13.0f;
+    p = p * v + 2.0f / 11.0f;
+    p = p * v + 2.0f / 9.0f;
+    p = p * v + 2.0f / 7.0f;
+    p = p * v + 2.0f / 5.0f;
+    p = p * v + 2.0f / 3.0f;
+    return (w * v) * p + 2.0f * w;
+}
+
+/* The standard normal CDF Phi(x), both tails relatively accurate: erfc(z) for z = |x| / sqrt(2) as
+ * t * e^(-z^2 + c(t)), t = 1 / (1 + z / 2), with the Chebyshev fit c of Numerical Recipes' erfcc
+ * (fractional error 1.2e-7 for every z >= 0); Phi is erfc(z) / 2 for x <= 0 and 1 minus that above.
+ * z^2 = x^2 / 2 is kept exact as h^2 / 2 + r, h being |x| with its low 12 mantissa bits cleared
+ * (h^2 fits a float), and e^(-h^2 / 2) and e^(c - r) taken apart: rounding -z^2 + c to one float
+ * would cost 6e-8 * z^2 relative (1e-5 in the far lower tail). */
+static inline float pyconv_normal_cdf(float x) {
+    const float a = fabsf(x);
+    const float h = pyconv_float_of_bits(pyconv_bits_of_float(a) & 0xFFFFF000u), l = a - h;
+    const float r = h * l + 0.5f * (l * l);
+    const float t = 1.0f / (1.0f + a * 0x1.6A09E6p-2f); /* 1 + z / 2, z = |x| sqrt(1/2) */
+    float c = 0.17087277f;
+    c = c * t + -0.82215223f;
+    c = c * t + 1.48851587f;
+    c = c * t + -1.13520398f;
+    c = c * t + 0.27886807f;
+    c = c * t + -0.18628806f;
+    c = c * t + 0.09678418f;
+    c = c * t + 0.37409196f;
+    c = c * t + 1.00002368f;
+    c = c * t + -1.26551223f;
+    const float half_erfc = (0.5f * t) * pyconv_exp_nonpositive(-0.5f * (h * h)) * pyconv_exp_nonpositive(c - r);
+    return pyconv_select(x > 0.0f, 1.0f - half_erfc, half_erfc);
+}
+
+/* log(1 + e^x) as max(x, 0) + log1p(e^-|x|): x itself far above 0, e^x far below, no overflow. */
+static inline float pyconv_softplus(float x) {
+    return pyconv_select(x > 0.0f, x, 0.0f) + pyconv_log1p_unit(pyconv_exp_nonpositive(-fabsf(x)));
+}
+
+/* x * tanh(softplus(x)): with e = e^x, tanh(log(1 + e)) = n / (n + 2), n = e (e + 2); for x > 0 the
+ * same divided by e^2, in e = e^-x: (1 + 2e) / (1 + 2e + 2e^2).  Both forms in e in (0, 1], no
+ * cancellation. */
+static inline float pyconv_mish(float x) {
+    const float e = pyconv_exp_nonpositive(-fabsf(x));
+    const float n = e * (e + 2.0f), d = 1.0f + 2.0f * e;
+    const float g = pyconv_select(x > 0.0f, d / (d + 2.0f * e * e), n / (n + 2.0f));
+    return x * g;
+}
+
+/* x if x > 0 else alpha * (e^x - 1), the exponential taken of min(x, 0). */
+static inline float pyconv_elu(float x, float alpha) {
+    const float neg = alpha * pyconv_expm1_nonpositive(pyconv_select(x > 0.0f, 0.0f, x));
+    return pyconv_select(x > 0.0f, x, neg);
+}
+
 /* clip(v, lo, hi), written as comparisons against v so that NaN falls through. */
 static inline float pyconv_clip(float v, float lo, float hi) {
     v = v < lo ? lo : v;
@@ -137,7 +211,8 @@ static inline float pyconv_clip(float v, float lo, float hi) {
 }
 
 /* dst = act(dst) in place, for any activation code (common.h); alpha and beta are clip's min and max
- * (-inf, +inf where absent), hard_sigmoid's slope and offset, leaky_relu's slope. */
+ * (-inf, +inf where absent), hard_sigmoid's slope and offset, leaky_relu's and elu's slope, selu's
+ * alpha and scale. */
 void PYCONV_ELT_FN(pyconv_activate_span)(float *dst, ptrdiff_t n, int act, float alpha, float beta) {
     switch (act) {
     case PYCONV_ACT_RELU:
@@ -175,6 +250,29 @@ void PYCONV_ELT_FN(pyconv_activate_span)(float *dst, ptrdiff_t n, int act, float
         break;
     case PYCONV_ACT_TANH:
         for (ptrdiff_t i = 0; i < n; i++) dst[i] = pyconv_tanh(dst[i]);
+        break;
+    case PYCONV_ACT_GELU:
+        for (ptrdiff_t i = 0; i < n; i++) dst[i] = dst[i] * pyconv_normal_cdf(dst[i]);
+        break;
+    case PYCONV_ACT_GELU_TANH:
+        /* 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): no cancellation for
+         * negative x. */
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const float x = dst[i];
+            dst[i] = x * pyconv_sigmoid((2.0f * 0.7978845608f) * (x + 0.044715f * (x * x * x)));
+        }
+        break;
+    case PYCONV_ACT_ELU:
+        for (ptrdiff_t i = 0; i < n; i++) dst[i] = pyconv_elu(dst[i], alpha);
+        break;
+    case PYCONV_ACT_SELU:
+        for (ptrdiff_t i = 0; i < n; i++) dst[i] = beta * pyconv_elu(dst[i], alpha);
+        break;
+    case PYCONV_ACT_SOFTPLUS:
+        for (ptrdiff_t i = 0; i < n; i++) dst[i] = pyconv_softplus(dst[i]);
+        break;
+    case PYCONV_ACT_MISH:
+        for (ptrdiff_t i = 0; i < n; i++) dst[i] = pyconv_mish(dst[i]);
         break;
     default:
         break;
