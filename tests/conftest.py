@@ -135,6 +135,15 @@ LEVELS = list(pyconv.isa.supported())
 OTHER_LEVELS = [lv for lv in LEVELS if lv != pyconv.isa.active()]
 
 
+def model_config(*layers: dict, outputs=None, shape=(8, 8, 3), input_name: str = "input", name: str = "t",
+                 **top) -> dict:
+    """A one-input model config: an input layer of per-sample ``shape`` named ``input_name``, then
+    ``layers``; ``outputs`` defaults to the last layer's name; ``top`` adds top-level fields."""
+    layers = [{"name": input_name, "type": "input", "shape": list(shape)}, *layers]
+    return {"format": "pyconv-model", "version": 1, "name": name, "layers": layers,
+            "outputs": outputs or [layers[-1]["name"]], **top}
+
+
 def run_at_level(request, level: str) -> None:
     """Run the rest of the test at ``level``; the level in use before comes back after it."""
     switch = pyconv.isa.use(level)

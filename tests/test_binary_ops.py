@@ -11,7 +11,7 @@ import pytest
 
 import model_reference as mref
 import pyconv
-from conftest import assert_close, rng_for
+from conftest import assert_close, model_config, rng_for
 from reference import activate
 
 OPS = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide}
@@ -124,8 +124,7 @@ def test_errors(call, exc, match):
 # --- graph layers ------------------------------------------------------------------------------------
 
 def doc(*layers, outputs, shape=(5, 6, 8)):
-    return {"format": "pyconv-model", "version": 1, "seed": 3,
-            "layers": [{"name": "input", "type": "input", "shape": list(shape)}, *layers], "outputs": outputs}
+    return model_config(*layers, outputs=outputs, shape=shape)
 
 
 def layer(name, type_, *inputs, **kw):
@@ -250,7 +249,7 @@ def test_onnx_se_block_from_torch():
     as relu6(x + 3) / 6, at opsets 11, 13 and 18."""
     torch = pytest.importorskip("torch")
     og, _ = _onnx()
-    import io
+    import onnx_models
 
     class SE(torch.nn.Module):
         def __init__(self):
@@ -269,13 +268,9 @@ def test_onnx_se_block_from_torch():
     net = SE().eval()
     x = rng_for("se").uniform(-1, 1, (2, 4, 9, 7)).astype(np.float32)
     for opset in (11, 13, 18):
-        f = io.BytesIO()
-        with torch.no_grad():
-            torch.onnx.export(net, (torch.zeros(1, 4, 9, 7),), f, opset_version=opset, dynamo=False,
-                              input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": {0: "n"}, "output": {0: "n"}})
-        model = pyconv.from_onnx(f.getvalue())
-        np.testing.assert_allclose(model.run(x), og.ort_run(f.getvalue(), {"input": x})[0], rtol=1e-4, atol=1e-5)
+        data = onnx_models.export(net, (1, 4, 9, 7), opset, dynamic_batch=True)
+        model = pyconv.from_onnx(data)
+        np.testing.assert_allclose(model.run(x), og.ort_run(data, {"input": x})[0], rtol=1e-4, atol=1e-5)
         with torch.no_grad():
             np.testing.assert_allclose(model.run(x), net(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
 

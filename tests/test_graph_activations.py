@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import model_reference as mr
+from conftest import model_config
 from pyconv.graph import Model, ModelError
 from pyconv.graph.passes import Graph, Node, _fuse_activations, _fuse_gates
 
 
 def config(*layers: dict, outputs, shape=(8, 9, 6)) -> dict:
-    return {"format": "pyconv-model", "version": 1, "name": "t",
-            "layers": [{"name": "in", "type": "input", "shape": list(shape)}, *layers], "outputs": outputs}
+    return model_config(*layers, outputs=outputs, shape=shape, input_name="in")
 
 
 def rand(*shape, seed=0, scale=2.0):

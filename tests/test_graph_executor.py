@@ -13,15 +13,14 @@ import numpy as np
 import pytest
 
 import pyconv
+from conftest import model_config
 from pyconv.graph import MemoryPlan, Model, ModelError, load
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def config(*layers: dict, outputs=None, shape=(8, 8, 4), **top) -> dict:
-    layers = [{"name": "input", "type": "input", "shape": list(shape)}, *layers]
-    return {"format": "pyconv-model", "version": 1, "name": "toy", "layers": list(layers),
-            "outputs": outputs or [layers[-1]["name"]], **top}
+    return model_config(*layers, outputs=outputs, shape=shape, name="toy", **top)
 
 
 def layer(name, type_, *inputs, **kw) -> dict:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import model_config
 from pyconv.graph import Model, ModelError
 
 
 def config(*layers: dict, outputs, shape=(6, 7, 4)) -> dict:
-    return {"format": "pyconv-model", "version": 1, "name": "t",
-            "layers": [{"name": "in", "type": "input", "shape": list(shape)}, *layers], "outputs": outputs}
+    return model_config(*layers, outputs=outputs, shape=shape, input_name="in")
 
 
 def rand(*shape, seed=0, lo=-1.0, hi=1.0):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import model_config
 from pyconv.graph import LAYER_TYPES, Model, ModelError, load
 from pyconv.graph.format import schema
 from pyconv.graph.weights import seeded_uniform
@@ -18,9 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def config(*layers: dict, outputs=None, **top) -> dict:
-    layers = [{"name": "input", "type": "input", "shape": [8, 8, 3]}, *layers]
-    return {"format": "pyconv-model", "version": 1, "name": "t", "layers": list(layers),
-            "outputs": outputs or [layers[-1]["name"]], **top}
+    return model_config(*layers, outputs=outputs, **top)
 
 
 def conv(name="conv", inputs=("input",), **kw) -> dict:

@@ -228,14 +228,8 @@ INDEPENDENT = {"mobilenet_v3_large": "mobilenet_v3_large", "mobilenet_v3_small":
                "efficientnet_b0": "efficientnet_b0", "shufflenet_v2": "shufflenet_v2"}
 
 
-@pytest.mark.parametrize("name", list(INDEPENDENT))
-def test_counts_agree_with_the_independent_pytorch_definitions(name):
-    torch = pytest.importorskip("torch")
-    import mobile_nets
-
-    net = mobile_nets.NETWORKS[INDEPENDENT[name]]().eval()
-    config = load_config(name)
-    assert sum(p.numel() for p in net.parameters()) == ref.count_params(config, bn="affine")
+def _torch_macs(torch, net, x) -> int:
+    """Multiply-adds of ``net(x)`` counted from its Conv2d and Linear modules' output sizes (hooks)."""
     macs = []
 
     def hook(module, inputs, output):
@@ -245,11 +239,23 @@ def test_counts_agree_with_the_independent_pytorch_definitions(name):
         elif isinstance(module, torch.nn.Linear):
             macs.append(output.numel() * module.in_features)
 
-    for m in net.modules():
-        m.register_forward_hook(hook)
+    handles = [m.register_forward_hook(hook) for m in net.modules()]
     with torch.no_grad():
-        net(torch.zeros(1, 3, 224, 224))
-    assert sum(macs) == ref.count_macs(config)
+        net(x)
+    for h in handles:
+        h.remove()
+    return sum(macs)
+
+
+@pytest.mark.parametrize("name", list(INDEPENDENT))
+def test_counts_agree_with_the_independent_pytorch_definitions(name):
+    torch = pytest.importorskip("torch")
+    import mobile_nets
+
+    net = mobile_nets.NETWORKS[INDEPENDENT[name]]().eval()
+    config = load_config(name)
+    assert sum(p.numel() for p in net.parameters()) == ref.count_params(config, bn="affine")
+    assert _torch_macs(torch, net, torch.zeros(1, 3, 224, 224)) == ref.count_macs(config)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -260,20 +266,7 @@ def test_counts_agree_with_the_torch_twin(name):
 
     config = load_config(name)
     twin = build_twin(config, ref.random_weights(config))
-    macs = []
-
-    def hook(module, inputs, output):
-        if isinstance(module, torch.nn.Conv2d):
-            kh, kw = module.kernel_size
-            macs.append(output.numel() * kh * kw * module.in_channels // module.groups)
-        elif isinstance(module, torch.nn.Linear):
-            macs.append(output.numel() * module.in_features)
-
-    for m in twin.modules():
-        m.register_forward_hook(hook)
-    with torch.no_grad():
-        twin(torch.from_numpy(seeded_input(config)))
-    assert sum(macs) == ref.count_macs(config)
+    assert _torch_macs(torch, twin, torch.from_numpy(seeded_input(config))) == ref.count_macs(config)
     buffers = sum(b.numel() for n, b in twin.named_buffers() if n.endswith(("running_mean",
                                                                              "running_var")))
     assert sum(p.numel() for p in twin.parameters()) == ref.count_params(config, bn="affine")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pyconv
-from conftest import assert_close, rng_for
+from conftest import assert_close, model_config, rng_for
 from reference import resize_ref
 
 TRANSFORMS = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn"]
@@ -110,8 +110,7 @@ def test_errors(call, exc, match):
 # --- graph layer -------------------------------------------------------------------------------------
 
 def doc(*layers, outputs, shape=(5, 6, 3)):
-    return {"format": "pyconv-model", "version": 1,
-            "layers": [{"name": "input", "type": "input", "shape": list(shape)}, *layers], "outputs": outputs}
+    return model_config(*layers, outputs=outputs, shape=shape)
 
 
 def test_layer():
@@ -234,7 +233,7 @@ def test_onnx_upsample_from_torch():
     global pool's (N, C, 1, 1) upsampled back to the map's size (DeepLab's image pooling)."""
     torch = pytest.importorskip("torch")
     og, _ = _onnx()
-    import io
+    import onnx_models
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -254,13 +253,9 @@ def test_onnx_upsample_from_torch():
     net = Net().eval()
     x = rng_for("torch-up").uniform(-1, 1, (2, 3, 5, 7)).astype(np.float32)
     for opset in (11, 13, 18):
-        f = io.BytesIO()
-        with torch.no_grad():
-            torch.onnx.export(net, (torch.zeros(1, 3, 5, 7),), f, opset_version=opset, dynamo=False,
-                              input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": {0: "n"}, "output": {0: "n"}})
-        model = pyconv.from_onnx(f.getvalue())
-        np.testing.assert_allclose(model.run(x), og.ort_run(f.getvalue(), {"input": x})[0],
+        data = onnx_models.export(net, (1, 3, 5, 7), opset, dynamic_batch=True)
+        model = pyconv.from_onnx(data)
+        np.testing.assert_allclose(model.run(x), og.ort_run(data, {"input": x})[0],
                                    rtol=1e-4, atol=1e-5)
         with torch.no_grad():
             np.testing.assert_allclose(model.run(x), net(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)

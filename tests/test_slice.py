@@ -6,14 +6,12 @@ by torch.
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 
 import model_reference as mref
 import pyconv
-from conftest import rng_for
+from conftest import model_config, rng_for
 
 CASES = [
     # (shape, axis, start, stop, step)
@@ -78,8 +76,7 @@ def test_errors(call, exc, match):
 # --- graph layer -------------------------------------------------------------------------------------
 
 def doc(*layers, outputs, shape=(5, 6, 10)):
-    return {"format": "pyconv-model", "version": 1,
-            "layers": [{"name": "input", "type": "input", "shape": list(shape)}, *layers], "outputs": outputs}
+    return model_config(*layers, outputs=outputs, shape=shape)
 
 
 def layer(name, type_, *inputs, **kw):
@@ -225,6 +222,7 @@ def test_shufflenet_v2_unit_from_torch():
     """torch.chunk / split of the channels, a branch, concat and channel shuffle, at opsets 11, 13, 18."""
     torch = pytest.importorskip("torch")
     og, _ = _onnx()
+    import onnx_models
 
     class Unit(torch.nn.Module):
         def __init__(self, c=10):
@@ -244,14 +242,10 @@ def test_shufflenet_v2_unit_from_torch():
     net = Unit().eval()
     x = rng_for("shufflenet").uniform(-1, 1, (2, 10, 6, 9)).astype(np.float32)
     for opset in (11, 13, 18):
-        f = io.BytesIO()
-        with torch.no_grad():
-            torch.onnx.export(net, (torch.zeros(1, 10, 6, 9),), f, opset_version=opset, dynamo=False,
-                              input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": {0: "n"}, "output": {0: "n"}})
-        model = pyconv.from_onnx(f.getvalue())
+        data = onnx_models.export(net, (1, 10, 6, 9), opset, dynamic_batch=True)
+        model = pyconv.from_onnx(data)
         assert "channel_shuffle" in {layer["type"] for layer in model.spec.document["layers"]}
-        np.testing.assert_allclose(model.run(x), og.ort_run(f.getvalue(), {"input": x})[0],
+        np.testing.assert_allclose(model.run(x), og.ort_run(data, {"input": x})[0],
                                    rtol=1e-5, atol=1e-6)
         with torch.no_grad():
             np.testing.assert_allclose(model.run(x), net(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
