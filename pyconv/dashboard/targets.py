@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List
 
-__all__ = ["Check", "PASS", "FAIL", "SKIPPED", "INCONCLUSIVE", "TARGET_THREADS", "noisy", "speedups",
+__all__ = ["Check", "PASS", "FAIL", "SKIPPED", "INCONCLUSIVE", "STATUSES", "TARGET_THREADS", "noisy", "speedups",
            "target_checks"]
 
 TARGET_THREADS = 2
@@ -25,6 +25,7 @@ NETWORKS = ("mobilenet_v1", "xception")
 HELD_NUMPY = {"avx2": "numpy_avx2"}
 
 PASS, FAIL, SKIPPED, INCONCLUSIVE = "PASS", "FAIL", "SKIPPED", "INCONCLUSIVE"
+STATUSES = (PASS, FAIL, INCONCLUSIVE, SKIPPED)
 
 
 @dataclass(frozen=True)
