@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from .runs import Bench, Run
-from .targets import FAIL, INCONCLUSIVE, SKIPPED, Check, noisy, target_checks
+from .targets import FAIL, INCONCLUSIVE, SKIPPED, noisy, target_checks
 
 __all__ = ["Change", "GateResult", "REGRESSED", "IMPROVED", "UNCHANGED", "DEFAULT_THRESHOLD", "compare",
            "history", "gate", "parse_threshold"]

@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 
 from .gate import IMPROVED, REGRESSED, GateResult, history
 from .runs import Bench, Run
-from .targets import FAIL, INCONCLUSIVE, SKIPPED, noisy
+from .targets import FAIL, INCONCLUSIVE, SKIPPED
 
 __all__ = ["Table", "View", "gate_view", "layers_view", "tradeoff_view", "roofline_view", "models_view",
            "history_view", "machine_view", "all_views"]
@@ -245,9 +245,10 @@ def roofline_view(runs: Sequence[Run]) -> View:
     if peak:
         low, high = min(intensities) / 2, max(intensities) * 2
         xs = [low * (high / low) ** (i / 60) for i in range(61)]
+        bandwidth = peak["bandwidth_gbs"]
         for t, gflops in sorted(peak["gflops"].items(), key=lambda kv: int(kv[0])):
-            fig.add_trace(go.Scatter(x=xs, y=[min(gflops, x * peak["bandwidth_gbs"]) for x in xs], mode="lines",
-                                     name=f"roof, {t} thread(s): {gflops:.0f} GFLOP/s, {peak['bandwidth_gbs']:.1f} GB/s",
+            fig.add_trace(go.Scatter(x=xs, y=[min(gflops, x * bandwidth) for x in xs], mode="lines",
+                                     name=f"roof, {t} thread(s): {gflops:.0f} GFLOP/s, {bandwidth:.1f} GB/s",
                                      line=dict(color="#444", dash="solid" if t == "1" else "dash")))
         m, k, n = peak["gemm_mkn"]
         notes.append(f"Roofs measured with the run ({peak['level']} level): compute = pyconv's GEMM {m}x{k}x{n}, "
