@@ -68,7 +68,24 @@ def infer_shapes(spec: ModelSpec, input_shapes: Optional[Mapping[str, Shape]] = 
                              f"per sample together, found {total:,} up to this layer", layer=name, field="inputs")
         info.macs[name] = kind.macs(layer.attrs, in_shapes, info.outputs[name])
         info.signals[name] = kind.signal(layer.attrs, in_shapes, [info.signals[src] for src in layer.inputs])
+    for name, view in spec.tensors.items():
+        if view["layer"] in info.outputs:
+            _check_view(name, view, info.outputs[view["layer"]])
     return info
+
+
+def _check_view(name: str, view: Mapping[str, Any], shape: Shape) -> None:
+    """A ``tensors`` entry fits the output of its layer: pads around an image, a view shape of as many
+    elements as the (padded) output holds."""
+    if "pads" in view:
+        if len(shape) != 3:
+            raise ModelError(f"expected pads only for a layer computing an image, found layer {view['layer']!r} of "
+                             f"shape {list(shape)}", field=f"tensors.{name}.pads")
+        (top, bottom), (left, right) = view["pads"]
+        shape = (shape[0] + top + bottom, shape[1] + left + right, shape[2])
+    if "shape" in view and math.prod(view["shape"]) != math.prod(shape):
+        raise ModelError(f"expected a shape of the {math.prod(shape):,} elements of layer {view['layer']!r} "
+                         f"({list(shape)}), found {list(view['shape'])}", field=f"tensors.{name}.shape")
 
 
 def check_size(name: str, type: str, attrs: Mapping[str, Any], shape: Shape, param: Optional[str] = None) -> int:

@@ -149,6 +149,13 @@ class Context:
                                   f"from constants), found {found}")
         return value
 
+    def input_ints(self, node: OnnxNode, index: int, what: str) -> list[int]:
+        """Input ``index`` of ``node``, a constant of integers (shapes, pads, axes, sizes), flattened."""
+        value = self.input_const(node, index, what)
+        if value.dtype.kind not in "iu":
+            raise OnnxImportError(f"expected {what} (input {index}) to be integers, found type {value.dtype}")
+        return [int(v) for v in value.reshape(-1)]
+
     def raw(self, name: str) -> Tensor:
         """The tensor ``name`` as held, pending pads and shuffle stages included."""
         if name in self.constants:

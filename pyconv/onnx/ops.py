@@ -277,13 +277,13 @@ def _pad(ctx: "Context", node: OnnxNode) -> None:
     if ctx.opset < 11:
         pads, value = list(node.attrs["pads"]), float(node.attrs.get("value", 0.0))
     else:
-        pads = [int(p) for p in ctx.input_const(node, 1, "the pads").reshape(-1)]
+        pads = ctx.input_ints(node, 1, "the pads")
         value = _scalar(ctx, node, 2, "the padding value")
         value = 0.0 if value is None else value
     t = ctx.image(node.inputs[0], keep_pads=True)
     rank = 4
     if len(node.inputs) > 3 and node.inputs[3]:  # opset 18: pads for the listed axes only
-        axes = [int(a) % rank for a in ctx.input_const(node, 3, "the axes").reshape(-1)]
+        axes = [a % rank for a in ctx.input_ints(node, 3, "the axes")]
         if len(pads) != 2 * len(axes):
             raise OnnxImportError(f"expected 2 pads per axis for axes {axes}, found {pads}")
         full = [0] * (2 * rank)
@@ -599,7 +599,7 @@ def _to_flat(ctx: "Context", node: OnnxNode, t: "Tensor") -> None:
 def _target(ctx: "Context", node: OnnxNode, in_shape: tuple[int, ...]) -> Optional[list[int]]:
     """The per-sample target shape of a Reshape (batch axis removed), or None if its first axis is not
     the batch."""
-    shape = [int(d) for d in ctx.input_const(node, 1, "the shape").reshape(-1)]
+    shape = ctx.input_ints(node, 1, "the shape")
     if not node.attrs.get("allowzero", 0):
         shape = [in_shape[i] if d == 0 and i < len(in_shape) else d for i, d in enumerate(shape)]
     if not shape:
@@ -681,7 +681,7 @@ def _axes(ctx: "Context", node: OnnxNode) -> Optional[list[int]]:
     if "axes" in node.attrs:
         return [int(a) for a in node.attrs["axes"]]
     if len(node.inputs) > 1 and node.inputs[1]:
-        return [int(a) for a in ctx.input_const(node, 1, "the axes").reshape(-1)]
+        return ctx.input_ints(node, 1, "the axes")
     return None
 
 
@@ -742,7 +742,7 @@ def _expand(ctx: "Context", node: OnnxNode) -> None:
     expanded shape is the input itself (their broadcasting expands it again); otherwise an image's unit
     spatial axes are materialised by a nearest resize to the target size, which repeats them."""
     t = ctx.value(node.inputs[0])
-    target = [int(d) for d in ctx.input_const(node, 1, "the shape").reshape(-1)]
+    target = ctx.input_ints(node, 1, "the shape")
     shape = list(t.onnx_shape(ctx.batch))
     rank = max(len(shape), len(target))
     a, b = [1] * (rank - len(shape)) + shape, [1] * (rank - len(target)) + target
@@ -808,7 +808,7 @@ def _split(ctx: "Context", node: OnnxNode) -> None:
     axis, length = _slice_axis(t, int(node.attrs.get("axis", 0)), "Split")
     outputs = len(node.outputs)
     if len(node.inputs) > 1 and node.inputs[1]:
-        sizes = [int(v) for v in ctx.input_const(node, 1, "the split sizes").reshape(-1)]
+        sizes = ctx.input_ints(node, 1, "the split sizes")
     elif "split" in node.attrs:
         sizes = [int(v) for v in node.attrs["split"]]
     elif "num_outputs" in node.attrs:  # opset 18: equal chunks, the last one smaller
@@ -851,9 +851,9 @@ def _slice(ctx: "Context", node: OnnxNode) -> None:
         starts, ends = list(node.attrs["starts"]), list(node.attrs["ends"])
         axes, steps = node.attrs.get("axes"), None
     else:
-        starts, ends = ([int(v) for v in ctx.input_const(node, i, what).reshape(-1)]
+        starts, ends = (ctx.input_ints(node, i, what)
                         for i, what in ((1, "the starts"), (2, "the ends")))
-        axes, steps = ([int(v) for v in ctx.input_const(node, i, what).reshape(-1)]
+        axes, steps = (ctx.input_ints(node, i, what)
                        if len(node.inputs) > i and node.inputs[i] else None
                        for i, what in ((3, "the axes"), (4, "the steps")))
     axes = list(range(len(starts))) if axes is None else [int(a) for a in axes]
@@ -895,7 +895,7 @@ def _resize_factors(ctx: "Context", node: OnnxNode, t: "Tensor") -> tuple[Option
         scales = None
         if len(node.inputs) <= 3 or not node.inputs[3]:
             raise OnnxImportError("expected scales or sizes, found neither")
-        sizes = [int(v) for v in ctx.input_const(node, 3, "the sizes").reshape(-1)]
+        sizes = ctx.input_ints(node, 3, "the sizes")
     values = [float(v) for v in scales.reshape(-1)] if scales is not None else sizes
     axes = node.attrs.get("axes")
     if axes is not None:  # opset 18: values for the listed axes only

@@ -126,6 +126,13 @@ def configs(draw, max_layers: int = 6) -> dict[str, Any]:
            "outputs": list(dict.fromkeys(outputs)), "seed": draw(st.integers(0, 3))}
     if draw(st.booleans()):
         doc["output_layout"] = "NCHW"
+    if draw(st.booleans()):  # an extra tensor name: a layer's output padded, or viewed flat
+        name = draw(st.sampled_from(sorted(tensors)))
+        shape = tensors[name]
+        pads = [[draw(st.integers(0, 1)), 0], [0, draw(st.integers(0, 1))]] if len(shape) == 3 else [[0, 0], [0, 0]]
+        view = {"layer": name, "pads": pads} if len(shape) == 3 and draw(st.booleans()) else \
+            {"layer": name, "shape": [math.prod(shape)]}
+        doc["tensors"] = {"view": view}
     return doc
 
 

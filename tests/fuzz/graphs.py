@@ -10,7 +10,7 @@ construction; the mutations then break one thing at a time.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from hypothesis import strategies as st
@@ -36,10 +36,13 @@ class _Builder:
         self.inits[name] = np.asarray(value, dtype=dtype)
         return name
 
-    def add(self, op: str, inputs: list[str], shape: tuple[int, ...], **attrs) -> str:
+    def add(self, op: str, inputs: list[str], shape: Optional[tuple[int, ...]], **attrs) -> str:
+        """A node computing one tensor, of ``shape``; None for the middle of a pattern, which later nodes
+        read only as part of it."""
         out = self.name(op.lower())
         self.nodes.append(helper.make_node(op, inputs, [out], name=out if self.draw(st.booleans()) else "", **attrs))
-        self.shapes[out] = shape
+        if shape is not None:
+            self.shapes[out] = shape
         return out
 
 
@@ -52,19 +55,22 @@ def _step(b: _Builder, src: str, opset: int) -> None:
     draw = b.draw
     shape = b.shapes[src]
     if len(shape) == 2:
-        op = draw(st.sampled_from(["Gemm", "Relu", "Sigmoid", "Softmax"]))
+        op = draw(st.sampled_from(["Gemm", "MatMul", "Relu", "Sigmoid", "Softmax"]))
+        units = draw(st.integers(1, 4))
         if op == "Gemm":
-            units = draw(st.integers(1, 4))
             w = b.const("w", np.ones((units, shape[1])) * 0.1)
-            bias = [b.const("b", np.zeros(units))] if draw(st.booleans()) else []
+            bias = [b.const("b", np.zeros(units))] if opset < 11 or draw(st.booleans()) else []
             b.add("Gemm", [src, w, *bias], (1, units), transB=1)
+        elif op == "MatMul":
+            b.add("MatMul", [src, b.const("w", np.ones((shape[1], units)) * 0.1)], (1, units))
         else:
             b.add(op, [src], shape)
         return
     _, c, h, w = shape
     op = draw(st.sampled_from(["Conv", "DepthwiseConv", "GroupConv", "MaxPool", "AveragePool", "GlobalAveragePool",
                                "Add", "Concat", "Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSwish", "Reshape",
-                               "Flatten", "Resize", "Slice", "Split", "BatchNormalization", "Pad"]))
+                               "Flatten", "Resize", "Slice", "Split", "BatchNormalization", "Pad", "Mul", "PRelu",
+                               "Softmax", "ReduceMean", "ShapeFlatten", "NHWCFlatten", "Shuffle", "Expand"]))
     k = draw(st.integers(1, 3))
     stride = draw(st.integers(1, 2))
     pad = draw(st.integers(0, k // 2))
@@ -115,9 +121,10 @@ def _step(b: _Builder, src: str, opset: int) -> None:
         scale = draw(st.sampled_from([2.0, 0.5]))
         oh, ow = int(h * scale), int(w * scale)
         if min(oh, ow) >= 1:
-            # Resize's roi is optional: absent as an empty name.
+            # Resize's roi is optional from opset 13: absent as an empty name; before, an empty tensor.
+            roi = "" if opset >= 13 else b.const("roi", np.zeros(0))
             scales = b.const("scales", [1, 1, scale, scale])
-            b.add("Resize", [src, "", scales], (1, c, oh, ow), mode=draw(st.sampled_from(["nearest", "linear"])))
+            b.add("Resize", [src, roi, scales], (1, c, oh, ow), mode=draw(st.sampled_from(["nearest", "linear"])))
     elif op == "Slice" and opset >= 10 and c > 1:
         starts, ends, axes = (b.const(n, v, np.int64) for n, v in (("st", [1]), ("en", [c]), ("ax", [1])))
         b.add("Slice", [src, starts, ends, axes], (1, c - 1, h, w))
@@ -134,6 +141,32 @@ def _step(b: _Builder, src: str, opset: int) -> None:
         b.add("Pad", [src, pads], (1, c, h + 2 * pad, w + 2 * pad))
     elif op in ("Relu", "Sigmoid"):
         b.add(op, [src], shape)
+    elif op in ("Mul", "PRelu"):
+        b.add(op, [src, b.const("k", np.full((c, 1, 1), 0.5))], shape)
+    elif op == "Softmax" and opset >= 13:
+        b.add(op, [src], shape, axis=1)
+    elif op == "ReduceMean":
+        if opset < 18:
+            b.add(op, [src], (1, c, 1, 1), axes=[2, 3])
+        else:
+            b.add(op, [src, b.const("ax", [2, 3], np.int64)], (1, c, 1, 1))
+    elif op == "ShapeFlatten" and opset >= 13:
+        # The exporters' flatten: Shape -> Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape, folded.
+        dims = b.add("Shape", [src], None)
+        first = b.add("Gather", [dims, b.const("i", 0, np.int64)], None)
+        batch = b.add("Unsqueeze", [first, b.const("ax", [0], np.int64)], None)
+        target = b.add("Concat", [batch, b.const("m", [-1], np.int64)], None, axis=0)
+        b.add("Reshape", [src, target], (1, c * h * w))
+    elif op == "NHWCFlatten" and opset >= 5:
+        nhwc = b.add("Transpose", [src], None, perm=[0, 2, 3, 1])
+        b.add("Reshape", [nhwc, b.const("shape", [1, -1], np.int64)], (1, c * h * w))
+    elif op == "Shuffle" and opset >= 5 and c % 2 == 0:
+        split = b.add("Reshape", [src, b.const("s", [1, 2, c // 2, h, w], np.int64)], None)
+        swapped = b.add("Transpose", [split], None, perm=[0, 2, 1, 3, 4])
+        b.add("Reshape", [swapped, b.const("s", [1, c, h, w], np.int64)], shape)
+    elif op == "Expand" and opset >= 8:
+        pooled = b.add("GlobalAveragePool", [src], None)
+        b.add("Expand", [pooled, b.const("s", [1, c, h, w], np.int64)], shape)
 
 
 @st.composite
@@ -254,17 +287,17 @@ def _mutate(draw, model) -> None:
                                              "ReduceMean", "MatMul", "PRelu", ""]))
     elif op.startswith("init") and graph.initializer:
         init = draw(st.sampled_from(list(graph.initializer)))
+        try:
+            array = numpy_helper.to_array(init)
+        except (ValueError, TypeError, KeyError):  # broken by an earlier mutation
+            return
         if op == "init_values":
-            try:
-                array = numpy_helper.to_array(init)
-            except (ValueError, KeyError):  # broken by an earlier mutation
-                return
             init.CopyFrom(numpy_helper.from_array(_odd_array(draw, array), init.name))
         elif op == "init_dims":
             del init.dims[:]
             init.dims.extend(draw(st.lists(st.sampled_from([0, 1, 2, 3, -1, 10 ** 6, 2 ** 40]), max_size=4)))
         elif op == "init_data":
-            raw = init.raw_data or numpy_helper.from_array(numpy_helper.to_array(init)).raw_data
+            raw = init.raw_data or numpy_helper.from_array(array).raw_data
             init.raw_data = raw[:draw(st.integers(0, max(len(raw) - 1, 0)))]
         elif op == "init_type":
             init.data_type = draw(st.sampled_from([0, TensorProto.INT8, TensorProto.STRING, TensorProto.BOOL,

@@ -1,7 +1,7 @@
 """The rule every fuzzed input follows, the corpus, and a worker process for inputs that may crash.
 
 An input is loaded (``pyconv.load`` for a config, ``pyconv.from_onnx`` for ONNX bytes) and, where it
-loads, run once on its example input. It must either work or raise one of :data:`ALLOWED`; anything
+loads, run once on its example input (and once more for the extra tensor names it declares, if any). It must either work or raise one of :data:`ALLOWED`; anything
 else escaping (KeyError, IndexError, numpy's errors, RecursionError, MemoryError ...), a hang past
 :data:`TIMEOUT` seconds or a crash of the interpreter is a failure.
 
@@ -97,6 +97,8 @@ def attempt(kind: str, data: Any) -> None:
     with tempfile.TemporaryDirectory() as folder, fuzz_limits(), time_limit(TIMEOUT):
         model = _load(kind, data, Path(folder))
         model.run(model.example_input())
+        if model.spec.tensors:  # the extra names (ONNX tensors) are views computed on request only
+            model.run(model.example_input(), outputs=list(model.spec.tensors))
 
 
 def outcome(kind: str, data: Any) -> Optional[str]:
