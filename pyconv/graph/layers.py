@@ -106,9 +106,11 @@ def _window_hw(name: str, attrs: dict[str, Any], in_shape: Shape, kernel_field: 
         extent = effective_kernel(kernel[axis], dilation[axis])
         if size + lo + hi + extent + stride[axis] > _INT_MAX:
             # The kernels index the padded input with 32-bit ints: every sum of these must fit.
+            extent_field = "dilation" if dilation[axis] > kernel[axis] else kernel_field
+            field = max((("padding", lo + hi), (extent_field, extent), ("stride", stride[axis])), key=lambda f: f[1])
             raise ModelError(f"expected a padded input, window extent and stride summing below 2^31 along "
                              f"{'HW'[axis]}, found {size} + ({lo}, {hi}) pads, extent {extent}, stride {stride[axis]}",
-                             layer=name, field="padding" if lo + hi > extent else kernel_field)
+                             layer=name, field=field[0])
         n = output_size(size, kernel[axis], stride[axis], dilation[axis], lo, hi, ceil_mode)
         if n < 1:
             raise ModelError(

@@ -31,6 +31,7 @@ config, so the weights are the same everywhere.
 from __future__ import annotations
 
 import hashlib
+import lzma
 import math
 import zipfile
 import zlib
@@ -92,9 +93,11 @@ def read_npz(path: Union[str, Path]) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}", field="weights",
                          hint="remove \"weights\" from the config (or pass weights=None) to use seeded weights")
-    # A damaged archive fails in np.load or only when an array is read; object arrays are refused
+    # A damaged archive fails in np.load or only when an array is read (a compression method zipfile
+    # lacks is a NotImplementedError, an encrypted member a RuntimeError); object arrays are refused
     # (allow_pickle=False: a weights file must not run code).
-    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+    unreadable = (OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zipfile.BadZipFile, zlib.error,
+                  lzma.LZMAError)
     try:
         archive = np.load(path, allow_pickle=False)
     except unreadable as exc:

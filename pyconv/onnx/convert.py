@@ -219,8 +219,9 @@ class Context:
         kind = LAYER_TYPES[type]
         normalized = kind.normalize(attrs)
         shape = kind.output_shape(name, normalized, [self.shapes[i] for i in inputs])
-        # Checked here already: converters allocate constants of these sizes (a mean as a 1x1 conv).
         self.shapes[name] = tuple(int(d) for d in shape)
+        # Checked here already, not only when the config loads: converters allocate arrays of these sizes
+        # (a mean over the channels as a 1x1 conv's weights).
         check_size(name, type, normalized, self.shapes[name])
         self.layers.append({"name": name, "type": type, **({"inputs": list(inputs)} if inputs else {}), **attrs})
         for param, array in (weights or {}).items():

@@ -6,9 +6,9 @@ the bytes parse as a ``ModelProto``; every node of the default domain matches it
 at the model's opset (input and output counts, no empty name where an input or output is required,
 known attributes of the declared types, required ones present); every node input is a graph input, an
 initializer or an earlier node's output, and no tensor is computed twice; the graph inputs the caller
-feeds are images ``(N, C, H, W)`` or matrices ``(N, F)`` of real numbers. An empty input name is an
-absent optional input, as ONNX specifies: converters read it as ``None``. Their sizes may be symbolic (``None`` in :attr:`GraphInput.shape`): the converter is
-given the sizes to convert at (see :mod:`pyconv.onnx.convert`).
+feeds are images ``(N, C, H, W)`` or matrices ``(N, F)`` of real numbers. Their sizes may be symbolic
+(``None`` in :attr:`GraphInput.shape`): the converter is given the sizes to convert at (see
+:mod:`pyconv.onnx.convert`). An empty input name is an absent optional input, as ONNX specifies.
 
 :func:`fold` evaluates the small subgraphs exporters emit to compute shapes and pads (``Shape``,
 ``Gather``, ``Neg``, ``Ceil``, ``Div``, ``Unsqueeze``, ``Concat``, ``Where`` ...) once their inputs are
@@ -63,7 +63,9 @@ class OnnxNode:
 
     @property
     def label(self) -> str:
-        return f"{self.op_type} {self.name!r}" if self.name else f"{self.op_type} (output {self.outputs[0]!r})"
+        if self.name or not self.outputs:
+            return f"{self.op_type} {self.name!r}"
+        return f"{self.op_type} (output {self.outputs[0]!r})"
 
 
 @dataclass
@@ -185,18 +187,18 @@ def read_model(source: Source) -> OnnxGraph:
     initializers = {init.name: _to_array(init, f"initializer {init.name!r}") for init in graph.initializer}
 
     nodes = []
-    for node in graph.node:
-        _check_node(node, opset, onnx)
-        attrs = {}
-        for a in node.attribute:
+    for proto in graph.node:
+        node = OnnxNode(proto.op_type, proto.name, proto.domain, list(proto.input), list(proto.output), {})
+        _check_node(proto, node.label, opset, onnx)
+        for a in proto.attribute:
             try:
                 value = helper.get_attribute_value(a)
             except ValueError as exc:  # an attribute of no known type
-                raise OnnxImportError(f"attribute {a.name!r} cannot be read: {exc}", field=_label(node)) from None
+                raise OnnxImportError(f"attribute {a.name!r} cannot be read: {exc}", field=node.label) from None
             if a.type == onnx.AttributeProto.TENSOR:
-                value = _to_array(value, f"{_label(node)}: attribute {a.name!r}")
-            attrs[a.name] = value
-        nodes.append(OnnxNode(node.op_type, node.name, node.domain, list(node.input), list(node.output), attrs))
+                value = _to_array(value, f"{node.label}: attribute {a.name!r}")
+            node.attrs[a.name] = value
+        nodes.append(node)
 
     inputs: list[GraphInput] = []
     for vi in graph.input:
@@ -230,23 +232,17 @@ def read_model(source: Source) -> OnnxGraph:
                      initializers, nodes)
 
 
-def _label(node: Any) -> str:
-    """A node's label (see :attr:`OnnxNode.label`) before it is decoded."""
-    return f"{node.op_type} {node.name!r}" if node.name else f"{node.op_type} (outputs {list(node.output)})"
-
-
-def _check_node(node: Any, opset: int, onnx: Any) -> None:
-    """``node`` against its operator's schema at ``opset`` (nodes of other domains and unknown
-    operators are left to the converter, which lists them)."""
+def _check_node(node: Any, label: str, opset: int, onnx: Any) -> None:
+    """The ``NodeProto`` ``node`` (``label`` in messages) against its operator's schema at ``opset``
+    (nodes of other domains and unknown operators are left to the converter, which lists them)."""
     if node.domain not in ("", "ai.onnx") or not onnx.defs.has(node.op_type):
         return
     try:
         schema = onnx.defs.get_schema(node.op_type, opset)
     except onnx.defs.SchemaError:
         raise OnnxImportError(f"{node.op_type} is not an operator of opset {opset} (it is newer)",
-                              field=_label(node)) from None
+                              field=label) from None
     option = onnx.defs.OpSchema.FormalParameterOption
-    single, optional = option.Single, option.Optional
     for what, names, formal, lo, hi in (("input", node.input, schema.inputs, schema.min_input, schema.max_input),
                                         ("output", node.output, schema.outputs, schema.min_output,
                                          schema.max_output)):
@@ -256,26 +252,28 @@ def _check_node(node: Any, opset: int, onnx: Any) -> None:
                 count -= 1
         if not lo <= count <= hi:
             want = f"{lo}" if lo == hi else f"at least {lo}" if hi >= 2 ** 31 - 1 else f"{lo} to {hi}"
-            raise OnnxImportError(f"expected {want} {what}(s), found {count}", field=_label(node))
+            raise OnnxImportError(f"expected {want} {what}(s), found {count}", field=label)
         for i, name in enumerate(names):
-            # The last formal parameter of a variadic operator stands for all the remaining ones.
+            # The last formal parameter of a variadic operator stands for all the remaining ones; an unused
+            # output among variadic ones (a Split's) may be left unnamed.
             param = formal[min(i, len(formal) - 1)] if formal else None
-            if not name and param is not None and param.option != optional and (what == "input" or
-                                                                                 param.option == single):
-                raise OnnxImportError(f"{what} {i} ({param.name}) is required, found an empty name",
-                                      field=_label(node))
+            required = param is not None and (param.option == option.Single
+                                              or param.option == option.Variadic and what == "input")
+            if not name and required:
+                raise OnnxImportError(f"{what} {i} ({param.name}) is required, found an empty name", field=label)
     for a in node.attribute:
         spec = schema.attributes.get(a.name)
         if spec is None:
             raise OnnxImportError(f"unknown attribute {a.name!r} (the {node.op_type} of opset {schema.since_version} "
-                                  f"takes {', '.join(sorted(schema.attributes)) or 'none'})", field=_label(node))
+                                  f"takes {', '.join(sorted(schema.attributes)) or 'none'})", field=label)
         if a.type != int(spec.type):
-            raise OnnxImportError(f"attribute {a.name!r}: expected type {spec.type.name}, found "
-                                  f"{onnx.AttributeProto.AttributeType.Name(a.type)}", field=_label(node))
+            kinds = onnx.AttributeProto.AttributeType
+            found = kinds.Name(a.type) if a.type in kinds.values() else a.type
+            raise OnnxImportError(f"attribute {a.name!r}: expected type {spec.type.name}, found {found}", field=label)
     missing = sorted(set(n for n, spec in schema.attributes.items() if spec.required)
                      - {a.name for a in node.attribute})
     if missing:
-        raise OnnxImportError(f"missing required attribute {missing[0]!r}", field=_label(node))
+        raise OnnxImportError(f"missing required attribute {missing[0]!r}", field=label)
 
 
 def _graph_input(vi: Any, onnx: Any) -> GraphInput:

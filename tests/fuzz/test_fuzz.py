@@ -25,7 +25,7 @@ from fuzz.graphs import mutated_bytes, mutated_onnx, onnx_models  # noqa: E402
 
 DEFAULT = settings(max_examples=100, derandomize=True, database=None, deadline=None,
                    suppress_health_check=list(HealthCheck))
-CAMPAIGN = settings(max_examples=1500, derandomize=False, database=None, deadline=None, phases=[Phase.generate],
+CAMPAIGN = settings(max_examples=2000, derandomize=False, database=None, deadline=None, phases=[Phase.generate],
                     suppress_health_check=list(HealthCheck))
 
 
@@ -89,10 +89,13 @@ def test_valid_inputs_mostly_load():
 def test_campaign(name):
     worker = harness.Worker()
     failures: dict[str, str] = {}
+    count = 0
 
     @CAMPAIGN
     @given(INPUTS[name])
     def run(case):
+        nonlocal count
+        count += 1
         problem = worker.check(*case)
         if problem is not None:
             # One entry per distinct failure: the exception and where it was raised.
@@ -103,4 +106,5 @@ def test_campaign(name):
         run()
     finally:
         worker.close()
+    print(f"campaign {name}: {count} inputs, {len(failures)} distinct failure(s)")
     assert not failures, f"{len(failures)} distinct failure(s):\n\n" + "\n\n".join(failures.values())
