@@ -173,16 +173,14 @@ class Worker:
 
     def check(self, kind: str, data: Any) -> Optional[str]:
         """What went wrong with the input (see :func:`outcome`), a crash or a hang included."""
-        self._conn.send((kind, data))
-        if self._conn.poll(self.timeout):
-            try:
+        try:
+            self._conn.send((kind, data))
+            if self._conn.poll(self.timeout):
                 return self._conn.recv()
-            except EOFError:
-                pass
+            problem = f"no answer after {self.timeout:g} s (a hang in native code)"
+        except (EOFError, OSError):  # the pipe closed: the process died
             self._process.join(5)
             problem = f"the interpreter crashed (exit code {self._process.exitcode})"
-        else:
-            problem = f"no answer after {self.timeout:g} s (a hang in native code)"
         self._process.kill()
         self._process.join()
         self._start()

@@ -9,6 +9,8 @@ the distinct failures at the end.
 from __future__ import annotations
 
 import collections
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -82,6 +84,19 @@ def test_valid_inputs_mostly_load():
     count()
     for kind in ("config", "onnx"):
         assert loaded[kind, True] >= 2 * loaded[kind, False], loaded
+
+
+def test_worker_reports_crashes_and_hangs():
+    worker = harness.Worker(timeout=3)
+    try:
+        assert worker.check("config-bytes", b"{}") is None
+        os.kill(worker._process.pid, signal.SIGKILL)
+        assert "crashed" in worker.check("config-bytes", b"{}")
+        os.kill(worker._process.pid, signal.SIGSTOP)
+        assert "no answer after 3 s" in worker.check("config-bytes", b"{}")
+        assert worker.check("config-bytes", b"{}") is None  # a fresh process took over
+    finally:
+        worker.close()
 
 
 @pytest.mark.slow
