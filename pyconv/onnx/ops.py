@@ -812,10 +812,11 @@ def _split(ctx: "Context", node: OnnxNode) -> None:
     elif "split" in node.attrs:
         sizes = [int(v) for v in node.attrs["split"]]
     elif "num_outputs" in node.attrs:  # opset 18: equal chunks, the last one smaller
-        if int(node.attrs["num_outputs"]) < 1:
-            raise OnnxImportError(f"expected a positive num_outputs, found {node.attrs['num_outputs']}")
-        chunk = -(-length // int(node.attrs["num_outputs"]))
-        sizes = [min(chunk, length - i * chunk) for i in range(int(node.attrs["num_outputs"]))]
+        parts = int(node.attrs["num_outputs"])
+        if parts < 1:
+            raise OnnxImportError(f"expected a positive num_outputs, found {parts}")
+        chunk = -(-length // parts)
+        sizes = [min(chunk, length - i * chunk) for i in range(parts)]
     elif length % outputs == 0:
         sizes = [length // outputs] * outputs
     else:
@@ -851,8 +852,7 @@ def _slice(ctx: "Context", node: OnnxNode) -> None:
         starts, ends = list(node.attrs["starts"]), list(node.attrs["ends"])
         axes, steps = node.attrs.get("axes"), None
     else:
-        starts, ends = (ctx.input_ints(node, i, what)
-                        for i, what in ((1, "the starts"), (2, "the ends")))
+        starts, ends = ctx.input_ints(node, 1, "the starts"), ctx.input_ints(node, 2, "the ends")
         axes, steps = (ctx.input_ints(node, i, what)
                        if len(node.inputs) > i and node.inputs[i] else None
                        for i, what in ((3, "the axes"), (4, "the steps")))

@@ -27,7 +27,7 @@ from fuzz.graphs import mutated_bytes, mutated_onnx, onnx_models  # noqa: E402
 
 DEFAULT = settings(max_examples=100, derandomize=True, database=None, deadline=None,
                    suppress_health_check=list(HealthCheck))
-CAMPAIGN = settings(max_examples=2000, derandomize=False, database=None, deadline=None, phases=[Phase.generate],
+CAMPAIGN = settings(max_examples=4000, derandomize=False, database=None, deadline=None, phases=[Phase.generate],
                     suppress_health_check=list(HealthCheck))
 
 
