@@ -133,7 +133,8 @@ def _check_header(archive: Any, key: str, source: str) -> None:
     count = math.prod(shape)
     if count > shapes.MAX_ELEMENTS or count * dtype.itemsize > archive.zip.getinfo(member).file_size - header:
         raise ModelError(f"array {key!r} in {source}: its header claims shape {list(shape)} of {dtype}, more than "
-                         f"the file holds", field="weights", hint="the file is truncated or damaged")
+                         f"the file holds (or than {shapes.MAX_ELEMENTS:,} elements)", field="weights",
+                         hint="the file is truncated or damaged")
 
 
 def check_weights(arrays: Mapping[str, Any], params: ParamTable, source: str) -> LayerWeights:
