@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import LEVELS, run_at_level
-from pyconv.conv import NCHW_INPUT_MAX_CHANNELS, Conv2D
+from pyconv.conv import Conv2D
+from pyconv.strategy import FEW_CHANNELS
 from reference import conv2d_ref
 
 GEOMETRIES = [  # (H, W, K, stride, dilation, padding)
@@ -81,6 +82,6 @@ def test_rejects_what_it_cannot_serve(kwargs, x_shape, match):
 
 
 def test_only_few_input_channels_read_nchw():
-    assert Conv2D(np.ones((3, 3, NCHW_INPUT_MAX_CHANNELS, 8), np.float32)).reads_nchw()
-    assert not Conv2D(np.ones((3, 3, NCHW_INPUT_MAX_CHANNELS + 1, 8), np.float32)).reads_nchw()
+    assert Conv2D(np.ones((3, 3, FEW_CHANNELS, 8), np.float32)).reads_nchw()
+    assert not Conv2D(np.ones((3, 3, FEW_CHANNELS + 1, 8), np.float32)).reads_nchw()
     assert not Conv2D(np.ones((3, 3, 1, 8), np.float32), groups=2).reads_nchw()
