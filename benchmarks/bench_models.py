@@ -17,6 +17,8 @@ Two phases per model and thread count:
   pyconv's load includes generating seeded weights; the twin gets them ready-made. Process-wide caches
   of the peers (oneDNN primitives, for instance) stay warm after the first round.
 * ``warm``: steady-state runs in alternating, settled steps, as in the kernel benchmarks (harness.py).
+  After the timed rounds, pyconv's per-node profile of the model (``Model.profile``: each node's median,
+  strategy and GFLOP/s) is recorded in extra_info ``profile``.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ MODEL_RTOL = 1e-3  # max |diff| / max |pyconv| over all outputs, after dozens of
 PEERS = ("onnxruntime", "torch", "openvino", "openvino_avx2")
 ONNX_PEERS = ("onnxruntime", "openvino", "openvino_avx2")  # they run the twin's ONNX export
 SCALAR_BY_DEFAULT = False  # a scalar Xception takes seconds a run: only when --levels names scalar
+PROFILE_RUNS = 10  # runs the per-node profile takes the median of
 
 
 @dataclass(frozen=True)
@@ -215,3 +218,15 @@ def test_models(benchmark, case, level, threads, reference, peer_names, onnx_fil
         benchmark.extra_info.update(info)
         benchmark.extra_info.update({"module": "models", "model": case.model, "phase": case.phase,
                                      "threads": threads, "peer_info": peer_info, **level_info(level, reference)})
+        if case.phase == "warm":
+            benchmark.extra_info["profile"] = _profile(case, level, threads)
+
+
+def _profile(case: ModelCase, level: str, threads: int) -> dict:
+    """pyconv's per-node profile of the model at ``level`` (``Model.profile``), JSON-ready."""
+    with at_level(level):
+        profile = pyconv.load(case.path).profile(repeat=PROFILE_RUNS, threads=threads)
+    return {"total_s": profile.total_seconds, "repeat": profile.repeat,
+            "strategy_share": dict(profile.strategy_share),
+            "nodes": [{"name": r.name, "type": r.type, "strategy": r.strategy, "seconds": r.seconds,
+                       "gflops": r.gflops} for r in profile.rows]}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from functools import lru_cache
 
 import pytest
 
@@ -130,6 +131,14 @@ def pytest_report_header(config):
     return lines
 
 
+@lru_cache(maxsize=None)
+def machine_peak(threads: tuple) -> dict:
+    """The machine's measured roofs (``pyconv.machine``) at these thread counts, once per session."""
+    import pyconv.machine
+
+    return pyconv.machine.measure(threads).as_dict()
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["pyconv_benchmarks"] = {
         "threads": _thread_counts(config),
@@ -147,6 +156,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         return
     machine_info["pyconv_benchmarks"]["pyconv"] = getattr(pyconv, "__version__", "unknown")
     machine_info["pyconv_benchmarks"]["isa"] = isa_summary()
+    machine_info["pyconv_benchmarks"]["peak"] = machine_peak(tuple(_thread_counts(config)))
 
 
 @pytest.fixture(scope="session", autouse=True)

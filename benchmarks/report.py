@@ -1,21 +1,24 @@
 """Summarise a pytest-benchmark JSON of the pyconv benchmarks as Markdown tables, with target verdicts.
 
     pytest benchmarks/ --benchmark-only --benchmark-json=out.json
-    python benchmarks/report.py out.json [--threads 2] [--stat min]
+    python benchmarks/report.py out.json [--threads 2] [--stat min] [--check]
 
 A header names the CPU (lscpu's model name, family, model), pyconv's instruction-set levels (active,
 detected, run) and the kernels the peers loaded (numpy's OpenBLAS kernel, native and held to AVX2;
 OpenVINO's oneDNN kernels). Then one table per benchmark module: one row per case, level and thread
 count, with every engine's median (ms), pyconv's GFLOP/s (2 x direct MACs / median), pyconv's speed
-relative to each peer (peer median / pyconv median: above 1 means pyconv is faster) and PASS/FAIL against
-the targets, judged at ``TARGET_THREADS`` only. Last, the levels side by side: per case and thread count,
+relative to each peer (peer median / pyconv median: above 1 means pyconv is faster) and the verdicts
+against the targets (``pyconv.dashboard.targets``), judged at ``TARGET_THREADS`` only: PASS, FAIL,
+INCONCLUSIVE (a noisy row: some engine's median over ``NOISY_SPREAD`` times its minimum) or SKIPPED (the
+peer a target compares with was not measured); the ones that did not pass are listed at the end, and
+``--check`` exits 1 when one FAILed. Last, the levels side by side: per case and thread count,
 each level's median (and GFLOP/s), each level's speed relative to the reference level (same rounds
 where the row timed ``pyconv_<reference>`` beside it, otherwise from the reference level's own row,
 marked ``*``) and relative to the peers held to its instruction set (``numpy_avx2``, ``openvino_avx2``).
 All numbers of one row come from the same run, interleaved (see README.md). ``--stat min`` uses each
 engine's fastest timed call instead of the median: on a machine shared with other work the minimum is
-the less disturbed estimate (say so when quoting it). A verdict or phase marked "(noisy)" comes from a
-row where some engine's median is over ``NOISY_SPREAD`` times its minimum.
+the less disturbed estimate (say so when quoting it). A model phase marked "(noisy)" comes from a noisy
+row.
 """
 from __future__ import annotations
 
@@ -24,64 +27,26 @@ import json
 import sys
 from collections import Counter, defaultdict
 
-TARGET_THREADS = 2
-POINTWISE_VS_NUMPY = 0.90      # pointwise >= 90 % of numpy matmul GFLOP/s, MobileNet v1 shapes
-DEPTHWISE_GFLOPS = 30.0        # depthwise 3x3 s1/s2 GFLOP/s, MobileNet v1 shapes
-STANDARD_GFLOPS = 150.0        # effective GFLOP/s of strategy auto at 3x3 64 -> 64, 56x56
-STANDARD_TARGET_LAYER = "std_3x3"
-VS_ONNXRUNTIME = 1.0           # every network row (pyconv's auto path) no slower than ORT
-NOISY_SPREAD = 1.5             # a row whose median exceeds its min by this factor (any engine) is marked noisy
-NETWORKS = ("mobilenet_v1", "xception", "efficientnet_b0", "mobilenet_v3", "mixed_kernels", "shufflenet_v1")
+from pyconv.dashboard.targets import FAIL, PASS, STATUSES, TARGET_THREADS, noisy, speedups, target_checks
+
 MODULE_ORDER = ("pointwise", "depthwise", "standard", "group", "models", "onnx")
 LEVEL_ORDER = ("avx512", "avx2", "neon", "scalar")
 PEER_ORDER = ("pyconv_g1", "numpy", "numpy_avx2", "onnxruntime", "torch", "openvino", "openvino_avx2")
-# The peers held to one level's instruction set (harness.HELD_PEERS): a row at that level is judged
-# against them; the other targets are judged at the level this CPU runs best.
+# The peers held to one level's instruction set (harness.HELD_PEERS), shown beside that level's rows.
 HELD_PEERS = {"avx2": ("numpy_avx2", "openvino_avx2")}
-HELD_NUMPY = {"avx2": "numpy_avx2"}
 
 
 def _level(info: dict) -> str:
     return info.get("level") or "-"
 
 
-def _checks(info: dict, gflops: float, speedup: dict) -> list:
-    """The (description, passed) target checks that apply to one kernel benchmark."""
-    if info.get("threads") != TARGET_THREADS:
-        return []
-    module, network = info.get("module"), info.get("network")
-    auto = info.get("strategy_requested", "auto") == "auto"
-    level = info.get("level")
-    best = level is None or level == info.get("isa_detected")  # files from before the levels: judged
-    numpy = HELD_NUMPY.get(level, "numpy" if best else None)
-    checks = []
-    if module == "pointwise" and network == "mobilenet_v1" and numpy in speedup:
-        checks.append((f"{numpy} x{speedup[numpy]:.2f} >= {POINTWISE_VS_NUMPY}",
-                       speedup[numpy] >= POINTWISE_VS_NUMPY))
-    if module == "group" and level != "scalar" and "pyconv_g1" in speedup:
-        checks.append((f"x{speedup['pyconv_g1']:.2f} vs G=1 > 1", speedup["pyconv_g1"] > 1.0))
-    if not best:
-        return checks
-    if module == "depthwise" and network == "mobilenet_v1":
-        checks.append((f"{gflops:.0f} >= {DEPTHWISE_GFLOPS:.0f} GFLOP/s", gflops >= DEPTHWISE_GFLOPS))
-    if module == "standard" and auto and info.get("layer") == STANDARD_TARGET_LAYER:
-        checks.append((f"{gflops:.0f} >= {STANDARD_GFLOPS:.0f} GFLOP/s", gflops >= STANDARD_GFLOPS))
-    if network in NETWORKS and auto and "onnxruntime" in speedup:
-        checks.append((f"ort x{speedup['onnxruntime']:.2f} >= {VS_ONNXRUNTIME}",
-                       speedup["onnxruntime"] >= VS_ONNXRUNTIME))
-    return checks
-
-
-def _noisy(info: dict) -> bool:
-    return any(t > NOISY_SPREAD * info["min_s"][name] for name, t in info["median_s"].items())
-
-
-def _verdict(checks: list, noisy: bool) -> str:
+def _verdict(checks: list) -> str:
+    """One row's verdicts: PASS, or each check that did not pass with its status and what was found."""
     if not checks:
         return "-"
-    failed = [text for text, ok in checks if not ok]
-    verdict = "FAIL: " + "; ".join(failed) if failed else "PASS"
-    return verdict + " (noisy)" if noisy else verdict
+    if all(c.status == PASS for c in checks):
+        return PASS
+    return "; ".join(f"{c.status}: {c.target} ({c.detail})" for c in checks if c.status != PASS)
 
 
 def _shape(info: dict) -> str:
@@ -98,10 +63,6 @@ def _table(header: list, rows: list) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def _speedup(times: dict) -> dict:
-    return {name: t / times["pyconv"] for name, t in times.items() if name != "pyconv"}
 
 
 def _peers(benchmarks: list) -> list:
@@ -121,7 +82,7 @@ def _ratio(ratios: dict, name: str) -> str:
 
 
 def kernel_table(benchmarks: list, stat: str) -> tuple:
-    """The Markdown table of one kernel module and its (description, passed) checks."""
+    """The Markdown table of one kernel module and its checks, as (layer, level, targets.Check)."""
     peers = _peers(benchmarks)
     rated = [p for p in ("numpy", "numpy_avx2") if p in peers]  # GEMM peers: their GFLOP/s is the target's
     header = (["layer", "shape", "t", "level", "strategy", "pyconv ms"] + [f"{p} ms" for p in peers]
@@ -130,10 +91,10 @@ def kernel_table(benchmarks: list, stat: str) -> tuple:
     for bench in benchmarks:
         info = bench["extra_info"]
         times = info[f"{stat}_s"]
-        speedup = _speedup(times)
+        speedup = speedups(times)
         gflops = 2 * info["macs"] / times["pyconv"] / 1e9
-        checks = _checks(info, gflops, speedup)
-        all_checks += checks
+        checks = target_checks(info, stat)
+        all_checks += [(info["layer"], _level(info), c) for c in checks]
         strategy = info.get("strategy", "?")
         if info.get("strategy_requested", "auto") == "auto" and info.get("operator") == "conv2d":
             strategy = f"auto:{strategy}"
@@ -142,7 +103,7 @@ def kernel_table(benchmarks: list, stat: str) -> tuple:
                     + [f"{gflops:.1f}"]
                     + [f"{2 * info['macs'] / times[p] / 1e9:.1f}" if p in times else "n/a" for p in rated]
                     + [_ratio(speedup, p) for p in peers]
-                    + [_verdict(checks, _noisy(info))])
+                    + [_verdict(checks)])
     return _table(header, rows), all_checks
 
 
@@ -158,8 +119,8 @@ def models_table(benchmarks: list, stat: str) -> str:
     for bench in benchmarks:
         info = bench["extra_info"]
         times, loads = info[f"{stat}_s"], info.get("load_s", {})
-        speedup = _speedup(times)
-        phase = info["phase"] + (" (noisy)" if _noisy(info) else "")
+        speedup = speedups(times)
+        phase = info["phase"] + (" (noisy)" if noisy(info) else "")
         rows.append([info["model"], info["threads"], _level(info), phase]
                     + [_ms(times, e, 2) for e in engines]
                     + [_ratio(speedup, e) for e in peers]
@@ -214,7 +175,7 @@ def levels_table(benchmarks: list, stat: str) -> str:
                     row.append(f"{at[reference][f'{stat}_s']['pyconv'] / times['pyconv']:.2f}*")
                 else:
                     row.append("n/a")
-            row += [_ratio(_speedup(times), p) if times else "n/a" for p in held[lv]]
+            row += [_ratio(speedups(times), p) if times else "n/a" for p in held[lv]]
         rows.append(row)
     return _table(header, rows)
 
@@ -255,7 +216,8 @@ def _machine_lines(data: dict, benchmarks: list) -> list:
     return lines
 
 
-def render(data: dict, threads: int = None, stat: str = "median") -> str:
+def render(data: dict, threads: int = None, stat: str = "median") -> tuple:
+    """The report's Markdown and its target checks, as (layer, level, targets.Check)."""
     by_module = defaultdict(list)
     for bench in data["benchmarks"]:
         info = bench.get("extra_info", {})
@@ -277,11 +239,16 @@ def render(data: dict, threads: int = None, stat: str = "median") -> str:
     if len({_level(b["extra_info"]) for b in everything}) > 1:
         out += ["### levels side by side\n", levels_table(everything, stat), ""]
     loads = [b["extra_info"].get("loadavg_1m", 0.0) for b in everything]
-    passed = sum(ok for _, ok in checks)
-    verdicts = f"targets at {TARGET_THREADS} threads: {passed}/{len(checks)} PASS" if checks else "no targets"
+    statuses = Counter(c.status for _, _, c in checks)
+    verdicts = (f"targets at {TARGET_THREADS} threads: " + ", ".join(f"{statuses[s]} {s}" for s in STATUSES)
+                if checks else f"no targets (they are judged at {TARGET_THREADS} threads)")
     out.append(f"Statistic: {stat} per engine; {verdicts}. Load average (1 min) during the run up to "
                f"{max(loads, default=0.0):.1f}; {data.get('datetime', '')}.")
-    return "\n".join(out)
+    not_passed = [f"- {c.status}: {layer} ({level}): {c.target} ({c.detail})" for layer, level, c in checks
+                  if c.status != PASS]
+    if not_passed:
+        out += ["", "Targets not passed (a noisy row is INCONCLUSIVE, a missing peer SKIPPED):", *not_passed]
+    return "\n".join(out), checks
 
 
 def main(argv=None) -> int:
@@ -290,10 +257,13 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="show only this thread count")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="per-engine statistic the table and verdicts use (default median)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a target FAILs (INCONCLUSIVE and SKIPPED checks are listed, not failed)")
     args = parser.parse_args(argv)
     with open(args.json) as f:
-        print(render(json.load(f), args.threads, args.stat))
-    return 0
+        text, checks = render(json.load(f), args.threads, args.stat)
+    print(text)
+    return 1 if args.check and any(c.status == FAIL for _, _, c in checks) else 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
     pyconv summary CONFIG
     pyconv profile CONFIG [--input ...] [--repeat N]
     pyconv convert MODEL.onnx -o OUT.json
+    pyconv dashboard [RUNS ...] [-o dashboard.html] [--check [--threshold 5%]]
+    pyconv peak [--threads 1,2]
 
 CONFIG may also be an ``.onnx`` file, imported on the fly (needs ``pip install pyconv[onnx]``);
 ``--input-shape 1,3,224,224`` sizes an ONNX input whose H and W are symbolic.
@@ -11,7 +13,9 @@ CONFIG may also be an ``.onnx`` file, imported on the fly (needs ``pip install p
 Without ``--input`` the model gets :meth:`pyconv.graph.Model.example_input` (deterministic, image-like,
 in [0, 1]). Images are read with Pillow (``pip install pyconv[image]``), resized to the input layer's
 size and scaled to [0, 1] (``--scale unit``, the default) or [-1, 1] (``--scale symmetric``, the
-MobileNet/Xception convention). Errors print one line and a hint and exit with status 2; ``--debug``
+MobileNet/Xception convention). ``dashboard`` builds the benchmark page from saved pytest-benchmark
+runs or judges the newest one (:mod:`pyconv.dashboard`); ``peak`` measures the machine's compute and
+memory roofs (:mod:`pyconv.machine`). Errors print one line and a hint and exit with status 2; ``--debug``
 shows the traceback instead.
 """
 from __future__ import annotations
@@ -25,8 +29,12 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from .dashboard.command import add_arguments as _dashboard_arguments
+from .dashboard.command import run as _dashboard
 from .graph import Model, ModelError, load
+from .machine import measure as _measure_peak
 from .onnx import from_onnx
+from .threads import resolve_threads
 
 __all__ = ["main"]
 
@@ -79,7 +87,23 @@ def _parser() -> argparse.ArgumentParser:
                          help="config to write (.json); the weights go beside it, as an .npz of the same stem")
     input_shape(convert)
     convert.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+    dashboard = sub.add_parser("dashboard", help="benchmark dashboard (one HTML file) from saved runs; "
+                                                 "--check: the regression gate")
+    _dashboard_arguments(dashboard)
+    peak = sub.add_parser("peak", help="measure the compute peak (pyconv's GEMM) and memory bandwidth")
+    peak.add_argument("--threads", type=_counts, default=None,
+                      help="comma-separated thread counts (default: 1 and the default thread count)")
     return parser
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive thread counts separated by commas, found {text!r}")
+    return counts
 
 
 def _load(args: argparse.Namespace) -> Model:
@@ -222,6 +246,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "convert":
             _convert(args)
+            return 0
+        if args.command == "dashboard":
+            return _dashboard(args)
+        if args.command == "peak":
+            print(_measure_peak(args.threads or (1, resolve_threads())))
             return 0
         model = _load(args)
         if args.command == "run":
