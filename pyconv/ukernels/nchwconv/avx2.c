@@ -1,6 +1,6 @@
 /*
- * The convolution on channel-first (NCHW) input rows on AVX2 + FMA: up to 12 output pixels whose inputs
- * lie S floats apart in each row, by a panel of 16 or 32 output channels.  As in the GEMM, one 6x16 block
+ * The convolution on input rows (a first layer over an RGB image, NCHW or NHWC) on AVX2 + FMA: up to 12
+ * output pixels whose inputs lie S floats apart in each row, by a panel of 16 or 32 output channels.  As in the GEMM, one 6x16 block
  * (12 ymm accumulators) at a time, for each group of 6 pixels, each 16-column half of the panel.
  */
 #include "../ukernels.h"

@@ -1,7 +1,7 @@
 /*
- * Convolution on NCHW input rows on AVX-512: C[mr x nr] = bias + sum over k of a[k][off + i * S] * b[k],
- * the tile's 12 output pixels S floats apart in zero-padded copies of the input rows, so a 3-channel
- * first layer reads the caller's NCHW image without a transpose and needs no pointer per pixel.
+ * Convolution on input rows on AVX-512: C[mr x nr] = bias + sum over k of a[k][off + i * S] * b[k], the
+ * tile's 12 output pixels S floats apart in an input row (NCHW: S = stride; NHWC: stride x channels),
+ * so a 3-channel first layer reads the caller's image in place and needs no pointer per pixel.
  */
 #include <immintrin.h>
 

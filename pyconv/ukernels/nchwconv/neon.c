@@ -1,5 +1,5 @@
 /*
- * The NCHW-row convolution (a model's first layer) on aarch64 NEON: C[mr x nr] = bias + sum over k of
+ * The input-row convolution (a first layer over an RGB image, NCHW or NHWC) on aarch64 NEON: C[mr x nr] = bias + sum over k of
  * a[k][off + i * S] * b[k][:], in register blocks of 4 pixels x 16 columns (16 accumulators; per k,
  * 4 scalar loads of A used through lane FMAs and 4 loads of B), as the GEMM tile does.
  */
