@@ -218,7 +218,7 @@ def _conv_kernel(op: Any, attrs: dict[str, Any], strategy: Callable[[Shape], str
                       lambda xs, out: op._bind(xs[0], xs[1], out), repad=repad)
     nchw = None
     if isinstance(op, Conv2D) and op.reads_nchw() and attrs.get("strategy", "auto") == "auto":
-        op._weights("nchw")  # packed at load, like every other kernel's weights (a few hundred floats)
+        op._weights("few-channels")  # packed at load, like every other kernel's weights (a few hundred floats)
         bind_nchw = lambda xs, out: op._bind_nchw(xs[0], out)  # noqa: E731
         nchw = Kernel(lambda xs, out, threads: bind_nchw(xs, out)(threads), lambda shape: "nchw-direct", bind_nchw)
     return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), strategy,
