@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import tracemalloc
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,12 @@ def layer(name, type_, *inputs, **kw) -> dict:
 
 def model(doc, **kw) -> Model:
     return Model(doc, threads=kw.pop("threads", 1), **kw)
+
+
+def prepared(m: Model, batch: int = 1, variant=None):
+    """The arena and bound steps the next run of ``batch`` samples on one thread uses (the pool's last idle one)."""
+    with m._prepared(batch, variant) as p:
+        return p
 
 
 def x_for(m: Model, batch=1, seed=0) -> np.ndarray:
@@ -156,7 +163,7 @@ def test_repeated_runs_are_identical_and_allocate_nothing_new():
     m = model(BN_CHAIN)
     x = x_for(m, batch=2)
     first = m(x)
-    arena = m._prepare(2).arena
+    arena = prepared(m, 2).arena
     tracemalloc.start()
     try:
         again = m(x)
@@ -170,7 +177,7 @@ def test_repeated_runs_are_identical_and_allocate_nothing_new():
     finally:
         tracemalloc.stop()
     assert np.array_equal(first, again)
-    assert m._prepare(2).arena is arena
+    assert prepared(m, 2).arena is arena
     assert grown < 1024, f"{grown} bytes kept across 50 runs"
 
 
@@ -180,14 +187,14 @@ def test_outputs_are_fresh_arrays():
     keep = y1.copy()
     m(x_for(m, seed=2))
     assert np.array_equal(y1, keep)
-    assert not np.shares_memory(y1, m._prepare(1).arena)
+    assert not np.shares_memory(y1, prepared(m, 1).arena)
 
 
 def test_nodes_reading_only_the_arena_are_bound_once():
     m = model(RESIDUAL)
     x1, x2 = x_for(m, seed=1), x_for(m, seed=2)
     m(x1)
-    steps = m._prepare(1).steps
+    steps = prepared(m, 1).steps
     # The first node reads the caller's array, which changes every run; the fused projection reads
     # the input too (its shortcut). Both take the checked path.
     assert [step.call is not None for step in steps] == [False, False]
@@ -197,16 +204,16 @@ def test_nodes_reading_only_the_arena_are_bound_once():
                  layer("gap", "global_avg_pool", "c"), layer("fc", "dense", "gap", units=3))
     m = model(doc)
     m(x_for(m, seed=1))
-    assert [step.call is not None for step in m._prepare(1).steps] == [False, True, True, True, True]
+    assert [step.call is not None for step in prepared(m, 1).steps] == [False, True, True, True, True]
     # Bound calls read the arena's current contents: a second input gives what the unfused, freshly
     # loaded model gives.
     close(m(x2), model(doc, optimize=False)(x2))
 
 
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
-def test_input_readers_rebind_only_for_another_array(layout):
-    """Nodes reading a model input keep their binding to the last run's array: the same array again
-    reuses it and reads its current contents; another array is bound afresh."""
+def test_input_readers_keep_no_reference_to_the_callers_array(layout):
+    """Nodes reading a model input are bound to the caller's array for one run: the same array with
+    other contents gives the new results, and once the run returns the model holds no reference to it."""
     doc = json.loads(json.dumps(RESIDUAL if layout == "NHWC" else RGB_STEM))
     doc["layers"][0]["layout"] = layout
     m = model(doc, threads=2)
@@ -217,15 +224,13 @@ def test_input_readers_rebind_only_for_another_array(layout):
 
     x = arg(x_for(model(RESIDUAL if layout == "NHWC" else RGB_STEM), seed=1))
     close(m(x), fresh(x.copy()))
-    readers = [step for step in m._prepare(1).steps if step.call is None]
-    assert readers and all(step.last_call is not None for step in readers)
-    calls = [step.last_call for step in readers]
+    assert [step for step in prepared(m, 1).steps if step.call is None]
     x *= -0.5  # the same array, other contents
     close(m(x), fresh(x.copy()))
-    assert [step.last_call for step in readers] == calls
-    other = x.copy() + 1.0
-    close(m(other), fresh(other.copy()))
-    assert all(step.last_call is not c for step, c in zip(readers, calls))
+    ref = weakref.ref(x)
+    del x
+    gc.collect()
+    assert ref() is None
 
 
 def test_bound_model_follows_a_switch_of_level():
@@ -243,7 +248,7 @@ def test_new_batch_size_plans_lazily_and_caches():
     m = model(RESIDUAL)
     m(x_for(m, batch=1))
     m(x_for(m, batch=4))
-    assert sorted(batch for _, batch in m._plans) == [1, 4]
+    assert sorted(batch for _, batch in m._pools) == [1, 4]
     assert m.plan(4).arena_bytes == 4 * m.plan(1).arena_bytes
 
 
@@ -345,15 +350,15 @@ def test_a_transposed_nchw_input_has_a_buffer_its_readers_are_bound_to():
     doc = json.loads(json.dumps(RESIDUAL))
     doc["layers"][0]["layout"] = "NCHW"
     nchw = model(doc)  # its first layer is a pointwise convolution: it reads NHWC
-    prepared = nchw._prepare(1)
-    buffer = prepared.inputs["input"]
+    p = prepared(nchw, 1)
+    buffer = p.inputs["input"]
     assert buffer.shape == (1, 8, 8, 4) and buffer.ctypes.data % 64 == 0
-    readers = [step for step in prepared.steps if any(src is buffer for src in step.sources)]
+    readers = [step for step in p.steps if any(src is buffer for src in step.sources)]
     assert readers and all(step.call is not None for step in readers)
     for seed in (1, 2):
         x = x_for(nhwc, seed=seed)
         assert np.array_equal(nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), nhwc(x))
-    assert nchw._prepare(3).inputs["input"].shape == (3, 8, 8, 4)
+    assert prepared(nchw, 3).inputs["input"].shape == (3, 8, 8, 4)
 
 
 RGB_STEM = config(
@@ -433,9 +438,9 @@ def test_strategy_overrides():
                  layer("c2", "conv2d", "c1", filters=16, kernel=3, padding="same", strategy="im2col"))
     auto = model(doc)
     forced = model(doc, strategy="direct")
-    assert [s.strategy for s in forced._prepare(1).steps] == ["direct", "direct"]
+    assert [s.strategy for s in prepared(forced, 1).steps] == ["direct", "direct"]
     mixed = model(doc, strategy={"c1": "im2col"})
-    assert [s.strategy for s in mixed._prepare(1).steps] == ["im2col", "im2col"]
+    assert [s.strategy for s in prepared(mixed, 1).steps] == ["im2col", "im2col"]
     x = x_for(auto)
     close(forced(x), auto(x), rtol=1e-5)
     assert "im2col" in mixed.summary()
@@ -585,14 +590,15 @@ def test_random_dags_match_an_unplanned_unoptimised_run(seed):
 def test_summary_and_plan_allocate_no_arena():
     m = model(BN_CHAIN)
     assert "batch 512" in m.summary(batch=512) and m.plan(512).batch == 512
-    assert [batch for _, batch in m._plans] == [1]  # only batch 1, planned at load
+    assert [batch for _, batch in m._pools] == [1]  # only batch 1, planned at load
 
 
 def test_batch_one_is_planned_at_load():
     m = model(RESIDUAL)
-    (prepared,) = m._plans.values()
+    (pool,) = m._pools.values()
+    (arena,) = pool.idle
     m(x_for(m))
-    assert list(m._plans.values()) == [prepared]
+    assert list(m._pools.values()) == [pool] and pool.idle == [arena]
 
 
 def test_repr_names_the_model_and_its_io():
@@ -600,8 +606,8 @@ def test_repr_names_the_model_and_its_io():
     assert "'toy'" in text and "(8, 8, 4) NHWC" in text and "['cat', 'fc']" in text
 
 
-def test_concurrent_runs_from_python_threads_are_serialised_and_correct():
-    """Runs share the model's arena: runs from several threads must take turns, never corrupt it."""
+def test_concurrent_runs_from_python_threads_are_correct():
+    """Runs from several threads each hold an arena of their own: none corrupts another's."""
     from concurrent.futures import ThreadPoolExecutor
 
     model = load(Path(__file__).resolve().parents[1] / "models" / "toy_design_doc.json", threads=1)
