@@ -459,6 +459,47 @@ def test_save_load_round_trip(tmp_path):
     assert np.array_equal(again(x), m(x))
 
 
+def test_save_refuses_to_overwrite_the_weights_it_was_loaded_from(tmp_path):
+    model(BN_CHAIN).save(tmp_path / "chain.json")
+    original = (tmp_path / "chain.npz").read_bytes()
+    m = load(tmp_path / "chain.json", threads=1)
+    with pytest.raises(ValueError, match="weights file .*chain.npz.* would overwrite .*loaded from"):
+        m.save(tmp_path / "chain.json")
+    (tmp_path / "link").symlink_to(tmp_path)
+    with pytest.raises(ValueError, match="would overwrite"):
+        m.save(tmp_path / "link" / "chain.json")
+    for npz in ("model.npz", "chain.NPZ"):
+        with pytest.raises(ValueError, match="expected a config path"):
+            m.save(tmp_path / npz)
+    # Weights given under another name: a config path onto that file is refused as well.
+    (tmp_path / "weights.bin").write_bytes(original)
+    m2 = load(tmp_path / "chain.json", weights=tmp_path / "weights.bin", threads=1)
+    with pytest.raises(ValueError, match="config file .*weights.bin.* would overwrite"):
+        m2.save(tmp_path / "weights.bin")
+    assert (tmp_path / "chain.npz").read_bytes() == original
+    m.save(tmp_path / "copy.json")
+    x = x_for(m)
+    assert np.array_equal(load(tmp_path / "copy.json", threads=1)(x), m(x))
+
+
+def test_save_writes_each_file_whole_or_not_at_all(tmp_path, monkeypatch):
+    m = model(BN_CHAIN)
+    m.save(tmp_path / "chain.json")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def failing_savez(file, **arrays):
+        file.write(b"PK partial")
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", failing_savez)
+    with pytest.raises(OSError, match="disk full"):
+        model(RESIDUAL).save(tmp_path / "chain.json")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary file left either
+    monkeypatch.undo()
+    model(RESIDUAL).save(tmp_path / "chain.json")
+    assert load(tmp_path / "chain.json").spec.layers.keys() == model(RESIDUAL).spec.layers.keys()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.json", "chain.npz"]
+
+
 def test_example_input_is_deterministic_and_image_like():
     m = model(RESIDUAL)
     a, b = m.example_input(batch=2), m.example_input(batch=2)

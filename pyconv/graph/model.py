@@ -56,7 +56,8 @@ from .layers import LAYER_TYPES, Kernel, Shape
 from .passes import Graph, Node, live_layers, lower
 from .planner import MemoryPlan, plan_memory
 from .shapes import ShapeInfo, infer_shapes
-from .weights import LayerWeights, check_weights, read_npz, save_weights, seeded_uniform, seeded_weights
+from .weights import (LayerWeights, check_weights, read_npz, save_weights, seeded_uniform, seeded_weights,
+                      write_atomically)
 
 __all__ = ["Model", "Profile", "ProfileRow", "load"]
 
@@ -237,6 +238,8 @@ class Model:
         self.info: ShapeInfo = infer_shapes(self.spec)
         self._strategy = strategy
         self._apply_strategy(self.spec, strategy)
+        # The file the weights came from, which save() must never overwrite.
+        self._weights_file: Optional[Path] = self._weights_path(weights, Path(base_dir))
         self.weights: LayerWeights = self._read_weights(weights, Path(base_dir))
         self._optimize = optimize
         self._resize = resize
@@ -302,6 +305,12 @@ class Model:
                                  field="strategy")
             layer.attrs["strategy"] = value
 
+    def _weights_path(self, weights: Union[None, str, Path, Mapping[str, Any]], base_dir: Path) -> Optional[Path]:
+        """The ``.npz`` file the weights are read from, if any."""
+        if isinstance(weights, Mapping):
+            return None
+        return Path(weights) if weights is not None else (base_dir / self.spec.weights if self.spec.weights else None)
+
     def _read_weights(self, weights: Union[None, str, Path, Mapping[str, Any]], base_dir: Path,
                       info: Optional[ShapeInfo] = None) -> LayerWeights:
         info = info or self.info
@@ -310,8 +319,7 @@ class Model:
                     for name, array in params.items()}
             flat.update({key: array for key, array in weights.items() if not isinstance(array, Mapping)})
             return check_weights(flat, info.params, "the weights mapping")
-        path = Path(weights) if weights is not None else (
-            base_dir / self.spec.weights if self.spec.weights else None)
+        path = self._weights_path(weights, base_dir)
         if path is None:
             signals = {name: info.signals[layer.inputs[0]] for name, layer in self.spec.layers.items()
                        if layer.inputs}
@@ -744,14 +752,28 @@ class Model:
 
     def save(self, config_path: Union[str, Path]) -> None:
         """Write the config to ``config_path`` and the original (unfolded) weights beside it, as an
-        ``.npz`` with the config's stem; the config's ``weights`` field names that file."""
+        ``.npz`` with the config's stem; the config's ``weights`` field names that file.
+
+        Each file is written under a temporary name in its directory, then renamed over the target:
+        an interrupted save leaves the old files whole. A ``config_path`` ending in ``.npz``, or one
+        whose config or weights file is the weights file this model was loaded from, is a ValueError
+        (saving over the weights being saved would lose the model if anything went wrong)."""
         path = Path(config_path)
+        if path.suffix.lower() == ".npz":
+            raise ValueError(f"save: expected a config path (.json), found {str(path)!r}: the weights go beside "
+                             f"it, as {path.with_suffix('.npz').name} for {path.with_suffix('.json').name}")
         weights_path = path.with_suffix(".npz")
+        if self._weights_file is not None:
+            for target, what in ((path, "config"), (weights_path, "weights")):
+                if _same_file(target, self._weights_file):
+                    raise ValueError(f"save: the {what} file {str(target)!r} would overwrite {str(self._weights_file)!r}, "
+                                     f"the weights file this model was loaded from; save under another name")
         doc = copy.deepcopy(self.spec.document)
         doc["weights"] = weights_path.name
         path.parent.mkdir(parents=True, exist_ok=True)
         save_weights(weights_path, self.weights)
-        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        text = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+        write_atomically(path, lambda file: file.write(text))
 
 
 def _node_key(spec: ModelSpec, node: Node, padding: bool = True) -> tuple:
@@ -807,6 +829,14 @@ def _per_sample(shape: tuple[int, ...], declared: Shape, layout: str) -> Optiona
         return tuple(shape[1:]) if tuple(shape[1:]) == tuple(declared) else None
     h, w, c = shape[1:] if layout == "NHWC" else (shape[2], shape[3], shape[1])
     return (h, w, c) if c == declared[2] and h >= 1 and w >= 1 else None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (through links or relative parts too)."""
+    try:
+        return a.samefile(b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
 
 
 def _blame(node: Node, exc: Exception) -> Optional[str]:
