@@ -4,8 +4,11 @@ over OpenMP threads, calling the C micro-kernels (``ukernels/``) of the instruct
 through its dispatch table (``pyconv.isa``); each run reads the table once, so a run uses one level.
 
 Every driver takes NHWC float32 arrays (conv2d_nchw_input: an NCHW input) that the Python layer
-(``pyconv.conv``) has already validated and converted; each re-checks the few shape relations it relies
-on, so that no call can read or write out of bounds.  Every output element is computed by exactly one
+(``pyconv.conv``) has already validated and converted; each re-checks the shape relations it relies
+on (channel and group counts positive and dividing, packed weights of the layout the geometry needs,
+biases and residuals of the output's size), so that no call can divide by zero or read or write out of
+bounds: a bad argument is a ValueError.  Any output size is legal: it sets the bottom and right pads,
+and every tap outside the input reads zeros.  Every output element is computed by exactly one
 thread in a fixed order, so results do not depend on the thread count.  Units are handed out
 statically, thread i taking the i-th contiguous run of them: units are numbered with pixels slowest,
 so each thread computes the same part of the image in every layer and reads the part of the previous
@@ -380,8 +383,7 @@ cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
     g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
     g.G = groups
-    if groups < 1 or g.C % groups or g.CO % groups:
-        raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
+    _check_groups(groups, g.C, g.CO)
     g.CG, g.OG = g.C // groups, g.CO // groups
     g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
     _check_aligned(&packed[0, 0, 0, 0], "packed weights")
@@ -411,6 +413,14 @@ cdef ptrdiff_t _split_units(conv_geom *g, int threads) noexcept:
     cdef ptrdiff_t base = g.N * g.mblocks * g.G
     _chunking(base, g.P, threads, &g.chunks, &g.ppc)
     return base * g.chunks
+
+
+cdef int _check_groups(int groups, ptrdiff_t c, ptrdiff_t co) except -1:
+    if c < 1 or co < 1:
+        raise ValueError(f"x and y must have channels, found C_in={c}, C_out={co}")
+    if groups < 1 or c % groups or co % groups:
+        raise ValueError(f"groups={groups} must be positive and divide C_in={c} and C_out={co}")
+    return 0
 
 
 cdef int _check_aligned(const float *p, what) except -1:
@@ -562,8 +572,7 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     cdef ptrdiff_t N = x.shape[0], OH = y.shape[1]
     g.H, g.W, g.C, g.CO, g.OW = x.shape[1], x.shape[2], x.shape[3], y.shape[3], y.shape[2]
     g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
-    if groups < 1 or g.C % groups or g.CO % groups:
-        raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
+    _check_groups(groups, g.C, g.CO)
     g.CG, g.OG = g.C // groups, g.CO // groups
     cdef const pyconv_ukernels *k = uk
     if k.gconv_row == NULL or not k.gconv_supported(g.CG, g.OG):
@@ -573,6 +582,13 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
             or packed.shape[2] != g.CG or packed.shape[3] != 16 or idx.shape[0] != g.CG or idx.shape[1] != 16):
         raise ValueError(f"narrow-group weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}, kernel {kh}x{kw}, groups {groups}")
+    cdef ptrdiff_t i, lane
+    # The kernels index the input with these lanes: only the permutation packing makes is safe.
+    for i in range(g.CG):
+        for lane in range(16):
+            if idx[i, lane] != (lane // g.OG) * g.CG + i:
+                raise ValueError(f"idx must be the lane permutation pack_narrow_group_weights makes for "
+                                 f"{g.CG}->{g.OG} channels per group")
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
     if bias is not None and bias.shape[0] != g.CO:
@@ -663,8 +679,7 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     g.N, g.H, g.W, g.C = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
     g.PT, g.PL, g.G = pt, pl, groups
-    if groups < 1 or g.C % groups or g.CO % groups:
-        raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
+    _check_groups(groups, g.C, g.CO)
     g.CG, g.OG = g.C // groups, g.CO // groups
     g.P, g.NRP = packed.shape[2], packed.shape[4]
     _check_aligned(&packed[0, 0, 0, 0, 0], "packed weights")
@@ -720,6 +735,8 @@ cdef pyconv_dw_geom _dw_geom(const float[:, :, :, ::1] x, const float[:, ::1] w,
     g.prefetch = g.H * g.W * g.C * sizeof(float) >= PYCONV_PREFETCH_MIN_BYTES
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
+    if g.C < 1:
+        raise ValueError(f"x {tuple(x.shape)[:4]} must have channels")
     if w.shape[0] != kh * kw or w.shape[1] != g.C:
         raise ValueError(f"depthwise weights {tuple(w.shape)} do not match kernel {kh}x{kw} and C={g.C}")
     return g
@@ -838,6 +855,7 @@ def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] pac
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
     g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
     g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
+    _check_groups(1, g.C, g.CO)
     _check_aligned(&packed[0, 0, 0, 0], "packed weights")
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
@@ -1047,6 +1065,8 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
     cdef ptrdiff_t C = g.dw.C
     g.N, g.OH, g.CO = x.shape[0], y.shape[1], y.shape[3]
     g.P, g.NRP = packed.shape[1], packed.shape[3]
+    if g.CO < 1:
+        raise ValueError(f"y {tuple(y.shape)[:4]} must have channels")
     _check_aligned(&packed[0, 0, 0, 0], "packed weights")
     if (y.shape[0] != g.N or packed.shape[0] != 1 or packed.shape[2] != C
             or not pyconv_valid_panel(g.NRP) or g.P != _cdiv(g.CO, g.NRP)):
