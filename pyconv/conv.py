@@ -14,6 +14,11 @@ relu and relu6 are fused into the micro-kernels' stores, the others applied to e
 is stored.  Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
 pointwise and dense (C_in, C_out). ``with_padding`` gives a windowed operator with other pads that shares
 the packed weights (a model run at an input size where an ONNX graph computes other pads).
+
+Several Python threads may call one operator at once, in parallel: a call writes nothing the operator
+keeps (weights are packed once, under a lock, then only read; every scratch buffer belongs to the call),
+and the kernels release the GIL. Data (``x``, ``residual``) must be floating point; see
+:mod:`pyconv.validation`.
 """
 from __future__ import annotations
 
