@@ -4,8 +4,9 @@ a spatial resize (nearest neighbour and bilinear), NHWC.
 Arrays arrive from :mod:`pyconv.ops` already validated and converted (C-contiguous float32); the
 resize index and weight tables are computed there, once per plan, so these loops only read them.
 Each driver still checks what it relies on (buffer lengths against the geometry given, every index in
-range, a thread count of at least 1) and raises ValueError rather than read or write out of bounds. Each parallel task writes a disjoint part of the output in a fixed order, so results do not
-depend on the thread count.
+range, a thread count of at least 1) and raises ValueError rather than read or write out of bounds.
+Each parallel task writes a disjoint part of the output in a fixed order, so results do not depend on
+the thread count.
 """
 from cython.parallel cimport prange
 from libc.string cimport memcpy

@@ -227,8 +227,9 @@ class Model:
     ``weights`` holds the original (unfolded) weights by layer and param, ``graph`` the nodes that run,
     ``info`` the per-layer shapes, parameters and MACs (at the config's input size). Several Python
     threads may run one model at once, each on an arena of its own (see the module docstring): a
-    service runs N callers with ``threads=1`` each, or one caller with ``threads=N``. ``resize`` (given by the ONNX importer) re-derives the config
-    and weights for other input shapes; without it only the input layers' shapes change.
+    service runs N callers with ``threads=1`` each, or one caller with ``threads=N``. ``resize``
+    (given by the ONNX importer) re-derives the config and weights for other input shapes; without it
+    only the input layers' shapes change.
     """
 
     def __init__(self, config: Mapping[str, Any], *, weights: Union[None, str, Path, Mapping[str, Any]] = None,
