@@ -4,7 +4,7 @@ a spatial resize (nearest neighbour and bilinear), NHWC.
 Arrays arrive from :mod:`pyconv.ops` already validated and converted (C-contiguous float32); the
 resize index and weight tables are computed there, once per plan, so these loops only read them.
 Each driver still checks what it relies on (buffer lengths against the geometry given, every index in
-range, a thread count of at least 1) and raises ValueError rather than read or write out of bounds.
+range, a thread count in 1..1024) and raises ValueError rather than read or write out of bounds.
 Each parallel task writes a disjoint part of the output in a fixed order, so results do not depend on
 the thread count.
 """
@@ -26,12 +26,6 @@ cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a < b else b
-
-
-cdef int _check_threads(int threads) except -1:
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
-    return 0
 
 
 cdef int _check_indices(what, const Py_ssize_t[::1] indices, Py_ssize_t count, Py_ssize_t size,
@@ -69,7 +63,7 @@ def slice_axis(const float[::1] x, float[::1] out, Py_ssize_t outer, Py_ssize_t 
     cdef const float* src
     cdef float* op
     cdef float* dst
-    _check_threads(threads)
+    check_threads(threads)
     if min(outer, A, inner, count) < 0 or step < 1:
         raise ValueError(f"slice_axis: outer, A, inner, count {(outer, A, inner, count)} must be non-negative "
                          f"and step positive, got {step}")
@@ -109,7 +103,7 @@ def resize_nearest(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, const P
     cdef float* dst
     cdef const Py_ssize_t* yp
     cdef const Py_ssize_t* xq
-    _check_threads(threads)
+    check_threads(threads)
     _check_images("resize_nearest", tuple(x.shape)[:4], tuple(out.shape)[:4])
     _check_indices("ys", ys, OH, H)
     _check_indices("xs", xs, OW, W)
@@ -142,7 +136,7 @@ def resize_bilinear(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, const 
     cdef Py_ssize_t tasks = N * OH
     cdef Py_ssize_t t, i
     cdef const float* img
-    _check_threads(threads)
+    check_threads(threads)
     _check_images("resize_bilinear", tuple(x.shape)[:4], tuple(out.shape)[:4])
     _check_indices("y0", y0, OH, H)
     _check_indices("y1", y1, OH, H)

@@ -7,7 +7,7 @@ Every driver takes NHWC float32 arrays (conv2d_nchw_input: an NCHW input) that t
 (``pyconv.conv``) has already validated and converted; each re-checks the shape relations it relies
 on (channel and group counts positive and dividing, packed weights of the layout the geometry needs,
 biases and residuals of the output's size), so that no call can divide by zero or read or write out of
-bounds: a bad argument is a ValueError.  Any output size is legal: it sets the bottom and right pads,
+bounds: a bad argument is a ValueError (a thread count too, outside 1..1024).  Any output size is legal: it sets the bottom and right pads,
 and every tap outside the input reads zeros.  Every output element is computed by exactly one
 thread in a fixed order, so results do not depend on the thread count.  Units are handed out
 statically, thread i taking the i-th contiguous run of them: units are numbered with pixels slowest,
@@ -48,6 +48,7 @@ GEMM_MR = PYCONV_GEMM_MR
 GEMM_NR = PYCONV_GEMM_NR
 GEMM_NR_NARROW = PYCONV_GEMM_NR_NARROW
 OPENMP = bool(PYCONV_OPENMP)
+MAX_THREADS = PYCONV_MAX_THREADS
 
 # Most output pixels per GEMM work unit.  Each unit streams the packed weights once, so a small image
 # (7x7, 10x10) is one block of pixels rather than a full block plus a sliver that would read all the
@@ -451,6 +452,7 @@ cdef class DirectPlan:
     cdef double macs
 
     def run(self, int threads):
+        check_threads(threads)
         if self.g.N == 0 or self.g.OH == 0 or self.g.OW == 0:
             return
         _direct_run(self.g, threads, self.macs)
@@ -483,6 +485,7 @@ def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, c
 
 
 cdef void _direct_run(conv_geom g, int threads, double macs) except *:
+    check_threads(threads)
     g.uk = uk
     cdef ptrdiff_t units = _split_units(&g, threads)
     cdef ptrdiff_t taps = min(g.tpb, g.NT) if g.tpb > 0 else 1
@@ -530,6 +533,7 @@ def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
         return
     cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act_spec_of(act),
                                   residual)
+    check_threads(threads)
     g.uk = uk
     cdef ptrdiff_t units = _split_units(&g, threads)
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
@@ -566,6 +570,7 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     packed: (ceil(C_out/16), KH*KW, C_in/G, 16) IN, from ``pack_narrow_group_weights``;
     idx: (C_in/G, 16) IN lane permutations; other arguments as conv2d_direct.
     """
+    check_threads(threads)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef pyconv_gc_geom g
@@ -673,6 +678,7 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     Work unit: WINO_TILES output tiles of one image; per-thread buffers hold their 16 transformed
     input matrices and 16 GEMM results, sized by the layer's channels.
     """
+    check_threads(threads)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef wino_geom g
@@ -752,6 +758,7 @@ def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const f
     Work unit: one output row, or a 32-channel-aligned slice of it when the image has too few rows
     to keep every thread busy (7x7x1024).
     """
+    check_threads(threads)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef pyconv_dw_geom g = _dw_geom(x, w, y, kh, kw, sh, sw, dh, dw, pt, pl, in_act)
@@ -848,6 +855,7 @@ def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] pac
     (``packing.pack_nchw_weights``); bias: (C_out,) or None; y: (N, OH, OW, C_out) OUT; pt, pl: top and
     left pads; act as conv2d_direct.  Work unit: one output row.
     """
+    check_threads(threads)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef nchw_geom g
@@ -1027,6 +1035,7 @@ cdef class SeparablePlan:
     cdef double macs
 
     def run(self, int threads):
+        check_threads(threads)
         if self.g.N == 0 or self.g.OH == 0 or self.g.dw.OW == 0:
             return
         cdef ptrdiff_t blocks = self.g.N * _cdiv(self.g.tiles, self.g.per_block)
@@ -1086,6 +1095,7 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
 
 
 cdef void _sep_run(sep_geom g, int threads, double macs) except *:
+    check_threads(threads)
     g.uk = uk
     cdef ptrdiff_t C = g.dw.C
     cdef int nt = _team(threads, g.N * g.tiles * g.P, macs)
@@ -1160,6 +1170,7 @@ def start_threads(int threads):
     (about 0.3 ms here) rather than in the first layer of the first run."""
     cdef ptrdiff_t u
     cdef int sink = 0
+    check_threads(threads)
     with nogil:
-        for u in prange(threads, schedule="static", num_threads=max(threads, 1)):
+        for u in prange(threads, schedule="static", num_threads=threads):
             sink = sink + 0

@@ -58,12 +58,6 @@ cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a > b else b
 
 
-cdef int _check_threads(int threads) except -1:
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
-    return 0
-
-
 cdef int _check_same(what, tuple x_shape, tuple out_shape) except -1:
     if x_shape != out_shape:
         raise ValueError(f"{what}: out {out_shape} must have the shape of x {x_shape}")
@@ -130,7 +124,7 @@ def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, 
     (kw), clipped to the input; every window must keep at least one cell. Averages divide by the
     number of input cells, or with ``count_include_pad`` by the cells inside the padded input.
     """
-    _check_threads(threads)
+    check_threads(threads)
     if out.shape[0] != x.shape[0] or out.shape[3] != x.shape[3]:
         raise ValueError(f"pool2d: out {tuple(out.shape)[:4]} must have the batch and channels of x "
                          f"{tuple(x.shape)[:4]}")
@@ -176,7 +170,7 @@ def global_avg_pool2d(const float[:, :, :, ::1] x, float[:, ::1] out, int thread
     cdef const float* xp
     cdef float* op
     cdef const pyconv_ukernels *k = uk
-    _check_threads(threads)
+    check_threads(threads)
     if out.shape[0] != N or out.shape[1] != C:
         raise ValueError(f"global_avg_pool2d: out {tuple(out.shape)[:2]} must be (N, C) = {(N, C)}")
     if N == 0 or C == 0:
@@ -216,7 +210,7 @@ def binary(const float[::1] a, const float[::1] b, float[::1] out, Py_ssize_t P,
     cdef const float* bp
     cdef float* op_
     cdef float* tiled = NULL
-    _check_threads(threads)
+    check_threads(threads)
     if min(P, R, K) < 0 or not PYCONV_BIN_ADD <= op <= PYCONV_BIN_RDIV:
         raise ValueError(f"binary: P, R, K {(P, R, K)} must be non-negative and op a PYCONV_BIN_* code, got {op}")
     if a.shape[0] != (<object>P) * R * K or out.shape[0] != a.shape[0] or b.shape[0] != (<object>P) * K:
@@ -286,7 +280,7 @@ def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] 
     cdef const float* sp
     cdef const float* bp
     cdef float* op
-    _check_threads(threads)
+    check_threads(threads)
     _check_same("scale_shift", tuple(x.shape)[:2], tuple(out.shape)[:2])
     if scale.shape[0] != C or shift.shape[0] != C:
         raise ValueError(f"scale_shift: scale ({scale.shape[0]},) and shift ({shift.shape[0]},) must have the "
@@ -310,7 +304,7 @@ def activation(const float[::1] x, float[::1] out, act, int threads):
     cdef Py_ssize_t t, i0, m
     cdef const float* xp
     cdef float* op
-    _check_threads(threads)
+    check_threads(threads)
     _check_same("activation", tuple(x.shape)[:1], tuple(out.shape)[:1])
     cdef act_spec s = act_spec_of(act)
     if n == 0:
@@ -338,7 +332,7 @@ def prelu(const float[:, ::1] x, const float[::1] alpha, float[:, ::1] out, int 
     cdef const float* xp
     cdef const float* ap
     cdef float* op
-    _check_threads(threads)
+    check_threads(threads)
     _check_same("prelu", tuple(x.shape)[:2], tuple(out.shape)[:2])
     if alpha.shape[0] != L:
         raise ValueError(f"prelu: alpha ({alpha.shape[0]},) must have the {L} entries of a row of x")
@@ -363,7 +357,7 @@ def concat(list xs, float[:, ::1] out, int threads):
     cdef float* op
     cdef const float** srcs
     cdef Py_ssize_t* widths
-    _check_threads(threads)
+    check_threads(threads)
     off = 0
     for i in range(k):
         view = xs[i]
@@ -402,7 +396,7 @@ def concat(list xs, float[:, ::1] out, int threads):
 def channel_shuffle(const float[:, ::1] x, float[:, ::1] out, Py_ssize_t groups, int threads):
     """x, out : (rows, C), C = groups * per_group; out[r, j*groups + i] = x[r, i*per_group + j]."""
     cdef Py_ssize_t rows = x.shape[0], C = x.shape[1]
-    _check_threads(threads)
+    check_threads(threads)
     _check_same("channel_shuffle", tuple(x.shape)[:2], tuple(out.shape)[:2])
     if groups < 1 or C % groups:
         raise ValueError(f"channel_shuffle: groups must be positive and divide the {C} channels, got {groups}")
@@ -447,7 +441,7 @@ def softmax(const float[:, ::1] x, float[:, ::1] out, int threads):
     cdef Py_ssize_t t, r
     cdef const float* xp
     cdef float* op
-    _check_threads(threads)
+    check_threads(threads)
     _check_same("softmax", tuple(x.shape)[:2], tuple(out.shape)[:2])
     if rows == 0 or C == 0:
         return

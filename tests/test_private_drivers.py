@@ -188,14 +188,30 @@ CASES = {
         "K.conv2d_nchw_input(a(1, 0, 6, 6), pack_nchw_weights(a(3, 3, 0, 8)), None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1)"),
     "conv2d_nchw_input-negative-pad": "K.conv2d_nchw_input(a(1, 3, 6, 6), NCHW, None, Y, 3, 3, 1, 1, 1, 1, 1, -1, 0, 1)",
     "_kernels-_use_isa-unknown": "K._use_isa('no-such-level')",
+    # Thread counts: below 1, or more than OpenMP could start (it would try, and the process die).
+    "start_threads-0": "K.start_threads(0)",
+    "start_threads-huge": "K.start_threads(100000)",
+    "activation-threads-huge": "P.activation(a(100), a(100), 0, 100000)",
+    "transpose_inner-threads-0": "L.transpose_inner(a(2, 3, 4), a(2, 4, 3), 0)",
+    "resize_nearest-threads-huge": "G.resize_nearest(a(1, 4, 4, 2), a(1, 2, 2, 2), I(2), I(2), 100000)",
+    "conv2d_direct-threads-huge": "K.conv2d_direct(X, GEMM, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 100000)",
+    "conv2d_im2col-threads-0": "K.conv2d_im2col(X, GEMM, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0)",
+    "direct_plan-run-threads-huge": "K.direct_plan(X, GEMM, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0).run(100000)",
+    "separable_plan-run-threads-0": (
+        "K.separable_plan(X, a(9, 4), None, PW, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0).run(0)"),
+    "conv2d_winograd-threads-huge": "K.conv2d_winograd(X, WINO, None, Y, 1, 1, 1, 0, 100000)",
+    "depthwise_conv2d-threads-huge": (
+        "K.depthwise_conv2d(X, a(9, 4), None, a(1, 6, 6, 4), 3, 3, 1, 1, 1, 1, 1, 1, 0, 100000)"),
+    "conv2d_nchw_input-threads-huge": "K.conv2d_nchw_input(a(1, 3, 6, 6), NCHW, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 0, 100000)",
+    "conv2d_narrow_groups-threads-huge": (
+        "K.conv2d_narrow_groups(X, NARROW, IDX, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 4, 0, 100000)"),
 }
 
 # Degenerate arguments these functions answer without an error (and without a crash).
 ANSWERED = {
     "narrow_groups_supported-negative": "assert K.narrow_groups_supported(-1, 0) is False",
-    "start_threads-0": "K.start_threads(0); K.start_threads(-4)",
     "max_threads": "assert K.max_threads() >= 1",
-    "transpose_inner-empty": "L.transpose_inner(a(0, 3, 4), a(0, 4, 3), 0)",
+    "transpose_inner-empty": "L.transpose_inner(a(0, 3, 4), a(0, 4, 3), 1)",
 }
 
 RUNNER = """
