@@ -389,7 +389,7 @@ cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
     _check_aligned(&packed[0, 0, 0, 0], "packed weights")
     if (y.shape[0] != g.N or packed.shape[0] != groups or not pyconv_valid_panel(g.NRP)
-            or g.P != _cdiv(g.OG, g.NRP) or g.K != kh * kw * g.CG):
+            or g.P != _cdiv(g.OG, g.NRP) or g.K != <ptrdiff_t>kh * kw * g.CG):
         raise ValueError(f"packed weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}, kernel {kh}x{kw}, groups {groups}")
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
@@ -473,7 +473,7 @@ def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, c
     # Merge a kernel row's taps into one when they are contiguous in memory and short (few channels):
     # a 3-channel first layer then feeds the GEMM 9-float runs instead of 3-float ones.
     g.RT = kw if (groups == 1 and dw == 1 and kw * g.CG <= MERGE_ROW_FLOATS) else 1
-    g.TC, g.NT = g.RT * g.CG, kh * kw // g.RT
+    g.TC, g.NT = g.RT * g.CG, <ptrdiff_t>kh * kw // g.RT
     g.tpb = KC // g.TC if g.TC <= KC else 0
     g.kblocks = _cdiv(g.NT, g.tpb) if g.tpb > 0 else g.NT * _cdiv(g.TC, KC)
     zeros = _zeros(max(g.TC, 16))
@@ -583,7 +583,7 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     if k.gconv_row == NULL or not k.gconv_supported(g.CG, g.OG):
         raise ValueError(f"no narrow-group kernel for {g.CG}->{g.OG} channels per group at level "
                          f"{k.name.decode()}")
-    if (y.shape[0] != N or packed.shape[0] != _cdiv(g.CO, 16) or packed.shape[1] != kh * kw
+    if (y.shape[0] != N or packed.shape[0] != _cdiv(g.CO, 16) or packed.shape[1] != <ptrdiff_t>kh * kw
             or packed.shape[2] != g.CG or packed.shape[3] != 16 or idx.shape[0] != g.CG or idx.shape[1] != 16):
         raise ValueError(f"narrow-group weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}, kernel {kh}x{kw}, groups {groups}")
@@ -743,7 +743,7 @@ cdef pyconv_dw_geom _dw_geom(const float[:, :, :, ::1] x, const float[:, ::1] w,
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
     if g.C < 1:
         raise ValueError(f"x {tuple(x.shape)[:4]} must have channels")
-    if w.shape[0] != kh * kw or w.shape[1] != g.C:
+    if w.shape[0] != <ptrdiff_t>kh * kw or w.shape[1] != g.C:
         raise ValueError(f"depthwise weights {tuple(w.shape)} do not match kernel {kh}x{kw} and C={g.C}")
     return g
 
@@ -1090,7 +1090,7 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
     g.act_dw, g.act = act_spec_of(act_dw), act_spec_of(act)
     g.res = _residual_ptr(residual, y)
     plan.g = g
-    plan.macs = <double>g.N * g.OH * g.dw.OW * C * (g.CO + kh * kw)
+    plan.macs = <double>g.N * g.OH * g.dw.OW * C * (g.CO + <double>kh * kw)
     return plan
 
 

@@ -122,6 +122,11 @@ CASES = {
     # (Packed weights hold whole panels: an output of fewer channels within them reads only their first columns.)
     "conv2d_direct-y-channels-beyond-the-weights": (
         "K.conv2d_direct(X, GEMM, None, a(1, 6, 6, 40), 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 1)"),
+    "conv2d_direct-kernel-product-overflows": (
+        "K.conv2d_direct(X, pack_gemm_weights(a(1, 1, 4, 8), 1)[:, :, :0], None, Y, 65536, 65536, 1, 1, 1, 1, 1, 1, "
+        "1, 0, 1)"),
+    "depthwise_conv2d-kernel-product-overflows": (
+        "K.depthwise_conv2d(X, a(0, 4), None, a(1, 6, 6, 4), 65536, 65536, 1, 1, 1, 1, 1, 1, 0, 1)"),
     "conv2d_direct-bias-too-short": "K.conv2d_direct(X, GEMM, a(3), Y, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 1)",
     "conv2d_direct-residual-too-small": (
         "K.conv2d_direct(X, GEMM, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 1, a(1, 3, 3, 8))"),
