@@ -16,6 +16,7 @@ import pytest
 import pyconv
 from conftest import model_config
 from pyconv.graph import MemoryPlan, Model, ModelError, load
+from pyconv.graph import model as model_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,14 +191,21 @@ def test_outputs_are_fresh_arrays():
     assert not np.shares_memory(y1, prepared(m, 1).arena)
 
 
-def test_nodes_reading_only_the_arena_are_bound_once():
+def test_nodes_are_bound_once_unless_they_read_a_large_input(monkeypatch):
     m = model(RESIDUAL)
     x1, x2 = x_for(m, seed=1), x_for(m, seed=2)
     m(x1)
-    steps = prepared(m, 1).steps
-    # The first node reads the caller's array, which changes every run; the fused projection reads
-    # the input too (its shortcut). Both take the checked path.
-    assert [step.call is not None for step in steps] == [False, False]
+    # A small input is copied into a buffer of the arena's: its readers are bound once like the rest.
+    p = prepared(m, 1)
+    assert p.bound and [step.call is not None for step in p.steps] == [True, True]
+    assert any(src is p.inputs["input"] for step in p.steps for src in step.sources)
+    # A larger one is read in place: the first node reads the caller's array, which changes every run,
+    # and the fused projection reads it too (its shortcut). Both take the checked path.
+    monkeypatch.setattr(model_module, "_COPIED_INPUT_BYTES", x1.nbytes - 4)
+    m = model(RESIDUAL)
+    close(m(x1), model(RESIDUAL, optimize=False)(x1))
+    assert not prepared(m, 1).inputs
+    assert [step.call is not None for step in prepared(m, 1).steps] == [False, False]
     doc = config(layer("a", "pointwise_conv2d", "input", filters=8, activation="relu"),
                  layer("b", "conv2d", "a", filters=8, kernel=3, padding="same"),
                  layer("c", "separable_conv2d", "b", filters=4, kernel=3, padding="same"),
@@ -210,10 +218,14 @@ def test_nodes_reading_only_the_arena_are_bound_once():
     close(m(x2), model(doc, optimize=False)(x2))
 
 
+@pytest.mark.parametrize("copied", [True, False], ids=["copied", "in-place"])
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
-def test_input_readers_keep_no_reference_to_the_callers_array(layout):
-    """Nodes reading a model input are bound to the caller's array for one run: the same array with
-    other contents gives the new results, and once the run returns the model holds no reference to it."""
+def test_input_readers_keep_no_reference_to_the_callers_array(layout, copied, monkeypatch):
+    """Nodes reading a model input read a copy of it (small inputs), or are bound to the caller's
+    array for one run: the same array with other contents gives the new results, and once the run
+    returns the model holds no reference to it."""
+    if not copied:
+        monkeypatch.setattr(model_module, "_COPIED_INPUT_BYTES", 0)
     doc = json.loads(json.dumps(RESIDUAL if layout == "NHWC" else RGB_STEM))
     doc["layers"][0]["layout"] = layout
     m = model(doc, threads=2)
@@ -224,7 +236,7 @@ def test_input_readers_keep_no_reference_to_the_callers_array(layout):
 
     x = arg(x_for(model(RESIDUAL if layout == "NHWC" else RGB_STEM), seed=1))
     close(m(x), fresh(x.copy()))
-    assert [step for step in prepared(m, 1).steps if step.call is None]
+    assert prepared(m, 1).bound == copied
     x *= -0.5  # the same array, other contents
     close(m(x), fresh(x.copy()))
     ref = weakref.ref(x)

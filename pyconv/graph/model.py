@@ -26,8 +26,14 @@ the pool of its (variant, batch) for its duration and returns it after: runs fro
 threads each get their own and run their kernels at once (the kernels release the GIL). A caller that
 finds none idle makes another; a pool keeps a few idle, and all pools together a few more. The model's
 lock guards only that bookkeeping and the variant cache, never a kernel. Once a run returns, nothing in
-the model refers to the caller's arrays: the nodes that read a model input are bound to it for that
-run only.
+the model refers to the caller's arrays.
+
+Per-call cost. A small model spends its time between kernels, so a run does only what its inputs
+require: the checks of an input array are done once per (shape, dtype) and remembered; an input of at
+most :data:`_COPIED_INPUT_BYTES` is copied into a buffer of the ``_Prepared`` (transposed there when
+NCHW) whose readers are bound once like every other node, so the run is one bound call per node
+followed by one copy per output; a larger input is cheaper to bind its readers to for that run only
+(a bind costs about what copying 64 KiB does, the copy of a 224x224 image about four binds).
 """
 from __future__ import annotations
 
@@ -77,6 +83,10 @@ _IDLE_PER_PLAN = 4
 _IDLE_KEPT = 8
 # Variants kept besides the config's own (which always is).
 _VARIANTS_KEPT = 8
+# Inputs up to this size are copied into a buffer whose readers stay bound (see the module docstring).
+_COPIED_INPUT_BYTES = 64 * 1024
+# Input (shape, dtype) keys whose checks are remembered; past this many the memory starts afresh.
+_CHECKED_KEPT = 32
 # Layer types whose operator serves inputs of any size, so that one is built for every input size.
 _SIZE_FREE = frozenset({"conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense", "batch_norm",
                         "scale_shift", "activation", "max_pool", "avg_pool", "pad", "global_avg_pool", "concat",
@@ -124,10 +134,10 @@ class _Variant:
     built: dict[tuple, Kernel]
     nchw_inputs: set[str]
     views: dict[str, tuple[str, Any, Optional[tuple[int, ...]]]]
+    key: tuple[Sizes, Optional[tuple[str, ...]]] = field(init=False)
 
-    @property
-    def key(self) -> tuple[Sizes, Optional[tuple[str, ...]]]:
-        return self.sizes, self.outputs
+    def __post_init__(self) -> None:
+        self.key = (self.sizes, self.outputs)
 
 
 @dataclass
@@ -158,19 +168,33 @@ class _Pool:
     plan: MemoryPlan
     strategies: list[str]
     idle: list["_Prepared"] = field(default_factory=list)
+    key: tuple = field(init=False)  # in Model._pools
+
+    def __post_init__(self) -> None:
+        self.key = (self.variant.key, self.batch)
 
 
 @dataclass
 class _Prepared:
-    """One arena of a (variant, batch) with the steps bound to it, held by one run at a time."""
+    """One arena of a (variant, batch) with the steps bound to it, held by one run at a time.
+
+    ``inputs`` holds the buffers inputs are copied into on every run (NCHW inputs transposed to NHWC
+    whatever their size, so that the transpose writes memory that stays warm: a fresh 3 MB array cost
+    page faults; others up to :data:`_COPIED_INPUT_BYTES` as they are), ``feeds`` says per model input
+    (in the config's order) how it is loaded: ``(name, buffer or None, transpose)``. ``bound``: every
+    step has its bound call (a run is then just these calls).
+    ``collect`` lists per returned name its source (an array, or a model input's name when that input
+    is returned as it is and not copied), pads and shape (see :class:`_Variant`); ``copies`` the same
+    as (name, array) when every one is returned as it is, a copy."""
 
     pool: _Pool
     arena: np.ndarray
     steps: list[_Step]
-    outputs: dict[str, Union[str, np.ndarray]]  # by graph tensor
-    # NCHW inputs transposed on every run go into these NHWC buffers, so that their readers are bound
-    # once and the transpose writes memory that stays warm (a fresh 3 MB array cost page faults).
     inputs: dict[str, np.ndarray]
+    feeds: list[tuple[str, Optional[np.ndarray], bool]]
+    bound: bool
+    collect: list[tuple[str, Union[str, np.ndarray], Any, Optional[tuple[int, ...]]]]
+    copies: Optional[list[tuple[str, np.ndarray]]]
 
     @property
     def variant(self) -> _Variant:
@@ -256,6 +280,7 @@ class Model:
         self._lock = threading.RLock()  # re-entered: plan -> _variant
         # Batch 1, the common case, is planned and bound now, and the OpenMP workers started: the first
         # run then costs what later ones do.
+        self._checked: dict[tuple, tuple[int, Sizes]] = {}
         with self._prepared(1):
             pass
         start_threads(self.threads)
@@ -493,23 +518,32 @@ class Model:
 
     @contextmanager
     def _prepared(self, batch: int, variant: Optional[_Variant] = None) -> Iterator[_Prepared]:
-        """An arena of (variant, batch) with its bound steps, held by the caller for the ``with`` block:
-        an idle one of the pool, or a new one. Returned to the pool after, unless it is full."""
-        variant = variant or self._base
-        with self._lock:
-            pool = self._pool(batch, variant)
-            prepared = pool.idle.pop() if pool.idle else None
-        if prepared is None:
-            prepared = self._make_prepared(pool)
+        """An arena of (variant, batch) with its bound steps, held by the caller for the ``with`` block
+        (see :meth:`_checkout`)."""
+        prepared = self._checkout(batch, variant or self._base)
         try:
             yield prepared
         finally:
-            with self._lock:
-                key = (variant.key, batch)
-                # A pool evicted meanwhile (and perhaps made again) no longer takes the arenas of its runs.
-                if self._pools.get(key) is pool and len(pool.idle) < _IDLE_PER_PLAN:
-                    pool.idle.append(prepared)
-                    self._pools.move_to_end(key)
+            self._checkin(prepared)
+
+    def _checkout(self, batch: int, variant: _Variant) -> _Prepared:
+        """An idle arena of the pool of (variant, batch), or a new one; the caller holds it until
+        :meth:`_checkin`."""
+        with self._lock:
+            pool = self._pool(batch, variant)
+            if pool.idle:
+                return pool.idle.pop()
+        return self._make_prepared(pool)
+
+    def _checkin(self, prepared: _Prepared) -> None:
+        """Return an arena to its pool, unless the pool is full or no longer kept."""
+        pool = prepared.pool
+        with self._lock:
+            # A pool evicted meanwhile (and perhaps made again) no longer takes the arenas of its runs.
+            if self._pools.get(pool.key) is pool and len(pool.idle) < _IDLE_PER_PLAN:
+                pool.idle.append(prepared)
+                self._pools.move_to_end(pool.key)
+                if len(self._pools) > 1:
                     idle = sum(len(p.idle) for p in self._pools.values())
                     for other in list(self._pools.values()):
                         while idle > _IDLE_KEPT and other.idle:
@@ -524,8 +558,15 @@ class Model:
         arena.fill(0.0)
         views = {t: arena[off:off + n].reshape(batch, *graph.nodes[t].out_shape)
                  for t, (off, n) in plan.offsets.items()}
-        inputs = {name: aligned_empty((batch, *variant.info.outputs[name])) for name in self.spec.inputs
-                  if self._transposed(variant, name)}
+        feeds, inputs = [], {}
+        for name in self.spec.inputs:
+            shape = (batch, *variant.info.outputs[name])
+            transpose = self._transposed(variant, name)
+            if name in variant.nchw_inputs:  # its readers take the caller's NCHW layout
+                shape = (batch, shape[3], shape[1], shape[2])
+            if transpose or 4 * math.prod(shape) <= _COPIED_INPUT_BYTES:
+                inputs[name] = aligned_empty(shape)
+            feeds.append((name, inputs.get(name), transpose))
         views.update(inputs)
         steps = [_Step(node, variant.kernels[name], [views.get(src, src) for src in node.inputs], views[name],
                        strategy)
@@ -537,8 +578,13 @@ class Model:
                 except (ValueError, TypeError) as exc:
                     raise ModelError(f"cannot run on input shape {(batch, *step.node.in_shapes[0])}: {exc}",
                                      layer=step.node.layers[0], field=_blame(step.node, exc)) from exc
-        outputs = {t: views.get(t, t) for t in graph.outputs.values()}
-        return _Prepared(pool, arena, steps, outputs, inputs)
+        bound = all(step.call is not None for step in steps)
+        collect = [(name, views.get(tensor, tensor), pads, shape)
+                   for name, (tensor, pads, shape) in variant.views.items()]
+        plain = self.spec.output_layout != "NCHW" and all(
+            pads is None and shape is None and not isinstance(source, str) for _, source, pads, shape in collect)
+        copies = [(name, source) for name, source, _, _ in collect] if plain else None
+        return _Prepared(pool, arena, steps, inputs, feeds, bound, collect, copies)
 
     def plan(self, batch: int = 1, size: Size = None) -> MemoryPlan:
         """The memory plan for ``batch`` samples at the config's input size, or at ``size`` ((H, W), or a
@@ -555,9 +601,13 @@ class Model:
 
     # --- running -------------------------------------------------------------------------------------
 
-    def _bind(self, x: Union[np.ndarray, Mapping[str, Any]]) -> tuple[dict[str, np.ndarray], int, Sizes]:
+    def _bind(self, x: Union[np.ndarray, Mapping[str, Any]]) -> tuple[list[np.ndarray], int, Sizes]:
+        """The input arrays in the config's order, the batch size and the per-sample input shapes; the
+        checks run once per (shapes, dtypes) of the arrays."""
         names = self.spec.inputs
-        if isinstance(x, Mapping):
+        if type(x) is np.ndarray and len(names) == 1:
+            arrays = [x]
+        elif isinstance(x, Mapping):
             unknown = sorted(set(x) - set(names))
             if unknown:
                 raise ModelError(f"expected inputs named {', '.join(names)}, found {unknown[0]!r}",
@@ -565,15 +615,26 @@ class Model:
             missing = [n for n in names if n not in x]
             if missing:
                 raise ModelError("no array given for this model input", layer=missing[0], field="inputs")
-            given = dict(x)
+            arrays = [np.asarray(x[name]) for name in names]
         elif len(names) == 1:
-            given = {names[0]: x}
+            arrays = [np.asarray(x)]
         else:
             raise ModelError(f"this model has {len(names)} inputs; pass a dict keyed by "
                              f"{', '.join(repr(n) for n in names)}", field="inputs")
-        env, batch, sizes = {}, None, []
-        for name, declared in zip(names, self._declared):
-            array = np.asarray(given[name])
+        key = tuple((a.shape, a.dtype) for a in arrays)
+        checked = self._checked.get(key)
+        if checked is None:
+            checked = self._check_arrays(arrays)
+            if len(self._checked) >= _CHECKED_KEPT:
+                self._checked.clear()
+            self._checked[key] = checked
+        return arrays, checked[0], checked[1]
+
+    def _check_arrays(self, arrays: list[np.ndarray]) -> tuple[int, Sizes]:
+        """The batch size and per-sample input shapes of input ``arrays``; a clear error for a dtype or
+        shape the model cannot take."""
+        batch, sizes = None, []
+        for name, declared, array in zip(self.spec.inputs, self._declared, arrays):
             check_input_dtype(f"model input {name!r}", array.dtype)
             if not np.issubdtype(array.dtype, np.floating):
                 raise TypeError(f"model input {name!r}: expected real numbers, found dtype {array.dtype}")
@@ -594,28 +655,33 @@ class Model:
                 raise ModelError(f"expected the batch size {batch} of the other inputs, found {array.shape[0]}",
                                  layer=name, field="shape")
             batch = array.shape[0]
-            env[name] = array
             sizes.append(size)
-        return env, batch, tuple(sizes)
+        return batch, tuple(sizes)
 
     def _transposed(self, variant: _Variant, name: str) -> bool:
         """Whether input ``name`` is transposed from NCHW to NHWC on every run of ``variant``."""
         return (self.spec.layers[name].attrs["layout"] == "NCHW" and len(variant.info.outputs[name]) == 3
                 and name not in variant.nchw_inputs)
 
-    def _load(self, prepared: _Prepared, given: dict[str, np.ndarray], threads: int) -> dict[str, np.ndarray]:
-        """The arrays the steps read: each transposed input written into its buffer, the others as
-        C-contiguous float32 arrays."""
+    def _load(self, prepared: _Prepared, arrays: list[np.ndarray], threads: int) -> dict[str, np.ndarray]:
+        """Copy (or transpose) each input into its buffer; the arrays the unbound steps read for the
+        others, as C-contiguous float32 arrays, by input name."""
         env = {}
-        for name, array in given.items():
-            if name in prepared.inputs:
-                env[name] = nchw_to_nhwc(array, out=prepared.inputs[name], threads=threads)
-            else:
+        for (name, buffer, transpose), array in zip(prepared.feeds, arrays):
+            if buffer is None:
                 env[name] = np.ascontiguousarray(array, dtype=np.float32)
+            elif transpose:
+                nchw_to_nhwc(array, out=buffer, threads=threads)
+            else:
+                np.copyto(buffer, array)
         return env
 
     def _execute(self, prepared: _Prepared, env: dict[str, np.ndarray], threads: int,
                  times: Optional[list[float]] = None) -> None:
+        if prepared.bound and times is None:
+            for step in prepared.steps:
+                step.call(threads)
+            return
         for step in prepared.steps:
             t0 = time.perf_counter() if times is not None else 0.0
             if step.call is not None:
@@ -626,18 +692,24 @@ class Model:
                 times.append(time.perf_counter() - t0)
 
     def _collect(self, prepared: _Prepared, env: dict[str, np.ndarray], threads: int) -> dict[str, np.ndarray]:
+        """A fresh array per returned name (the arena is reused by the next run)."""
+        if prepared.copies is not None:
+            return {name: array.copy() for name, array in prepared.copies}
+        nchw = self.spec.output_layout == "NCHW"
         result = {}
-        for name, (tensor, pads, shape) in prepared.variant.views.items():
-            source = prepared.outputs[tensor]
+        for name, source, pads, shape in prepared.collect:
             array = env[source] if isinstance(source, str) else source
+            if pads is None and shape is None and not nchw:
+                result[name] = array.copy()  # arena views and input buffers are C-contiguous float32
+                continue
             if pads is not None:
                 array = np.pad(array, ((0, 0), *pads, (0, 0)))
             if shape is not None:
                 array = array.reshape(array.shape[0], *shape)
-            if self.spec.output_layout == "NCHW" and array.ndim == 4:
+            if nchw and array.ndim == 4:
                 result[name] = nhwc_to_nchw(array, threads=threads)
             else:
-                result[name] = np.array(array, dtype=np.float32, order="C")  # a copy: the arena is reused
+                result[name] = np.array(array, dtype=np.float32, order="C")
         return result
 
     def run(self, x: Union[np.ndarray, Mapping[str, Any]], *, outputs: Union[None, str, Sequence[str]] = None,
@@ -652,12 +724,16 @@ class Model:
         tensors are computed even where the model would otherwise fuse them away (the output of a
         convolution before its relu); an unknown name raises a ``KeyError`` listing close matches."""
         threads = self.threads if threads is None else resolve_threads(threads)
-        requested = self._requested(outputs)
-        given, batch, sizes = self._bind(x)
-        with self._prepared(batch, self._variant(sizes, requested)) as prepared:
-            env = self._load(prepared, given, threads)
+        requested = None if outputs is None else self._requested(outputs)
+        arrays, batch, sizes = self._bind(x)
+        variant = self._base if requested is None and sizes == self._declared else self._variant(sizes, requested)
+        prepared = self._checkout(batch, variant)
+        try:
+            env = self._load(prepared, arrays, threads)
             self._execute(prepared, env, threads)
             result = self._collect(prepared, env, threads)
+        finally:
+            self._checkin(prepared)
         if isinstance(outputs, str) or (outputs is None and len(result) == 1):
             return next(iter(result.values()))
         return result
@@ -728,10 +804,10 @@ class Model:
         if repeat < 1:
             raise ValueError(f"repeat: expected a positive integer, found {repeat}")
         threads = self.threads if threads is None else resolve_threads(threads)
-        given, batch, sizes = self._bind(self.example_input() if x is None else x)
+        arrays, batch, sizes = self._bind(self.example_input() if x is None else x)
         samples: list[list[float]] = []
         with self._prepared(batch, self._variant(sizes)) as prepared:
-            env = self._load(prepared, given, threads)
+            env = self._load(prepared, arrays, threads)
             for _ in range(warmup):
                 self._execute(prepared, env, threads)
             for _ in range(repeat):
