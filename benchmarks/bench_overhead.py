@@ -1,31 +1,35 @@
 """The fixed cost of a model call: what a tiny model (keyword spotting, a sensor CNN) pays per call and
 per layer when its kernels do almost no work, against ONNX Runtime on the same network.
 
-Cases (``CASES``), each loaded with ``pyconv.load`` and run at batch 1 on its ``example_input()``:
+Cases (``CASES``), each model loaded with ``pyconv.load`` and run at batch 1 on its ``example_input()``:
 
 * ``toy_design_doc``: models/toy_design_doc.json (5x5x3 input, 8 nodes, 7 outputs);
-* ``chain<N>`` for N in :data:`CHAIN_LENGTHS`: N pointwise convolutions 8->8 in a row on a 4x4x8 input,
+* ``chains``: for N in :data:`CHAIN_LENGTHS`, N pointwise convolutions 8->8 in a row on a 4x4x8 input,
   built as a config dict. The kernels' work is a few hundred MACs a layer, so the time per call is the
-  dispatch: fitted over N as ``fixed + N * per_layer`` (least squares over the chain cases measured in
-  the session), it separates the cost of a call from that of a layer.
+  dispatch: fitted over N as ``fixed + N * per_layer`` (least squares), it separates the cost of a call
+  from that of a layer. Every chain of every engine runs in the same alternating rounds, so that the
+  fit is not skewed by the machine's load changing between lengths; the longest pyconv chain is
+  pytest-benchmark's row, the others its peers (``pyconv_chain<N>``, ``onnxruntime_chain<N>``).
 
 The peer, ONNX Runtime (optional: left out when it, torch or onnx is missing), runs the twin of the same
 config and weights exported with ``pyconv.testing.export_onnx`` (NCHW in and out; all graph
-optimisations on, intra-op threads = the case's thread count); results must agree first. A timed call of
-an engine is :data:`CALLS_PER_SAMPLE` calls of the model, so that the settle step of the alternating
-measurement (harness.py) stays rare beside the calls it separates; ``extra_info`` gives per engine the
-microseconds of one model call (``per_call_us``: median, ``min_per_call_us``: fastest sample), and on
-each chain case the fit over the chain cases measured so far (``fixed_us``, ``per_layer_us`` per
-engine). The numbers are sensitive to other work on the machine: quote them with the load average
-recorded beside them.
+optimisations on, intra-op threads = the case's thread count); each must agree with pyconv on the same
+model first. A timed call of an engine is as many calls of the model as take about :data:`SAMPLE_S`
+(``calls_per_sample``, per engine), so that the settle step of the alternating measurement
+(harness.py) stays rare beside the calls it separates, while a sample stays shorter than the time
+slice another process would take from it on a busy machine (samples of several milliseconds were
+all interrupted there, the longest chains' more than the others); ``extra_info`` gives per engine the microseconds of one model call (``per_call_us``: median,
+``min_per_call_us``: fastest sample), and for ``chains`` the fit per engine (``fixed_us``,
+``per_layer_us``). The numbers are sensitive to other work on the machine: quote them with the load
+average recorded beside them.
 """
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -35,7 +39,7 @@ from harness import Engine, alternate, at_level, available_peers, check_agreemen
 pyconv = pytest.importorskip("pyconv")
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-CALLS_PER_SAMPLE = 100  # model calls per timed call of an engine
+SAMPLE_S = 1e-3  # the duration of a timed call of an engine (that many model calls)
 CHAIN_LENGTHS = (1, 8, 32)
 CHAIN_SHAPE = (4, 4, 8)
 MODEL_RTOL = 1e-3  # max |diff| / max |pyconv| over all outputs
@@ -43,49 +47,63 @@ SCALAR_BY_DEFAULT = False  # the dispatch does not depend on the level: the best
 TOY = "toy_design_doc"
 
 
+def _chain(n: int) -> dict:
+    layers = [{"name": "input", "type": "input", "shape": list(CHAIN_SHAPE)}]
+    for i in range(n):
+        layers.append({"name": f"pw{i}", "type": "pointwise_conv2d", "inputs": [layers[-1]["name"]],
+                       "filters": CHAIN_SHAPE[2]})
+    return {"format": "pyconv-model", "version": 1, "name": f"chain{n}", "seed": 0, "layers": layers,
+            "outputs": [layers[-1]["name"]]}
+
+
 @dataclass(frozen=True)
 class OverheadCase:
-    model: str  # TOY or "chain<N>"
-    layers: int = 0  # the chain's length
+    name: str  # TOY or "chains"
 
     @property
     def id(self) -> str:
-        return f"overhead-{self.model}"
+        return f"overhead-{self.name}"
 
-    def config(self) -> dict:
-        if self.model == TOY:
-            return json.loads((MODELS_DIR / f"{TOY}.json").read_text())
-        layers = [{"name": "input", "type": "input", "shape": list(CHAIN_SHAPE)}]
-        for i in range(self.layers):
-            layers.append({"name": f"pw{i}", "type": "pointwise_conv2d", "inputs": [layers[-1]["name"]],
-                           "filters": CHAIN_SHAPE[2]})
-        return {"format": "pyconv-model", "version": 1, "name": self.model, "seed": 0, "layers": layers,
-                "outputs": [layers[-1]["name"]]}
+    def configs(self) -> dict[int, dict]:
+        """The models of the case by layer count (the toy's: 0, it is no chain)."""
+        if self.name == TOY:
+            return {0: json.loads((MODELS_DIR / f"{TOY}.json").read_text())}
+        return {n: _chain(n) for n in CHAIN_LENGTHS}
 
 
-CASES = [OverheadCase(TOY)] + [OverheadCase(f"chain{n}", n) for n in CHAIN_LENGTHS]
-# Per (level, threads) and engine: model call seconds (median) by chain length, for the fit.
-_chain_seconds: dict[tuple, dict[str, dict[int, float]]] = {}
+CASES = [OverheadCase(TOY), OverheadCase("chains")]
 
 
 def _flat(arrays, to_nhwc: bool) -> np.ndarray:
     return np.concatenate([(a.transpose(0, 2, 3, 1) if to_nhwc and a.ndim == 4 else a).ravel() for a in arrays])
 
 
-def _pyconv_engine(config: dict, threads: int) -> Engine:
+def _calls_per_sample(once) -> int:
+    """How many calls of ``once`` take about :data:`SAMPLE_S` (the fastest of a few tries of 20)."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(20):
+            once()
+        best = min(best, (time.perf_counter() - start) / 20)
+    return max(1, round(SAMPLE_S / best))
+
+
+def _pyconv_engine(config: dict, threads: int, name: str) -> Engine:
     model = pyconv.load(config, threads=threads)
     x, outputs = model.example_input(), model.output_names
+    calls = _calls_per_sample(lambda: model(x))
     last = []
 
     def call():
-        for _ in range(CALLS_PER_SAMPLE):
+        for _ in range(calls):
             y = model(x)
         last[:] = [y[n] for n in outputs] if isinstance(y, dict) else [y]
 
-    return Engine("pyconv", call, lambda: _flat(last, False), {"nodes": len(model.graph.nodes)})
+    return Engine(name, call, lambda: _flat(last, False), {"nodes": len(model.graph.nodes), "calls": calls})
 
 
-def _ort_engine(config: dict, threads: int, path: str) -> Engine:
+def _ort_engine(config: dict, threads: int, path: str, name: str) -> Engine:
     from pyconv.testing import export_onnx
 
     model = pyconv.load(config)
@@ -95,59 +113,62 @@ def _ort_engine(config: dict, threads: int, path: str) -> Engine:
     session = ort_session(path, threads)
     x = np.ascontiguousarray(model.example_input().transpose(0, 3, 1, 2))
     feed = {session.get_inputs()[0].name: x}
+    calls = _calls_per_sample(lambda: session.run(None, feed))
     last = []
 
     def call():
-        for _ in range(CALLS_PER_SAMPLE):
+        for _ in range(calls):
             y = session.run(None, feed)
         last[:] = y
 
-    return Engine("onnxruntime", call, lambda: _flat(last, True), {"intra_op_threads": threads})
+    return Engine(name, call, lambda: _flat(last, True), {"intra_op_threads": threads, "calls": calls})
 
 
-def _fit(seconds: dict[int, float]) -> Optional[tuple[float, float]]:
-    """``(fixed, per_layer)`` seconds of ``seconds`` by chain length, least squares; None below two lengths."""
-    if len(seconds) < 2:
-        return None
-    n = np.array(sorted(seconds), dtype=np.float64)
-    per_layer, fixed = np.polyfit(n, [seconds[k] for k in sorted(seconds)], 1)
+def _fit(seconds: dict[int, float]) -> tuple[float, float]:
+    """``(fixed, per_layer)`` seconds of ``seconds`` by chain length, least squares."""
+    n = sorted(seconds)
+    per_layer, fixed = np.polyfit(np.array(n, dtype=np.float64), [seconds[k] for k in n], 1)
     return float(fixed), float(per_layer)
 
 
 def test_overhead(benchmark, case, level, threads, peer_names, tmp_path, pytestconfig):
     seconds = pytestconfig.getoption("case_seconds")
     min_rounds = pytestconfig.getoption("benchmark_min_rounds")
-    config = case.config()
-    ort = ("onnxruntime" in peer_names and not available_peers(["torch"])["torch"].startswith("missing"))
+    ort = "onnxruntime" in peer_names and not available_peers(["torch"])["torch"].startswith("missing")
+    configs = case.configs()
+    longest = max(configs)
+    suffix = {n: f"_chain{n}" if n else "" for n in configs}
     with at_level(level):
-        main = _pyconv_engine(config, threads)
-        peers = [_ort_engine(config, threads, str(tmp_path / f"{case.model}.onnx"))] if ort else []
-        check_agreement(main, peers, MODEL_RTOL)
+        engines, peers = {}, []
+        for n, config in configs.items():
+            own = [_pyconv_engine(config, threads, "pyconv" if n == longest else f"pyconv{suffix[n]}")]
+            if ort:
+                own.append(_ort_engine(config, threads, str(tmp_path / f"{config['name']}.onnx"),
+                                       f"onnxruntime{suffix[n]}"))
+            check_agreement(own[0], own[1:], MODEL_RTOL)
+            engines.update({(e.name.split("_chain")[0], n): e for e in own})
+            peers += [e for e in own if e.name != "pyconv"]
+        main = engines[("pyconv", longest)]
         benchmark.group = f"overhead t{threads}"
         info = alternate(benchmark, main, peers, seconds, min_rounds)
     if not info:
         return
-    per_call = {name: t / CALLS_PER_SAMPLE for name, t in info["median_s"].items()}
-    info.update({"module": "overhead", "model": case.model, "threads": threads, "calls_per_sample": CALLS_PER_SAMPLE,
-                 "nodes": main.info["nodes"], "peer_info": {p.name: p.info for p in peers},
+    calls = {e.name: e.info["calls"] for e in engines.values()}
+    per_call = {name: t / calls[name] for name, t in info["median_s"].items()}
+    info.update({"module": "overhead", "model": case.name, "threads": threads, "calls_per_sample": calls,
+                 "nodes": {e.name: e.info["nodes"] for e in engines.values() if "nodes" in e.info},
+                 "peer_info": {p.name: p.info for p in peers},
                  "per_call_us": {name: 1e6 * t for name, t in per_call.items()},
-                 "min_per_call_us": {name: 1e6 * t / CALLS_PER_SAMPLE for name, t in info["min_s"].items()},
+                 "min_per_call_us": {name: 1e6 * t / calls[name] for name, t in info["min_s"].items()},
                  **level_info(level, None)})
-    if case.layers:
-        chains = _chain_seconds.setdefault((level, threads), {})
-        fits = {}
-        for name, t in per_call.items():
-            chains.setdefault(name, {})[case.layers] = t
-            fit = _fit(chains[name])
-            if fit is not None:
-                fits[name] = fit
-        if fits:
-            info["fit_lengths"] = sorted(chains["pyconv"])
-            info["fixed_us"] = {name: 1e6 * fixed for name, (fixed, _) in fits.items()}
-            info["per_layer_us"] = {name: 1e6 * per_layer for name, (_, per_layer) in fits.items()}
-    benchmark.extra_info.update(info)
     line = ", ".join(f"{name} {1e6 * t:.1f} us" for name, t in per_call.items())
-    if "fixed_us" in info:
+    if longest:
+        fits = {engine: _fit({n: per_call[engines[(engine, n)].name] for n in configs})
+                for engine in ("pyconv", "onnxruntime") if (engine, longest) in engines}
+        info["chain_lengths"] = list(configs)
+        info["fixed_us"] = {name: 1e6 * fixed for name, (fixed, _) in fits.items()}
+        info["per_layer_us"] = {name: 1e6 * per_layer for name, (_, per_layer) in fits.items()}
         line += "; fit: " + ", ".join(f"{name} {info['fixed_us'][name]:.1f} us + {info['per_layer_us'][name]:.2f} "
-                                      f"us/layer" for name in info["fixed_us"])
-    print(f"\n{case.model} ({main.info['nodes']} nodes) per call: {line}")
+                                      f"us/layer" for name in fits)
+    benchmark.extra_info.update(info)
+    print(f"\n{case.name} per call: {line}")
