@@ -14,19 +14,19 @@ Cases (``CASES``), each model loaded with ``pyconv.load`` and run at batch 1 on 
 The peer, ONNX Runtime (optional: left out when it, torch or onnx is missing), runs the twin of the same
 config and weights exported with ``pyconv.testing.export_onnx`` (NCHW in and out; all graph
 optimisations on, intra-op threads = the case's thread count); each must agree with pyconv on the same
-model first. A timed call of an engine is as many calls of the model as take about :data:`SAMPLE_S`
-(``calls_per_sample``, per engine), so that the settle step of the alternating measurement
-(harness.py) stays rare beside the calls it separates, while a sample stays shorter than the time
-slice another process would take from it on a busy machine (samples of several milliseconds were
-all interrupted there, the longest chains' more than the others); ``extra_info`` gives per engine the microseconds of one model call (``per_call_us``: median,
-``min_per_call_us``: fastest sample), and for ``chains`` the fit per engine (``fixed_us``,
-``per_layer_us``). The numbers are sensitive to other work on the machine: quote them with the load
-average recorded beside them.
+model first. A timed call of an engine is :func:`calls_per_sample` calls of the model (fixed by the
+model's node count, so that runs compare: about a millisecond), so that the settle step of the
+alternating measurement (harness.py) stays rare beside the calls it separates, while a sample stays
+shorter than the time slice another process would take from it on a busy machine (samples of several
+milliseconds were all interrupted there, the longest chains' more than the others). pytest-benchmark's
+statistics are per sample; in ``extra_info``, ``median_s``, ``min_s`` and ``pyconv_over_peer`` are per
+model call, ``per_call_us`` and ``min_per_call_us`` the same in microseconds, and for ``chains`` the
+fit per engine (``fixed_us``, ``per_layer_us``). The numbers are sensitive to other work on the
+machine: quote them with the load average recorded beside them.
 """
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +39,7 @@ from harness import Engine, alternate, at_level, available_peers, check_agreemen
 pyconv = pytest.importorskip("pyconv")
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-SAMPLE_S = 1e-3  # the duration of a timed call of an engine (that many model calls)
+SAMPLE_US = 1000.0  # a timed call of an engine: about this long (see calls_per_sample)
 CHAIN_LENGTHS = (1, 8, 32)
 CHAIN_SHAPE = (4, 4, 8)
 MODEL_RTOL = 1e-3  # max |diff| / max |pyconv| over all outputs
@@ -78,21 +78,15 @@ def _flat(arrays, to_nhwc: bool) -> np.ndarray:
     return np.concatenate([(a.transpose(0, 2, 3, 1) if to_nhwc and a.ndim == 4 else a).ravel() for a in arrays])
 
 
-def _calls_per_sample(once) -> int:
-    """How many calls of ``once`` take about :data:`SAMPLE_S` (the fastest of a few tries of 20)."""
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(20):
-            once()
-        best = min(best, (time.perf_counter() - start) / 20)
-    return max(1, round(SAMPLE_S / best))
+def calls_per_sample(nodes: int) -> int:
+    """Model calls per timed call for a model of ``nodes`` nodes: about :data:`SAMPLE_US` at a generous
+    4 us per call and 2 per node; a function of the model alone, so that runs compare."""
+    return max(1, round(SAMPLE_US / (4 + 2 * nodes)))
 
 
-def _pyconv_engine(config: dict, threads: int, name: str) -> Engine:
+def _pyconv_engine(config: dict, threads: int, name: str, calls: int) -> Engine:
     model = pyconv.load(config, threads=threads)
     x, outputs = model.example_input(), model.output_names
-    calls = _calls_per_sample(lambda: model(x))
     last = []
 
     def call():
@@ -103,7 +97,7 @@ def _pyconv_engine(config: dict, threads: int, name: str) -> Engine:
     return Engine(name, call, lambda: _flat(last, False), {"nodes": len(model.graph.nodes), "calls": calls})
 
 
-def _ort_engine(config: dict, threads: int, path: str, name: str) -> Engine:
+def _ort_engine(config: dict, threads: int, path: str, name: str, calls: int) -> Engine:
     from pyconv.testing import export_onnx
 
     model = pyconv.load(config)
@@ -113,7 +107,6 @@ def _ort_engine(config: dict, threads: int, path: str, name: str) -> Engine:
     session = ort_session(path, threads)
     x = np.ascontiguousarray(model.example_input().transpose(0, 3, 1, 2))
     feed = {session.get_inputs()[0].name: x}
-    calls = _calls_per_sample(lambda: session.run(None, feed))
     last = []
 
     def call():
@@ -141,10 +134,11 @@ def test_overhead(benchmark, case, level, threads, peer_names, tmp_path, pytestc
     with at_level(level):
         engines, peers = {}, []
         for n, config in configs.items():
-            own = [_pyconv_engine(config, threads, "pyconv" if n == longest else f"pyconv{suffix[n]}")]
+            calls = calls_per_sample(len(pyconv.load(config).graph.nodes))
+            own = [_pyconv_engine(config, threads, "pyconv" if n == longest else f"pyconv{suffix[n]}", calls)]
             if ort:
                 own.append(_ort_engine(config, threads, str(tmp_path / f"{config['name']}.onnx"),
-                                       f"onnxruntime{suffix[n]}"))
+                                       f"onnxruntime{suffix[n]}", calls))
             check_agreement(own[0], own[1:], MODEL_RTOL)
             engines.update({(e.name.split("_chain")[0], n): e for e in own})
             peers += [e for e in own if e.name != "pyconv"]
@@ -155,11 +149,14 @@ def test_overhead(benchmark, case, level, threads, peer_names, tmp_path, pytestc
         return
     calls = {e.name: e.info["calls"] for e in engines.values()}
     per_call = {name: t / calls[name] for name, t in info["median_s"].items()}
-    info.update({"module": "overhead", "model": case.name, "threads": threads, "calls_per_sample": calls,
+    fastest = {name: t / calls[name] for name, t in info["min_s"].items()}
+    info.update({"module": "overhead", "model": case.name, "phase": "warm", "threads": threads,
+                 "calls_per_sample": calls, "median_s": per_call, "min_s": fastest,
+                 "pyconv_over_peer": {name: t / per_call["pyconv"] for name, t in per_call.items() if name != "pyconv"},
                  "nodes": {e.name: e.info["nodes"] for e in engines.values() if "nodes" in e.info},
                  "peer_info": {p.name: p.info for p in peers},
                  "per_call_us": {name: 1e6 * t for name, t in per_call.items()},
-                 "min_per_call_us": {name: 1e6 * t / calls[name] for name, t in info["min_s"].items()},
+                 "min_per_call_us": {name: 1e6 * t for name, t in fastest.items()},
                  **level_info(level, None)})
     line = ", ".join(f"{name} {1e6 * t:.1f} us" for name, t in per_call.items())
     if longest:
