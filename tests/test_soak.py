@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="
 # The child of the soak: loads the models, runs them on a fixed schedule and prints one JSON line with
 # its census (RSS, threads, open files) after the warm-up, at checkpoints and at the end.
 _SOAK_CHILD = r"""
-import gc, json, os, sys, time
+import gc, json, math, os, sys, time
 import numpy as np
 import pyconv
 from pyconv.graph import model as model_module
@@ -54,7 +54,11 @@ models = [pyconv.load(spec["path"]) for spec in args["models"]]
 inputs, expected = {}, {}
 mismatches, most_pools, most_idle = 0, 0, 0
 checkpoints = []
-total = args["warmup"] + args["runs"]
+# Every census at the same point of the schedule, so that the same pools hold arenas at each.
+period = math.lcm(3, 2 * len(models), 7)
+warmup, every = (-(-args[name] // period) * period for name in ("warmup", "every"))
+runs = -(-args["runs"] // period) * period
+total = warmup + runs
 for i in range(total):
     k = i % len(models)
     m, spec = models[k], args["models"][k]
@@ -73,11 +77,13 @@ for i in range(total):
     most_pools = max(most_pools, max(len(m._pools) for m in models))
     most_idle = max(most_idle, max(sum(len(p.idle) for p in m._pools.values()) for m in models))
     del y
-    if i + 1 == args["warmup"]:
+    if i + 1 == warmup:
         warm = census()
-    elif i + 1 > args["warmup"] and (i + 1 - args["warmup"]) % args["every"] == 0:
+    elif i + 1 > warmup and (i + 1 - warmup) % every == 0:
         checkpoints.append(census())
+        print(json.dumps(checkpoints[-1]), file=sys.stderr, flush=True)
 print(json.dumps({"warm": warm, "end": census(), "checkpoints": checkpoints, "mismatches": mismatches,
+                  "warmup": warmup, "runs": runs,
                   "most_pools": most_pools, "most_idle": most_idle,
                   "variants": max(len(m._variants) for m in models)}))
 """
@@ -117,7 +123,7 @@ def test_short_soak_leaves_memory_threads_and_files_flat():
     input size every seventh run): RSS within 4 MB of the warm-up's, the same threads and open files."""
     report = _soak([{"path": str(MODELS / "toy_design_doc.json"), "other": [9, 7]},
                     {"path": str(MODELS / "mobilenet_v1.json"), "size": [96, 96], "other": [64, 64]}],
-                   runs=240, warmup=60, every=60, timeout=300)
+                   runs=168, warmup=84, every=84, timeout=300)
     _check(report, rss_kb=4096)
 
 
@@ -215,4 +221,16 @@ def test_an_interrupted_run_returns_its_arena_to_the_pool(at):
     assert pool.idle == [prepared]
     step.call = original
     np.testing.assert_array_equal(m(x), pyconv.load(path, threads=1)(x))
+    assert pool.idle == [prepared]
+
+
+def test_an_abandoned_checkout_returns_its_arena_when_dropped():
+    """An interrupt can land after the pool handed out an arena but before the run's ``with`` block
+    took it (in the context manager's ``__enter__``): the suspended checkout, once dropped, returns it."""
+    m = pyconv.load(MODELS / "toy_design_doc.json", threads=1)
+    pool = m._pools[(m._base.key, 1)]
+    (prepared,) = pool.idle
+    checkout = m._prepared(1)
+    assert checkout.__enter__() is prepared and pool.idle == []
+    del checkout
     assert pool.idle == [prepared]
