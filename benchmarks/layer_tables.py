@@ -2,8 +2,9 @@
 
 Every distinct convolution of MobileNet v1 at 224x224 (Howard et al. 2017, Table 1) and of Xception at
 299x299 (Chollet 2017, Fig. 5), each separable convolution split into its depthwise and pointwise halves,
-the depthwise layers of EfficientNet-B0 and MobileNetV3-Large with 3x3 to 9x9 kernels (MOBILE_DEPTHWISE),
-plus a group-convolution sweep (3x3, 128 -> 128 at 28x28, G in 1..128). Shapes are per layer input,
+the depthwise and pointwise layers and the RGB stems of EfficientNet-B0 and MobileNetV3-Large (3x3 to 9x9
+depthwise kernels, channel counts that are not multiples of 16), ShuffleNet v1's grouped 1x1
+convolutions, plus a group-convolution sweep (3x3, 128 -> 128 at 28x28, G in 1..128). Shapes are per layer input,
 batch 1, NHWC; ``padding`` has pyconv's (TensorFlow) meaning.
 
 Layer names follow the Keras reference implementations (``conv_dw_7`` -> ``mnv1_dw7``,
@@ -177,6 +178,49 @@ MOBILE_DEPTHWISE = (
     _dw("mix_k5_dw_40", 28, 40, kernel=5),
 )
 
+# The pointwise (expand and project) layers of the same two networks: channel counts that are not
+# multiples of 16 (24, 40, 72, 120, 200, 480, 672, 960, 1152), and K = 16 at 112x112, where a GEMM has
+# little depth to amortise its stores over.
+MOBILE_POINTWISE = (
+    _pw("effb0_s2_expand_pw", 112, 16, 96),
+    _pw("effb0_s2_project_pw", 56, 96, 24),
+    _pw("effb0_s2b_expand_pw", 56, 24, 144),
+    _pw("effb0_s3_project_pw", 28, 144, 40),
+    _pw("effb0_s3b_expand_pw", 28, 40, 240),
+    _pw("effb0_s4b_expand_pw", 14, 80, 480),
+    _pw("effb0_s5_project_pw", 14, 480, 112),
+    _pw("effb0_s5b_expand_pw", 14, 112, 672),
+    _pw("effb0_s6b_expand_pw", 7, 192, 1152),
+    _pw("effb0_s7_project_pw", 7, 1152, 320),
+    _pw("effb0_head_pw", 7, 320, 1280),
+    _pw("mnv3_b2_expand_pw", 112, 16, 64),
+    _pw("mnv3_b3_expand_pw", 56, 24, 72),
+    _pw("mnv3_b4_project_pw", 28, 72, 40),
+    _pw("mnv3_b8_expand_pw", 14, 80, 200),
+    _pw("mnv3_b9_project_pw", 14, 184, 80),
+    _pw("mnv3_b15_expand_pw", 7, 160, 960),
+)
+
+# The RGB stems of those networks (3x3 stride 2, 3 -> 32 and 3 -> 16 at 224x224) given NHWC, as the
+# kernel API takes them (a model imported from ONNX reads NCHW in place instead).
+MOBILE_STEMS = (
+    ConvLayer("effb0_stem", 224, 224, 3, 32, 3, 2, "same"),
+    ConvLayer("mnv3_stem", 224, 224, 3, 16, 3, 2, "same"),
+)
+
+# ShuffleNet v1 (Zhang et al. 2018, Table 1, g = 3): the grouped 1x1 convolutions around each unit's
+# depthwise layer, bottleneck = a quarter of the unit's output channels; stage 2's first unit outputs
+# 240 - 24 = 216 channels beside its shortcut.
+GROUPED_POINTWISE = (
+    ConvLayer("shfv1_s2u1_gpw2", 28, 28, 60, 216, 1, 1, "same", groups=3),
+    ConvLayer("shfv1_s2_gpw1", 28, 28, 240, 60, 1, 1, "same", groups=3),
+    ConvLayer("shfv1_s2_gpw2", 28, 28, 60, 240, 1, 1, "same", groups=3),
+    ConvLayer("shfv1_s3_gpw1", 14, 14, 480, 120, 1, 1, "same", groups=3),
+    ConvLayer("shfv1_s3_gpw2", 14, 14, 120, 480, 1, 1, "same", groups=3),
+    ConvLayer("shfv1_s4_gpw1", 7, 7, 960, 240, 1, 1, "same", groups=3),
+    ConvLayer("shfv1_s4_gpw2", 7, 7, 240, 960, 1, 1, "same", groups=3),
+)
+
 # The classic ResNet/VGG 3x3 layer: the shape the standard-conv (Winograd) target is set on.
 STANDARD_EXTRA = (ConvLayer("std_3x3", 56, 56, 64, 64, 3, 1, "same"),)
 
@@ -184,28 +228,31 @@ GROUP_COUNTS = (1, 2, 4, 8, 32, 128)
 GROUP_SWEEP = tuple(ConvLayer(f"grp_g{g}", 28, 28, 128, 128, 3, 1, "same", groups=g) for g in GROUP_COUNTS)
 
 NETWORK_ROWS = MOBILENET_V1 + XCEPTION
-POINTWISE = tuple(r for r in NETWORK_ROWS if r.is_pointwise)
+POINTWISE = tuple(r for r in NETWORK_ROWS if r.is_pointwise) + MOBILE_POINTWISE
 DEPTHWISE = tuple(r for r in NETWORK_ROWS if r.is_depthwise) + MOBILE_DEPTHWISE
-STANDARD = tuple(r for r in NETWORK_ROWS if r.kernel > 1 and r.groups == 1) + STANDARD_EXTRA
+STANDARD = tuple(r for r in NETWORK_ROWS if r.kernel > 1 and r.groups == 1) + MOBILE_STEMS + STANDARD_EXTRA
 
 
 def network_of(row: ConvLayer) -> str:
-    """Which table a row comes from: ``mobilenet_v1``, ``xception``, ``standard`` or ``group``."""
+    """Which network a row comes from (``mobilenet_v1``, ``xception``, ``efficientnet_b0``, ...), or
+    ``standard`` / ``group`` for the extra rows."""
     return {"mnv1": "mobilenet_v1", "xc": "xception", "std": "standard", "grp": "group", "effb0": "efficientnet_b0",
-            "mnv3": "mobilenet_v3", "mix": "mixed_kernels"}[row.name.split("_")[0]]
+            "mnv3": "mobilenet_v3", "mix": "mixed_kernels", "shfv1": "shufflenet_v1"}[row.name.split("_")[0]]
 
 
 def _check() -> None:
     # The tables are typed in by hand from the papers: make a slip fail at import, not in a benchmark.
-    names = [r.name for r in NETWORK_ROWS + STANDARD_EXTRA + GROUP_SWEEP + MOBILE_DEPTHWISE]
+    mobile_rows = MOBILE_DEPTHWISE + MOBILE_POINTWISE + MOBILE_STEMS + GROUPED_POINTWISE
+    names = [r.name for r in NETWORK_ROWS + STANDARD_EXTRA + GROUP_SWEEP + mobile_rows]
     assert len(names) == len(set(names)), "duplicate layer name"
     shapes = [(r.H, r.W, r.C_in, r.C_out, r.kernel, r.stride, r.padding, r.groups) for r in NETWORK_ROWS]
     assert len(shapes) == len(set(shapes)), "a network table repeats a shape"
     assert len(POINTWISE) + len(DEPTHWISE) + len(STANDARD) == len(NETWORK_ROWS) + len(STANDARD_EXTRA) + len(
-        MOBILE_DEPTHWISE)
-    assert all(r.is_depthwise for r in MOBILE_DEPTHWISE)
-    mobile = [(r.H, r.C_in, r.kernel, r.stride) for r in MOBILE_DEPTHWISE]
-    assert len(mobile) == len(set(mobile)), "the mobile table repeats a shape"
+        MOBILE_DEPTHWISE) + len(MOBILE_POINTWISE) + len(MOBILE_STEMS)
+    assert all(r.is_depthwise for r in MOBILE_DEPTHWISE) and all(r.is_pointwise for r in MOBILE_POINTWISE)
+    assert all(r.kernel == 1 and 1 < r.groups < r.C_in for r in GROUPED_POINTWISE)
+    mobile = [(r.H, r.C_in, r.C_out, r.kernel, r.stride, r.groups) for r in mobile_rows]
+    assert len(mobile) == len(set(mobile)), "the mobile tables repeat a shape"
     # Each row's output feeds the next layer of its network (strided layers halve H, W).
     assert [r.out_hw[0] for r in MOBILENET_V1] == [112, 112, 112, 56, 56, 56, 56, 28, 28, 28, 28, 14, 14,
                                                   14, 14, 7, 7, 7, 7]

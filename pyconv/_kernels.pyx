@@ -3,7 +3,7 @@
 over OpenMP threads, calling the C micro-kernels (``ukernels/``) of the instruction-set level in use
 through its dispatch table (``pyconv.isa``); each run reads the table once, so a run uses one level.
 
-Every driver takes NHWC float32 arrays (conv2d_nchw_input: an NCHW input) that the Python layer
+Every driver takes NHWC float32 arrays (conv2d_few_channels: NCHW as well) that the Python layer
 (``pyconv.conv``) has already validated and converted; each re-checks the few shape relations it relies
 on, so that no call can read or write out of bounds.  Every output element is computed by exactly one
 thread in a fixed order, so results do not depend on the thread count.  Units are handed out
@@ -21,8 +21,8 @@ the same arrays (a model's bound nodes).
     conv2d_narrow_groups  group convolution with narrow groups, 16 output channels of several groups
                        per vector (a GEMM would be only a few columns wide)
     conv2d_winograd    Winograd F(2x2, 3x3): input transform, 16 batched GEMMs, output transform
-    conv2d_nchw_input  a model's first layer read from its NCHW input in place: each output row from
-                       zero-padded copies of the input rows its window covers
+    conv2d_few_channels  a first layer over few input channels (an RGB image), NHWC or NCHW, read
+                       in place: a row pointer per input channel and tap, pixels a stride apart
     depthwise_conv2d   one output row per work unit, channels vectorised
     separable_conv2d   the depthwise outputs of a block of pixels (it may cut rows) into a per-thread
                        buffer, then the pointwise GEMM on them while they are still in cache
@@ -768,11 +768,14 @@ def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const f
                          min(chunk, g.C - c0), g.C)
 
 
-# ---------------------------------------------------------------------------------------------- NCHW input
+# ---------------------------------------------------------------------------------------- few input channels
 
-ctypedef struct nchw_geom:
+ctypedef struct rows_geom:
     ptrdiff_t C, H, W, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL
-    ptrdiff_t P, NRP, K, WP    # panels, panel width, K = C*KH*KW rows, floats per padded input row
+    ptrdiff_t P, NRP, K        # panels, panel width, K = C*KH*KW taps in (c, kh, kw) order
+    ptrdiff_t PS, CS, RS, IS   # floats between pixels, channels, rows and images of the input
+    ptrdiff_t WP               # floats per padded copy of an input row (rows at the image's top/bottom)
+    ptrdiff_t SPAN             # input columns one tile's window covers
     const float *x
     const float *packed
     const float *bias
@@ -781,60 +784,106 @@ ctypedef struct nchw_geom:
     const pyconv_ukernels *uk
 
 
-cdef void _nchw_row(const nchw_geom *g, ptrdiff_t unit, float *rows, const float **ptrs) noexcept nogil:
-    """Output row oh of image n: the C*KH input rows its window covers, copied with their zero padding
-    (rows outside the image are all zeros), then PYCONV_ROWS_MR pixels at a time times every panel."""
-    cdef ptrdiff_t n = unit // g.OH, oh = unit % g.OH
-    cdef ptrdiff_t c, kh, ih, t, ow0, p, nr, nrp, inside
-    cdef float *dst
-    for c in range(g.C):
-        for kh in range(g.KH):
-            dst = rows + (c * g.KH + kh) * g.WP
-            ih = oh * g.SH - g.PT + kh * g.DH
-            inside = min(g.W, g.WP - g.PL) if 0 <= ih < g.H else 0
-            if inside > 0:
-                # Only the padding is zeroed: a whole-row memset before the copy wrote every float twice.
-                memset(dst, 0, min(g.PL, g.WP) * sizeof(float))
-                _copy(dst + g.PL, g.x + ((n * g.C + c) * g.H + ih) * g.W, inside)
-                memset(dst + g.PL + inside, 0, (g.WP - g.PL - inside) * sizeof(float))
-            else:
-                memset(dst, 0, g.WP * sizeof(float))
-    # Prefetch the input rows that the next output row adds (a model's input is cold, and the copies
-    # above read it a line at a time: 224x224x3 -> 112x112x32 with a cold input, 0.093 -> 0.077 ms at
-    # 2 threads).
-    if oh + 1 < g.OH:
-        for c in range(g.C):
-            for kh in range(max(g.KH - g.SH, 0), g.KH):
-                ih = (oh + 1) * g.SH - g.PT + kh * g.DH
-                if 0 <= ih < g.H:
-                    pyconv_prefetch_floats(g.x + ((n * g.C + c) * g.H + ih) * g.W, g.W)
+cdef inline void _rows_tile(const rows_geom *g, const float *const *ptrs, ptrdiff_t S, ptrdiff_t off,
+                            ptrdiff_t mr, float *y) noexcept nogil:
+    cdef ptrdiff_t p, nr
     for p in range(g.P):
         nr = min(g.NRP, g.CO - p * g.NRP)
-        nrp = _panel_stride(nr, g.NRP)
-        for t in range(_cdiv(g.OW, PYCONV_ROWS_MR)):
-            ow0 = t * PYCONV_ROWS_MR
-            g.uk.nchwconv(g.SW, min(PYCONV_ROWS_MR, g.OW - ow0), nr, nrp, g.K, ptrs, ow0 * g.SW,
-                          g.packed + p * g.K * g.NRP, g.y + ((n * g.OH + oh) * g.OW + ow0) * g.CO + p * g.NRP,
-                          g.CO, NULL if g.bias == NULL else g.bias + p * g.NRP, g.act.fused)
-            act_rows(g.uk, &g.act, g.y + ((n * g.OH + oh) * g.OW + ow0) * g.CO + p * g.NRP,
-                     min(PYCONV_ROWS_MR, g.OW - ow0), nr, g.CO)
+        g.uk.nchwconv(S, mr, nr, _panel_stride(nr, g.NRP), g.K, ptrs, off, g.packed + p * g.K * g.NRP,
+                      y + p * g.NRP, g.CO, NULL if g.bias == NULL else g.bias + p * g.NRP, g.act.fused)
+        act_rows(g.uk, &g.act, y + p * g.NRP, mr, nr, g.CO)
 
 
-def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
-                      float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                      act, int threads):
-    """An ungrouped convolution reading its input in NCHW layout, writing NHWC: a model's first layer
-    (3 input channels), which then needs no transpose of the input, and whose taps would be only a few
-    floats long in NHWC.
+cdef void _rows_unit(const rows_geom *g, ptrdiff_t unit, float *rows, float *edge, const float **ptrs
+                     ) noexcept nogil:
+    """Output row oh of image n, PYCONV_ROWS_MR pixels at a time times every panel.  Where the window
+    stays inside the image the micro-kernel reads the input in place, its pixels PS*SW floats apart;
+    a tile whose window crosses the left or right edge reads a zero-padded copy of just its window, and
+    an output row whose window crosses the top or bottom, padded copies of whole rows.
 
-    x: (N, C, H, W) IN; packed: (1, P, C*KH*KW, NR) IN, rows in (c, kh, kw) order
-    (``packing.pack_nchw_weights``); bias: (C_out,) or None; y: (N, OH, OW, C_out) OUT; pt, pl: top and
-    left pads; act as conv2d_direct.  Work unit: one output row.
+    Per-thread buffers: rows, C*KH padded input rows of WP floats; edge, C*KH runs of SPAN floats;
+    ptrs, 3*K tap pointers: into rows and into edge (both set once per thread), into the input (set
+    here)."""
+    cdef const float **in_ptrs = ptrs + 2 * g.K
+    cdef ptrdiff_t n = unit // g.OH, oh = unit % g.OH
+    cdef ptrdiff_t ih0 = oh * g.SH - g.PT
+    cdef ptrdiff_t c, kh, kw, k, ih, iw, j, t, ow0, lo, mr, inside
+    cdef const float *src
+    cdef float *dst
+    cdef float *y = g.y + (n * g.OH + oh) * g.OW * g.CO
+    cdef bint in_place = ih0 >= 0 and ih0 + (g.KH - 1) * g.DH < g.H
+    if not in_place:
+        for c in range(g.C):
+            for kh in range(g.KH):
+                dst = rows + (c * g.KH + kh) * g.WP
+                ih = ih0 + kh * g.DH
+                memset(dst, 0, g.WP * sizeof(float))
+                if 0 <= ih < g.H:
+                    src = g.x + n * g.IS + c * g.CS + ih * g.RS
+                    inside = min(g.W, g.WP - g.PL)
+                    for j in range(inside):
+                        dst[g.PL + j] = src[j * g.PS]
+    else:
+        for c in range(g.C):
+            for kh in range(g.KH):
+                for kw in range(g.KW):
+                    k = (c * g.KH + kh) * g.KW + kw
+                    in_ptrs[k] = g.x + n * g.IS + c * g.CS + (ih0 + kh * g.DH) * g.RS + kw * g.DW * g.PS
+    # Prefetch the input rows that the next output row adds (a model's input is cold, and the copies
+    # read it a line at a time: 224x224x3 -> 112x112x32 with a cold input, 0.093 -> 0.077 ms at
+    # 2 threads).
+    if oh + 1 < g.OH:
+        for kh in range(max(g.KH - g.SH, 0), g.KH):
+            ih = (oh + 1) * g.SH - g.PT + kh * g.DH
+            if 0 <= ih < g.H:
+                if g.PS == 1:
+                    for c in range(g.C):
+                        pyconv_prefetch_floats(g.x + n * g.IS + c * g.CS + ih * g.RS, g.W)
+                else:
+                    pyconv_prefetch_floats(g.x + n * g.IS + ih * g.RS, g.W * g.PS)
+    for t in range(_cdiv(g.OW, PYCONV_ROWS_MR)):
+        ow0 = t * PYCONV_ROWS_MR
+        mr = min(PYCONV_ROWS_MR, g.OW - ow0)
+        lo = ow0 * g.SW - g.PL
+        if not in_place:
+            _rows_tile(g, ptrs, g.SW, ow0 * g.SW, mr, y + ow0 * g.CO)
+        elif lo >= 0 and lo + g.SPAN <= g.W:
+            _rows_tile(g, in_ptrs, g.SW * g.PS, lo * g.PS, mr, y + ow0 * g.CO)
+        else:
+            for c in range(g.C):
+                for kh in range(g.KH):
+                    dst = edge + (c * g.KH + kh) * g.SPAN
+                    src = g.x + n * g.IS + c * g.CS + (ih0 + kh * g.DH) * g.RS
+                    for j in range(g.SPAN):
+                        iw = lo + j
+                        dst[j] = src[iw * g.PS] if 0 <= iw < g.W else 0.0
+            _rows_tile(g, ptrs + g.K, g.SW, 0, mr, y + ow0 * g.CO)
+
+
+def conv2d_few_channels(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
+                        float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
+                        act, int threads, bint channels_first):
+    """An ungrouped convolution of an input with few channels (a model's first layer, an RGB image), in
+    NHWC or, with ``channels_first``, in NCHW (a model's NCHW input then needs no transpose); writes
+    NHWC.  In NHWC a tap would be only a few floats long, too short for the GEMM's row pointers: here
+    a tap is one input channel at one kernel position, and the micro-kernel reads its pixels in place,
+    a stride apart.
+
+    x: (N, H, W, C) IN, or (N, C, H, W) with ``channels_first``; packed: (1, P, C*KH*KW, NR) IN, rows
+    in (c, kh, kw) order (``packing.pack_channel_rows``); bias: (C_out,) or None;
+    y: (N, OH, OW, C_out) OUT; pt, pl: top and left pads; act as conv2d_direct.  Work unit: one output
+    row.
     """
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
-    cdef nchw_geom g
-    g.C, g.H, g.W = x.shape[1], x.shape[2], x.shape[3]
+    cdef rows_geom g
+    if channels_first:
+        g.C, g.H, g.W = x.shape[1], x.shape[2], x.shape[3]
+        g.PS, g.CS, g.RS = 1, g.H * g.W, g.W
+    else:
+        g.H, g.W, g.C = x.shape[1], x.shape[2], x.shape[3]
+        g.PS, g.CS, g.RS = g.C, 1, g.W * g.C
+    g.IS = g.C * g.H * g.W
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
     g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
     g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
@@ -843,12 +892,14 @@ def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] pac
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
     if (y.shape[0] != x.shape[0] or packed.shape[0] != 1 or not pyconv_valid_panel(g.NRP)
             or g.P != _cdiv(g.CO, g.NRP) or g.K != g.C * kh * kw):
-        raise ValueError(f"packed weights {tuple(packed.shape)} do not match x {tuple(x.shape)} (NCHW), "
-                         f"y {tuple(y.shape)}, kernel {kh}x{kw}")
+        raise ValueError(f"packed weights {tuple(packed.shape)} do not match x {tuple(x.shape)} "
+                         f"({'NCHW' if channels_first else 'NHWC'}), y {tuple(y.shape)}, kernel {kh}x{kw}")
     if bias is not None and bias.shape[0] != g.CO:
         raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
-    # Every tile computes PYCONV_ROWS_MR pixels, so the padded rows reach the last one of the last tile.
-    g.WP = (_cdiv(g.OW, PYCONV_ROWS_MR) * PYCONV_ROWS_MR - 1) * sw + (kw - 1) * dw + 1
+    # Every tile computes PYCONV_ROWS_MR pixels, so a tile's window and the padded rows reach the last
+    # one of the last tile.
+    g.SPAN = (PYCONV_ROWS_MR - 1) * sw + (kw - 1) * dw + 1
+    g.WP = (_cdiv(g.OW, PYCONV_ROWS_MR) - 1) * PYCONV_ROWS_MR * sw + g.SPAN
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act_spec_of(act)
     g.bias = _opt_ptr(bias)
     g.uk = uk
@@ -856,21 +907,25 @@ def conv2d_nchw_input(const float[:, :, :, ::1] x, const float[:, :, :, ::1] pac
     cdef int nt = _team(threads, units, <double>units * g.OW * g.CO * g.K)
     cdef ptrdiff_t u, k
     cdef float *rows
+    cdef float *edge
     cdef const float **ptrs
     cdef int failed = 0
     cdef int *failp = &failed
     with nogil, parallel(num_threads=nt):
         rows = <float *>pyconv_aligned_alloc(g.C * g.KH * g.WP * sizeof(float))
-        ptrs = <const float **>pyconv_aligned_alloc(g.K * sizeof(float *))
-        if rows != NULL and ptrs != NULL:
-            # Tap (c, kh, kw) reads its padded row from column kw*DW on: the same pointers for every row.
+        edge = <float *>pyconv_aligned_alloc(g.C * g.KH * g.SPAN * sizeof(float))
+        ptrs = <const float **>pyconv_aligned_alloc(3 * g.K * sizeof(float *))
+        if rows != NULL and edge != NULL and ptrs != NULL:
+            # Tap (c, kh, kw) reads its padded row or edge run from column kw*DW on.
             for k in range(g.K):
                 ptrs[k] = rows + (k // g.KW) * g.WP + (k % g.KW) * g.DW
+                ptrs[g.K + k] = edge + (k // g.KW) * g.SPAN + (k % g.KW) * g.DW
             for u in prange(units, schedule="static"):
-                _nchw_row(&g, u, rows, ptrs)
+                _rows_unit(&g, u, rows, edge, ptrs)
         else:
             failp[0] = 1
         free(rows)
+        free(edge)
         free(ptrs)
     _check_alloc(failed)
 

@@ -25,16 +25,13 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from . import _kernels, ops, strategy as _strategy
-from .packing import pack_gemm_weights, pack_narrow_group_weights, pack_nchw_weights, pack_winograd_weights
+from .packing import pack_channel_rows, pack_gemm_weights, pack_narrow_group_weights, pack_winograd_weights
 from .memory import aligned_empty
 from .padding import PaddingLike, output_size, resolve_padding
 from .threads import resolve_threads
 from .activations import Activation, ActivationLike, kernel_args, parse as parse_activation
 from .validation import (as_float32_array, check_bias, check_out, positive_pair)
 
-# Input channels up to which an ungrouped Conv2D can read an NCHW input in place (``_bind_nchw``): the
-# RGB first layers, whose input a model would otherwise transpose to NHWC first.
-NCHW_INPUT_MAX_CHANNELS = 4
 Shape4 = Tuple[int, int, int, int]
 
 
@@ -235,6 +232,9 @@ class Conv2D:
         def conv_into(kernel: str, dst: np.ndarray, act, threads: int) -> None:
             if kernel == "winograd":
                 _kernels.conv2d_winograd(x, self._weights("winograd"), b, dst, pt, pl, groups, act, threads)
+            elif kernel == "few-channels":
+                _kernels.conv2d_few_channels(x, self._weights(kernel), b, dst, kh, kw, sh, sw, dh, dw, pt, pl, act,
+                                             threads, False)
             elif kernel == "depthwise":
                 xd = _repeat_channels(x, self.out_channels // groups)
                 _kernels.depthwise_conv2d(xd, self._weights("depthwise"), b, dst, kh, kw, sh, sw, dh, dw, pt, pl,
@@ -261,15 +261,16 @@ class Conv2D:
         return run
 
     def reads_nchw(self) -> bool:
-        """Whether ``_bind_nchw`` serves this convolution: ungrouped, with few input channels."""
-        return self.groups == 1 and self.in_channels <= NCHW_INPUT_MAX_CHANNELS
+        """Whether ``_bind_nchw`` serves this convolution: ungrouped, with few input channels (an RGB first
+        layer, whose input a model would otherwise transpose to NHWC first)."""
+        return self.groups == 1 and self.in_channels <= _strategy.FEW_CHANNELS
 
     def _bind_nchw(self, x, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
         """``_bind`` for an input in NCHW layout, (N, C_in, H, W), read in place; the output is NHWC.
         A model's first layer runs this way on the caller's array, with no transpose."""
         if not self.reads_nchw():
             raise ValueError(f"an NCHW input needs an ungrouped convolution of at most "
-                             f"{NCHW_INPUT_MAX_CHANNELS} input channels, this one has groups={self.groups}, "
+                             f"{_strategy.FEW_CHANNELS} input channels, this one has groups={self.groups}, "
                              f"C_in={self.in_channels}")
         x = as_float32_array("x", x, 4)
         n, c, h, w = x.shape
@@ -282,14 +283,14 @@ class Conv2D:
         except ValueError as exc:
             raise ValueError(f"{exc} (x given as NCHW {x.shape})") from None
         y = check_out(out, shape, inputs=(x,))
-        packed = self._weights("nchw")
+        packed = self._weights("few-channels")
         act = kernel_args(self.activation)
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
 
         def run(threads: int) -> np.ndarray:
-            _kernels.conv2d_nchw_input(x, packed, self.b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], act,
-                                       threads)
+            _kernels.conv2d_few_channels(x, packed, self.b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], act,
+                                         threads, True)
             return y
         return run
 
@@ -300,7 +301,8 @@ def _pack_depthwise(w: np.ndarray, groups: int) -> np.ndarray:
 
 
 _PACKERS = {"gemm": pack_gemm_weights, "winograd": pack_winograd_weights,
-            "narrow-groups": pack_narrow_group_weights, "depthwise": _pack_depthwise, "nchw": pack_nchw_weights}
+            "narrow-groups": pack_narrow_group_weights, "depthwise": _pack_depthwise,
+            "few-channels": pack_channel_rows}
 
 
 class DepthwiseConv2D:

@@ -55,11 +55,11 @@ def pack_gemm_weights(w: np.ndarray, groups: int) -> np.ndarray:
     return _panels(per_group)
 
 
-def pack_nchw_weights(w: np.ndarray, groups: int = 1) -> np.ndarray:
-    """Ungrouped HWIO weights (KH, KW, C_in, C_out) -> (1, P, C_in*KH*KW, nr) for ``conv2d_nchw_input``:
+def pack_channel_rows(w: np.ndarray, groups: int = 1) -> np.ndarray:
+    """Ungrouped HWIO weights (KH, KW, C_in, C_out) -> (1, P, C_in*KH*KW, nr) for ``conv2d_few_channels``:
     row r = (i*KH + kh)*KW + kw is input channel i, tap (kh, kw), the order of an NCHW image's rows."""
     if groups != 1:
-        raise ValueError(f"the NCHW-input kernel serves ungrouped convolutions only, got groups={groups}")
+        raise ValueError(f"the few-channel kernel serves ungrouped convolutions only, got groups={groups}")
     kh, kw, ci, co = w.shape
     return _panels(w.transpose(2, 0, 1, 3).reshape(1, ci * kh * kw, co))
 

@@ -12,6 +12,10 @@ from ._kernels import ROW_TAP_FLOATS
 
 STRATEGIES = ("auto", "direct", "im2col", "winograd")
 
+# Input channels up to which an ungrouped convolution runs the few-channel kernel (an RGB first layer,
+# NHWC or NCHW), whose taps are one channel of one kernel position wide, the pixels read a stride apart.
+FEW_CHANNELS = 4
+
 
 class Choice(NamedTuple):
     strategy: str
@@ -31,12 +35,15 @@ def winograd_unsupported(kernel: Tuple[int, int], stride: Tuple[int, int],
 
 
 def direct_kernel(groups: int, cg: int, og: int, narrow_groups_ok: bool) -> str:
-    """The micro-kernel the direct strategy runs: "depthwise" (one input channel per group),
-    "narrow-groups" (groups a few channels wide, vectorised across groups) or "gemm".
+    """The micro-kernel the direct strategy runs: "few-channels" (an ungrouped layer over at most
+    FEW_CHANNELS input channels), "depthwise" (one input channel per group), "narrow-groups" (groups a
+    few channels wide, vectorised across groups) or "gemm".
 
     Measured (28x28, 3x3, one thread): with 16 output channels per group the 12x16 GEMM tile beats the
     narrow-group kernel (107 vs 76 GFLOP/s); with 8 or fewer it loses (35 vs 70, 11 vs 46).
     """
+    if groups == 1 and cg <= FEW_CHANNELS:
+        return "few-channels"
     if groups > 1 and cg == 1:
         return "depthwise"
     if groups > 1 and og <= 8 and narrow_groups_ok:
@@ -45,6 +52,7 @@ def direct_kernel(groups: int, cg: int, og: int, narrow_groups_ok: bool) -> str:
 
 
 _KERNEL_REASONS = {
+    "few-channels": "few input channels: a row pointer per channel and tap, pixels read in place",
     "depthwise": "one input channel per group: the depthwise kernel, channels vectorised",
     "narrow-groups": "narrow groups: 16 output channels of several groups per vector",
     "gemm": "indirect GEMM, a row pointer per pixel and tap, no im2col copy",

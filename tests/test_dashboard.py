@@ -20,7 +20,7 @@ from pyconv.cli import main as cli_main
 from pyconv.dashboard import gate, load_runs
 from pyconv.dashboard.gate import REGRESSED, parse_threshold
 from pyconv.dashboard.runs import RunsError
-from pyconv.dashboard.targets import FAIL, INCONCLUSIVE, PASS, SKIPPED, target_checks
+from pyconv.dashboard.targets import FAIL, INCONCLUSIVE, PASS, SKIPPED, noisy, target_checks
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 SAME_A, SAME_B, SLOWER = (FIXTURES / n for n in ("0001_same_build_a.json", "0002_same_build_b.json",
@@ -94,6 +94,33 @@ def test_gate_fails_on_the_slower_layer(capsys):
     assert "gate: FAILED" in out
     # above the change, the gate passes again
     assert cli_main(["dashboard", str(FIXTURES), "--check", "--threshold", "60%"]) == 0
+
+
+def _with_min(path: Path, key: str, minimum: float, out: Path) -> Path:
+    """A copy of run ``path`` in which ``key``'s calls all took ``minimum`` seconds, give or take 1 %."""
+    data = _raw(path)
+    entry = next(b for b in data["benchmarks"] if b["param"] == key)
+    stats = entry["stats"]
+    stats.update(min=minimum, q1=minimum, median=1.005 * minimum, q3=1.01 * minimum, iqr=0.01 * minimum)
+    entry["extra_info"]["min_s"]["pyconv"] = minimum
+    entry["extra_info"]["median_s"]["pyconv"] = 1.005 * minimum
+    out.write_text(json.dumps(data))
+    return out
+
+
+def test_gate_allows_for_the_spread_between_earlier_runs(tmp_path):
+    # One build whose call took 1.0 ms in one run and 1.3 ms in the next: a later 1.45 ms is within what
+    # that build already did, 1.7 ms is not.
+    key = next(b["param"] for b in _raw(SAME_A)["benchmarks"] if not noisy(b["extra_info"]))
+    a = _with_min(SAME_A, key, 1.0e-3, tmp_path / "a.json")
+    b = _with_min(SAME_B, key, 1.3e-3, tmp_path / "b.json")
+    for later, status in ((1.45e-3, "UNCHANGED"), (1.7e-3, REGRESSED)):
+        c = _with_min(SLOWER, key, later, tmp_path / "c.json")
+        change = next(ch for ch in gate(load_runs([a, b, c])).changes if ch.key.startswith(key))
+        assert change.status == status, change.detail
+    # with only one earlier run, the within-run spread alone is the noise
+    change = next(ch for ch in gate(load_runs([b, c])).changes if ch.key.startswith(key))
+    assert change.status == REGRESSED
 
 
 def test_gate_skips_what_has_no_earlier_run():

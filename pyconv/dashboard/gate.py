@@ -3,8 +3,10 @@ run's targets (targets.py).
 
 A change is judged on pyconv's timed calls, by the minimum and the interquartile range rather than one
 median: a benchmark *regressed* when its fastest call got slower than the previous run's fastest by more
-than the threshold AND by more than the noise (the larger IQR of the two runs); *improved* the same way
-round. A row that is noisy in either run (targets.noisy) is *inconclusive*, never passed; one without an
+than the threshold AND by more than the noise; *improved* the same way round.  The noise is the larger
+IQR of the two runs, or, where the history holds two or more earlier runs of the benchmark on the same
+CPU, the spread of their minimums if that is larger: a short call on a shared machine moves between
+runs of one build by more than its spread within a run shows. A row that is noisy in either run (targets.noisy) is *inconclusive*, never passed; one without an
 earlier run to compare with, or whose earlier run was on another CPU, is *skipped* and listed as such.
 """
 from __future__ import annotations
@@ -48,15 +50,16 @@ def parse_threshold(text: str) -> float:
 
 
 def compare(key: str, before: Optional[Bench], previous: Optional[Run], after: Bench, run: Run,
-            threshold: float) -> Change:
-    """Judge ``after`` (in ``run``) against ``before`` (in ``previous``)."""
+            threshold: float, spread: float = 0.0) -> Change:
+    """Judge ``after`` (in ``run``) against ``before`` (in ``previous``); ``spread``: how far the minimums
+    of the earlier runs of this benchmark on this CPU lie apart (seconds)."""
     if before is None or previous is None:
         return Change(key, SKIPPED, "no earlier run holds this benchmark", run)
     if previous.cpu != run.cpu:
         return Change(key, SKIPPED, f"the earlier run was on another CPU ({previous.cpu})", run, previous)
     old, new = before.timing, after.timing
     ratio = new.min / old.min
-    noise = max(old.iqr, new.iqr)
+    noise = max(old.iqr, new.iqr, spread)
     moved = abs(new.min - old.min) > noise and abs(ratio - 1) > threshold
     detail = (f"min {1e3 * old.min:.4g} -> {1e3 * new.min:.4g} ms ({ratio - 1:+.1%}), IQR {1e3 * old.iqr:.3g} / "
               f"{1e3 * new.iqr:.3g} ms, since {previous.commit[:8] or previous.path.name}")
@@ -71,11 +74,16 @@ def history(runs: Sequence[Run], threshold: float) -> Dict[str, List[Change]]:
     that holds it; the first occurrence is SKIPPED."""
     changes: Dict[str, List[Change]] = {}
     last: Dict[str, tuple] = {}
+    minimums: Dict[tuple, List[float]] = {}  # (key, cpu) -> the earlier runs' minimums
     for run in runs:
         for bench in run.benchmarks:
             before, previous = last.get(bench.key, (None, None))
-            changes.setdefault(bench.key, []).append(compare(bench.key, before, previous, bench, run, threshold))
+            earlier = minimums.setdefault((bench.key, run.cpu), [])
+            spread = max(earlier) - min(earlier) if len(earlier) >= 2 else 0.0
+            changes.setdefault(bench.key, []).append(
+                compare(bench.key, before, previous, bench, run, threshold, spread))
             last[bench.key] = (bench, run)
+            earlier.append(bench.timing.min)
     return changes
 
 

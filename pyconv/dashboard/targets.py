@@ -17,9 +17,9 @@ POINTWISE_VS_NUMPY = 0.90      # pointwise >= 90 % of numpy matmul GFLOP/s, Mobi
 DEPTHWISE_GFLOPS = 30.0        # depthwise 3x3 s1/s2 GFLOP/s, MobileNet v1 shapes
 STANDARD_GFLOPS = 150.0        # effective GFLOP/s of strategy auto at 3x3 64 -> 64, 56x56
 STANDARD_TARGET_LAYER = "std_3x3"
-VS_ONNXRUNTIME = 1.0           # every MobileNet v1 / Xception row (pyconv's auto path) no slower than ORT
+VS_ONNXRUNTIME = 1.0           # every network row (pyconv's auto path) no slower than ORT
 NOISY_SPREAD = 1.5             # a row whose median exceeds its min by this factor (any engine) is noisy
-NETWORKS = ("mobilenet_v1", "xception")
+NETWORKS = ("mobilenet_v1", "xception", "efficientnet_b0", "mobilenet_v3", "mixed_kernels", "shufflenet_v1")
 # The numpy peer a pointwise row is judged against: at the avx2 level the one held to AVX2 (harness.HELD_PEERS);
 # at the level this CPU runs best, numpy at its own best kernel.
 HELD_NUMPY = {"avx2": "numpy_avx2"}

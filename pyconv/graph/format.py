@@ -7,12 +7,13 @@ what was found.
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import jsonschema
 
@@ -20,7 +21,11 @@ from ..activations import ActivationError, parse as parse_activation
 from .errors import ModelError
 from .layers import LAYER_TYPES
 
-__all__ = ["LayerSpec", "ModelSpec", "parse_config", "read_config", "schema"]
+__all__ = ["LayerSpec", "ModelSpec", "copy_config", "parse_config", "read_config", "schema"]
+
+# How deeply a config's values may nest. A valid config nests five levels; the bound keeps copying and
+# validating it far from the interpreter's recursion limit.
+MAX_DEPTH = 64
 
 
 @dataclass
@@ -73,9 +78,24 @@ def read_config(path: Union[str, Path]) -> dict[str, Any]:
                          f"offset {exc.start}", hint="is this the weights file instead of the config?") from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ModelError(f"{path.name}: expected a config, found JSON nested too deeply to read") from None
     except json.JSONDecodeError as exc:
         raise ModelError(f"{path.name}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                          hint="check for a missing comma, bracket or quote just before that position") from None
+
+
+def copy_config(doc: Any) -> Any:
+    """A deep copy of a config document (a mapping given by the caller is not modified); nesting
+    deeper than :data:`MAX_DEPTH` is a :class:`ModelError`."""
+    stack = [(doc, 0)]
+    while stack:  # iterative: a recursive walk would itself exhaust the stack it guards
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ModelError(f"expected a config nesting at most {MAX_DEPTH} levels, found deeper values")
+        children = value.values() if isinstance(value, Mapping) else value if isinstance(value, (list, tuple)) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return copy.deepcopy(dict(doc) if isinstance(doc, Mapping) else doc)
 
 
 def _found(value: Any) -> str:

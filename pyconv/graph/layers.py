@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, NamedTuple, Optional, Sequence
 import numpy as np
 
 from .. import ops
-from ..activations import PARAM_FIELDS, of_layer, parse as parse_activation
+from ..activations import PARAM_FIELDS, ActivationError, of_layer, parse as parse_activation
 from ..conv import Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D
 from ..padding import effective_kernel, output_size, resolve_padding
 from .errors import ModelError
@@ -89,6 +89,10 @@ def _fixed(label: str) -> Callable[[Shape], str]:
     return lambda shape: label
 
 
+# The largest int the kernels take (a C int): geometry past it is refused at load.
+_INT_MAX = 2 ** 31 - 1
+
+
 def _window_hw(name: str, attrs: dict[str, Any], in_shape: Shape, kernel_field: str,
                ceil_mode: bool = False) -> tuple[int, int]:
     """Output (H, W) of a sliding window: conv or pool geometry from ``attrs``."""
@@ -99,6 +103,14 @@ def _window_hw(name: str, attrs: dict[str, Any], in_shape: Shape, kernel_field: 
     out = []
     for axis in range(2):
         size, lo, hi = in_shape[axis], pads[2 * axis], pads[2 * axis + 1]
+        extent = effective_kernel(kernel[axis], dilation[axis])
+        if size + lo + hi + extent + stride[axis] > _INT_MAX:
+            # The kernels index the padded input with 32-bit ints: every sum of these must fit.
+            extent_field = "dilation" if dilation[axis] > kernel[axis] else kernel_field
+            field = max((("padding", lo + hi), (extent_field, extent), ("stride", stride[axis])), key=lambda f: f[1])
+            raise ModelError(f"expected a padded input, window extent and stride summing below 2^31 along "
+                             f"{'HW'[axis]}, found {size} + ({lo}, {hi}) pads, extent {extent}, stride {stride[axis]}",
+                             layer=name, field=field[0])
         n = output_size(size, kernel[axis], stride[axis], dilation[axis], lo, hi, ceil_mode)
         if n < 1:
             raise ModelError(
@@ -206,7 +218,7 @@ def _conv_kernel(op: Any, attrs: dict[str, Any], strategy: Callable[[Shape], str
                       lambda xs, out: op._bind(xs[0], xs[1], out), repad=repad)
     nchw = None
     if isinstance(op, Conv2D) and op.reads_nchw() and attrs.get("strategy", "auto") == "auto":
-        op._weights("nchw")  # packed at load, like every other kernel's weights (a few hundred floats)
+        op._weights("few-channels")  # packed at load, like every other kernel's weights (a few hundred floats)
         bind_nchw = lambda xs, out: op._bind_nchw(xs[0], out)  # noqa: E731
         nchw = Kernel(lambda xs, out, threads: bind_nchw(xs, out)(threads), lambda shape: "nchw-direct", bind_nchw)
     return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), strategy,
@@ -404,6 +416,10 @@ class ActivationLayer(LayerType):
                 raise ModelError(f"expected no {field} for function {attrs['function']!r} (it takes "
                                  f"{', '.join(takes) or 'no parameters'}), found {attrs[field]}", layer=name,
                                  field=field)
+        try:
+            of_layer(attrs)
+        except ActivationError as exc:  # a parameter that is no finite number
+            raise ModelError(f"expected an activation, {exc}", layer=name, field=exc.field) from None
         if attrs["function"] != "clip":
             return in_shapes[0]
         if lo is None and hi is None:
@@ -747,7 +763,12 @@ class ResizeLayer(LayerType):
         if (attrs["scale"] is None) == (attrs["size"] is None):
             raise ModelError("expected exactly one of scale and size, found "
                              f"{'both' if attrs['scale'] is not None else 'neither'}", layer=name, field="scale")
-        oh, ow = ops.resize_output_size((h, w), attrs["size"], attrs["scale"])
+        field = "scale" if attrs["size"] is None else "size"
+        try:
+            oh, ow = ops.resize_output_size((h, w), attrs["size"], attrs["scale"])
+        except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: a float32 scale of infinity
+            raise ModelError(f"expected a finite positive {field} giving a finite output size, found "
+                             f"{attrs[field]!r} ({exc})", layer=name, field=field) from None
         if oh < 1 or ow < 1:
             scale = attrs["scale"]
             raise ModelError(f"expected a scale giving a non-empty output, found "

@@ -39,7 +39,7 @@ from ..memory import aligned_empty
 from ..ops import nchw_to_nhwc, nhwc_to_nchw
 from ..threads import resolve_threads
 from .errors import ModelError, UnknownTensorError
-from .format import ModelSpec, parse_config, read_config
+from .format import ModelSpec, copy_config, parse_config, read_config
 from .layers import LAYER_TYPES, Kernel, Shape
 from .passes import Graph, Node, live_layers, lower
 from .planner import MemoryPlan, plan_memory
@@ -202,7 +202,7 @@ class Model:
     def __init__(self, config: Mapping[str, Any], *, weights: Union[None, str, Path, Mapping[str, Any]] = None,
                  base_dir: Union[str, Path] = ".", threads: Optional[int] = None, strategy: Strategy = None,
                  optimize: bool = True, resize: Optional[Resize] = None) -> None:
-        self.spec: ModelSpec = parse_config(copy.deepcopy(dict(config) if isinstance(config, Mapping) else config))
+        self.spec: ModelSpec = parse_config(copy_config(config))
         self.info: ShapeInfo = infer_shapes(self.spec)
         self._strategy = strategy
         self._apply_strategy(self.spec, strategy)

@@ -31,13 +31,16 @@ config, so the weights are the same everywhere.
 from __future__ import annotations
 
 import hashlib
+import lzma
 import math
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Mapping, Union
 
 import numpy as np
 
+from . import shapes
 from .errors import ModelError
 from .layers import Param, Signal
 
@@ -90,16 +93,48 @@ def read_npz(path: Union[str, Path]) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}", field="weights",
                          hint="remove \"weights\" from the config (or pass weights=None) to use seeded weights")
+    # A damaged archive fails in np.load or only when an array is read (a compression method zipfile
+    # lacks is a NotImplementedError, an encrypted member a RuntimeError); object arrays are refused
+    # (allow_pickle=False: a weights file must not run code).
+    unreadable = (OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zipfile.BadZipFile, zlib.error,
+                  lzma.LZMAError)
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except unreadable as exc:
         raise ModelError(f"expected an .npz archive, found an unreadable file {path.name} ({exc})",
                          field="weights") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ModelError(f"expected an .npz archive of named arrays, found a single array in {path.name}",
                          field="weights")
     with archive:
-        return {key: archive[key] for key in archive.files}
+        try:
+            for key in archive.files:
+                _check_header(archive, key, path.name)
+            return {key: archive[key] for key in archive.files}
+        except ModelError:  # a ValueError too, already saying what is wrong
+            raise
+        except unreadable as exc:
+            raise ModelError(f"expected an .npz archive of arrays of numbers, found an unreadable array in "
+                             f"{path.name} ({exc})", field="weights") from None
+
+
+def _check_header(archive: Any, key: str, source: str) -> None:
+    """Array ``key`` of ``archive`` holds as many bytes as its header's shape and dtype claim, and no
+    more than :data:`~pyconv.graph.shapes.MAX_ELEMENTS` of them: checked before numpy allocates it."""
+    member = key if key in archive.zip.namelist() else f"{key}.npy"
+    with archive.zip.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ModelError(f"array {key!r} in {source}: expected the .npy format 1.0 or 2.0, found {version}",
+                             field="weights")
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+        header = f.tell()
+    count = math.prod(shape)
+    if count > shapes.MAX_ELEMENTS or count * dtype.itemsize > archive.zip.getinfo(member).file_size - header:
+        raise ModelError(f"array {key!r} in {source}: its header claims shape {list(shape)} of {dtype}, more than "
+                         f"the file holds (or than {shapes.MAX_ELEMENTS:,} elements)", field="weights",
+                         hint="the file is truncated or damaged")
 
 
 def check_weights(arrays: Mapping[str, Any], params: ParamTable, source: str) -> LayerWeights:

@@ -44,6 +44,7 @@ import numpy as np
 from ..activations import FUNCTIONS
 from ..graph.errors import ModelError
 from ..graph.layers import LAYER_TYPES, Shape
+from ..graph.shapes import check_size
 from .patterns import fuse_patterns
 from .reader import (BATCH, FOLDABLE, GraphInput, OnnxGraph, OnnxImportError, OnnxNode, Source, constant_value,
                      fold, read_model)
@@ -131,8 +132,12 @@ class Context:
     # --- reading inputs ------------------------------------------------------------------------------
 
     def const(self, name: str) -> Optional[np.ndarray]:
-        """The constant value of ONNX tensor ``name`` (None for a computed or an omitted input)."""
-        return self.constants.get(name) if name else None
+        """The constant value of ONNX tensor ``name`` (None for a computed or an omitted input), which
+        must hold real numbers (or booleans): every use of a constant here computes with it."""
+        value = self.constants.get(name) if name else None
+        if value is not None and value.dtype.kind not in "biuf":
+            raise OnnxImportError(f"expected a constant of real numbers, found {name!r} of type {value.dtype}")
+        return value
 
     def input_const(self, node: OnnxNode, index: int, what: str) -> np.ndarray:
         """Input ``index`` of ``node``, which must be a constant (weights, shapes, bounds)."""
@@ -144,11 +149,20 @@ class Context:
                                   f"from constants), found {found}")
         return value
 
+    def input_ints(self, node: OnnxNode, index: int, what: str) -> list[int]:
+        """Input ``index`` of ``node``, a constant of integers (shapes, pads, axes, sizes), flattened."""
+        value = self.input_const(node, index, what)
+        if value.dtype.kind not in "iu":
+            raise OnnxImportError(f"expected {what} (input {index}) to be integers, found type {value.dtype}")
+        return [int(v) for v in value.reshape(-1)]
+
     def raw(self, name: str) -> Tensor:
         """The tensor ``name`` as held, pending pads and shuffle stages included."""
         if name in self.constants:
             raise OnnxImportError(f"expected a computed tensor, found the constant {name!r} "
                                   f"of shape {list(self.constants[name].shape)}")
+        if name not in self.tensors:  # "" (an absent optional input) where this converter needs a tensor
+            raise OnnxImportError(f"expected a computed tensor, found {repr(name) if name else 'an empty name'}")
         return self.tensors[name]
 
     def value(self, name: str) -> Tensor:
@@ -203,8 +217,12 @@ class Context:
         else:
             name = self._unique(base)
         kind = LAYER_TYPES[type]
-        shape = kind.output_shape(name, kind.normalize(attrs), [self.shapes[i] for i in inputs])
+        normalized = kind.normalize(attrs)
+        shape = kind.output_shape(name, normalized, [self.shapes[i] for i in inputs])
         self.shapes[name] = tuple(int(d) for d in shape)
+        # Checked here already, not only when the config loads: converters allocate arrays of these sizes
+        # (a mean over the channels as a 1x1 conv's weights).
+        check_size(name, type, normalized, self.shapes[name])
         self.layers.append({"name": name, "type": type, **({"inputs": list(inputs)} if inputs else {}), **attrs})
         for param, array in (weights or {}).items():
             self.weights[f"{name}/{param}"] = np.ascontiguousarray(array, dtype=np.float32)

@@ -57,8 +57,7 @@ def _window(node: OnnxNode, t: "Tensor", kernel: tuple[int, int]) -> tuple[list[
     resolved against the input size (any pending pad included)."""
     if len(kernel) != 2:
         raise OnnxImportError(f"only 2-D windows are supported, found kernel {list(kernel)}")
-    strides = [int(s) for s in node.attrs.get("strides", [1, 1])]
-    dilations = [int(d) for d in node.attrs.get("dilations", [1, 1])]
+    strides, dilations = _pair(node, "strides"), _pair(node, "dilations")
     auto = _text(node.attrs.get("auto_pad", "NOTSET"))
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         pads = []
@@ -70,10 +69,21 @@ def _window(node: OnnxNode, t: "Tensor", kernel: tuple[int, int]) -> tuple[list[
         return strides, dilations, (0, 0, 0, 0)
     if auto != "NOTSET":
         raise OnnxImportError(f"unknown auto_pad {auto!r}")
-    top, left, bottom, right = (int(p) for p in node.attrs.get("pads", [0, 0, 0, 0]))
+    pads = [int(p) for p in node.attrs.get("pads", [0, 0, 0, 0])]
+    if len(pads) != 4:
+        raise OnnxImportError(f"expected 4 pads for a 2-D window, found {pads}")
+    top, left, bottom, right = pads
     if min(top, left, bottom, right) < 0:
         raise OnnxImportError(f"negative pads are not supported, found {[top, left, bottom, right]}")
     return strides, dilations, (top, bottom, left, right)
+
+
+def _pair(node: OnnxNode, name: str) -> list[int]:
+    """A window attribute of two positive ints (``strides``, ``dilations``), by default [1, 1]."""
+    value = [int(v) for v in node.attrs.get(name, [1, 1])]
+    if len(value) != 2 or min(value) < 1:
+        raise OnnxImportError(f"expected {name} of two positive ints for a 2-D window, found {value}")
+    return value
 
 
 def _sum_pads(a: "Pads", b: "Pads") -> "Pads":
@@ -82,6 +92,16 @@ def _sum_pads(a: "Pads", b: "Pads") -> "Pads":
 
 def _padding(pads: "Pads") -> list[list[int]]:
     return [[pads[0], pads[1]], [pads[2], pads[3]]]
+
+
+def _scalar(ctx: "Context", node: OnnxNode, index: int, what: str) -> Optional[float]:
+    """Optional input ``index`` of ``node``, a constant scalar (or one-element tensor); None if absent."""
+    if len(node.inputs) <= index or not node.inputs[index]:
+        return None
+    value = ctx.input_const(node, index, what)
+    if value.size != 1:
+        raise OnnxImportError(f"expected {what} (input {index}) to be a scalar, found shape {list(value.shape)}")
+    return float(value.reshape(-1)[0])
 
 
 def _bias(ctx: "Context", node: OnnxNode, index: int, size: int) -> Optional[np.ndarray]:
@@ -147,6 +167,8 @@ def _fold_pool_pads(t: "Tensor", kernel, strides, own: "Pads", ceil_mode: bool) 
 
 def _pool_attrs(node: OnnxNode) -> tuple[list[int], bool]:
     kernel = [int(k) for k in node.attrs["kernel_shape"]]
+    if len(kernel) != 2 or min(kernel) < 1:
+        raise OnnxImportError(f"expected a kernel_shape of two positive ints, found {kernel}")
     if any(d != 1 for d in node.attrs.get("dilations", [1, 1])):
         raise OnnxImportError(f"dilated pooling is not supported, found dilations {list(node.attrs['dilations'])}")
     return kernel, bool(node.attrs.get("ceil_mode", 0))
@@ -255,15 +277,15 @@ def _pad(ctx: "Context", node: OnnxNode) -> None:
     if ctx.opset < 11:
         pads, value = list(node.attrs["pads"]), float(node.attrs.get("value", 0.0))
     else:
-        pads = [int(p) for p in ctx.input_const(node, 1, "the pads").reshape(-1)]
-        value_input = ctx.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
-        value = float(value_input.reshape(-1)[0]) if value_input is not None else 0.0
-        if len(node.inputs) > 2 and node.inputs[2] and value_input is None:
-            raise OnnxImportError("expected a constant padding value, found a computed one")
+        pads = ctx.input_ints(node, 1, "the pads")
+        value = _scalar(ctx, node, 2, "the padding value")
+        value = 0.0 if value is None else value
     t = ctx.image(node.inputs[0], keep_pads=True)
     rank = 4
     if len(node.inputs) > 3 and node.inputs[3]:  # opset 18: pads for the listed axes only
-        axes = [int(a) % rank for a in ctx.input_const(node, 3, "the axes").reshape(-1)]
+        axes = [a % rank for a in ctx.input_ints(node, 3, "the axes")]
+        if len(pads) != 2 * len(axes):
+            raise OnnxImportError(f"expected 2 pads per axis for axes {axes}, found {pads}")
         full = [0] * (2 * rank)
         for i, a in enumerate(axes):
             full[a], full[rank + a] = pads[i], pads[len(axes) + i]
@@ -330,8 +352,7 @@ def _clip(ctx: "Context", node: OnnxNode) -> None:
     if ctx.opset < 11:
         lo, hi = node.attrs.get("min"), node.attrs.get("max")
     else:
-        lo, hi = (float(ctx.input_const(node, i, f"the {what} bound").reshape(-1)[0])
-                  if len(node.inputs) > i and node.inputs[i] else None for i, what in ((1, "min"), (2, "max")))
+        lo, hi = (_scalar(ctx, node, i, f"the {what} bound") for i, what in ((1, "min"), (2, "max")))
     t = ctx.value(node.inputs[0])
     if lo == 0.0 and hi == 6.0:
         ctx.emit(node, "activation", [t], {"function": "relu6"}, nonneg=True)
@@ -578,7 +599,7 @@ def _to_flat(ctx: "Context", node: OnnxNode, t: "Tensor") -> None:
 def _target(ctx: "Context", node: OnnxNode, in_shape: tuple[int, ...]) -> Optional[list[int]]:
     """The per-sample target shape of a Reshape (batch axis removed), or None if its first axis is not
     the batch."""
-    shape = [int(d) for d in ctx.input_const(node, 1, "the shape").reshape(-1)]
+    shape = ctx.input_ints(node, 1, "the shape")
     if not node.attrs.get("allowzero", 0):
         shape = [in_shape[i] if d == 0 and i < len(in_shape) else d for i, d in enumerate(shape)]
     if not shape:
@@ -660,7 +681,7 @@ def _axes(ctx: "Context", node: OnnxNode) -> Optional[list[int]]:
     if "axes" in node.attrs:
         return [int(a) for a in node.attrs["axes"]]
     if len(node.inputs) > 1 and node.inputs[1]:
-        return [int(a) for a in ctx.input_const(node, 1, "the axes").reshape(-1)]
+        return ctx.input_ints(node, 1, "the axes")
     return None
 
 
@@ -721,7 +742,7 @@ def _expand(ctx: "Context", node: OnnxNode) -> None:
     expanded shape is the input itself (their broadcasting expands it again); otherwise an image's unit
     spatial axes are materialised by a nearest resize to the target size, which repeats them."""
     t = ctx.value(node.inputs[0])
-    target = [int(d) for d in ctx.input_const(node, 1, "the shape").reshape(-1)]
+    target = ctx.input_ints(node, 1, "the shape")
     shape = list(t.onnx_shape(ctx.batch))
     rank = max(len(shape), len(target))
     a, b = [1] * (rank - len(shape)) + shape, [1] * (rank - len(target)) + target
@@ -787,12 +808,15 @@ def _split(ctx: "Context", node: OnnxNode) -> None:
     axis, length = _slice_axis(t, int(node.attrs.get("axis", 0)), "Split")
     outputs = len(node.outputs)
     if len(node.inputs) > 1 and node.inputs[1]:
-        sizes = [int(v) for v in ctx.input_const(node, 1, "the split sizes").reshape(-1)]
+        sizes = ctx.input_ints(node, 1, "the split sizes")
     elif "split" in node.attrs:
         sizes = [int(v) for v in node.attrs["split"]]
     elif "num_outputs" in node.attrs:  # opset 18: equal chunks, the last one smaller
-        chunk = -(-length // int(node.attrs["num_outputs"]))
-        sizes = [min(chunk, length - i * chunk) for i in range(int(node.attrs["num_outputs"]))]
+        parts = int(node.attrs["num_outputs"])
+        if parts < 1:
+            raise OnnxImportError(f"expected a positive num_outputs, found {parts}")
+        chunk = -(-length // parts)
+        sizes = [min(chunk, length - i * chunk) for i in range(parts)]
     elif length % outputs == 0:
         sizes = [length // outputs] * outputs
     else:
@@ -828,9 +852,8 @@ def _slice(ctx: "Context", node: OnnxNode) -> None:
         starts, ends = list(node.attrs["starts"]), list(node.attrs["ends"])
         axes, steps = node.attrs.get("axes"), None
     else:
-        starts, ends = ([int(v) for v in ctx.input_const(node, i, what).reshape(-1)]
-                        for i, what in ((1, "the starts"), (2, "the ends")))
-        axes, steps = ([int(v) for v in ctx.input_const(node, i, what).reshape(-1)]
+        starts, ends = ctx.input_ints(node, 1, "the starts"), ctx.input_ints(node, 2, "the ends")
+        axes, steps = (ctx.input_ints(node, i, what)
                        if len(node.inputs) > i and node.inputs[i] else None
                        for i, what in ((3, "the axes"), (4, "the steps")))
     axes = list(range(len(starts))) if axes is None else [int(a) for a in axes]
@@ -872,7 +895,7 @@ def _resize_factors(ctx: "Context", node: OnnxNode, t: "Tensor") -> tuple[Option
         scales = None
         if len(node.inputs) <= 3 or not node.inputs[3]:
             raise OnnxImportError("expected scales or sizes, found neither")
-        sizes = [int(v) for v in ctx.input_const(node, 3, "the sizes").reshape(-1)]
+        sizes = ctx.input_ints(node, 3, "the sizes")
     values = [float(v) for v in scales.reshape(-1)] if scales is not None else sizes
     axes = node.attrs.get("axes")
     if axes is not None:  # opset 18: values for the listed axes only

@@ -2,10 +2,13 @@
 
 The ``onnx`` package (the ``pyconv[onnx]`` extra) is imported here, lazily: the runtime never needs it.
 Reading checks what the converter relies on, so that a broken file fails with one clear message:
-the bytes parse as a ``ModelProto``; every node input is a graph input, an initializer or an earlier
-node's output; the graph inputs the caller feeds are images ``(N, C, H, W)`` or matrices ``(N, F)`` of
-real numbers. Their sizes may be symbolic (``None`` in :attr:`GraphInput.shape`): the converter is
-given the sizes to convert at (see :mod:`pyconv.onnx.convert`).
+the bytes parse as a ``ModelProto``; every node of the default domain matches its operator's schema
+at the model's opset (input and output counts, no empty name where an input or output is required,
+known attributes of the declared types, required ones present); every node input is a graph input, an
+initializer or an earlier node's output, and no tensor is computed twice; the graph inputs the caller
+feeds are images ``(N, C, H, W)`` or matrices ``(N, F)`` of real numbers. Their sizes may be symbolic
+(``None`` in :attr:`GraphInput.shape`): the converter is given the sizes to convert at (see
+:mod:`pyconv.onnx.convert`). An empty input name is an absent optional input, as ONNX specifies.
 
 :func:`fold` evaluates the small subgraphs exporters emit to compute shapes and pads (``Shape``,
 ``Gather``, ``Neg``, ``Ceil``, ``Div``, ``Unsqueeze``, ``Concat``, ``Where`` ...) once their inputs are
@@ -14,12 +17,14 @@ semantics where numpy's differ (integer ``Div`` truncates toward zero, as onnxru
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from ..graph import shapes
 from ..graph.errors import ModelError
 
 __all__ = ["BATCH", "GraphInput", "OnnxGraph", "OnnxImportError", "OnnxNode", "fold", "FOLDABLE", "read_model"]
@@ -58,7 +63,9 @@ class OnnxNode:
 
     @property
     def label(self) -> str:
-        return f"{self.op_type} {self.name!r}" if self.name else f"{self.op_type} (output {self.outputs[0]!r})"
+        if self.name or not self.outputs:
+            return f"{self.op_type} {self.name!r}"
+        return f"{self.op_type} (output {self.outputs[0]!r})"
 
 
 @dataclass
@@ -120,6 +127,7 @@ def _parse(source: Source) -> Any:
         raise OnnxImportError(f"{label}: cannot parse as an ONNX model ({exc})",
                               hint="the file is truncated or not an ONNX model; re-export or re-download it") \
             from None
+    _check_text(model, "model")
     if not model.HasField("graph") or not model.graph.node:
         raise OnnxImportError(f"{label}: no graph (or an empty one) in the ONNX model",
                               hint="the file is truncated or not an ONNX model; re-export or re-download it")
@@ -132,6 +140,31 @@ def _parse(source: Source) -> Any:
     return model
 
 
+def _to_array(tensor: Any, what: str) -> np.ndarray:
+    """A ``TensorProto``'s array, or an :class:`OnnxImportError` if its type or data are broken."""
+    onnx = onnx_module()
+    data_type = tensor.data_type
+    if data_type == onnx.TensorProto.UNDEFINED or data_type not in onnx.TensorProto.DataType.values():
+        raise OnnxImportError(f"{what}: unknown data type {data_type}", hint="the file may be damaged")
+    try:
+        return onnx.numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, OSError) as exc:
+        raise OnnxImportError(f"{what} cannot be read: {exc}", hint="the file may be truncated") from None
+
+
+def _check_text(message: Any, where: str) -> None:
+    """Every text field of a parsed message is text: the parser hands invalid UTF-8 over as bytes."""
+    for field, value in message.ListFields():
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+        values = value if repeated else [value]
+        if field.type == field.TYPE_STRING and any(isinstance(v, bytes) for v in values):
+            raise OnnxImportError(f"{where}.{field.name}: expected UTF-8 text, found invalid bytes",
+                                  hint="the file is damaged or not an ONNX model; re-export or re-download it")
+        if field.type == field.TYPE_MESSAGE:
+            for v in values:
+                _check_text(v, f"{where}.{field.name}")
+
+
 def _dims(value_info: Any) -> Optional[tuple[Union[int, str, None], ...]]:
     tensor = value_info.type.tensor_type
     if not tensor.HasField("shape"):
@@ -142,7 +175,7 @@ def _dims(value_info: Any) -> Optional[tuple[Union[int, str, None], ...]]:
 def read_model(source: Source) -> OnnxGraph:
     """Parse and check an ONNX model (a path or its bytes); raises :class:`OnnxImportError`."""
     onnx = onnx_module()
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     model = _parse(source)
     graph = model.graph
@@ -151,23 +184,21 @@ def read_model(source: Source) -> OnnxGraph:
         raise OnnxImportError("the model imports no version of the default ONNX operator set",
                               hint="re-export it with an opset between 11 and 18")
 
-    initializers: dict[str, np.ndarray] = {}
-    for init in graph.initializer:
-        try:
-            initializers[init.name] = numpy_helper.to_array(init)
-        except (ValueError, TypeError, OSError) as exc:
-            raise OnnxImportError(f"initializer {init.name!r} cannot be read: {exc}",
-                                  hint="the file may be truncated") from None
+    initializers = {init.name: _to_array(init, f"initializer {init.name!r}") for init in graph.initializer}
 
     nodes = []
-    for node in graph.node:
-        attrs = {}
-        for a in node.attribute:
-            value = helper.get_attribute_value(a)
+    for proto in graph.node:
+        node = OnnxNode(proto.op_type, proto.name, proto.domain, list(proto.input), list(proto.output), {})
+        _check_node(proto, node.label, opset, onnx)
+        for a in proto.attribute:
+            try:
+                value = helper.get_attribute_value(a)
+            except ValueError as exc:  # an attribute of no known type
+                raise OnnxImportError(f"attribute {a.name!r} cannot be read: {exc}", field=node.label) from None
             if a.type == onnx.AttributeProto.TENSOR:
-                value = numpy_helper.to_array(value)
-            attrs[a.name] = value
-        nodes.append(OnnxNode(node.op_type, node.name, node.domain, list(node.input), list(node.output), attrs))
+                value = _to_array(value, f"{node.label}: attribute {a.name!r}")
+            node.attrs[a.name] = value
+        nodes.append(node)
 
     inputs: list[GraphInput] = []
     for vi in graph.input:
@@ -180,13 +211,19 @@ def read_model(source: Source) -> OnnxGraph:
     for node in nodes:
         for i, name in enumerate(node.inputs):
             if name and name not in known:
+                if name in node.outputs:
+                    raise OnnxImportError(f"input {i} ({name!r}) is the node's own output (a cycle)", field=node.label)
                 if name in later:
                     raise OnnxImportError(f"input {i} ({name!r}) is computed by a later node: the nodes are not in "
                                           "topological order", field=node.label, hint="re-export the model")
                 raise OnnxImportError(f"input {i} ({name!r}) is not a graph input, an initializer or the output "
                                       "of any node (a missing initializer?)", field=node.label,
                                       hint="the file is incomplete or was edited; re-export the model")
-        known.update(o for o in node.outputs if o)
+        for name in filter(None, node.outputs):
+            if name in known or node.outputs.count(name) > 1:
+                raise OnnxImportError(f"tensor {name!r} is computed twice (or is a graph input or an initializer "
+                                      "too)", field=node.label, hint="the file was edited; re-export the model")
+            known.add(name)
     outputs = [o.name for o in graph.output]
     for name in outputs:
         if name not in known:
@@ -195,11 +232,56 @@ def read_model(source: Source) -> OnnxGraph:
                      initializers, nodes)
 
 
+def _check_node(node: Any, label: str, opset: int, onnx: Any) -> None:
+    """The ``NodeProto`` ``node`` (``label`` in messages) against its operator's schema at ``opset``
+    (nodes of other domains and unknown operators are left to the converter, which lists them)."""
+    if node.domain not in ("", "ai.onnx") or not onnx.defs.has(node.op_type):
+        return
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset)
+    except onnx.defs.SchemaError:
+        raise OnnxImportError(f"{node.op_type} is not an operator of opset {opset} (it is newer)",
+                              field=label) from None
+    option = onnx.defs.OpSchema.FormalParameterOption
+    for what, names, formal, lo, hi in (("input", node.input, schema.inputs, schema.min_input, schema.max_input),
+                                        ("output", node.output, schema.outputs, schema.min_output,
+                                         schema.max_output)):
+        count = len(names)
+        if what == "input":
+            while count and not names[count - 1]:  # trailing empty names are absent optional inputs
+                count -= 1
+        if not lo <= count <= hi:
+            want = f"{lo}" if lo == hi else f"at least {lo}" if hi >= 2 ** 31 - 1 else f"{lo} to {hi}"
+            raise OnnxImportError(f"expected {want} {what}(s), found {count}", field=label)
+        for i, name in enumerate(names):
+            # The last formal parameter of a variadic operator stands for all the remaining ones; an unused
+            # output among variadic ones (a Split's) may be left unnamed.
+            param = formal[min(i, len(formal) - 1)] if formal else None
+            required = param is not None and (param.option == option.Single
+                                              or param.option == option.Variadic and what == "input")
+            if not name and required:
+                raise OnnxImportError(f"{what} {i} ({param.name}) is required, found an empty name", field=label)
+    for a in node.attribute:
+        spec = schema.attributes.get(a.name)
+        if spec is None:
+            raise OnnxImportError(f"unknown attribute {a.name!r} (the {node.op_type} of opset {schema.since_version} "
+                                  f"takes {', '.join(sorted(schema.attributes)) or 'none'})", field=label)
+        if a.type != int(spec.type):
+            kinds = onnx.AttributeProto.AttributeType
+            found = kinds.Name(a.type) if a.type in kinds.values() else a.type
+            raise OnnxImportError(f"attribute {a.name!r}: expected type {spec.type.name}, found {found}", field=label)
+    missing = sorted(set(n for n, spec in schema.attributes.items() if spec.required)
+                     - {a.name for a in node.attribute})
+    if missing:
+        raise OnnxImportError(f"missing required attribute {missing[0]!r}", field=label)
+
+
 def _graph_input(vi: Any, onnx: Any) -> GraphInput:
     elem = vi.type.tensor_type.elem_type
     if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16):
-        raise OnnxImportError(f"graph input {vi.name!r} has element type "
-                              f"{onnx.TensorProto.DataType.Name(elem)}; pyconv models take real (float) inputs")
+        name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else elem
+        raise OnnxImportError(f"graph input {vi.name!r} has element type {name}; pyconv models take real (float) "
+                              "inputs")
     dims = _dims(vi)
     if dims is None or len(dims) not in (2, 4):
         found = "no shape" if dims is None else f"rank {len(dims)} {list(dims)}"
@@ -378,14 +460,42 @@ FOLDABLE: dict[str, Callable[[OnnxNode, list, int], np.ndarray]] = {
 }
 
 
+# The operators whose result broadcasts their inputs against each other.
+_BROADCASTING = {"Add", "Sub", "Mul", "Div", "Mod", "Pow", "Min", "Max", "Equal", "Less", "LessOrEqual", "Greater",
+                 "GreaterOrEqual", "And", "Or", "Where"}
+
+
+def _result_size(node: OnnxNode, args: list[Optional[np.ndarray]]) -> int:
+    """The element count of ``node``'s result where it can be far larger than its inputs (0 for the other
+    operators), known before the result is computed."""
+    op = node.op_type
+    if op == "ConstantOfShape":
+        return math.prod(_ints(args[0]))
+    if op == "Tile":
+        return args[0].size * math.prod(_ints(args[1]))
+    if op == "Expand":
+        return math.prod(np.broadcast_shapes(args[0].shape, tuple(_ints(args[1]))))
+    if op == "Range":
+        start, limit, delta = (float(np.asarray(a).reshape(-1)[0]) for a in args)
+        return max(math.ceil((limit - start) / delta), 0)
+    if op in _BROADCASTING:
+        return math.prod(np.broadcast_shapes(*(a.shape for a in args if a is not None)))
+    return 0
+
+
 def fold(node: OnnxNode, args: list[Optional[np.ndarray]], opset: int) -> np.ndarray:
-    """Evaluate ``node`` on constant inputs (``None`` for an omitted optional input)."""
+    """Evaluate ``node`` on constant inputs (``None`` for an omitted optional input); a result of more
+    than :data:`~pyconv.graph.shapes.MAX_ELEMENTS` elements is refused before it is computed."""
     try:
-        return np.asarray(FOLDABLE[node.op_type](node, args, opset))
-    except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, FloatingPointError) as exc:
+        size = _result_size(node, args)
+        if size <= shapes.MAX_ELEMENTS:
+            return np.asarray(FOLDABLE[node.op_type](node, args, opset))
+    except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, FloatingPointError, OverflowError) as exc:
         raise OnnxImportError(f"cannot evaluate this node on its constant inputs "
                               f"({', '.join(str(None if a is None else a.shape) for a in args)}): {exc}",
                               field=node.label) from None
+    raise OnnxImportError(f"expected a constant of at most {shapes.MAX_ELEMENTS:,} elements, found one of {size:,}",
+                          field=node.label)
 
 
 def constant_value(node: OnnxNode) -> np.ndarray:

@@ -9,7 +9,8 @@
  *                   tile of the tile contract (common.h), with bias, residual and activation in the store
  *   igemm_tile_rows the work of an mr-row tile in rows of a full tile's, for even work splits
  *   nchwconv        C[mr x nr] = bias + sum over k < K of a[k][off + i * S] * b[k][:]: a convolution
- *                   reading NCHW input rows whose pixels lie S floats apart (a model's first layer)
+ *                   reading input rows whose pixels lie S floats apart (a first layer over an RGB
+ *                   image: S = stride in NCHW, stride x channels in NHWC)
  *   dwconv_row      a range of columns and channels of one depthwise output row, NHWC
  *   gconv_row       one output row of a narrow-group convolution (NULL where a level has none;
  *                   gconv_supported then answers 0 and the drivers use the GEMM path); a level has

@@ -1,6 +1,6 @@
 /*
- * The convolution on channel-first (NCHW) input rows on AVX2 + FMA: up to 12 output pixels whose inputs
- * lie S floats apart in each row, by a panel of 16 or 32 output channels.  As in the GEMM, one 6x16 block
+ * The convolution on input rows (a first layer over an RGB image, NCHW or NHWC) on AVX2 + FMA: up to 12
+ * output pixels whose inputs lie S floats apart in each row, by a panel of 16 or 32 output channels.  As in the GEMM, one 6x16 block
  * (12 ymm accumulators) at a time, for each group of 6 pixels, each 16-column half of the panel.
  */
 #include "../ukernels.h"
@@ -94,11 +94,26 @@ static void pyconv_nchw_s2(size_t mr, size_t nr, size_t nrp, size_t K, const flo
     pyconv_nchw_tile(2, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
 }
 
+static void pyconv_nchw_s3(size_t mr, size_t nr, size_t nrp, size_t K, const float *const *a, ptrdiff_t off,
+                           const float *b, float *c, size_t ldc, const float *bias, int act) {
+    pyconv_nchw_tile(3, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+}
+
+static void pyconv_nchw_s6(size_t mr, size_t nr, size_t nrp, size_t K, const float *const *a, ptrdiff_t off,
+                           const float *b, float *c, size_t ldc, const float *bias, int act) {
+    pyconv_nchw_tile(6, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+}
+
+/* S = 3 and 6: an RGB image read in place in NHWC at stride 1 and 2. */
 void pyconv_nchwconv__avx2(PYCONV_NCHWCONV_ARGS) {
     if (S == 1)
         pyconv_nchw_s1(mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
     else if (S == 2)
         pyconv_nchw_s2(mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+    else if (S == 6)
+        pyconv_nchw_s6(mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+    else if (S == 3)
+        pyconv_nchw_s3(mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
     else
         pyconv_nchw_tile(S, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
 }

@@ -1,7 +1,7 @@
 /*
- * Convolution on NCHW input rows on AVX-512: C[mr x nr] = bias + sum over k of a[k][off + i * S] * b[k],
- * the tile's 12 output pixels S floats apart in zero-padded copies of the input rows, so a 3-channel
- * first layer reads the caller's NCHW image without a transpose and needs no pointer per pixel.
+ * Convolution on input rows on AVX-512: C[mr x nr] = bias + sum over k of a[k][off + i * S] * b[k], the
+ * tile's 12 output pixels S floats apart in an input row (NCHW: S = stride; NHWC: stride x channels),
+ * so a 3-channel first layer reads the caller's image in place and needs no pointer per pixel.
  */
 #include <immintrin.h>
 
@@ -9,7 +9,8 @@
 #include "../act/avx512.h"
 
 /* ROWS (4, 8 or 12) pixels x NB zmm columns (NB = 2, ROWS = 12: 24 accumulators); S a literal at the
- * calls below makes each broadcast an immediate offset from a[k].  A row's last 1-8 pixels run on the
+ * calls below makes each broadcast an immediate offset from a[k] (S = 3 and 6: an RGB image read in
+ * place in NHWC at stride 1 and 2).  A row's last 1-8 pixels run on the
  * 4- or 8-pixel variant (112 = 9 x 12 + 4 pixels paid for 120). */
 static inline __attribute__((always_inline)) void
 pyconv_nchwconv_avx512_impl(const int NB, const ptrdiff_t S, const int ROWS, size_t mr, size_t nr, size_t K,
@@ -56,10 +57,18 @@ void pyconv_nchwconv__avx512(PYCONV_NCHWCONV_ARGS) {
         pyconv_nchwconv_avx512_impl(2, 2, 4, mr, nr, K, a, off, b, c, ldc, bias, act);
     else if (nb == 2 && S == 1)
         pyconv_nchwconv_avx512_impl(2, 1, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
+    else if (nb == 2 && S == 6)
+        pyconv_nchwconv_avx512_impl(2, 6, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
+    else if (nb == 2 && S == 3)
+        pyconv_nchwconv_avx512_impl(2, 3, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
     else if (nb == 2)
         pyconv_nchwconv_avx512_impl(2, S, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
     else if (S == 2)
         pyconv_nchwconv_avx512_impl(1, 2, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
+    else if (S == 6)
+        pyconv_nchwconv_avx512_impl(1, 6, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
+    else if (S == 3)
+        pyconv_nchwconv_avx512_impl(1, 3, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
     else
         pyconv_nchwconv_avx512_impl(1, S, 12, mr, nr, K, a, off, b, c, ldc, bias, act);
 }

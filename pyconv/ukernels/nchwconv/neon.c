@@ -1,5 +1,5 @@
 /*
- * The NCHW-row convolution (a model's first layer) on aarch64 NEON: C[mr x nr] = bias + sum over k of
+ * The input-row convolution (a first layer over an RGB image, NCHW or NHWC) on aarch64 NEON: C[mr x nr] = bias + sum over k of
  * a[k][off + i * S] * b[k][:], in register blocks of 4 pixels x 16 columns (16 accumulators; per k,
  * 4 scalar loads of A used through lane FMAs and 4 loads of B), as the GEMM tile does.
  */
@@ -91,12 +91,17 @@ pyconv_nchwconv_tile__neon(const ptrdiff_t S, size_t mr, size_t nr, size_t nrp, 
     }
 }
 
-/* S a literal for the common strides, so that a pixel's load is an immediate offset. */
+/* S a literal for the common strides, so that a pixel's load is an immediate offset (3 and 6: an RGB
+ * image read in place in NHWC at stride 1 and 2). */
 void pyconv_nchwconv__neon(PYCONV_NCHWCONV_ARGS) {
     if (S == 2)
         pyconv_nchwconv_tile__neon(2, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
     else if (S == 1)
         pyconv_nchwconv_tile__neon(1, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+    else if (S == 6)
+        pyconv_nchwconv_tile__neon(6, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+    else if (S == 3)
+        pyconv_nchwconv_tile__neon(3, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
     else
         pyconv_nchwconv_tile__neon(S, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
 }
