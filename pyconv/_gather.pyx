@@ -1,10 +1,12 @@
 """nogil kernels that gather values from other positions: a slice along one axis (a strided copy) and
 a spatial resize (nearest neighbour and bilinear), NHWC.
 
-Arrays arrive from :mod:`pyconv.ops` already validated (C-contiguous float32, shapes and indices in
-range); the resize index and weight tables are computed there, once per plan, so these loops only
-read them. Each parallel task writes a disjoint part of the output in a fixed order, so results do not
-depend on the thread count.
+Arrays arrive from :mod:`pyconv.ops` already validated and converted (C-contiguous float32); the
+resize index and weight tables are computed there, once per plan, so these loops only read them.
+Each driver still checks what it relies on (buffer lengths against the geometry given, every index in
+range, a thread count in 1..1024) and raises ValueError rather than read or write out of bounds.
+Each parallel task writes a disjoint part of the output in a fixed order, so results do not depend on
+the thread count.
 """
 from cython.parallel cimport prange
 from libc.string cimport memcpy
@@ -26,6 +28,26 @@ cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a < b else b
 
 
+cdef int _check_indices(what, const Py_ssize_t[::1] indices, Py_ssize_t count, Py_ssize_t size,
+                        Py_ssize_t scale=1) except -1:
+    """``indices`` holds ``count`` entries, each ``scale`` times a position in [0, size)."""
+    cdef Py_ssize_t i, v
+    if indices.shape[0] != count:
+        raise ValueError(f"{what} has {indices.shape[0]} entries, expected {count}")
+    for i in range(count):
+        v = indices[i]
+        if v < 0 or v > (size - 1) * scale:
+            raise ValueError(f"{what}[{i}] = {v} is out of range for an axis of {size}"
+                             + (f" (offsets of {scale} floats)" if scale != 1 else ""))
+    return 0
+
+
+cdef int _check_images(what, tuple x_shape, tuple out_shape) except -1:
+    if out_shape[0] != x_shape[0] or out_shape[3] != x_shape[3]:
+        raise ValueError(f"{what}: out {out_shape} must have the batch and channels of x {x_shape}")
+    return 0
+
+
 def slice_axis(const float[::1] x, float[::1] out, Py_ssize_t outer, Py_ssize_t A, Py_ssize_t inner,
                Py_ssize_t start, Py_ssize_t step, Py_ssize_t count, int threads):
     """out[o, j, i] = x[o, start + j * step, i] for o < outer, j < count, i < inner.
@@ -41,6 +63,15 @@ def slice_axis(const float[::1] x, float[::1] out, Py_ssize_t outer, Py_ssize_t 
     cdef const float* src
     cdef float* op
     cdef float* dst
+    check_threads(threads)
+    if min(outer, A, inner, count) < 0 or step < 1:
+        raise ValueError(f"slice_axis: outer, A, inner, count {(outer, A, inner, count)} must be non-negative "
+                         f"and step positive, got {step}")
+    if x.shape[0] != (<object>outer) * A * inner or out.shape[0] != (<object>outer) * count * inner:
+        raise ValueError(f"slice_axis: x ({x.shape[0]},) and out ({out.shape[0]},) do not match outer={outer}, "
+                         f"A={A}, inner={inner}, count={count}")
+    if count > 0 and (start < 0 or start + (<object>count - 1) * step >= A):
+        raise ValueError(f"slice_axis: {count} entries from {start} in steps of {step} leave an axis of {A}")
     if outer == 0 or row == 0:
         return
     xp, op = &x[0], &out[0]
@@ -72,6 +103,10 @@ def resize_nearest(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, const P
     cdef float* dst
     cdef const Py_ssize_t* yp
     cdef const Py_ssize_t* xq
+    check_threads(threads)
+    _check_images("resize_nearest", tuple(x.shape)[:4], tuple(out.shape)[:4])
+    _check_indices("ys", ys, OH, H)
+    _check_indices("xs", xs, OW, W)
     if tasks == 0 or OW == 0 or C == 0:
         return
     xp, op, yp, xq = &x[0, 0, 0, 0], &out[0, 0, 0, 0], &ys[0], &xs[0]
@@ -101,6 +136,14 @@ def resize_bilinear(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, const 
     cdef Py_ssize_t tasks = N * OH
     cdef Py_ssize_t t, i
     cdef const float* img
+    check_threads(threads)
+    _check_images("resize_bilinear", tuple(x.shape)[:4], tuple(out.shape)[:4])
+    _check_indices("y0", y0, OH, H)
+    _check_indices("y1", y1, OH, H)
+    _check_indices("x0", x0, OW, W, C)
+    _check_indices("x1", x1, OW, W, C)
+    if wy0.shape[0] != OH or wy1.shape[0] != OH or wx0.shape[0] != OW or wx1.shape[0] != OW:
+        raise ValueError(f"resize_bilinear: the weights must have {OH} (wy0, wy1) and {OW} (wx0, wx1) entries")
     if tasks == 0 or OW == 0 or C == 0:
         return
     cdef const float* xp = &x[0, 0, 0, 0]

@@ -4,8 +4,11 @@ over OpenMP threads, calling the C micro-kernels (``ukernels/``) of the instruct
 through its dispatch table (``pyconv.isa``); each run reads the table once, so a run uses one level.
 
 Every driver takes NHWC float32 arrays (conv2d_few_channels: NCHW as well) that the Python layer
-(``pyconv.conv``) has already validated and converted; each re-checks the few shape relations it relies
-on, so that no call can read or write out of bounds.  Every output element is computed by exactly one
+(``pyconv.conv``) has already validated and converted; each re-checks the shape relations it relies
+on (channel and group counts positive and dividing, packed weights of the layout the geometry needs,
+biases and residuals of the output's size), so that no call can divide by zero or read or write out of
+bounds: a bad argument is a ValueError (a thread count too, outside 1..1024).  Any output size is legal: it sets the bottom and right pads,
+and every tap outside the input reads zeros.  Every output element is computed by exactly one
 thread in a fixed order, so results do not depend on the thread count.  Units are handed out
 statically, thread i taking the i-th contiguous run of them: units are numbered with pixels slowest,
 so each thread computes the same part of the image in every layer and reads the part of the previous
@@ -45,6 +48,7 @@ GEMM_MR = PYCONV_GEMM_MR
 GEMM_NR = PYCONV_GEMM_NR
 GEMM_NR_NARROW = PYCONV_GEMM_NR_NARROW
 OPENMP = bool(PYCONV_OPENMP)
+MAX_THREADS = PYCONV_MAX_THREADS
 
 # Most output pixels per GEMM work unit.  Each unit streams the packed weights once, so a small image
 # (7x7, 10x10) is one block of pixels rather than a full block plus a sliver that would read all the
@@ -380,13 +384,12 @@ cdef conv_geom _conv_geom(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
     g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
     g.G = groups
-    if groups < 1 or g.C % groups or g.CO % groups:
-        raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
+    _check_groups(groups, g.C, g.CO)
     g.CG, g.OG = g.C // groups, g.CO // groups
     g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
     _check_aligned(&packed[0, 0, 0, 0], "packed weights")
     if (y.shape[0] != g.N or packed.shape[0] != groups or not pyconv_valid_panel(g.NRP)
-            or g.P != _cdiv(g.OG, g.NRP) or g.K != kh * kw * g.CG):
+            or g.P != _cdiv(g.OG, g.NRP) or g.K != <ptrdiff_t>kh * kw * g.CG):
         raise ValueError(f"packed weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}, kernel {kh}x{kw}, groups {groups}")
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
@@ -411,6 +414,14 @@ cdef ptrdiff_t _split_units(conv_geom *g, int threads) noexcept:
     cdef ptrdiff_t base = g.N * g.mblocks * g.G
     _chunking(base, g.P, threads, &g.chunks, &g.ppc)
     return base * g.chunks
+
+
+cdef int _check_groups(int groups, ptrdiff_t c, ptrdiff_t co) except -1:
+    if c < 1 or co < 1:
+        raise ValueError(f"x and y must have channels, found C_in={c}, C_out={co}")
+    if groups < 1 or c % groups or co % groups:
+        raise ValueError(f"groups={groups} must be positive and divide C_in={c} and C_out={co}")
+    return 0
 
 
 cdef int _check_aligned(const float *p, what) except -1:
@@ -441,6 +452,7 @@ cdef class DirectPlan:
     cdef double macs
 
     def run(self, int threads):
+        check_threads(threads)
         if self.g.N == 0 or self.g.OH == 0 or self.g.OW == 0:
             return
         _direct_run(self.g, threads, self.macs)
@@ -461,7 +473,7 @@ def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, c
     # Merge a kernel row's taps into one when they are contiguous in memory and short (few channels):
     # a 3-channel first layer then feeds the GEMM 9-float runs instead of 3-float ones.
     g.RT = kw if (groups == 1 and dw == 1 and kw * g.CG <= MERGE_ROW_FLOATS) else 1
-    g.TC, g.NT = g.RT * g.CG, kh * kw // g.RT
+    g.TC, g.NT = g.RT * g.CG, <ptrdiff_t>kh * kw // g.RT
     g.tpb = KC // g.TC if g.TC <= KC else 0
     g.kblocks = _cdiv(g.NT, g.tpb) if g.tpb > 0 else g.NT * _cdiv(g.TC, KC)
     zeros = _zeros(max(g.TC, 16))
@@ -473,6 +485,7 @@ def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, c
 
 
 cdef void _direct_run(conv_geom g, int threads, double macs) except *:
+    check_threads(threads)
     g.uk = uk
     cdef ptrdiff_t units = _split_units(&g, threads)
     cdef ptrdiff_t taps = min(g.tpb, g.NT) if g.tpb > 0 else 1
@@ -520,6 +533,7 @@ def conv2d_im2col(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed,
         return
     cdef conv_geom g = _conv_geom(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act_spec_of(act),
                                   residual)
+    check_threads(threads)
     g.uk = uk
     cdef ptrdiff_t units = _split_units(&g, threads)
     cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * kh * kw * g.CG)
@@ -556,23 +570,30 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     packed: (ceil(C_out/16), KH*KW, C_in/G, 16) IN, from ``pack_narrow_group_weights``;
     idx: (C_in/G, 16) IN lane permutations; other arguments as conv2d_direct.
     """
+    check_threads(threads)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef pyconv_gc_geom g
     cdef ptrdiff_t N = x.shape[0], OH = y.shape[1]
     g.H, g.W, g.C, g.CO, g.OW = x.shape[1], x.shape[2], x.shape[3], y.shape[3], y.shape[2]
     g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
-    if groups < 1 or g.C % groups or g.CO % groups:
-        raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
+    _check_groups(groups, g.C, g.CO)
     g.CG, g.OG = g.C // groups, g.CO // groups
     cdef const pyconv_ukernels *k = uk
     if k.gconv_row == NULL or not k.gconv_supported(g.CG, g.OG):
         raise ValueError(f"no narrow-group kernel for {g.CG}->{g.OG} channels per group at level "
                          f"{k.name.decode()}")
-    if (y.shape[0] != N or packed.shape[0] != _cdiv(g.CO, 16) or packed.shape[1] != kh * kw
+    if (y.shape[0] != N or packed.shape[0] != _cdiv(g.CO, 16) or packed.shape[1] != <ptrdiff_t>kh * kw
             or packed.shape[2] != g.CG or packed.shape[3] != 16 or idx.shape[0] != g.CG or idx.shape[1] != 16):
         raise ValueError(f"narrow-group weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}, kernel {kh}x{kw}, groups {groups}")
+    cdef ptrdiff_t i, lane
+    # The kernels index the input with these lanes: only the permutation packing makes is safe.
+    for i in range(g.CG):
+        for lane in range(16):
+            if idx[i, lane] != (lane // g.OG) * g.CG + i:
+                raise ValueError(f"idx must be the lane permutation pack_narrow_group_weights makes for "
+                                 f"{g.CG}->{g.OG} channels per group")
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
     if bias is not None and bias.shape[0] != g.CO:
@@ -657,14 +678,14 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     Work unit: WINO_TILES output tiles of one image; per-thread buffers hold their 16 transformed
     input matrices and 16 GEMM results, sized by the layer's channels.
     """
+    check_threads(threads)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef wino_geom g
     g.N, g.H, g.W, g.C = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
     g.PT, g.PL, g.G = pt, pl, groups
-    if groups < 1 or g.C % groups or g.CO % groups:
-        raise ValueError(f"groups={groups} must divide C_in={g.C} and C_out={g.CO}")
+    _check_groups(groups, g.C, g.CO)
     g.CG, g.OG = g.C // groups, g.CO // groups
     g.P, g.NRP = packed.shape[2], packed.shape[4]
     _check_aligned(&packed[0, 0, 0, 0, 0], "packed weights")
@@ -720,7 +741,9 @@ cdef pyconv_dw_geom _dw_geom(const float[:, :, :, ::1] x, const float[:, ::1] w,
     g.prefetch = g.H * g.W * g.C * sizeof(float) >= PYCONV_PREFETCH_MIN_BYTES
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
-    if w.shape[0] != kh * kw or w.shape[1] != g.C:
+    if g.C < 1:
+        raise ValueError(f"x {tuple(x.shape)[:4]} must have channels")
+    if w.shape[0] != <ptrdiff_t>kh * kw or w.shape[1] != g.C:
         raise ValueError(f"depthwise weights {tuple(w.shape)} do not match kernel {kh}x{kw} and C={g.C}")
     return g
 
@@ -735,6 +758,7 @@ def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const f
     Work unit: one output row, or a 32-channel-aligned slice of it when the image has too few rows
     to keep every thread busy (7x7x1024).
     """
+    check_threads(threads)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef pyconv_dw_geom g = _dw_geom(x, w, y, kh, kw, sh, sw, dh, dw, pt, pl, in_act)
@@ -874,6 +898,7 @@ def conv2d_few_channels(const float[:, :, :, ::1] x, const float[:, :, :, ::1] p
     y: (N, OH, OW, C_out) OUT; pt, pl: top and left pads; act as conv2d_direct.  Work unit: one output
     row.
     """
+    check_threads(threads)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
         return
     cdef rows_geom g
@@ -887,6 +912,7 @@ def conv2d_few_channels(const float[:, :, :, ::1] x, const float[:, :, :, ::1] p
     g.OH, g.OW, g.CO = y.shape[1], y.shape[2], y.shape[3]
     g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
     g.P, g.K, g.NRP = packed.shape[1], packed.shape[2], packed.shape[3]
+    _check_groups(1, g.C, g.CO)
     _check_aligned(&packed[0, 0, 0, 0], "packed weights")
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl) < 0:
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
@@ -898,8 +924,8 @@ def conv2d_few_channels(const float[:, :, :, ::1] x, const float[:, :, :, ::1] p
         raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
     # Every tile computes PYCONV_ROWS_MR pixels, so a tile's window and the padded rows reach the last
     # one of the last tile.
-    g.SPAN = (PYCONV_ROWS_MR - 1) * sw + (kw - 1) * dw + 1
-    g.WP = (_cdiv(g.OW, PYCONV_ROWS_MR) - 1) * PYCONV_ROWS_MR * sw + g.SPAN
+    g.SPAN = (PYCONV_ROWS_MR - 1) * g.SW + (g.KW - 1) * g.DW + 1
+    g.WP = (_cdiv(g.OW, PYCONV_ROWS_MR) - 1) * PYCONV_ROWS_MR * g.SW + g.SPAN
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act_spec_of(act)
     g.bias = _opt_ptr(bias)
     g.uk = uk
@@ -1064,6 +1090,7 @@ cdef class SeparablePlan:
     cdef double macs
 
     def run(self, int threads):
+        check_threads(threads)
         if self.g.N == 0 or self.g.OH == 0 or self.g.dw.OW == 0:
             return
         cdef ptrdiff_t blocks = self.g.N * _cdiv(self.g.tiles, self.g.per_block)
@@ -1102,6 +1129,8 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
     cdef ptrdiff_t C = g.dw.C
     g.N, g.OH, g.CO = x.shape[0], y.shape[1], y.shape[3]
     g.P, g.NRP = packed.shape[1], packed.shape[3]
+    if g.CO < 1:
+        raise ValueError(f"y {tuple(y.shape)[:4]} must have channels")
     _check_aligned(&packed[0, 0, 0, 0], "packed weights")
     if (y.shape[0] != g.N or packed.shape[0] != 1 or packed.shape[2] != C
             or not pyconv_valid_panel(g.NRP) or g.P != _cdiv(g.CO, g.NRP)):
@@ -1116,11 +1145,12 @@ def separable_plan(const float[:, :, :, ::1] x, const float[:, ::1] wd, const fl
     g.act_dw, g.act = act_spec_of(act_dw), act_spec_of(act)
     g.res = _residual_ptr(residual, y)
     plan.g = g
-    plan.macs = <double>g.N * g.OH * g.dw.OW * C * (g.CO + kh * kw)
+    plan.macs = <double>g.N * g.OH * g.dw.OW * C * (g.CO + <double>kh * kw)
     return plan
 
 
 cdef void _sep_run(sep_geom g, int threads, double macs) except *:
+    check_threads(threads)
     g.uk = uk
     cdef ptrdiff_t C = g.dw.C
     cdef int nt = _team(threads, g.N * g.tiles * g.P, macs)
@@ -1195,6 +1225,7 @@ def start_threads(int threads):
     (about 0.3 ms here) rather than in the first layer of the first run."""
     cdef ptrdiff_t u
     cdef int sink = 0
+    check_threads(threads)
     with nogil:
-        for u in prange(threads, schedule="static", num_threads=max(threads, 1)):
+        for u in prange(threads, schedule="static", num_threads=threads):
             sink = sink + 0

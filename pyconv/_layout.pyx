@@ -41,6 +41,7 @@ def transpose_inner(const float[:, :, ::1] x, float[:, :, ::1] y, int threads):
     """y[n, b, a] = x[n, a, b]. x: (N, A, B) IN; y: (N, B, A) OUT, distinct from x; threads: at most this
     many (the caller sizes it to the work)."""
     cdef ptrdiff_t N = x.shape[0], A = x.shape[1], B = x.shape[2]
+    check_threads(threads)
     if y.shape[0] != N or y.shape[1] != B or y.shape[2] != A:
         raise ValueError(f"transpose: output {tuple(y.shape)} does not match input {tuple(x.shape)}")
     if N == 0 or A == 0 or B == 0:

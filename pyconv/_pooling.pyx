@@ -3,9 +3,11 @@ subtract, multiply, divide, one operand broadcast) and per-channel scale/shift (
 activation), activations and PReLU on their own, concatenation along channels, channel shuffle and
 softmax.
 
-Arrays arrive from :mod:`pyconv.ops` already validated: C-contiguous float32, shapes consistent, pads
-and output sizes legal (every pooling window holds at least one input cell). These drivers trust that
-and do no checking of their own, so they must only ever be called through ``ops``.
+Arrays arrive from :mod:`pyconv.ops` already validated and converted (C-contiguous float32). Each
+driver still checks the relations it relies on (buffer lengths against the geometry it is given,
+strides and group counts positive, every pooling window holding an input cell, a thread count of at
+least 1) and raises ValueError rather than divide by zero or read or write out of bounds: these checks
+cost well under a microsecond a call.
 
 Channels are innermost (NHWC), so every inner loop runs over a contiguous run of channels: those
 loops are micro-kernels of the instruction-set level in use (``ukernels/eltwise``, ``ukernels/maxpool``);
@@ -54,6 +56,12 @@ cdef struct Pool2D:
 
 cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a > b else b
+
+
+cdef int _check_same(what, tuple x_shape, tuple out_shape) except -1:
+    if x_shape != out_shape:
+        raise ValueError(f"{what}: out {out_shape} must have the shape of x {x_shape}")
+    return 0
 
 
 cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -116,6 +124,18 @@ def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, 
     (kw), clipped to the input; every window must keep at least one cell. Averages divide by the
     number of input cells, or with ``count_include_pad`` by the cells inside the padded input.
     """
+    check_threads(threads)
+    if out.shape[0] != x.shape[0] or out.shape[3] != x.shape[3]:
+        raise ValueError(f"pool2d: out {tuple(out.shape)[:4]} must have the batch and channels of x "
+                         f"{tuple(x.shape)[:4]}")
+    if min(kh, kw, sh, sw) < 1 or min(top, bottom, left, right) < 0:
+        raise ValueError(f"pool2d: kernel {kh}x{kw} and stride {sh}x{sw} must be positive, pads "
+                         f"{(top, bottom, left, right)} non-negative")
+    if out.shape[0] and out.shape[1] and out.shape[2] and out.shape[3] and (
+            x.shape[1] < 1 or x.shape[2] < 1 or top >= kh or left >= kw
+            or (out.shape[1] - 1) * sh - top >= x.shape[1] or (out.shape[2] - 1) * sw - left >= x.shape[2]):
+        raise ValueError(f"pool2d: out {tuple(out.shape)[:4]} with kernel {kh}x{kw}, stride {sh}x{sw}, pads "
+                         f"(top {top}, left {left}) has a window with no cell of x {tuple(x.shape)[:4]}")
     cdef Pool2D g
     g.H, g.W, g.C = x.shape[1], x.shape[2], x.shape[3]
     g.OH, g.OW = out.shape[1], out.shape[2]
@@ -150,8 +170,13 @@ def global_avg_pool2d(const float[:, :, :, ::1] x, float[:, ::1] out, int thread
     cdef const float* xp
     cdef float* op
     cdef const pyconv_ukernels *k = uk
+    check_threads(threads)
+    if out.shape[0] != N or out.shape[1] != C:
+        raise ValueError(f"global_avg_pool2d: out {tuple(out.shape)[:2]} must be (N, C) = {(N, C)}")
     if N == 0 or C == 0:
         return
+    if HW < 1:
+        raise ValueError(f"global_avg_pool2d: x {tuple(x.shape)[:4]} has no pixels to average")
     xp = &x[0, 0, 0, 0]
     op = &out[0, 0]
     with nogil:
@@ -185,6 +210,12 @@ def binary(const float[::1] a, const float[::1] b, float[::1] out, Py_ssize_t P,
     cdef const float* bp
     cdef float* op_
     cdef float* tiled = NULL
+    check_threads(threads)
+    if min(P, R, K) < 0 or not PYCONV_BIN_ADD <= op <= PYCONV_BIN_RDIV:
+        raise ValueError(f"binary: P, R, K {(P, R, K)} must be non-negative and op a PYCONV_BIN_* code, got {op}")
+    if a.shape[0] != (<object>P) * R * K or out.shape[0] != a.shape[0] or b.shape[0] != (<object>P) * K:
+        raise ValueError(f"binary: a ({a.shape[0]},), b ({b.shape[0]},) and out ({out.shape[0]},) do not match "
+                         f"P={P}, R={R}, K={K} (a and out P*R*K floats, b P*K)")
     if rows == 0 or L == 0:
         return
     ap, bp, op_ = &a[0], &b[0], &out[0]
@@ -249,6 +280,11 @@ def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] 
     cdef const float* sp
     cdef const float* bp
     cdef float* op
+    check_threads(threads)
+    _check_same("scale_shift", tuple(x.shape)[:2], tuple(out.shape)[:2])
+    if scale.shape[0] != C or shift.shape[0] != C:
+        raise ValueError(f"scale_shift: scale ({scale.shape[0]},) and shift ({shift.shape[0]},) must have the "
+                         f"{C} channels of x")
     if rows == 0 or C == 0:
         return
     xp, sp, bp, op = &x[0, 0], &scale[0], &shift[0], &out[0, 0]
@@ -268,11 +304,13 @@ def activation(const float[::1] x, float[::1] out, act, int threads):
     cdef Py_ssize_t t, i0, m
     cdef const float* xp
     cdef float* op
+    check_threads(threads)
+    _check_same("activation", tuple(x.shape)[:1], tuple(out.shape)[:1])
+    cdef act_spec s = act_spec_of(act)
     if n == 0:
         return
     xp, op = &x[0], &out[0]
     cdef const pyconv_ukernels *k = uk
-    cdef act_spec s = act_spec_of(act)
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="static"):
             i0 = t * ELEMS_PER_TASK
@@ -294,6 +332,10 @@ def prelu(const float[:, ::1] x, const float[::1] alpha, float[:, ::1] out, int 
     cdef const float* xp
     cdef const float* ap
     cdef float* op
+    check_threads(threads)
+    _check_same("prelu", tuple(x.shape)[:2], tuple(out.shape)[:2])
+    if alpha.shape[0] != L:
+        raise ValueError(f"prelu: alpha ({alpha.shape[0]},) must have the {L} entries of a row of x")
     if rows == 0 or L == 0:
         return
     xp, ap, op = &x[0, 0], &alpha[0], &out[0, 0]
@@ -315,6 +357,15 @@ def concat(list xs, float[:, ::1] out, int threads):
     cdef float* op
     cdef const float** srcs
     cdef Py_ssize_t* widths
+    check_threads(threads)
+    off = 0
+    for i in range(k):
+        view = xs[i]
+        if view.shape[0] != rows:
+            raise ValueError(f"concat: xs[{i}] has {view.shape[0]} rows, out {rows}")
+        off = off + view.shape[1]
+    if off != C:
+        raise ValueError(f"concat: the inputs have {off} columns in all, out {C}")
     if rows == 0 or C == 0 or k == 0:
         return
     srcs = <const float**>malloc(k * sizeof(float*))
@@ -345,6 +396,10 @@ def concat(list xs, float[:, ::1] out, int threads):
 def channel_shuffle(const float[:, ::1] x, float[:, ::1] out, Py_ssize_t groups, int threads):
     """x, out : (rows, C), C = groups * per_group; out[r, j*groups + i] = x[r, i*per_group + j]."""
     cdef Py_ssize_t rows = x.shape[0], C = x.shape[1]
+    check_threads(threads)
+    _check_same("channel_shuffle", tuple(x.shape)[:2], tuple(out.shape)[:2])
+    if groups < 1 or C % groups:
+        raise ValueError(f"channel_shuffle: groups must be positive and divide the {C} channels, got {groups}")
     cdef Py_ssize_t per_group = C // groups
     cdef Py_ssize_t rpt = _rows_per_task(C)
     cdef Py_ssize_t tasks = (rows + rpt - 1) // rpt
@@ -386,9 +441,13 @@ def softmax(const float[:, ::1] x, float[:, ::1] out, int threads):
     cdef Py_ssize_t t, r
     cdef const float* xp
     cdef float* op
+    check_threads(threads)
+    _check_same("softmax", tuple(x.shape)[:2], tuple(out.shape)[:2])
     if rows == 0 or C == 0:
         return
     xp, op = &x[0, 0], &out[0, 0]
+    if xp < op + rows * C and op < xp + rows * C:
+        raise ValueError("softmax: out must not overlap x")
     with nogil:
         for t in prange(tasks, num_threads=threads, schedule="static"):
             for r in range(t * rpt, _imin(t * rpt + rpt, rows)):

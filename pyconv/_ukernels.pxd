@@ -78,6 +78,19 @@ cdef struct act_spec:
     float alpha
     float beta
 
+# The most threads one driver call may use (pyconv.threads.MAX_THREADS, which every threads= resolves
+# against, is the same number): OpenMP would try to start every thread asked for, and a process that
+# cannot create them dies.
+cdef enum:
+    PYCONV_MAX_THREADS = 1024
+
+
+cdef inline int check_threads(int threads) except -1:
+    if threads < 1 or threads > PYCONV_MAX_THREADS:
+        raise ValueError(f"threads must be in 1..{<int>PYCONV_MAX_THREADS}, got {threads}")
+    return 0
+
+
 cdef inline act_spec act_spec_of(object act) except *:
     """``act`` as a driver takes it: an int code, or (code, alpha, beta) for the functions with
     parameters (``pyconv.activations.Activation.kernel_args``)."""

@@ -147,6 +147,10 @@ def _read_input(model: Model, path: str, scale: str) -> np.ndarray:
         raise _UsageError(f"input file not found: {path}")
     if file.suffix.lower() == ".npy":
         array = np.load(file, allow_pickle=False)
+        if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer):
+            raise _UsageError(f"{file.name}: expected float32 (or float64/float16, converted), found {array.dtype}",
+                              hint="convert it with x.astype(np.float32) / 255 or the scale your model was trained "
+                                   "with, or pass the image file itself (PNG/JPEG, scaled by --scale)")
         return array[None] if array.shape == want[1:] else array
     return _read_image(file, model, scale)
 

@@ -14,6 +14,11 @@ relu and relu6 are fused into the micro-kernels' stores, the others applied to e
 is stored.  Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
 pointwise and dense (C_in, C_out). ``with_padding`` gives a windowed operator with other pads that shares
 the packed weights (a model run at an input size where an ONNX graph computes other pads).
+
+Several Python threads may call one operator at once, in parallel: a call writes nothing the operator
+keeps (weights are packed once, under a lock, then only read; every scratch buffer belongs to the call),
+and the kernels release the GIL. Data (``x``, ``residual``) must be floating point; see
+:mod:`pyconv.validation`.
 """
 from __future__ import annotations
 
@@ -128,7 +133,7 @@ class Conv2D:
                  activation: ActivationLike = None, strategy: str = "auto") -> None:
         # A private copy: packing for a strategy happens on first use, and must see the weights as
         # they were at construction even if the caller mutates its array since.
-        self.w = as_float32_array("w", w, 4).copy()
+        self.w = as_float32_array("w", w, 4, integers=True).copy()
         kh, kw, cg, co = self.w.shape
         if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
             raise TypeError(f"groups must be an int, got {groups!r}")
@@ -315,7 +320,7 @@ class DepthwiseConv2D:
 
     def __init__(self, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1,
                  activation: ActivationLike = None, input_activation: ActivationLike = None) -> None:
-        w = as_float32_array("w", w, ndims=(3, 4))
+        w = as_float32_array("w", w, ndims=(3, 4), integers=True)
         self.w = w if w.ndim == 4 else w[..., None]
         kh, kw, c, m = self.w.shape
         if min(self.w.shape) < 1:
@@ -373,7 +378,7 @@ class PointwiseConv2D:
     """1x1 convolution: weights (C_in, C_out), packed once for the GEMM micro-kernel."""
 
     def __init__(self, w, b=None, *, activation: ActivationLike = None) -> None:
-        self.w = as_float32_array("w", w, 2)
+        self.w = as_float32_array("w", w, 2, integers=True)
         if min(self.w.shape) < 1:
             raise ValueError(f"w must have a non-empty shape (C_in, C_out), got {self.w.shape}")
         self.in_channels, self.out_channels = self.w.shape
@@ -449,13 +454,13 @@ class SeparableConv2D:
     def __init__(self, w_depthwise, w_pointwise, b_depthwise=None, b_pointwise=None, *, stride=1,
                  padding: PaddingLike = "valid", dilation=1, depthwise_activation: ActivationLike = None,
                  activation: ActivationLike = None, input_activation: ActivationLike = None) -> None:
-        wd = as_float32_array("w_depthwise", w_depthwise, ndims=(3, 4))
+        wd = as_float32_array("w_depthwise", w_depthwise, ndims=(3, 4), integers=True)
         channels = wd.shape[2] * (wd.shape[3] if wd.ndim == 4 else 1)
         self.depthwise = DepthwiseConv2D(wd, check_bias(b_depthwise, channels, "b_depthwise"), stride=stride, padding=padding,
                                          dilation=dilation, activation=parse_activation(
                                              depthwise_activation, "depthwise_activation"),
                                          input_activation=input_activation)
-        wp = as_float32_array("w_pointwise", w_pointwise, 2)
+        wp = as_float32_array("w_pointwise", w_pointwise, 2, integers=True)
         mid = self.depthwise.channels * self.depthwise.multiplier
         if wp.shape[0] != mid:
             raise ValueError(f"w_pointwise {wp.shape} must have {mid} input channels to follow "

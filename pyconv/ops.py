@@ -306,7 +306,7 @@ divide.__doc__ = _binary_doc("/") + "\n    Division is IEEE float32 division: ``
 def _channel_vector(name: str, v: Optional[ArrayLike], channels: int, fill: float) -> np.ndarray:
     if v is None:
         return np.full(channels, fill, dtype=np.float32)
-    arr = as_float32_array(name, v)
+    arr = as_float32_array(name, v, integers=True)
     if arr.shape in ((), (1,)):
         return np.full(channels, arr.reshape(()), dtype=np.float32)
     if arr.shape != (channels,):
@@ -367,7 +367,7 @@ def prelu(x: ArrayLike, alpha: ArrayLike, *, out: Optional[np.ndarray] = None,
 def _prelu_bind(x: ArrayLike, alpha: ArrayLike, out: Optional[np.ndarray]) -> Run:
     """See :func:`_pool_bind`; the slopes are read here, once."""
     x = _at_least_1d("x", x)
-    a = as_float32_array("alpha", alpha)
+    a = as_float32_array("alpha", alpha, integers=True)
     c = x.shape[-1]
     if a.size == 1 or a.shape == (c,):
         slopes = np.ascontiguousarray(np.broadcast_to(a.reshape(-1), (c,)))

@@ -1,7 +1,8 @@
 """How many threads a kernel call uses: resolved in this one place.
 
 Order: an explicit ``threads`` argument, else ``OMP_NUM_THREADS``, else the cores this process may run on
-(CPU affinity and a cgroup CPU quota both lower it).
+(CPU affinity and a cgroup CPU quota both lower it). At most :data:`MAX_THREADS`: OpenMP starts every
+thread a call asks for, and a process that cannot create them dies, so more is refused.
 """
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import math
 import os
 from functools import lru_cache
 from typing import Optional
+
+# The drivers refuse more (PYCONV_MAX_THREADS in _ukernels.pxd, the same number).
+MAX_THREADS = 1024
 
 
 def _cgroup_cpu_limit() -> Optional[int]:
@@ -29,7 +33,7 @@ def available_cores() -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     limit = _cgroup_cpu_limit()
-    return max(1, min(cores, limit) if limit else cores)
+    return max(1, min(cores, limit, MAX_THREADS) if limit else min(cores, MAX_THREADS))
 
 
 def default_threads() -> int:
@@ -40,8 +44,8 @@ def default_threads() -> int:
             value = int(env)
         except ValueError:
             raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {env!r}") from None
-        if value < 1:
-            raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {env!r}")
+        if not 1 <= value <= MAX_THREADS:
+            raise ValueError(f"OMP_NUM_THREADS must be an integer in 1..{MAX_THREADS}, got {env!r}")
         return value
     return available_cores()
 
@@ -50,11 +54,11 @@ def resolve_threads(threads: Optional[int] = None) -> int:
     """The thread count for one call: ``threads`` if given (a positive int), else :func:`default_threads`."""
     if threads is None:
         return default_threads()
-    if type(threads) is int and threads >= 1:
+    if type(threads) is int and 1 <= threads <= MAX_THREADS:
         return threads
     if isinstance(threads, bool) or not isinstance(threads, (int,)) and not hasattr(threads, "__index__"):
         raise TypeError(f"threads must be a positive int or None, got {threads!r}")
     value = int(threads)
-    if value < 1:
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    if not 1 <= value <= MAX_THREADS:
+        raise ValueError(f"threads must be an int in 1..{MAX_THREADS} or None, got {threads!r}")
     return value

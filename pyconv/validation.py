@@ -1,5 +1,10 @@
 """Argument checks at the API boundary: arrays become C-contiguous float32 once, and every rejection
-names the argument and shows the shapes involved, so nothing malformed ever reaches a nogil kernel."""
+names the argument and shows the shapes involved, so nothing malformed ever reaches a nogil kernel.
+
+Data (images, feature maps: an operator's ``x``, a model's inputs) must be floating point: float64 and
+float16 are converted, but integer and bool arrays are refused, since an 8-bit image read as floats
+0..255 gives plausible-looking nonsense rather than an error. Parameters (weights, biases, scales) are
+numbers as written, integers included."""
 from __future__ import annotations
 
 import numbers
@@ -9,8 +14,18 @@ import numpy as np
 
 from .memory import aligned_empty
 
-def as_float32_array(name: str, x, ndim: Optional[int] = None, *, ndims: Sequence[int] = ()) -> np.ndarray:
-    """``x`` as a C-contiguous float32 array (copied only when needed) of rank ``ndim`` (or one of ``ndims``)."""
+
+def check_input_dtype(name: str, dtype: np.dtype) -> None:
+    """Refuse a data array of integer or bool ``dtype`` (see the module docstring), saying how to convert it."""
+    if dtype == np.bool_ or np.issubdtype(dtype, np.integer):
+        raise TypeError(f"{name}: expected float32 (or float64/float16, converted), found {dtype}: convert with "
+                        f"x.astype(np.float32) / 255 or the scale your model was trained with")
+
+
+def as_float32_array(name: str, x, ndim: Optional[int] = None, *, ndims: Sequence[int] = (),
+                     integers: bool = False) -> np.ndarray:
+    """``x`` as a C-contiguous float32 array (copied only when needed) of rank ``ndim`` (or one of ``ndims``).
+    Integer and bool arrays only with ``integers`` (parameters, see the module docstring)."""
     # The graph runtime calls this per layer per run with arrays that already qualify: answer at once.
     if (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous
             and (x.ndim == ndim if ndim is not None else (not ndims or x.ndim in ndims))):
@@ -22,6 +37,8 @@ def as_float32_array(name: str, x, ndim: Optional[int] = None, *, ndims: Sequenc
                                    or np.issubdtype(arr.dtype, np.integer)
                                    or arr.dtype == np.bool_):
         raise TypeError(f"{name} must hold real numbers (float32 preferred), got dtype {arr.dtype}")
+    if not integers:
+        check_input_dtype(name, arr.dtype)
     allowed = (ndim,) if ndim is not None else tuple(ndims)
     if allowed and arr.ndim not in allowed:
         want = " or ".join(str(a) for a in allowed)
@@ -51,7 +68,7 @@ def check_bias(b, channels: int, name: str = "b") -> Optional[np.ndarray]:
     """A private float32 copy of ``b`` (``channels`` entries), or None: operators own their parameters."""
     if b is None:
         return None
-    bias = as_float32_array(name, b).copy()
+    bias = as_float32_array(name, b, integers=True).copy()
     if bias.shape != (channels,):
         raise ValueError(f"{name} must have shape ({channels},) to match the output channels, "
                          f"got shape {bias.shape}")

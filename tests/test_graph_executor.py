@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import tracemalloc
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,12 @@ def layer(name, type_, *inputs, **kw) -> dict:
 
 def model(doc, **kw) -> Model:
     return Model(doc, threads=kw.pop("threads", 1), **kw)
+
+
+def prepared(m: Model, batch: int = 1, variant=None):
+    """The arena and bound steps the next run of ``batch`` samples on one thread uses (the pool's last idle one)."""
+    with m._prepared(batch, variant) as p:
+        return p
 
 
 def x_for(m: Model, batch=1, seed=0) -> np.ndarray:
@@ -156,7 +163,7 @@ def test_repeated_runs_are_identical_and_allocate_nothing_new():
     m = model(BN_CHAIN)
     x = x_for(m, batch=2)
     first = m(x)
-    arena = m._prepare(2).arena
+    arena = prepared(m, 2).arena
     tracemalloc.start()
     try:
         again = m(x)
@@ -170,7 +177,7 @@ def test_repeated_runs_are_identical_and_allocate_nothing_new():
     finally:
         tracemalloc.stop()
     assert np.array_equal(first, again)
-    assert m._prepare(2).arena is arena
+    assert prepared(m, 2).arena is arena
     assert grown < 1024, f"{grown} bytes kept across 50 runs"
 
 
@@ -180,14 +187,14 @@ def test_outputs_are_fresh_arrays():
     keep = y1.copy()
     m(x_for(m, seed=2))
     assert np.array_equal(y1, keep)
-    assert not np.shares_memory(y1, m._prepare(1).arena)
+    assert not np.shares_memory(y1, prepared(m, 1).arena)
 
 
 def test_nodes_reading_only_the_arena_are_bound_once():
     m = model(RESIDUAL)
     x1, x2 = x_for(m, seed=1), x_for(m, seed=2)
     m(x1)
-    steps = m._prepare(1).steps
+    steps = prepared(m, 1).steps
     # The first node reads the caller's array, which changes every run; the fused projection reads
     # the input too (its shortcut). Both take the checked path.
     assert [step.call is not None for step in steps] == [False, False]
@@ -197,16 +204,16 @@ def test_nodes_reading_only_the_arena_are_bound_once():
                  layer("gap", "global_avg_pool", "c"), layer("fc", "dense", "gap", units=3))
     m = model(doc)
     m(x_for(m, seed=1))
-    assert [step.call is not None for step in m._prepare(1).steps] == [False, True, True, True, True]
+    assert [step.call is not None for step in prepared(m, 1).steps] == [False, True, True, True, True]
     # Bound calls read the arena's current contents: a second input gives what the unfused, freshly
     # loaded model gives.
     close(m(x2), model(doc, optimize=False)(x2))
 
 
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
-def test_input_readers_rebind_only_for_another_array(layout):
-    """Nodes reading a model input keep their binding to the last run's array: the same array again
-    reuses it and reads its current contents; another array is bound afresh."""
+def test_input_readers_keep_no_reference_to_the_callers_array(layout):
+    """Nodes reading a model input are bound to the caller's array for one run: the same array with
+    other contents gives the new results, and once the run returns the model holds no reference to it."""
     doc = json.loads(json.dumps(RESIDUAL if layout == "NHWC" else RGB_STEM))
     doc["layers"][0]["layout"] = layout
     m = model(doc, threads=2)
@@ -217,15 +224,13 @@ def test_input_readers_rebind_only_for_another_array(layout):
 
     x = arg(x_for(model(RESIDUAL if layout == "NHWC" else RGB_STEM), seed=1))
     close(m(x), fresh(x.copy()))
-    readers = [step for step in m._prepare(1).steps if step.call is None]
-    assert readers and all(step.last_call is not None for step in readers)
-    calls = [step.last_call for step in readers]
+    assert [step for step in prepared(m, 1).steps if step.call is None]
     x *= -0.5  # the same array, other contents
     close(m(x), fresh(x.copy()))
-    assert [step.last_call for step in readers] == calls
-    other = x.copy() + 1.0
-    close(m(other), fresh(other.copy()))
-    assert all(step.last_call is not c for step, c in zip(readers, calls))
+    ref = weakref.ref(x)
+    del x
+    gc.collect()
+    assert ref() is None
 
 
 def test_bound_model_follows_a_switch_of_level():
@@ -243,7 +248,7 @@ def test_new_batch_size_plans_lazily_and_caches():
     m = model(RESIDUAL)
     m(x_for(m, batch=1))
     m(x_for(m, batch=4))
-    assert sorted(batch for _, batch in m._plans) == [1, 4]
+    assert sorted(batch for _, batch in m._pools) == [1, 4]
     assert m.plan(4).arena_bytes == 4 * m.plan(1).arena_bytes
 
 
@@ -345,15 +350,15 @@ def test_a_transposed_nchw_input_has_a_buffer_its_readers_are_bound_to():
     doc = json.loads(json.dumps(RESIDUAL))
     doc["layers"][0]["layout"] = "NCHW"
     nchw = model(doc)  # its first layer is a pointwise convolution: it reads NHWC
-    prepared = nchw._prepare(1)
-    buffer = prepared.inputs["input"]
+    p = prepared(nchw, 1)
+    buffer = p.inputs["input"]
     assert buffer.shape == (1, 8, 8, 4) and buffer.ctypes.data % 64 == 0
-    readers = [step for step in prepared.steps if any(src is buffer for src in step.sources)]
+    readers = [step for step in p.steps if any(src is buffer for src in step.sources)]
     assert readers and all(step.call is not None for step in readers)
     for seed in (1, 2):
         x = x_for(nhwc, seed=seed)
         assert np.array_equal(nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), nhwc(x))
-    assert nchw._prepare(3).inputs["input"].shape == (3, 8, 8, 4)
+    assert prepared(nchw, 3).inputs["input"].shape == (3, 8, 8, 4)
 
 
 RGB_STEM = config(
@@ -433,9 +438,9 @@ def test_strategy_overrides():
                  layer("c2", "conv2d", "c1", filters=16, kernel=3, padding="same", strategy="im2col"))
     auto = model(doc)
     forced = model(doc, strategy="direct")
-    assert [s.strategy for s in forced._prepare(1).steps] == ["direct", "direct"]
+    assert [s.strategy for s in prepared(forced, 1).steps] == ["direct", "direct"]
     mixed = model(doc, strategy={"c1": "im2col"})
-    assert [s.strategy for s in mixed._prepare(1).steps] == ["im2col", "im2col"]
+    assert [s.strategy for s in prepared(mixed, 1).steps] == ["im2col", "im2col"]
     x = x_for(auto)
     close(forced(x), auto(x), rtol=1e-5)
     assert "im2col" in mixed.summary()
@@ -452,6 +457,47 @@ def test_save_load_round_trip(tmp_path):
     again = load(tmp_path / "out" / "chain.json", threads=1)
     x = x_for(m, batch=2)
     assert np.array_equal(again(x), m(x))
+
+
+def test_save_refuses_to_overwrite_the_weights_it_was_loaded_from(tmp_path):
+    model(BN_CHAIN).save(tmp_path / "chain.json")
+    original = (tmp_path / "chain.npz").read_bytes()
+    m = load(tmp_path / "chain.json", threads=1)
+    with pytest.raises(ValueError, match="weights file .*chain.npz.* would overwrite .*loaded from"):
+        m.save(tmp_path / "chain.json")
+    (tmp_path / "link").symlink_to(tmp_path)
+    with pytest.raises(ValueError, match="would overwrite"):
+        m.save(tmp_path / "link" / "chain.json")
+    for npz in ("model.npz", "chain.NPZ"):
+        with pytest.raises(ValueError, match="expected a config path"):
+            m.save(tmp_path / npz)
+    # Weights given under another name: a config path onto that file is refused as well.
+    (tmp_path / "weights.bin").write_bytes(original)
+    m2 = load(tmp_path / "chain.json", weights=tmp_path / "weights.bin", threads=1)
+    with pytest.raises(ValueError, match="config file .*weights.bin.* would overwrite"):
+        m2.save(tmp_path / "weights.bin")
+    assert (tmp_path / "chain.npz").read_bytes() == original
+    m.save(tmp_path / "copy.json")
+    x = x_for(m)
+    assert np.array_equal(load(tmp_path / "copy.json", threads=1)(x), m(x))
+
+
+def test_save_writes_each_file_whole_or_not_at_all(tmp_path, monkeypatch):
+    m = model(BN_CHAIN)
+    m.save(tmp_path / "chain.json")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def failing_savez(file, **arrays):
+        file.write(b"PK partial")
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", failing_savez)
+    with pytest.raises(OSError, match="disk full"):
+        model(RESIDUAL).save(tmp_path / "chain.json")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary file left either
+    monkeypatch.undo()
+    model(RESIDUAL).save(tmp_path / "chain.json")
+    assert load(tmp_path / "chain.json").spec.layers.keys() == model(RESIDUAL).spec.layers.keys()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.json", "chain.npz"]
 
 
 def test_example_input_is_deterministic_and_image_like():
@@ -585,14 +631,15 @@ def test_random_dags_match_an_unplanned_unoptimised_run(seed):
 def test_summary_and_plan_allocate_no_arena():
     m = model(BN_CHAIN)
     assert "batch 512" in m.summary(batch=512) and m.plan(512).batch == 512
-    assert [batch for _, batch in m._plans] == [1]  # only batch 1, planned at load
+    assert [batch for _, batch in m._pools] == [1]  # only batch 1, planned at load
 
 
 def test_batch_one_is_planned_at_load():
     m = model(RESIDUAL)
-    (prepared,) = m._plans.values()
+    (pool,) = m._pools.values()
+    (arena,) = pool.idle
     m(x_for(m))
-    assert list(m._plans.values()) == [prepared]
+    assert list(m._pools.values()) == [pool] and pool.idle == [arena]
 
 
 def test_repr_names_the_model_and_its_io():
@@ -600,8 +647,8 @@ def test_repr_names_the_model_and_its_io():
     assert "'toy'" in text and "(8, 8, 4) NHWC" in text and "['cat', 'fc']" in text
 
 
-def test_concurrent_runs_from_python_threads_are_serialised_and_correct():
-    """Runs share the model's arena: runs from several threads must take turns, never corrupt it."""
+def test_concurrent_runs_from_python_threads_are_correct():
+    """Runs from several threads each hold an arena of their own: none corrupts another's."""
     from concurrent.futures import ThreadPoolExecutor
 
     model = load(Path(__file__).resolve().parents[1] / "models" / "toy_design_doc.json", threads=1)

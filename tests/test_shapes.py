@@ -94,7 +94,7 @@ def test_operators_are_shared_between_sizes_and_caches_are_bounded():
     sizes = [(8 + i, 9 + 2 * i) for i in range(_VARIANTS_KEPT + 2)]
     for h, w in sizes:
         m(image((1, h, w, 3)))
-    assert len(m._plans) <= _PLANS_KEPT and len(m._variants) == _VARIANTS_KEPT
+    assert len(m._pools) <= _PLANS_KEPT and len(m._variants) == _VARIANTS_KEPT
     variant = m._variant(((20, 27, 3),))
     assert all(variant.kernels[name] is m.kernels[name] for name in m.kernels)
     # The most recent sizes are the ones kept; the config's own is always there.
@@ -122,7 +122,7 @@ def test_summary_plan_and_input_shape_at_another_size():
     assert "input (1, 32, 24, 3) NHWC" in text and "(1, 16, 12, 8)" in text
     assert m.plan(size=(32, 24)).arena_bytes > m.plan().arena_bytes
     assert m.example_input(size=(32, 24)).shape == (1, 32, 24, 3)
-    assert [batch for _, batch in m._plans] == [1]  # reporting plans nothing
+    assert [batch for _, batch in m._pools] == [1]  # reporting plans nothing
     with pytest.raises(pyconv.ModelError, match=r"expected a size \(H, W\)") as info:
         m.summary(size=(32, 24, 3))
     assert info.value.field == "size"

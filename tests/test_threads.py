@@ -1,15 +1,16 @@
 """Threading: the thread-count resolution, determinism across thread counts, and thread safety.
 
 Covers: pyconv.threads.resolve_threads (explicit value, OMP_NUM_THREADS checked in a subprocess, the
-usable-core default, rejection of 0/negative/non-int); ``threads=`` on every operator (0 or negative is
-a ValueError); results of threads=1, 2 and None compared bit for bit on shapes big enough to be split;
-concurrent calls from several Python threads on the same and on different operators; show_config().
+usable-core default, rejection of 0/negative/non-int and of more than MAX_THREADS); ``threads=`` on
+every operator (0 or negative is a ValueError); results of threads=1, 2 and None compared bit for bit
+on shapes big enough to be split; concurrent calls from several Python threads on the same and on different operators; show_config().
 """
 import os
 import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,6 +123,23 @@ def test_without_omp_num_threads_the_default_is_the_usable_cores():
     got, affinity = map(int, res.stdout.split())
     # A cgroup CPU quota may lower it below the affinity mask, never raise it.
     assert 1 <= got <= affinity
+
+
+def test_more_threads_than_can_be_started_are_refused():
+    """OpenMP starts every thread a call asks for, and a process that cannot create them dies: above
+    MAX_THREADS (the drivers' own bound too) the count is a ValueError, from the model API as well."""
+    from pyconv.threads import MAX_THREADS
+
+    assert _kernels.MAX_THREADS == MAX_THREADS and resolve_threads(MAX_THREADS) == MAX_THREADS
+    with pytest.raises(ValueError, match=f"1..{MAX_THREADS}"):
+        resolve_threads(MAX_THREADS + 1)
+    config = Path(__file__).resolve().parents[1] / "models" / "toy_design_doc.json"
+    res = _in_subprocess("import pyconv\n"
+                         f"try:\n    pyconv.load({str(config)!r}, threads=100000)\n"
+                         "except ValueError as e:\n    print('refused', e)")
+    assert res.returncode == 0 and "refused" in res.stdout, res.stderr
+    res = _in_subprocess("from pyconv.threads import resolve_threads as r; r(None)", OMP_NUM_THREADS="100000")
+    assert res.returncode != 0 and "OMP_NUM_THREADS" in res.stderr
 
 
 def test_bad_omp_num_threads_is_reported():

@@ -1,8 +1,8 @@
 """Argument handling at the API boundary of the convolution functions and operators.
 
-Covers: conversion (float64, int, lists, non-contiguous, transposed, Fortran-order, byte-swapped and
+Covers: conversion (float64, float16, integer weights, lists, non-contiguous, transposed, Fortran-order, byte-swapped and
 read-only inputs and weights give the right float32 answer, and the caller's arrays are never written);
-rejections with TypeError (strings, object and complex arrays, None) and with ValueError whose message
+rejections with TypeError (strings, object and complex arrays, None, integer and bool data) and with ValueError whose message
 names the argument and shows the shapes (rank, groups, weight/input channel mismatch, kernel larger
 than the padded input, stride/dilation, padding, activation, bias length); NaN propagation; zero-size
 batches.
@@ -116,16 +116,59 @@ def test_weights_and_bias_are_converted(convert):
     assert_close(yd, depthwise_conv2d_ref(X, WD, padding="same"))
 
 
-def test_integer_arrays_and_lists_are_converted():
+def test_integer_weights_and_float_lists_are_converted():
     xi = np.arange(2 * 5 * 4 * 3).reshape(2, 5, 4, 3) % 7 - 3
     wi = np.arange(2 * 2 * 3 * 2).reshape(2, 2, 3, 2) % 5 - 2
+    xf = xi.astype(np.float64)
     ref = conv2d_ref(xi, wi, [1, -1])
-    assert_close(pyconv.conv2d(xi, wi, [1, -1]), ref)
-    assert_close(pyconv.conv2d(xi.tolist(), wi.tolist(), [1.0, -1.0]), ref)
-    assert_close(pyconv.conv2d(xi.astype(np.int8), wi.astype(np.int64)), conv2d_ref(xi, wi))
-    assert_close(pyconv.pointwise_conv2d(xi.tolist(), [[1, 0], [0, 1], [1, 1]]),
+    assert_close(pyconv.conv2d(xf, wi, [1, -1]), ref)
+    assert_close(pyconv.conv2d(xf.tolist(), wi.tolist(), [1.0, -1.0]), ref)
+    assert_close(pyconv.conv2d(xf.astype(np.float16), wi.astype(np.int8)), conv2d_ref(xi, wi))
+    assert_close(pyconv.pointwise_conv2d(xf.tolist(), [[1, 0], [0, 1], [1, 1]]),
                  pointwise_conv2d_ref(xi, np.array([[1, 0], [0, 1], [1, 1]])))
-    assert_close(pyconv.dense([[1, 2, 3]], [[1], [2], [3]]), dense_ref([[1, 2, 3]], [[1], [2], [3]]))
+    assert_close(pyconv.dense([[1.0, 2.0, 3.0]], [[1], [2], [3]]), dense_ref([[1, 2, 3]], [[1], [2], [3]]))
+
+
+_PIXELS = (np.arange(2 * 9 * 8 * 6) % 256).reshape(2, 9, 8, 6)
+
+
+def _data_calls():
+    """Every entry point that takes data (an image or feature map), called with ``x``."""
+    return {
+        "conv2d": lambda x: pyconv.conv2d(x, W),
+        "Conv2D": lambda x: pyconv.Conv2D(W)(x),
+        "Conv2D-residual": lambda x: pyconv.Conv2D(W, padding="same")(X, residual=x[..., :5]),
+        "depthwise_conv2d": lambda x: pyconv.depthwise_conv2d(x, WD),
+        "pointwise_conv2d": lambda x: pyconv.pointwise_conv2d(x, WP),
+        "separable_conv2d": lambda x: pyconv.separable_conv2d(x, WD, rand(RNG, 12, 4)),
+        "dense": lambda x: pyconv.dense(x.reshape(-1, 6), WP),
+        "add": lambda x: pyconv.ops.add(X, x),
+        "multiply-left": lambda x: pyconv.ops.multiply(x, X),
+        "max_pool2d": lambda x: pyconv.ops.max_pool2d(x, 2),
+        "avg_pool2d": lambda x: pyconv.ops.avg_pool2d(x, 2),
+        "global_avg_pool2d": lambda x: pyconv.ops.global_avg_pool2d(x),
+        "concat": lambda x: pyconv.ops.concat([X, x]),
+        "activation": lambda x: pyconv.ops.activation(x, "relu"),
+        "softmax": lambda x: pyconv.ops.softmax(x),
+        "nchw_to_nhwc": lambda x: pyconv.ops.nchw_to_nhwc(x),
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int32, np.int64, np.bool_], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("api", _data_calls())
+def test_integer_and_bool_data_are_refused(api, dtype):
+    """An 8-bit image read as floats 0..255 would give plausible nonsense: integer and bool data are a
+    TypeError naming the dtype and the conversion."""
+    x = (_PIXELS % 2 if dtype == np.bool_ else _PIXELS % 100).astype(dtype)
+    with pytest.raises(TypeError, match=rf"expected float32 .*found {np.dtype(dtype).name}: convert with "
+                                        r"x\.astype\(np\.float32\) / 255"):
+        _data_calls()[api](x)
+    _data_calls()[api](x.astype(np.float16))  # converted
+
+
+def test_lists_of_ints_as_data_are_refused():
+    with pytest.raises(TypeError, match="found int64"):
+        pyconv.conv2d((_PIXELS % 100).tolist(), W)
 
 
 def test_broadcast_view_input():
@@ -514,3 +557,26 @@ def test_arrays_pyconv_allocates_start_on_a_cache_line():
     outputs = [pyconv.conv2d(x, np.ones((3, 3, 8, 4), np.float32)), pyconv.depthwise_conv2d(x, np.ones((3, 3, 8, 2))),
                pyconv.nchw_to_nhwc(x), pyconv.add(x, x), pyconv.max_pool2d(x, 2)]
     assert all(y.ctypes.data % 64 == 0 for y in outputs)
+
+
+def test_a_model_refuses_integer_and_bool_inputs(tmp_path, capsys):
+    from pyconv import cli
+    from conftest import model_config
+    doc = model_config({"name": "c", "type": "conv2d", "inputs": ["input"], "filters": 4, "kernel": 3},
+                       shape=(6, 5, 3))
+    m = pyconv.load(doc, threads=1)
+    x = m.example_input()
+    for dtype in (np.uint8, np.int16, np.bool_):
+        with pytest.raises(TypeError, match=rf"model input 'input': expected float32 .*found {np.dtype(dtype).name}: "
+                                            r"convert with x\.astype\(np\.float32\) / 255"):
+            m((x * 255).astype(dtype))
+    with pytest.raises(TypeError, match="found uint8"):
+        m({"input": (x * 255).astype(np.uint8)})
+    np.testing.assert_array_equal(m(x.astype(np.float64)), m(x))
+    # The command line's .npy input says the same, as one line and a hint.
+    path = tmp_path / "m.json"
+    path.write_text(__import__("json").dumps(doc))
+    np.save(tmp_path / "x.npy", (x * 255).astype(np.uint8))
+    assert cli.main(["run", str(path), "--input", str(tmp_path / "x.npy"), "--repeat", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "expected float32 (or float64/float16, converted), found uint8" in err and "astype(np.float32) / 255" in err

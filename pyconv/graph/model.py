@@ -18,6 +18,16 @@ follow. A size the layers cannot take is a :class:`ModelError` naming the layer 
 layer after a flatten: its weights fix the flattened size). A run asking for intermediate tensors
 (``outputs=[...]``) is a variant too, lowered so that those tensors stay computed. Variants and arenas
 are cached, least recently used first out, a few of each: an embedded device cannot keep many arenas.
+
+Parallel callers. Everything a run writes lives in its :class:`_Prepared` (the arena, the NHWC buffers
+of transposed inputs, the steps bound to them with the scratch some bound kernels keep); the operators,
+their packed weights and the variants are only read by runs. So a run checks one ``_Prepared`` out of
+the pool of its (variant, batch) for its duration and returns it after: runs from several Python
+threads each get their own and run their kernels at once (the kernels release the GIL). A caller that
+finds none idle makes another; a pool keeps a few idle, and all pools together a few more. The model's
+lock guards only that bookkeeping and the variant cache, never a kernel. Once a run returns, nothing in
+the model refers to the caller's arrays: the nodes that read a model input are bound to it for that
+run only.
 """
 from __future__ import annotations
 
@@ -28,9 +38,10 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -38,13 +49,15 @@ from .._kernels import start_threads
 from ..memory import aligned_empty
 from ..ops import nchw_to_nhwc, nhwc_to_nchw
 from ..threads import resolve_threads
+from ..validation import check_input_dtype
 from .errors import ModelError, UnknownTensorError
 from .format import ModelSpec, copy_config, parse_config, read_config
 from .layers import LAYER_TYPES, Kernel, Shape
 from .passes import Graph, Node, live_layers, lower
 from .planner import MemoryPlan, plan_memory
 from .shapes import ShapeInfo, infer_shapes
-from .weights import LayerWeights, check_weights, read_npz, save_weights, seeded_uniform, seeded_weights
+from .weights import (LayerWeights, check_weights, read_npz, save_weights, seeded_uniform, seeded_weights,
+                      write_atomically)
 
 __all__ = ["Model", "Profile", "ProfileRow", "load"]
 
@@ -56,8 +69,12 @@ Size = Union[None, Sequence[int], Mapping[str, Sequence[int]]]
 Resize = Callable[[Mapping[str, tuple[int, ...]]], tuple[Mapping[str, Any], Mapping[str, Any]]]
 Sizes = tuple[tuple[int, ...], ...]  # the per-sample shape of each input layer, in the config's order
 
-# Arenas kept (one per input size, batch size and set of requested tensors): the latest few.
+# Arena pools kept (one per input size, batch size and set of requested tensors): the latest few.
 _PLANS_KEPT = 4
+# Idle arenas (each with its bound steps) one pool keeps: one per caller that ran at once, up to a few.
+_IDLE_PER_PLAN = 4
+# Idle arenas kept in all pools together, the least recently used pools' first out.
+_IDLE_KEPT = 8
 # Variants kept besides the config's own (which always is).
 _VARIANTS_KEPT = 8
 # Layer types whose operator serves inputs of any size, so that one is built for every input size.
@@ -121,32 +138,47 @@ class _Step:
     out: np.ndarray
     strategy: str
     call: Optional[Callable[[int], object]] = None  # bound once when every source is in the arena
-    # A node reading a model input is bound to the caller's arrays of the last run, kept alive here so
-    # that their identity proves them unchanged: the same array again (a benchmark, a capture loop
-    # refilling one buffer) skips the argument checks, 4-6 us a node.
-    last_sources: Optional[list[np.ndarray]] = None
-    last_call: Optional[Callable[[int], object]] = None
 
     def run_on(self, sources: list[np.ndarray], threads: int) -> None:
+        """Run on the caller's arrays, bound for this run only (4-6 us a node): the model keeps no
+        reference to them once the run returns."""
         if self.kernel.bind is None:
             self.kernel.run(sources, self.out, threads)
-            return
-        if self.last_sources is None or any(a is not b for a, b in zip(sources, self.last_sources)):
-            self.last_call = self.kernel.bind(sources, self.out)
-            self.last_sources = sources
-        self.last_call(threads)
+        else:
+            self.kernel.bind(sources, self.out)(threads)
+
+
+@dataclass
+class _Pool:
+    """The arenas of one (variant, batch): its memory plan and strategies, computed once, and the
+    prepared arenas no run holds now (see :meth:`Model._prepared`)."""
+
+    variant: _Variant
+    batch: int
+    plan: MemoryPlan
+    strategies: list[str]
+    idle: list["_Prepared"] = field(default_factory=list)
 
 
 @dataclass
 class _Prepared:
-    variant: _Variant
-    plan: MemoryPlan
+    """One arena of a (variant, batch) with the steps bound to it, held by one run at a time."""
+
+    pool: _Pool
     arena: np.ndarray
     steps: list[_Step]
     outputs: dict[str, Union[str, np.ndarray]]  # by graph tensor
     # NCHW inputs transposed on every run go into these NHWC buffers, so that their readers are bound
     # once and the transpose writes memory that stays warm (a fresh 3 MB array cost page faults).
     inputs: dict[str, np.ndarray]
+
+    @property
+    def variant(self) -> _Variant:
+        return self.pool.variant
+
+    @property
+    def plan(self) -> MemoryPlan:
+        return self.pool.plan
 
 
 @dataclass(frozen=True)
@@ -193,10 +225,11 @@ class Model:
     input size or any other the layers allow.
 
     ``weights`` holds the original (unfolded) weights by layer and param, ``graph`` the nodes that run,
-    ``info`` the per-layer shapes, parameters and MACs (at the config's input size). Runs of one model
-    share its arenas, so runs from several Python threads take turns (a lock); for inference in
-    parallel, load one model per thread. ``resize`` (given by the ONNX importer) re-derives the config
-    and weights for other input shapes; without it only the input layers' shapes change.
+    ``info`` the per-layer shapes, parameters and MACs (at the config's input size). Several Python
+    threads may run one model at once, each on an arena of its own (see the module docstring): a
+    service runs N callers with ``threads=1`` each, or one caller with ``threads=N``. ``resize``
+    (given by the ONNX importer) re-derives the config and weights for other input shapes; without it
+    only the input layers' shapes change.
     """
 
     def __init__(self, config: Mapping[str, Any], *, weights: Union[None, str, Path, Mapping[str, Any]] = None,
@@ -206,6 +239,8 @@ class Model:
         self.info: ShapeInfo = infer_shapes(self.spec)
         self._strategy = strategy
         self._apply_strategy(self.spec, strategy)
+        # The file the weights came from, which save() must never overwrite.
+        self._weights_file: Optional[Path] = self._weights_path(weights, Path(base_dir))
         self.weights: LayerWeights = self._read_weights(weights, Path(base_dir))
         self._optimize = optimize
         self._resize = resize
@@ -217,11 +252,12 @@ class Model:
         self.kernels: dict[str, Kernel] = self._base.kernels
         self._nchw_inputs = self._base.nchw_inputs
         self.threads = resolve_threads(threads)
-        self._plans: OrderedDict[tuple, _Prepared] = OrderedDict()
-        self._lock = threading.RLock()  # re-entered: run -> _variant, summary -> plan
+        self._pools: OrderedDict[tuple, _Pool] = OrderedDict()
+        self._lock = threading.RLock()  # re-entered: plan -> _variant
         # Batch 1, the common case, is planned and bound now, and the OpenMP workers started: the first
         # run then costs what later ones do.
-        self._prepare(1)
+        with self._prepared(1):
+            pass
         start_threads(self.threads)
 
     def __repr__(self) -> str:
@@ -270,6 +306,12 @@ class Model:
                                  field="strategy")
             layer.attrs["strategy"] = value
 
+    def _weights_path(self, weights: Union[None, str, Path, Mapping[str, Any]], base_dir: Path) -> Optional[Path]:
+        """The ``.npz`` file the weights are read from, if any."""
+        if isinstance(weights, Mapping):
+            return None
+        return Path(weights) if weights is not None else (base_dir / self.spec.weights if self.spec.weights else None)
+
     def _read_weights(self, weights: Union[None, str, Path, Mapping[str, Any]], base_dir: Path,
                       info: Optional[ShapeInfo] = None) -> LayerWeights:
         info = info or self.info
@@ -278,8 +320,7 @@ class Model:
                     for name, array in params.items()}
             flat.update({key: array for key, array in weights.items() if not isinstance(array, Mapping)})
             return check_weights(flat, info.params, "the weights mapping")
-        path = Path(weights) if weights is not None else (
-            base_dir / self.spec.weights if self.spec.weights else None)
+        path = self._weights_path(weights, base_dir)
         if path is None:
             signals = {name: info.signals[layer.inputs[0]] for name, layer in self.spec.layers.items()
                        if layer.inputs}
@@ -438,15 +479,46 @@ class Model:
                                  field=_blame(node, exc)) from exc
         return strategies
 
-    def _prepare(self, batch: int, variant: Optional[_Variant] = None) -> _Prepared:
-        variant = variant or self._base
+    def _pool(self, batch: int, variant: _Variant) -> _Pool:
+        """The pool of (variant, batch), planned on first use; called with the lock held."""
         key = (variant.key, batch)
-        prepared = self._plans.get(key)
-        if prepared is not None:
-            self._plans.move_to_end(key)
-            return prepared
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = _Pool(variant, batch, plan_memory(variant.graph, batch),
+                                            self._strategies(variant, batch))
+            while len(self._pools) > _PLANS_KEPT:
+                self._pools.popitem(last=False)
+        self._pools.move_to_end(key)
+        return pool
+
+    @contextmanager
+    def _prepared(self, batch: int, variant: Optional[_Variant] = None) -> Iterator[_Prepared]:
+        """An arena of (variant, batch) with its bound steps, held by the caller for the ``with`` block:
+        an idle one of the pool, or a new one. Returned to the pool after, unless it is full."""
+        variant = variant or self._base
+        with self._lock:
+            pool = self._pool(batch, variant)
+            prepared = pool.idle.pop() if pool.idle else None
+        if prepared is None:
+            prepared = self._make_prepared(pool)
+        try:
+            yield prepared
+        finally:
+            with self._lock:
+                key = (variant.key, batch)
+                # A pool evicted meanwhile (and perhaps made again) no longer takes the arenas of its runs.
+                if self._pools.get(key) is pool and len(pool.idle) < _IDLE_PER_PLAN:
+                    pool.idle.append(prepared)
+                    self._pools.move_to_end(key)
+                    idle = sum(len(p.idle) for p in self._pools.values())
+                    for other in list(self._pools.values()):
+                        while idle > _IDLE_KEPT and other.idle:
+                            other.idle.pop(0)
+                            idle -= 1
+
+    def _make_prepared(self, pool: _Pool) -> _Prepared:
+        variant, batch, plan = pool.variant, pool.batch, pool.plan
         graph = variant.graph
-        plan = plan_memory(graph, batch)
         arena = aligned_empty(plan.arena_bytes // 4)
         # Touch every page now, when planning: the first run would otherwise take a page fault per 4 KiB.
         arena.fill(0.0)
@@ -457,7 +529,7 @@ class Model:
         views.update(inputs)
         steps = [_Step(node, variant.kernels[name], [views.get(src, src) for src in node.inputs], views[name],
                        strategy)
-                 for (name, node), strategy in zip(graph.nodes.items(), self._strategies(variant, batch))]
+                 for (name, node), strategy in zip(graph.nodes.items(), pool.strategies)]
         for step in steps:
             if step.kernel.bind is not None and not any(isinstance(s, str) for s in step.sources):
                 try:
@@ -466,19 +538,15 @@ class Model:
                     raise ModelError(f"cannot run on input shape {(batch, *step.node.in_shapes[0])}: {exc}",
                                      layer=step.node.layers[0], field=_blame(step.node, exc)) from exc
         outputs = {t: views.get(t, t) for t in graph.outputs.values()}
-        prepared = _Prepared(variant, plan, arena, steps, outputs, inputs)
-        self._plans[key] = prepared
-        while len(self._plans) > _PLANS_KEPT:
-            self._plans.popitem(last=False)
-        return prepared
+        return _Prepared(pool, arena, steps, outputs, inputs)
 
     def plan(self, batch: int = 1, size: Size = None) -> MemoryPlan:
         """The memory plan for ``batch`` samples at the config's input size, or at ``size`` ((H, W), or a
         dict of them by input); computed, not allocated, if that shape has not run."""
         with self._lock:
             variant = self._variant(self._sizes(size))
-            prepared = self._plans.get((variant.key, batch))
-        return prepared.plan if prepared is not None else plan_memory(variant.graph, batch)
+            pool = self._pools.get((variant.key, batch))
+        return pool.plan if pool is not None else plan_memory(variant.graph, batch)
 
     @property
     def memory_plan(self) -> MemoryPlan:
@@ -506,7 +574,8 @@ class Model:
         env, batch, sizes = {}, None, []
         for name, declared in zip(names, self._declared):
             array = np.asarray(given[name])
-            if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            check_input_dtype(f"model input {name!r}", array.dtype)
+            if not np.issubdtype(array.dtype, np.floating):
                 raise TypeError(f"model input {name!r}: expected real numbers, found dtype {array.dtype}")
             layout = self.spec.layers[name].attrs["layout"]
             size = _per_sample(array.shape, declared, layout)
@@ -585,8 +654,7 @@ class Model:
         threads = self.threads if threads is None else resolve_threads(threads)
         requested = self._requested(outputs)
         given, batch, sizes = self._bind(x)
-        with self._lock:
-            prepared = self._prepare(batch, self._variant(sizes, requested))
+        with self._prepared(batch, self._variant(sizes, requested)) as prepared:
             env = self._load(prepared, given, threads)
             self._execute(prepared, env, threads)
             result = self._collect(prepared, env, threads)
@@ -662,8 +730,7 @@ class Model:
         threads = self.threads if threads is None else resolve_threads(threads)
         given, batch, sizes = self._bind(self.example_input() if x is None else x)
         samples: list[list[float]] = []
-        with self._lock:
-            prepared = self._prepare(batch, self._variant(sizes))
+        with self._prepared(batch, self._variant(sizes)) as prepared:
             env = self._load(prepared, given, threads)
             for _ in range(warmup):
                 self._execute(prepared, env, threads)
@@ -686,14 +753,28 @@ class Model:
 
     def save(self, config_path: Union[str, Path]) -> None:
         """Write the config to ``config_path`` and the original (unfolded) weights beside it, as an
-        ``.npz`` with the config's stem; the config's ``weights`` field names that file."""
+        ``.npz`` with the config's stem; the config's ``weights`` field names that file.
+
+        Each file is written under a temporary name in its directory, then renamed over the target:
+        an interrupted save leaves the old files whole. A ``config_path`` ending in ``.npz``, or one
+        whose config or weights file is the weights file this model was loaded from, is a ValueError
+        (saving over the weights being saved would lose the model if anything went wrong)."""
         path = Path(config_path)
+        if path.suffix.lower() == ".npz":
+            raise ValueError(f"save: expected a config path (.json), found {str(path)!r}: the weights go beside "
+                             f"it, as {path.with_suffix('.npz').name} for {path.with_suffix('.json').name}")
         weights_path = path.with_suffix(".npz")
+        if self._weights_file is not None:
+            for target, what in ((path, "config"), (weights_path, "weights")):
+                if _same_file(target, self._weights_file):
+                    raise ValueError(f"save: the {what} file {str(target)!r} would overwrite {str(self._weights_file)!r}, "
+                                     f"the weights file this model was loaded from; save under another name")
         doc = copy.deepcopy(self.spec.document)
         doc["weights"] = weights_path.name
         path.parent.mkdir(parents=True, exist_ok=True)
         save_weights(weights_path, self.weights)
-        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        text = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+        write_atomically(path, lambda file: file.write(text))
 
 
 def _node_key(spec: ModelSpec, node: Node, padding: bool = True) -> tuple:
@@ -749,6 +830,14 @@ def _per_sample(shape: tuple[int, ...], declared: Shape, layout: str) -> Optiona
         return tuple(shape[1:]) if tuple(shape[1:]) == tuple(declared) else None
     h, w, c = shape[1:] if layout == "NHWC" else (shape[2], shape[3], shape[1])
     return (h, w, c) if c == declared[2] and h >= 1 and w >= 1 else None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (through links or relative parts too)."""
+    try:
+        return a.samefile(b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
 
 
 def _blame(node: Node, exc: Exception) -> Optional[str]:

@@ -33,10 +33,12 @@ from __future__ import annotations
 import hashlib
 import lzma
 import math
+import os
+import secrets
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import IO, Any, Callable, Mapping, Union
 
 import numpy as np
 
@@ -45,7 +47,7 @@ from .errors import ModelError
 from .layers import Param, Signal
 
 __all__ = ["LayerWeights", "check_weights", "read_npz", "save_weights", "seeded_array", "seeded_uniform",
-           "seeded_weights"]
+           "seeded_weights", "write_atomically"]
 
 LayerWeights = dict[str, dict[str, np.ndarray]]
 ParamTable = dict[str, dict[str, Param]]
@@ -175,6 +177,30 @@ def check_weights(arrays: Mapping[str, Any], params: ParamTable, source: str) ->
     return out
 
 
+def write_atomically(path: Union[str, Path], write: Callable[[IO[bytes]], None]) -> None:
+    """``write(file)`` into a new file beside ``path``, then rename it to ``path``: a reader (or a crash
+    part-way) sees the old file or the complete new one, never a part of it."""
+    path = Path(path)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            # Created as open() creates files (0o666 less the umask), unlike tempfile's private 0o600.
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def save_weights(path: Union[str, Path], weights: LayerWeights) -> None:
-    """Write ``weights`` as an ``.npz`` with one array per ``<layer>/<param>``."""
-    np.savez(path, **{f"{layer}/{name}": array for layer, ps in weights.items() for name, array in ps.items()})
+    """Write ``weights`` as an ``.npz`` with one array per ``<layer>/<param>`` (see :func:`write_atomically`)."""
+    arrays = {f"{layer}/{name}": array for layer, ps in weights.items() for name, array in ps.items()}
+    write_atomically(path, lambda file: np.savez(file, **arrays))
