@@ -8,6 +8,11 @@ Environment variables:
   PYCONV_NATIVE=1        also tune for the build machine's CPU (-march=native): the result may not run
                          on another CPU.
   PYCONV_DEBUG_CYTHON=1  bounds and wraparound checks on in every kernel (slow; for debugging).
+  PYCONV_SANITIZE=address,undefined
+                         build every extension and kernel library with these sanitizers (-O1 -g; for
+                         testing: Python must then run with the sanitizer runtime preloaded, see
+                         .ci/sanitize).  Build into a copy of the tree: objects left in build/ by another
+                         build would be reused.
 """
 import os
 import sys
@@ -72,6 +77,30 @@ def _native_args() -> list:
     return []
 
 
+SANITIZERS = ("address", "undefined")
+
+
+def _sanitize_args() -> list:
+    """Compile and link flags of PYCONV_SANITIZE's sanitizers (a comma-separated subset of SANITIZERS):
+    every finding aborts, frames are kept for readable reports."""
+    wanted = [s.strip() for s in os.environ.get("PYCONV_SANITIZE", "").split(",") if s.strip()]
+    if not wanted:
+        return []
+    unknown = sorted(set(wanted) - set(SANITIZERS))
+    if unknown:
+        sys.exit(f"pyconv: PYCONV_SANITIZE: unknown sanitizer {', '.join(unknown)} "
+                 f"(choose from {', '.join(SANITIZERS)})")
+    args = [f"-fsanitize={','.join(wanted)}", "-fno-omit-frame-pointer", "-g"]
+    if "undefined" in wanted:
+        # Python's own CFLAGS carry -fwrapv, under which signed overflow is defined and goes unchecked;
+        # the kernels must not depend on it.
+        args += ["-fno-sanitize-recover=undefined", "-fno-wrapv"]
+    if not _compiles("int main(void) { return 0; }", args):
+        sys.exit(f"pyconv: PYCONV_SANITIZE: the compiler rejects {' '.join(args)}")
+    print(f"pyconv: PYCONV_SANITIZE: building with {' '.join(args)}", file=sys.stderr)
+    return args
+
+
 def _target_arch() -> str:
     """The compiler's target (not the build machine's: a cross compiler's target is what counts)."""
     for arch, macro in (("x86_64", "__x86_64__"), ("aarch64", "__aarch64__")):
@@ -119,7 +148,9 @@ def _level_macros(levels: dict) -> list:
 
 
 openmp = _openmp_args()
-base_args = ["-O3", "-fno-math-errno", *_native_args()]
+sanitize = _sanitize_args()
+# A sanitized build trades speed for findings that point at source lines: -O1 keeps them exact.
+base_args = ["-O1" if sanitize else "-O3", "-fno-math-errno", *_native_args(), *sanitize]
 compile_args = [*base_args, *openmp]
 levels = _levels(_target_arch())
 level_macros = _level_macros(levels)
@@ -151,7 +182,7 @@ extensions = [
         [str(pyx.relative_to(HERE))],
         include_dirs=[np.get_include(), "pyconv", str(UKERNELS)],
         extra_compile_args=compile_args,
-        extra_link_args=openmp,
+        extra_link_args=[*openmp, *sanitize],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), *level_macros],
         depends=kernel_files + cython_interfaces,
     )

@@ -5,9 +5,9 @@ setup.py is executed with setuptools.setup() intercepted: its compiler probes ho
 compiler's target decides the levels, and the libraries (one per level, with that level's cflags and
 macros) and ext_modules come out exactly as a real build would use them.
 
-  python .ci/pyconv_build.py check OUT [--cc CC] [--ar AR] [--ldflag F ...]
+  python .ci/pyconv_build.py check OUT [--cc CC] [--ar AR] [--ldflag F ...] [--archives-from DIR]
   python .ci/pyconv_build.py extensions --sysroot DIR --numpy-include DIR [--cc CC] [--ar AR]
-Used by tests/test_ukernels.py (native) and .ci/aarch64 (cross).
+Used by tests/test_ukernels.py (native), .ci/sanitize (native, sanitized) and .ci/aarch64 (cross).
 """
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ def _macro_flags(macros) -> list:
 
 def _run(cmd: list) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # The compiler does not run under a sanitizer runtime the tests preload (see .ci/sanitize).
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(f"{shlex.join(cmd)}\n{proc.stdout}{proc.stderr}")
     return time.perf_counter() - start
@@ -124,15 +126,22 @@ def build_libraries(libraries: list, build: Path, cc: str, ar: str, base: list, 
 
 
 def build_check(out: Path, cc: str | None = None, ar: str | None = None, ldflags=(), tv: dict | None = None,
-                root: Path = ROOT) -> list:
+                root: Path = ROOT, archives_from: Path | None = None) -> list:
     """Compiles the micro-kernel test driver against every level's library, with the flags of
-    interpreter ``tv`` (None: this one); returns setup.py's libraries for the compiler's target."""
+    interpreter ``tv`` (None: this one); returns setup.py's libraries for the compiler's target.
+    ``archives_from``: link the libraries setup.py's build_clib left there (lib<name>.a, built with
+    the same flags by the same environment) instead of compiling them again."""
     cc = cc or os.environ.get("CC", "gcc")
     ar = ar or _sibling_tool(cc, "ar")
     base = interpreter_cflags(tv)
     libraries = definitions(root, cc)["libraries"]
-    build = out.parent / (out.name + ".build")
-    archives = build_libraries(libraries, build, cc, ar, base, root)
+    if archives_from is not None:
+        archives = [archives_from / f"lib{name}.a" for name, _ in libraries]
+        missing = [str(a) for a in archives if not a.exists()]
+        if missing:
+            raise FileNotFoundError(f"no kernel library {', '.join(missing)}")
+    else:
+        archives = build_libraries(libraries, out.parent / (out.name + ".build"), cc, ar, base, root)
     dispatch = dict(libraries)["pyconv_ukernels_dispatch"]   # baseline flags and the level macros
     _run([cc, *base, *_macro_flags(dispatch["macros"]), "-I", str(root / UKERNELS),
           str(root / "tests" / "ukernels" / "check_ukernels.c"), *dispatch["cflags"], *map(str, archives),
@@ -192,6 +201,8 @@ def main() -> None:
     check.add_argument("out", type=Path)
     check.add_argument("--ldflag", action="append", default=[])
     check.add_argument("--sysroot", type=Path, help="take the compile flags from this sysroot's Python")
+    check.add_argument("--archives-from", type=Path, help="link the kernel libraries found here (setup.py's "
+                       "build_clib output) instead of compiling them")
     ext = sub.add_parser("extensions", help="cross-compile the extensions in place")
     ext.add_argument("--sysroot", type=Path, required=True)
     ext.add_argument("--numpy-include", type=Path, required=True)
@@ -202,7 +213,7 @@ def main() -> None:
     ar = args.ar or _sibling_tool(args.cc, "ar")
     if args.what == "check":
         tv = target_vars(args.sysroot) if args.sysroot else None
-        levels = build_check(args.out, args.cc, ar, args.ldflag, tv)
+        levels = build_check(args.out, args.cc, ar, args.ldflag, tv, archives_from=args.archives_from)
         print(f"{args.out}: {', '.join(levels)}")
     else:
         build_extensions(args.sysroot, args.numpy_include, args.cc, ar)

@@ -2,10 +2,14 @@
 
 numpy's own allocations start 16 bytes past a cache line, so each 64-byte vector load of a channel run
 spans two lines: measured here, the depthwise kernel runs about 45% slower on such arrays.
+
+Under AddressSanitizer (the sanitized test builds, .ci/sanitize) the slack around each array is
+poisoned, so that a kernel's access just before or past the array is reported, not absorbed by the slack.
 """
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -14,12 +18,37 @@ __all__ = ["ALIGN", "aligned_empty", "aligned_zeros"]
 ALIGN = 64
 
 
+def _asan_poison():
+    """AddressSanitizer's ``__asan_poison_memory_region(address, size)`` when its runtime is preloaded
+    into this process, else None."""
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        return None
+    import ctypes
+    poison = getattr(ctypes.CDLL(None), "__asan_poison_memory_region", None)
+    if poison is not None:
+        poison.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        poison.restype = None
+    return poison
+
+
+_POISON = _asan_poison()
+# numpy keeps freed buffers under this many bytes for its next allocations of the same size, where
+# poisoned slack would outlive the array: poisoned buffers are never that small.
+_NUMPY_CACHED_BYTES = 1024
+
+
 def aligned_empty(shape) -> np.ndarray:
     """An uninitialised C-contiguous float32 array whose data starts on a 64-byte boundary."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     count = math.prod(shape)
-    raw = np.empty(count + ALIGN // 4, dtype=np.float32)
+    total = count + ALIGN // 4
+    if _POISON is not None:
+        total = max(total, _NUMPY_CACHED_BYTES // 4)
+    raw = np.empty(total, dtype=np.float32)
     start = (-raw.ctypes.data % ALIGN) // 4
+    if _POISON is not None:
+        _POISON(raw.ctypes.data, start * 4)
+        _POISON(raw.ctypes.data + (start + count) * 4, (total - start - count) * 4)
     return raw[start:start + count].reshape(shape)
 
 

@@ -78,8 +78,15 @@ static inline int pyconv_valid_panel(ptrdiff_t nrp) {
 }
 
 static inline void *pyconv_aligned_alloc(size_t bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+    /* Exactly the bytes asked for, so that AddressSanitizer reports an access past them (aligned_alloc
+     * wants a size rounded up to the alignment, whose slack it would take as the buffer's). */
+    void *p = NULL;
+    return posix_memalign(&p, PYCONV_ALIGN, bytes ? bytes : 1) == 0 ? p : NULL;
+#else
     size_t rounded = (bytes + PYCONV_ALIGN - 1) / PYCONV_ALIGN * PYCONV_ALIGN;
     return aligned_alloc(PYCONV_ALIGN, rounded ? rounded : PYCONV_ALIGN);
+#endif
 }
 
 /* Prefetch the n floats from p, for reading, into every cache level: one hint per 64-byte line.  For

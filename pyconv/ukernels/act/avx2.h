@@ -6,6 +6,7 @@
 
 #include <immintrin.h>
 
+#include "asan_x86.h"
 #include "../common.h"
 
 static inline __m256 pyconv_act__avx2(__m256 v, int act) {

@@ -5,6 +5,7 @@
 
 #include <immintrin.h>
 
+#include "asan_x86.h"
 #include "../common.h"
 
 static inline __m512 pyconv_act__avx512(__m512 v, int act) {
