@@ -66,8 +66,8 @@ def select(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int
     The thresholds come from timing every strategy on MobileNet/Xception-like layers on an AVX-512
     machine: the direct GEMM reaches 200-250 GFLOP/s per core, so Winograd's transforms only pay off
     once the channel counts make its GEMMs long (>= 192 channels each way); im2col's copy never paid
-    for itself (3-channel first layers: direct 126 GFLOP/s per core with row taps, im2col 95), so it
-    is there on request only.
+    for itself (3-channel first layers: direct 126 GFLOP/s per core with row taps, im2col 95; the
+    few-channel kernel has since replaced the row taps there), so it is there on request only.
     """
     cg, og = c_in // groups, c_out // groups
     pixels = out_hw[0] * out_hw[1]
