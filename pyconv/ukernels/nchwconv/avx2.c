@@ -84,36 +84,17 @@ pyconv_nchw_tile(const ptrdiff_t S, size_t mr, size_t nr, size_t nrp, size_t K, 
     if (mr > 6) pyconv_nchw_rows(S, 6, mr - 6, nr, nrp, K, a, off, b, c, ldc, bias, act);
 }
 
-static void pyconv_nchw_s1(size_t mr, size_t nr, size_t nrp, size_t K, const float *const *a, ptrdiff_t off,
-                           const float *b, float *c, size_t ldc, const float *bias, int act) {
-    pyconv_nchw_tile(1, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
-}
-
-static void pyconv_nchw_s2(size_t mr, size_t nr, size_t nrp, size_t K, const float *const *a, ptrdiff_t off,
-                           const float *b, float *c, size_t ldc, const float *bias, int act) {
-    pyconv_nchw_tile(2, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
-}
-
-static void pyconv_nchw_s3(size_t mr, size_t nr, size_t nrp, size_t K, const float *const *a, ptrdiff_t off,
-                           const float *b, float *c, size_t ldc, const float *bias, int act) {
-    pyconv_nchw_tile(3, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
-}
-
-static void pyconv_nchw_s6(size_t mr, size_t nr, size_t nrp, size_t K, const float *const *a, ptrdiff_t off,
-                           const float *b, float *c, size_t ldc, const float *bias, int act) {
-    pyconv_nchw_tile(6, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
-}
-
-/* S = 3 and 6: an RGB image read in place in NHWC at stride 1 and 2. */
+/* S = 3 and 6: an RGB image read in place in NHWC at stride 1 and 2.  The tile is always inlined, so
+ * each literal S below gets its own copy with immediate offsets. */
 void pyconv_nchwconv__avx2(PYCONV_NCHWCONV_ARGS) {
     if (S == 1)
-        pyconv_nchw_s1(mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+        pyconv_nchw_tile(1, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
     else if (S == 2)
-        pyconv_nchw_s2(mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+        pyconv_nchw_tile(2, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
     else if (S == 6)
-        pyconv_nchw_s6(mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+        pyconv_nchw_tile(6, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
     else if (S == 3)
-        pyconv_nchw_s3(mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
+        pyconv_nchw_tile(3, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
     else
         pyconv_nchw_tile(S, mr, nr, nrp, K, a, off, b, c, ldc, bias, act);
 }
