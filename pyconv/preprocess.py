@@ -25,7 +25,7 @@ torchvision, timm and Keras do when handed PIL images; channel means and stds ar
 :func:`preprocess` turns one PIL image (or ``(H, W, 3)`` uint8 array) into a float32 ``(H, W, C)`` or
 ``(C, H, W)`` array, no batch axis; :func:`load_image` decodes a file first (EXIF orientation applied,
 converted to RGB) and raises :class:`ImageError` naming the file when it cannot. :func:`model_input`
-reads the layout and square size a :class:`~pyconv.graph.Model` input expects, and :func:`model_preset`
+reads the layout and size a :class:`~pyconv.graph.Model` input expects, and :func:`model_preset`
 the preset its config names (``metadata.preprocess``, see docs/model-format.md). Pillow is an optional
 dependency: ``pip install "pyconv[image]"``.
 """
@@ -53,10 +53,18 @@ _IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 _LAYOUTS = ("NHWC", "NCHW")
 
 
-def _check_size(size: Any) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size must be a positive int, found {size!r}")
-    return int(size)
+Size = Union[int, tuple[int, int]]
+
+
+def _check_size(size: Any) -> Size:
+    def positive(n: Any) -> bool:
+        return not isinstance(n, bool) and isinstance(n, (int, np.integer)) and n >= 1
+
+    if positive(size):
+        return int(size)
+    if isinstance(size, (tuple, list)) and len(size) == 2 and all(positive(n) for n in size):
+        return int(size[0]), int(size[1])
+    raise ValueError(f"size must be a positive int (or an (H, W) pair), found {size!r}")
 
 
 class ImageError(ValueError):
@@ -78,6 +86,8 @@ class Preset:
     ``interpolation``: ``"bilinear"`` or ``"bicubic"`` (Pillow's, antialiased when shrinking).
     ``channels``: ``"RGB"`` or ``"BGR"``, the output channel order. The output is
     ``(pixel - mean) / std`` per channel, pixels in 0-255, ``mean`` and ``std`` in the output order.
+    ``size`` may also be an ``(H, W)`` pair: stretched to it, or cropped to it after the shorter side
+    is scaled to ``floor(max(H, W) / crop_fraction)``.
     """
 
     name: str
@@ -87,7 +97,7 @@ class Preset:
     mean: tuple[float, float, float] = _IMAGENET_MEAN
     std: tuple[float, float, float] = _IMAGENET_STD
     channels: str = "RGB"
-    size: int = 224
+    size: Size = 224
 
     def __post_init__(self) -> None:
         if self.resize not in ("shorter", "stretch"):
@@ -101,19 +111,23 @@ class Preset:
             raise ValueError(f"preset {self.name!r}: channels must be 'RGB' or 'BGR', found {self.channels!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError(f"preset {self.name!r}: mean and std need 3 values each, std positive")
-        _check_size(self.size)
+        object.__setattr__(self, "size", _check_size(self.size))
 
-    def at(self, size: int) -> "Preset":
+    def at(self, size: Size) -> "Preset":
         """This convention at another input size."""
         return dataclasses.replace(self, size=_check_size(size))
 
     @property
+    def output_size(self) -> tuple[int, int]:
+        """(H, W) of the output."""
+        return self.size if isinstance(self.size, tuple) else (self.size, self.size)
+
+    @property
     def resize_to(self) -> int:
-        """The shorter side's length before the crop (``"shorter"``), else ``size``."""
-        if self.resize == "stretch":
-            return self.size
+        """The shorter side's length before the crop (``"shorter"`` only)."""
+        side = max(self.output_size)
         # The 1e-9 keeps exact quotients (224 / 0.875 = 256) from flooring one short through rounding.
-        return max(self.size, math.floor(self.size / self.crop_fraction + 1e-9))
+        return max(side, math.floor(side / self.crop_fraction + 1e-9))
 
 
 PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
@@ -125,7 +139,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
 )})
 
 
-def resolve_preset(preset: Union[str, Preset], size: Optional[int] = None) -> Preset:
+def resolve_preset(preset: Union[str, Preset], size: Optional[Size] = None) -> Preset:
     """The :class:`Preset` named ``preset`` (or ``preset`` itself), at ``size`` where given."""
     if isinstance(preset, str):
         try:
@@ -147,10 +161,10 @@ def _pil() -> Any:
 
 
 def preprocess(image: Union["_PILImage.Image", np.ndarray], preset: Union[str, Preset] = "torchvision",
-               layout: str = "NHWC", size: Optional[int] = None) -> np.ndarray:
+               layout: str = "NHWC", size: Optional[Size] = None) -> np.ndarray:
     """One image as a model input: float32 ``(H, W, C)`` (``layout="NHWC"``) or ``(C, H, W)``
     (``"NCHW"``), no batch axis. ``image`` is a PIL image (converted to RGB) or an ``(H, W, 3)``
-    uint8 array; ``size`` overrides the preset's (224)."""
+    uint8 array; ``size`` overrides the preset's (224; an int, or an ``(H, W)`` pair)."""
     spec = resolve_preset(preset, size)
     if layout not in _LAYOUTS:
         raise ValueError(f"layout must be 'NHWC' or 'NCHW', found {layout!r}")
@@ -167,17 +181,18 @@ def preprocess(image: Union["_PILImage.Image", np.ndarray], preset: Union[str, P
     w, h = image.size
     if w < 1 or h < 1:
         raise ImageError(f"the image is empty ({w}x{h})")
+    out_h, out_w = spec.output_size
     if spec.resize == "stretch":
-        image = image.resize((spec.size, spec.size), resample)
+        image = image.resize((out_w, out_h), resample)
     else:
         # torchvision's Resize(int): the shorter side to the size, the longer scaled and truncated.
         short = spec.resize_to
         new_w, new_h = (short, max(1, int(short * h / w))) if w <= h else (max(1, int(short * w / h)), short)
         image = image.resize((new_w, new_h), resample)
         # torchvision's CenterCrop: offsets rounded half to even, as Python's round does.
-        top = int(round((new_h - spec.size) / 2.0))
-        left = int(round((new_w - spec.size) / 2.0))
-        image = image.crop((left, top, left + spec.size, top + spec.size))
+        top = int(round((new_h - out_h) / 2.0))
+        left = int(round((new_w - out_w) / 2.0))
+        image = image.crop((left, top, left + out_w, top + out_h))
     x = np.asarray(image, dtype=np.float32)
     if spec.channels == "BGR":
         x = x[..., ::-1]
@@ -186,7 +201,7 @@ def preprocess(image: Union["_PILImage.Image", np.ndarray], preset: Union[str, P
 
 
 def load_image(path: Union[str, "os.PathLike[str]", IO[bytes]], preset: Union[str, Preset] = "torchvision",
-               layout: str = "NHWC", size: Optional[int] = None) -> np.ndarray:
+               layout: str = "NHWC", size: Optional[Size] = None) -> np.ndarray:
     """Decode an image file (PNG, JPEG, ...; EXIF orientation applied, converted to RGB) and
     :func:`preprocess` it. An unreadable or corrupt file is an :class:`ImageError` naming it."""
     Image = _pil()
@@ -210,20 +225,18 @@ def load_image(path: Union[str, "os.PathLike[str]", IO[bytes]], preset: Union[st
     return preprocess(image, preset, layout, size)
 
 
-def model_input(model: "Model", name: Optional[str] = None) -> tuple[str, int]:
-    """The layout (``"NHWC"`` or ``"NCHW"``) and the square size of ``model``'s image input ``name``
-    (the only input by default), to pass to :func:`preprocess` or :func:`load_image`."""
+def model_input(model: "Model", name: Optional[str] = None) -> tuple[str, Size]:
+    """The layout (``"NHWC"`` or ``"NCHW"``) and the size of ``model``'s image input ``name`` (the only
+    input by default; an int when square, else ``(H, W)``), to pass to :func:`preprocess` or
+    :func:`load_image`."""
     name = name or model.input_names[0]
     layout = model.spec.layers[name].attrs["layout"]
     shape = model.info.outputs[name]
     if len(shape) != 3 or shape[2] != 3:
         raise ImageError(f"input {name!r} is {list(shape)} (H, W, C), not an RGB image",
                          hint="preprocess images only for 3-channel image inputs")
-    h, w = shape[0], shape[1]
-    if h != w:
-        raise ImageError(f"input {name!r} is {h}x{w}; the presets make square images",
-                         hint="pyconv models run at other sizes too: pass size= (the crop) explicitly")
-    return layout, int(h)
+    h, w = int(shape[0]), int(shape[1])
+    return layout, (h if h == w else (h, w))
 
 
 def model_preset(model: "Model") -> Optional[str]:

@@ -123,8 +123,8 @@ def test_presets_at_a_model_input_size(name, size):
     want, level = reference(name, pixels, size)
     assert ours.shape == (size, size, 3)
     assert (np.abs(ours - want) / level).max() <= 1.0 + 1e-3
-    assert PRESETS[name].at(size).resize_to == (size if PRESETS[name].resize == "stretch" else
-                                                math.floor(size / 0.875))
+    if PRESETS[name].resize == "shorter":
+        assert PRESETS[name].at(size).resize_to == math.floor(size / 0.875)
 
 
 def test_torchvision_resizes_to_256_then_crops_224():
@@ -233,5 +233,20 @@ def test_model_input_gives_layout_and_size():
     assert model_preset(load(toy("NHWC"))) is None
     with pytest.raises(ImageError, match="not an RGB image"):
         model_input(load(toy("NHWC", c=1)))
-    with pytest.raises(ImageError, match="40x30"):
-        model_input(load(toy("NHWC", 40, 30)))
+    assert model_input(load(toy("NHWC", 40, 30))) == ("NHWC", (40, 30))
+
+
+@pytest.mark.parametrize("name", ["keras", "torchvision"])
+def test_non_square_sizes(name):
+    """(H, W): stretched to it, or the shorter side to floor(max(H, W) / 0.875) and a centre crop."""
+    pixels = PHOTOS["chelsea"]
+    ours = preprocess(PIL_Image.fromarray(pixels), name, size=(40, 30))
+    assert ours.shape == (40, 30, 3)
+    if name == "keras":
+        want = tensor_resize(pixels, 40, 30, "bilinear") / 127.5 - 1
+        assert np.abs(ours - want).max() <= 1 / 127.5 + 1e-5
+    else:
+        resized = tensor_resize(pixels, 45, int(45 * 451 / 300), "bilinear")   # floor(40 / 0.875) = 45
+        left = int(round((int(45 * 451 / 300) - 30) / 2.0))
+        want = (resized[2:42, left:left + 30] / 255 - IMAGENET_MEAN) / IMAGENET_STD
+        assert (np.abs(ours - want) * IMAGENET_STD * 255).max() <= 1 + 1e-3
