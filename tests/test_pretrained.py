@@ -39,9 +39,8 @@ def cat(model) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def reference_net():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     lite = pytest.importorskip("efficientnet_lite_pytorch")
-    torch.manual_seed(0)
     return lite.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(ENTRY.checkpoint())).eval()
 
 
