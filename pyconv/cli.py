@@ -37,8 +37,8 @@ import numpy as np
 from .dashboard.command import add_arguments as _dashboard_arguments
 from .dashboard.command import run as _dashboard
 from .graph import Model, ModelError, load
-from .machine import measure as _measure_peak
 from .labels import imagenet_labels, model_labels
+from .machine import measure as _measure_peak
 from .onnx import from_onnx
 from .preprocess import PRESETS, ImageError, load_image, model_input, model_preset
 from .pretrained import PRETRAINED, load_pretrained
