@@ -134,21 +134,34 @@ class InMemoryWeights(Weights):
     """Weights given as arrays (checked by :func:`check_weights`), held as they are; or, with ``again``
     (a way to make them all again, such as converting an imported file once more), each handed out
     once and then forgotten, so that a model building its operators from them lets each go as it is
-    packed; the arrays asked for later come from ``again``."""
+    packed; the arrays asked for later come from ``again``. Handed out once, an array is made
+    C-contiguous float32 and checked finite only then: a view (an ONNX kernel transposed) is copied
+    when its operator is built, not all of them at once beside the arrays they view."""
 
     fresh = False
 
     def __init__(self, arrays: Mapping[str, Any], params: ParamTable, source: str,
                  again: Optional[Callable[[], Mapping[str, Any]]] = None) -> None:
         super().__init__(params, source)
-        self._arrays = check_weights(flat_weights(arrays), params, source)
         self._again = again
+        if again is None:
+            self._arrays = check_weights(flat_weights(arrays), params, source)
+            return
+        self._arrays = {}
+        for key, value in flat_weights(arrays).items():
+            array = np.asarray(value)
+            layer, name = _check_entry(key, array.shape, array.dtype, params, source)
+            self._arrays.setdefault(layer, {})[name] = array
+        _check_complete({(layer, name) for layer, ps in self._arrays.items() for name in ps}, params, source)
 
     def array(self, layer: str, name: str) -> np.ndarray:
         if self._again is None:
             return self._arrays[layer][name]
         held = self._arrays.get(layer, {})
-        return held.pop(name) if name in held else self.at_once().array(layer, name)
+        if name not in held:
+            return self.at_once().array(layer, name)
+        value = held.pop(name)
+        return _checked_array(f"{layer}/{name}", value, value.shape, self.source, layer, name)
 
     def at_once(self) -> Weights:
         if self._again is None:
@@ -211,7 +224,7 @@ class NpzWeights(Weights):
             except _UNREADABLE as exc:
                 raise ModelError(f"expected an .npz archive of arrays of numbers, found an unreadable array in "
                                  f"{self.source} ({exc})", field="weights") from None
-        _check_complete({layer for layer, _ in self._members}, set(self._members), params, self.source)
+        _check_complete(set(self._members), params, self.source)
 
     def _stat(self) -> tuple[int, int]:
         st = self.path.stat()
@@ -296,7 +309,9 @@ def _check_entry(key: str, shape: tuple[int, ...], dtype: np.dtype, params: Para
 
 def _checked_array(key: str, value: Any, want: tuple[int, ...], source: str, layer: str, name: str) -> np.ndarray:
     """Array ``value`` (already checked by :func:`_check_entry`) as C-contiguous float32, all finite."""
-    array = np.ascontiguousarray(value, dtype=np.float32)
+    array = np.asarray(value)
+    if not (array.dtype == np.float32 and array.flags.c_contiguous):
+        array = _copy_mapped(array)
     bad = array.size - int(np.isfinite(array).sum())
     if bad:
         raise ModelError(f"weight {key!r} in {source}: expected finite values, found {bad} NaN or "
@@ -304,7 +319,14 @@ def _checked_array(key: str, value: Any, want: tuple[int, ...], source: str, lay
     return array
 
 
-def _check_complete(layers: set[str], found: set[tuple[str, str]], params: ParamTable, source: str) -> None:
+def _copy_mapped(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous float32 copy of ``array``, mapped if large (see :mod:`pyconv.memory`)."""
+    out = aligned_empty(array.shape, mapped=True)
+    out[...] = array
+    return out
+
+
+def _check_complete(found: set[tuple[str, str]], params: ParamTable, source: str) -> None:
     for layer, ps in params.items():
         for name, p in ps.items():
             if (layer, name) not in found:
@@ -320,7 +342,7 @@ def check_weights(arrays: Mapping[str, Any], params: ParamTable, source: str) ->
         array = np.asarray(value)
         layer, name = _check_entry(key, array.shape, array.dtype, params, source)
         out.setdefault(layer, {})[name] = _checked_array(key, array, array.shape, source, layer, name)
-    _check_complete(set(out), {(layer, name) for layer, ps in out.items() for name in ps}, params, source)
+    _check_complete({(layer, name) for layer, ps in out.items() for name in ps}, params, source)
     return out
 
 

@@ -46,6 +46,7 @@ from ..activations import FUNCTIONS
 from ..graph.errors import ModelError
 from ..graph.layers import LAYER_TYPES, Shape
 from ..graph.shapes import check_size
+from ..memory import return_free_memory
 from .patterns import fuse_patterns
 from .reader import (BATCH, FOLDABLE, GraphInput, OnnxGraph, OnnxImportError, OnnxNode, Source, constant_value,
                      fold, read_model)
@@ -226,7 +227,10 @@ class Context:
         check_size(name, type, normalized, self.shapes[name])
         self.layers.append({"name": name, "type": type, **({"inputs": list(inputs)} if inputs else {}), **attrs})
         for param, array in (weights or {}).items():
-            self.weights[f"{name}/{param}"] = np.ascontiguousarray(array, dtype=np.float32)
+            # Kept as given when float32, a view of an initializer included: the model copies each when
+            # it builds that operator, so the initializers and their converted copies never coexist whole.
+            array = np.asarray(array)
+            self.weights[f"{name}/{param}"] = array if array.dtype == np.float32 else array.astype(np.float32)
         return name
 
     def emit(self, node: OnnxNode, type: str, inputs: Sequence[Tensor], attrs: dict[str, Any],
@@ -504,6 +508,7 @@ def from_onnx(path_or_bytes: Union[str, Path, bytes], *, threads: Optional[int] 
     from ..graph.model import Model
 
     graph = read_model(path_or_bytes)
+    return_free_memory()  # the parsed file's, before the weights are converted and packed
     name = _model_name(graph, path_or_bytes)
     config, weights = onnx_to_config(graph, name, input_shape)
     resize = _Reconversion(graph, name, config)

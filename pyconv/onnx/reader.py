@@ -27,6 +27,7 @@ import numpy as np
 
 from ..graph import shapes
 from ..graph.errors import ModelError
+from ..memory import aligned_empty
 
 __all__ = ["BATCH", "GraphInput", "OnnxGraph", "OnnxImportError", "OnnxNode", "fold", "FOLDABLE", "read_model"]
 
@@ -150,9 +151,16 @@ def _to_array(tensor: Any, what: str) -> np.ndarray:
     if data_type == onnx.TensorProto.UNDEFINED or data_type not in onnx.TensorProto.DataType.values():
         raise OnnxImportError(f"{what}: unknown data type {data_type}", hint="the file may be damaged")
     try:
-        return onnx.numpy_helper.to_array(tensor)
+        array = onnx.numpy_helper.to_array(tensor)
     except (ValueError, TypeError, OSError) as exc:
         raise OnnxImportError(f"{what} cannot be read: {exc}", hint="the file may be truncated") from None
+    if array.dtype == np.float32 and array.size:
+        # Weights are mapped, not taken from the heap: each is freed to the OS as soon as the model has
+        # packed it, however the parsed file's memory fragmented the heap (see pyconv.memory).
+        mapped = aligned_empty(array.shape, mapped=True)
+        mapped[...] = array
+        return mapped
+    return array
 
 
 def _check_text(message: Any, where: str) -> None:
