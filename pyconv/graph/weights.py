@@ -1,4 +1,6 @@
-"""Model weights: read and check an ``.npz``, write one, or generate deterministic seeded weights.
+"""Model weights: where a model's original weights come from (:class:`Weights`: an ``.npz`` read array
+by array, seeded weights generated array by array, a mapping given), how an ``.npz`` is checked and
+written, and how seeded weights are generated, deterministically.
 
 An ``.npz`` holds one array per ``<layer>/<param>``. Without one, every array is generated from
 ``(seed, layer name, param name)`` and the config alone, so the same config gives bit-identical

@@ -253,7 +253,7 @@ def build_twin(config: dict, weights, io_layout: str | None = None):
 
     ``config`` is a config dict or the path of a JSON config. ``weights`` maps ``<layer>/<param>`` to
     arrays in pyconv's layouts (an ``np.load``-ed ``.npz`` will do), or is nested
-    ``{layer: {param: array}}`` as ``pyconv.graph.Model.weights`` holds them. ``forward(x)`` takes the batch
+    ``{layer: {param: array}}`` as ``pyconv.graph.Model.weights`` gives them. ``forward(x)`` takes the batch
     in the input layer's layout and returns 4-D outputs in the config's ``output_layout``;
     ``io_layout`` (``"NCHW"`` or ``"NHWC"``) overrides both. It returns one tensor per config output
     (a tuple when there are several); ``module.output_names`` lists them.
