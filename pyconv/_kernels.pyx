@@ -748,6 +748,72 @@ cdef pyconv_dw_geom _dw_geom(const float[:, :, :, ::1] x, const float[:, ::1] w,
     return g
 
 
+cdef class DepthwisePlan:
+    """``depthwise_conv2d`` with its arguments checked once (see :class:`DirectPlan`)."""
+    cdef pyconv_dw_geom g
+    cdef object keep
+    cdef ptrdiff_t N, OH
+    cdef const float *x
+    cdef const float *w
+    cdef const float *bias
+    cdef float *y
+    cdef act_spec act
+
+    def run(self, int threads):
+        check_threads(threads)
+        if self.N == 0 or self.OH == 0 or self.g.OW == 0:
+            return
+        _depthwise_run(self, threads)
+
+
+def depthwise_plan(const float[:, :, :, ::1] x, const float[:, ::1] w, const float[::1] bias,
+                   float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
+                   act, int in_act=0):
+    """The plan of ``depthwise_conv2d(x, ..., act, threads, in_act)``, for any thread count."""
+    cdef DepthwisePlan plan = DepthwisePlan.__new__(DepthwisePlan)
+    plan.N, plan.OH = x.shape[0], y.shape[1]
+    plan.g.OW = y.shape[2]
+    plan.keep = (x, w, bias, y)
+    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
+        return plan
+    plan.g = _dw_geom(x, w, y, kh, kw, sh, sw, dh, dw, pt, pl, in_act)
+    if y.shape[0] != x.shape[0] or y.shape[3] != plan.g.C or (bias is not None and bias.shape[0] != plan.g.C):
+        raise ValueError(f"depthwise output {tuple(y.shape)} or bias does not match x {tuple(x.shape)}")
+    plan.x, plan.w, plan.bias, plan.y = &x[0, 0, 0, 0], &w[0, 0], _opt_ptr(bias), &y[0, 0, 0, 0]
+    plan.act = act_spec_of(act)
+    return plan
+
+
+cdef void _depthwise_run(DepthwisePlan plan, int threads) except *:
+    cdef pyconv_dw_geom *g = &plan.g
+    cdef ptrdiff_t N = plan.N, OH = plan.OH
+    cdef ptrdiff_t rows = N * OH, blocks = _cdiv(g.C, 32)
+    cdef ptrdiff_t chunks, blocks_per_chunk
+    _chunking(rows, blocks, threads, &chunks, &blocks_per_chunk)
+    cdef ptrdiff_t chunk = blocks_per_chunk * 32
+    cdef ptrdiff_t xstride = g.H * g.W * g.C, ystride = OH * g.OW * g.C
+    cdef const float *xp = plan.x
+    cdef const float *wp = plan.w
+    cdef const float *bp = plan.bias
+    cdef float *yp = plan.y
+    cdef int nt = _team(threads, rows * chunks, <double>N * OH * g.OW * g.C * g.KH * g.KW)
+    cdef ptrdiff_t u, row, c0
+    cdef const pyconv_ukernels *k = uk
+    cdef act_spec a = plan.act
+    with nogil:
+        for u in prange(rows * chunks, schedule="static", num_threads=nt):
+            row = u // chunks
+            c0 = (u % chunks) * chunk
+            k.dwconv_row(g, xp + (row // OH) * xstride, wp, bp,
+                         yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, row % OH, 0, g.OW,
+                         c0, min(c0 + chunk, g.C), a.fused)
+            if chunks == 1:
+                act_rows(k, &a, yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, 1, g.OW * g.C, 0)
+            else:
+                act_rows(k, &a, yp + (row // OH) * ystride + (row % OH) * g.OW * g.C + c0, g.OW,
+                         min(chunk, g.C - c0), g.C)
+
+
 def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const float[::1] bias,
                      float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
                      act, int threads, int in_act=0):
@@ -759,37 +825,7 @@ def depthwise_conv2d(const float[:, :, :, ::1] x, const float[:, ::1] w, const f
     to keep every thread busy (7x7x1024).
     """
     check_threads(threads)
-    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
-        return
-    cdef pyconv_dw_geom g = _dw_geom(x, w, y, kh, kw, sh, sw, dh, dw, pt, pl, in_act)
-    if y.shape[0] != x.shape[0] or y.shape[3] != g.C or (bias is not None and bias.shape[0] != g.C):
-        raise ValueError(f"depthwise output {tuple(y.shape)} or bias does not match x {tuple(x.shape)}")
-    cdef ptrdiff_t N = x.shape[0], OH = y.shape[1]
-    cdef ptrdiff_t rows = N * OH, blocks = _cdiv(g.C, 32)
-    cdef ptrdiff_t chunks, blocks_per_chunk
-    _chunking(rows, blocks, threads, &chunks, &blocks_per_chunk)
-    cdef ptrdiff_t chunk = blocks_per_chunk * 32
-    cdef ptrdiff_t xstride = g.H * g.W * g.C, ystride = OH * g.OW * g.C
-    cdef const float *xp = &x[0, 0, 0, 0]
-    cdef const float *wp = &w[0, 0]
-    cdef const float *bp = _opt_ptr(bias)
-    cdef float *yp = &y[0, 0, 0, 0]
-    cdef int nt = _team(threads, rows * chunks, <double>N * OH * g.OW * g.C * kh * kw)
-    cdef ptrdiff_t u, row, c0
-    cdef const pyconv_ukernels *k = uk
-    cdef act_spec a = act_spec_of(act)
-    with nogil:
-        for u in prange(rows * chunks, schedule="static", num_threads=nt):
-            row = u // chunks
-            c0 = (u % chunks) * chunk
-            k.dwconv_row(&g, xp + (row // OH) * xstride, wp, bp,
-                         yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, row % OH, 0, g.OW,
-                         c0, min(c0 + chunk, g.C), a.fused)
-            if chunks == 1:
-                act_rows(k, &a, yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, 1, g.OW * g.C, 0)
-            else:
-                act_rows(k, &a, yp + (row // OH) * ystride + (row % OH) * g.OW * g.C + c0, g.OW,
-                         min(chunk, g.C - c0), g.C)
+    depthwise_plan(x, w, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, act, in_act).run(threads)
 
 
 # ---------------------------------------------------------------------------------------- few input channels
@@ -884,23 +920,28 @@ cdef void _rows_unit(const rows_geom *g, ptrdiff_t unit, float *rows, float *edg
             _rows_tile(g, ptrs + g.K, g.SW, 0, mr, y + ow0 * g.CO)
 
 
-def conv2d_few_channels(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
-                        float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
-                        act, int threads, bint channels_first):
-    """An ungrouped convolution of an input with few channels (a model's first layer, an RGB image), in
-    NHWC or, with ``channels_first``, in NCHW (a model's NCHW input then needs no transpose); writes
-    NHWC.  In NHWC a tap would be only a few floats long, too short for the GEMM's row pointers: here
-    a tap is one input channel at one kernel position, and the micro-kernel reads its pixels in place,
-    a stride apart.
+cdef class RowsPlan:
+    """``conv2d_few_channels`` with its arguments checked once (see :class:`DirectPlan`)."""
+    cdef rows_geom g
+    cdef object keep
+    cdef ptrdiff_t units
 
-    x: (N, H, W, C) IN, or (N, C, H, W) with ``channels_first``; packed: (1, P, C*KH*KW, NR) IN, rows
-    in (c, kh, kw) order (``packing.pack_channel_rows``); bias: (C_out,) or None;
-    y: (N, OH, OW, C_out) OUT; pt, pl: top and left pads; act as conv2d_direct.  Work unit: one output
-    row.
-    """
-    check_threads(threads)
+    def run(self, int threads):
+        check_threads(threads)
+        if self.units == 0:
+            return
+        _rows_run(self.g, self.units, threads)
+
+
+def few_channels_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
+                      float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
+                      act, bint channels_first):
+    """The plan of ``conv2d_few_channels(x, ..., act, threads, channels_first)``, for any thread count."""
+    cdef RowsPlan plan = RowsPlan.__new__(RowsPlan)
+    plan.keep = (x, packed, bias, y)
+    plan.units = 0
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
-        return
+        return plan
     cdef rows_geom g
     if channels_first:
         g.C, g.H, g.W = x.shape[1], x.shape[2], x.shape[3]
@@ -928,8 +969,13 @@ def conv2d_few_channels(const float[:, :, :, ::1] x, const float[:, :, :, ::1] p
     g.WP = (_cdiv(g.OW, PYCONV_ROWS_MR) - 1) * PYCONV_ROWS_MR * g.SW + g.SPAN
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &y[0, 0, 0, 0], act_spec_of(act)
     g.bias = _opt_ptr(bias)
+    plan.g = g
+    plan.units = x.shape[0] * g.OH
+    return plan
+
+
+cdef void _rows_run(rows_geom g, ptrdiff_t units, int threads) except *:
     g.uk = uk
-    cdef ptrdiff_t units = x.shape[0] * g.OH
     cdef int nt = _team(threads, units, <double>units * g.OW * g.CO * g.K)
     cdef ptrdiff_t u, k
     cdef float *rows
@@ -954,6 +1000,24 @@ def conv2d_few_channels(const float[:, :, :, ::1] x, const float[:, :, :, ::1] p
         free(edge)
         free(ptrs)
     _check_alloc(failed)
+
+
+def conv2d_few_channels(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const float[::1] bias,
+                        float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl,
+                        act, int threads, bint channels_first):
+    """An ungrouped convolution of an input with few channels (a model's first layer, an RGB image), in
+    NHWC or, with ``channels_first``, in NCHW (a model's NCHW input then needs no transpose); writes
+    NHWC.  In NHWC a tap would be only a few floats long, too short for the GEMM's row pointers: here
+    a tap is one input channel at one kernel position, and the micro-kernel reads its pixels in place,
+    a stride apart.
+
+    x: (N, H, W, C) IN, or (N, C, H, W) with ``channels_first``; packed: (1, P, C*KH*KW, NR) IN, rows
+    in (c, kh, kw) order (``packing.pack_channel_rows``); bias: (C_out,) or None;
+    y: (N, OH, OW, C_out) OUT; pt, pl: top and left pads; act as conv2d_direct.  Work unit: one output
+    row.
+    """
+    check_threads(threads)
+    few_channels_plan(x, packed, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, act, channels_first).run(threads)
 
 
 # ---------------------------------------------------------------------------------------------- separable

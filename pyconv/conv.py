@@ -263,6 +263,24 @@ class Conv2D:
         self._weights("gemm" if kernel == "im2col" else kernel)
         direct = (_kernels.direct_plan(x, self._weights("gemm"), b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act,
                                        r) if kernel == "gemm" else None)
+        # The row kernels' plans, by family: made for the kernel chosen now and, should the level change,
+        # on the first run of another (a bound call belongs to one caller at a time).
+        plans: Dict[str, object] = {}
+
+        def plan(kernel: str):
+            if kernel not in plans:
+                made = None
+                if kernel == "few-channels":
+                    made = _kernels.few_channels_plan(x, self._weights(kernel), b, y, kh, kw, sh, sw, dh, dw, pt, pl,
+                                                      act, False)
+                elif kernel == "depthwise" and self.out_channels == groups:
+                    made = _kernels.depthwise_plan(x, self._weights(kernel), b, y, kh, kw, sh, sw, dh, dw, pt, pl,
+                                                   act)
+                plans[kernel] = made  # None for a kernel without a plan (narrow groups, a multiplier)
+            return plans[kernel]
+
+        if r is None:
+            plan(kernel)
 
         def conv_into(kernel: str, dst: np.ndarray, act, threads: int) -> None:
             if kernel == "winograd":
@@ -289,7 +307,11 @@ class Conv2D:
                 gemm = _kernels.conv2d_im2col if kernel == "im2col" else _kernels.conv2d_direct
                 gemm(x, self._weights("gemm"), b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act, threads, r)
             elif r is None:
-                conv_into(kernel, y, act, threads)
+                bound = plan(kernel)
+                if bound is not None:
+                    bound.run(threads)
+                else:
+                    conv_into(kernel, y, act, threads)
             else:
                 _add_residual(lambda dst, a, t: conv_into(kernel, dst, a, t), y, r, self.activation, threads)
             return y
@@ -318,14 +340,13 @@ class Conv2D:
         except ValueError as exc:
             raise ValueError(f"{exc} (x given as NCHW {x.shape})") from None
         y = check_out(out, shape, inputs=(x,))
-        packed = self._weights("few-channels")
-        act = kernel_args(self.activation)
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
+        plan = _kernels.few_channels_plan(x, self._weights("few-channels"), self.b, y, kh, kw, sh, sw, dh, dw,
+                                          pads[0], pads[2], kernel_args(self.activation), True)
 
         def run(threads: int) -> np.ndarray:
-            _kernels.conv2d_few_channels(x, packed, self.b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], act,
-                                         threads, True)
+            plan.run(threads)
             return y
         return run
 
@@ -411,13 +432,21 @@ class DepthwiseConv2D:
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
         packed, b, act, m = self._packed, self.b, kernel_args(self.activation), self.multiplier
         in_act = kernel_args(self.input_activation)[0]
+        if m == 1:
+            plan = _kernels.depthwise_plan(x, packed, b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], act, in_act)
 
-        def run(threads: int) -> np.ndarray:
+            def run(threads: int) -> np.ndarray:
+                plan.run(threads)
+                return y
+            return run
+
+        def run_repeated(threads: int) -> np.ndarray:
+            # The channels are repeated on every run: x's contents change between runs.
             xd = _repeat_channels(x, m)
             _kernels.depthwise_conv2d(xd, packed, b, y, kh, kw, sh, sw, dh, dw, pads[0], pads[2], act, threads,
                                       in_act)
             return y
-        return run
+        return run_repeated
 
 
 class PointwiseConv2D:

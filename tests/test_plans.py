@@ -1,4 +1,5 @@
-"""Kernel plans (``_kernels.direct_plan``, ``_kernels.separable_plan``): arguments checked once, then
+"""Kernel plans (``_kernels.direct_plan``, ``separable_plan``, ``few_channels_plan``, ``depthwise_plan``):
+arguments checked once, then
 ``run(threads)`` on the bound arrays' current contents. A plan must give what the one-shot kernel gives
 at every thread count, see new input contents, keep its arrays' memory alive, and do nothing on an
 empty batch; the separable plan's two-step path (large weights, small image) keeps its buffer.
@@ -12,7 +13,8 @@ import pytest
 
 from pyconv import _kernels
 from pyconv.memory import aligned_empty
-from pyconv.packing import pack_gemm_weights
+from pyconv.packing import pack_channel_rows, pack_gemm_weights
+from reference import conv2d_ref
 
 
 def _pointwise_case(n=1, h=7, c=48, co=40, seed=0):
@@ -89,3 +91,39 @@ def test_misaligned_packed_weights_are_refused_not_crashed_on():
     with pytest.raises(ValueError, match="64-byte boundary"):
         _kernels.separable_plan(x, np.ones((9, 48), np.float32), None, misaligned, None, y, 3, 3, 1, 1, 1, 1,
                                 1, 1, 0, 0)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("channels_first", [False, True])
+def test_few_channel_plan_matches_the_one_shot_kernel_and_follows_new_inputs(threads, channels_first):
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((3, 3, 3, 20)).astype(np.float32)
+    packed = pack_channel_rows(w)
+    b = rng.standard_normal(20).astype(np.float32)
+    x = aligned_empty((2, 3, 13, 11) if channels_first else (2, 13, 11, 3))
+    y, want = aligned_empty((2, 7, 6, 20)), aligned_empty((2, 7, 6, 20))
+    plan = _kernels.few_channels_plan(x, packed, b, y, 3, 3, 2, 2, 1, 1, 1, 1, 2, channels_first)
+    for step in range(2):
+        x[...] = rng.standard_normal(x.shape)
+        plan.run(threads)
+        _kernels.conv2d_few_channels(x, packed, b, want, 3, 3, 2, 2, 1, 1, 1, 1, 2, 1, channels_first)
+        np.testing.assert_array_equal(y, want)
+        nhwc = x.transpose(0, 2, 3, 1) if channels_first else x
+        np.testing.assert_allclose(y, np.clip(conv2d_ref(nhwc, w, b, stride=2, padding=((1, 1), (1, 1))), 0, 6),
+                                   rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_depthwise_plan_matches_the_one_shot_kernel_and_follows_new_inputs(threads):
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((9, 40)).astype(np.float32)
+    x = aligned_empty((1, 9, 10, 40))
+    y, want = aligned_empty((1, 9, 10, 40)), aligned_empty((1, 9, 10, 40))
+    plan = _kernels.depthwise_plan(x, w, None, y, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2)
+    for step in range(2):
+        x[...] = rng.standard_normal(x.shape)
+        plan.run(threads)
+        _kernels.depthwise_conv2d(x, w, None, want, 3, 3, 1, 1, 1, 1, 1, 1, 1, threads, 2)
+        np.testing.assert_array_equal(y, want)
+        ref = conv2d_ref(np.clip(x, 0, 6), w.reshape(3, 3, 1, 40), padding="same", groups=40)
+        np.testing.assert_allclose(y, np.maximum(ref, 0), rtol=1e-4, atol=1e-4)

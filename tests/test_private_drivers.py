@@ -162,6 +162,16 @@ CASES = {
     "conv2d_narrow_groups-weights-of-other-groups": (
         "K.conv2d_narrow_groups(X, NARROW, IDX, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0, 1)"),
     "depthwise_conv2d-stride-0": "K.depthwise_conv2d(X, a(9, 4), None, a(1, 6, 6, 4), 3, 3, 0, 1, 1, 1, 1, 1, 0, 1)",
+    "depthwise_plan-weights-of-another-kernel": (
+        "K.depthwise_plan(X, a(4, 4), None, a(1, 6, 6, 4), 3, 3, 1, 1, 1, 1, 1, 1, 0)"),
+    "depthwise_plan-bias-too-short": "K.depthwise_plan(X, a(9, 4), a(2), a(1, 6, 6, 4), 3, 3, 1, 1, 1, 1, 1, 1, 0)",
+    "depthwise_plan-in-act-unknown": "K.depthwise_plan(X, a(9, 4), None, a(1, 6, 6, 4), 3, 3, 1, 1, 1, 1, 1, 1, 0, 7)",
+    "depthwise_plan-run-threads-0": "K.depthwise_plan(X, a(9, 4), None, a(1, 6, 6, 4), 3, 3, 1, 1, 1, 1, 1, 1, 0).run(0)",
+    "few_channels_plan-packed-of-another-kernel": (
+        "K.few_channels_plan(a(1, 6, 6, 3), ROWS, None, Y, 5, 5, 1, 1, 1, 1, 2, 2, 0, False)"),
+    "few_channels_plan-stride-0": "K.few_channels_plan(a(1, 6, 6, 3), ROWS, None, Y, 3, 3, 0, 1, 1, 1, 1, 1, 0, False)",
+    "few_channels_plan-run-threads-huge": (
+        "K.few_channels_plan(a(1, 6, 6, 3), ROWS, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 0, False).run(100000)"),
     "depthwise_conv2d-weights-of-another-kernel": (
         "K.depthwise_conv2d(X, a(4, 4), None, a(1, 6, 6, 4), 3, 3, 1, 1, 1, 1, 1, 1, 0, 1)"),
     "depthwise_conv2d-y-channels-differ": (
