@@ -562,27 +562,51 @@ def narrow_groups_supported(ptrdiff_t cg, ptrdiff_t og):
     return uk.gconv_row != NULL and bool(uk.gconv_supported(cg, og))
 
 
-def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const int[:, ::1] idx,
-                         const float[::1] bias, float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh,
-                         int dw, int pt, int pl, int groups, act, int threads):
-    """Group convolution for narrow groups, one output row per work unit.
-
-    packed: (ceil(C_out/16), KH*KW, C_in/G, 16) IN, from ``pack_narrow_group_weights``;
-    idx: (C_in/G, 16) IN lane permutations; other arguments as conv2d_direct.
-    """
-    check_threads(threads)
-    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
-        return
+cdef class NarrowGroupsPlan:
+    """``conv2d_narrow_groups`` with its arguments checked once (see :class:`DirectPlan`); whether the
+    level in use has the kernel is checked on each run (``pyconv.isa.use`` may change it)."""
     cdef pyconv_gc_geom g
-    cdef ptrdiff_t N = x.shape[0], OH = y.shape[1]
-    g.H, g.W, g.C, g.CO, g.OW = x.shape[1], x.shape[2], x.shape[3], y.shape[3], y.shape[2]
-    g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
-    _check_groups(groups, g.C, g.CO)
-    g.CG, g.OG = g.C // groups, g.CO // groups
+    cdef object keep
+    cdef ptrdiff_t N, OH
+    cdef const float *x
+    cdef const float *w
+    cdef const int *idx
+    cdef const float *bias
+    cdef float *y
+    cdef act_spec act
+
+    def run(self, int threads):
+        check_threads(threads)
+        if self.N == 0 or self.OH == 0 or self.g.OW == 0:
+            return
+        _narrow_groups_check_level(&self.g)
+        _narrow_groups_run(self, threads)
+
+
+cdef void _narrow_groups_check_level(const pyconv_gc_geom *g) except *:
     cdef const pyconv_ukernels *k = uk
     if k.gconv_row == NULL or not k.gconv_supported(g.CG, g.OG):
         raise ValueError(f"no narrow-group kernel for {g.CG}->{g.OG} channels per group at level "
                          f"{k.name.decode()}")
+
+
+def narrow_groups_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const int[:, ::1] idx,
+                       const float[::1] bias, float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh,
+                       int dw, int pt, int pl, int groups, act):
+    """The plan of ``conv2d_narrow_groups(x, ..., act, threads)``, for any thread count."""
+    cdef NarrowGroupsPlan plan = NarrowGroupsPlan.__new__(NarrowGroupsPlan)
+    plan.N, plan.OH = x.shape[0], y.shape[1]
+    plan.g.OW = y.shape[2]
+    plan.keep = (x, packed, idx, bias, y)
+    if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
+        return plan
+    cdef pyconv_gc_geom g
+    cdef ptrdiff_t N = x.shape[0]
+    g.H, g.W, g.C, g.CO, g.OW = x.shape[1], x.shape[2], x.shape[3], y.shape[3], y.shape[2]
+    g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = kh, kw, sh, sw, dh, dw, pt, pl
+    _check_groups(groups, g.C, g.CO)
+    g.CG, g.OG = g.C // groups, g.CO // groups
+    _narrow_groups_check_level(&g)
     if (y.shape[0] != N or packed.shape[0] != _cdiv(g.CO, 16) or packed.shape[1] != <ptrdiff_t>kh * kw
             or packed.shape[2] != g.CG or packed.shape[3] != 16 or idx.shape[0] != g.CG or idx.shape[1] != 16):
         raise ValueError(f"narrow-group weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
@@ -598,20 +622,43 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
         raise ValueError("kernel, stride and dilation must be positive and pads non-negative")
     if bias is not None and bias.shape[0] != g.CO:
         raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
+    plan.g = g
+    plan.x, plan.w, plan.idx, plan.bias, plan.y = &x[0, 0, 0, 0], &packed[0, 0, 0, 0], &idx[0, 0], _opt_ptr(bias), \
+        &y[0, 0, 0, 0]
+    plan.act = act_spec_of(act)
+    return plan
+
+
+cdef void _narrow_groups_run(NarrowGroupsPlan plan, int threads) except *:
+    cdef pyconv_gc_geom *g = &plan.g
+    cdef ptrdiff_t N = plan.N, OH = plan.OH
     cdef ptrdiff_t xstride = g.H * g.W * g.C, ystride = OH * g.OW * g.CO
-    cdef const float *xp = &x[0, 0, 0, 0]
-    cdef const float *wp = &packed[0, 0, 0, 0]
-    cdef const int *ip = &idx[0, 0]
-    cdef const float *bp = _opt_ptr(bias)
-    cdef float *yp = &y[0, 0, 0, 0]
-    cdef act_spec a = act_spec_of(act)
-    cdef int nt = _team(threads, N * OH, <double>N * OH * g.OW * g.CO * kh * kw * g.CG)
+    cdef const float *xp = plan.x
+    cdef const float *wp = plan.w
+    cdef const int *ip = plan.idx
+    cdef const float *bp = plan.bias
+    cdef float *yp = plan.y
+    cdef act_spec a = plan.act
+    cdef const pyconv_ukernels *k = uk
+    cdef int nt = _team(threads, N * OH, <double>N * OH * g.OW * g.CO * g.KH * g.KW * g.CG)
     cdef ptrdiff_t u
     with nogil:
         for u in prange(N * OH, schedule="static", num_threads=nt):
-            k.gconv_row(&g, xp + (u // OH) * xstride, wp, ip, bp,
+            k.gconv_row(g, xp + (u // OH) * xstride, wp, ip, bp,
                         yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, u % OH, a.fused)
             act_rows(k, &a, yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, 1, g.OW * g.CO, 0)
+
+
+def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const int[:, ::1] idx,
+                         const float[::1] bias, float[:, :, :, ::1] y, int kh, int kw, int sh, int sw, int dh,
+                         int dw, int pt, int pl, int groups, act, int threads):
+    """Group convolution for narrow groups, one output row per work unit.
+
+    packed: (ceil(C_out/16), KH*KW, C_in/G, 16) IN, from ``pack_narrow_group_weights``;
+    idx: (C_in/G, 16) IN lane permutations; other arguments as conv2d_direct.
+    """
+    check_threads(threads)
+    narrow_groups_plan(x, packed, idx, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act).run(threads)
 
 
 # ---------------------------------------------------------------------------------------------- Winograd

@@ -276,7 +276,11 @@ class Conv2D:
                 elif kernel == "depthwise" and self.out_channels == groups:
                     made = _kernels.depthwise_plan(x, self._weights(kernel), b, y, kh, kw, sh, sw, dh, dw, pt, pl,
                                                    act)
-                plans[kernel] = made  # None for a kernel without a plan (narrow groups, a multiplier)
+                elif kernel == "narrow-groups":
+                    packed, idx = self._weights(kernel)
+                    made = _kernels.narrow_groups_plan(x, packed, idx, b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups,
+                                                       act)
+                plans[kernel] = made  # None for a depthwise step with a multiplier: its input is repeated
             return plans[kernel]
 
         if r is None:

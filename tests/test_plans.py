@@ -1,6 +1,5 @@
-"""Kernel plans (``_kernels.direct_plan``, ``separable_plan``, ``few_channels_plan``, ``depthwise_plan``):
-arguments checked once, then
-``run(threads)`` on the bound arrays' current contents. A plan must give what the one-shot kernel gives
+"""Kernel plans (``_kernels.direct_plan``, ``separable_plan``, ``few_channels_plan``, ``depthwise_plan``,
+``narrow_groups_plan``): arguments checked once, then ``run(threads)`` on the bound arrays' current contents. A plan must give what the one-shot kernel gives
 at every thread count, see new input contents, keep its arrays' memory alive, and do nothing on an
 empty batch; the separable plan's two-step path (large weights, small image) keeps its buffer.
 """
@@ -13,7 +12,7 @@ import pytest
 
 from pyconv import _kernels
 from pyconv.memory import aligned_empty
-from pyconv.packing import pack_channel_rows, pack_gemm_weights
+from pyconv.packing import pack_channel_rows, pack_gemm_weights, pack_narrow_group_weights
 from reference import conv2d_ref
 
 
@@ -127,3 +126,21 @@ def test_depthwise_plan_matches_the_one_shot_kernel_and_follows_new_inputs(threa
         np.testing.assert_array_equal(y, want)
         ref = conv2d_ref(np.clip(x, 0, 6), w.reshape(3, 3, 1, 40), padding="same", groups=40)
         np.testing.assert_allclose(y, np.maximum(ref, 0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_narrow_group_plan_matches_the_one_shot_kernel_and_follows_new_inputs(threads):
+    if not _kernels.narrow_groups_supported(2, 4):
+        pytest.skip("no narrow-group kernel at this level")
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((3, 3, 2, 32)).astype(np.float32)  # 8 groups of 2 -> 4
+    packed, idx = pack_narrow_group_weights(w, 8)
+    x = aligned_empty((1, 8, 9, 16))
+    y, want = aligned_empty((1, 8, 9, 32)), aligned_empty((1, 8, 9, 32))
+    plan = _kernels.narrow_groups_plan(x, packed, idx, None, y, 3, 3, 1, 1, 1, 1, 1, 1, 8, 0)
+    for step in range(2):
+        x[...] = rng.standard_normal(x.shape)
+        plan.run(threads)
+        _kernels.conv2d_narrow_groups(x, packed, idx, None, want, 3, 3, 1, 1, 1, 1, 1, 1, 8, 0, threads)
+        np.testing.assert_array_equal(y, want)
+        np.testing.assert_allclose(y, conv2d_ref(x, w, padding="same", groups=8), rtol=1e-4, atol=1e-4)

@@ -167,6 +167,11 @@ CASES = {
     "depthwise_plan-bias-too-short": "K.depthwise_plan(X, a(9, 4), a(2), a(1, 6, 6, 4), 3, 3, 1, 1, 1, 1, 1, 1, 0)",
     "depthwise_plan-in-act-unknown": "K.depthwise_plan(X, a(9, 4), None, a(1, 6, 6, 4), 3, 3, 1, 1, 1, 1, 1, 1, 0, 7)",
     "depthwise_plan-run-threads-0": "K.depthwise_plan(X, a(9, 4), None, a(1, 6, 6, 4), 3, 3, 1, 1, 1, 1, 1, 1, 0).run(0)",
+    "narrow_groups_plan-groups-0": "K.narrow_groups_plan(a(1, 6, 6, 4), NARROW, IDX, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0)",
+    "narrow_groups_plan-idx-not-the-permutation": (
+        "K.narrow_groups_plan(a(1, 6, 6, 4), NARROW, IDX * 0 + 3, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 4, 0)"),
+    "narrow_groups_plan-run-threads-0": (
+        "K.narrow_groups_plan(a(1, 6, 6, 4), NARROW, IDX, None, Y, 3, 3, 1, 1, 1, 1, 1, 1, 4, 0).run(0)"),
     "few_channels_plan-packed-of-another-kernel": (
         "K.few_channels_plan(a(1, 6, 6, 3), ROWS, None, Y, 5, 5, 1, 1, 1, 1, 2, 2, 0, False)"),
     "few_channels_plan-stride-0": "K.few_channels_plan(a(1, 6, 6, 3), ROWS, None, Y, 3, 3, 0, 1, 1, 1, 1, 1, 0, False)",
