@@ -1,7 +1,8 @@
 """Kernel plans (``_kernels.direct_plan``, ``separable_plan``, ``few_channels_plan``, ``depthwise_plan``,
 ``narrow_groups_plan``): arguments checked once, then ``run(threads)`` on the bound arrays' current
 contents. A plan must give what the one-shot kernel gives at every thread count, see new input contents,
-keep its arrays' memory alive, and do nothing on an empty batch; the separable plan's two-step path (large weights, small image) keeps its buffer.
+keep its arrays' memory alive, and do nothing on an empty batch; the separable plan's two-step path (large
+weights, small image) keeps its buffer.
 """
 from __future__ import annotations
 
