@@ -3,7 +3,8 @@
 Kernels: standard, group, depthwise, pointwise and depthwise-separable convolution (``pyconv.conv``),
 pooling and elementwise operators (``pyconv.ops``).  Operators (``Conv2D``, ...) pack their weights once;
 the functions (``conv2d``, ...) run one call.  Models: ``pyconv.load(config)`` (``pyconv.graph``);
-ONNX files: ``pyconv.from_onnx(path)`` (``pyconv.onnx``).  The instruction-set level the kernels run
+ONNX files: ``pyconv.from_onnx(path)`` (``pyconv.onnx``). Many images: ``pyconv.predict(model, "photos/")``
+(``pyconv.predict``, also ``pyconv predict``).  The instruction-set level the kernels run
 on is chosen at import (``pyconv.isa``; ``PYCONV_ISA`` caps it).
 """
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ from .onnx import OnnxImportError, from_onnx
 from .ops import (activation, add, avg_pool2d, channel_shuffle, concat, divide, global_avg_pool2d, max_pool2d,
                   multiply, nchw_to_nhwc, nhwc_to_nchw, prelu, resize, scale_shift, slice_axis, softmax, subtract)
 from .threads import resolve_threads
+from .predict import predict  # the function; the modules stay reachable as pyconv.predict.<module> imports
 
 __all__ = [
     "__version__", "isa", "build_info", "show_config", "resolve_threads",
@@ -27,4 +29,5 @@ __all__ = [
     "prelu",
     "load", "Model", "ModelError", "UnknownTensorError", "MemoryPlan", "Profile",
     "from_onnx", "OnnxImportError",
+    "predict",
 ]
