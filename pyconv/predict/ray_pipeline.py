@@ -17,6 +17,7 @@ or the same copy on each node); URIs of an object store need no such care.
 """
 from __future__ import annotations
 
+import inspect
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Optional, Sequence
@@ -51,10 +52,7 @@ class _Actor:
     """One pyconv model per actor; called on a batch of batch records, returns a record per image."""
 
     def __init__(self, payload: Any, settings: Settings, threads: int, workers: int) -> None:
-        import ray
-
-        (ref,) = payload
-        model = load_payload(ray.get(ref) if isinstance(ref, ray.ObjectRef) else ref, threads=threads)
+        model = load_payload(payload, threads=threads)
         self.predictor = BatchPredictor(model, settings, threads=threads)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pyconv-decode")
 
@@ -69,6 +67,21 @@ class _Actor:
                                              else ["row", result.ids, result.names, result.probs]))
         return {"batch": np.array(out_index, dtype=np.int64), "path": np.array(out_path, dtype=object),
                 "result": np.array(out_result, dtype=object)}
+
+
+# An actor takes two batches at once (two threads in it): one decodes while the other runs the model.
+# Ray >= 2.5x names that on the pool strategy; earlier versions take the actor's max_concurrency.
+def _two_calls_per_actor(ray: Any, actors: int) -> Any:
+    parameters = inspect.signature(ray.data.ActorPoolStrategy).parameters
+    if "max_concurrent_calls_per_actor" in parameters:
+        return ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2,
+                                          max_concurrent_calls_per_actor=2)
+    return ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2)
+
+
+def _threaded_actor(ray: Any) -> dict[str, Any]:
+    parameters = inspect.signature(ray.data.ActorPoolStrategy).parameters
+    return {} if "max_concurrent_calls_per_actor" in parameters else {"max_concurrency": 2}
 
 
 def _result(path: str, encoded: str) -> Result:
@@ -98,13 +111,10 @@ def run_ray(model: Model, settings: Settings, paths: Sequence[str], *, batch: in
     chunks = [list(paths[i:i + batch]) for i in range(0, len(paths), batch)]
     dataset = ray.data.from_items([{"index": i, "paths": chunk} for i, chunk in enumerate(chunks)],
                                   override_num_blocks=len(chunks))
-    # Wrapped in a list: Ray resolves an object reference given as an argument itself, and the actor
-    # must get it from the store once, at construction.
-    payload = [ray.put(model_payload(model))]
     predicted = dataset.map_batches(
-        _Actor, batch_size=1, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2),
-        fn_constructor_args=(payload, settings, threads, workers), num_cpus=threads, max_concurrency=2)
+        _Actor, batch_size=1, batch_format="numpy", compute=_two_calls_per_actor(ray, actors),
+        fn_constructor_args=(model_payload(model), settings, threads, workers), num_cpus=threads,
+        **_threaded_actor(ray))
     current: list[Result] = []
     current_chunk = 0
     for record in predicted.iter_rows():
