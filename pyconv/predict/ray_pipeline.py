@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Optional, Sequence
 
@@ -107,7 +108,9 @@ def run_ray(model: Model, settings: Settings, paths: Sequence[str], *, batch: in
     connect(address)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
-    context.enable_progress_bars = False
+    context.enable_progress_bars = False  # the run's own progress bar counts the images
+    # Ray Data's per-dataset lines (and its notice that its bars are off) would break into that progress.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     chunks = [list(paths[i:i + batch]) for i in range(0, len(paths), batch)]
     dataset = ray.data.from_items([{"index": i, "paths": chunk} for i, chunk in enumerate(chunks)],
                                   override_num_blocks=len(chunks))
