@@ -42,8 +42,9 @@ def _ray() -> Any:
 
 
 def connect(address: Optional[str] = None) -> None:
-    """Join the Ray cluster at ``address`` ("auto": the one this machine belongs to; ``ray://host:10001``:
-    a remote one), or start a local instance when ``address`` is None; nothing when already connected."""
+    """Join the Ray cluster at ``address`` ("auto": the one this machine runs, an error when none does;
+    ``ray://host:10001``: a remote one); None: that one if it runs, else a local instance started for this
+    process. Nothing when already connected."""
     ray = _ray()
     if not ray.is_initialized():
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
