@@ -18,8 +18,8 @@ size and scaled to [0, 1] (``--scale unit``, the default) or [-1, 1] (``--scale 
 MobileNet/Xception convention). ``dashboard`` builds the benchmark page from saved pytest-benchmark
 runs or judges the newest one (:mod:`pyconv.dashboard`); ``peak`` measures the machine's compute and
 memory roofs (:mod:`pyconv.machine`); ``predict`` classifies files, folders and globs of images into a
-table, CSV, JSON Lines or Parquet, locally or on Ray (:mod:`pyconv.predict`, docs/predict.md). Errors print one line and a hint and exit with status 2; ``--debug``
-shows the traceback instead.
+table, CSV, JSON Lines or Parquet, locally or on Ray (:mod:`pyconv.predict`, docs/predict.md). Errors
+print one line and a hint and exit with status 2; ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -97,8 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     peak = sub.add_parser("peak", help="measure the compute peak (pyconv's GEMM) and memory bandwidth")
     peak.add_argument("--threads", type=_counts, default=None,
                       help="comma-separated thread counts (default: 1 and the default thread count)")
-    _predict_arguments(sub.add_parser("predict", help="classify many images (files, folders, globs, URIs) into a "
-                                                       "table or a CSV / JSON Lines / Parquet file; --ray: on Ray"))
+    predict = sub.add_parser("predict", help="classify many images (files, folders, globs, URIs) into a table or "
+                                             "a CSV / JSON Lines / Parquet file; --ray: on Ray")
+    _predict_arguments(predict)
+    input_shape(predict)
     return parser
 
 
@@ -141,13 +143,13 @@ def _counts(text: str) -> tuple[int, ...]:
 
 def _load(args: argparse.Namespace) -> Model:
     if Path(args.config).suffix.lower() != ".onnx":
-        if getattr(args, "input_shape", None):
+        if args.input_shape:
             raise _UsageError("--input-shape applies to ONNX models; a pyconv config declares its input shape",
                               hint="a model runs at other sizes too: pass an --input array of that size")
         return load(args.config, args.weights, threads=args.threads)
     if args.weights:
         raise _UsageError("--weights applies to pyconv configs; an ONNX model carries its own weights")
-    return from_onnx(args.config, threads=args.threads, input_shape=getattr(args, "input_shape", None))
+    return from_onnx(args.config, threads=args.threads, input_shape=args.input_shape)
 
 
 def _shape(text: str) -> tuple[int, ...]:

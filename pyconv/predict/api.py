@@ -44,11 +44,13 @@ def iter_predict(model: ModelLike, inputs: Union[Inputs, Sequence[str]], *, pres
     ``inputs`` is already the list of images (:func:`pyconv.predict.sources.expand`)."""
     settings = Settings(preset=preset, top=top, activation=activation,
                         labels=None if labels is None else tuple(labels))
-    model = load_model(model, threads if ray is None or ray is False else None)
+    local = ray is None or ray is False
+    # On Ray the driver's model only checks the input and travels to the actors: one thread is enough.
+    model = load_model(model, threads if local else 1)
     paths = list(inputs) if expanded else expand(inputs)  # type: ignore[arg-type]
     done = set(skip)
     paths = [p for p in paths if p not in done]
-    if ray is None or ray is False:
+    if local:
         return run_local(BatchPredictor(model, settings, threads=threads), paths, batch=batch, workers=workers,
                          prefetch=prefetch)
     from .ray_pipeline import run_ray

@@ -83,7 +83,7 @@ class BatchPredictor:
         for path, future in zip(paths, decoded):
             try:
                 arrays.append(future.result())
-            except (UnreadableImage, OSError) as exc:
+            except UnreadableImage as exc:
                 results.append(Skipped(path, str(exc)))
                 continue
             results.append(None)
