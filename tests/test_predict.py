@@ -3,6 +3,7 @@ writers with resume and partial lines, the local pipeline against per-image runs
 images skipped and counted, the CLI end to end and the Python API."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -353,3 +354,27 @@ def test_cli_missing_input_and_model(capsys, toy, tmp_path):
     assert code == 2 and "no such file or folder" in err and "hint" in err
     code, _, err = run_cli(capsys, "predict", tmp_path / "nope.json", tmp_path)
     assert code == 2 and "pyconv: error:" in err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_and_lines_elsewhere(monkeypatch):
+    from pyconv.predict import progress
+
+    pytest.importorskip("tqdm")
+    terminal = _Terminal()
+    bar = progress.Progress(10, terminal)
+    bar.update(4, 1)
+    bar.write("pyconv predict: skipped x")
+    bar.close()
+    assert "img" in terminal.getvalue() and "skipped x" in terminal.getvalue()
+    monkeypatch.setattr(progress, "INTERVAL", 0.0)
+    log = io.StringIO()
+    lines = progress.Progress(10, log)
+    lines.update(4, 1)
+    lines.update(5)
+    assert log.getvalue().splitlines()[0].startswith("pyconv predict: 5/10 images, ")
+    assert "1 skipped" in log.getvalue() and lines.done == 9 and lines.skipped == 1
