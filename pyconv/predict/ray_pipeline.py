@@ -31,6 +31,8 @@ from .rows import Result, Row, Skipped
 
 __all__ = ["run_ray", "connect"]
 
+_MAX_BLOCKS = 512
+
 
 def _ray() -> Any:
     try:
@@ -113,8 +115,9 @@ def run_ray(model: Model, settings: Settings, paths: Sequence[str], *, batch: in
     # Ray Data's per-dataset lines (and its notice that its bars are off) would break into that progress.
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     chunks = [list(paths[i:i + batch]) for i in range(0, len(paths), batch)]
+    # A block per batch lets every actor start at once; past a few hundred, blocks only cost bookkeeping.
     dataset = ray.data.from_items([{"index": i, "paths": chunk} for i, chunk in enumerate(chunks)],
-                                  override_num_blocks=len(chunks))
+                                  override_num_blocks=min(len(chunks), _MAX_BLOCKS))
     predicted = dataset.map_batches(
         _Actor, batch_size=1, batch_format="numpy", compute=_two_calls_per_actor(ray, actors),
         fn_constructor_args=(model_payload(model), settings, threads, workers), num_cpus=threads,
