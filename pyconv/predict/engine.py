@@ -98,12 +98,14 @@ class BatchPredictor:
         return results  # type: ignore[return-value]
 
 
-def model_payload(model: Model) -> tuple[dict[str, Any], dict[str, Any]]:
+def model_payload(model: Model) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """What rebuilds ``model`` in another process: its config document (without a weights file name) and
     its original weights."""
     document = dict(model.spec.document)
     document.pop("weights", None)
-    return document, model.weights
+    # Plain dicts of arrays: the model's own mapping may read its arrays lazily from a file.
+    weights = model.weights
+    return document, {layer: dict(weights[layer]) for layer in weights}
 
 
 def load_payload(payload: tuple[Mapping[str, Any], Mapping[str, Any]], threads: Optional[int] = None) -> Model:
