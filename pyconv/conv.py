@@ -30,7 +30,8 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from . import _kernels, ops, strategy as _strategy
-from .packing import pack_channel_rows, pack_gemm_weights, pack_narrow_group_weights, pack_winograd_weights
+from .packing import (pack_channel_rows, pack_gemm_weights, pack_narrow_group_weights, pack_winograd_weights,
+                      unpack_channel_rows, unpack_gemm_weights, unpack_narrow_group_weights)
 from .memory import aligned_empty
 from .padding import PaddingLike, output_size, resolve_padding
 from .threads import resolve_threads
@@ -77,6 +78,13 @@ def _repeat_channels(x: np.ndarray, m: int) -> np.ndarray:
     out = aligned_empty((*x.shape[:3], x.shape[3] * m))
     out.reshape(*x.shape, m)[...] = x[..., None]
     return out
+
+
+def _nbytes(held) -> int:
+    """Bytes of an array, a tuple of them (a packing with its index table) or None."""
+    if held is None:
+        return 0
+    return sum(a.nbytes for a in held) if isinstance(held, tuple) else held.nbytes
 
 
 def _shape4(input_shape) -> Shape4:
@@ -131,18 +139,16 @@ class Conv2D:
 
     def __init__(self, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1, groups: int = 1,
                  activation: ActivationLike = None, strategy: str = "auto") -> None:
-        # A private copy: packing for a strategy happens on first use, and must see the weights as
-        # they were at construction even if the caller mutates its array since.
-        self.w = as_float32_array("w", w, 4, integers=True).copy()
-        kh, kw, cg, co = self.w.shape
+        w = as_float32_array("w", w, 4, integers=True)
+        kh, kw, cg, co = self.kernel_shape = w.shape
         if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
             raise TypeError(f"groups must be an int, got {groups!r}")
         if groups < 1:
             raise ValueError(f"groups must be positive, got {groups}")
-        if min(self.w.shape) < 1:
-            raise ValueError(f"w must have a non-empty shape (KH, KW, C_in/groups, C_out), got {self.w.shape}")
+        if min(w.shape) < 1:
+            raise ValueError(f"w must have a non-empty shape (KH, KW, C_in/groups, C_out), got {w.shape}")
         if co % groups:
-            raise ValueError(f"groups={groups} must divide the output channels: w {self.w.shape} has "
+            raise ValueError(f"groups={groups} must divide the output channels: w {w.shape} has "
                              f"C_out={co}")
         if strategy not in _strategy.STRATEGIES:
             raise ValueError(f"strategy must be one of {_strategy.STRATEGIES}, got {strategy!r}")
@@ -157,16 +163,22 @@ class Conv2D:
         self.activation = parse_activation(activation)
         self.strategy = strategy
         self._chosen: Dict[Shape4, str] = {}
-        self._packed: Dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        # The weights are held once, packed for the kernel this convolution runs on (the packed form
+        # is a private copy: mutating the caller's array later changes nothing). Another packing, for
+        # another instruction-set level or strategy, is derived from it on first use. Winograd's
+        # transform has no exact inverse, so its layers keep the HWIO weights beside.
+        self._original: Optional[np.ndarray] = w.copy() if strategy == "winograd" else None
+        self._source = "winograd" if strategy == "winograd" else self._direct_kind()
+        self._packed: Dict[str, object] = {self._source: _PACKERS[self._source](w, self.groups)}
 
     def _geometry(self, x_shape):
         n, h, w, c = x_shape
         if c != self.in_channels:
             raise ValueError(
-                f"x has {c} channels (shape {tuple(x_shape)}, NHWC) but w {self.w.shape} with "
-                f"groups={self.groups} expects C_in = {self.w.shape[2]} * {self.groups} = {self.in_channels}")
-        pads, oh, ow = self.window.resolve(h, w, x_shape, self.w.shape)
+                f"x has {c} channels (shape {tuple(x_shape)}, NHWC) but w {self.kernel_shape} with "
+                f"groups={self.groups} expects C_in = {self.kernel_shape[2]} * {self.groups} = {self.in_channels}")
+        pads, oh, ow = self.window.resolve(h, w, x_shape, self.kernel_shape)
         return pads, (n, oh, ow, self.out_channels)
 
     def output_shape(self, input_shape) -> Shape4:
@@ -193,8 +205,26 @@ class Conv2D:
         """The name of the strategy this operator runs for ``input_shape``."""
         return self.explain(input_shape).strategy
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of weights this operator holds: its packed forms, and its bias."""
+        held = [*self._packed.values(), self._original, self.b]
+        return sum(_nbytes(a) for a in held)
+
+    @property
+    def w(self) -> np.ndarray:
+        """The HWIO weights (KH, KW, C_in/groups, C_out), re-derived from the packed form (a new array)."""
+        if self._original is not None:
+            return self._original.copy()
+        return _UNPACKERS[self._source](self._packed[self._source], self.kernel_shape, self.groups)
+
     def _narrow_groups_ok(self) -> bool:
-        return _kernels.narrow_groups_supported(self.w.shape[2], self.out_channels // self.groups)
+        return _kernels.narrow_groups_supported(self.kernel_shape[2], self.out_channels // self.groups)
+
+    def _direct_kind(self) -> str:
+        """The packing the direct strategy's kernel reads at the active instruction-set level."""
+        return _strategy.direct_kernel(self.groups, self.kernel_shape[2], self.out_channels // self.groups,
+                                       self._narrow_groups_ok())
 
     def _weights(self, kind: str):
         packed = self._packed.get(kind)
@@ -202,7 +232,8 @@ class Conv2D:
             with self._lock:
                 packed = self._packed.get(kind)
                 if packed is None:
-                    packed = self._packed[kind] = _PACKERS[kind](self.w, self.groups)
+                    w = self._original if self._original is not None else self.w
+                    packed = self._packed[kind] = _PACKERS[kind](w, self.groups)
         return packed
 
     def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
@@ -225,8 +256,7 @@ class Conv2D:
         b, groups, pt, pl = self.b, self.groups, pads[0], pads[2]
 
         def choose() -> str:
-            return name if name in ("winograd", "im2col") else _strategy.direct_kernel(
-                groups, self.w.shape[2], self.out_channels // groups, self._narrow_groups_ok())
+            return name if name in ("winograd", "im2col") else self._direct_kind()
 
         # Pack the weights the chosen kernel needs now, not on the first run.
         kernel = choose()
@@ -281,7 +311,7 @@ class Conv2D:
         n, c, h, w = x.shape
         if c != self.in_channels:
             hint = " (it looks like NHWC)" if x.shape[3] == self.in_channels else ""
-            raise ValueError(f"x has {c} channels (shape {x.shape}, read as NCHW){hint} but w {self.w.shape} "
+            raise ValueError(f"x has {c} channels (shape {x.shape}, read as NCHW){hint} but w {self.kernel_shape} "
                              f"expects C_in = {self.in_channels}")
         try:
             pads, shape = self._geometry((n, h, w, c))
@@ -305,9 +335,15 @@ def _pack_depthwise(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(w.shape[0] * w.shape[1], w.shape[3]))
 
 
+def _unpack_depthwise(packed: np.ndarray, shape: Tuple[int, int, int, int], groups: int) -> np.ndarray:
+    return packed.reshape(shape).copy()
+
+
 _PACKERS = {"gemm": pack_gemm_weights, "winograd": pack_winograd_weights,
             "narrow-groups": pack_narrow_group_weights, "depthwise": _pack_depthwise,
             "few-channels": pack_channel_rows}
+_UNPACKERS = {"gemm": unpack_gemm_weights, "narrow-groups": unpack_narrow_group_weights,
+              "depthwise": _unpack_depthwise, "few-channels": unpack_channel_rows}
 
 
 class DepthwiseConv2D:
@@ -321,9 +357,9 @@ class DepthwiseConv2D:
     def __init__(self, w, b=None, *, stride=1, padding: PaddingLike = "valid", dilation=1,
                  activation: ActivationLike = None, input_activation: ActivationLike = None) -> None:
         w = as_float32_array("w", w, ndims=(3, 4), integers=True)
-        self.w = w if w.ndim == 4 else w[..., None]
-        kh, kw, c, m = self.w.shape
-        if min(self.w.shape) < 1:
+        w = w if w.ndim == 4 else w[..., None]
+        kh, kw, c, m = self.kernel_shape = w.shape
+        if min(w.shape) < 1:
             raise ValueError(f"w must have a non-empty shape (KH, KW, C, M), got {w.shape}")
         self.channels, self.multiplier = c, m
         self.window = _Window((kh, kw), stride, padding, dilation)
@@ -334,14 +370,24 @@ class DepthwiseConv2D:
             raise ValueError(f"input_activation must be None, 'relu' or 'relu6' (the depthwise kernel fuses "
                              f"only those into its reads), got {self.input_activation}")
         # Column c*M + m of (KH*KW, C*M) is exactly the output channel order.
-        self._packed = self.w.reshape(kh * kw, c * m).copy()
+        self._packed = w.reshape(kh * kw, c * m).copy()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of weights this operator holds."""
+        return _nbytes(self._packed) + _nbytes(self.b)
+
+    @property
+    def w(self) -> np.ndarray:
+        """The weights (KH, KW, C, M), as a new array."""
+        return self._packed.reshape(self.kernel_shape).copy()
 
     def _geometry(self, x_shape):
         n, h, w, c = x_shape
         if c != self.channels:
             raise ValueError(f"x has {c} channels (shape {tuple(x_shape)}, NHWC) but depthwise w "
-                             f"{self.w.shape} expects C = {self.channels}")
-        pads, oh, ow = self.window.resolve(h, w, x_shape, self.w.shape)
+                             f"{self.kernel_shape} expects C = {self.channels}")
+        pads, oh, ow = self.window.resolve(h, w, x_shape, self.kernel_shape)
         return pads, (n, oh, ow, c * self.multiplier)
 
     def output_shape(self, input_shape) -> Shape4:
@@ -378,19 +424,31 @@ class PointwiseConv2D:
     """1x1 convolution: weights (C_in, C_out), packed once for the GEMM micro-kernel."""
 
     def __init__(self, w, b=None, *, activation: ActivationLike = None) -> None:
-        self.w = as_float32_array("w", w, 2, integers=True)
-        if min(self.w.shape) < 1:
-            raise ValueError(f"w must have a non-empty shape (C_in, C_out), got {self.w.shape}")
-        self.in_channels, self.out_channels = self.w.shape
+        w = as_float32_array("w", w, 2, integers=True)
+        if min(w.shape) < 1:
+            raise ValueError(f"w must have a non-empty shape (C_in, C_out), got {w.shape}")
+        self.in_channels, self.out_channels = w.shape
         self.b = check_bias(b, self.out_channels)
         self.activation = parse_activation(activation)
-        self._packed = pack_gemm_weights(self.w.reshape(1, 1, *self.w.shape), 1)
+        # The only copy of the weights the operator keeps.
+        self._packed = pack_gemm_weights(w.reshape(1, 1, *w.shape), 1)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of weights this operator holds."""
+        return _nbytes(self._packed) + _nbytes(self.b)
+
+    @property
+    def w(self) -> np.ndarray:
+        """The weights (C_in, C_out), re-derived from the packed form (a new array)."""
+        shape = (1, 1, self.in_channels, self.out_channels)
+        return unpack_gemm_weights(self._packed, shape, 1).reshape(shape[2:])
 
     def output_shape(self, input_shape) -> Shape4:
         n, h, w, c = _shape4(input_shape)
         if c != self.in_channels:
             raise ValueError(f"x has {c} channels (shape {(n, h, w, c)}, NHWC) but pointwise w "
-                             f"{self.w.shape} expects C_in = {self.in_channels}")
+                             f"{(self.in_channels, self.out_channels)} expects C_in = {self.in_channels}")
         return (n, h, w, self.out_channels)
 
     def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
@@ -417,13 +475,23 @@ class Dense:
 
     def __init__(self, w, b=None, *, activation: ActivationLike = None) -> None:
         self._pointwise = PointwiseConv2D(w, b, activation=activation)
-        self.w, self.b, self.activation = self._pointwise.w, self._pointwise.b, self._pointwise.activation
+        self.b, self.activation = self._pointwise.b, self._pointwise.activation
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of weights this operator holds."""
+        return self._pointwise.nbytes
+
+    @property
+    def w(self) -> np.ndarray:
+        """The weights (in_features, out_features), as a new array."""
+        return self._pointwise.w
 
     def output_shape(self, input_shape) -> Tuple[int, int]:
         shape = tuple(input_shape)
         if len(shape) != 2 or shape[1] != self._pointwise.in_channels:
             raise ValueError(f"x must have shape (N, {self._pointwise.in_channels}) to match dense w "
-                             f"{self.w.shape}, got {shape}")
+                             f"{(self._pointwise.in_channels, self._pointwise.out_channels)}, got {shape}")
         return (shape[0], self._pointwise.out_channels)
 
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
@@ -464,7 +532,7 @@ class SeparableConv2D:
         mid = self.depthwise.channels * self.depthwise.multiplier
         if wp.shape[0] != mid:
             raise ValueError(f"w_pointwise {wp.shape} must have {mid} input channels to follow "
-                             f"w_depthwise {self.depthwise.w.shape}")
+                             f"w_depthwise {self.depthwise.kernel_shape}")
         self.pointwise = PointwiseConv2D(wp, check_bias(b_pointwise, wp.shape[1], "b_pointwise"),
                                          activation=activation)
         self.activation, self.depthwise_activation = self.pointwise.activation, self.depthwise.activation
@@ -472,6 +540,11 @@ class SeparableConv2D:
     def output_shape(self, input_shape) -> Shape4:
         n, oh, ow, _ = self.depthwise.output_shape(input_shape)
         return (n, oh, ow, self.pointwise.out_channels)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of weights this operator holds."""
+        return self.depthwise.nbytes + self.pointwise.nbytes
 
     def with_padding(self, padding: PaddingLike) -> "SeparableConv2D":
         """This convolution with ``padding`` instead, sharing the packed weights."""

@@ -1,6 +1,10 @@
 """Weight packing, done once per weight array: HWIO convolution weights into the GEMM micro-kernel's
 panels of NR output channels (in the K order of NHWC or, for a first layer, of NCHW input), Winograd's
-transformed weights and narrow-group blocks, in 64-byte aligned buffers."""
+transformed weights and narrow-group blocks, in 64-byte aligned buffers.
+
+Every packing but Winograd's only moves and zero-pads the weights, so each has its inverse here
+(``unpack_*``): an operator keeps one packed form and no HWIO copy, and re-derives the HWIO weights
+when it needs them again (another packing, ``op.w``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,16 +35,28 @@ def _panels(w: np.ndarray) -> np.ndarray:
     *lead, k, o = w.shape
     nr = panel_width(o)
     p = -(-o // nr)
-    packed = aligned_zeros((*lead, p, k, nr))
-    padded = np.zeros((*lead, k, p * nr), dtype=np.float32)
-    padded[..., :o] = w
-    packed[...] = np.moveaxis(padded.reshape(*lead, k, p, nr), -2, -3)
-    if nr > NR_NARROW and 0 < o - (p - 1) * nr <= NR_NARROW:
-        last = packed[..., p - 1, :, :NR_NARROW].copy()
-        slot = packed[..., p - 1, :, :].reshape(*lead, k * nr)
-        slot[...] = 0.0
-        slot[..., :k * NR_NARROW] = last.reshape(*lead, k * NR_NARROW)
+    packed = aligned_zeros((*lead, p, k, nr), mapped=True)
+    # Panel by panel, so that packing needs no padded copy of the weights beside them.
+    for j in range(p):
+        columns = w[..., j * nr:(j + 1) * nr]
+        if nr > NR_NARROW and j == p - 1 and columns.shape[-1] <= NR_NARROW:
+            slot = packed[..., j, :, :].reshape(*lead, k * nr)[..., :k * NR_NARROW]
+            slot.reshape(*lead, k, NR_NARROW)[..., :columns.shape[-1]] = columns
+        else:
+            packed[..., j, :, :columns.shape[-1]] = columns
     return packed
+
+
+def _unpanel(packed: np.ndarray, o: int) -> np.ndarray:
+    """The inverse of :func:`_panels`: (..., P, K, nr) -> (..., K, o)."""
+    *lead, p, k, nr = packed.shape
+    out = np.empty((*lead, k, o), dtype=np.float32)
+    full = p if not (nr > NR_NARROW and 0 < o - (p - 1) * nr <= NR_NARROW) else p - 1
+    out[..., :full * nr] = np.moveaxis(packed[..., :full, :, :], -3, -2).reshape(*lead, k, full * nr)[..., :o]
+    if full < p:
+        last = packed[..., p - 1, :, :].reshape(*lead, k * nr)[..., :k * NR_NARROW]
+        out[..., full * nr:] = last.reshape(*lead, k, NR_NARROW)[..., :o - full * nr]
+    return out
 
 
 def pack_gemm_weights(w: np.ndarray, groups: int) -> np.ndarray:
@@ -55,6 +71,13 @@ def pack_gemm_weights(w: np.ndarray, groups: int) -> np.ndarray:
     return _panels(per_group)
 
 
+def unpack_gemm_weights(packed: np.ndarray, shape: tuple[int, int, int, int], groups: int) -> np.ndarray:
+    """The HWIO weights of ``shape`` that :func:`pack_gemm_weights` packed into ``packed``."""
+    kh, kw, cg, co = shape
+    per_group = _unpanel(packed, co // groups)  # (G, K, og)
+    return np.ascontiguousarray(per_group.transpose(1, 0, 2).reshape(kh, kw, cg, co))
+
+
 def pack_channel_rows(w: np.ndarray, groups: int = 1) -> np.ndarray:
     """Ungrouped HWIO weights (KH, KW, C_in, C_out) -> (1, P, C_in*KH*KW, nr) for ``conv2d_few_channels``:
     row r = (i*KH + kh)*KW + kw is input channel i, tap (kh, kw), the order of an NCHW image's rows."""
@@ -62,6 +85,13 @@ def pack_channel_rows(w: np.ndarray, groups: int = 1) -> np.ndarray:
         raise ValueError(f"the few-channel kernel serves ungrouped convolutions only, got groups={groups}")
     kh, kw, ci, co = w.shape
     return _panels(w.transpose(2, 0, 1, 3).reshape(1, ci * kh * kw, co))
+
+
+def unpack_channel_rows(packed: np.ndarray, shape: tuple[int, int, int, int], groups: int = 1) -> np.ndarray:
+    """The HWIO weights of ``shape`` that :func:`pack_channel_rows` packed into ``packed``."""
+    kh, kw, ci, co = shape
+    rows = _unpanel(packed, co)[0]  # (C_in*KH*KW, C_out)
+    return np.ascontiguousarray(rows.reshape(ci, kh, kw, co).transpose(1, 2, 0, 3))
 
 
 def pack_winograd_weights(w: np.ndarray, groups: int) -> np.ndarray:
@@ -82,8 +112,18 @@ def pack_narrow_group_weights(w: np.ndarray, groups: int):
     blocks = -(-co // 16)
     padded = np.zeros((kh * kw, cg, blocks * 16), dtype=np.float32)
     padded[..., :co] = w.reshape(kh * kw, cg, co)
-    packed = aligned_zeros((blocks, kh * kw, cg, 16))
+    packed = aligned_zeros((blocks, kh * kw, cg, 16), mapped=True)
     packed[...] = padded.reshape(kh * kw, cg, blocks, 16).transpose(2, 0, 1, 3)
     lanes = np.arange(16)
     idx = ((lanes // og) * cg)[None, :] + np.arange(cg)[:, None]
     return packed, np.ascontiguousarray(idx, dtype=np.int32)
+
+
+def unpack_narrow_group_weights(packed, shape: tuple[int, int, int, int], groups: int) -> np.ndarray:
+    """The HWIO weights of ``shape`` that :func:`pack_narrow_group_weights` packed into ``packed``
+    (its weights and lane indices)."""
+    weights, _ = packed
+    kh, kw, cg, co = shape
+    blocks = weights.shape[0]
+    padded = weights.transpose(1, 2, 0, 3).reshape(kh * kw, cg, blocks * 16)
+    return np.ascontiguousarray(padded[..., :co].reshape(kh, kw, cg, co))

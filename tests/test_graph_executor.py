@@ -499,10 +499,10 @@ def test_save_writes_each_file_whole_or_not_at_all(tmp_path, monkeypatch):
     m.save(tmp_path / "chain.json")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
-    def failing_savez(file, **arrays):
-        file.write(b"PK partial")
+    def failing_write(file, array, **kwargs):
+        file.write(b"\x93NUMPY partial")
         raise OSError("disk full")
-    monkeypatch.setattr(np, "savez", failing_savez)
+    monkeypatch.setattr(np.lib.format, "write_array", failing_write)
     with pytest.raises(OSError, match="disk full"):
         model(RESIDUAL).save(tmp_path / "chain.json")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary file left either

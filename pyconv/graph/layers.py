@@ -52,13 +52,15 @@ class Kernel:
     (the executor binds every node whose arrays are fixed, sparing the checks on each run). ``nchw``,
     where given, is the same layer taking its one input in NCHW layout (a model's first layer, fed the
     caller's NCHW array without a transpose). ``repad(padding)``, where given, is the same layer with
-    other pads sharing the packed weights (a model at an input size where its pads differ)."""
+    other pads sharing the packed weights (a model at an input size where its pads differ).
+    ``weight_bytes()``: the bytes of weights the layer holds (packed forms included)."""
 
     run: Callable[[Sequence[np.ndarray], np.ndarray, int], object]
     strategy: Callable[[Shape], str]
     bind: Optional[Callable[[Sequence[np.ndarray], np.ndarray], Callable[[int], object]]] = None
     nchw: Optional["Kernel"] = None
     repad: Optional[Callable[[Any], "Kernel"]] = None
+    weight_bytes: Callable[[], int] = lambda: 0
 
 
 LAYER_TYPES: dict[str, "LayerType"] = {}
@@ -215,14 +217,15 @@ def _conv_kernel(op: Any, attrs: dict[str, Any], strategy: Callable[[Shape], str
         if not isinstance(op, (Conv2D, PointwiseConv2D, SeparableConv2D)):
             raise TypeError(f"a {type(op).__name__} cannot take a residual input")
         return Kernel(lambda xs, out, threads: op(xs[0], residual=xs[1], out=out, threads=threads), strategy,
-                      lambda xs, out: op._bind(xs[0], xs[1], out), repad=repad)
+                      lambda xs, out: op._bind(xs[0], xs[1], out), repad=repad, weight_bytes=lambda: op.nbytes)
     nchw = None
     if isinstance(op, Conv2D) and op.reads_nchw() and attrs.get("strategy", "auto") == "auto":
         op._weights("few-channels")  # packed at load, like every other kernel's weights (a few hundred floats)
         bind_nchw = lambda xs, out: op._bind_nchw(xs[0], out)  # noqa: E731
-        nchw = Kernel(lambda xs, out, threads: bind_nchw(xs, out)(threads), lambda shape: "nchw-direct", bind_nchw)
+        nchw = Kernel(lambda xs, out, threads: bind_nchw(xs, out)(threads), lambda shape: "nchw-direct", bind_nchw,
+                      weight_bytes=lambda: op.nbytes)
     return Kernel(lambda xs, out, threads: op(xs[0], out=out, threads=threads), strategy,
-                  lambda xs, out: op._bind(xs[0], out=out), nchw, repad)
+                  lambda xs, out: op._bind(xs[0], out=out), nchw, repad, lambda: op.nbytes)
 
 
 def _bias(attrs: dict[str, Any], channels: int) -> dict[str, Param]:
@@ -377,7 +380,8 @@ class BatchNormLayer(LayerType):
         scale = scale.astype(np.float32)
         activation = attrs.get("activation")
         return Kernel(lambda xs, out, threads: ops.scale_shift(xs[0], scale, shift, activation=activation, out=out,
-                                                               threads=threads), _fixed("elementwise"))
+                                                               threads=threads), _fixed("elementwise"),
+                      weight_bytes=lambda: scale.nbytes + shift.nbytes)
 
 
 @register
@@ -396,7 +400,8 @@ class ScaleShiftLayer(LayerType):
     def build(self, attrs, weights, in_shapes):
         scale, shift, activation = weights["scale"], weights["shift"], attrs["activation"]
         return Kernel(lambda xs, out, threads: ops.scale_shift(xs[0], scale, shift, activation=activation, out=out,
-                                                               threads=threads), _fixed("elementwise"))
+                                                               threads=threads), _fixed("elementwise"),
+                      weight_bytes=lambda: scale.nbytes + shift.nbytes)
 
 
 @register
@@ -461,7 +466,8 @@ class PReluLayer(LayerType):
     def build(self, attrs, weights, in_shapes):
         alpha = weights["alpha"]
         return Kernel(lambda xs, out, threads: ops.prelu(xs[0], alpha, out=out, threads=threads),
-                      _fixed("elementwise"), lambda xs, out: ops._prelu_bind(xs[0], alpha, out))
+                      _fixed("elementwise"), lambda xs, out: ops._prelu_bind(xs[0], alpha, out),
+                      weight_bytes=lambda: alpha.nbytes)
 
 
 class _PoolLayer(LayerType):

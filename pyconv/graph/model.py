@@ -59,10 +59,10 @@ from ..validation import check_input_dtype
 from .errors import ModelError, UnknownTensorError
 from .format import ModelSpec, copy_config, parse_config, read_config
 from .layers import LAYER_TYPES, Kernel, Shape
-from .passes import Graph, Node, live_layers, lower
+from .passes import Graph, Node, live_layers, lower, materialise
 from .planner import MemoryPlan, plan_memory
 from .shapes import ShapeInfo, infer_shapes
-from .weights import (LayerWeights, check_weights, read_npz, save_weights, seeded_uniform, seeded_weights,
+from .weights import (InMemoryWeights, NpzWeights, SeededWeights, Weights, save_weights, seeded_uniform,
                       write_atomically)
 
 __all__ = ["Model", "Profile", "ProfileRow", "load"]
@@ -248,7 +248,8 @@ class Model:
     """A loaded model; see :func:`load`. Call it (or :meth:`run`) on NHWC numpy arrays, of the config's
     input size or any other the layers allow.
 
-    ``weights`` holds the original (unfolded) weights by layer and param, ``graph`` the nodes that run,
+    ``weights`` gives the original (unfolded) weights by layer and param (read again from their file or
+    generated again when asked for: the model holds its weights once, packed), ``graph`` the nodes that run,
     ``info`` the per-layer shapes, parameters and MACs (at the config's input size). Several Python
     threads may run one model at once, each on an arena of its own (see the module docstring): a
     service runs N callers with ``threads=1`` each, or one caller with ``threads=N``. ``resize``
@@ -265,7 +266,7 @@ class Model:
         self._apply_strategy(self.spec, strategy)
         # The file the weights came from, which save() must never overwrite.
         self._weights_file: Optional[Path] = self._weights_path(weights, Path(base_dir))
-        self.weights: LayerWeights = self._read_weights(weights, Path(base_dir))
+        self._weights: Weights = self._read_weights(weights, Path(base_dir))
         self._optimize = optimize
         self._resize = resize
         self._declared: Sizes = tuple(self.info.outputs[name] for name in self.spec.inputs)
@@ -294,6 +295,12 @@ class Model:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def weights(self) -> Weights:
+        """The original weights, ``weights[layer][param]``: read from the weights file, generated from the
+        seed, or the mapping given, each array made when asked for."""
+        return self._weights
 
     @property
     def input_names(self) -> list[str]:
@@ -338,23 +345,24 @@ class Model:
         return Path(weights) if weights is not None else (base_dir / self.spec.weights if self.spec.weights else None)
 
     def _read_weights(self, weights: Union[None, str, Path, Mapping[str, Any]], base_dir: Path,
-                      info: Optional[ShapeInfo] = None) -> LayerWeights:
+                      info: Optional[ShapeInfo] = None) -> Weights:
         info = info or self.info
         if isinstance(weights, Mapping):
             flat = {f"{layer}/{name}": array for layer, params in weights.items() if isinstance(params, Mapping)
                     for name, array in params.items()}
             flat.update({key: array for key, array in weights.items() if not isinstance(array, Mapping)})
-            return check_weights(flat, info.params, "the weights mapping")
+            return InMemoryWeights(flat, info.params, "the weights mapping")
         path = self._weights_path(weights, base_dir)
         if path is None:
             signals = {name: info.signals[layer.inputs[0]] for name, layer in self.spec.layers.items()
                        if layer.inputs}
-            return seeded_weights(self.spec.seed, info.params, signals)
-        return check_weights(read_npz(path), info.params, path.name)
+            return SeededWeights(self.spec.seed, info.params, signals)
+        return NpzWeights(path, info.params)
 
     def _build(self, node: Node) -> Kernel:
+        arrays = materialise(node)  # a weight's own error names its layer and field
         try:
-            return LAYER_TYPES[node.type].build(node.attrs, node.weights, node.in_shapes)
+            return LAYER_TYPES[node.type].build(node.attrs, arrays, node.in_shapes)
         except (ValueError, TypeError) as exc:
             raise ModelError(f"cannot prepare the {node.type} operator: {exc}", layer=node.layers[0],
                              field=_blame(node, exc)) from exc
@@ -420,7 +428,7 @@ class Model:
             return variant
 
     def _spec_at(self, sizes: Sizes, outputs: Optional[tuple[str, ...]]
-                 ) -> tuple[ModelSpec, LayerWeights, ShapeInfo]:
+                 ) -> tuple[ModelSpec, Weights, ShapeInfo]:
         """The config, weights and shapes at input shapes ``sizes``: the shapes of the layers the
         requested tensors (by default the config's outputs) depend on, so that a size the model's head
         cannot take still serves its feature maps."""
@@ -465,7 +473,7 @@ class Model:
                 # A convolution whose pads differ at this size shares the packed weights all the same.
                 other = next((b[same_weights] for b in shared if same_weights in b), None)
                 kernel = other.repad(node.attrs["padding"]) if other is not None else self._build(node)
-            # The operators hold what they need; folded kernels would otherwise stay alive a second time.
+            # The operators hold what they need, packed; the recipes would keep the weights source alive.
             node.weights = {}
             built[key] = kernels[name] = kernel
             if kernel.repad is not None:
@@ -556,7 +564,7 @@ class Model:
     def _make_prepared(self, pool: _Pool) -> _Prepared:
         variant, batch, plan = pool.variant, pool.batch, pool.plan
         graph = variant.graph
-        arena = aligned_empty(plan.arena_bytes // 4)
+        arena = aligned_empty(plan.arena_bytes // 4, mapped=True)
         # Touch every page now, when planning: the first run would otherwise take a page fault per 4 KiB.
         arena.fill(0.0)
         views = {t: arena[off:off + n].reshape(batch, *graph.nodes[t].out_shape)
@@ -568,7 +576,7 @@ class Model:
             if name in variant.nchw_inputs:  # its readers take the caller's NCHW layout
                 shape = (batch, shape[3], shape[1], shape[2])
             if transpose or 4 * math.prod(shape) <= _COPIED_INPUT_BYTES:
-                inputs[name] = aligned_empty(shape)
+                inputs[name] = aligned_empty(shape, mapped=True)
             feeds.append((name, inputs.get(name), transpose))
         views.update(inputs)
         steps = [_Step(node, variant.kernels[name], [views.get(src, src) for src in node.inputs], views[name],
@@ -791,6 +799,8 @@ class Model:
             lines.append(fmt.format(*cells))
             if fused:
                 lines.append("    + " + ", ".join(fused))
+        plan = self.plan(batch, size)
+        held = sum(kernel.weight_bytes() for kernel in {id(k): k for k in variant.kernels.values()}.values())
         total_params = sum(math.prod(p.shape) for ps in info.params.values() for p in ps.values())
         total_macs = batch * sum(info.macs[layer] for node in graph.nodes.values() for layer in node.layers)
         fused = sum(len(n.layers) - 1 for n in graph.nodes.values())
@@ -800,7 +810,9 @@ class Model:
                   f"{len(spec.layers)} config layers run as {len(graph.nodes)} nodes "
                   f"({fused} layers merged into their neighbours, {len(graph.folded)} of them batch norms "
                   f"or scale_shifts)",
-                  str(self.plan(batch, size))]
+                  str(plan),
+                  f"memory: weights {held / 2**20:.2f} MiB (as the kernels hold them, packed), arena "
+                  f"{plan.arena_bytes / 2**20:.2f} MiB (batch {batch}), total {(held + plan.arena_bytes) / 2**20:.2f} MiB"]
         return "\n".join(lines)
 
     def profile(self, x: Union[None, np.ndarray, Mapping[str, Any]] = None, *, repeat: int = 10,

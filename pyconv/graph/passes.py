@@ -26,6 +26,10 @@ referring to the same names. The rewrites, in order:
    (Xception's blocks: relu(x) feeds the block, x its shortcut, so step 4 cannot fuse the relu into
    x's producer).
 
+The rewrites move no weights: a node's ``weights`` are recipes (:data:`Deferred`), each computing its
+array (a layer's original, or one with a batch norm folded in) when the node's operator is built, so
+that loading holds one node's unpacked weights at a time, never the whole model's.
+
 A rewrite only applies when the intermediate tensor has no other consumer and is not a graph output,
 so every tensor anyone can observe is still computed. The outputs are the config's or, for a run that
 asks for intermediate tensors (``model.run(x, outputs=[...])``), the ones requested, which are then
@@ -33,18 +37,23 @@ computed as such (a convolution's output requested before its relu keeps the rel
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from ..activations import compose, of_layer
+from ..memory import aligned_empty
 from .format import ModelSpec
 from .layers import LAYER_TYPES, Shape
 from .shapes import ShapeInfo
-from .weights import LayerWeights
+from .weights import Weights
 
-__all__ = ["Graph", "Node", "live_layers", "lower"]
+__all__ = ["Deferred", "Graph", "Node", "live_layers", "lower", "materialise"]
+
+# A weight array to compute when its operator is built.
+Deferred = Callable[[], np.ndarray]
 
 _FOLDS_BN = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense")
 _TAKES_ACTIVATION = (*_FOLDS_BN, "add", "subtract", "multiply", "divide", "batch_norm", "scale_shift")
@@ -65,7 +74,7 @@ class Node:
     type: str
     inputs: list[str]
     attrs: dict[str, Any]
-    weights: dict[str, np.ndarray]
+    weights: dict[str, Deferred]
     layers: list[str]
     in_shapes: list[Shape]
     out_shape: Shape
@@ -109,7 +118,12 @@ def live_layers(spec: ModelSpec, outputs: Sequence[str]) -> set[str]:
     return live
 
 
-def _initial(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, outputs: Sequence[str]) -> Graph:
+def materialise(node: Node) -> dict[str, np.ndarray]:
+    """The arrays of ``node``'s weights, computed now."""
+    return {name: make() for name, make in node.weights.items()}
+
+
+def _initial(spec: ModelSpec, info: ShapeInfo, weights: Weights, outputs: Sequence[str]) -> Graph:
     live = live_layers(spec, outputs)
     alias: dict[str, str] = {}
     nodes: dict[str, Node] = {}
@@ -121,36 +135,61 @@ def _initial(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, outputs: S
             alias[name] = inputs[0]
             continue
         nodes[name] = Node(name=name, type=layer.type, inputs=inputs, attrs=dict(layer.attrs),
-                           weights=dict(weights.get(name, {})), layers=[name],
+                           weights={p: functools.partial(weights.array, name, p) for p in info.params[name]},
+                           layers=[name],
                            in_shapes=info.inputs_of(spec, name), out_shape=info.outputs[name])
     return Graph(nodes=nodes, inputs=list(spec.inputs), outputs={o: alias.get(o, o) for o in outputs})
 
 
 def _affine(node: Node) -> tuple[np.ndarray, np.ndarray]:
     """A batch norm's or scale_shift's per-channel ``(scale, shift)``, in float64."""
-    w = {k: v.astype(np.float64) for k, v in node.weights.items()}
+    w = {k: v.astype(np.float64) for k, v in materialise(node).items()}
     if node.type == "scale_shift":
         return w["scale"], w["shift"]
     scale = w["gamma"] / np.sqrt(w["variance"] + node.attrs["epsilon"])
     return scale, w["beta"] - w["mean"] * scale
 
 
-def _fold_batch_norm(graph: Graph) -> None:
+# Kernel values folded at a time: the float64 product of a large kernel is never made whole.
+_FOLD_VALUES = 1 << 16
+
+
+def _folded_kernel(kernel: Deferred, bn: Node, depthwise: bool, in_place: bool) -> Deferred:
+    """``kernel`` with ``bn`` folded in; written over the array ``kernel`` makes if ``in_place``."""
+    def make() -> np.ndarray:
+        scale, _ = _affine(bn)
+        k = kernel()
+        # Output channel c of every kernel layout is its last axis, except depthwise (KH, KW, C, M)
+        # whose output channel c * M + m spans the last two.
+        rows = k.reshape(-1, scale.size)
+        out = rows if in_place else aligned_empty(rows.shape, mapped=True)
+        step = max(1, _FOLD_VALUES // scale.size)
+        for start in range(0, rows.shape[0], step):
+            block = slice(start, start + step)
+            out[block] = rows[block].astype(np.float64) * scale
+        return out.reshape(k.shape)
+    return make
+
+
+def _folded_bias(bias: Optional[Deferred], bn: Node) -> Deferred:
+    def make() -> np.ndarray:
+        scale, shift = _affine(bn)
+        b = bias().astype(np.float64) if bias is not None else np.zeros_like(scale)
+        return (b * scale + shift).astype(np.float32)
+    return make
+
+
+def _fold_batch_norm(graph: Graph, fresh: bool) -> None:
     for bn in [n for n in graph.nodes.values() if n.type in ("batch_norm", "scale_shift")]:
         src = bn.inputs[0]
         conv = graph.nodes.get(src)
         if conv is None or conv.type not in _FOLDS_BN or conv.attrs["activation"] is not None \
                 or not graph.private(src, bn):
             continue
-        scale, shift = _affine(bn)
         key = "pointwise_kernel" if conv.type == "separable_conv2d" else "kernel"
-        kernel = conv.weights[key].astype(np.float64)
-        # Output channel c of every kernel layout is its last axis, except depthwise (KH, KW, C, M)
-        # whose output channel c * M + m spans the last two.
-        kernel = kernel * scale.reshape(kernel.shape[-2:] if conv.type == "depthwise_conv2d" else (-1,))
-        bias = conv.weights.get("bias", np.zeros_like(scale)).astype(np.float64)
-        conv.weights = {**conv.weights, key: kernel.astype(np.float32),
-                        "bias": (bias * scale + shift).astype(np.float32)}
+        conv.weights = {**conv.weights,
+                        key: _folded_kernel(conv.weights[key], bn, conv.type == "depthwise_conv2d", fresh),
+                        "bias": _folded_bias(conv.weights.get("bias"), bn)}
         conv.attrs["activation"] = bn.attrs.get("activation")
         graph.merge(conv, bn)
         graph.folded.append(bn.name)
@@ -217,12 +256,20 @@ def _fuse_activations(graph: Graph) -> None:
         graph.merge(producer, act)
 
 
+def _matrix(kernel: Deferred) -> Deferred:
+    """A 1x1 kernel (1, 1, C_in, C_out) or (C_in, C_out) as (C_in, C_out)."""
+    def make() -> np.ndarray:
+        k = kernel()
+        return k.reshape(k.shape[-2:])
+    return make
+
+
 def _is_pointwise(node: Node) -> bool:
     if node.type == "pointwise_conv2d":
         return True
     a = node.attrs
     return (node.type == "conv2d" and a["strategy"] == "auto" and a["groups"] == 1
-            and node.weights["kernel"].shape[:2] == (1, 1) and a["stride"] in (1, (1, 1))
+            and a["kernel"] in (1, (1, 1), [1, 1]) and a["stride"] in (1, (1, 1))
             and a["dilation"] in (1, (1, 1)) and a["padding"] in ("valid", "same", 0, (0, 0), ((0, 0), (0, 0))))
 
 
@@ -233,8 +280,7 @@ def _fuse_separable(graph: Graph) -> None:
         if dw is None or dw.type != "depthwise_conv2d" or dw.attrs["depth_multiplier"] != 1 \
                 or not graph.private(src, pw):
             continue
-        weights = {"depthwise_kernel": dw.weights["kernel"],
-                   "pointwise_kernel": pw.weights["kernel"].reshape(pw.weights["kernel"].shape[-2:])}
+        weights = {"depthwise_kernel": dw.weights["kernel"], "pointwise_kernel": _matrix(pw.weights["kernel"])}
         if "bias" in dw.weights:
             weights["depthwise_bias"] = dw.weights["bias"]
         if "bias" in pw.weights:
@@ -305,7 +351,7 @@ def _fuse_input_activations(graph: Graph) -> None:
         del graph.nodes[act.name]
 
 
-def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: bool = True,
+def lower(spec: ModelSpec, info: ShapeInfo, weights: Weights, *, optimize: bool = True,
           outputs: Optional[Sequence[str]] = None) -> Graph:
     """The execution graph of a config computing its outputs (or the layers ``outputs`` names):
     identities removed and, with ``optimize``, the folds and fusions described in the module docstring
@@ -313,7 +359,7 @@ def lower(spec: ModelSpec, info: ShapeInfo, weights: LayerWeights, *, optimize: 
     graph = _initial(spec, info, weights, spec.outputs if outputs is None else outputs)
     if optimize:
         _fuse_gates(graph)
-        _fold_batch_norm(graph)
+        _fold_batch_norm(graph, weights.fresh)
         _fuse_activations(graph)
         _fuse_separable(graph)
         _fuse_residual_add(graph)

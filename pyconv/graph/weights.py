@@ -38,16 +38,17 @@ import secrets
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping, Union
+from typing import IO, Any, Callable, Iterator, Mapping, Union
 
 import numpy as np
 
+from ..memory import aligned_empty
 from . import shapes
 from .errors import ModelError
 from .layers import Param, Signal
 
-__all__ = ["LayerWeights", "check_weights", "read_npz", "save_weights", "seeded_array", "seeded_uniform",
-           "seeded_weights", "write_atomically"]
+__all__ = ["InMemoryWeights", "LayerWeights", "NpzWeights", "SeededWeights", "Weights", "check_weights",
+           "save_weights", "seeded_array", "seeded_uniform", "write_atomically"]
 
 LayerWeights = dict[str, dict[str, np.ndarray]]
 ParamTable = dict[str, dict[str, Param]]
@@ -58,9 +59,24 @@ _RANGES = {"bias": (-0.05, 0.05), "beta": (-0.1, 0.1), "gamma": (0.8, 1.2), "mea
 
 def seeded_uniform(seed: int, layer: str, name: str, size: int) -> np.ndarray:
     """``size`` float64 values uniform in [0, 1), determined by ``(seed, layer, name)`` alone."""
+    out = np.empty(size, dtype=np.float64)
+    for start, chunk in _seeded_chunks(seed, layer, name, size):
+        out[start:start + chunk.size] = chunk
+    return out
+
+
+# Values generated at a time: a large kernel is made without its float64 and uint64 forms whole.
+_CHUNK = 1 << 16
+
+
+def _seeded_chunks(seed: int, layer: str, name: str, size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`seeded_uniform`'s values, as (offset, float64 chunk) pairs: the raw stream continues from
+    one chunk to the next, so the values do not depend on the chunking."""
     digest = hashlib.sha256(f"{seed}\0{layer}\0{name}".encode()).digest()
-    raw = np.random.PCG64(int.from_bytes(digest[:8], "little")).random_raw(size)
-    return (raw >> np.uint64(11)).astype(np.float64) * (1.0 / 2.0**53)
+    generator = np.random.PCG64(int.from_bytes(digest[:8], "little"))
+    for start in range(0, size, _CHUNK):
+        raw = generator.random_raw(min(_CHUNK, size - start))
+        yield start, (raw >> np.uint64(11)).astype(np.float64) * (1.0 / 2.0**53)
 
 
 def seeded_array(seed: int, layer: str, param: Param, name: str,
@@ -77,52 +93,139 @@ def seeded_array(seed: int, layer: str, param: Param, name: str,
     elif param.init == "mean":
         offset, sd = signal.mean, math.sqrt(signal.var)
         lo, hi = lo * sd, hi * sd
-    u = seeded_uniform(seed, layer, name, math.prod(param.shape))
-    return (offset + lo + (hi - lo) * u).astype(np.float32).reshape(param.shape)
+    out = aligned_empty(math.prod(param.shape), mapped=True)
+    for start, u in _seeded_chunks(seed, layer, name, out.size):
+        out[start:start + u.size] = offset + lo + (hi - lo) * u
+    return out.reshape(param.shape)
 
 
-def seeded_weights(seed: int, params: ParamTable, signals: Mapping[str, Signal]) -> LayerWeights:
-    """Generated weights for every parameter in ``params`` (layer -> param -> :class:`Param`);
-    ``signals`` maps a layer to the estimated statistics of its input."""
-    return {layer: {name: seeded_array(seed, layer, p, name, signals.get(layer, Signal(0.0, 1.0)))
-                    for name, p in ps.items()}
-            for layer, ps in params.items() if ps}
+class Weights(Mapping[str, Mapping[str, np.ndarray]]):
+    """A model's original weights, ``weights[layer][param]``, read or generated when asked for and not
+    held (:class:`SeededWeights`, :class:`NpzWeights`), or held as given (:class:`InMemoryWeights`).
+    A model keeps its weights once, packed for its kernels; this is where it finds the originals again
+    (to build an operator, to save). ``array(layer, param)`` gives one array: a new one on every call
+    where ``fresh`` (the caller may then write it), the held one otherwise."""
+
+    fresh = True
+
+    def __init__(self, params: ParamTable, source: str) -> None:
+        self.params = {layer: ps for layer, ps in params.items() if ps}
+        self.source = source
+
+    def array(self, layer: str, name: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def __getitem__(self, layer: str) -> dict[str, np.ndarray]:
+        return {name: self.array(layer, name) for name in self.params[layer]}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
 
 
-def read_npz(path: Union[str, Path]) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` file, by name."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"weights file not found: {path}", field="weights",
-                         hint="remove \"weights\" from the config (or pass weights=None) to use seeded weights")
-    # A damaged archive fails in np.load or only when an array is read (a compression method zipfile
-    # lacks is a NotImplementedError, an encrypted member a RuntimeError); object arrays are refused
-    # (allow_pickle=False: a weights file must not run code).
-    unreadable = (OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zipfile.BadZipFile, zlib.error,
-                  lzma.LZMAError)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except unreadable as exc:
-        raise ModelError(f"expected an .npz archive, found an unreadable file {path.name} ({exc})",
-                         field="weights") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ModelError(f"expected an .npz archive of named arrays, found a single array in {path.name}",
-                         field="weights")
-    with archive:
+class InMemoryWeights(Weights):
+    """Weights given as arrays (checked by :func:`check_weights`), held as they are."""
+
+    fresh = False
+
+    def __init__(self, arrays: Mapping[str, Any], params: ParamTable, source: str) -> None:
+        super().__init__(params, source)
+        self._arrays = check_weights(arrays, params, source)
+
+    def array(self, layer: str, name: str) -> np.ndarray:
+        return self._arrays[layer][name]
+
+
+class SeededWeights(Weights):
+    """Generated weights for every parameter in ``params`` (layer -> param -> :class:`Param`), each made
+    again when asked for (see the module docstring); ``signals`` maps a layer to the estimated
+    statistics of its input."""
+
+    def __init__(self, seed: int, params: ParamTable, signals: Mapping[str, Signal]) -> None:
+        super().__init__(params, "seeded weights")
+        self.seed = seed
+        self._signals = dict(signals)
+
+    def array(self, layer: str, name: str) -> np.ndarray:
+        return seeded_array(self.seed, layer, self.params[layer][name], name,
+                            self._signals.get(layer, Signal(0.0, 1.0)))
+
+
+# What a damaged archive raises in np.load, or only when an array is read (a compression method zipfile
+# lacks is a NotImplementedError, an encrypted member a RuntimeError).
+_UNREADABLE = (OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zipfile.BadZipFile, zlib.error,
+               lzma.LZMAError)
+
+
+class NpzWeights(Weights):
+    """The weights in an ``.npz`` file: names, shapes and dtypes checked against ``params`` when made
+    (from the arrays' headers, reading no data), each array read from the file when asked for and
+    checked to be finite then. The file must stay as it was: a later read of a file changed since is a
+    ModelError, not other weights."""
+
+    def __init__(self, path: Union[str, Path], params: ParamTable) -> None:
+        path = Path(path)
+        super().__init__(params, path.name)
+        self.path = path
+        if not path.is_file():
+            raise ModelError(f"weights file not found: {path}", field="weights",
+                             hint="remove \"weights\" from the config (or pass weights=None) to use seeded weights")
+        self._stamp = self._stat()
+        self._members: dict[tuple[str, str], str] = {}
+        with self._open() as archive:
+            try:
+                for key in archive.files:
+                    shape, dtype = _check_header(archive, key, self.source)
+                    layer, name = _check_entry(key, shape, dtype, params, self.source)
+                    self._members[layer, name] = key
+            except ModelError:  # a ValueError too, already saying what is wrong
+                raise
+            except _UNREADABLE as exc:
+                raise ModelError(f"expected an .npz archive of arrays of numbers, found an unreadable array in "
+                                 f"{self.source} ({exc})", field="weights") from None
+        _check_complete({layer for layer, _ in self._members}, set(self._members), params, self.source)
+
+    def _stat(self) -> tuple[int, int]:
+        st = self.path.stat()
+        return st.st_size, st.st_mtime_ns
+
+    def _open(self) -> Any:
+        # Object arrays are refused (allow_pickle=False: a weights file must not run code).
         try:
-            for key in archive.files:
-                _check_header(archive, key, path.name)
-            return {key: archive[key] for key in archive.files}
-        except ModelError:  # a ValueError too, already saying what is wrong
-            raise
-        except unreadable as exc:
-            raise ModelError(f"expected an .npz archive of arrays of numbers, found an unreadable array in "
-                             f"{path.name} ({exc})", field="weights") from None
+            archive = np.load(self.path, allow_pickle=False)
+        except _UNREADABLE as exc:
+            raise ModelError(f"expected an .npz archive, found an unreadable file {self.source} ({exc})",
+                             field="weights") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ModelError(f"expected an .npz archive of named arrays, found a single array in {self.source}",
+                             field="weights")
+        return archive
+
+    def array(self, layer: str, name: str) -> np.ndarray:
+        key = self._members[layer, name]
+        try:
+            unchanged = self._stat() == self._stamp
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            raise ModelError(f"the weights file {self.path} changed (or went away) since the model was loaded; "
+                             f"its weights cannot be read again", layer=layer, field=name,
+                             hint="load the model again")
+        with self._open() as archive:
+            try:
+                value = archive[key]
+            except _UNREADABLE as exc:
+                raise ModelError(f"expected an .npz archive of arrays of numbers, found an unreadable array "
+                                 f"{key!r} in {self.source} ({exc})", layer=layer, field=name) from None
+        return _checked_array(key, value, self.params[layer][name].shape, self.source, layer, name)
 
 
-def _check_header(archive: Any, key: str, source: str) -> None:
+def _check_header(archive: Any, key: str, source: str) -> tuple[tuple[int, ...], np.dtype]:
     """Array ``key`` of ``archive`` holds as many bytes as its header's shape and dtype claim, and no
-    more than :data:`~pyconv.graph.shapes.MAX_ELEMENTS` of them: checked before numpy allocates it."""
+    more than :data:`~pyconv.graph.shapes.MAX_ELEMENTS` of them: checked before numpy allocates it.
+    Returns its shape and dtype."""
     member = key if key in archive.zip.namelist() else f"{key}.npy"
     with archive.zip.open(member) as f:
         version = np.lib.format.read_magic(f)
@@ -137,6 +240,50 @@ def _check_header(archive: Any, key: str, source: str) -> None:
         raise ModelError(f"array {key!r} in {source}: its header claims shape {list(shape)} of {dtype}, more than "
                          f"the file holds (or than {shapes.MAX_ELEMENTS:,} elements)", field="weights",
                          hint="the file is truncated or damaged")
+    return tuple(shape), dtype
+
+
+def _check_entry(key: str, shape: tuple[int, ...], dtype: np.dtype, params: ParamTable,
+                 source: str) -> tuple[str, str]:
+    """The (layer, param) that array ``key`` of ``source`` holds, checked to be one ``params`` expects,
+    of its shape and of a real dtype."""
+    layer, sep, name = key.rpartition("/")
+    if not sep:
+        raise ModelError(f"expected array names of the form '<layer>/<param>' in {source}, found {key!r}",
+                         field="weights")
+    if layer not in params:
+        raise ModelError(f"{source} has an array for a layer the config does not define", layer=layer,
+                         field=name)
+    if name not in params[layer]:
+        expected = ", ".join(params[layer]) or "no weights"
+        raise ModelError(f"unexpected weight {key!r} in {source}: this layer takes {expected}",
+                         layer=layer, field=name)
+    want = params[layer][name].shape
+    if tuple(shape) != tuple(want):
+        raise ModelError(f"weight {key!r} in {source}: expected shape {want}, found {tuple(shape)}",
+                         layer=layer, field=name)
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise ModelError(f"weight {key!r} in {source}: expected real numbers, found dtype {dtype}",
+                         layer=layer, field=name)
+    return layer, name
+
+
+def _checked_array(key: str, value: Any, want: tuple[int, ...], source: str, layer: str, name: str) -> np.ndarray:
+    """Array ``value`` (already checked by :func:`_check_entry`) as C-contiguous float32, all finite."""
+    array = np.ascontiguousarray(value, dtype=np.float32)
+    bad = array.size - int(np.isfinite(array).sum())
+    if bad:
+        raise ModelError(f"weight {key!r} in {source}: expected finite values, found {bad} NaN or "
+                         f"infinite of {array.size}", layer=layer, field=name)
+    return array
+
+
+def _check_complete(layers: set[str], found: set[tuple[str, str]], params: ParamTable, source: str) -> None:
+    for layer, ps in params.items():
+        for name, p in ps.items():
+            if (layer, name) not in found:
+                raise ModelError(f"weight '{layer}/{name}' of shape {p.shape} is missing from {source}",
+                                 layer=layer, field=name)
 
 
 def check_weights(arrays: Mapping[str, Any], params: ParamTable, source: str) -> LayerWeights:
@@ -144,36 +291,10 @@ def check_weights(arrays: Mapping[str, Any], params: ParamTable, source: str) ->
     arrays, with the expected shapes, all finite; returns them as C-contiguous float32 by layer."""
     out: LayerWeights = {}
     for key, value in arrays.items():
-        layer, sep, name = key.rpartition("/")
-        if not sep:
-            raise ModelError(f"expected array names of the form '<layer>/<param>' in {source}, found {key!r}",
-                             field="weights")
-        if layer not in params:
-            raise ModelError(f"{source} has an array for a layer the config does not define", layer=layer,
-                             field=name)
-        if name not in params[layer]:
-            expected = ", ".join(params[layer]) or "no weights"
-            raise ModelError(f"unexpected weight {key!r} in {source}: this layer takes {expected}",
-                             layer=layer, field=name)
         array = np.asarray(value)
-        want = params[layer][name].shape
-        if array.shape != want:
-            raise ModelError(f"weight {key!r} in {source}: expected shape {want}, found {array.shape}",
-                             layer=layer, field=name)
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-            raise ModelError(f"weight {key!r} in {source}: expected real numbers, found dtype {array.dtype}",
-                             layer=layer, field=name)
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        bad = array.size - int(np.isfinite(array).sum())
-        if bad:
-            raise ModelError(f"weight {key!r} in {source}: expected finite values, found {bad} NaN or "
-                             f"infinite of {array.size}", layer=layer, field=name)
-        out.setdefault(layer, {})[name] = array
-    for layer, ps in params.items():
-        for name, p in ps.items():
-            if name not in out.get(layer, {}):
-                raise ModelError(f"weight '{layer}/{name}' of shape {p.shape} is missing from {source}",
-                                 layer=layer, field=name)
+        layer, name = _check_entry(key, array.shape, array.dtype, params, source)
+        out.setdefault(layer, {})[name] = _checked_array(key, array, array.shape, source, layer, name)
+    _check_complete(set(out), {(layer, name) for layer, ps in out.items() for name in ps}, params, source)
     return out
 
 
@@ -200,7 +321,13 @@ def write_atomically(path: Union[str, Path], write: Callable[[IO[bytes]], None])
         raise
 
 
-def save_weights(path: Union[str, Path], weights: LayerWeights) -> None:
-    """Write ``weights`` as an ``.npz`` with one array per ``<layer>/<param>`` (see :func:`write_atomically`)."""
-    arrays = {f"{layer}/{name}": array for layer, ps in weights.items() for name, array in ps.items()}
-    write_atomically(path, lambda file: np.savez(file, **arrays))
+def save_weights(path: Union[str, Path], weights: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    """Write ``weights`` as an ``.npz`` with one array per ``<layer>/<param>`` (see :func:`write_atomically`),
+    asking ``weights`` for one layer at a time: saving a model needs no second copy of all its weights."""
+    def write(file: IO[bytes]) -> None:
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for layer in weights:
+                for name, array in weights[layer].items():
+                    with archive.open(f"{layer}/{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+    write_atomically(path, write)
