@@ -99,3 +99,50 @@ def test_summary_reports_weights_arena_and_total():
     assert line.startswith("memory: weights ") and f"arena {arena:.2f} MiB (batch 1)" in line
     weights = float(line.split()[2])
     assert f"total {weights + arena:.2f} MiB" in line or f"total {weights + arena - 0.01:.2f}" in line
+
+
+_ONNX_CHILD = r"""
+import json, sys
+import numpy as np, onnx, pyconv
+from pyconv.onnx import reader
+
+def status(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field + ":"))
+
+base = status("VmRSS")
+model = pyconv.from_onnx(sys.argv[1])
+loaded = status("VmRSS") - base
+x = model.example_input()
+for _ in range(5):
+    model.run(x, threads=2)
+held = sum(k.weight_bytes() for k in {id(k): k for k in model.kernels.values()}.values())
+print(json.dumps({"loaded": loaded, "held": held, "arena": model.plan(1).arena_bytes}))
+"""
+
+
+def test_an_imported_model_lets_the_converted_weights_go(tmp_path):
+    """From an ONNX file: once loaded, the model holds its packed weights and arena (the parsed file and
+    the converted arrays are freed, and the heap given back), and its original weights come from the
+    file again."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("torch")
+    from pyconv.onnx.convert import convert
+    from pyconv.testing import export_onnx
+
+    doc = json.loads((MODELS / "mobilenet_v1.json").read_text())
+    path = export_onnx(doc, pyconv.load(doc).weights, tmp_path / "mobilenet_v1.onnx")
+    result = subprocess.run([sys.executable, "-c", _ONNX_CHILD, str(path)], capture_output=True, text=True,
+                            check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    report = json.loads(result.stdout)
+    assert report["loaded"] <= report["held"] + report["arena"] + SLACK, report
+
+    model = pyconv.from_onnx(path)
+    converted = convert(path)[1]
+    weights = model.weights
+    assert sum(len(ps) for ps in weights.values()) == len(converted)
+    for key, array in converted.items():
+        layer, param = key.rsplit("/", 1)
+        np.testing.assert_array_equal(weights[layer][param], array)
+    from_bytes = pyconv.from_onnx(Path(path).read_bytes())  # its weights are kept: no file to read again
+    np.testing.assert_array_equal(from_bytes.weights[layer][param], array)

@@ -52,7 +52,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .._kernels import start_threads
-from ..memory import aligned_empty
+from ..memory import aligned_empty, return_free_memory
 from ..ops import nchw_to_nhwc, nhwc_to_nchw
 from ..threads import resolve_threads
 from ..validation import check_input_dtype
@@ -71,8 +71,9 @@ ArrayOrDict = Union[np.ndarray, dict[str, np.ndarray]]
 Strategy = Union[None, str, Mapping[str, str]]
 # An input size other than the config's: (H, W) for every image input, or by input name.
 Size = Union[None, Sequence[int], Mapping[str, Sequence[int]]]
-# How a model re-derives its config and weights for other input shapes (per-sample, by input name).
-Resize = Callable[[Mapping[str, tuple[int, ...]]], tuple[Mapping[str, Any], Mapping[str, Any]]]
+# How a model re-derives its config for other input shapes (per-sample, by input name); the weights
+# are the model's own.
+Resize = Callable[[Mapping[str, tuple[int, ...]]], Mapping[str, Any]]
 Sizes = tuple[tuple[int, ...], ...]  # the per-sample shape of each input layer, in the config's order
 
 # Arena pools kept (one per input size, batch size and set of requested tensors): the latest few.
@@ -254,19 +255,22 @@ class Model:
     threads may run one model at once, each on an arena of its own (see the module docstring): a
     service runs N callers with ``threads=1`` each, or one caller with ``threads=N``. ``resize``
     (given by the ONNX importer) re-derives the config and weights for other input shapes; without it
-    only the input layers' shapes change.
+    only the input layers' shapes change. ``again`` makes the given weights mapping again (an imported file
+    converted once more; the mapping given is then emptied), so that the model lets each array go once it
+    is packed.
     """
 
     def __init__(self, config: Mapping[str, Any], *, weights: Union[None, str, Path, Mapping[str, Any]] = None,
                  base_dir: Union[str, Path] = ".", threads: Optional[int] = None, strategy: Strategy = None,
-                 optimize: bool = True, resize: Optional[Resize] = None) -> None:
+                 optimize: bool = True, resize: Optional[Resize] = None,
+                 again: Optional[Callable[[], Mapping[str, Any]]] = None) -> None:
         self.spec: ModelSpec = parse_config(copy_config(config))
         self.info: ShapeInfo = infer_shapes(self.spec)
         self._strategy = strategy
         self._apply_strategy(self.spec, strategy)
         # The file the weights came from, which save() must never overwrite.
         self._weights_file: Optional[Path] = self._weights_path(weights, Path(base_dir))
-        self._weights: Weights = self._read_weights(weights, Path(base_dir))
+        self._weights: Weights = self._read_weights(weights, Path(base_dir), again=again)
         self._optimize = optimize
         self._resize = resize
         self._declared: Sizes = tuple(self.info.outputs[name] for name in self.spec.inputs)
@@ -285,6 +289,7 @@ class Model:
         with self._prepared(1):
             pass
         start_threads(self.threads)
+        return_free_memory()
 
     def __repr__(self) -> str:
         inputs = ", ".join(f"{n} {self.input_shape(n)[1:]} {self.spec.layers[n].attrs['layout']}"
@@ -298,9 +303,10 @@ class Model:
 
     @property
     def weights(self) -> Weights:
-        """The original weights, ``weights[layer][param]``: read from the weights file, generated from the
-        seed, or the mapping given, each array made when asked for."""
-        return self._weights
+        """The original weights, ``weights[layer][param]``: read from the weights file or generated from
+        the seed, each array when asked for; the mapping given, as given; for a model imported from an
+        ONNX file, the file converted again (so keep the result to read more than one array)."""
+        return self._weights.at_once()
 
     @property
     def input_names(self) -> list[str]:
@@ -345,13 +351,18 @@ class Model:
         return Path(weights) if weights is not None else (base_dir / self.spec.weights if self.spec.weights else None)
 
     def _read_weights(self, weights: Union[None, str, Path, Mapping[str, Any]], base_dir: Path,
-                      info: Optional[ShapeInfo] = None) -> Weights:
+                      info: Optional[ShapeInfo] = None, again: Optional[Callable[[], Mapping[str, Any]]] = None
+                      ) -> Weights:
+        """The weights source; ``again`` makes a given mapping again (an imported file converted once
+        more), so that the model need not hold it once its operators are built."""
         info = info or self.info
         if isinstance(weights, Mapping):
             flat = {f"{layer}/{name}": array for layer, params in weights.items() if isinstance(params, Mapping)
                     for name, array in params.items()}
             flat.update({key: array for key, array in weights.items() if not isinstance(array, Mapping)})
-            return InMemoryWeights(flat, info.params, "the weights mapping")
+            if again is not None and isinstance(weights, dict):
+                weights.clear()  # consumed: each array is then held once, until its operator packs it
+            return InMemoryWeights(flat, info.params, "the weights mapping", again)
         path = self._weights_path(weights, base_dir)
         if path is None:
             signals = {name: info.signals[layer.inputs[0]] for name, layer in self.spec.layers.items()
@@ -433,28 +444,23 @@ class Model:
         requested tensors (by default the config's outputs) depend on, so that a size the model's head
         cannot take still serves its feature maps."""
         if sizes == self._declared:
-            return self.spec, self.weights, self.info
+            return self.spec, self._weights, self.info
         where = self._describe(sizes)
-        spec, weights = self.spec, self.weights
+        spec = self.spec
         if self._resize is not None:
             try:
-                config, converted = self._resize(dict(zip(self.spec.inputs, sizes)))
+                config = self._resize(dict(zip(self.spec.inputs, sizes)))
             except ModelError as exc:
                 raise ModelError(f"{where}: {exc.message}", layer=exc.layer, field=exc.field, hint=exc.hint) from exc
             spec = parse_config(copy.deepcopy(dict(config)))
             self._apply_strategy(spec, self._strategy)
-            weights = None
         wanted = [_view(spec, name)[0] for name in outputs] if outputs is not None else spec.outputs
         try:
             info = infer_shapes(spec, dict(zip(spec.inputs, sizes)), live_layers(spec, wanted))
         except ModelError as exc:
             raise ModelError(f"{where}: {exc.message}", layer=exc.layer, field=exc.field, hint=exc.hint) from exc
-        if weights is None:
-            live = {key: array for key, array in converted.items() if key.rpartition("/")[0] in info.params}
-            weights = self._read_weights(live, Path("."), info)
-        else:
-            _check_params(self.info, info, where)
-        return spec, weights, info
+        _check_params(self.info, info, where)
+        return spec, self._weights, info
 
     def _make_variant(self, sizes: Sizes, outputs: Optional[tuple[str, ...]]) -> _Variant:
         spec, weights, info = self._spec_at(sizes, outputs)
@@ -888,6 +894,9 @@ def _check_params(declared: ShapeInfo, info: ShapeInfo, where: str) -> None:
     a flatten) cannot run."""
     for layer, params in info.params.items():
         for param, p in params.items():
+            if param not in declared.params.get(layer, {}):
+                raise ModelError(f"{where} gives the model a weight {param!r} of shape {list(p.shape)} that it does "
+                                 f"not have at its own size", layer=layer, field=param)
             want = declared.params[layer][param].shape
             if p.shape == want:
                 continue

@@ -154,10 +154,12 @@ def _affine(node: Node) -> tuple[np.ndarray, np.ndarray]:
 _FOLD_VALUES = 1 << 16
 
 
-def _folded_kernel(kernel: Deferred, bn: Node, depthwise: bool, in_place: bool) -> Deferred:
-    """``kernel`` with ``bn`` folded in; written over the array ``kernel`` makes if ``in_place``."""
+def _folded_kernel(kernel: Deferred, affine: Callable[[], tuple[np.ndarray, np.ndarray]], depthwise: bool,
+                   in_place: bool) -> Deferred:
+    """``kernel`` with the batch norm of ``affine`` folded in; written over the array ``kernel`` makes if
+    ``in_place``."""
     def make() -> np.ndarray:
-        scale, _ = _affine(bn)
+        scale, _ = affine()
         k = kernel()
         # Output channel c of every kernel layout is its last axis, except depthwise (KH, KW, C, M)
         # whose output channel c * M + m spans the last two.
@@ -171,9 +173,9 @@ def _folded_kernel(kernel: Deferred, bn: Node, depthwise: bool, in_place: bool) 
     return make
 
 
-def _folded_bias(bias: Optional[Deferred], bn: Node) -> Deferred:
+def _folded_bias(bias: Optional[Deferred], affine: Callable[[], tuple[np.ndarray, np.ndarray]]) -> Deferred:
     def make() -> np.ndarray:
-        scale, shift = _affine(bn)
+        scale, shift = affine()
         b = bias().astype(np.float64) if bias is not None else np.zeros_like(scale)
         return (b * scale + shift).astype(np.float32)
     return make
@@ -187,9 +189,11 @@ def _fold_batch_norm(graph: Graph, fresh: bool) -> None:
                 or not graph.private(src, bn):
             continue
         key = "pointwise_kernel" if conv.type == "separable_conv2d" else "kernel"
+        # Computed once for the kernel and the bias: the batch norm's arrays are asked for once.
+        affine = functools.lru_cache(maxsize=1)(functools.partial(_affine, bn))
         conv.weights = {**conv.weights,
-                        key: _folded_kernel(conv.weights[key], bn, conv.type == "depthwise_conv2d", fresh),
-                        "bias": _folded_bias(conv.weights.get("bias"), bn)}
+                        key: _folded_kernel(conv.weights[key], affine, conv.type == "depthwise_conv2d", fresh),
+                        "bias": _folded_bias(conv.weights.get("bias"), affine)}
         conv.attrs["activation"] = bn.attrs.get("activation")
         graph.merge(conv, bn)
         graph.folded.append(bn.name)

@@ -38,7 +38,7 @@ import secrets
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Mapping, Union
+from typing import IO, Any, Callable, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
@@ -115,6 +115,11 @@ class Weights(Mapping[str, Mapping[str, np.ndarray]]):
     def array(self, layer: str, name: str) -> np.ndarray:
         raise NotImplementedError
 
+    def at_once(self) -> "Weights":
+        """These weights as one object to read many arrays from: itself where each array is cheap to
+        make alone, else one re-derivation of them all, held by the object returned."""
+        return self
+
     def __getitem__(self, layer: str) -> dict[str, np.ndarray]:
         return {name: self.array(layer, name) for name in self.params[layer]}
 
@@ -126,16 +131,29 @@ class Weights(Mapping[str, Mapping[str, np.ndarray]]):
 
 
 class InMemoryWeights(Weights):
-    """Weights given as arrays (checked by :func:`check_weights`), held as they are."""
+    """Weights given as arrays (checked by :func:`check_weights`), held as they are; or, with ``again``
+    (a way to make them all again, such as converting an imported file once more), each handed out
+    once and then forgotten, so that a model building its operators from them lets each go as it is
+    packed; the arrays asked for later come from ``again``."""
 
     fresh = False
 
-    def __init__(self, arrays: Mapping[str, Any], params: ParamTable, source: str) -> None:
+    def __init__(self, arrays: Mapping[str, Any], params: ParamTable, source: str,
+                 again: Optional[Callable[[], Mapping[str, Any]]] = None) -> None:
         super().__init__(params, source)
         self._arrays = check_weights(arrays, params, source)
+        self._again = again
 
     def array(self, layer: str, name: str) -> np.ndarray:
-        return self._arrays[layer][name]
+        if self._again is None:
+            return self._arrays[layer][name]
+        held = self._arrays.get(layer, {})
+        return held.pop(name) if name in held else self.at_once().array(layer, name)
+
+    def at_once(self) -> Weights:
+        if self._again is None:
+            return self
+        return InMemoryWeights(self._again(), self.params, self.source)
 
 
 class SeededWeights(Weights):

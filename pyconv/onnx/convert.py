@@ -445,10 +445,10 @@ _WEIGHT_INPUTS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
 
 class _Reconversion:
     """Converts the kept ONNX graph again at other input sizes (see the module docstring): called with
-    the per-sample shapes of the model's input layers, returns that size's config and weights, the
-    weight arrays being the first conversion's."""
+    the per-sample shapes of the model's input layers, returns that size's config (the weights are the
+    model's own, whose shapes it checks against that config's)."""
 
-    def __init__(self, graph: OnnxGraph, name: str, config: Mapping[str, Any], weights: Mapping[str, np.ndarray]):
+    def __init__(self, graph: OnnxGraph, name: str, config: Mapping[str, Any]):
         readers: dict[str, set[tuple[str, int]]] = {}
         for node in graph.nodes:
             for i, src in enumerate(node.inputs):
@@ -458,28 +458,17 @@ class _Reconversion:
                  for k, v in graph.initializers.items()}
         self.graph = dataclasses.replace(graph, initializers=light)
         self.name = name
-        self.weights = weights
         self.layouts = {layer["name"]: layer.get("layout", "NHWC") for layer in config["layers"]
                         if layer["type"] == "input"}
 
-    def __call__(self, sizes: Mapping[str, tuple[int, ...]]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def __call__(self, sizes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
         shapes = {}
         for name, shape in sizes.items():
             if len(shape) == 3 and self.layouts[name] == "NCHW":
                 h, w, c = shape
                 shape = (c, h, w)
             shapes[name] = shape
-        config, converted = onnx_to_config(self.graph, self.name, shapes)
-        weights = {}
-        for key, array in converted.items():
-            kept = self.weights.get(key)
-            if kept is None or kept.shape != array.shape:
-                layer, param = key.rsplit("/", 1)
-                raise OnnxImportError(f"converting the model at input size {dict(sizes)} gives weights of shape "
-                                      f"{list(array.shape)} that the first conversion did not have",
-                                      layer=layer, field=param)
-            weights[key] = kept
-        return config, weights
+        return onnx_to_config(self.graph, self.name, shapes)[0]
 
 
 def from_onnx(path_or_bytes: Union[str, Path, bytes], *, threads: Optional[int] = None,
@@ -500,4 +489,9 @@ def from_onnx(path_or_bytes: Union[str, Path, bytes], *, threads: Optional[int] 
     graph = read_model(path_or_bytes)
     name = _model_name(graph, path_or_bytes)
     config, weights = onnx_to_config(graph, name, input_shape)
-    return Model(config, weights=weights, threads=threads, resize=_Reconversion(graph, name, config, weights))
+    resize = _Reconversion(graph, name, config)
+    del graph  # its initializers: the weights live on in ``weights`` alone, each until it is packed
+    # A file can be converted again when the original weights are asked for; the bytes of a model given
+    # as bytes are not kept for that, its weights are.
+    again = (lambda: convert(path_or_bytes, input_shape)[1]) if isinstance(path_or_bytes, (str, Path)) else None
+    return Model(config, weights=weights, threads=threads, resize=resize, again=again)
