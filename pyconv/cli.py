@@ -6,8 +6,8 @@
     pyconv convert MODEL.onnx -o OUT.json
     pyconv dashboard [RUNS ...] [-o dashboard.html] [--check [--threshold 5%]]
     pyconv peak [--threads 1,2]
-    pyconv predict MODEL INPUTS... [--preset NAME] [--top K] [--batch N] [--threads T] [-o FILE]
-                   [--ray [ADDRESS]] [--actors A]
+    pyconv predict MODEL INPUTS... [--preset NAME] [--top K] [--batch N] [--threads T] [--callers C]
+                   [-o FILE] [--ray [ADDRESS]] [--actors A]
 
 CONFIG may also be an ``.onnx`` file, imported on the fly (needs ``pip install pyconv[onnx]``);
 ``--input-shape 1,3,224,224`` sizes an ONNX input whose H and W are symbolic.
@@ -115,6 +115,8 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=16, help="images per model run (default: 16)")
     p.add_argument("--threads", type=int,
                    help="model threads (default: OMP_NUM_THREADS, else all usable cores; with --ray: per actor, 1)")
+    p.add_argument("--callers", type=int, default=1,
+                   help="model runs at once, each on its own batch with --threads threads (default: 1)")
     p.add_argument("--workers", type=int, help="decoding threads (default: the usable cores, at most 4; "
                                                "with --ray: per actor, 2)")
     p.add_argument("--activation", choices=ACTIVATIONS, default="auto",
@@ -286,12 +288,14 @@ def _predict(args: argparse.Namespace) -> int:
     from .predict.writers import TableWriter, Writer, open_writer
 
     for flag, value in (("--top", args.top), ("--batch", args.batch), ("--threads", args.threads),
-                        ("--workers", args.workers), ("--actors", args.actors)):
+                        ("--workers", args.workers), ("--actors", args.actors), ("--callers", args.callers)):
         if value is not None and value < 1:
             raise _UsageError(f"{flag}: expected a positive integer, found {value}")
     on_ray = args.ray is not None
     if args.actors != 2 and not on_ray:
         raise _UsageError("--actors applies to Ray runs", hint="add --ray (a local instance) or --ray auto")
+    if args.callers != 1 and on_ray:
+        raise _UsageError("--callers applies to local runs", hint="on Ray, --actors sets the model runs at once")
     paths = expand(args.inputs)
     model = _load(args) if not on_ray else _load_for_ray(args)
     writer: Writer = (open_writer(args.output, args.top, overwrite=args.overwrite) if args.output
@@ -305,7 +309,7 @@ def _predict(args: argparse.Namespace) -> int:
         with writer:
             for results in iter_predict(model, todo, expanded=True, preset=args.preset, top=args.top,
                                         batch=args.batch, threads=args.threads, activation=args.activation,
-                                        workers=args.workers, ray=(args.ray or True) if on_ray else None,
+                                        workers=args.workers, callers=args.callers, ray=(args.ray or True) if on_ray else None,
                                         actors=args.actors):
                 skipped = [r for r in results if isinstance(r, Skipped)]
                 for r in skipped:

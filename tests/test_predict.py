@@ -243,14 +243,22 @@ def test_table_writer(capsys):
 
 # --- the local pipeline ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("batch,workers,prefetch", [(1, 1, 1), (3, 2, 2), (16, 4, 3)])
-def test_pipeline_matches_per_image_runs(photos, toy, batch, workers, prefetch):
+@pytest.mark.parametrize("batch,workers,prefetch,callers", [(1, 1, 1, 1), (3, 2, 2, 2), (16, 4, 3, 1), (2, 1, 1, 3)])
+def test_pipeline_matches_per_image_runs(photos, toy, batch, workers, prefetch, callers):
     model = pyconv.load(toy, threads=1)
     paths = expand(photos)
     results = [r for chunk in iter_predict(model, photos, top=3, batch=batch, workers=workers, prefetch=prefetch,
-                                           threads=1) for r in chunk]
+                                           callers=callers, threads=1) for r in chunk]
     assert all(isinstance(r, Row) for r in results)
     assert_rows_match(results, reference_rows(model, paths, 3))
+
+
+def test_stopping_early_leaves_nothing_running(photos, toy):
+    model = pyconv.load(toy, threads=1)
+    results = iter_predict(model, photos, batch=2, callers=2, prefetch=1)
+    first = next(results)
+    assert [r.path for r in first] == expand(photos)[:2]
+    results.close()  # the pools shut down with the pending work cancelled
 
 
 def test_logits_get_softmax_and_nchw_inputs(tmp_path, photos):
@@ -300,7 +308,8 @@ def run_cli(capsys, *argv):
 
 
 def test_cli_table_on_stdout(capsys, toy, photos):
-    code, out, err = run_cli(capsys, "predict", toy, photos, "--top", 2, "--batch", 3, "--threads", 1)
+    code, out, err = run_cli(capsys, "predict", toy, photos, "--top", 2, "--batch", 3, "--threads", 1,
+                             "--callers", 2)
     assert code == 0, err
     lines = out.splitlines()
     assert len(lines) == len(expand(photos))
@@ -342,6 +351,7 @@ def test_cli_output_resume_and_corrupt(capsys, tmp_path, toy, photos, suffix):
     (("--actors", 3), "--actors applies to Ray runs"),
     (("-o", "out.txt"), "expected a .csv, .jsonl, .ndjson, .parquet file"),
     (("--activation", "softmax", "--batch", -1), "--batch: expected a positive integer"),
+    (("--callers", 2, "--ray"), "--callers applies to local runs"),
 ])
 def test_cli_errors_are_one_line_with_status_2(capsys, toy, photos, argv, message):
     code, _, err = run_cli(capsys, "predict", toy, photos, *argv)

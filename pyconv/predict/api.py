@@ -37,7 +37,7 @@ def load_model(model: ModelLike, threads: Optional[int] = None) -> Model:
 def iter_predict(model: ModelLike, inputs: Union[Inputs, Sequence[str]], *, preset: Any = "torchvision",
                  top: int = 5, batch: int = 16, threads: Optional[int] = None, activation: str = "auto",
                  labels: Optional[Sequence[str]] = None, workers: Optional[int] = None, prefetch: int = 2,
-                 skip: Iterable[str] = (), ray: Union[None, bool, str] = None, actors: int = 2,
+                 callers: int = 1, skip: Iterable[str] = (), ray: Union[None, bool, str] = None, actors: int = 2,
                  expanded: bool = False) -> Iterator[list[Result]]:
     """The results (:class:`Row` or :class:`Skipped`) of every image ``inputs`` names, in order, one list
     per batch; the paths in ``skip`` are left out. See :func:`predict` for the arguments; ``expanded``:
@@ -52,7 +52,7 @@ def iter_predict(model: ModelLike, inputs: Union[Inputs, Sequence[str]], *, pres
     paths = [p for p in paths if p not in done]
     if local:
         return run_local(BatchPredictor(model, settings, threads=threads), paths, batch=batch, workers=workers,
-                         prefetch=prefetch)
+                         prefetch=prefetch, callers=callers)
     from .ray_pipeline import run_ray
     return run_ray(model, settings, paths, batch=batch, threads=threads or 1, actors=actors, workers=workers or 2,
                    address=None if ray is True else str(ray))
@@ -65,29 +65,29 @@ def _warn(skipped: Skipped) -> None:
 def predict(model: ModelLike, inputs: Inputs, *, preset: Any = "torchvision", top: int = 5, batch: int = 16,
             threads: Optional[int] = None, activation: str = "auto", labels: Optional[Sequence[str]] = None,
             output: Union[None, str, os.PathLike] = None, overwrite: bool = False, workers: Optional[int] = None,
-            prefetch: int = 2, ray: Union[None, bool, str] = None, actors: int = 2,
+            prefetch: int = 2, callers: int = 1, ray: Union[None, bool, str] = None, actors: int = 2,
             on_skip: Optional[Callable[[Skipped], None]] = _warn) -> list[Row]:
     """Classify every image ``inputs`` names; one :class:`Row` (path, top-k ids, names, probabilities)
     per image, in order.
 
-    ``model``: a :class:`~pyconv.Model` or the path of a config or ``.onnx`` file. ``inputs``: files,
-    folders (searched recursively for images), globs and URIs (:mod:`pyconv.predict.sources`). ``preset``:
-    the preprocessing (:data:`pyconv.preprocess.PRESETS`). ``top``: classes per row. ``batch``: images
-    per model run. ``threads``: the model's threads (per actor with Ray, default 1 there). ``activation``:
-    ``auto``, ``softmax`` or ``none`` (:mod:`pyconv.predict.rows`). ``labels``: class names (default: the
-    ImageNet names for 1000 or 1001 classes, else the ids). ``output``: a ``.csv``, ``.jsonl`` or
-    ``.parquet`` file the rows are written to as well, resuming it: images it already holds are not
-    predicted again and not returned (``overwrite`` starts it again). ``workers``: decoding threads;
-    ``prefetch``: batches decoded ahead. ``ray``: run on Ray (True: a local instance; an address such as
-    ``"auto"``: that cluster) with ``actors`` actors. An image that cannot be read is passed to
-    ``on_skip`` (by default a line on stderr) and left out.
+    ``model``: a :class:`~pyconv.Model` or the path of a config or ``.onnx`` file. ``inputs``: files, folders
+    (searched recursively for images), globs and URIs (:mod:`pyconv.predict.sources`). ``preset``: the
+    preprocessing (:data:`pyconv.preprocess.PRESETS`). ``top``: classes per row. ``batch``: images per model
+    run. ``threads``: the model's threads (per actor with Ray, default 1 there). ``activation``: ``auto``,
+    ``softmax`` or ``none`` (:mod:`pyconv.predict.rows`). ``labels``: class names (default: the ImageNet names
+    for 1000 or 1001 classes, else the ids). ``output``: a ``.csv``, ``.jsonl`` or ``.parquet`` file the rows
+    are written to as well, resuming it: images it already holds are not predicted again and not returned
+    (``overwrite`` starts it again). ``workers``: decoding threads; ``prefetch``: batches decoded ahead;
+    ``callers``: model runs at once, each with ``threads`` threads. ``ray``: run on Ray (True: a local instance;
+    an address such as ``"auto"``: that cluster) with ``actors`` actors. An image that cannot be read is passed
+    to ``on_skip`` (by default a line on stderr) and left out.
     """
     writer = open_writer(output, top, overwrite=overwrite) if output is not None else None
     rows: list[Row] = []
     try:
         for results in iter_predict(model, inputs, preset=preset, top=top, batch=batch, threads=threads,
                                     activation=activation, labels=labels, workers=workers, prefetch=prefetch,
-                                    skip=writer.done if writer else (), ray=ray, actors=actors):
+                                    callers=callers, skip=writer.done if writer else (), ray=ray, actors=actors):
             new = [r for r in results if isinstance(r, Row)]
             for r in results:
                 if isinstance(r, Skipped) and on_skip is not None:
