@@ -8,8 +8,9 @@
    80-95; seeded) into ``--images`` JPEG files, made once under ``--folder`` (never in the repository).
 2. Local: images/s of the prediction pipeline (the one ``pyconv predict`` runs: decoding on a thread pool
    overlapped with the model) over that folder, MobileNet v2 (``models/mobilenet_v2.json``, seeded
-   weights) at ``--threads``, against the model's own throughput: ``model.run`` on one batch of the same
-   size, already preprocessed, repeated. The ratio says how much of the decoding is hidden (target >= 90%).
+   weights), with 1 caller x ``--threads`` threads and with ``--threads`` callers x 1 thread, against the
+   model's own throughput: ``model.run`` at ``--threads`` threads on one batch of the same size, already
+   preprocessed, repeated. The ratio says how much of the decoding is hidden (target >= 90%).
 3. Ray (when installed): a local instance with 2 CPUs, 2 actors x 1 thread against 1 actor x 1 thread over
    ``--ray-images`` of the photos (target >= 1.6x). Rates are taken from the first batch back to the last,
    so Ray's start-up and the actors' model loading are left out.
@@ -104,10 +105,12 @@ def main() -> None:
     print(f"{len(paths)} photos in {args.folder}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
           f"pyconv level {pyconv.isa.active()}")
     model = pyconv.load(args.model, threads=args.threads)
-    pipeline, _ = pipeline_rate(model, paths, batch=args.batch, threads=args.threads)
     alone = model_rate(model, paths, args.batch, args.threads)
-    print(f"local, {args.threads} threads, batch {args.batch}: pipeline {pipeline:.1f} images/s, model.run alone "
-          f"{alone:.1f} images/s: {100 * pipeline / alone:.0f}% (target >= 90%)")
+    print(f"model.run alone, {args.threads} threads, batch {args.batch}: {alone:.1f} images/s")
+    for callers, threads in ((1, args.threads), (args.threads, 1)) if args.threads > 1 else ((1, 1),):
+        pipeline, _ = pipeline_rate(model, paths, batch=args.batch, threads=threads, callers=callers)
+        print(f"pipeline, {callers} caller(s) x {threads} thread(s): {pipeline:.1f} images/s, "
+              f"{100 * pipeline / alone:.0f}% of model.run alone (target >= 90%)")
     if args.no_ray:
         return
     try:
