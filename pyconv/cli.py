@@ -1,6 +1,6 @@
 """The ``pyconv`` command line: run, summarise or profile a model config; convert ONNX models.
 
-    pyconv run CONFIG [--input FILE.npy|IMAGE] [--threads N] [--repeat N]
+    pyconv run CONFIG [--input FILE.npy|IMAGE] [--preset NAME] [--threads N] [--repeat N]
     pyconv summary CONFIG
     pyconv profile CONFIG [--input ...] [--repeat N]
     pyconv convert MODEL.onnx -o OUT.json
@@ -10,12 +10,17 @@
                    [-o FILE] [--ray [ADDRESS]] [--actors A]
 
 CONFIG may also be an ``.onnx`` file, imported on the fly (needs ``pip install pyconv[onnx]``);
-``--input-shape 1,3,224,224`` sizes an ONNX input whose H and W are symbolic.
+``--input-shape 1,3,224,224`` sizes an ONNX input whose H and W are symbolic. Or the name of a
+pretrained model (:mod:`pyconv.pretrained`, e.g. ``efficientnet-lite0``), built from the weights its
+package ships.
 
 Without ``--input`` the model gets :meth:`pyconv.graph.Model.example_input` (deterministic, image-like,
-in [0, 1]). Images are read with Pillow (``pip install pyconv[image]``), resized to the input layer's
-size and scaled to [0, 1] (``--scale unit``, the default) or [-1, 1] (``--scale symmetric``, the
-MobileNet/Xception convention). ``dashboard`` builds the benchmark page from saved pytest-benchmark
+in [0, 1]); a pretrained model gets the photo of a cat that ships with pyconv. Images are read with
+Pillow (``pip install pyconv[image]``) and preprocessed by a preset of :mod:`pyconv.preprocess`
+(``--preset``; default: the one the model's metadata names, else ``torchvision``) at the input layer's
+size and layout. ``run`` prints the top-5 classes of each output, by name (:mod:`pyconv.labels`) where
+the model carries its class names, or has 1000 outputs and a preset is known (its own or
+``--preset``). ``dashboard`` builds the benchmark page from saved pytest-benchmark
 runs or judges the newest one (:mod:`pyconv.dashboard`); ``peak`` measures the machine's compute and
 memory roofs (:mod:`pyconv.machine`); ``predict`` classifies files, folders and globs of images into a
 table, CSV, JSON Lines or Parquet, locally or on Ray (:mod:`pyconv.predict`, docs/predict.md). Errors
@@ -35,9 +40,12 @@ import numpy as np
 from .dashboard.command import add_arguments as _dashboard_arguments
 from .dashboard.command import run as _dashboard
 from .graph import Model, ModelError, load
+from .labels import imagenet_labels, model_labels
 from .machine import measure as _measure_peak
 from .onnx import from_onnx
 from .predict.rows import ACTIVATIONS
+from .preprocess import PRESETS, ImageError, load_image, model_input, model_preset
+from .pretrained import PRETRAINED, load_pretrained
 from .threads import resolve_threads
 
 __all__ = ["main"]
@@ -60,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("config", help="model config (.json), or an ONNX model (.onnx)")
+        p.add_argument("config", help="model config (.json), an ONNX model (.onnx), or a pretrained model's name ("
+                                      + ", ".join(PRETRAINED) + ")")
         p.add_argument("--weights", help="weights .npz (default: the config's, else seeded weights)")
         p.add_argument("--threads", type=int, help="thread count (default: OMP_NUM_THREADS, else all usable cores)")
         input_shape(p)
@@ -72,8 +81,9 @@ def _parser() -> argparse.ArgumentParser:
 
     def with_input(p: argparse.ArgumentParser, repeat: int) -> None:
         p.add_argument("--input", help="a .npy array (batch axis optional) or an image file (needs Pillow)")
-        p.add_argument("--scale", choices=("unit", "symmetric"), default="unit",
-                       help="image pixel range: unit = [0, 1], symmetric = [-1, 1] (default: unit)")
+        p.add_argument("--preset", choices=tuple(PRESETS),
+                       help="how an image is resized and normalised (default: the model's own preset, else "
+                            "torchvision); see pyconv.preprocess")
         p.add_argument("--repeat", type=int, default=repeat, help=f"timed runs (default: {repeat})")
 
     run = sub.add_parser("run", help="run a model: output shape, top-5 classes, latency")
@@ -105,12 +115,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", metavar="MODEL", help="model config (.json), or an ONNX model (.onnx)")
+    p.add_argument("config", metavar="MODEL", help="model config (.json), an ONNX model (.onnx), or a pretrained "
+                                                   "model's name (" + ", ".join(PRETRAINED) + ")")
     p.add_argument("inputs", nargs="+", metavar="INPUTS",
                    help="image files, folders (searched recursively), globs (quoted: 'photos/**/*.jpg') or URIs")
     p.add_argument("--weights", help="weights .npz (default: the config's, else seeded weights)")
-    p.add_argument("--preset", default="torchvision",
-                   help="preprocessing preset: torchvision, keras, caffe, ... (default: torchvision)")
+    p.add_argument("--preset", choices=tuple(PRESETS),
+                   help="how an image is resized and normalised (default: the model's own preset, else "
+                        "torchvision); see pyconv.preprocess")
     p.add_argument("--top", type=int, default=5, help="classes per image (default: 5)")
     p.add_argument("--batch", type=int, default=16, help="images per model run (default: 16)")
     p.add_argument("--threads", type=int,
@@ -144,6 +156,11 @@ def _counts(text: str) -> tuple[int, ...]:
 
 
 def _load(args: argparse.Namespace) -> Model:
+    if args.config in PRETRAINED and not Path(args.config).exists():
+        if args.weights or args.input_shape:
+            raise _UsageError("--weights and --input-shape apply to config and ONNX files; a pretrained model "
+                              "brings its own weights and runs at any input size")
+        return load_pretrained(args.config, threads=args.threads)
     if Path(args.config).suffix.lower() != ".onnx":
         if args.input_shape:
             raise _UsageError("--input-shape applies to ONNX models; a pyconv config declares its input shape",
@@ -174,7 +191,7 @@ def _convert(args: argparse.Namespace) -> None:
           + f", outputs {', '.join(model.output_names)}")
 
 
-def _read_input(model: Model, path: str, scale: str) -> np.ndarray:
+def _read_input(model: Model, path: str, preset: Optional[str]) -> np.ndarray:
     if len(model.input_names) != 1:
         raise _UsageError(f"--input gives one array, but this model has {len(model.input_names)} inputs",
                           hint="run without --input to use the built-in example inputs")
@@ -187,36 +204,35 @@ def _read_input(model: Model, path: str, scale: str) -> np.ndarray:
         if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer):
             raise _UsageError(f"{file.name}: expected float32 (or float64/float16, converted), found {array.dtype}",
                               hint="convert it with x.astype(np.float32) / 255 or the scale your model was trained "
-                                   "with, or pass the image file itself (PNG/JPEG, scaled by --scale)")
+                                   "with, or pass the image file itself (PNG/JPEG, preprocessed by --preset)")
         return array[None] if array.shape == want[1:] else array
-    return _read_image(file, model, scale)
+    return _read_image(file, model, preset)
 
 
-def _read_image(file: Path, model: Model, scale: str) -> np.ndarray:
+def _image_preset(model: Model, preset: Optional[str]) -> str:
+    return preset or model_preset(model) or "torchvision"
+
+
+def _read_image(file: Path, model: Model, preset: Optional[str]) -> np.ndarray:
     try:
-        from PIL import Image
-    except ImportError:
-        raise _UsageError("reading images needs Pillow", hint="pip install 'pyconv[image]', or pass a .npy array") \
-            from None
-    layout = model.spec.layers[model.input_names[0]].attrs["layout"]
-    shape = model.info.outputs[model.input_names[0]]
-    if len(shape) != 3 or shape[2] not in (1, 3):
-        raise _UsageError(f"an image can only feed a 1- or 3-channel image input; this input is {list(shape)}",
-                          hint="pass a .npy array instead")
-    h, w, c = shape
-    try:
-        with Image.open(file) as image:
-            pixels = np.asarray(image.convert("RGB" if c == 3 else "L").resize((w, h), Image.BILINEAR),
-                                dtype=np.float32)
-    except OSError as exc:
-        raise _UsageError(f"cannot read {file.name} as an image: {exc}", hint="pass a .npy array or a PNG/JPEG") \
-            from None
-    pixels = pixels.reshape(h, w, c) / 255.0
-    if scale == "symmetric":
-        pixels = pixels * 2.0 - 1.0
-    if layout == "NCHW":
-        pixels = pixels.transpose(2, 0, 1)
-    return np.ascontiguousarray(pixels[None])
+        layout, size = model_input(model)
+    except ImageError as exc:
+        raise _UsageError(f"an image can only feed an RGB image input: {exc}",
+                          hint="pass a .npy array instead") from None
+    return load_image(file, _image_preset(model, preset), layout, size)[None]
+
+
+def _example_photo() -> Path:
+    """The photo a pretrained model classifies without --input (CC0, see pyconv/data/chelsea.LICENSE)."""
+    return Path(__file__).parent / "data" / "chelsea.jpg"
+
+
+def _labels(model: Model, classes: int, preset: Optional[str]) -> Optional[list[str]]:
+    own = model_labels(model)
+    if own is not None:
+        return own if len(own) == classes else None
+    # ImageNet names mean something only for a model fed the way it was trained.
+    return imagenet_labels() if classes == 1000 and (preset or model_preset(model)) else None
 
 
 def _progress(total: int, enabled: bool) -> Callable[[Iterator[int]], Iterator[int]]:
@@ -237,7 +253,7 @@ def _progress(total: int, enabled: bool) -> Callable[[Iterator[int]], Iterator[i
     return bar
 
 
-def _top5(name: str, y: np.ndarray) -> Optional[str]:
+def _top5(name: str, y: np.ndarray, labels: Optional[list[str]] = None) -> Optional[str]:
     if y.ndim != 2 or y.shape[1] < 2:
         return None
     row = y[0].astype(np.float64)
@@ -245,13 +261,18 @@ def _top5(name: str, y: np.ndarray) -> Optional[str]:
     order = np.argsort(-row, kind="stable")[:5]
     label = "p" if is_prob else "score"
     sample = " (sample 0)" if y.shape[0] > 1 else ""
-    return f"top-5 of {name!r}{sample}: " + ", ".join(f"{i} ({label}={row[i]:.4g})" for i in order)
+    if labels is None:
+        return f"top-5 of {name!r}{sample}: " + ", ".join(f"{i} ({label}={row[i]:.4g})" for i in order)
+    width = max(len(labels[i]) for i in order)
+    return f"top-5 of {name!r}{sample}:\n" + "\n".join(
+        f"  {labels[i]:<{width}}  {label}={row[i]:.4f}  (class {i})" for i in order)
 
 
 def _run(model: Model, args: argparse.Namespace) -> None:
     if args.repeat < 1:
         raise _UsageError(f"--repeat: expected a positive integer, found {args.repeat}")
-    x = _read_input(model, args.input, args.scale) if args.input else model.example_input()
+    photo = args.input or (str(_example_photo()) if args.config in PRETRAINED else None)
+    x = _read_input(model, photo, args.preset) if photo else model.example_input()
     t0 = time.perf_counter()
     y = model.run(x)
     first = time.perf_counter() - t0
@@ -259,9 +280,11 @@ def _run(model: Model, args: argparse.Namespace) -> None:
     inputs = x if isinstance(x, dict) else {model.input_names[0]: x}
     print(f"model {model.name or '(unnamed)'}: " + ", ".join(f"input {k} {v.shape}" for k, v in inputs.items())
           + f", {model.threads} thread(s)")
+    if photo and Path(photo).suffix.lower() != ".npy":
+        print(f"image {Path(photo).name}, preset {_image_preset(model, args.preset)}")
     for name, array in outputs.items():
         print(f"output {name!r}: shape {array.shape}")
-        top = _top5(name, array)
+        top = _top5(name, array, _labels(model, array.shape[-1], args.preset) if array.ndim == 2 else None)
         if top:
             print(top)
     times = []
@@ -277,7 +300,7 @@ def _run(model: Model, args: argparse.Namespace) -> None:
 def _profile(model: Model, args: argparse.Namespace) -> None:
     if args.repeat < 1:
         raise _UsageError(f"--repeat: expected a positive integer, found {args.repeat}")
-    x = _read_input(model, args.input, args.scale) if args.input else None
+    x = _read_input(model, args.input, args.preset) if args.input else None
     print(model.profile(x, repeat=args.repeat))
 
 
@@ -309,8 +332,8 @@ def _predict(args: argparse.Namespace) -> int:
         with writer:
             for results in iter_predict(model, todo, expanded=True, preset=args.preset, top=args.top,
                                         batch=args.batch, threads=args.threads, activation=args.activation,
-                                        workers=args.workers, callers=args.callers, ray=(args.ray or True) if on_ray else None,
-                                        actors=args.actors):
+                                        workers=args.workers, callers=args.callers, actors=args.actors,
+                                        ray=(args.ray or True) if on_ray else None):
                 skipped = [r for r in results if isinstance(r, Skipped)]
                 for r in skipped:
                     progress.write(f"pyconv predict: skipped {r.describe()}")

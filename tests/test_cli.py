@@ -88,19 +88,39 @@ def test_npy_input_with_or_without_batch_axis(toy, tmp_path, capsys):
     assert code == 0 and "shape (2, 7)" in out
 
 
-def test_image_input_is_resized_and_scaled(toy, tmp_path, capsys):
+def test_image_input_is_preprocessed_by_the_preset(toy, tmp_path, capsys):
     Image = pytest.importorskip("PIL.Image")
     pixels = np.zeros((30, 40, 3), np.uint8)
     pixels[..., 0] = 255
     Image.fromarray(pixels).save(tmp_path / "red.png")
     model = cli.load(toy)
-    unit = cli._read_image(tmp_path / "red.png", model, "unit")
-    assert unit.shape == (1, 12, 10, 3)
-    assert np.allclose(unit[..., 0], 1.0) and np.allclose(unit[..., 1:], 0.0)
-    symmetric = cli._read_image(tmp_path / "red.png", model, "symmetric")
-    assert np.allclose(symmetric[..., 0], 1.0) and np.allclose(symmetric[..., 1:], -1.0)
-    code, out, _ = run_cli(capsys, "run", toy, "--input", tmp_path / "red.png", "--repeat", 1)
-    assert code == 0 and "top-5" in out
+    keras = cli._read_image(tmp_path / "red.png", model, "keras")       # stretched to the 12x10 input, [-1, 1]
+    assert keras.shape == (1, 12, 10, 3)
+    assert np.allclose(keras[..., 0], 1.0) and np.allclose(keras[..., 1:], -1.0)
+    caffe = cli._read_image(tmp_path / "red.png", model, "caffe")       # BGR minus the mean
+    assert np.allclose(caffe[..., 2], 255 - 123.68) and np.allclose(caffe[..., 0], -103.939)
+    default = cli._read_image(tmp_path / "red.png", model, None)        # no preset in the config: torchvision
+    assert np.allclose(default[..., 0], (1 - 0.485) / 0.229, atol=1e-5)
+    code, out, _ = run_cli(capsys, "run", toy, "--input", tmp_path / "red.png", "--repeat", 1, "--preset", "keras")
+    assert code == 0 and "top-5" in out and "preset keras" in out
+
+
+def test_names_for_1000_classes_only_with_a_preset(tmp_path, capsys):
+    pytest.importorskip("PIL.Image")
+    config = json.loads(json.dumps(TOY))
+    config["layers"][-2]["units"] = 1000
+    path = tmp_path / "wide.json"
+    path.write_text(json.dumps(config))
+    code, out, _ = run_cli(capsys, "run", path, "--repeat", 1)
+    assert code == 0 and "top-5 of 'probs': " in out and "(class " not in out
+    image = Path(cli.__file__).parent / "data" / "chelsea.jpg"
+    code, out, _ = run_cli(capsys, "run", path, "--input", image, "--preset", "torchvision", "--repeat", 1)
+    top = out[out.index("top-5"):].splitlines()[1:6]
+    assert code == 0 and len(top) == 5 and all("p=" in line and "(class " in line for line in top)
+    config["metadata"] = {"labels": [f"thing {i}" for i in range(1000)]}
+    path.write_text(json.dumps(config))
+    code, out, _ = run_cli(capsys, "run", path, "--repeat", 1)
+    assert code == 0 and "  thing " in out
 
 
 def test_image_without_pillow_is_a_clear_error(toy, tmp_path, capsys, monkeypatch):

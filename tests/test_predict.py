@@ -271,6 +271,27 @@ def test_logits_get_softmax_and_nchw_inputs(tmp_path, photos):
         assert_rows_match(rows, reference_rows(model, paths, 4, activation))
 
 
+def test_model_metadata_names_and_preset_and_non_square_input(tmp_path, photos):
+    config = toy_config()
+    config["layers"][0]["shape"] = [SIZE, SIZE + 6, 3]
+    config["metadata"] = {"labels": [f"kind {i}" for i in range(CLASSES)], "preprocess": "keras"}
+    path = tmp_path / "named.json"
+    path.write_text(json.dumps(config))
+    model = pyconv.load(path, threads=1)
+    paths = expand(photos)[:4]
+    rows = pyconv.predict(model, paths, top=2)
+    for row in rows:
+        x = load_image(row.path, "keras", "NHWC", (SIZE, SIZE + 6))[None]
+        y = model.run(x)[0].astype(np.float64)
+        ids = tuple(sorted(range(CLASSES), key=lambda i: (-y[i], i))[:2])
+        assert row.ids == ids and row.names == tuple(f"kind {i}" for i in ids)
+        np.testing.assert_allclose(row.probs, y[list(ids)], rtol=1e-5)
+    torchvision = pyconv.predict(model, paths, top=2, preset="torchvision", labels=list("abcdefg"))
+    assert torchvision[0].names[0] in "abcdefg" and torchvision[0].probs != rows[0].probs
+    with pytest.raises(ValueError, match="preset"):
+        pyconv.predict(model, paths, preset="no-such-preset")
+
+
 def test_corrupt_images_are_skipped_and_counted(tmp_path, photos, toy):
     bad = corrupt_images(photos / "bad")
     model = pyconv.load(toy, threads=1)

@@ -35,6 +35,7 @@ weight initializers as zero-stride placeholders, so it costs no second copy of t
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
@@ -390,9 +391,25 @@ def onnx_to_config(graph: OnnxGraph, name: str = "", input_shape: InputShape = N
     config = {"format": "pyconv-model", "version": 1, "name": name or graph.name or "onnx_model",
               "description": f"imported from ONNX (opset {graph.opset}, producer {graph.producer or 'unknown'})",
               "metadata": {"source": "onnx", "opset": graph.opset, "producer": graph.producer,
-                           "onnx_inputs": [i.name for i in graph.inputs], "onnx_outputs": list(graph.outputs)},
+                           "onnx_inputs": [i.name for i in graph.inputs], "onnx_outputs": list(graph.outputs),
+                           **_labels_and_preset(graph.metadata)},
               "layers": ctx.layers, "outputs": outputs, "output_layout": "NCHW", "tensors": _tensor_views(ctx)}
     return config, ctx.weights
+
+
+def _labels_and_preset(props: dict[str, str]) -> dict[str, Any]:
+    """The class names (``labels``: a JSON array of strings) and preprocessing preset (``preprocess``)
+    a file's metadata_props carry, for the config's metadata; anything malformed is left out."""
+    found: dict[str, Any] = {}
+    try:
+        labels = json.loads(props["labels"]) if "labels" in props else None
+    except ValueError:
+        labels = None
+    if isinstance(labels, list) and labels and all(isinstance(n, str) for n in labels):
+        found["labels"] = labels
+    if isinstance(props.get("preprocess"), str):
+        found["preprocess"] = props["preprocess"]
+    return found
 
 
 def _tensor_views(ctx: Context) -> dict[str, dict[str, Any]]:

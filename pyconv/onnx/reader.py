@@ -17,6 +17,7 @@ semantics where numpy's differ (integer ``Div`` truncates toward zero, as onnxru
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,8 @@ class OnnxGraph:
     outputs: list[str]
     initializers: dict[str, np.ndarray]
     nodes: list[OnnxNode]
+    # The model's metadata_props (key -> value strings), e.g. "labels" (see pyconv.labels).
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _parse(source: Source) -> Any:
@@ -229,7 +232,7 @@ def read_model(source: Source) -> OnnxGraph:
         if name not in known:
             raise OnnxImportError(f"graph output {name!r} is computed by no node")
     return OnnxGraph(graph.name, opset, f"{model.producer_name} {model.producer_version}".strip(), inputs, outputs,
-                     initializers, nodes)
+                     initializers, nodes, {p.key: p.value for p in model.metadata_props})
 
 
 def _check_node(node: Any, label: str, opset: int, onnx: Any) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 from ..graph import Model, load
+from ..preprocess import Preset
 from .engine import BatchPredictor, Settings
 from .local import run_local
 from .rows import Result, Row, Skipped
@@ -34,11 +35,11 @@ def load_model(model: ModelLike, threads: Optional[int] = None) -> Model:
     return load(model, threads=threads)
 
 
-def iter_predict(model: ModelLike, inputs: Union[Inputs, Sequence[str]], *, preset: Any = "torchvision",
-                 top: int = 5, batch: int = 16, threads: Optional[int] = None, activation: str = "auto",
-                 labels: Optional[Sequence[str]] = None, workers: Optional[int] = None, prefetch: int = 2,
-                 callers: int = 1, skip: Iterable[str] = (), ray: Union[None, bool, str] = None, actors: int = 2,
-                 expanded: bool = False) -> Iterator[list[Result]]:
+def iter_predict(model: ModelLike, inputs: Union[Inputs, Sequence[str]], *,
+                 preset: Union[None, str, Preset] = None, top: int = 5, batch: int = 16,
+                 threads: Optional[int] = None, activation: str = "auto", labels: Optional[Sequence[str]] = None,
+                 workers: Optional[int] = None, prefetch: int = 2, callers: int = 1, skip: Iterable[str] = (),
+                 ray: Union[None, bool, str] = None, actors: int = 2, expanded: bool = False) -> Iterator[list[Result]]:
     """The results (:class:`Row` or :class:`Skipped`) of every image ``inputs`` names, in order, one list
     per batch; the paths in ``skip`` are left out. See :func:`predict` for the arguments; ``expanded``:
     ``inputs`` is already the list of images (:func:`pyconv.predict.sources.expand`)."""
@@ -62,25 +63,27 @@ def _warn(skipped: Skipped) -> None:
     print(f"pyconv predict: skipped {skipped.describe()}", file=sys.stderr)
 
 
-def predict(model: ModelLike, inputs: Inputs, *, preset: Any = "torchvision", top: int = 5, batch: int = 16,
-            threads: Optional[int] = None, activation: str = "auto", labels: Optional[Sequence[str]] = None,
-            output: Union[None, str, os.PathLike] = None, overwrite: bool = False, workers: Optional[int] = None,
-            prefetch: int = 2, callers: int = 1, ray: Union[None, bool, str] = None, actors: int = 2,
+def predict(model: ModelLike, inputs: Inputs, *, preset: Union[None, str, Preset] = None, top: int = 5,
+            batch: int = 16, threads: Optional[int] = None, activation: str = "auto",
+            labels: Optional[Sequence[str]] = None, output: Union[None, str, os.PathLike] = None,
+            overwrite: bool = False, workers: Optional[int] = None, prefetch: int = 2, callers: int = 1,
+            ray: Union[None, bool, str] = None, actors: int = 2,
             on_skip: Optional[Callable[[Skipped], None]] = _warn) -> list[Row]:
     """Classify every image ``inputs`` names; one :class:`Row` (path, top-k ids, names, probabilities)
     per image, in order.
 
     ``model``: a :class:`~pyconv.Model` or the path of a config or ``.onnx`` file. ``inputs``: files, folders
     (searched recursively for images), globs and URIs (:mod:`pyconv.predict.sources`). ``preset``: the
-    preprocessing (:data:`pyconv.preprocess.PRESETS`). ``top``: classes per row. ``batch``: images per model
-    run. ``threads``: the model's threads (per actor with Ray, default 1 there). ``activation``: ``auto``,
-    ``softmax`` or ``none`` (:mod:`pyconv.predict.rows`). ``labels``: class names (default: the ImageNet names
-    for 1000 or 1001 classes, else the ids). ``output``: a ``.csv``, ``.jsonl`` or ``.parquet`` file the rows
-    are written to as well, resuming it: images it already holds are not predicted again and not returned
-    (``overwrite`` starts it again). ``workers``: decoding threads; ``prefetch``: batches decoded ahead;
-    ``callers``: model runs at once, each with ``threads`` threads. ``ray``: run on Ray (True: a local instance;
-    an address such as ``"auto"``: that cluster) with ``actors`` actors. An image that cannot be read is passed
-    to ``on_skip`` (by default a line on stderr) and left out.
+    preprocessing (:data:`pyconv.preprocess.PRESETS`; default: the model's own, else torchvision). ``top``:
+    classes per row. ``batch``: images per model run. ``threads``: the model's threads (per actor with Ray,
+    default 1 there). ``activation``: ``auto``, ``softmax`` or ``none`` (:mod:`pyconv.predict.rows`).
+    ``labels``: class names (default: the model's own, else the ImageNet names for 1000 or 1001 classes, else
+    the ids). ``output``: a ``.csv``, ``.jsonl`` or ``.parquet`` file the rows are written to as well, resuming
+    it: images it already holds are not predicted again and not returned (``overwrite`` starts it again).
+    ``workers``: decoding threads; ``prefetch``: batches decoded ahead; ``callers``: model runs at once, each
+    with ``threads`` threads. ``ray``: run on Ray (True: a local instance; an address such as ``"auto"``: that
+    cluster) with ``actors`` actors. An image that cannot be read is passed to ``on_skip`` (by default a line on
+    stderr) and left out.
     """
     writer = open_writer(output, top, overwrite=overwrite) if output is not None else None
     rows: list[Row] = []

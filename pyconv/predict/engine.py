@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from ..graph import Model, load
+from ..labels import model_labels
+from ..preprocess import Preset, model_input, model_preset, resolve_preset
 from .rows import ACTIVATIONS, Result, Skipped, class_names, top_rows
 from .sources import UnreadableImage, open_image
 
@@ -21,8 +23,9 @@ __all__ = ["Settings", "BatchPredictor", "model_payload", "load_payload"]
 
 @dataclass(frozen=True)
 class Settings:
-    """What a run computes for each image (see :func:`pyconv.predict.predict`)."""
-    preset: Any = "torchvision"
+    """What a run computes for each image (see :func:`pyconv.predict.predict`); ``preset`` None: the
+    model's own (its config's ``metadata.preprocess``), else ``"torchvision"``."""
+    preset: Union[None, str, Preset] = None
     top: int = 5
     activation: str = "auto"
     labels: Optional[tuple[str, ...]] = None
@@ -36,33 +39,29 @@ class Settings:
 
 class BatchPredictor:
     """Predicts batches of images with ``model``: decoding on a pool (:meth:`decode`), then the model
-    (:meth:`finish`). The model needs one square image input and a (N, classes) output (its first output
-    if it has several; trailing 1-sized axes are dropped)."""
+    (:meth:`finish`). The model needs one RGB image input (:func:`pyconv.preprocess.model_input`) and a
+    (N, classes) output (its first output if it has several; 1-sized axes are dropped). Names: the
+    model's own (:func:`pyconv.labels.model_labels`) when they fit, else :func:`.rows.class_names`."""
 
     def __init__(self, model: Model, settings: Settings, threads: Optional[int] = None) -> None:
         if len(model.input_names) != 1:
             raise ValueError(f"predict needs a model with one image input; {model.name or 'this model'} has "
                              f"{len(model.input_names)} ({', '.join(model.input_names)})")
         self.model = model
-        self.settings = settings
         self.threads = threads
-        self.input = model.input_names[0]
-        self.layout = model.spec.layers[self.input].attrs["layout"]
-        shape = tuple(model.input_shape())
-        if len(shape) != 4:
-            raise ValueError(f"predict needs an image input (N, H, W, C) or (N, C, H, W); input {self.input!r} "
-                             f"of {model.name or 'this model'} is {list(shape)}")
-        h, w, c = (shape[1], shape[2], shape[3]) if self.layout == "NHWC" else (shape[2], shape[3], shape[1])
-        if h != w or c != 3:
-            raise ValueError(f"predict needs a square RGB image input; input {self.input!r} is {h}x{w}x{c}")
-        self.size = h
-        self.sample_shape = shape[1:]
+        self.layout, self.size = model_input(model)
+        preset = settings.preset or model_preset(model) or "torchvision"
+        resolve_preset(preset, self.size)  # an unknown preset is the run's error, not every image's
+        self.settings = replace(settings, preset=preset)
+        self.sample_shape = tuple(model.input_shape())[1:]
         self.output = model.output_names[0]
         out = tuple(model.info.outputs[self.output])
         self.classes = math.prod(out)
         if self.classes != max(out, default=0):
             raise ValueError(f"predict needs a (N, classes) output; output {self.output!r} is {list(out)} per image")
-        self.names = class_names(self.classes, settings.labels)
+        own = model_labels(model) if settings.labels is None else None
+        self.names = own if own is not None and len(own) == self.classes else class_names(self.classes,
+                                                                                          settings.labels)
 
     def read(self, path: str) -> np.ndarray:
         """One image preprocessed for the model; :class:`UnreadableImage` when it cannot be."""

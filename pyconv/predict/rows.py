@@ -6,14 +6,17 @@ scores as they are, and ``"auto"`` (the default) keeps a row that already is a p
 (no negative entry, sum 1 within 1e-3: a model ending in a softmax layer) and applies softmax to any other
 (logits). The rule looks at each row on its own, so a row's result does not depend on the batch it ran in.
 
-Names: ``labels`` when given; else the ImageNet names for a 1000-class output, the same preceded by
-``"background"`` for a 1001-class one (the TF-slim convention), and the class id as text otherwise.
+Names (:func:`class_names`): ``labels`` when given; else the ImageNet names for a 1000-class output, the
+same preceded by ``"background"`` for a 1001-class one (the TF-slim convention), and the class id as text
+otherwise. A model that carries its own names gets those first (:class:`.engine.BatchPredictor`).
 """
 from __future__ import annotations
 
 from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
+
+from ..labels import imagenet_labels
 
 __all__ = ["ACTIVATIONS", "Row", "Skipped", "Result", "class_names", "probabilities", "top_rows"]
 
@@ -52,7 +55,6 @@ def class_names(classes: int, labels: Optional[Sequence[str]] = None) -> list[st
             raise ValueError(f"labels: expected {classes} names (one per output class), found {len(names)}")
         return names
     if classes in (1000, 1001):
-        from ..labels import imagenet_labels
         imagenet = list(imagenet_labels())
         return imagenet if classes == 1000 else ["background", *imagenet]
     return [str(i) for i in range(classes)]

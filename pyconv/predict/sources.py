@@ -24,6 +24,8 @@ from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 
+from ..preprocess import Size
+
 __all__ = ["IMAGE_EXTENSIONS", "UnreadableImage", "expand", "is_uri", "open_image"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
@@ -109,27 +111,24 @@ def expand(inputs: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]]) -
 
 
 def open_image(source: str, preset: Any = "torchvision", layout: str = "NHWC",
-               size: Optional[int] = None) -> np.ndarray:
+               size: Optional[Size] = None) -> np.ndarray:
     """One image, preprocessed (:func:`pyconv.preprocess.load_image`); a URI is read through fsspec.
 
     An image that cannot be read or decoded raises :class:`UnreadableImage` (a ``ValueError``) naming it."""
-    from ..preprocess import load_image, preprocess
+    from ..preprocess import load_image
 
     try:
         if not is_uri(source):
-            return load_image(source, preset=preset, layout=layout, size=size)
-        from PIL import Image
-
+            return load_image(source, preset, layout, size)
         fs, path = _filesystem(source)
         with fs.open(path, "rb") as file:
-            data = file.read()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return preprocess(image, preset=preset, layout=layout, size=size)
-    except UnreadableImage:
+            data = io.BytesIO(file.read())
+        data.name = source  # type: ignore[attr-defined]  # the name load_image's errors give
+        return load_image(data, preset, layout, size)
+    except ImportError:
         raise
     except Exception as exc:  # noqa: BLE001
-        # A decoder reports a truncated or malformed file as any of OSError, ValueError, SyntaxError,
-        # EOFError, DecompressionBombError, ...: whatever one image raises skips that image only.
+        # A missing file, a decoder's error on a truncated or malformed one (OSError, SyntaxError, EOFError,
+        # DecompressionBombError, ...), an object store's: whatever one image raises skips that image only.
         message = str(exc) or type(exc).__name__
         raise UnreadableImage(message if source in message else f"{source}: {message}") from None

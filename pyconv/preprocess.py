@@ -1,0 +1,246 @@
+"""Photos to model inputs: the resize, crop and normalisation conventions models are trained with.
+
+A :class:`Preset` describes one convention; :data:`PRESETS` holds the named ones:
+
+- ``"torchvision"``: shorter side resized to 256 (bilinear, antialiased), centre crop 224, ``/255``,
+  ImageNet mean and std -- ``transforms.Resize(256), CenterCrop(224), ToTensor(), Normalize(...)``;
+- ``"keras"``: stretched to 224x224 (bilinear), scaled to [-1, 1] -- Keras' ``load_img(target_size=...,
+  interpolation="bilinear")`` then ``mobilenet.preprocess_input`` (``x / 127.5 - 1``); also TensorFlow's
+  MobileNet v1/v2 and Inception convention;
+- ``"caffe"``: stretched to 224x224 (bilinear), RGB -> BGR, the ImageNet mean (103.939, 116.779, 123.68)
+  subtracted, no scaling -- Keras' ``preprocess_input`` in "caffe" mode (VGG, ResNet50);
+- ``"timm-efficientnet"``: shorter side resized to ``floor(224 / 0.875)`` = 256 (bicubic), centre crop
+  224, ImageNet mean and std -- timm's eval transform for ``efficientnet_b0`` and the other
+  timm-trained EfficientNets;
+- ``"tf-efficientnet-lite"``: as ``timm-efficientnet`` with mean and std 0.5 (so [-1, 1]) -- timm's
+  defaults for ``tf_efficientnet_lite0`` (weights ported from TensorFlow, whose own eval pipeline,
+  ``(x - 127) / 128`` after a bicubic crop of 224/256 of the shorter side, differs by under 1/255).
+
+Every preset takes a ``size`` (the crop, or the stretched size; 224 by default) so that a model trained
+at another input size uses the same convention: a ``"shorter"`` resize scales the shorter side to
+``floor(size / crop_fraction)`` first. Resizing is Pillow's (antialiased when shrinking), which is what
+torchvision, timm and Keras do when handed PIL images; channel means and stds are in pixel units
+(0-255) in the output channel order.
+
+:func:`preprocess` turns one PIL image (or ``(H, W, 3)`` uint8 array) into a float32 ``(H, W, C)`` or
+``(C, H, W)`` array, no batch axis; :func:`load_image` decodes a file first (EXIF orientation applied,
+converted to RGB) and raises :class:`ImageError` naming the file when it cannot. :func:`model_input`
+reads the layout and size a :class:`~pyconv.graph.Model` input expects, and :func:`model_preset`
+the preset its config names (``metadata.preprocess``, see docs/model-format.md). Pillow is an optional
+dependency: ``pip install "pyconv[image]"``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image as _PILImage
+
+    from .graph import Model
+
+__all__ = ["ImageError", "Preset", "PRESETS", "preprocess", "load_image", "model_input", "model_preset",
+           "resolve_preset"]
+
+_IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+_IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+_LAYOUTS = ("NHWC", "NCHW")
+
+
+Size = Union[int, tuple[int, int]]
+
+
+def _check_size(size: Any) -> Size:
+    def positive(n: Any) -> bool:
+        return not isinstance(n, bool) and isinstance(n, (int, np.integer)) and n >= 1
+
+    if positive(size):
+        return int(size)
+    if isinstance(size, (tuple, list)) and len(size) == 2 and all(positive(n) for n in size):
+        return int(size[0]), int(size[1])
+    raise ValueError(f"size must be a positive int (or an (H, W) pair), found {size!r}")
+
+
+class ImageError(ValueError):
+    """An image that cannot be read or preprocessed; ``path`` names the file where there is one, and
+    ``hint`` suggests a fix."""
+
+    def __init__(self, message: str, *, path: Optional[str] = None, hint: Optional[str] = None) -> None:
+        super().__init__(f"{path}: {message}" if path is not None else message)
+        self.path = path
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One preprocessing convention.
+
+    ``resize``: ``"shorter"`` scales the shorter side to ``floor(size / crop_fraction)`` (aspect kept)
+    and then crops ``size x size`` from the centre; ``"stretch"`` resizes to ``size x size``.
+    ``interpolation``: ``"bilinear"`` or ``"bicubic"`` (Pillow's, antialiased when shrinking).
+    ``channels``: ``"RGB"`` or ``"BGR"``, the output channel order. The output is
+    ``(pixel - mean) / std`` per channel, pixels in 0-255, ``mean`` and ``std`` in the output order.
+    ``size`` may also be an ``(H, W)`` pair: stretched to it, or cropped to it after the shorter side
+    is scaled to ``floor(max(H, W) / crop_fraction)``.
+    """
+
+    name: str
+    resize: str = "shorter"
+    interpolation: str = "bilinear"
+    crop_fraction: float = 0.875
+    mean: tuple[float, float, float] = _IMAGENET_MEAN
+    std: tuple[float, float, float] = _IMAGENET_STD
+    channels: str = "RGB"
+    size: Size = 224
+
+    def __post_init__(self) -> None:
+        if self.resize not in ("shorter", "stretch"):
+            raise ValueError(f"preset {self.name!r}: resize must be 'shorter' or 'stretch', found {self.resize!r}")
+        if self.interpolation not in ("bilinear", "bicubic"):
+            raise ValueError(f"preset {self.name!r}: interpolation must be 'bilinear' or 'bicubic', "
+                             f"found {self.interpolation!r}")
+        if not 0 < self.crop_fraction <= 1:
+            raise ValueError(f"preset {self.name!r}: crop_fraction must be in (0, 1], found {self.crop_fraction}")
+        if self.channels not in ("RGB", "BGR"):
+            raise ValueError(f"preset {self.name!r}: channels must be 'RGB' or 'BGR', found {self.channels!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"preset {self.name!r}: mean and std need 3 values each, std positive")
+        object.__setattr__(self, "size", _check_size(self.size))
+
+    def at(self, size: Size) -> "Preset":
+        """This convention at another input size."""
+        return dataclasses.replace(self, size=_check_size(size))
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(H, W) of the output."""
+        return self.size if isinstance(self.size, tuple) else (self.size, self.size)
+
+    @property
+    def resize_to(self) -> int:
+        """The shorter side's length before the crop (``"shorter"`` only)."""
+        side = max(self.output_size)
+        # The 1e-9 keeps exact quotients (224 / 0.875 = 256) from flooring one short through rounding.
+        return max(side, math.floor(side / self.crop_fraction + 1e-9))
+
+
+PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
+    Preset("torchvision", "shorter", "bilinear", 0.875),
+    Preset("keras", "stretch", "bilinear", 1.0, (127.5,) * 3, (127.5,) * 3),
+    Preset("caffe", "stretch", "bilinear", 1.0, (103.939, 116.779, 123.68), (1.0,) * 3, "BGR"),
+    Preset("timm-efficientnet", "shorter", "bicubic", 0.875),
+    Preset("tf-efficientnet-lite", "shorter", "bicubic", 0.875, (127.5,) * 3, (127.5,) * 3),
+)})
+
+
+def resolve_preset(preset: Union[str, Preset], size: Optional[Size] = None) -> Preset:
+    """The :class:`Preset` named ``preset`` (or ``preset`` itself), at ``size`` where given."""
+    if isinstance(preset, str):
+        try:
+            preset = PRESETS[preset]
+        except KeyError:
+            raise ValueError(f"unknown preprocessing preset {preset!r}; expected one of "
+                             f"{', '.join(PRESETS)} or a pyconv.preprocess.Preset") from None
+    elif not isinstance(preset, Preset):
+        raise TypeError(f"preset must be a name or a Preset, found {type(preset).__name__}")
+    return preset if size is None else preset.at(size)
+
+
+def _pil() -> Any:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError('reading images needs Pillow: pip install "pyconv[image]"') from None
+    return Image
+
+
+def preprocess(image: Union["_PILImage.Image", np.ndarray], preset: Union[str, Preset] = "torchvision",
+               layout: str = "NHWC", size: Optional[Size] = None) -> np.ndarray:
+    """One image as a model input: float32 ``(H, W, C)`` (``layout="NHWC"``) or ``(C, H, W)``
+    (``"NCHW"``), no batch axis. ``image`` is a PIL image (converted to RGB) or an ``(H, W, 3)``
+    uint8 array; ``size`` overrides the preset's (224; an int, or an ``(H, W)`` pair)."""
+    spec = resolve_preset(preset, size)
+    if layout not in _LAYOUTS:
+        raise ValueError(f"layout must be 'NHWC' or 'NCHW', found {layout!r}")
+    Image = _pil()
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ImageError(f"expected an (H, W, 3) uint8 array, found {image.shape} {image.dtype}")
+        image = Image.fromarray(image)
+    elif not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL image or an (H, W, 3) uint8 array, found {type(image).__name__}")
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    resample = Image.Resampling.BICUBIC if spec.interpolation == "bicubic" else Image.Resampling.BILINEAR
+    w, h = image.size
+    if w < 1 or h < 1:
+        raise ImageError(f"the image is empty ({w}x{h})")
+    out_h, out_w = spec.output_size
+    if spec.resize == "stretch":
+        image = image.resize((out_w, out_h), resample)
+    else:
+        # torchvision's Resize(int): the shorter side to the size, the longer scaled and truncated.
+        short = spec.resize_to
+        new_w, new_h = (short, max(1, int(short * h / w))) if w <= h else (max(1, int(short * w / h)), short)
+        image = image.resize((new_w, new_h), resample)
+        # torchvision's CenterCrop: offsets rounded half to even, as Python's round does.
+        top = int(round((new_h - out_h) / 2.0))
+        left = int(round((new_w - out_w) / 2.0))
+        image = image.crop((left, top, left + out_w, top + out_h))
+    x = np.asarray(image, dtype=np.float32)
+    if spec.channels == "BGR":
+        x = x[..., ::-1]
+    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1) if layout == "NCHW" else x)
+
+
+def load_image(path: Union[str, "os.PathLike[str]", IO[bytes]], preset: Union[str, Preset] = "torchvision",
+               layout: str = "NHWC", size: Optional[Size] = None) -> np.ndarray:
+    """Decode an image file (PNG, JPEG, ...; EXIF orientation applied, converted to RGB) and
+    :func:`preprocess` it. An unreadable or corrupt file is an :class:`ImageError` naming it."""
+    Image = _pil()
+    from PIL import ImageOps, UnidentifiedImageError
+
+    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<stream>")
+    name = name if isinstance(name, str) else repr(name)
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image).convert("RGB")
+    except FileNotFoundError:
+        raise ImageError("no such file", path=name, hint="check the path") from None
+    except IsADirectoryError:
+        raise ImageError("is a directory, not an image file", path=name) from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image file Pillow can read", path=name,
+                         hint="pass a PNG, JPEG, BMP, GIF, TIFF or WebP file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        # Truncated or corrupt data surfaces while decoding, as any of these.
+        raise ImageError(f"cannot decode the image: {exc}", path=name) from None
+    return preprocess(image, preset, layout, size)
+
+
+def model_input(model: "Model", name: Optional[str] = None) -> tuple[str, Size]:
+    """The layout (``"NHWC"`` or ``"NCHW"``) and the size of ``model``'s image input ``name`` (the only
+    input by default; an int when square, else ``(H, W)``), to pass to :func:`preprocess` or
+    :func:`load_image`."""
+    name = name or model.input_names[0]
+    layout = model.spec.layers[name].attrs["layout"]
+    shape = model.info.outputs[name]
+    if len(shape) != 3 or shape[2] != 3:
+        raise ImageError(f"input {name!r} is {list(shape)} (H, W, C), not an RGB image",
+                         hint="preprocess images only for 3-channel image inputs")
+    h, w = int(shape[0]), int(shape[1])
+    return layout, (h if h == w else (h, w))
+
+
+def model_preset(model: "Model") -> Optional[str]:
+    """The preset ``model``'s config names in ``metadata.preprocess``, if any."""
+    metadata = model.spec.document.get("metadata") or {}
+    value = metadata.get("preprocess") if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) and value in PRESETS else None
