@@ -31,7 +31,7 @@ from typing import IO, Any, Callable, Optional, Union
 
 import numpy as np
 
-from .graph import Model, ModelError, load
+from .graph import Model, ModelError
 from .labels import imagenet_labels
 
 __all__ = ["PRETRAINED", "Pretrained", "load_pretrained", "read_torch_checkpoint", "efficientnet_lite0_config"]
@@ -299,13 +299,18 @@ def load_pretrained(name: str, *, threads: Optional[int] = None, size: Optional[
     except KeyError:
         raise ModelError(f"unknown pretrained model {name!r}; expected one of {', '.join(PRETRAINED)}") from None
     path = entry.checkpoint()
-    data = path.read_bytes()
-    digest = path.stem.rsplit("-", 1)[-1]
-    if not hashlib.sha256(data).hexdigest().startswith(digest):
-        raise ModelError(f"{path}: the file's SHA-256 does not start with {digest}: damaged or replaced",
-                         hint=f"reinstall the package: {_INSTALL_HINT}")
-    try:
-        state = read_torch_checkpoint(io.BytesIO(data))
-    except ValueError as exc:
-        raise ModelError(f"{path}: {exc}", field="weights") from None
-    return load(entry.config(size or entry.size), entry.weights(state), threads=threads)
+
+    def weights() -> dict[str, dict[str, np.ndarray]]:
+        data = path.read_bytes()
+        digest = path.stem.rsplit("-", 1)[-1]
+        if not hashlib.sha256(data).hexdigest().startswith(digest):
+            raise ModelError(f"{path}: the file's SHA-256 does not start with {digest}: damaged or replaced",
+                             hint=f"reinstall the package: {_INSTALL_HINT}")
+        try:
+            state = read_torch_checkpoint(io.BytesIO(data))
+        except ValueError as exc:
+            raise ModelError(f"{path}: {exc}", field="weights") from None
+        return entry.weights(state)
+
+    # The model holds its weights packed only; model.weights reads the checkpoint again.
+    return Model(entry.config(size or entry.size), weights=weights(), threads=threads, again=weights)

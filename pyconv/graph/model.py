@@ -62,8 +62,8 @@ from .layers import LAYER_TYPES, Kernel, Shape
 from .passes import Graph, Node, live_layers, lower, materialise
 from .planner import MemoryPlan, plan_memory
 from .shapes import ShapeInfo, infer_shapes
-from .weights import (InMemoryWeights, NpzWeights, SeededWeights, Weights, save_weights, seeded_uniform,
-                      write_atomically)
+from .weights import (InMemoryWeights, NpzWeights, SeededWeights, Weights, flat_weights, save_weights,
+                      seeded_uniform, write_atomically)
 
 __all__ = ["Model", "Profile", "ProfileRow", "load"]
 
@@ -357,9 +357,7 @@ class Model:
         more), so that the model need not hold it once its operators are built."""
         info = info or self.info
         if isinstance(weights, Mapping):
-            flat = {f"{layer}/{name}": array for layer, params in weights.items() if isinstance(params, Mapping)
-                    for name, array in params.items()}
-            flat.update({key: array for key, array in weights.items() if not isinstance(array, Mapping)})
+            flat = flat_weights(weights)
             if again is not None and isinstance(weights, dict):
                 weights.clear()  # consumed: each array is then held once, until its operator packs it
             return InMemoryWeights(flat, info.params, "the weights mapping", again)

@@ -47,7 +47,7 @@ from . import shapes
 from .errors import ModelError
 from .layers import Param, Signal
 
-__all__ = ["InMemoryWeights", "LayerWeights", "NpzWeights", "SeededWeights", "Weights", "check_weights",
+__all__ = ["InMemoryWeights", "LayerWeights", "NpzWeights", "SeededWeights", "Weights", "check_weights", "flat_weights",
            "save_weights", "seeded_array", "seeded_uniform", "write_atomically"]
 
 LayerWeights = dict[str, dict[str, np.ndarray]]
@@ -141,7 +141,7 @@ class InMemoryWeights(Weights):
     def __init__(self, arrays: Mapping[str, Any], params: ParamTable, source: str,
                  again: Optional[Callable[[], Mapping[str, Any]]] = None) -> None:
         super().__init__(params, source)
-        self._arrays = check_weights(arrays, params, source)
+        self._arrays = check_weights(flat_weights(arrays), params, source)
         self._again = again
 
     def array(self, layer: str, name: str) -> np.ndarray:
@@ -154,6 +154,14 @@ class InMemoryWeights(Weights):
         if self._again is None:
             return self
         return InMemoryWeights(self._again(), self.params, self.source)
+
+
+def flat_weights(weights: Mapping[str, Any]) -> dict[str, Any]:
+    """``"<layer>/<param>" -> array`` from that form or the nested ``layer -> param -> array`` (or a mix)."""
+    flat = {f"{layer}/{name}": array for layer, params in weights.items() if isinstance(params, Mapping)
+            for name, array in params.items()}
+    flat.update({key: array for key, array in weights.items() if not isinstance(array, Mapping)})
+    return flat
 
 
 class SeededWeights(Weights):
