@@ -5,7 +5,8 @@ pooling and elementwise operators (``pyconv.ops``).  Operators (``Conv2D``, ...)
 the functions (``conv2d``, ...) run one call.  Models: ``pyconv.load(config)`` (``pyconv.graph``);
 ONNX files: ``pyconv.from_onnx(path)`` (``pyconv.onnx``).  Photos: ``pyconv.load_image`` and the
 presets of ``pyconv.preprocess``, class names in ``pyconv.labels``, pretrained classifiers
-``pyconv.load_pretrained(name)`` (``pyconv.pretrained``).  The instruction-set level the kernels run
+``pyconv.load_pretrained(name)`` (``pyconv.pretrained``).  Many images: ``pyconv.predict(model, "photos/")``
+(``pyconv.predict``, also ``pyconv predict``).  The instruction-set level the kernels run
 on is chosen at import (``pyconv.isa``; ``PYCONV_ISA`` caps it).
 """
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ from .ops import (activation, add, avg_pool2d, channel_shuffle, concat, divide, 
 from .preprocess import ImageError, load_image
 from .pretrained import load_pretrained
 from .threads import resolve_threads
+from .predict import predict  # the function; the modules stay reachable as pyconv.predict.<module> imports
 
 __all__ = [
     "__version__", "isa", "build_info", "show_config", "resolve_threads",
@@ -33,4 +35,5 @@ __all__ = [
     "load", "Model", "ModelError", "UnknownTensorError", "MemoryPlan", "Profile",
     "from_onnx", "OnnxImportError",
     "load_pretrained", "load_image", "ImageError", "imagenet_labels",
+    "predict",
 ]

@@ -6,6 +6,8 @@
     pyconv convert MODEL.onnx -o OUT.json
     pyconv dashboard [RUNS ...] [-o dashboard.html] [--check [--threshold 5%]]
     pyconv peak [--threads 1,2]
+    pyconv predict MODEL INPUTS... [--preset NAME] [--top K] [--batch N] [--threads T] [--callers C]
+                   [-o FILE] [--ray [ADDRESS]] [--actors A]
 
 CONFIG may also be an ``.onnx`` file, imported on the fly (needs ``pip install pyconv[onnx]``);
 ``--input-shape 1,3,224,224`` sizes an ONNX input whose H and W are symbolic. Or the name of a
@@ -20,8 +22,9 @@ size and layout. ``run`` prints the top-5 classes of each output, by name (:mod:
 the model carries its class names, or has 1000 outputs and a preset is known (its own or
 ``--preset``). ``dashboard`` builds the benchmark page from saved pytest-benchmark
 runs or judges the newest one (:mod:`pyconv.dashboard`); ``peak`` measures the machine's compute and
-memory roofs (:mod:`pyconv.machine`). Errors print one line and a hint and exit with status 2; ``--debug``
-shows the traceback instead.
+memory roofs (:mod:`pyconv.machine`); ``predict`` classifies files, folders and globs of images into a
+table, CSV, JSON Lines or Parquet, locally or on Ray (:mod:`pyconv.predict`, docs/predict.md). Errors
+print one line and a hint and exit with status 2; ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from .graph import Model, ModelError, load
 from .labels import imagenet_labels, model_labels
 from .machine import measure as _measure_peak
 from .onnx import from_onnx
+from .predict.rows import ACTIVATIONS
 from .preprocess import PRESETS, ImageError, load_image, model_input, model_preset
 from .pretrained import PRETRAINED, load_pretrained
 from .threads import resolve_threads
@@ -103,7 +107,42 @@ def _parser() -> argparse.ArgumentParser:
     peak = sub.add_parser("peak", help="measure the compute peak (pyconv's GEMM) and memory bandwidth")
     peak.add_argument("--threads", type=_counts, default=None,
                       help="comma-separated thread counts (default: 1 and the default thread count)")
+    predict = sub.add_parser("predict", help="classify many images (files, folders, globs, URIs) into a table or "
+                                             "a CSV / JSON Lines / Parquet file; --ray: on Ray")
+    _predict_arguments(predict)
+    input_shape(predict)
     return parser
+
+
+def _predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="MODEL", help="model config (.json), an ONNX model (.onnx), or a pretrained "
+                                                   "model's name (" + ", ".join(PRETRAINED) + ")")
+    p.add_argument("inputs", nargs="+", metavar="INPUTS",
+                   help="image files, folders (searched recursively), globs (quoted: 'photos/**/*.jpg') or URIs")
+    p.add_argument("--weights", help="weights .npz (default: the config's, else seeded weights)")
+    p.add_argument("--preset", choices=tuple(PRESETS),
+                   help="how an image is resized and normalised (default: the model's own preset, else "
+                        "torchvision); see pyconv.preprocess")
+    p.add_argument("--top", type=int, default=5, help="classes per image (default: 5)")
+    p.add_argument("--batch", type=int, default=16, help="images per model run (default: 16)")
+    p.add_argument("--threads", type=int,
+                   help="model threads (default: OMP_NUM_THREADS, else all usable cores; with --ray: per actor, 1)")
+    p.add_argument("--callers", type=int, default=1,
+                   help="model runs at once, each on its own batch with --threads threads (default: 1)")
+    p.add_argument("--workers", type=int, help="decoding threads (default: the usable cores, at most 4; "
+                                               "with --ray: per actor, 2)")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="auto",
+                   help="softmax on the output: auto = unless a row already is a distribution (default: auto)")
+    p.add_argument("-o", "--output", help="write the rows to FILE: .csv, .jsonl or .parquet (needs pyarrow); an "
+                                          "existing FILE is resumed (default: a table on stdout)")
+    p.add_argument("--overwrite", action="store_true", help="start -o FILE again instead of resuming it")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray: a local instance, or the cluster at ADDRESS (auto: the one this machine "
+                        "joined with `ray start`)")
+    p.add_argument("--actors", type=int, default=2, help="with --ray: pyconv actors, each loading the model once "
+                                                         "(default: 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines on stderr")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -265,6 +304,62 @@ def _profile(model: Model, args: argparse.Namespace) -> None:
     print(model.profile(x, repeat=args.repeat))
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from .predict import Row, Skipped, iter_predict
+    from .predict.progress import Progress
+    from .predict.sources import expand
+    from .predict.writers import TableWriter, Writer, open_writer
+
+    for flag, value in (("--top", args.top), ("--batch", args.batch), ("--threads", args.threads),
+                        ("--workers", args.workers), ("--actors", args.actors), ("--callers", args.callers)):
+        if value is not None and value < 1:
+            raise _UsageError(f"{flag}: expected a positive integer, found {value}")
+    on_ray = args.ray is not None
+    if args.actors != 2 and not on_ray:
+        raise _UsageError("--actors applies to Ray runs", hint="add --ray (a local instance) or --ray auto")
+    if args.callers != 1 and on_ray:
+        raise _UsageError("--callers applies to local runs", hint="on Ray, --actors sets the model runs at once")
+    paths = expand(args.inputs)
+    model = _load(args) if not on_ray else _load_for_ray(args)
+    writer: Writer = (open_writer(args.output, args.top, overwrite=args.overwrite) if args.output
+                      else TableWriter(sys.stdout, args.top))
+    todo = [p for p in paths if p not in writer.done]
+    if writer.done:
+        print(f"pyconv predict: resuming {args.output}: {len(paths) - len(todo)} of {len(paths)} images already "
+              "there", file=sys.stderr)
+    progress = Progress(len(todo), enabled=not args.no_progress)
+    try:
+        with writer:
+            for results in iter_predict(model, todo, expanded=True, preset=args.preset, top=args.top,
+                                        batch=args.batch, threads=args.threads, activation=args.activation,
+                                        workers=args.workers, callers=args.callers, actors=args.actors,
+                                        ray=(args.ray or True) if on_ray else None):
+                skipped = [r for r in results if isinstance(r, Skipped)]
+                for r in skipped:
+                    progress.write(f"pyconv predict: skipped {r.describe()}")
+                rows = [r for r in results if isinstance(r, Row)]
+                writer.write(rows)
+                progress.update(len(rows), len(skipped))
+    finally:
+        progress.close()
+    where = f" into {args.output}" if args.output else ""
+    print(f"pyconv predict: {progress.done} images predicted{where}, {progress.skipped} skipped (unreadable), "
+          f"{len(paths) - len(todo)} already done; {progress.rate:.1f} images/s over {progress.seconds:.1f} s",
+          file=sys.stderr)
+    return 0
+
+
+def _load_for_ray(args: argparse.Namespace) -> Model:
+    # The driver loads the model once, to check it and to ship its config and weights to the actors; its own
+    # threads are never used for a batch.
+    threads = args.threads
+    args.threads = 1
+    try:
+        return _load(args)
+    finally:
+        args.threads = threads
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pyconv`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -277,6 +372,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "peak":
             print(_measure_peak(args.threads or (1, resolve_threads())))
             return 0
+        if args.command == "predict":
+            return _predict(args)
         model = _load(args)
         if args.command == "run":
             _run(model, args)
