@@ -1,8 +1,8 @@
 """The memory a loaded model costs: its weights once, packed, one arena per batch size in use, and
 nothing else of size. Each shipped model is loaded and run in a child process of its own, whose peak
 RSS above the interpreter with numpy and pyconv imported is held to a budget: the weights and arena
-``summary()`` reports, plus a fixed slack for the interpreter's own objects, thread stacks and the
-kernels' scratch; MobileNet v1 and Xception to fixed targets besides (about half of what ONNX Runtime
+``summary()`` reports, plus a slack for the interpreter's own objects, thread stacks and the kernels'
+scratch; MobileNet v1 and Xception to fixed targets besides (about half of what ONNX Runtime
 needs on the same networks). Also: what the model reports, and where its original weights come from
 once they are no longer held."""
 from __future__ import annotations
@@ -21,8 +21,10 @@ from conftest import model_config
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 MiB = 2**20
-# Above the weights and arena: Python objects of the graph, OpenMP thread stacks, kernel scratch.
+# Above the weights and arena: Python objects of the graph, OpenMP thread stacks, and the kernels'
+# scratch, which grows with the activations (a quarter of the arena).
 SLACK = 12 * MiB
+SCRATCH_PER_ARENA = 0.25
 TARGETS = {"mobilenet_v1": 32 * MiB, "xception": 135 * MiB}
 
 _CHILD = r"""
@@ -57,7 +59,8 @@ def test_a_loaded_model_holds_its_weights_once(name):
     # Folding drops the batch norms' statistics; packing pads output channels to whole panels, never by
     # more than a few percent on these networks.
     assert 0.9 * 4 * params <= report["held"] <= 1.1 * 4 * params + 64 * 1024, report
-    budget = min(report["held"] + report["arena"] + SLACK, TARGETS.get(name, float("inf")))
+    budget = min(report["held"] + (1 + SCRATCH_PER_ARENA) * report["arena"] + SLACK,
+                 TARGETS.get(name, float("inf")))
     assert report["peak"] <= budget, (f"{name}: peak RSS {report['peak'] / MiB:.1f} MiB above the interpreter, "
                                       f"budget {budget / MiB:.1f} MiB ({report})")
     assert f"{report['held'] / MiB:.2f} MiB" in report["summary"]
@@ -104,27 +107,28 @@ def test_summary_reports_weights_arena_and_total():
 _ONNX_CHILD = r"""
 import json, sys
 import numpy as np, onnx, pyconv
-from pyconv.onnx import reader
 
-def status(field):
+def peak():
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field + ":"))
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 
-base = status("VmRSS")
+# The importer's own modules (the onnx package's helpers, imported on first use) are part of the
+# interpreter's baseline, not of the model: imported here by a tiny model first.
+pyconv.from_onnx(sys.argv[2])
+base = peak()
 model = pyconv.from_onnx(sys.argv[1])
-loaded = status("VmRSS") - base
 x = model.example_input()
 for _ in range(5):
     model.run(x, threads=2)
 held = sum(k.weight_bytes() for k in {id(k): k for k in model.kernels.values()}.values())
-print(json.dumps({"loaded": loaded, "held": held, "arena": model.plan(1).arena_bytes}))
+print(json.dumps({"peak": peak() - base, "held": held, "arena": model.plan(1).arena_bytes}))
 """
 
 
 def test_an_imported_model_lets_the_converted_weights_go(tmp_path):
-    """From an ONNX file: once loaded, the model holds its packed weights and arena (the parsed file and
-    the converted arrays are freed, and the heap given back), and its original weights come from the
-    file again."""
+    """From an ONNX file: importing streams the large initializers out of the file (pyconv.onnx.wire),
+    converts them without copies and lets each go once packed, so the peak stays within the JSON
+    model's budget; the original weights come from the file again."""
     pytest.importorskip("onnx")
     pytest.importorskip("torch")
     from pyconv.onnx.convert import convert
@@ -132,10 +136,14 @@ def test_an_imported_model_lets_the_converted_weights_go(tmp_path):
 
     doc = json.loads((MODELS / "mobilenet_v1.json").read_text())
     path = export_onnx(doc, pyconv.load(doc).weights, tmp_path / "mobilenet_v1.onnx")
-    result = subprocess.run([sys.executable, "-c", _ONNX_CHILD, str(path)], capture_output=True, text=True,
-                            check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    tiny = json.loads((MODELS / "toy_design_doc.json").read_text())
+    warm = export_onnx(tiny, pyconv.load(tiny).weights, tmp_path / "toy.onnx", io_layout="NCHW")
+    result = subprocess.run([sys.executable, "-c", _ONNX_CHILD, str(path), str(warm)], capture_output=True,
+                            text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     report = json.loads(result.stdout)
-    assert report["loaded"] <= report["held"] + report["arena"] + SLACK, report
+    budget = min(report["held"] + (1 + SCRATCH_PER_ARENA) * report["arena"] + SLACK, TARGETS["mobilenet_v1"])
+    assert report["peak"] <= budget, (f"peak RSS {report['peak'] / MiB:.1f} MiB importing and running, budget "
+                                      f"{budget / MiB:.1f} MiB ({report})")
 
     model = pyconv.from_onnx(path)
     converted = convert(path)[1]

@@ -116,7 +116,8 @@ def _bias(ctx: "Context", node: OnnxNode, index: int, size: int) -> Optional[np.
 @_converter("Conv")
 def _conv(ctx: "Context", node: OnnxNode) -> None:
     t = ctx.image(node.inputs[0], keep_pads=True)
-    w = ctx.input_const(node, 1, "the weights").astype(np.float32)
+    # No copy of a float32 initializer: the layer's kernel stays a view of it until the model packs it.
+    w = ctx.input_const(node, 1, "the weights").astype(np.float32, copy=False)
     if w.ndim != 4:
         raise OnnxImportError(f"only 2-D convolutions are supported, found weights of shape {list(w.shape)}")
     group = int(node.attrs.get("group", 1))
@@ -551,10 +552,12 @@ def _gemm(ctx: "Context", node: OnnxNode) -> None:
     if node.attrs.get("transA", 0) or ctx.const(node.inputs[0]) is not None:
         raise OnnxImportError("only Gemm(A=computed (N, K), B=constant) with transA=0 is supported")
     t = _flat(ctx, node.inputs[0])
-    w = ctx.input_const(node, 1, "B").astype(np.float64)
+    w = ctx.input_const(node, 1, "B")
     if w.ndim != 2:
         raise OnnxImportError(f"expected a 2-D B, found shape {list(w.shape)}")
-    w = (w.T if node.attrs.get("transB", 0) else w) * float(node.attrs.get("alpha", 1.0))
+    w = w.T if node.attrs.get("transB", 0) else w
+    alpha = float(node.attrs.get("alpha", 1.0))
+    w = w.astype(np.float32, copy=False) if alpha == 1.0 else w.astype(np.float64) * alpha
     b = None
     if len(node.inputs) > 2 and node.inputs[2]:
         c = ctx.input_const(node, 2, "C").astype(np.float64) * float(node.attrs.get("beta", 1.0))
@@ -562,7 +565,7 @@ def _gemm(ctx: "Context", node: OnnxNode) -> None:
             raise OnnxImportError(f"expected C broadcasting along the batch (a scalar, (M,) or (1, M)), found "
                                   f"shape {list(c.shape)}")
         b = np.broadcast_to(c.reshape(-1), (w.shape[1],))
-    _dense(ctx, node, t, w.astype(np.float32), None if b is None else b.astype(np.float32))
+    _dense(ctx, node, t, w.astype(np.float32, copy=False), None if b is None else b.astype(np.float32))
 
 
 @_converter("MatMul")
@@ -573,7 +576,7 @@ def _matmul(ctx: "Context", node: OnnxNode) -> None:
     w = ctx.input_const(node, 1, "the weights")
     if w.ndim != 2:
         raise OnnxImportError(f"expected 2-D weights, found shape {list(w.shape)}")
-    _dense(ctx, node, t, w.astype(np.float32), None)
+    _dense(ctx, node, t, w.astype(np.float32, copy=False), None)
 
 
 # --- shapes and layout -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import numpy as np
 from ..graph import shapes
 from ..graph.errors import ModelError
 from ..memory import aligned_empty
+from .wire import split_large_initializers
 
 __all__ = ["BATCH", "GraphInput", "OnnxGraph", "OnnxImportError", "OnnxNode", "fold", "FOLDABLE", "read_model"]
 
@@ -109,19 +110,26 @@ class OnnxGraph:
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def _parse(source: Source) -> Any:
+def _parse(source: Source) -> tuple[Any, dict[str, np.ndarray]]:
+    """The parsed model, and the large float32 initializers of a file, read apart from it (see
+    :mod:`pyconv.onnx.wire`; empty for bytes, or a file that must be parsed whole)."""
     onnx = onnx_module()
     from google.protobuf.message import DecodeError
 
+    streamed: dict[str, np.ndarray] = {}
     if isinstance(source, (bytes, bytearray)):
         data, label = bytes(source), "the ONNX bytes"
     else:
         path = Path(source)
         label = path.name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"ONNX file not found: {source}") from None
+        split = split_large_initializers(path)
+        if split is not None:
+            data, streamed = split
+        else:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise FileNotFoundError(f"ONNX file not found: {source}") from None
     if not data:
         raise OnnxImportError(f"{label}: empty file, expected an ONNX model")
     model = onnx.ModelProto()
@@ -141,7 +149,7 @@ def _parse(source: Source) -> Any:
             onnx.external_data_helper.load_external_data_for_model(model, str(Path(source).parent))
         except OSError as exc:
             raise OnnxImportError(f"{label}: cannot read the external weights data: {exc}") from None
-    return model
+    return model, streamed
 
 
 def _to_array(tensor: Any, what: str) -> np.ndarray:
@@ -188,7 +196,7 @@ def read_model(source: Source) -> OnnxGraph:
     onnx = onnx_module()
     from onnx import helper
 
-    model = _parse(source)
+    model, streamed = _parse(source)
     graph = model.graph
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if opset == 0:
@@ -196,6 +204,10 @@ def read_model(source: Source) -> OnnxGraph:
                               hint="re-export it with an opset between 11 and 18")
 
     initializers = {init.name: _to_array(init, f"initializer {init.name!r}") for init in graph.initializer}
+    for name, array in streamed.items():
+        if name in initializers:
+            raise OnnxImportError(f"initializer {name!r} is defined twice", hint="the file was edited; re-export the model")
+        initializers[name] = array
 
     nodes = []
     for proto in graph.node:
