@@ -816,7 +816,8 @@ class Model:
                   f"or scale_shifts)",
                   str(plan),
                   f"memory: weights {held / 2**20:.2f} MiB (as the kernels hold them, packed), arena "
-                  f"{plan.arena_bytes / 2**20:.2f} MiB (batch {batch}), total {(held + plan.arena_bytes) / 2**20:.2f} MiB"]
+                  f"{plan.arena_bytes / 2**20:.2f} MiB (batch {batch}), "
+                  f"total {(held + plan.arena_bytes) / 2**20:.2f} MiB"]
         return "\n".join(lines)
 
     def profile(self, x: Union[None, np.ndarray, Mapping[str, Any]] = None, *, repeat: int = 10,

@@ -206,7 +206,8 @@ def read_model(source: Source) -> OnnxGraph:
     initializers = {init.name: _to_array(init, f"initializer {init.name!r}") for init in graph.initializer}
     for name, array in streamed.items():
         if name in initializers:
-            raise OnnxImportError(f"initializer {name!r} is defined twice", hint="the file was edited; re-export the model")
+            raise OnnxImportError(f"initializer {name!r} is defined twice",
+                                  hint="the file was edited; re-export the model")
         initializers[name] = array
 
     nodes = []
