@@ -63,7 +63,7 @@ from .passes import Graph, Node, live_layers, lower, materialise
 from .planner import MemoryPlan, plan_memory
 from .shapes import ShapeInfo, infer_shapes
 from .weights import (InMemoryWeights, NpzWeights, SeededWeights, Weights, flat_weights, save_weights,
-                      seeded_uniform, write_atomically)
+                      seeded_stream, seeded_uniform, write_atomically)
 
 __all__ = ["Model", "Profile", "ProfileRow", "load"]
 
@@ -86,6 +86,8 @@ _IDLE_KEPT = 8
 _VARIANTS_KEPT = 8
 # Inputs up to this size are copied into a buffer whose readers stay bound (see the module docstring).
 _COPIED_INPUT_BYTES = 64 * 1024
+# Values of an example input made at a time (see Model.example_input).
+_EXAMPLE_BLOCK = 1 << 16
 # Input (shape, dtype) keys whose checks are remembered; past this many the memory starts afresh.
 _CHECKED_KEPT = 32
 # Layer types whose operator serves inputs of any size, so that one is built for every input size.
@@ -767,11 +769,21 @@ class Model:
                 h, w, c = shape
                 cell = max(1, min(h, w) // 8)
                 coarse = _uniform(seed, name, "coarse", (batch, -(-h // cell), -(-w // cell), c))
-                smooth = coarse.repeat(cell, axis=1).repeat(cell, axis=2)[:, :h, :w]
-                fine = _uniform(seed, name, "fine", (batch, h, w, c))
-                x = np.clip(0.85 * smooth + 0.15 * fine, 0.0, 1.0).astype(np.float32)
-                if self.spec.layers[name].attrs["layout"] == "NCHW":
-                    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+                draw = seeded_stream(seed, f"example input {name}", "fine")
+                nchw = self.spec.layers[name].attrs["layout"] == "NCHW"
+                x = np.empty((batch, c, h, w) if nchw else (batch, h, w, c), np.float32)
+                # A block of rows at a time: a large input is made without float64 copies of it whole.
+                rows = max(1, _EXAMPLE_BLOCK // (w * c))
+                for n in range(batch):
+                    for y0 in range(0, h, rows):
+                        y1 = min(h, y0 + rows)
+                        smooth = coarse[n].repeat(cell, axis=0).repeat(cell, axis=1)[y0:y1, :w]
+                        fine = draw((y1 - y0) * w * c).reshape(y1 - y0, w, c)
+                        block = np.clip(0.85 * smooth + 0.15 * fine, 0.0, 1.0)
+                        if nchw:
+                            x[n, :, y0:y1] = block.transpose(2, 0, 1)
+                        else:
+                            x[n, y0:y1] = block
             else:
                 x = _uniform(seed, name, "fine", (batch, *shape)).astype(np.float32)
             arrays[name] = x

@@ -50,7 +50,7 @@ from .errors import ModelError
 from .layers import Param, Signal
 
 __all__ = ["InMemoryWeights", "LayerWeights", "NpzWeights", "SeededWeights", "Weights", "check_weights", "flat_weights",
-           "save_weights", "seeded_array", "seeded_uniform", "write_atomically"]
+           "save_weights", "seeded_array", "seeded_stream", "seeded_uniform", "write_atomically"]
 
 LayerWeights = dict[str, dict[str, np.ndarray]]
 ParamTable = dict[str, dict[str, Param]]
@@ -67,18 +67,26 @@ def seeded_uniform(seed: int, layer: str, name: str, size: int) -> np.ndarray:
     return out
 
 
+def seeded_stream(seed: int, layer: str, name: str) -> Callable[[int], np.ndarray]:
+    """``draw(k)``: the next ``k`` of :func:`seeded_uniform`'s values for ``(seed, layer, name)``; the raw
+    stream continues from one draw to the next, so the values do not depend on how they are drawn."""
+    digest = hashlib.sha256(f"{seed}\0{layer}\0{name}".encode()).digest()
+    generator = np.random.PCG64(int.from_bytes(digest[:8], "little"))
+
+    def draw(k: int) -> np.ndarray:
+        return (generator.random_raw(k) >> np.uint64(11)).astype(np.float64) * (1.0 / 2.0**53)
+    return draw
+
+
 # Values generated at a time: a large kernel is made without its float64 and uint64 forms whole.
 _CHUNK = 1 << 16
 
 
 def _seeded_chunks(seed: int, layer: str, name: str, size: int) -> Iterator[tuple[int, np.ndarray]]:
-    """:func:`seeded_uniform`'s values, as (offset, float64 chunk) pairs: the raw stream continues from
-    one chunk to the next, so the values do not depend on the chunking."""
-    digest = hashlib.sha256(f"{seed}\0{layer}\0{name}".encode()).digest()
-    generator = np.random.PCG64(int.from_bytes(digest[:8], "little"))
+    """:func:`seeded_uniform`'s values, as (offset, float64 chunk) pairs."""
+    draw = seeded_stream(seed, layer, name)
     for start in range(0, size, _CHUNK):
-        raw = generator.random_raw(min(_CHUNK, size - start))
-        yield start, (raw >> np.uint64(11)).astype(np.float64) * (1.0 / 2.0**53)
+        yield start, draw(min(_CHUNK, size - start))
 
 
 def seeded_array(seed: int, layer: str, param: Param, name: str,
