@@ -88,3 +88,47 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def _mutations(data: bytes, count: int):
+    rng = np.random.default_rng(11)
+    for _ in range(count):
+        buf = bytearray(data)
+        kind = rng.integers(4)
+        if kind == 0:  # flip bits in the first kilobytes, where the fields' keys and lengths are
+            for at in rng.integers(0, min(len(buf), 4096), size=int(rng.integers(1, 4))):
+                buf[at] ^= 1 << int(rng.integers(8))
+        elif kind == 1:
+            buf = buf[: int(rng.integers(1, len(buf)))]
+        elif kind == 2:
+            at = int(rng.integers(len(buf)))
+            buf[at:at] = bytes(rng.integers(0, 256, size=int(rng.integers(1, 9)), dtype=np.uint8))
+        else:
+            at = int(rng.integers(len(buf)))
+            buf[at] = int(rng.integers(256))
+        yield bytes(buf)
+
+
+def test_damaged_files_never_escape_as_foreign_exceptions(tmp_path):
+    """Byte mutations of a file: the split returns its parts or None, never raises; the import from the
+    file then does what an import of the same bytes (parsed whole) does: both load the same model, or
+    both raise pyconv's own errors."""
+    data = _model().SerializeToString()
+    path = tmp_path / "m.onnx"
+    x = np.random.default_rng(2).standard_normal((1, 8, 6, 6)).astype(np.float32)
+
+    def outcome(source):
+        try:
+            return pyconv.from_onnx(source).run(x)
+        except pyconv.ModelError as exc:
+            return type(exc)
+
+    for mutated in _mutations(data, 150):
+        path.write_bytes(mutated)
+        split = split_large_initializers(path)
+        assert split is None or isinstance(split[0], bytes)
+        got, want = outcome(path), outcome(mutated)
+        if isinstance(want, np.ndarray):
+            np.testing.assert_array_equal(got, want)
+        else:
+            assert got is want, (got, want)

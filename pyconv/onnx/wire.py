@@ -34,6 +34,10 @@ _MODEL_GRAPH, _GRAPH_INITIALIZER = 7, 5
 _TENSOR_DIMS, _TENSOR_DATA_TYPE, _TENSOR_SEGMENT, _TENSOR_NAME, _TENSOR_RAW_DATA, _TENSOR_DATA_LOCATION = \
     1, 2, 3, 8, 9, 14
 _FLOAT = 1  # TensorProto.FLOAT
+# Past these, a file is left to the whole parse (a crafted file of millions of tiny fields would take
+# this reader, a Python loop, minutes; the onnx package's C++ parser, a moment).
+_MAX_FIELDS = 1 << 20
+_MAX_DIMS = 64
 
 
 class _Malformed(Exception):
@@ -65,20 +69,31 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _field(f: IO[bytes], end: int) -> tuple[int, int, int, int]:
-    """The next field before ``end``: (field number, wire type, where it starts, where its payload
-    starts); for a length-delimited field the file is left at its payload, whose length is read."""
+class _Reader:
+    """A file being scanned, counting the fields read (see :data:`_MAX_FIELDS`)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.fields = 0
+
+
+def _field(r: _Reader, end: int) -> tuple[int, int, int]:
+    """The next field before ``end``: (field number, wire type, where it starts); the file is left at
+    its payload (for a length-delimited field, at the payload's length)."""
+    r.fields += 1
+    if r.fields > _MAX_FIELDS:
+        raise _Malformed("too many fields")
+    f = r.f
     start = f.tell()
     key = _varint(f)
     number, wire = key >> 3, key & 7
     if number == 0 or wire not in (_VARINT, _FIXED64, _LENGTH, _FIXED32) or f.tell() > end:
         raise _Malformed(f"field {number} of wire type {wire}")
-    return number, wire, start, f.tell()
+    return number, wire, start
 
 
-def _skip(f: IO[bytes], wire: int, end: int) -> int:
-    """Move past the payload of a field of ``wire`` type; returns the length of a length-delimited one."""
-    length = 0
+def _skip(f: IO[bytes], wire: int, end: int) -> None:
+    """Move past the payload of a field of ``wire`` type."""
     if wire == _VARINT:
         _varint(f)
     elif wire == _FIXED64:
@@ -90,7 +105,6 @@ def _skip(f: IO[bytes], wire: int, end: int) -> int:
         f.seek(length, io.SEEK_CUR)
     if f.tell() > end:
         raise _Malformed("a field runs past the end of its message")
-    return length
 
 
 def _read(f: IO[bytes], start: int, end: int) -> bytes:
@@ -101,20 +115,23 @@ def _read(f: IO[bytes], start: int, end: int) -> bytes:
     return data
 
 
-def _tensor(f: IO[bytes], end: int) -> Optional[tuple[str, np.ndarray]]:
+def _tensor(r: _Reader, end: int) -> Optional[tuple[str, np.ndarray]]:
     """The (name, array) of the TensorProto from here to ``end`` if it is a float32 initializer with
     large raw data, read into an array of its own; else None (the file is left at ``end``)."""
+    f = r.f
     dims: list[int] = []
     name, data_type, raw = None, None, None
     while f.tell() < end:
-        number, wire, _, payload = _field(f, end)
+        number, wire, _ = _field(r, end)
+        if len(dims) > _MAX_DIMS:
+            raise _Malformed("too many dims")
         if number == _TENSOR_DIMS and wire == _VARINT:
             dims.append(_varint(f))
         elif number == _TENSOR_DIMS and wire == _LENGTH:  # packed
             stop = _varint(f) + f.tell()
             if stop > end:
                 raise _Malformed("dims run past the tensor")
-            while f.tell() < stop:
+            while f.tell() < stop and len(dims) <= _MAX_DIMS:
                 dims.append(_varint(f))
         elif number == _TENSOR_DATA_TYPE and wire == _VARINT and data_type is None:
             data_type = _varint(f)
@@ -146,17 +163,18 @@ def _tensor(f: IO[bytes], end: int) -> Optional[tuple[str, np.ndarray]]:
     return name, array
 
 
-def _graph(f: IO[bytes], end: int, arrays: dict[str, np.ndarray]) -> bytes:
+def _graph(r: _Reader, end: int, arrays: dict[str, np.ndarray]) -> bytes:
     """The GraphProto from here to ``end`` without its streamed initializers, which go into ``arrays``."""
+    f = r.f
     out = bytearray()
     while f.tell() < end:
-        number, wire, start, payload = _field(f, end)
+        number, wire, start = _field(r, end)
         if number == _GRAPH_INITIALIZER and wire == _LENGTH:
             length = _varint(f)
             stop = f.tell() + length
             if stop > end:
                 raise _Malformed("an initializer runs past the graph")
-            found = _tensor(f, stop)
+            found = _tensor(r, stop)
             if found is not None:
                 if found[0] in arrays:
                     raise _Malformed(f"initializer {found[0]!r} twice")
@@ -169,12 +187,13 @@ def _graph(f: IO[bytes], end: int, arrays: dict[str, np.ndarray]) -> bytes:
     return bytes(out)
 
 
-def _split(f: IO[bytes], size: int) -> tuple[bytes, dict[str, np.ndarray]]:
+def _split(r: _Reader, size: int) -> tuple[bytes, dict[str, np.ndarray]]:
+    f = r.f
     out = bytearray()
     arrays: dict[str, np.ndarray] = {}
     graphs = 0
     while f.tell() < size:
-        number, wire, start, payload = _field(f, size)
+        number, wire, start = _field(r, size)
         if number == _MODEL_GRAPH and wire == _LENGTH:
             graphs += 1
             if graphs > 1:
@@ -183,7 +202,7 @@ def _split(f: IO[bytes], size: int) -> tuple[bytes, dict[str, np.ndarray]]:
             stop = f.tell() + length
             if stop > size:
                 raise _Malformed("the graph runs past the end of the file")
-            graph = _graph(f, stop, arrays)
+            graph = _graph(r, stop, arrays)
             out += _encode_varint(_MODEL_GRAPH << 3 | _LENGTH) + _encode_varint(len(graph)) + graph
             continue
         _skip(f, wire, size)
@@ -199,7 +218,7 @@ def split_large_initializers(path: Union[str, Path]) -> Optional[tuple[bytes, di
         with open(path, "rb") as f:
             size = f.seek(0, io.SEEK_END)
             f.seek(0)
-            rest, arrays = _split(f, size)
+            rest, arrays = _split(_Reader(f), size)
     except (_Malformed, UnicodeDecodeError, ValueError, OverflowError, MemoryError, OSError):
         return None  # the whole parse reports a missing or unreadable file in its own words
     return (rest, arrays) if arrays else None
