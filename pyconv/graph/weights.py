@@ -49,8 +49,8 @@ from . import shapes
 from .errors import ModelError
 from .layers import Param, Signal
 
-__all__ = ["InMemoryWeights", "LayerWeights", "NpzWeights", "SeededWeights", "Weights", "check_weights", "flat_weights",
-           "save_weights", "seeded_array", "seeded_stream", "seeded_uniform", "write_atomically"]
+__all__ = ["InMemoryWeights", "LayerWeights", "NpzWeights", "SeededWeights", "Weights", "check_weights",
+           "flat_weights", "save_weights", "seeded_array", "seeded_stream", "seeded_uniform", "write_atomically"]
 
 LayerWeights = dict[str, dict[str, np.ndarray]]
 ParamTable = dict[str, dict[str, Param]]
