@@ -28,6 +28,7 @@ import numpy as np
 from ..graph import shapes
 from ..graph.errors import ModelError
 from ..memory import aligned_empty
+from . import schemas
 from .wire import split_large_initializers
 
 __all__ = ["BATCH", "GraphInput", "OnnxGraph", "OnnxImportError", "OnnxNode", "fold", "FOLDABLE", "read_model"]
@@ -259,14 +260,15 @@ def read_model(source: Source) -> OnnxGraph:
 def _check_node(node: Any, label: str, opset: int, onnx: Any) -> None:
     """The ``NodeProto`` ``node`` (``label`` in messages) against its operator's schema at ``opset``
     (nodes of other domains and unknown operators are left to the converter, which lists them)."""
-    if node.domain not in ("", "ai.onnx") or not onnx.defs.has(node.op_type):
+    if node.domain not in ("", "ai.onnx"):
         return
     try:
-        schema = onnx.defs.get_schema(node.op_type, opset)
-    except onnx.defs.SchemaError:
+        schema = schemas.schema(node.op_type, opset)
+    except schemas.NewerOperator:
         raise OnnxImportError(f"{node.op_type} is not an operator of opset {opset} (it is newer)",
                               field=label) from None
-    option = onnx.defs.OpSchema.FormalParameterOption
+    if schema is None:
+        return
     for what, names, formal, lo, hi in (("input", node.input, schema.inputs, schema.min_input, schema.max_input),
                                         ("output", node.output, schema.outputs, schema.min_output,
                                          schema.max_output)):
@@ -281,8 +283,8 @@ def _check_node(node: Any, label: str, opset: int, onnx: Any) -> None:
             # The last formal parameter of a variadic operator stands for all the remaining ones; an unused
             # output among variadic ones (a Split's) may be left unnamed.
             param = formal[min(i, len(formal) - 1)] if formal else None
-            required = param is not None and (param.option == option.Single
-                                              or param.option == option.Variadic and what == "input")
+            required = param is not None and (param.option == schemas.SINGLE
+                                              or param.option == schemas.VARIADIC and what == "input")
             if not name and required:
                 raise OnnxImportError(f"{what} {i} ({param.name}) is required, found an empty name", field=label)
     for a in node.attribute:
@@ -290,11 +292,11 @@ def _check_node(node: Any, label: str, opset: int, onnx: Any) -> None:
         if spec is None:
             raise OnnxImportError(f"unknown attribute {a.name!r} (the {node.op_type} of opset {schema.since_version} "
                                   f"takes {', '.join(sorted(schema.attributes)) or 'none'})", field=label)
-        if a.type != int(spec.type):
+        if a.type != spec[0]:
             kinds = onnx.AttributeProto.AttributeType
             found = kinds.Name(a.type) if a.type in kinds.values() else a.type
-            raise OnnxImportError(f"attribute {a.name!r}: expected type {spec.type.name}, found {found}", field=label)
-    missing = sorted(set(n for n, spec in schema.attributes.items() if spec.required)
+            raise OnnxImportError(f"attribute {a.name!r}: expected type {spec[1]}, found {found}", field=label)
+    missing = sorted(set(n for n, spec in schema.attributes.items() if spec[2])
                      - {a.name for a in node.attribute})
     if missing:
         raise OnnxImportError(f"missing required attribute {missing[0]!r}", field=label)
