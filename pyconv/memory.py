@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-__all__ = ["ALIGN", "aligned_empty", "aligned_zeros", "return_free_memory"]
+__all__ = ["ALIGN", "MAPPED_BYTES", "aligned_empty", "aligned_zeros", "return_free_memory"]
 
 ALIGN = 64
 
@@ -46,7 +46,7 @@ _NUMPY_CACHED_BYTES = 1024
 
 
 # Arrays made once are mapped from this size on (see the module docstring).
-_MAPPED_BYTES = 64 * 1024
+MAPPED_BYTES = 64 * 1024
 
 
 def aligned_empty(shape, mapped: bool = False) -> np.ndarray:
@@ -54,7 +54,7 @@ def aligned_empty(shape, mapped: bool = False) -> np.ndarray:
     for one made once, not on every call (see the module docstring)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     count = math.prod(shape)
-    if mapped and _POISON is None and 4 * count >= _MAPPED_BYTES:
+    if mapped and _POISON is None and 4 * count >= MAPPED_BYTES:
         # Page-aligned and zeroed; unmapped when the last array viewing it goes.
         return np.frombuffer(mmap.mmap(-1, 4 * count), dtype=np.float32, count=count).reshape(shape)
     total = count + ALIGN // 4

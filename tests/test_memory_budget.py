@@ -35,8 +35,15 @@ def peak():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 
+def load(path):
+    return pyconv.from_onnx(path) if path.endswith(".onnx") else pyconv.load(path)
+
+# A second argument is a tiny ONNX model imported first: the importer's own first-use costs (the onnx
+# package's modules and parser) belong to the interpreter's baseline, not to the model measured.
+if len(sys.argv) > 2:
+    load(sys.argv[2])
 base = peak()
-model = pyconv.load(sys.argv[1])
+model = load(sys.argv[1])
 x = model.example_input()
 for _ in range(5):
     model.run(x, threads=2)
@@ -104,27 +111,6 @@ def test_summary_reports_weights_arena_and_total():
     assert f"total {weights + arena:.2f} MiB" in line or f"total {weights + arena - 0.01:.2f}" in line
 
 
-_ONNX_CHILD = r"""
-import json, sys
-import numpy as np, onnx, pyconv
-
-def peak():
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
-
-# The importer's own modules (the onnx package's helpers, imported on first use) are part of the
-# interpreter's baseline, not of the model: imported here by a tiny model first.
-pyconv.from_onnx(sys.argv[2])
-base = peak()
-model = pyconv.from_onnx(sys.argv[1])
-x = model.example_input()
-for _ in range(5):
-    model.run(x, threads=2)
-held = sum(k.weight_bytes() for k in {id(k): k for k in model.kernels.values()}.values())
-print(json.dumps({"peak": peak() - base, "held": held, "arena": model.plan(1).arena_bytes}))
-"""
-
-
 def test_an_imported_model_lets_the_converted_weights_go(tmp_path):
     """From an ONNX file: importing streams the large initializers out of the file (pyconv.onnx.wire),
     converts them without copies and lets each go once packed, so the peak stays within the JSON
@@ -138,7 +124,7 @@ def test_an_imported_model_lets_the_converted_weights_go(tmp_path):
     path = export_onnx(doc, pyconv.load(doc).weights, tmp_path / "mobilenet_v1.onnx")
     tiny = json.loads((MODELS / "toy_design_doc.json").read_text())
     warm = export_onnx(tiny, pyconv.load(tiny).weights, tmp_path / "toy.onnx", io_layout="NCHW")
-    result = subprocess.run([sys.executable, "-c", _ONNX_CHILD, str(path), str(warm)], capture_output=True,
+    result = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(warm)], capture_output=True,
                             text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     report = json.loads(result.stdout)
     budget = min(report["held"] + (1 + SCRATCH_PER_ARENA) * report["arena"] + SLACK, TARGETS["mobilenet_v1"])

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..graph import shapes
 from ..graph.errors import ModelError
-from ..memory import aligned_empty
+from ..memory import MAPPED_BYTES, aligned_empty
 from . import schemas
 from .wire import split_large_initializers
 
@@ -163,7 +163,7 @@ def _to_array(tensor: Any, what: str) -> np.ndarray:
         array = onnx.numpy_helper.to_array(tensor)
     except (ValueError, TypeError, OSError) as exc:
         raise OnnxImportError(f"{what} cannot be read: {exc}", hint="the file may be truncated") from None
-    if array.dtype == np.float32 and array.size:
+    if array.dtype == np.float32 and array.nbytes >= MAPPED_BYTES:
         # Weights are mapped, not taken from the heap: each is freed to the OS as soon as the model has
         # packed it, however the parsed file's memory fragmented the heap (see pyconv.memory).
         mapped = aligned_empty(array.shape, mapped=True)

@@ -22,12 +22,13 @@ from typing import IO, Optional, Union
 
 import numpy as np
 
-from ..memory import aligned_empty
+from ..memory import MAPPED_BYTES, aligned_empty
 
 __all__ = ["STREAMED_BYTES", "split_large_initializers"]
 
-# Initializers with at least this much raw data are streamed; smaller ones stay in the parsed model.
-STREAMED_BYTES = 64 * 1024
+# Initializers with at least this much raw data are streamed (into arrays mapped from the OS); smaller
+# ones stay in the parsed model.
+STREAMED_BYTES = MAPPED_BYTES
 
 _VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
 _MODEL_GRAPH, _GRAPH_INITIALIZER = 7, 5
