@@ -57,6 +57,11 @@ pytestmark = pytest.mark.skipif(
     reason="peak RSS is measured through /proc, without a sanitizer's shadow memory")
 
 
+def _budget(report: dict, name: str) -> float:
+    """Peak RSS allowed a model: its weights and arena and the slack, and the model's target if it has one."""
+    return min(report["held"] + (1 + SCRATCH_PER_ARENA) * report["arena"] + SLACK, TARGETS.get(name, float("inf")))
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in MODELS.glob("*.json")))
 def test_a_loaded_model_holds_its_weights_once(name):
     result = subprocess.run([sys.executable, "-c", _CHILD, str(MODELS / f"{name}.json")], capture_output=True,
@@ -66,8 +71,7 @@ def test_a_loaded_model_holds_its_weights_once(name):
     # Folding drops the batch norms' statistics; packing pads output channels to whole panels, never by
     # more than a few percent on these networks.
     assert 0.9 * 4 * params <= report["held"] <= 1.1 * 4 * params + 64 * 1024, report
-    budget = min(report["held"] + (1 + SCRATCH_PER_ARENA) * report["arena"] + SLACK,
-                 TARGETS.get(name, float("inf")))
+    budget = _budget(report, name)
     assert report["peak"] <= budget, (f"{name}: peak RSS {report['peak'] / MiB:.1f} MiB above the interpreter, "
                                       f"budget {budget / MiB:.1f} MiB ({report})")
     assert f"{report['held'] / MiB:.2f} MiB" in report["summary"]
@@ -127,7 +131,7 @@ def test_an_imported_model_lets_the_converted_weights_go(tmp_path):
     result = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(warm)], capture_output=True,
                             text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     report = json.loads(result.stdout)
-    budget = min(report["held"] + (1 + SCRATCH_PER_ARENA) * report["arena"] + SLACK, TARGETS["mobilenet_v1"])
+    budget = _budget(report, "mobilenet_v1")
     assert report["peak"] <= budget, (f"peak RSS {report['peak'] / MiB:.1f} MiB importing and running, budget "
                                       f"{budget / MiB:.1f} MiB ({report})")
 
