@@ -260,6 +260,12 @@ class Conv2D:
 
         # Pack the weights the chosen kernel needs now, not on the first run.
         kernel = choose()
+        # Chosen again on every call only where the level decides: the narrow-group kernel exists only on
+        # some instruction-set levels, and pyconv.isa.use can switch levels between runs.
+        cg, og = self.kernel_shape[2], self.out_channels // groups
+        by_level = name not in ("winograd", "im2col") and \
+            _strategy.direct_kernel(groups, cg, og, True) != _strategy.direct_kernel(groups, cg, og, False)
+        bound_kernel = kernel
         self._weights("gemm" if kernel == "im2col" else kernel)
         direct = (_kernels.direct_plan(x, self._weights("gemm"), b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act,
                                        r) if kernel == "gemm" else None)
@@ -302,9 +308,7 @@ class Conv2D:
                                               threads)
 
         def run(threads: int) -> np.ndarray:
-            # The micro-kernel is chosen on every call, not at bind time: the narrow-group kernel exists
-            # only on some instruction-set levels, and pyconv.isa.use can switch levels between runs.
-            kernel = choose()
+            kernel = choose() if by_level else bound_kernel
             if kernel == "gemm" and direct is not None:
                 direct.run(threads)
             elif kernel in ("im2col", "gemm"):
