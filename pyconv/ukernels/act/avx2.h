@@ -37,10 +37,9 @@ static inline __m256 pyconv_sigmoid__avx2(__m256 x) {
     return _mm256_blendv_ps(f, _mm256_sub_ps(one, f), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
 }
 
-/* The smooth members of the store set, inlined at every store site: called instead, they cost the
- * caller its live accumulators, spilled and reloaded around each call (AVX2, 112x112 16->96
- * pointwise, one thread: hard_swish added 0.22 ms called, 0.05 inlined at AVX-512). */
-static inline __m256 pyconv_act_smooth__avx2(__m256 v, int act) {
+/* The smooth members of the store set, apart so that each store site calls them rather than holding
+ * a copy of the exponential. */
+static __attribute__((noinline, unused)) __m256 pyconv_act_smooth__avx2(__m256 v, int act) {
     if (act == PYCONV_ACT_HARD_SWISH) {
         const __m256 gate = _mm256_min_ps(_mm256_set1_ps(6.0f),
                                           _mm256_max_ps(_mm256_setzero_ps(), _mm256_add_ps(v, _mm256_set1_ps(3.0f))));

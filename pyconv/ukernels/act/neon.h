@@ -36,10 +36,9 @@ static inline float32x4_t pyconv_sigmoid__neon(float32x4_t x) {
     return vbslq_f32(vcgtq_f32(x, vdupq_n_f32(0.0f)), vsubq_f32(one, f), f);
 }
 
-/* The smooth members of the store set, inlined at every store site: called instead, they cost the
- * caller its live accumulators, spilled and reloaded around each call (AVX2, 112x112 16->96
- * pointwise, one thread: hard_swish added 0.22 ms called, 0.05 inlined at AVX-512). */
-static inline float32x4_t pyconv_act_smooth__neon(float32x4_t v, int act) {
+/* The smooth members of the store set, apart so that each store site calls them rather than holding
+ * a copy of the exponential. */
+static __attribute__((noinline, unused)) float32x4_t pyconv_act_smooth__neon(float32x4_t v, int act) {
     if (act == PYCONV_ACT_HARD_SWISH) {
         const float32x4_t gate = vminq_f32(vmaxq_f32(vaddq_f32(v, vdupq_n_f32(3.0f)), vdupq_n_f32(0.0f)),
                                            vdupq_n_f32(6.0f));
