@@ -1,3 +1,3 @@
-/* Winograd F(2x2, 3x3) transforms, compiled for the scalar level (baseline). */
+/* Winograd F(mxm, 3x3) transforms, compiled for the scalar level (baseline). */
 #define PYCONV_WINO_FN(name) name##__scalar
 #include "generic.h"
