@@ -1,7 +1,7 @@
 /*
  * Winograd F(mxm, 3x3) tile transforms (Lavin & Gray 2015) for m = 2, 4, 6 on NHWC data, written once in
- * plain C whose loops run across channels; each level's file compiles this with its own flags, and the
- * compiler vectorises the channel loops for that level.  A tile is T = m + 2 input pixels square.
+ * C on vectors of channels (GCC/Clang vector extensions); each level's file sets the vector width and
+ * compiles this with its own flags.  A tile is T = m + 2 input pixels square.
  *
  *   input:  V = B^T d B   for a TxT input tile d, per channel  -> T*T matrices of (tiles x C)
  *   output: Y = A^T M A   for the T*T GEMM results of a tile   -> an mxm output tile, per channel
@@ -11,25 +11,49 @@
  * below are those matrices factorised into sums and differences; the weight transform G g G^T, whose
  * G matches them (pyconv/packing.py), is done once, at packing time, in float64.
  *
- * Include after defining PYCONV_WINO_FN(name), which gives name its level's suffix.
+ * Include after defining PYCONV_WINO_FN(name), which gives name its level's suffix, and PYCONV_WINO_VL,
+ * the channels per vector.
  */
 #include "../ukernels.h"
 
 /* Channels whose output tile one pass of the output transform holds in its buffer. */
 #define PYCONV_WINO_CHUNK 64
 
+/* The transforms run on vectors of PYCONV_WINO_VL channels (the level's file sets the width): written
+ * in the compiler's vector extension, since its auto-vectoriser left these loops scalar. */
+typedef float pyconv_wv __attribute__((vector_size(PYCONV_WINO_VL * sizeof(float))));
+
+/* The first n <= PYCONV_WINO_VL floats at p, zeros after. */
+static inline pyconv_wv pyconv_wino_load(const float *p, ptrdiff_t n) {
+    pyconv_wv v;
+    if (n == PYCONV_WINO_VL) {
+        __builtin_memcpy(&v, p, sizeof v);
+    } else {
+        v = (pyconv_wv){0};
+        __builtin_memcpy(&v, p, (size_t)n * sizeof(float));
+    }
+    return v;
+}
+
+static inline void pyconv_wino_store(float *p, pyconv_wv v, ptrdiff_t n) {
+    if (n == PYCONV_WINO_VL)
+        __builtin_memcpy(p, &v, sizeof v);
+    else
+        __builtin_memcpy(p, &v, (size_t)n * sizeof(float));
+}
+
 /* o[k * os] = (B^T s)[k] for a column or row s[k * ss] of a tile, k < T. */
-static inline void pyconv_wino_bt4(const float *s, ptrdiff_t ss, float *o, ptrdiff_t os) {
-    const float d0 = s[0], d1 = s[ss], d2 = s[2 * ss], d3 = s[3 * ss];
+static inline void pyconv_wino_bt4(const pyconv_wv *s, ptrdiff_t ss, pyconv_wv *o, ptrdiff_t os) {
+    const pyconv_wv d0 = s[0], d1 = s[ss], d2 = s[2 * ss], d3 = s[3 * ss];
     o[0] = d0 - d2;
     o[os] = d1 + d2;
     o[2 * os] = d2 - d1;
     o[3 * os] = d1 - d3;
 }
 
-static inline void pyconv_wino_bt6(const float *s, ptrdiff_t ss, float *o, ptrdiff_t os) {
-    const float d0 = s[0], d1 = s[ss], d2 = s[2 * ss], d3 = s[3 * ss], d4 = s[4 * ss], d5 = s[5 * ss];
-    const float a = d4 - 4.0f * d2, b = d3 - 4.0f * d1, c = d4 - d2, e = 2.0f * (d3 - d1);
+static inline void pyconv_wino_bt6(const pyconv_wv *s, ptrdiff_t ss, pyconv_wv *o, ptrdiff_t os) {
+    const pyconv_wv d0 = s[0], d1 = s[ss], d2 = s[2 * ss], d3 = s[3 * ss], d4 = s[4 * ss], d5 = s[5 * ss];
+    const pyconv_wv a = d4 - 4.0f * d2, b = d3 - 4.0f * d1, c = d4 - d2, e = 2.0f * (d3 - d1);
     o[0] = 4.0f * d0 - 5.0f * d2 + d4;
     o[os] = a + b;
     o[2 * os] = a - b;
@@ -38,12 +62,12 @@ static inline void pyconv_wino_bt6(const float *s, ptrdiff_t ss, float *o, ptrdi
     o[5 * os] = 4.0f * d1 - 5.0f * d3 + d5;
 }
 
-static inline void pyconv_wino_bt8(const float *s, ptrdiff_t ss, float *o, ptrdiff_t os) {
-    const float d0 = s[0], d1 = s[ss], d2 = s[2 * ss], d3 = s[3 * ss], d4 = s[4 * ss], d5 = s[5 * ss],
-                d6 = s[6 * ss], d7 = s[7 * ss];
-    const float t1 = d2 + d6 - 4.25f * d4, t2 = d1 + d5 - 4.25f * d3;
-    const float t3 = d6 + 0.25f * d2 - 1.25f * d4, t4 = 0.5f * d1 - 2.5f * d3 + 2.0f * d5;
-    const float t5 = d6 + 4.0f * (d2 - 1.25f * d4), t6 = 2.0f * d1 - 2.5f * d3 + 0.5f * d5;
+static inline void pyconv_wino_bt8(const pyconv_wv *s, ptrdiff_t ss, pyconv_wv *o, ptrdiff_t os) {
+    const pyconv_wv d0 = s[0], d1 = s[ss], d2 = s[2 * ss], d3 = s[3 * ss], d4 = s[4 * ss], d5 = s[5 * ss],
+                    d6 = s[6 * ss], d7 = s[7 * ss];
+    const pyconv_wv t1 = d2 + d6 - 4.25f * d4, t2 = d1 + d5 - 4.25f * d3;
+    const pyconv_wv t3 = d6 + 0.25f * d2 - 1.25f * d4, t4 = 0.5f * d1 - 2.5f * d3 + 2.0f * d5;
+    const pyconv_wv t5 = d6 + 4.0f * (d2 - 1.25f * d4), t6 = 2.0f * d1 - 2.5f * d3 + 0.5f * d5;
     o[0] = d0 - d6 + 5.25f * (d4 - d2);
     o[os] = t1 + t2;
     o[2 * os] = t1 - t2;
@@ -55,25 +79,25 @@ static inline void pyconv_wino_bt8(const float *s, ptrdiff_t ss, float *o, ptrdi
 }
 
 /* o[k * os] = (A^T s)[k] for k < m. */
-static inline void pyconv_wino_at4(const float *s, ptrdiff_t ss, float *o, ptrdiff_t os) {
-    const float m0 = s[0], m1 = s[ss], m2 = s[2 * ss], m3 = s[3 * ss];
+static inline void pyconv_wino_at4(const pyconv_wv *s, ptrdiff_t ss, pyconv_wv *o, ptrdiff_t os) {
+    const pyconv_wv m0 = s[0], m1 = s[ss], m2 = s[2 * ss], m3 = s[3 * ss];
     o[0] = m0 + m1 + m2;
     o[os] = m1 - m2 - m3;
 }
 
-static inline void pyconv_wino_at6(const float *s, ptrdiff_t ss, float *o, ptrdiff_t os) {
-    const float m0 = s[0], m1 = s[ss], m2 = s[2 * ss], m3 = s[3 * ss], m4 = s[4 * ss], m5 = s[5 * ss];
-    const float a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+static inline void pyconv_wino_at6(const pyconv_wv *s, ptrdiff_t ss, pyconv_wv *o, ptrdiff_t os) {
+    const pyconv_wv m0 = s[0], m1 = s[ss], m2 = s[2 * ss], m3 = s[3 * ss], m4 = s[4 * ss], m5 = s[5 * ss];
+    const pyconv_wv a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
     o[0] = m0 + a + c;
     o[os] = b + 2.0f * d;
     o[2 * os] = a + 4.0f * c;
     o[3 * os] = b + 8.0f * d + m5;
 }
 
-static inline void pyconv_wino_at8(const float *s, ptrdiff_t ss, float *o, ptrdiff_t os) {
-    const float m0 = s[0], m1 = s[ss], m2 = s[2 * ss], m3 = s[3 * ss], m4 = s[4 * ss], m5 = s[5 * ss],
-                m6 = s[6 * ss], m7 = s[7 * ss];
-    const float a1 = m1 + m2, b1 = m1 - m2, a2 = m3 + m4, b2 = m3 - m4, a3 = m5 + m6, b3 = m5 - m6;
+static inline void pyconv_wino_at8(const pyconv_wv *s, ptrdiff_t ss, pyconv_wv *o, ptrdiff_t os) {
+    const pyconv_wv m0 = s[0], m1 = s[ss], m2 = s[2 * ss], m3 = s[3 * ss], m4 = s[4 * ss], m5 = s[5 * ss],
+                    m6 = s[6 * ss], m7 = s[7 * ss];
+    const pyconv_wv a1 = m1 + m2, b1 = m1 - m2, a2 = m3 + m4, b2 = m3 - m4, a3 = m5 + m6, b3 = m5 - m6;
     o[0] = m0 + a1 + a2 + 32.0f * a3;
     o[os] = b1 + 2.0f * b2 + 16.0f * b3;
     o[2 * os] = a1 + 4.0f * a2 + 8.0f * a3;
@@ -82,25 +106,40 @@ static inline void pyconv_wino_at8(const float *s, ptrdiff_t ss, float *o, ptrdi
     o[5 * os] = b1 + 32.0f * b2 + b3 + m7;
 }
 
-/* The input transform for tiles T wide: columns first, then rows, one channel per iteration so that
- * the compiler runs the channel loop in vectors.  d: the tile's pixel pointers (zeros outside). */
+/* The input transform for tiles T wide, a vector of channels at a time: columns into t, then rows.
+ * d: the tile's pixel pointers (zeros outside). */
 #define PYCONV_WINO_INPUT_BODY(T, bt)                                                                \
-    for (ptrdiff_t c = 0; c < C; c++) {                                                              \
-        float s[T * T], t[T * T];                                                                    \
-        for (int k = 0; k < T * T; k++) s[k] = d[k][c];                                              \
-        for (int q = 0; q < T; q++) bt(s + q, T, t + q, T);                                          \
-        for (int r = 0; r < T; r++) bt(t + r * T, 1, s + r * T, 1);                                  \
-        for (int k = 0; k < T * T; k++) v[k * v_stride + c] = s[k];                                  \
+    for (ptrdiff_t c = 0; c < C; c += PYCONV_WINO_VL) {                                              \
+        const ptrdiff_t n = C - c < PYCONV_WINO_VL ? C - c : PYCONV_WINO_VL;                         \
+        pyconv_wv t[T * T];                                                                          \
+        for (int q = 0; q < T; q++) {                                                                \
+            pyconv_wv s[T];                                                                          \
+            for (int r = 0; r < T; r++) s[r] = pyconv_wino_load(d[r * T + q] + c, n);                \
+            bt(s, 1, t + q, T);                                                                      \
+        }                                                                                            \
+        for (int r = 0; r < T; r++) {                                                                \
+            pyconv_wv o[T];                                                                          \
+            bt(t + r * T, 1, o, 1);                                                                  \
+            for (int q = 0; q < T; q++) pyconv_wino_store(v + (r * T + q) * v_stride + c, o[q], n);  \
+        }                                                                                            \
     }
 
-/* The output transform of channels [o0, o0 + n) into buf[(r * m + q) * PYCONV_WINO_CHUNK + o - o0]. */
+/* The output transform of channels [0, n) of mm into buf[(r * M + q) * PYCONV_WINO_CHUNK + o]. */
 #define PYCONV_WINO_OUTPUT_BODY(T, M, at)                                                            \
-    for (ptrdiff_t o = 0; o < n; o++) {                                                              \
-        float s[T * T], t[M * T], u[M * M];                                                          \
-        for (int k = 0; k < T * T; k++) s[k] = mm[k * m_stride + o];                                 \
-        for (int q = 0; q < T; q++) at(s + q, T, t + q, T);                                          \
-        for (int r = 0; r < M; r++) at(t + r * T, 1, u + r * M, 1);                                  \
-        for (int k = 0; k < M * M; k++) buf[k * PYCONV_WINO_CHUNK + o] = u[k];                       \
+    for (ptrdiff_t o = 0; o < n; o += PYCONV_WINO_VL) {                                              \
+        const ptrdiff_t k = n - o < PYCONV_WINO_VL ? n - o : PYCONV_WINO_VL;                         \
+        pyconv_wv t[M * T];                                                                          \
+        for (int q = 0; q < T; q++) {                                                                \
+            pyconv_wv s[T];                                                                          \
+            for (int r = 0; r < T; r++) s[r] = pyconv_wino_load(mm + (r * T + q) * m_stride + o, k); \
+            at(s, 1, t + q, T);                                                                      \
+        }                                                                                            \
+        for (int r = 0; r < M; r++) {                                                                \
+            pyconv_wv u[M];                                                                          \
+            at(t + r * T, 1, u, 1);                                                                  \
+            for (int q = 0; q < M; q++)                                                              \
+                __builtin_memcpy(buf + (r * M + q) * PYCONV_WINO_CHUNK + o, &u[q], sizeof u[q]);     \
+        }                                                                                            \
     }
 
 static void PYCONV_WINO_FN(pyconv_wino_input4)(const float *const *d, ptrdiff_t C, float *__restrict__ v,
