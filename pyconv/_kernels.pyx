@@ -80,9 +80,13 @@ DEF SEP_KEPT_FLOATS = 262144
 DEF KC = 512
 # Multiply-adds below which one more thread costs more (wake-up, barrier) than it saves.
 DEF MACS_PER_THREAD = 200000
-# Winograd work units: the floats of transformed inputs and GEMM results a unit may hold (512 KB, half
-# of a Zen 4 core's L2), and the most tiles, whatever the channels.
-DEF WINO_UNIT_FLOATS = 131072
+# Winograd work units: the floats of transformed inputs and GEMM results a unit may hold (1 MB, a Zen 4
+# core's L2), and the fewest and most tiles whatever the channels.  Each unit streams all the
+# transformed weights (4x or 7x the size of the 3x3 ones for F(4) and F(6)), so a unit needs enough
+# tiles to use them well even where its buffers then spill to L3: measured with one thread, F(4) at
+# 19x19x728 ran 26 ms with 12-tile units, 13 with 48.
+DEF WINO_UNIT_FLOATS = 262144
+DEF WINO_UNIT_TILES_MIN = 48
 DEF WINO_UNIT_TILES_MAX = 96
 
 
@@ -668,6 +672,7 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
 
 ctypedef struct wino_geom:
     ptrdiff_t N, H, W, C, OH, OW, CO, PT, PL, G, CG, OG, P, NRP, TH, TW, tiles, blocks, M, TT, UT
+    ptrdiff_t chunks, per_chunk     # output-channel panels split over units (ungrouped layers)
     const float *x
     const float *packed       # (TT, G, P, CG, NR)
     const float *bias
@@ -679,24 +684,32 @@ ctypedef struct wino_geom:
 
 cdef ptrdiff_t _wino_unit_tiles(ptrdiff_t tt, ptrdiff_t c, ptrdiff_t co) noexcept nogil:
     """Tiles per Winograd work unit: as many whole GEMM tiles as keep the unit's transformed inputs and
-    GEMM results (tt matrices each of tiles x C and tiles x C_out floats) within WINO_UNIT_FLOATS."""
+    GEMM results (tt matrices each of tiles x C and tiles x C_out floats) within WINO_UNIT_FLOATS, within
+    WINO_UNIT_TILES_MIN..MAX."""
     cdef ptrdiff_t tiles = WINO_UNIT_FLOATS // (tt * (c + co))
     tiles -= tiles % PYCONV_GEMM_MR
-    return min(max(tiles, PYCONV_GEMM_MR), WINO_UNIT_TILES_MAX)
+    return min(max(tiles, WINO_UNIT_TILES_MIN), WINO_UNIT_TILES_MAX)
 
 
 cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, const float **ptrs) noexcept nogil:
-    cdef ptrdiff_t n = unit // g.blocks
-    cdef ptrdiff_t b = unit % g.blocks
+    cdef ptrdiff_t ch = unit % g.chunks
+    cdef ptrdiff_t n = unit // g.chunks // g.blocks
+    cdef ptrdiff_t b = unit // g.chunks % g.blocks
     cdef ptrdiff_t t0 = b * g.tiles // g.blocks
     cdef ptrdiff_t count = (b + 1) * g.tiles // g.blocks - t0
     cdef ptrdiff_t ntiles = _cdiv(count, PYCONV_GEMM_MR)
+    cdef ptrdiff_t p0 = ch * g.per_chunk
+    cdef ptrdiff_t p1 = min(p0 + g.per_chunk, g.P)
+    # The unit's output channels: a chunk of panels of an ungrouped layer, or all of them.
+    cdef ptrdiff_t c0 = p0 * g.NRP if g.chunks > 1 else 0
+    cdef ptrdiff_t c1 = min(p1 * g.NRP, g.CO) if g.chunks > 1 else g.CO
     cdef const float *img = g.x + n * g.H * g.W * g.C
-    cdef float *out = g.y + n * g.OH * g.OW * g.CO
-    cdef ptrdiff_t t, ty, tx, xi, grp, p, nr, nrp, mt, mr, i, row, rows, cols
+    cdef float *out = g.y + n * g.OH * g.OW * g.CO + c0
+    cdef ptrdiff_t t, ty, tx, xi, grp, p, nr, nrp, mt, mr, i, row, rows, cols, r
     cdef ptrdiff_t M = g.M
     cdef const float *blk
     cdef const float *nxt
+    cdef float *tile_out
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
@@ -709,12 +722,12 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
                 for i in range(PYCONV_GEMM_MR):
                     row = min(mt * PYCONV_GEMM_MR + i, count - 1)
                     ptrs[mt * PYCONV_GEMM_MR + i] = v + (xi * g.UT + row) * g.C + grp * g.CG
-            for p in range(g.P):
+            for p in range(p0, p1):
                 nr = min(g.NRP, g.OG - p * g.NRP)
                 nrp = _panel_stride(nr, g.NRP)
                 # Blocks lie in the order they are used: the next one follows, except after the last.
                 blk = g.packed + ((xi * g.G + grp) * g.P + p) * g.CG * g.NRP
-                nxt = NULL if (xi == g.TT - 1 and grp == g.G - 1 and p == g.P - 1) else blk + g.CG * g.NRP
+                nxt = NULL if (xi == g.TT - 1 and grp == g.G - 1 and p == p1 - 1) else blk + g.CG * g.NRP
                 for mt in range(ntiles):
                     mr = min(PYCONV_GEMM_MR, count - mt * PYCONV_GEMM_MR)
                     g.uk.igemm(nrp, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR, blk,
@@ -723,12 +736,17 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
-        g.uk.wino_output(<int>M, m + t * g.CO, g.UT * g.CO, g.bias, out, g.OH, g.OW, g.CO, M * ty, M * tx,
-                         g.act.fused)
+        g.uk.wino_output(<int>M, m + t * g.CO + c0, g.UT * g.CO, NULL if g.bias == NULL else g.bias + c0, out,
+                         g.OH, g.OW, g.CO, c1 - c0, M * ty, M * tx, g.act.fused)
         # The tile's (up to) MxM output pixels, cut at the bottom and right edges.
         rows = min(M, g.OH - M * ty)
         cols = min(M, g.OW - M * tx)
-        act_rows(g.uk, &g.act, out + (M * ty * g.OW + M * tx) * g.CO, rows, cols * g.CO, g.OW * g.CO)
+        tile_out = out + (M * ty * g.OW + M * tx) * g.CO
+        if c1 - c0 == g.CO:
+            act_rows(g.uk, &g.act, tile_out, rows, cols * g.CO, g.OW * g.CO)
+        else:
+            for r in range(rows):
+                act_rows(g.uk, &g.act, tile_out + r * g.OW * g.CO, cols, c1 - c0, g.CO)
 
 
 def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] packed, const float[::1] bias,
@@ -770,8 +788,14 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     cdef const float[::1] zeros = _zeros(max(g.C, 16))
     g.zeros = &zeros[0]
     cdef double macs = <double>g.N * g.tiles * g.TT * g.CO * g.CG
-    g.blocks = _pixel_blocks(g.N, g.tiles, g.UT, _team(threads, g.N * g.tiles, macs), threads)
-    cdef ptrdiff_t units = g.N * g.blocks
+    cdef int want = _team(threads, g.N * g.tiles * g.P, macs)
+    g.blocks = _pixel_blocks(g.N, g.tiles, g.UT, want, want)
+    # A small image (a few units of tiles) splits its output channels too, each chunk transforming
+    # the unit's input tiles again: cheaper than leaving a thread idle.
+    g.chunks, g.per_chunk = 1, g.P
+    if groups == 1:
+        _chunking(g.N * g.blocks, g.P, want, &g.chunks, &g.per_chunk)
+    cdef ptrdiff_t units = g.N * g.blocks * g.chunks
     cdef int nt = _team(threads, units, macs)
     cdef ptrdiff_t u
     cdef float *v

@@ -190,29 +190,30 @@ void PYCONV_WINO_FN(pyconv_wino_input)(PYCONV_WINO_INPUT_ARGS) {
         PYCONV_WINO_FN(pyconv_wino_input8)(d, C, v, v_stride);
 }
 
-/* Transforms mm[k * m_stride + o] (k < (m+2)^2) into the mxm output tile at (oh0, ow0) of y (OH, OW, CO),
- * adding the bias and applying the activation; rows and columns past the output edge are dropped.  The
+/* Transforms mm[k * m_stride + o] (k < (m+2)^2, o < n) into channels 0..n-1 of the mxm output tile at
+ * (oh0, ow0) of y (OH, OW pixels CO floats apart), adding the bias and applying the activation; rows and
+ * columns past the output edge are dropped.  The
  * tile goes through a buffer of PYCONV_WINO_CHUNK channels, so that the transform's stores need no
  * test of the edge and the edge's copy is a plain loop. */
 void PYCONV_WINO_FN(pyconv_wino_output)(PYCONV_WINO_OUTPUT_ARGS) {
     float buf[36 * PYCONV_WINO_CHUNK] __attribute__((aligned(64)));
     const ptrdiff_t rows = OH - oh0 < m ? OH - oh0 : m, cols = OW - ow0 < m ? OW - ow0 : m;
-    for (ptrdiff_t o0 = 0; o0 < CO; o0 += PYCONV_WINO_CHUNK) {
-        const ptrdiff_t n = CO - o0 < PYCONV_WINO_CHUNK ? CO - o0 : PYCONV_WINO_CHUNK;
+    for (ptrdiff_t o0 = 0; o0 < n; o0 += PYCONV_WINO_CHUNK) {
+        const ptrdiff_t k = n - o0 < PYCONV_WINO_CHUNK ? n - o0 : PYCONV_WINO_CHUNK;
         if (m == 2)
-            PYCONV_WINO_FN(pyconv_wino_output2)(mm + o0, m_stride, n, buf);
+            PYCONV_WINO_FN(pyconv_wino_output2)(mm + o0, m_stride, k, buf);
         else if (m == 4)
-            PYCONV_WINO_FN(pyconv_wino_output4)(mm + o0, m_stride, n, buf);
+            PYCONV_WINO_FN(pyconv_wino_output4)(mm + o0, m_stride, k, buf);
         else
-            PYCONV_WINO_FN(pyconv_wino_output6)(mm + o0, m_stride, n, buf);
+            PYCONV_WINO_FN(pyconv_wino_output6)(mm + o0, m_stride, k, buf);
         for (ptrdiff_t r = 0; r < rows; r++)
             for (ptrdiff_t q = 0; q < cols; q++) {
                 const float *__restrict__ src = buf + (r * m + q) * PYCONV_WINO_CHUNK;
                 float *__restrict__ dst = y + ((oh0 + r) * OW + ow0 + q) * CO + o0;
                 if (bias)
-                    for (ptrdiff_t o = 0; o < n; o++) dst[o] = pyconv_activate(src[o] + bias[o0 + o], act);
+                    for (ptrdiff_t o = 0; o < k; o++) dst[o] = pyconv_activate(src[o] + bias[o0 + o], act);
                 else
-                    for (ptrdiff_t o = 0; o < n; o++) dst[o] = pyconv_activate(src[o], act);
+                    for (ptrdiff_t o = 0; o < k; o++) dst[o] = pyconv_activate(src[o], act);
             }
     }
 }
