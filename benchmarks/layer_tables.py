@@ -221,8 +221,12 @@ GROUPED_POINTWISE = (
     ConvLayer("shfv1_s4_gpw2", 7, 7, 240, 960, 1, 1, "same", groups=3),
 )
 
-# The classic ResNet/VGG 3x3 layer: the shape the standard-conv (Winograd) target is set on.
-STANDARD_EXTRA = (ConvLayer("std_3x3", 56, 56, 64, 64, 3, 1, "same"),)
+# The classic ResNet/VGG 3x3 layers, one per stage: the shapes the standard-conv (Winograd) target is set on
+# (auto runs F(6x6) at 56x56 and 28x28, F(4x4) at 14x14, and the direct GEMM at 7x7).
+STANDARD_EXTRA = (ConvLayer("std_3x3", 56, 56, 64, 64, 3, 1, "same"),
+                  ConvLayer("std_3x3_s2", 28, 28, 128, 128, 3, 1, "same"),
+                  ConvLayer("std_3x3_s3", 14, 14, 256, 256, 3, 1, "same"),
+                  ConvLayer("std_3x3_s4", 7, 7, 512, 512, 3, 1, "same"))
 
 GROUP_COUNTS = (1, 2, 4, 8, 32, 128)
 GROUP_SWEEP = tuple(ConvLayer(f"grp_g{g}", 28, 28, 128, 128, 3, 1, "same", groups=g) for g in GROUP_COUNTS)

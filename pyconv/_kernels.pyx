@@ -23,7 +23,8 @@ the same arrays (a model's bound nodes).
     conv2d_im2col      im2col of one block of output pixels into a per-thread buffer, then GEMM
     conv2d_narrow_groups  group convolution with narrow groups, 16 output channels of several groups
                        per vector (a GEMM would be only a few columns wide)
-    conv2d_winograd    Winograd F(2x2, 3x3): input transform, 16 batched GEMMs, output transform
+    conv2d_winograd    Winograd F(mxm, 3x3), m = 2, 4, 6: input transform, (m+2)^2 batched GEMMs,
+                       output transform
     conv2d_few_channels  a first layer over few input channels (an RGB image), NHWC or NCHW, read
                        in place: a row pointer per input channel and tap, pixels a stride apart
     depthwise_conv2d   one output row per work unit, channels vectorised
@@ -79,8 +80,14 @@ DEF SEP_KEPT_FLOATS = 262144
 DEF KC = 512
 # Multiply-adds below which one more thread costs more (wake-up, barrier) than it saves.
 DEF MACS_PER_THREAD = 200000
-# Winograd tiles per work unit: four 12-row GEMM tiles.
-DEF WINO_TILES = 48
+# Winograd work units: the floats of transformed inputs and GEMM results a unit may hold (1 MB, a Zen 4
+# core's L2), and the fewest and most tiles whatever the channels.  Each unit streams all the
+# transformed weights (4x or 7x the size of the 3x3 ones for F(4) and F(6)), so a unit needs enough
+# tiles to use them well even where its buffers then spill to L3: measured with one thread, F(4) at
+# 19x19x728 ran 26 ms with 12-tile units, 13 with 48.
+DEF WINO_UNIT_FLOATS = 262144
+DEF WINO_UNIT_TILES_MIN = 48
+DEF WINO_UNIT_TILES_MAX = 96
 
 
 cdef inline ptrdiff_t _cdiv(ptrdiff_t a, ptrdiff_t b) noexcept nogil:
@@ -664,9 +671,10 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
 # ---------------------------------------------------------------------------------------------- Winograd
 
 ctypedef struct wino_geom:
-    ptrdiff_t N, H, W, C, OH, OW, CO, PT, PL, G, CG, OG, P, NRP, TH, TW, tiles, blocks
+    ptrdiff_t N, H, W, C, OH, OW, CO, PT, PL, G, CG, OG, P, NRP, TH, TW, tiles, blocks, M, TT, UT
+    ptrdiff_t chunks, per_chunk     # output-channel panels split over units (ungrouped layers)
     const float *x
-    const float *packed       # (16, G, P, CG, NR)
+    const float *packed       # (TT, G, P, CG, NR)
     const float *bias
     const float *zeros
     float *y
@@ -674,56 +682,81 @@ ctypedef struct wino_geom:
     const pyconv_ukernels *uk
 
 
+cdef ptrdiff_t _wino_unit_tiles(ptrdiff_t tt, ptrdiff_t c, ptrdiff_t co) noexcept nogil:
+    """Tiles per Winograd work unit: as many whole GEMM tiles as keep the unit's transformed inputs and
+    GEMM results (tt matrices each of tiles x C and tiles x C_out floats) within WINO_UNIT_FLOATS, within
+    WINO_UNIT_TILES_MIN..MAX."""
+    cdef ptrdiff_t tiles = WINO_UNIT_FLOATS // (tt * (c + co))
+    tiles -= tiles % PYCONV_GEMM_MR
+    return min(max(tiles, WINO_UNIT_TILES_MIN), WINO_UNIT_TILES_MAX)
+
+
 cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, const float **ptrs) noexcept nogil:
-    cdef ptrdiff_t n = unit // g.blocks
-    cdef ptrdiff_t t0 = (unit % g.blocks) * WINO_TILES
-    cdef ptrdiff_t count = min(WINO_TILES, g.tiles - t0)
+    cdef ptrdiff_t ch = unit % g.chunks
+    cdef ptrdiff_t n = unit // g.chunks // g.blocks
+    cdef ptrdiff_t b = unit // g.chunks % g.blocks
+    cdef ptrdiff_t t0 = b * g.tiles // g.blocks
+    cdef ptrdiff_t count = (b + 1) * g.tiles // g.blocks - t0
     cdef ptrdiff_t ntiles = _cdiv(count, PYCONV_GEMM_MR)
+    cdef ptrdiff_t p0 = ch * g.per_chunk
+    cdef ptrdiff_t p1 = min(p0 + g.per_chunk, g.P)
+    # The unit's output channels: a chunk of panels of an ungrouped layer, or all of them.
+    cdef ptrdiff_t c0 = p0 * g.NRP if g.chunks > 1 else 0
+    cdef ptrdiff_t c1 = min(p1 * g.NRP, g.CO) if g.chunks > 1 else g.CO
     cdef const float *img = g.x + n * g.H * g.W * g.C
-    cdef float *out = g.y + n * g.OH * g.OW * g.CO
-    cdef ptrdiff_t t, ty, tx, xi, grp, p, nr, nrp, mt, mr, i, row
+    cdef float *out = g.y + n * g.OH * g.OW * g.CO + c0
+    cdef ptrdiff_t t, ty, tx, xi, grp, p, nr, nrp, mt, mr, i, row, rows, cols, r
+    cdef ptrdiff_t M = g.M
     cdef const float *blk
     cdef const float *nxt
+    cdef float *tile_out
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
-        g.uk.wino23_input(img, g.H, g.W, g.C, 2 * ty - g.PT, 2 * tx - g.PL, g.zeros, v + t * g.C,
-                          WINO_TILES * g.C)
-    for xi in range(16):
+        g.uk.wino_input(<int>M, img, g.H, g.W, g.C, M * ty - g.PT, M * tx - g.PL, g.zeros, v + t * g.C,
+                        g.UT * g.C)
+    # One GEMM per transformed tap: (count x C/G) by (C/G x C_out/G), per group, over the unit's tiles.
+    for xi in range(g.TT):
         for grp in range(g.G):
             for mt in range(ntiles):
                 for i in range(PYCONV_GEMM_MR):
                     row = min(mt * PYCONV_GEMM_MR + i, count - 1)
-                    ptrs[mt * PYCONV_GEMM_MR + i] = v + (xi * WINO_TILES + row) * g.C + grp * g.CG
-            for p in range(g.P):
+                    ptrs[mt * PYCONV_GEMM_MR + i] = v + (xi * g.UT + row) * g.C + grp * g.CG
+            for p in range(p0, p1):
                 nr = min(g.NRP, g.OG - p * g.NRP)
                 nrp = _panel_stride(nr, g.NRP)
                 # Blocks lie in the order they are used: the next one follows, except after the last.
                 blk = g.packed + ((xi * g.G + grp) * g.P + p) * g.CG * g.NRP
-                nxt = NULL if (xi == 15 and grp == g.G - 1 and p == g.P - 1) else blk + g.CG * g.NRP
+                nxt = NULL if (xi == g.TT - 1 and grp == g.G - 1 and p == p1 - 1) else blk + g.CG * g.NRP
                 for mt in range(ntiles):
                     mr = min(PYCONV_GEMM_MR, count - mt * PYCONV_GEMM_MR)
                     g.uk.igemm(nrp, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR, blk,
-                               m + (xi * WINO_TILES + mt * PYCONV_GEMM_MR) * g.CO + grp * g.OG
-                               + p * g.NRP,
+                               m + (xi * g.UT + mt * PYCONV_GEMM_MR) * g.CO + grp * g.OG + p * g.NRP,
                                g.CO, NULL, NULL, 0, 0, _prefetch_slice(nxt, mt, g.CG, g.NRP))
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
-        g.uk.wino23_output(m + t * g.CO, WINO_TILES * g.CO, g.bias, out, g.OH, g.OW, g.CO, 2 * ty, 2 * tx,
-                           g.act.fused)
-        # The tile's (up to) 2x2 output pixels, cut at the bottom and right edges.
-        act_rows(g.uk, &g.act, out + (2 * ty * g.OW + 2 * tx) * g.CO, min(2, g.OH - 2 * ty),
-                 min(2, g.OW - 2 * tx) * g.CO, g.OW * g.CO)
+        g.uk.wino_output(<int>M, m + t * g.CO + c0, g.UT * g.CO, NULL if g.bias == NULL else g.bias + c0, out,
+                         g.OH, g.OW, g.CO, c1 - c0, M * ty, M * tx, g.act.fused)
+        # The tile's (up to) MxM output pixels, cut at the bottom and right edges.
+        rows = min(M, g.OH - M * ty)
+        cols = min(M, g.OW - M * tx)
+        tile_out = out + (M * ty * g.OW + M * tx) * g.CO
+        if c1 - c0 == g.CO:
+            act_rows(g.uk, &g.act, tile_out, rows, cols * g.CO, g.OW * g.CO)
+        else:
+            for r in range(rows):
+                act_rows(g.uk, &g.act, tile_out + r * g.OW * g.CO, cols, c1 - c0, g.CO)
 
 
 def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] packed, const float[::1] bias,
                     float[:, :, :, ::1] y, int pt, int pl, int groups, act, int threads):
-    """Winograd F(2x2, 3x3) for 3x3 stride-1 dilation-1 convolutions.
+    """Winograd F(mxm, 3x3), m = 2, 4 or 6, for 3x3 stride-1 dilation-1 convolutions.
 
-    packed: (16, G, P, C/G, NR) IN, from ``pack_winograd_weights``; other arguments as conv2d_direct.
-    Work unit: WINO_TILES output tiles of one image; per-thread buffers hold their 16 transformed
-    input matrices and 16 GEMM results, sized by the layer's channels.
+    packed: ((m+2)^2, G, P, C/G, NR) IN, from ``pack_winograd_weights``, whose first axis gives m; other
+    arguments as conv2d_direct.  Work unit: a run of output tiles of one image, as many as keep its
+    (m+2)^2 transformed input matrices and GEMM results in L2 (``_wino_unit_tiles``), in per-thread
+    buffers.
     """
     check_threads(threads)
     if x.shape[0] == 0 or y.shape[1] == 0 or y.shape[2] == 0:
@@ -735,8 +768,10 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     _check_groups(groups, g.C, g.CO)
     g.CG, g.OG = g.C // groups, g.CO // groups
     g.P, g.NRP = packed.shape[2], packed.shape[4]
+    g.TT = packed.shape[0]
+    g.M = {16: 2, 36: 4, 64: 6}.get(g.TT, 0)
     _check_aligned(&packed[0, 0, 0, 0, 0], "packed weights")
-    if (y.shape[0] != g.N or packed.shape[0] != 16 or packed.shape[1] != groups or not pyconv_valid_panel(g.NRP)
+    if (y.shape[0] != g.N or g.M == 0 or packed.shape[1] != groups or not pyconv_valid_panel(g.NRP)
             or g.P != _cdiv(g.OG, g.NRP) or packed.shape[3] != g.CG):
         raise ValueError(f"packed Winograd weights {tuple(packed.shape)} do not match x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}, groups {groups}")
@@ -744,16 +779,24 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
         raise ValueError("pads must be non-negative")
     if bias is not None and bias.shape[0] != g.CO:
         raise ValueError(f"bias has {bias.shape[0]} entries, expected {g.CO}")
-    g.TH, g.TW = _cdiv(g.OH, 2), _cdiv(g.OW, 2)
+    g.TH, g.TW = _cdiv(g.OH, g.M), _cdiv(g.OW, g.M)
     g.tiles = g.TH * g.TW
-    g.blocks = _cdiv(g.tiles, WINO_TILES)
+    g.UT = _wino_unit_tiles(g.TT, g.C, g.CO)
     g.x, g.packed, g.y, g.act = &x[0, 0, 0, 0], &packed[0, 0, 0, 0, 0], &y[0, 0, 0, 0], act_spec_of(act)
     g.bias = _opt_ptr(bias)
     g.uk = uk
     cdef const float[::1] zeros = _zeros(max(g.C, 16))
     g.zeros = &zeros[0]
-    cdef ptrdiff_t units = g.N * g.blocks
-    cdef int nt = _team(threads, units, <double>g.N * g.OH * g.OW * g.CO * 9 * g.CG)
+    cdef double macs = <double>g.N * g.tiles * g.TT * g.CO * g.CG
+    cdef int want = _team(threads, g.N * g.tiles * g.P, macs)
+    g.blocks = _pixel_blocks(g.N, g.tiles, g.UT, want, want)
+    # A small image (a few units of tiles) splits its output channels too, each chunk transforming
+    # the unit's input tiles again: cheaper than leaving a thread idle.
+    g.chunks, g.per_chunk = 1, g.P
+    if groups == 1:
+        _chunking(g.N * g.blocks, g.P, want, &g.chunks, &g.per_chunk)
+    cdef ptrdiff_t units = g.N * g.blocks * g.chunks
+    cdef int nt = _team(threads, units, macs)
     cdef ptrdiff_t u
     cdef float *v
     cdef float *m
@@ -761,9 +804,9 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     cdef int failed = 0
     cdef int *failp = &failed
     with nogil, parallel(num_threads=nt):
-        v = <float *>pyconv_aligned_alloc(16 * WINO_TILES * g.C * sizeof(float))
-        m = <float *>pyconv_aligned_alloc(16 * WINO_TILES * g.CO * sizeof(float))
-        ptrs = <const float **>pyconv_aligned_alloc((WINO_TILES + PYCONV_GEMM_MR) * sizeof(float *))
+        v = <float *>pyconv_aligned_alloc(g.TT * g.UT * g.C * sizeof(float))
+        m = <float *>pyconv_aligned_alloc(g.TT * g.UT * g.CO * sizeof(float))
+        ptrs = <const float **>pyconv_aligned_alloc((g.UT + PYCONV_GEMM_MR) * sizeof(float *))
         if v != NULL and m != NULL and ptrs != NULL:
             for u in prange(units, schedule="static"):
                 _wino_unit(&g, u, v, m, ptrs)

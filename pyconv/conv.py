@@ -23,6 +23,7 @@ and the kernels release the GIL. Data (``x``, ``residual``) must be floating poi
 from __future__ import annotations
 
 import copy
+import functools
 import numbers
 import threading
 from typing import Callable, Dict, Optional, Tuple
@@ -31,7 +32,7 @@ import numpy as np
 
 from . import _kernels, ops, strategy as _strategy
 from .packing import (pack_channel_rows, pack_gemm_weights, pack_narrow_group_weights, pack_winograd_weights,
-                      unpack_channel_rows, unpack_gemm_weights, unpack_narrow_group_weights)
+                      unpack_channel_rows, unpack_gemm_weights, unpack_narrow_group_weights, WINOGRAD_TILES)
 from .memory import aligned_empty
 from .padding import PaddingLike, output_size, resolve_padding
 from .threads import resolve_threads
@@ -167,10 +168,12 @@ class Conv2D:
         # The weights are held once, packed for the kernel this convolution runs on (the packed form
         # is a private copy: mutating the caller's array later changes nothing). Another packing, for
         # another instruction-set level or strategy, is derived from it on first use. Winograd's
-        # transform has no exact inverse, so its layers keep the HWIO weights beside.
+        # transform has no exact inverse, so its layers keep the HWIO weights instead, and pack the
+        # tile size an input's shape calls for (``strategy.winograd_tile``) when it is first bound.
         self._original: Optional[np.ndarray] = w.copy() if strategy == "winograd" else None
-        self._source = "winograd" if strategy == "winograd" else self._direct_kind()
-        self._packed: Dict[str, object] = {self._source: _PACKERS[self._source](w, self.groups)}
+        self._source: Optional[str] = None if strategy == "winograd" else self._direct_kind()
+        self._packed: Dict[str, object] = ({} if self._source is None else
+                                           {self._source: _PACKERS[self._source](w, self.groups)})
 
     def _geometry(self, x_shape):
         n, h, w, c = x_shape
@@ -196,6 +199,10 @@ class Conv2D:
         """The strategy this operator runs for ``input_shape``, and why."""
         shape = _shape4(input_shape)
         _, out = self._geometry(shape)
+        if self.strategy == "winograd":
+            m = self._winograd_tile(out)
+            return _strategy.Choice("winograd", f"requested explicitly; F({m}x{m},3x3) for a "
+                                                f"{out[1]}x{out[2]} output")
         if self.strategy != "auto":
             return _strategy.Choice(self.strategy, "requested explicitly")
         return _strategy.select(self.window.kernel, self.window.stride, self.window.dilation, self.groups,
@@ -217,6 +224,10 @@ class Conv2D:
         if self._original is not None:
             return self._original.copy()
         return _UNPACKERS[self._source](self._packed[self._source], self.kernel_shape, self.groups)
+
+    def _winograd_tile(self, out_shape) -> int:
+        return _strategy.winograd_tile(self.kernel_shape[2], self.out_channels // self.groups,
+                                       tuple(out_shape[1:3]))
 
     def _narrow_groups_ok(self) -> bool:
         return _kernels.narrow_groups_supported(self.kernel_shape[2], self.out_channels // self.groups)
@@ -255,8 +266,12 @@ class Conv2D:
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
         b, groups, pt, pl = self.b, self.groups, pads[0], pads[2]
 
+        winograd = f"winograd{self._winograd_tile(shape)}"
+
         def choose() -> str:
-            return name if name in ("winograd", "im2col") else self._direct_kind()
+            if name == "winograd":
+                return winograd
+            return name if name == "im2col" else self._direct_kind()
 
         # Pack the weights the chosen kernel needs now, not on the first run.
         kernel = choose()
@@ -293,8 +308,8 @@ class Conv2D:
             plan(kernel)
 
         def conv_into(kernel: str, dst: np.ndarray, act, threads: int) -> None:
-            if kernel == "winograd":
-                _kernels.conv2d_winograd(x, self._weights("winograd"), b, dst, pt, pl, groups, act, threads)
+            if kernel == winograd:
+                _kernels.conv2d_winograd(x, self._weights(kernel), b, dst, pt, pl, groups, act, threads)
             elif kernel == "few-channels":
                 _kernels.conv2d_few_channels(x, self._weights(kernel), b, dst, kh, kw, sh, sw, dh, dw, pt, pl, act,
                                              threads, False)
@@ -368,9 +383,9 @@ def _unpack_depthwise(packed: np.ndarray, shape: Tuple[int, int, int, int], grou
     return packed.reshape(shape).copy()
 
 
-_PACKERS = {"gemm": pack_gemm_weights, "winograd": pack_winograd_weights,
-            "narrow-groups": pack_narrow_group_weights, "depthwise": _pack_depthwise,
-            "few-channels": pack_channel_rows}
+_PACKERS = {"gemm": pack_gemm_weights, "narrow-groups": pack_narrow_group_weights, "depthwise": _pack_depthwise,
+            "few-channels": pack_channel_rows,
+            **{f"winograd{m}": functools.partial(pack_winograd_weights, tile=m) for m in WINOGRAD_TILES}}
 _UNPACKERS = {"gemm": unpack_gemm_weights, "narrow-groups": unpack_narrow_group_weights,
               "depthwise": _unpack_depthwise, "few-channels": unpack_channel_rows}
 

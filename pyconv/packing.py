@@ -15,8 +15,17 @@ from .memory import aligned_zeros
 NR = _kernels.GEMM_NR
 NR_NARROW = _kernels.GEMM_NR_NARROW
 
-# Winograd F(2x2, 3x3) weight transform (Lavin & Gray 2015): U = G g G^T.
-_WINO_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+# Winograd F(mxm, 3x3) weight transforms (Lavin & Gray 2015), U = G g G^T, by output tile size m: the G
+# that matches the input and output transforms of ukernels/winograd/generic.h (points 0, +-1, inf for
+# m = 2; 0, +-1, +-2, inf for m = 4; 0, +-1, +-2, +-1/2, inf for m = 6).
+WINOGRAD_TILES = (2, 4, 6)
+_WINO_G = {
+    2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+    4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                 [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+    6: np.array([[1, 0, 0], [-2 / 9, -2 / 9, -2 / 9], [-2 / 9, 2 / 9, -2 / 9], [1 / 90, 1 / 45, 2 / 45],
+                 [1 / 90, -1 / 45, 2 / 45], [1 / 45, 1 / 90, 1 / 180], [1 / 45, -1 / 90, 1 / 180], [0, 0, 1]]),
+}
 
 
 def panel_width(out_channels: int) -> int:
@@ -94,12 +103,16 @@ def unpack_channel_rows(packed: np.ndarray, shape: tuple[int, int, int, int], gr
     return np.ascontiguousarray(rows.reshape(ci, kh, kw, co).transpose(1, 2, 0, 3))
 
 
-def pack_winograd_weights(w: np.ndarray, groups: int) -> np.ndarray:
-    """3x3 HWIO weights -> (16, G, P, C_in/G, nr): the 16 transformed 4x4 taps, each a GEMM operand."""
+def pack_winograd_weights(w: np.ndarray, groups: int, tile: int = 4) -> np.ndarray:
+    """3x3 HWIO weights -> (T*T, G, P, C_in/G, nr) for Winograd F(tile x tile, 3x3), T = tile + 2: the T*T
+    transformed taps, each a GEMM operand, transformed in float64 and rounded once."""
+    if tile not in _WINO_G:
+        raise ValueError(f"Winograd output tiles are {WINOGRAD_TILES}, got tile={tile}")
     _, _, cg, co = w.shape
     og = co // groups
-    u = np.einsum("ak,klio,bl->abio", _WINO_G, w.astype(np.float64), _WINO_G)
-    u = u.reshape(16, cg, groups, og).transpose(0, 2, 1, 3).astype(np.float32)
+    g = _WINO_G[tile]
+    u = np.einsum("ak,klio,bl->abio", g, w.astype(np.float64), g)
+    u = u.reshape(len(g) ** 2, cg, groups, og).transpose(0, 2, 1, 3).astype(np.float32)
     return _panels(u)
 
 

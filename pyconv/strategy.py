@@ -2,7 +2,8 @@
 
     direct    indirect GEMM: a row pointer per output pixel and tap, no copy; serves every shape
     im2col    the patch matrix of each block of output pixels copied to a buffer, then GEMM
-    winograd  F(2x2, 3x3): 2.25x fewer multiplications; only 3x3, stride 1, dilation 1
+    winograd  F(mxm, 3x3), m = 2, 4 or 6 (``winograd_tile``): 2.25x, 4x or 5.06x fewer multiplications;
+              only 3x3, stride 1, dilation 1
 """
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ STRATEGIES = ("auto", "direct", "im2col", "winograd")
 FEW_CHANNELS = 4
 
 
+# Winograd under "auto": at least this many channels per group each way, and an output at least this
+# many pixels on each side (see ``select``).
+WINOGRAD_MIN_CHANNELS = 32
+WINOGRAD_MIN_SIDE = 14
+
+
 class Choice(NamedTuple):
     strategy: str
     reason: str
@@ -24,7 +31,7 @@ class Choice(NamedTuple):
 
 def winograd_unsupported(kernel: Tuple[int, int], stride: Tuple[int, int],
                          dilation: Tuple[int, int]) -> str:
-    """Why Winograd F(2x2, 3x3) cannot serve this shape ('' if it can)."""
+    """Why Winograd F(mxm, 3x3) cannot serve this shape ('' if it can)."""
     if kernel != (3, 3):
         return f"winograd needs a 3x3 kernel, got {kernel[0]}x{kernel[1]}"
     if stride != (1, 1):
@@ -32,6 +39,24 @@ def winograd_unsupported(kernel: Tuple[int, int], stride: Tuple[int, int],
     if dilation != (1, 1):
         return f"winograd needs dilation 1, got dilation {dilation}"
     return ""
+
+
+def winograd_tile(cg: int, og: int, out_hw: Tuple[int, int]) -> int:
+    """The output tile m of the Winograd F(mxm, 3x3) that serves a layer of cg -> og channels per group
+    and an output of out_hw pixels: 6, 4 or 2.
+
+    Measured at one thread on Zen 4 (avx512): F(6) (64 GEMMs per 6x6 outputs) beats F(4) (36 per 4x4)
+    on maps of >= 28 pixels each way with <= 128 channels (56x56x64: 0.79 ms against 0.78 - a draw;
+    28x28x128 0.73 against 0.83; 112x112x64 3.0 against 3.6; 147x147x128 17.6 against 21.5), but its
+    tiles waste more of a small map (14x14x256: 1.40 against 0.86, its 3x3 tiles covering 18x18) and
+    its weights, 7x the 3x3 ones, more of the caches with many channels (74x74x256: 21.5 against 20.3).
+    An output of at most 2x2 pixels is one F(2) tile, 16 GEMM rows where F(4) would compute 36.
+    """
+    if max(out_hw) <= 2:
+        return 2
+    if min(out_hw) >= 28 and max(cg, og) <= 128:
+        return 6
+    return 4
 
 
 def direct_kernel(groups: int, cg: int, og: int, narrow_groups_ok: bool) -> str:
@@ -63,20 +88,27 @@ def select(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int
            c_in: int, c_out: int, out_hw: Tuple[int, int], narrow_groups_ok: bool) -> Choice:
     """The strategy "auto" picks for this layer shape (per image).
 
-    The thresholds come from timing every strategy on MobileNet/Xception-like layers on an AVX-512
-    machine: the direct GEMM reaches 200-250 GFLOP/s per core, so Winograd's transforms only pay off
-    once the channel counts make its GEMMs long (>= 192 channels each way); im2col's copy never paid
-    for itself (3-channel first layers: direct 126 GFLOP/s per core with row taps, im2col 95; the
+    The thresholds come from timing every strategy on MobileNet/Xception/ResNet-like layers on Zen 4
+    (AVX2 and AVX-512 FMA peaks equal there): the direct GEMM runs near peak (3x3 64->64 at 56x56, one
+    thread: 2.3 ms at either level), and Winograd F(4x4)/F(6x6), its transforms vectorised across
+    channels and its GEMMs on the same micro-kernels, beat it 2.6-3.2x at one thread on 3x3 stride-1
+    layers of 32 to 256 channels and maps from 14x14 (56x56x64: 0.79 ms; 28x28x128: 0.73; 14x14x256:
+    0.86 against 2.2; 28x28x32: 0.056 against 0.144; 14x14x64: 0.073 against 0.147).  It loses where
+    its transformed weights dwarf the work (7x7x512: F(4) 2.3 ms, direct 2.3: 4 tiles per image, 37 MB
+    of weights) and wins less below 32 channels (56x56x16: 1.4-1.6x).  im2col's copy never paid for
+    itself (3-channel first layers: direct 126 GFLOP/s per core with row taps, im2col 95; the
     few-channel kernel has since replaced the row taps there), so it is there on request only.
     """
     cg, og = c_in // groups, c_out // groups
-    pixels = out_hw[0] * out_hw[1]
     kernel_name = direct_kernel(groups, cg, og, narrow_groups_ok)
     if kernel_name == "gemm" and not winograd_unsupported(kernel, stride, dilation) \
-            and cg >= 192 and og >= 192 and pixels >= 100:
-        return Choice("winograd", f"3x3 stride 1 with {cg}->{og} channels per group: F(2x2,3x3) does "
-                                  "2.25x fewer multiplications and its GEMMs are long enough to pay for "
-                                  "the transforms")
+            and cg >= WINOGRAD_MIN_CHANNELS and og >= WINOGRAD_MIN_CHANNELS \
+            and min(out_hw) >= WINOGRAD_MIN_SIDE:
+        m = winograd_tile(cg, og, out_hw)
+        return Choice("winograd", f"3x3 stride 1 with {cg}->{og} channels per group on a "
+                                  f"{out_hw[0]}x{out_hw[1]} output: F({m}x{m},3x3) does "
+                                  f"{9 * m * m / (m + 2) ** 2:.2f}x fewer multiplications, in GEMMs long "
+                                  f"enough to pay for the transforms")
     reason = _KERNEL_REASONS[kernel_name]
     if kernel_name == "gemm" and groups == 1 and dilation[1] == 1 and kernel[1] * cg <= ROW_TAP_FLOATS:
         reason += f"; each kernel row ({kernel[1]} taps x {cg} channels) is read as one contiguous tap"

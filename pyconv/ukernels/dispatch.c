@@ -11,8 +11,8 @@
 #define PYCONV_TABLE(isa, gconv_supported, gconv_row)                                                \
     static const pyconv_ukernels pyconv_ukernels__##isa = {                                          \
         #isa, pyconv_igemm__##isa, pyconv_igemm_tile_rows__##isa, pyconv_nchwconv__##isa,            \
-        pyconv_dwconv_row__##isa, gconv_supported, gconv_row, pyconv_wino23_input__##isa,            \
-        pyconv_wino23_output__##isa, pyconv_maxpool_window__##isa, pyconv_transpose_tile__##isa,     \
+        pyconv_dwconv_row__##isa, gconv_supported, gconv_row, pyconv_wino_input__##isa,              \
+        pyconv_wino_output__##isa, pyconv_maxpool_window__##isa, pyconv_transpose_tile__##isa,       \
         pyconv_binary__##isa, pyconv_binary_scalar__##isa, pyconv_scale_shift__##isa,                \
         pyconv_accumulate__##isa, pyconv_divide__##isa, pyconv_activate_span__##isa,                 \
         pyconv_prelu__##isa, pyconv_mean_pixels__##isa, pyconv_shuffle_row__##isa,                   \

@@ -15,7 +15,8 @@
  *   gconv_row       one output row of a narrow-group convolution (NULL where a level has none;
  *                   gconv_supported then answers 0 and the drivers use the GEMM path); a level has
  *                   one where gconv/<level>.c exists (PYCONV_HAVE_<LEVEL>_GCONV)
- *   wino23_input / wino23_output   Winograd F(2x2,3x3) tile transforms, vectorised across channels
+ *   wino_input / wino_output   Winograd F(mxm,3x3) tile transforms (m = 2, 4, 6), vectorised across
+ *                   channels
  *   maxpool_window  the maximum of one pooling window over up to 64 channels, NaN-propagating
  *   transpose_tile  dst[j][i] = src[i][j] for a tile of at most 16x16
  *   eltwise         binary ops (add, subtract, multiply, divide) against a vector or a scalar,
@@ -40,12 +41,12 @@
 #define PYCONV_GCONV_ROW_ARGS                                                                        \
     const pyconv_gc_geom *g, const float *x, const float *w, const int *idx, const float *bias,      \
         float *y, ptrdiff_t oh, int act
-#define PYCONV_WINO23_INPUT_ARGS                                                                     \
-    const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0, ptrdiff_t iw0,             \
+#define PYCONV_WINO_INPUT_ARGS                                                                       \
+    int m, const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0, ptrdiff_t iw0,             \
         const float *zeros, float *v, ptrdiff_t v_stride
-#define PYCONV_WINO23_OUTPUT_ARGS                                                                    \
-    const float *m, ptrdiff_t m_stride, const float *bias, float *y, ptrdiff_t OH, ptrdiff_t OW,     \
-        ptrdiff_t CO, ptrdiff_t oh0, ptrdiff_t ow0, int act
+#define PYCONV_WINO_OUTPUT_ARGS                                                                      \
+    int m, const float *mm, ptrdiff_t m_stride, const float *bias, float *y, ptrdiff_t OH, ptrdiff_t OW,   \
+        ptrdiff_t CO, ptrdiff_t n, ptrdiff_t oh0, ptrdiff_t ow0, int act
 #define PYCONV_MAXPOOL_WINDOW_ARGS                                                                   \
     const float *img, float *dst, ptrdiff_t n, ptrdiff_t C, ptrdiff_t W, ptrdiff_t h0, ptrdiff_t h1, \
         ptrdiff_t w0, ptrdiff_t w1
@@ -76,8 +77,8 @@ typedef struct {
     void (*dwconv_row)(PYCONV_DWCONV_ROW_ARGS);
     int (*gconv_supported)(ptrdiff_t cg, ptrdiff_t og);
     void (*gconv_row)(PYCONV_GCONV_ROW_ARGS);
-    void (*wino23_input)(PYCONV_WINO23_INPUT_ARGS);
-    void (*wino23_output)(PYCONV_WINO23_OUTPUT_ARGS);
+    void (*wino_input)(PYCONV_WINO_INPUT_ARGS);
+    void (*wino_output)(PYCONV_WINO_OUTPUT_ARGS);
     void (*maxpool_window)(PYCONV_MAXPOOL_WINDOW_ARGS);
     void (*transpose_tile)(PYCONV_TRANSPOSE_TILE_ARGS);
     /* eltwise: the non-convolution operators' loops (eltwise/generic.h) */
@@ -99,8 +100,8 @@ typedef struct {
     ptrdiff_t pyconv_igemm_tile_rows__##isa(ptrdiff_t mr);                                           \
     void pyconv_nchwconv__##isa(PYCONV_NCHWCONV_ARGS);                                               \
     void pyconv_dwconv_row__##isa(PYCONV_DWCONV_ROW_ARGS);                                           \
-    void pyconv_wino23_input__##isa(PYCONV_WINO23_INPUT_ARGS);                                       \
-    void pyconv_wino23_output__##isa(PYCONV_WINO23_OUTPUT_ARGS);                                     \
+    void pyconv_wino_input__##isa(PYCONV_WINO_INPUT_ARGS);                                           \
+    void pyconv_wino_output__##isa(PYCONV_WINO_OUTPUT_ARGS);                                         \
     void pyconv_maxpool_window__##isa(PYCONV_MAXPOOL_WINDOW_ARGS);                                   \
     void pyconv_transpose_tile__##isa(PYCONV_TRANSPOSE_TILE_ARGS);                                   \
     PYCONV_ELTWISE_FNS(pyconv_, __##isa)

@@ -616,107 +616,143 @@ static void check_gconv(const pyconv_ukernels *uk) {
 
 /* ------------------------------------------------------------------------------------- winograd */
 
-static const int BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
-static const int AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+/* B^T and A^T of each tile size m (generic.h), rows of T = m + 2; A^T's rows past m unused. */
+static const double WINO_BT[3][8][8] = {
+    {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}},
+    {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0}, {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0},
+     {0, 4, 0, -5, 0, 1}},
+    {{1, 0, -5.25, 0, 5.25, 0, -1, 0}, {0, 1, 1, -4.25, -4.25, 1, 1, 0}, {0, -1, 1, 4.25, -4.25, -1, 1, 0},
+     {0, 0.5, 0.25, -2.5, -1.25, 2, 1, 0}, {0, -0.5, 0.25, 2.5, -1.25, -2, 1, 0}, {0, 2, 4, -2.5, -5, 0.5, 1, 0},
+     {0, -2, 4, 2.5, -5, -0.5, 1, 0}, {0, -1, 0, 5.25, 0, -5.25, 0, 1}},
+};
+static const double WINO_AT[3][6][8] = {
+    {{1, 1, 1, 0}, {0, 1, -1, -1}},
+    {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}},
+    {{1, 1, 1, 1, 1, 32, 32, 0}, {0, 1, -1, 2, -2, 16, -16, 0}, {0, 1, 1, 4, 4, 8, 8, 0}, {0, 1, -1, 8, -8, 4, -4, 0},
+     {0, 1, 1, 16, 16, 2, 2, 0}, {0, 1, -1, 32, -32, 1, -1, 1}},
+};
+
+/* close_to for a sum of terms of magnitudes adding up to mag: F(6)'s transforms weigh values by up to
+ * 32 x 32 and 5.25 x 5.25, so random values cancel by far more than a real tile's do. */
+static int close_to_sum(float got, double ref, double mag) {
+    if (isnan(ref)) return isnan(got);
+    if (isnan(got)) return 0;
+    return fabs((double)got - ref) <= TOL * fmax(1.0, mag);
+}
 
 static void check_winograd(const pyconv_ukernels *uk) {
-    enum { HMAX = 6, CMAX = 40 };
+    enum { HMAX = 7, CMAX = 40 };
     static slot sx, sz, sv, sm, sb, sy;
     static int ready;
     if (!ready) {
         slot_init(&sx, HMAX * HMAX * CMAX);
         slot_init(&sz, CMAX);
-        slot_init(&sv, 16 * (CMAX + 8));
-        slot_init(&sm, 16 * (CMAX + 8));
+        slot_init(&sv, 64 * (CMAX + 8));
+        slot_init(&sm, 64 * (CMAX + 8));
         slot_init(&sb, CMAX);
-        slot_init(&sy, HMAX * HMAX * CMAX);
+        slot_init(&sy, HMAX * HMAX * (CMAX + 3));
         ready = 1;
     }
     static const ptrdiff_t Cs[] = {1, 3, 4, 7, 8, 9, 16, 17, 33, 40};
     unsigned n = 0;
-    for (size_t ci = 0; ci < sizeof(Cs) / sizeof(Cs[0]); ci++) {
-        const ptrdiff_t C = Cs[ci];
-        for (ptrdiff_t H = 1; H <= HMAX; H += 2)
-            for (ptrdiff_t ih0 = -3; ih0 < H; ih0++)
-                for (ptrdiff_t iw0 = -3; iw0 < H + 1; iw0 += 2, n++) {
-                    const ptrdiff_t W = H + 1 > HMAX ? HMAX : H + 1, vs = C + (n % 2) * 5;
-                    DESCRIBE("wino23_input H=%td W=%td C=%td ih0=%td iw0=%td v_stride=%td at_end=%d", H, W, C, ih0,
-                             iw0, vs, at_end);
-                    case_begin();
-                    float *x = slot_take(&sx, (size_t)(H * W * C), sizeof(float));
-                    fill(x, (size_t)(H * W * C), -2, 2);
-                    if (n % 6 == 0) x[rnd() % (H * W * C)] = NAN;
-                    float *zeros = slot_take(&sz, (size_t)C, sizeof(float));
-                    memset(zeros, 0, (size_t)C * sizeof(float));
-                    const size_t vn = (size_t)(15 * vs + C);
-                    float *v = slot_take(&sv, vn, sizeof(float));
-                    fill_canary(v, vn);
-                    GUARDED(uk->wino23_input(x, H, W, C, ih0, iw0, zeros, v, vs));
-                    for (int k = 0; k < 16 && !case_failed; k++)
-                        for (ptrdiff_t c = 0; c < vs && (k < 15 || c < C); c++) {
-                            const float got = v[k * vs + c];
-                            if (c >= C) {
-                                if (!is_canary(&v[k * vs + c])) fail("wrote v[%d][%td], past C", k, c);
-                                continue;
-                            }
-                            double ref = 0;
-                            for (int p = 0; p < 4; p++)
-                                for (int q = 0; q < 4; q++) {
-                                    const ptrdiff_t ih = ih0 + p, iw = iw0 + q;
-                                    const double d = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[(ih * W + iw) * C + c] : 0;
-                                    if (BT[k / 4][p] && BT[k % 4][q]) ref += BT[k / 4][p] * d * BT[k % 4][q];
-                                }
-                            if (!close_to(got, ref)) {
-                                fail("v[%d][%td] = %.8g, expected %.8g", k, c, got, ref);
-                                break;
-                            }
-                        }
-                    if (!slot_intact(&sv)) fail("wrote outside v (canaries around the buffer)");
-                    case_end();
-                    at_end ^= 1;
-                }
-        for (ptrdiff_t OH = 1; OH <= 5; OH += 2)
-            for (ptrdiff_t OW = 1; OW <= 4; OW++)
-                for (ptrdiff_t oh0 = 0; oh0 < OH; oh0++)
-                    for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += 1 + (OW > 2), n++) {
-                        const ptrdiff_t CO = C, ms = CO + (n % 2) * 3;
-                        const int act = acts[n % 3], has_bias = n % 4 != 3;
-                        DESCRIBE("wino23_output OH=%td OW=%td CO=%td oh0=%td ow0=%td m_stride=%td act=%d bias=%d "
-                                 "at_end=%d", OH, OW, CO, oh0, ow0, ms, act, has_bias, at_end);
+    for (int mi = 0; mi < 3; mi++) {
+        const int m = 2 * mi + 2, T = m + 2, TT = T * T;
+        const double(*BT)[8] = WINO_BT[mi];
+        const double(*AT)[8] = WINO_AT[mi];
+        for (size_t ci = 0; ci < sizeof(Cs) / sizeof(Cs[0]); ci++) {
+            const ptrdiff_t C = Cs[ci];
+            for (ptrdiff_t H = 1; H <= HMAX; H += 3)
+                for (ptrdiff_t ih0 = -T + 1; ih0 < H; ih0 += 2)
+                    for (ptrdiff_t iw0 = -T + 2; iw0 < H + 1; iw0 += 3, n++) {
+                        const ptrdiff_t W = H + 1 > HMAX ? HMAX : H + 1, vs = C + (n % 2) * 5;
+                        DESCRIBE("wino_input m=%d H=%td W=%td C=%td ih0=%td iw0=%td v_stride=%td at_end=%d", m, H, W,
+                                 C, ih0, iw0, vs, at_end);
                         case_begin();
-                        const size_t mn = (size_t)(15 * ms + CO);
-                        float *m = slot_take(&sm, mn, sizeof(float));
-                        fill(m, mn, -4, 4);
-                        if (n % 5 == 0) m[(rnd() % 16) * ms + rnd() % CO] = NAN;
-                        float *bias = has_bias ? slot_take(&sb, (size_t)CO, sizeof(float)) : NULL;
-                        if (bias) fill(bias, (size_t)CO, -1, 1);
-                        const size_t yn = (size_t)(OH * OW * CO);
-                        float *y = slot_take(&sy, yn, sizeof(float));
-                        fill_canary(y, yn);
-                        GUARDED(uk->wino23_output(m, ms, bias, y, OH, OW, CO, oh0, ow0, act));
-                        for (ptrdiff_t oh = 0; oh < OH && !case_failed; oh++)
-                            for (ptrdiff_t ow = 0; ow < OW; ow++)
-                                for (ptrdiff_t o = 0; o < CO; o++) {
-                                    const float *p = &y[(oh * OW + ow) * CO + o];
-                                    const int r = (int)(oh - oh0), q = (int)(ow - ow0);
-                                    if (r < 0 || r > 1 || q < 0 || q > 1) {
-                                        if (!is_canary(p)) fail("wrote y[%td][%td][%td], outside the tile", oh, ow, o);
-                                        continue;
-                                    }
-                                    double ref = bias ? bias[o] : 0.0;
-                                    for (int a = 0; a < 4; a++)
-                                        for (int b = 0; b < 4; b++)
-                                            if (AT[r][a] && AT[q][b]) ref += AT[r][a] * (double)m[(a * 4 + b) * ms + o] * AT[q][b];
-                                    ref = act_ref(ref, act);
-                                    if (!close_to(*p, ref)) {
-                                        fail("y[%td][%td][%td] = %.8g, expected %.8g", oh, ow, o, *p, ref);
-                                        break;
-                                    }
+                        float *x = slot_take(&sx, (size_t)(H * W * C), sizeof(float));
+                        fill(x, (size_t)(H * W * C), -2, 2);
+                        if (n % 6 == 0) x[rnd() % (H * W * C)] = NAN;
+                        float *zeros = slot_take(&sz, (size_t)C, sizeof(float));
+                        memset(zeros, 0, (size_t)C * sizeof(float));
+                        const size_t vn = (size_t)((TT - 1) * vs + C);
+                        float *v = slot_take(&sv, vn, sizeof(float));
+                        fill_canary(v, vn);
+                        GUARDED(uk->wino_input(m, x, H, W, C, ih0, iw0, zeros, v, vs));
+                        for (int k = 0; k < TT && !case_failed; k++)
+                            for (ptrdiff_t c = 0; c < vs && (k < TT - 1 || c < C); c++) {
+                                const float got = v[k * vs + c];
+                                if (c >= C) {
+                                    if (!is_canary(&v[k * vs + c])) fail("wrote v[%d][%td], past C", k, c);
+                                    continue;
                                 }
-                        if (!slot_intact(&sy)) fail("wrote outside y (canaries around the buffer)");
+                                double ref = 0, mag = 0;
+                                for (int p = 0; p < T; p++)
+                                    for (int q = 0; q < T; q++) {
+                                        const ptrdiff_t ih = ih0 + p, iw = iw0 + q;
+                                        const double d =
+                                            ih >= 0 && ih < H && iw >= 0 && iw < W ? x[(ih * W + iw) * C + c] : 0;
+                                        if (BT[k / T][p] != 0 && BT[k % T][q] != 0) {
+                                            ref += BT[k / T][p] * d * BT[k % T][q];
+                                            mag += fabs(BT[k / T][p] * d * BT[k % T][q]);
+                                        }
+                                    }
+                                if (!close_to_sum(got, ref, mag)) {
+                                    fail("v[%d][%td] = %.8g, expected %.8g", k, c, got, ref);
+                                    break;
+                                }
+                            }
+                        if (!slot_intact(&sv)) fail("wrote outside v (canaries around the buffer)");
                         case_end();
                         at_end ^= 1;
                     }
+            for (ptrdiff_t OH = 1; OH <= HMAX; OH += 3)
+                for (ptrdiff_t OW = 1; OW <= HMAX; OW += 2)
+                    for (ptrdiff_t oh0 = 0; oh0 < OH; oh0 += 1 + (OH > 4))
+                        for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += 1 + (OW > 2), n++) {
+                            /* Channels [c0, c0 + CO) of pixels CO + c0 floats apart: a chunk of a wider layer. */
+                            const ptrdiff_t c0 = (n % 3 == 2) ? 3 : 0, CO = C, ld = CO + c0, ms = CO + (n % 2) * 3;
+                            const int act = acts[n % 3], has_bias = n % 4 != 3;
+                            DESCRIBE("wino_output m=%d OH=%td OW=%td CO=%td c0=%td oh0=%td ow0=%td m_stride=%td act=%d "
+                                     "bias=%d at_end=%d", m, OH, OW, CO, c0, oh0, ow0, ms, act, has_bias, at_end);
+                            case_begin();
+                            const size_t mn = (size_t)((TT - 1) * ms + CO);
+                            float *mm = slot_take(&sm, mn, sizeof(float));
+                            fill(mm, mn, -4, 4);
+                            if (n % 5 == 0) mm[(rnd() % TT) * ms + rnd() % CO] = NAN;
+                            float *bias = has_bias ? slot_take(&sb, (size_t)CO, sizeof(float)) : NULL;
+                            if (bias) fill(bias, (size_t)CO, -1, 1);
+                            const size_t yn = (size_t)(OH * OW * ld);
+                            float *y = slot_take(&sy, yn, sizeof(float));
+                            fill_canary(y, yn);
+                            GUARDED(uk->wino_output(m, mm, ms, bias, y + c0, OH, OW, ld, CO, oh0, ow0, act));
+                            for (ptrdiff_t oh = 0; oh < OH && !case_failed; oh++)
+                                for (ptrdiff_t ow = 0; ow < OW; ow++)
+                                    for (ptrdiff_t o = 0; o < ld; o++) {
+                                        const float *p = &y[(oh * OW + ow) * ld + o];
+                                        const int r = (int)(oh - oh0), q = (int)(ow - ow0);
+                                        if (r < 0 || r >= m || q < 0 || q >= m || o < c0) {
+                                            if (!is_canary(p))
+                                                fail("wrote y[%td][%td][%td], outside the tile", oh, ow, o);
+                                            continue;
+                                        }
+                                        double ref = bias ? bias[o - c0] : 0.0, mag = fabs(ref);
+                                        for (int a = 0; a < T; a++)
+                                            for (int b = 0; b < T; b++)
+                                                if (AT[r][a] != 0 && AT[q][b] != 0) {
+                                                    const double t = AT[r][a] * (double)mm[(a * T + b) * ms + o - c0] * AT[q][b];
+                                                    ref += t;
+                                                    mag += fabs(t);
+                                                }
+                                        ref = act_ref(ref, act);
+                                        if (!close_to_sum(*p, ref, mag)) {
+                                            fail("y[%td][%td][%td] = %.8g, expected %.8g", oh, ow, o, *p, ref);
+                                            break;
+                                        }
+                                    }
+                            if (!slot_intact(&sy)) fail("wrote outside y (canaries around the buffer)");
+                            case_end();
+                            at_end ^= 1;
+                        }
+        }
     }
 }
 

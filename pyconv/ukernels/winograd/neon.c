@@ -1,3 +1,4 @@
-/* Winograd F(2x2, 3x3) transforms, compiled for the neon level (NEON). */
+/* Winograd F(mxm, 3x3) transforms, compiled for the neon level (NEON). */
 #define PYCONV_WINO_FN(name) name##__neon
+#define PYCONV_WINO_VL 4
 #include "generic.h"
