@@ -77,6 +77,9 @@ DEF SEP_KEPT_FLOATS = 262144
 # easily; 512 rather than 256 spares most layers their extra passes over C: measured on one thread,
 # 1-4% faster on 3x3 and pointwise layers (Xception's 149x149x32->64 3x3: 3.32 -> 3.17 ms), none slower.
 DEF KC = 512
+# A window of at most this many K rows is one block all the same: a 3x3 window over 64 channels (576)
+# otherwise ran a second pass over C for its last tap alone.
+DEF KC_WHOLE = 576
 # Multiply-adds below which one more thread costs more (wake-up, barrier) than it saves.
 DEF MACS_PER_THREAD = 200000
 # Winograd tiles per work unit: four 12-row GEMM tiles.
@@ -499,7 +502,7 @@ def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, c
     # a 3-channel first layer then feeds the GEMM 9-float runs instead of 3-float ones.
     g.RT = kw if (groups == 1 and dw == 1 and kw * g.CG <= MERGE_ROW_FLOATS) else 1
     g.TC, g.NT = g.RT * g.CG, <ptrdiff_t>kh * kw // g.RT
-    g.tpb = KC // g.TC if g.TC <= KC else 0
+    g.tpb = g.NT if g.NT * g.TC <= KC_WHOLE else KC // g.TC if g.TC <= KC else 0
     g.kblocks = _cdiv(g.NT, g.tpb) if g.tpb > 0 else g.NT * _cdiv(g.TC, KC)
     g.shared = groups > 1 and not g.pointwise and g.RT == 1 and g.kblocks == 1
     # A shared window's zero taps move with the group's channels too: zeros for every group's offset.
