@@ -80,6 +80,7 @@ DEF KC = 512
 # A window of at most this many K rows is one block all the same: a 3x3 window over 64 channels (576)
 # otherwise ran a second pass over C for its last tap alone.
 DEF KC_WHOLE = 576
+WHOLE_K_ROWS = KC_WHOLE
 # Multiply-adds below which one more thread costs more (wake-up, barrier) than it saves.
 DEF MACS_PER_THREAD = 200000
 # Winograd tiles per work unit: four 12-row GEMM tiles.
