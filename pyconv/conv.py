@@ -10,8 +10,8 @@ and the functional forms (``conv2d``, ``depthwise_conv2d``, ...) that build an o
 Conv2D, PointwiseConv2D and SeparableConv2D take a ``residual``: an array of the output's shape added
 before the activation (a skip connection, ``act(conv(x) + residual)``), fused into the GEMM's store.
 Every ``activation`` is None, a function name or a mapping with its parameters (:mod:`pyconv.activations`);
-relu and relu6 are fused into the micro-kernels' stores, the others applied to each tile right after it
-is stored.  Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
+relu, relu6, sigmoid, hard_swish and silu are applied in the micro-kernels' stores, the others to each tile
+right after it is stored.  Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
 pointwise and dense (C_in, C_out). ``with_padding`` gives a windowed operator with other pads that shares
 the packed weights (a model run at an input size where an ONNX graph computes other pads).
 

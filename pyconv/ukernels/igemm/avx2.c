@@ -132,8 +132,10 @@ pyconv_igemm_block(const int ROWS, const int NB, const size_t NRP, size_t ks, si
             PYCONV_FULL_ROWS(PLAIN, PYCONV_ACT_NONE)                                                  \
         } else if (act == PYCONV_ACT_RELU) {                                                          \
             PYCONV_FULL_ROWS(PLAIN, PYCONV_ACT_RELU)                                                  \
-        } else {                                                                                      \
+        } else if (act == PYCONV_ACT_RELU6) {                                                         \
             PYCONV_FULL_ROWS(PLAIN, PYCONV_ACT_RELU6)                                                 \
+        } else {                                                                                      \
+            PYCONV_FULL_ROWS(PLAIN, act)                                                              \
         }
         if (plain) {
             PYCONV_FULL_ACTS(1)
