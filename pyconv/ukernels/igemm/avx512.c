@@ -24,19 +24,10 @@
 #define PYCONV_PREFETCH_NEXT(PF)                                                                        \
     if (PF) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
 
-/* x += broadcast(p[k]) * b0, y += broadcast(p[k]) * b1, the broadcast folded into each FMA's memory
- * operand ({1to16}).  Written out because gcc loads a value used by two FMAs once, into a register:
- * that broadcast is a micro-op of its own per row and k on Zen 4, and the 12x32 tile then ran at 106
- * GFLOP/s on one core against 114 with the broadcast in each FMA (L1-resident data, peak 116).  The
- * asm reads A, which nothing writes while a tile runs. */
-#define PYCONV_FMA2_BCAST(x, y, b0, b1, p, k)                                                           \
-    __asm__("vfmadd231ps (%2,%3,4)%{1to16%}, %4, %0\n\tvfmadd231ps (%2,%3,4)%{1to16%}, %5, %1"         \
-            : "+v"(x), "+v"(y) : "r"(p), "r"(k), "v"(b0), "v"(b1))
-
-/* Up to 24 accumulators in zmm registers: ROWS rows x (2 x 16 columns); per k: 2 loads of B and 2 x ROWS
- * FMAs broadcasting A from memory.  ROWS is a literal at each call below, so the unused rows compile
- * away: the 1- to 8-row variants keep small remainders (49 = 4 x 12 + 1 pixels) from paying for a full
- * 12-row tile, and a lone row (49's last pixel, a dense layer at batch 1) from paying for four. */
+/* Up to 24 accumulators in zmm registers: ROWS rows x (2 x 16 columns); per k: 2 loads of B and ROWS
+ * broadcasts of A.  ROWS is a literal at each call below, so the unused rows compile away: the 1- to
+ * 8-row variants keep small remainders (49 = 4 x 12 + 1 pixels) from paying for a full 12-row tile, and
+ * a lone row (49's last pixel, a dense layer at batch 1) from paying for four. */
 static inline __attribute__((always_inline)) void
 pyconv_igemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t kc,
                         const float *const *a, const float *b, float *c, size_t ldc,
@@ -46,7 +37,8 @@ pyconv_igemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t
            x8 = x0, y8 = x0, x9 = x0, y9 = x0, x10 = x0, y10 = x0, x11 = x0, y11 = x0;
     for (size_t s = 0; s < ks; s++) {
         PYCONV_A_ROWS(a + s * PYCONV_GEMM_MR)
-#define PYCONV_ROW(i) if (ROWS > i) PYCONV_FMA2_BCAST(x##i, y##i, b0, b1, a##i, k);
+#define PYCONV_ROW(i) if (ROWS > i) { const __m512 t = _mm512_set1_ps(a##i[k]);                             \
+                      x##i = _mm512_fmadd_ps(t, b0, x##i); y##i = _mm512_fmadd_ps(t, b1, y##i); }
 #define PYCONV_K_LOOP(PF)                                                                               \
         for (size_t k = 0; k < kc; k++) {                                                               \
             const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                           \
