@@ -238,9 +238,9 @@ cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs,
             g.uk.igemm(nrp, mr, nr, ks, kc, ptrs + t * ks * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                        NULL if g.bias == NULL else g.bias + u.grp * g.OG + p * g.NRP,
                        g.res + off if first and g.res != NULL else NULL,
-                       not first, g.act.stored if last else 0, _prefetch_slice(nxt, t, span, g.NRP))
+                       not first, g.act.fused if last else 0, _prefetch_slice(nxt, t, span, g.NRP))
             if last:
-                act_rows(g.uk, &g.act, g.act.stored, g.y + off, mr, nr, g.CO)
+                act_rows(g.uk, &g.act, g.y + off, mr, nr, g.CO)
 
 
 cdef void _window_ptrs(const conv_geom *g, const gemm_unit *u, ptrdiff_t tap0, ptrdiff_t ntaps, ptrdiff_t c0,
@@ -678,8 +678,8 @@ cdef void _narrow_groups_run(NarrowGroupsPlan plan, int threads) except *:
     with nogil:
         for u in prange(N * OH, schedule="static", num_threads=nt):
             k.gconv_row(g, xp + (u // OH) * xstride, wp, ip, bp,
-                        yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, u % OH, a.stored)
-            act_rows(k, &a, a.stored, yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, 1, g.OW * g.CO, 0)
+                        yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, u % OH, a.fused)
+            act_rows(k, &a, yp + (u // OH) * ystride + (u % OH) * g.OW * g.CO, 1, g.OW * g.CO, 0)
 
 
 def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, const int[:, ::1] idx,
@@ -746,7 +746,7 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
         g.uk.wino23_output(m + t * g.CO, WINO_TILES * g.CO, g.bias, out, g.OH, g.OW, g.CO, 2 * ty, 2 * tx,
                            g.act.fused)
         # The tile's (up to) 2x2 output pixels, cut at the bottom and right edges.
-        act_rows(g.uk, &g.act, g.act.fused, out + (2 * ty * g.OW + 2 * tx) * g.CO, min(2, g.OH - 2 * ty),
+        act_rows(g.uk, &g.act, out + (2 * ty * g.OW + 2 * tx) * g.CO, min(2, g.OH - 2 * ty),
                  min(2, g.OW - 2 * tx) * g.CO, g.OW * g.CO)
 
 
@@ -886,11 +886,11 @@ cdef void _depthwise_run(DepthwisePlan plan, int threads) except *:
             c0 = (u % chunks) * chunk
             k.dwconv_row(g, xp + (row // OH) * xstride, wp, bp,
                          yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, row % OH, 0, g.OW,
-                         c0, min(c0 + chunk, g.C), a.stored)
+                         c0, min(c0 + chunk, g.C), a.fused)
             if chunks == 1:
-                act_rows(k, &a, a.stored, yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, 1, g.OW * g.C, 0)
+                act_rows(k, &a, yp + (row // OH) * ystride + (row % OH) * g.OW * g.C, 1, g.OW * g.C, 0)
             else:
-                act_rows(k, &a, a.stored, yp + (row // OH) * ystride + (row % OH) * g.OW * g.C + c0, g.OW,
+                act_rows(k, &a, yp + (row // OH) * ystride + (row % OH) * g.OW * g.C + c0, g.OW,
                          min(chunk, g.C - c0), g.C)
 
 
@@ -930,8 +930,8 @@ cdef inline void _rows_tile(const rows_geom *g, const float *const *ptrs, ptrdif
     for p in range(g.P):
         nr = min(g.NRP, g.CO - p * g.NRP)
         g.uk.nchwconv(S, mr, nr, _panel_stride(nr, g.NRP), g.K, ptrs, off, g.packed + p * g.K * g.NRP,
-                      y + p * g.NRP, g.CO, NULL if g.bias == NULL else g.bias + p * g.NRP, g.act.stored)
-        act_rows(g.uk, &g.act, g.act.stored, y + p * g.NRP, mr, nr, g.CO)
+                      y + p * g.NRP, g.CO, NULL if g.bias == NULL else g.bias + p * g.NRP, g.act.fused)
+        act_rows(g.uk, &g.act, y + p * g.NRP, mr, nr, g.CO)
 
 
 cdef void _rows_unit(const rows_geom *g, ptrdiff_t unit, float *rows, float *edge, const float **ptrs
@@ -1138,8 +1138,8 @@ cdef void _sep_block(const sep_geom *g, ptrdiff_t n, ptrdiff_t t0, ptrdiff_t t1,
         ow0 = q - r * OW
         ow1 = min(OW, q1 - r * OW)
         g.uk.dwconv_row(&g.dw, g.x + n * g.dw.H * g.dw.W * C, g.wd, g.bd, buf + (q - q0) * C, r, ow0, ow1,
-                        0, C, g.act_dw.stored)
-        act_rows(g.uk, &g.act_dw, g.act_dw.stored, buf + (q - q0) * C, 1, (ow1 - ow0) * C, 0)
+                        0, C, g.act_dw.fused)
+        act_rows(g.uk, &g.act_dw, buf + (q - q0) * C, 1, (ow1 - ow0) * C, 0)
         q = q + ow1 - ow0
         r = r + 1
     for kb in range(kblocks):
@@ -1166,10 +1166,10 @@ cdef void _sep_block(const sep_geom *g, ptrdiff_t n, ptrdiff_t t0, ptrdiff_t t1,
                 g.uk.igemm(nrp, mr, nr, 1, kc, ptrs + t * PYCONV_GEMM_MR, blk, g.y + off, g.CO,
                            NULL if g.bias == NULL else g.bias + p * g.NRP,
                            g.res + off if kb == 0 and g.res != NULL else NULL,
-                           kb > 0, g.act.stored if kb == kblocks - 1 else 0,
+                           kb > 0, g.act.fused if kb == kblocks - 1 else 0,
                            _prefetch_slice(nxt, t - ta, kc, g.NRP))
                 if kb == kblocks - 1:
-                    act_rows(g.uk, &g.act, g.act.stored, g.y + off, mr, nr, g.CO)
+                    act_rows(g.uk, &g.act, g.y + off, mr, nr, g.CO)
 
 
 cdef inline ptrdiff_t _sep_last_tile_cost(const sep_geom *g) noexcept nogil:

@@ -111,7 +111,7 @@ cdef void _pool_row(const float* img, float* orow, Py_ssize_t oh, const Pool2D* 
             else:
                 divisor = (h1 - h0) * (w1 - w0)
             g.uk.divide(dst, <float>divisor, C, act.fused)
-            act_rows(g.uk, act, act.fused, dst, 1, C, 0)
+            act_rows(g.uk, act, dst, 1, C, 0)
 
 
 def pool2d(const float[:, :, :, ::1] x, float[:, :, :, ::1] out, Py_ssize_t kh, Py_ssize_t kw,
@@ -254,7 +254,7 @@ def binary(const float[::1] a, const float[::1] b, float[::1] out, Py_ssize_t P,
                 while r < r1:
                     e = _imin(_imin(r1, r + M), (r // R + 1) * R)  # M rows at most, within one sample
                     k.binary(ap + r * K, tiled + (r // R) * M * K, op_ + r * K, (e - r) * K, op, s.fused)
-                    act_rows(k, &s, s.fused, op_ + r * K, 1, (e - r) * K, 0)
+                    act_rows(k, &s, op_ + r * K, 1, (e - r) * K, 0)
                     r = e
             else:
                 for r in range(r0, r1):
@@ -262,7 +262,7 @@ def binary(const float[::1] a, const float[::1] b, float[::1] out, Py_ssize_t P,
                         k.binary_scalar(ap + r * L + c0, bp[r], op_ + r * L + c0, c1 - c0, op, s.fused)
                     else:
                         k.binary(ap + r * L + c0, bp + (r // R) * K + c0, op_ + r * L + c0, c1 - c0, op, s.fused)
-                    act_rows(k, &s, s.fused, op_ + r * L + c0, 1, c1 - c0, 0)
+                    act_rows(k, &s, op_ + r * L + c0, 1, c1 - c0, 0)
     free(tiled)
 
 
@@ -294,7 +294,7 @@ def scale_shift(const float[:, ::1] x, const float[::1] scale, const float[::1] 
         for t in prange(tasks, num_threads=threads, schedule="static"):
             for r in range(t * rpt, _imin(t * rpt + rpt, rows)):
                 k.scale_shift(xp + r * C, sp, bp, op + r * C, C, s.fused)
-                act_rows(k, &s, s.fused, op + r * C, 1, C, 0)
+                act_rows(k, &s, op + r * C, 1, C, 0)
 
 
 def activation(const float[::1] x, float[::1] out, act, int threads):

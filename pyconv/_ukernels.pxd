@@ -18,7 +18,6 @@ cdef extern from "ukernels.h" nogil:
         PYCONV_BIN_DIV
         PYCONV_BIN_RSUB
         PYCONV_BIN_RDIV
-    bint PYCONV_ACT_STORED(int act)
     ctypedef struct pyconv_dw_geom:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
         int in_act, prefetch
@@ -70,13 +69,11 @@ cdef extern from "ukernels.h" nogil:
 
 
 # An activation as the drivers apply it (pyconv.activations builds it): its code (common.h's
-# PYCONV_ACT_*), the part the convolutions' micro-kernels apply in their store (``stored``: relu, relu6,
-# sigmoid, hard_swish and silu are; PYCONV_ACT_NONE for the others), the part the winograd and eltwise
-# loops apply (``fused``: relu and relu6), and its parameters.  What a kernel did not apply, the driver
-# applies with activate_span right after the kernel wrote a tile or row (act_rows).
+# PYCONV_ACT_*), the part the micro-kernels fuse into their store (relu and relu6 are; 0 for the
+# others, which the drivers apply with activate_span right after a kernel wrote a tile or row), and its
+# parameters.
 cdef struct act_spec:
     int code
-    int stored
     int fused
     float alpha
     float beta
@@ -105,16 +102,14 @@ cdef inline act_spec act_spec_of(object act) except *:
     if not PYCONV_ACT_NONE <= code <= PYCONV_ACT_MISH:
         raise ValueError(f"activation code must be in [{PYCONV_ACT_NONE}, {PYCONV_ACT_MISH}], got {code!r}")
     a.code, a.alpha, a.beta = code, alpha, beta
-    a.stored = code if PYCONV_ACT_STORED(code) else PYCONV_ACT_NONE
     a.fused = code if code <= PYCONV_ACT_RELU6 else PYCONV_ACT_NONE
     return a
 
 
-cdef inline void act_rows(const pyconv_ukernels *k, const act_spec *a, int applied, float *p, ptrdiff_t rows,
+cdef inline void act_rows(const pyconv_ukernels *k, const act_spec *a, float *p, ptrdiff_t rows,
                           ptrdiff_t n, ptrdiff_t ld) noexcept nogil:
-    """The activation, unless the kernel that wrote them applied it (``applied``: ``a.stored`` or
-    ``a.fused``), on ``rows`` rows of n floats, ld apart, from p."""
+    """The activations the store did not fuse, on ``rows`` rows of n floats, ld apart, from p."""
     cdef ptrdiff_t r
-    if a.code != applied:
+    if a.code != a.fused:
         for r in range(rows):
             k.activate_span(p + r * ld, n, a.code, a.alpha, a.beta)

@@ -23,9 +23,8 @@ An activation is given as None, a function name, or a mapping ``{"function": nam
     mish          x * tanh(softplus(x))
 
 Every function passes NaN through and treats +-inf as PyTorch does (gelu(+inf) is NaN there, and
-here).  A convolution's micro-kernels apply relu, relu6, sigmoid, hard_swish and silu to the registers a tile is
-stored from; the others are applied by the drivers to each tile or row right after a kernel wrote it
-(while it is in cache).
+here).  relu and relu6 are fused into the micro-kernels' stores; the others are applied by the drivers to each tile or row right after a kernel
+wrote it (while it is in cache).
 """
 from __future__ import annotations
 

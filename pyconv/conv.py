@@ -10,8 +10,8 @@ and the functional forms (``conv2d``, ``depthwise_conv2d``, ...) that build an o
 Conv2D, PointwiseConv2D and SeparableConv2D take a ``residual``: an array of the output's shape added
 before the activation (a skip connection, ``act(conv(x) + residual)``), fused into the GEMM's store.
 Every ``activation`` is None, a function name or a mapping with its parameters (:mod:`pyconv.activations`);
-relu, relu6, sigmoid, hard_swish and silu are applied in the micro-kernels' stores, the others to each tile
-right after it is stored.  Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
+relu and relu6 are fused into the micro-kernels' stores, the others applied to each tile right after it
+is stored.  Layouts: activations NHWC; conv2d weights HWIO (KH, KW, C_in/groups, C_out); depthwise (KH, KW, C, M);
 pointwise and dense (C_in, C_out). ``with_padding`` gives a windowed operator with other pads that shares
 the packed weights (a model run at an input size where an ONNX graph computes other pads).
 
@@ -260,6 +260,12 @@ class Conv2D:
 
         # Pack the weights the chosen kernel needs now, not on the first run.
         kernel = choose()
+        # Chosen again on every call only where the level decides: the narrow-group kernel exists only on
+        # some instruction-set levels, and pyconv.isa.use can switch levels between runs.
+        cg, og = self.kernel_shape[2], self.out_channels // groups
+        by_level = name not in ("winograd", "im2col") and \
+            _strategy.direct_kernel(groups, cg, og, True) != _strategy.direct_kernel(groups, cg, og, False)
+        bound_kernel = kernel
         self._weights("gemm" if kernel == "im2col" else kernel)
         direct = (_kernels.direct_plan(x, self._weights("gemm"), b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act,
                                        r) if kernel == "gemm" else None)
@@ -302,9 +308,7 @@ class Conv2D:
                                               threads)
 
         def run(threads: int) -> np.ndarray:
-            # The micro-kernel is chosen on every call, not at bind time: the narrow-group kernel exists
-            # only on some instruction-set levels, and pyconv.isa.use can switch levels between runs.
-            kernel = choose()
+            kernel = choose() if by_level else bound_kernel
             if kernel == "gemm" and direct is not None:
                 direct.run(threads)
             elif kernel in ("im2col", "gemm"):

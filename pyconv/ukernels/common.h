@@ -13,7 +13,6 @@
 #ifndef PYCONV_UKERNELS_COMMON_H
 #define PYCONV_UKERNELS_COMMON_H
 
-#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,14 +27,11 @@
 #define PYCONV_ROWS_MR 12
 #define PYCONV_ALIGN 64
 
-/* Activation codes.  The micro-kernels of the convolutions (igemm, dwconv, nchwconv, gconv) apply the
- * store set as they store a tile: none, relu, relu6, sigmoid, hard_swish and silu (PYCONV_ACT_STORED),
- * the parameterless functions that convolutions in today's networks end with, computed on the
- * registers the tile is stored from.  The winograd and eltwise loops apply the first three only.
- * Every other code is applied by the drivers with the eltwise family's activate_span (its alpha and
- * beta: clip's bounds, hard_sigmoid's slope and offset, leaky_relu's and elu's slope, selu's alpha and
- * scale) to each tile or row right after a micro-kernel wrote it.  pyconv/activations.py holds the
- * same numbering.  NaN passes through every activation unchanged, as in PyTorch. */
+/* Activation codes.  The micro-kernels take only the first three (0 none, 1 relu, 2 relu6), applied
+ * when a tile is stored; the others are applied by the drivers with the eltwise family's
+ * activate_span (its alpha and beta: clip's bounds, hard_sigmoid's slope and offset, leaky_relu's
+ * and elu's slope, selu's alpha and scale) to each tile or row right after a micro-kernel wrote it.
+ * pyconv/activations.py holds the same numbering.  NaN passes through every activation unchanged, as in PyTorch. */
 #define PYCONV_ACT_NONE 0
 #define PYCONV_ACT_RELU 1
 #define PYCONV_ACT_RELU6 2
@@ -52,9 +48,6 @@
 #define PYCONV_ACT_SELU 13
 #define PYCONV_ACT_SOFTPLUS 14
 #define PYCONV_ACT_MISH 15
-#define PYCONV_ACT_STORED(act)                                                                       \
-    ((act) <= PYCONV_ACT_RELU6 || (act) == PYCONV_ACT_SIGMOID || (act) == PYCONV_ACT_HARD_SWISH ||  \
-     (act) == PYCONV_ACT_SILU)
 
 /* Binary op codes of the eltwise binary kernels: o = a OP b, the RSUB and RDIV forms with the operands
  * swapped (o = b - a, b / a), for a broadcast operand on the left. */
@@ -72,91 +65,11 @@
  * (at most 3.2 MB, halves that fit each core's L2 at 2 threads) stay below: 2 MB measured no gain. */
 #define PYCONV_PREFETCH_MIN_BYTES 4194304
 
-/* The smooth activations on one float, branch-free so that the compiler vectorises their loops for
- * each level (eltwise's activate_span; the scalar level's micro-kernels).
- * exp is computed as XNNPACK's sigmoid kernels do: n = round(z / ln 2) by adding a magic number whose
- * low mantissa bits then hold n + 127, 2^n built from those bits, z - n ln 2 in two parts (ln2_hi has
- * trailing zero bits, so n * ln2_hi is exact), and a degree-5 polynomial for e^t on [-ln2/2, ln2/2]
- * (fitted for relative error: 9e-8).  Only z <= 0 is ever exponentiated, so nothing overflows; below
- * the cutoff, where e^z leaves the normal floats, the result is taken as 0 (the polynomial's bits
- * would be garbage there, as for -inf).  NaN reaches the result through the arithmetic: every
- * select tests a comparison that NaN fails.  Selects between computed values are bitwise
- * (pyconv_select): a ?: whose arm does arithmetic becomes a branch under the default
- * -ftrapping-math, and the loop is then not vectorised. */
-#define PYCONV_EXP_CUTOFF -0x1.5D589Ep+6f /* -87.33654 = ln(2^-126) */
-
-static inline float pyconv_float_of_bits(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static inline uint32_t pyconv_bits_of_float(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-/* c ? a : b, without a branch. */
-static inline float pyconv_select(int c, float a, float b) {
-    const uint32_t m = (uint32_t)0 - (uint32_t)(c != 0);
-    return pyconv_float_of_bits((pyconv_bits_of_float(a) & m) | (pyconv_bits_of_float(b) & ~m));
-}
-
-/* e^z for z <= 0 (0 below the cutoff, NaN for NaN). */
-static inline float pyconv_exp_nonpositive(float z) {
-    const float magic = 0x1.8000FEp23f; /* 1.5 * 2^23 + 127 */
-    float n = z * 0x1.715476p+0f + magic;
-    const float s = pyconv_float_of_bits(pyconv_bits_of_float(n) << 23);
-    n -= magic;
-    float t = n * -0x1.62E400p-1f + z;
-    t = n * -0x1.7F7D1Cp-20f + t;
-    float p = 0x1.0FA832p-7f;
-    p = p * t + 0x1.573A54p-5f;
-    p = p * t + 0x1.555A6Ap-3f;
-    p = p * t + 0x1.FFFDC6p-2f;
-    p = p * t + 0x1.FFFFF6p-1f;
-    const float e = (t * s) * p + s; /* s * e^t, with e^t = 1 + t * p */
-    return pyconv_select(z < PYCONV_EXP_CUTOFF, 0.0f, e);
-}
-
-/* 1 / (1 + e^-x), from e = e^-|x| in (0, 1]: e / (1 + e) for x <= 0, and 1 minus that for x > 0, so
- * that neither side loses digits. */
-static inline float pyconv_sigmoid(float x) {
-    const float e = pyconv_exp_nonpositive(-fabsf(x));
-    const float f = e / (1.0f + e);
-    return pyconv_select(x > 0.0f, 1.0f - f, f);
-}
-
-/* x * (relu6(x + 3) / 6): scaling the gate first keeps x * 6 from overflowing near FLT_MAX (PyTorch's
- * (x * relu6(x + 3)) / 6 gives inf there); -inf * 0 is NaN in both, and a NaN x needs no help from the
- * gate.  The gate is multiplied by 1/6 (one rounding more than a division, as ONNX Runtime's
- * alpha = 1/6): the division bounded the loop on Zen 4 (384-float spans at the avx512 level: 0.46 ->
- * 0.38 ns a float).  Bitwise selects: with ?: gcc 12 branched here (14 ms per million floats on AVX2
- * instead of 0.5). */
-static inline float pyconv_hard_swish(float x) {
-    float gate = x + 3.0f;
-    gate = pyconv_select(gate < 0.0f, 0.0f, gate);
-    gate = pyconv_select(gate > 6.0f, 6.0f, gate);
-    return x * (gate * (1.0f / 6.0f));
-}
-
-/* relu and relu6 (the codes the winograd and eltwise loops take); written as comparisons against v
- * so that NaN falls through. */
+/* The scalar activation; written as comparisons against v so that NaN falls through. */
 static inline float pyconv_activate(float v, int act) {
-    if ((act == PYCONV_ACT_RELU || act == PYCONV_ACT_RELU6) && v < 0.0f) v = 0.0f;
+    if (act >= PYCONV_ACT_RELU && v < 0.0f) v = 0.0f;
     if (act == PYCONV_ACT_RELU6 && v > 6.0f) v = 6.0f;
     return v;
-}
-
-/* Any code of the store set (PYCONV_ACT_STORED), for the scalar level's micro-kernels. */
-static inline float pyconv_activate_stored(float v, int act) {
-    switch (act) {
-    case PYCONV_ACT_SIGMOID: return pyconv_sigmoid(v);
-    case PYCONV_ACT_HARD_SWISH: return pyconv_hard_swish(v);
-    case PYCONV_ACT_SILU: return v * pyconv_sigmoid(v);
-    default: return pyconv_activate(v, act);
-    }
 }
 
 /* Whether packed weights with panels nrp wide can feed the GEMM tiles. */

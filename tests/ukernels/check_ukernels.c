@@ -174,12 +174,8 @@ static void on_fault(int sig) {
 
 /* ------------------------------------------------------------------------------------ references */
 
-static double span_act_ref(double v, int code, double alpha, double beta);
-
-/* Any code of the store set (PYCONV_ACT_STORED); relu and relu6 as comparisons that let NaN through,
- * as every level must. */
 static double act_ref(double v, int act) {
-    if (act > PYCONV_ACT_RELU6) return span_act_ref(v, act, 0.0, 0.0);
+    /* Comparisons that let NaN through, as every level must. */
     if (act >= 1 && v < 0) v = 0;
     if (act == 2 && v > 6) v = 6;
     return v;
@@ -193,12 +189,7 @@ static int close_to(float got, double ref) {
     return fabs((double)got - ref) <= TOL * fmax(1.0, fabs(ref));
 }
 
-/* The codes the winograd and eltwise loops apply (and a depthwise row's input activation), and the
- * store set the convolutions' micro-kernels apply. */
 static const int acts[3] = {0, 1, 2};
-enum { NSTORED = 6 };
-static const int stored_acts[NSTORED] = {PYCONV_ACT_NONE, PYCONV_ACT_RELU, PYCONV_ACT_RELU6, PYCONV_ACT_SIGMOID,
-                                         PYCONV_ACT_HARD_SWISH, PYCONV_ACT_SILU};
 
 /* The activations activate_span applies beyond the fused ones (codes in common.h), with parameters. */
 static const struct {
@@ -329,7 +320,7 @@ static void check_igemm(const pyconv_ukernels *uk) {
                 for (size_t ki = 0; ki < NKC; ki++, n++) {
                     const size_t ldcs[4] = {nr, nr + 1, nr + 5, 2 * nrps[pi] + 3};
                     igemm_case(uk, &S, nrps[pi], mr, nr, 1 + n % 3, kcs[ki], (int)(n / 3 % 8),
-                               stored_acts[n / 24 % NSTORED], ldcs[n / 7 % 4], (int)(n / 5 % 4), (int)(n / 11 % 2));
+                               acts[n / 24 % 3], ldcs[n / 7 % 4], (int)(n / 5 % 4), (int)(n / 11 % 2));
                 }
     /* Every combination of ks, kc, flags and activation at the tile shapes' corners. */
     static const size_t mrs[] = {1, 5, 12};
@@ -338,9 +329,9 @@ static void check_igemm(const pyconv_ukernels *uk) {
             for (size_t ks = 1; ks <= KSMAX; ks++)
                 for (size_t ki = 0; ki < NKC; ki++)
                     for (int flags = 0; flags < 8; flags++)
-                        for (int ai = 0; ai < NSTORED; ai++, n++) {
+                        for (int ai = 0; ai < 3; ai++, n++) {
                             const size_t nr = n % 2 ? nrps[pi] : nrps[pi] - 3;
-                            igemm_case(uk, &S, nrps[pi], mrs[mi], nr, ks, kcs[ki], flags, stored_acts[ai],
+                            igemm_case(uk, &S, nrps[pi], mrs[mi], nr, ks, kcs[ki], flags, acts[ai],
                                        nr + n % 3, (int)(n % 4), (int)(n % 2));
                         }
     case_begin();
@@ -375,7 +366,7 @@ static void check_nchwconv(const pyconv_ukernels *uk) {
                 for (ptrdiff_t S = 1; S <= SMAX; S++, n++) {
                     const size_t nrp = nrps[pi], K = Ks[n % 5], ldc = nr + (n / 5 % 2) * 7;
                     const ptrdiff_t off = offs[n / 3 % 3];
-                    const int act = stored_acts[n / 2 % NSTORED], has_bias = n / 7 % 2, nan = n % 9 == 0;
+                    const int act = acts[n / 2 % 3], has_bias = n / 7 % 2, nan = n % 9 == 0;
                     DESCRIBE("nchwconv nrp=%zu mr=%zu nr=%zu S=%td K=%zu off=%td ldc=%zu bias=%d act=%d nan=%d "
                              "at_end=%d", nrp, mr, nr, S, K, off, ldc, has_bias, act, nan, at_end);
                     case_begin();
@@ -466,7 +457,7 @@ static void check_dwconv(const pyconv_ukernels *uk) {
                         for (int rep = 0; rep < 2; rep++, n++) {
                             g.in_act = acts[n % 3];
                             g.prefetch = n / 3 % 2;
-                            const int act = stored_acts[n / 2 % NSTORED], has_bias = n % 4 != 1;
+                            const int act = acts[n / 2 % 3], has_bias = n % 4 != 1;
                             ptrdiff_t ob = 0, oe = g.OW, cb = 0, ce = C;
                             switch (n / 5 % 4) {
                             case 1: ob = g.OW > 1; break;
@@ -571,7 +562,7 @@ static void check_gconv(const pyconv_ukernels *uk) {
                         /* HWIO weights, then the packing of pyconv.packing.pack_narrow_group_weights. */
                         for (ptrdiff_t q = 0; q < taps * CG * g.CO; q++) wref[q] = uni(-1, 1);
                         for (ptrdiff_t oh = 0; oh < OH; oh++, n++) {
-                            const int act = stored_acts[n % NSTORED], has_bias = n % 4 != 2;
+                            const int act = acts[n % 3], has_bias = n % 4 != 2;
                             DESCRIBE("gconv_row H=%td W=%td C=%td CO=%td CG=%td OG=%td K=%td S=%td D=%td P=%td OW=%td "
                                      "oh=%td act=%d bias=%d at_end=%d", g.H, g.W, g.C, g.CO, CG, OG, kk, st, g.DW,
                                      g.PL, g.OW, oh, act, has_bias, at_end);

@@ -1,8 +1,6 @@
-/* The activations of the store set (PYCONV_ACT_STORED in common.h) on AVX2 vectors, and the partial
- * loads and stores of a vector's first floats that every AVX2 family uses at the end of a row.  max/min
- * return their second operand when either is NaN, so v goes second: a NaN passes through relu and
- * relu6, as in PyTorch.  The smooth ones are common.h's scalar functions step for step (the same
- * polynomial, the same fused multiply-adds), so a fused activation gives what the eltwise loop gives. */
+/* The fused activations on AVX2 vectors (codes in common.h), and the partial loads and stores of a
+ * vector's first floats that every AVX2 family uses at the end of a row.  max/min return their second operand when
+ * either is NaN, so v goes second: a NaN passes through relu and relu6, as in PyTorch. */
 #ifndef PYCONV_ACT_AVX2_H
 #define PYCONV_ACT_AVX2_H
 
@@ -11,48 +9,9 @@
 #include "asan_x86.h"
 #include "../common.h"
 
-/* e^z for z <= 0, as pyconv_exp_nonpositive: 2^n from the magic number's low bits, a degree-5
- * polynomial for e^t, 0 below the cutoff. */
-static inline __m256 pyconv_exp_nonpositive__avx2(__m256 z) {
-    const __m256 magic = _mm256_set1_ps(0x1.8000FEp23f);
-    __m256 n = _mm256_fmadd_ps(z, _mm256_set1_ps(0x1.715476p+0f), magic);
-    const __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(n), 23));
-    n = _mm256_sub_ps(n, magic);
-    __m256 t = _mm256_fmadd_ps(n, _mm256_set1_ps(-0x1.62E400p-1f), z);
-    t = _mm256_fmadd_ps(n, _mm256_set1_ps(-0x1.7F7D1Cp-20f), t);
-    __m256 p = _mm256_set1_ps(0x1.0FA832p-7f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0x1.573A54p-5f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0x1.555A6Ap-3f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0x1.FFFDC6p-2f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0x1.FFFFF6p-1f));
-    const __m256 e = _mm256_fmadd_ps(_mm256_mul_ps(t, s), p, s);
-    return _mm256_andnot_ps(_mm256_cmp_ps(z, _mm256_set1_ps(PYCONV_EXP_CUTOFF), _CMP_LT_OQ), e);
-}
-
-/* 1 / (1 + e^-x), as pyconv_sigmoid: e = e^-|x|, e / (1 + e) for x <= 0, 1 minus that above. */
-static inline __m256 pyconv_sigmoid__avx2(__m256 x) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    const __m256 e = pyconv_exp_nonpositive__avx2(_mm256_or_ps(x, _mm256_set1_ps(-0.0f)));
-    const __m256 f = _mm256_div_ps(e, _mm256_add_ps(one, e));
-    return _mm256_blendv_ps(f, _mm256_sub_ps(one, f), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
-}
-
-/* The smooth members of the store set, apart so that each store site calls them rather than holding
- * a copy of the exponential. */
-static __attribute__((noinline, unused)) __m256 pyconv_act_smooth__avx2(__m256 v, int act) {
-    if (act == PYCONV_ACT_HARD_SWISH) {
-        const __m256 gate = _mm256_min_ps(_mm256_set1_ps(6.0f),
-                                          _mm256_max_ps(_mm256_setzero_ps(), _mm256_add_ps(v, _mm256_set1_ps(3.0f))));
-        return _mm256_mul_ps(v, _mm256_mul_ps(gate, _mm256_set1_ps(1.0f / 6.0f)));
-    }
-    const __m256 s = pyconv_sigmoid__avx2(v);
-    return act == PYCONV_ACT_SILU ? _mm256_mul_ps(v, s) : s;
-}
-
 static inline __m256 pyconv_act__avx2(__m256 v, int act) {
-    if (act == PYCONV_ACT_RELU || act == PYCONV_ACT_RELU6) v = _mm256_max_ps(_mm256_setzero_ps(), v);
+    if (act >= PYCONV_ACT_RELU) v = _mm256_max_ps(_mm256_setzero_ps(), v);
     if (act == PYCONV_ACT_RELU6) v = _mm256_min_ps(_mm256_set1_ps(6.0f), v);
-    if (act > PYCONV_ACT_RELU6) v = pyconv_act_smooth__avx2(v, act);
     return v;
 }
 

@@ -20,6 +20,6 @@ void pyconv_dwconv_row__scalar(PYCONV_DWCONV_ROW_ARGS) {
             }
         }
         for (ptrdiff_t c = c_begin; c < c_end; c++)
-            yo[c] = pyconv_activate_stored(yo[c] + (bias ? bias[c] : 0.0f), act);
+            yo[c] = pyconv_activate(yo[c] + (bias ? bias[c] : 0.0f), act);
     }
 }

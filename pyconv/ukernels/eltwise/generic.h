@@ -60,6 +60,61 @@ void PYCONV_ELT_FN(pyconv_divide)(float *dst, float divisor, ptrdiff_t n, int ac
     for (ptrdiff_t i = 0; i < n; i++) dst[i] = pyconv_activate(dst[i] / divisor, act);
 }
 
+/* The smooth activations, branch-free so that the compiler vectorises their loops for each level.
+ * exp is computed as XNNPACK's sigmoid kernels do: n = round(z / ln 2) by adding a magic number whose
+ * low mantissa bits then hold n + 127, 2^n built from those bits, z - n ln 2 in two parts (ln2_hi has
+ * trailing zero bits, so n * ln2_hi is exact), and a degree-5 polynomial for e^t on [-ln2/2, ln2/2]
+ * (fitted for relative error: 9e-8).  Only z <= 0 is ever exponentiated, so nothing overflows; below
+ * the cutoff, where e^z leaves the normal floats, the result is taken as 0 (the polynomial's bits
+ * would be garbage there, as for -inf).  NaN reaches the result through the arithmetic: every
+ * select tests a comparison that NaN fails.  Selects between computed values are bitwise
+ * (pyconv_select): a ?: whose arm does arithmetic becomes a branch under the default
+ * -ftrapping-math, and the loop is then not vectorised. */
+#define PYCONV_EXP_CUTOFF -0x1.5D589Ep+6f /* -87.33654 = ln(2^-126) */
+
+static inline float pyconv_float_of_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline uint32_t pyconv_bits_of_float(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* c ? a : b, without a branch. */
+static inline float pyconv_select(int c, float a, float b) {
+    const uint32_t m = (uint32_t)0 - (uint32_t)(c != 0);
+    return pyconv_float_of_bits((pyconv_bits_of_float(a) & m) | (pyconv_bits_of_float(b) & ~m));
+}
+
+/* e^z for z <= 0 (0 below the cutoff, NaN for NaN). */
+static inline float pyconv_exp_nonpositive(float z) {
+    const float magic = 0x1.8000FEp23f; /* 1.5 * 2^23 + 127 */
+    float n = z * 0x1.715476p+0f + magic;
+    const float s = pyconv_float_of_bits(pyconv_bits_of_float(n) << 23);
+    n -= magic;
+    float t = n * -0x1.62E400p-1f + z;
+    t = n * -0x1.7F7D1Cp-20f + t;
+    float p = 0x1.0FA832p-7f;
+    p = p * t + 0x1.573A54p-5f;
+    p = p * t + 0x1.555A6Ap-3f;
+    p = p * t + 0x1.FFFDC6p-2f;
+    p = p * t + 0x1.FFFFF6p-1f;
+    const float e = (t * s) * p + s; /* s * e^t, with e^t = 1 + t * p */
+    return pyconv_select(z < PYCONV_EXP_CUTOFF, 0.0f, e);
+}
+
+/* 1 / (1 + e^-x), from e = e^-|x| in (0, 1]: e / (1 + e) for x <= 0, and 1 minus that for x > 0, so
+ * that neither side loses digits. */
+static inline float pyconv_sigmoid(float x) {
+    const float e = pyconv_exp_nonpositive(-fabsf(x));
+    const float f = e / (1.0f + e);
+    return pyconv_select(x > 0.0f, 1.0f - f, f);
+}
+
 /* tanh: an odd polynomial below 0.625 (1 - e^-2|x| would cancel digits there; fitted for relative
  * error, 4e-9), (1 - e) / (1 + e) with e = e^-2|x| above, the sign of x restored. */
 static inline float pyconv_tanh(float x) {
@@ -174,7 +229,18 @@ void PYCONV_ELT_FN(pyconv_activate_span)(float *dst, ptrdiff_t n, int act, float
         for (ptrdiff_t i = 0; i < n; i++) dst[i] = pyconv_clip(dst[i] * alpha + beta, 0.0f, 1.0f);
         break;
     case PYCONV_ACT_HARD_SWISH:
-        for (ptrdiff_t i = 0; i < n; i++) dst[i] = pyconv_hard_swish(dst[i]);
+        /* x * (relu6(x + 3) / 6): scaling the gate first keeps x * 6 from overflowing near FLT_MAX
+         * (PyTorch's (x * relu6(x + 3)) / 6 gives inf there); -inf * 0 is NaN in both, and a NaN x
+         * needs no help from the gate.  The gate is multiplied by 1/6 (one rounding more than a
+         * division, as ONNX Runtime's alpha = 1/6): the division bounded the loop on Zen 4 (384-float
+         * spans at the avx512 level: 0.46 -> 0.38 ns a float).  Bitwise selects: with
+         * ?: gcc 12 branched here (14 ms per million floats on AVX2 instead of 0.5). */
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float gate = dst[i] + 3.0f;
+            gate = pyconv_select(gate < 0.0f, 0.0f, gate);
+            gate = pyconv_select(gate > 6.0f, 6.0f, gate);
+            dst[i] = dst[i] * (gate * (1.0f / 6.0f));
+        }
         break;
     case PYCONV_ACT_SILU:
         for (ptrdiff_t i = 0; i < n; i++) dst[i] = dst[i] * pyconv_sigmoid(dst[i]);

@@ -132,10 +132,8 @@ pyconv_igemm_block(const int ROWS, const int NB, const size_t NRP, size_t ks, si
             PYCONV_FULL_ROWS(PLAIN, PYCONV_ACT_NONE)                                                  \
         } else if (act == PYCONV_ACT_RELU) {                                                          \
             PYCONV_FULL_ROWS(PLAIN, PYCONV_ACT_RELU)                                                  \
-        } else if (act == PYCONV_ACT_RELU6) {                                                         \
-            PYCONV_FULL_ROWS(PLAIN, PYCONV_ACT_RELU6)                                                 \
         } else {                                                                                      \
-            PYCONV_FULL_ROWS(PLAIN, act)                                                              \
+            PYCONV_FULL_ROWS(PLAIN, PYCONV_ACT_RELU6)                                                 \
         }
         if (plain) {
             PYCONV_FULL_ACTS(1)

@@ -24,7 +24,7 @@ void pyconv_igemm__scalar(PYCONV_IGEMM_ARGS) {
             /* Bias, then residual: the order of the vector stores, so every level rounds alike. */
             float v = acc[i][j] + (accumulate ? ci[j] : (bias ? bias[j] : 0.0f));
             if (!accumulate && res) v += res[i * ldc + j];
-            ci[j] = pyconv_activate_stored(v, act);
+            ci[j] = pyconv_activate(v, act);
         }
     }
 }

@@ -13,5 +13,5 @@ void pyconv_nchwconv__scalar(PYCONV_NCHWCONV_ARGS) {
     }
     for (size_t i = 0; i < mr; i++)
         for (size_t j = 0; j < nr; j++)
-            c[i * ldc + j] = pyconv_activate_stored(acc[i][j] + (bias ? bias[j] : 0.0f), act);
+            c[i * ldc + j] = pyconv_activate(acc[i][j] + (bias ? bias[j] : 0.0f), act);
 }
