@@ -5,7 +5,7 @@ Target (2 threads): >= 30 GFLOP/s at every MobileNet v1 shape, no slower than ON
 from harness import Case
 from layer_tables import DEPTHWISE
 
-PEERS = ("onnxruntime", "torch")
+PEERS = ("onnxruntime", "openvino", "torch")
 CASES = [Case("depthwise", "depthwise", row, "depthwise") for row in DEPTHWISE]
 
 

@@ -1,4 +1,4 @@
-"""Group convolution sweep: 3x3, 128 -> 128 at 28x28, G in {1, 2, 4, 8, 32, 128}, via ``pyconv.Conv2D``;
+"""Group convolution sweep: 3x3, 128 -> 128 at 28x28, G in {1, 2, 4, 8, 16, 32, 128}, via ``pyconv.Conv2D``;
 and ShuffleNet v1's grouped 1x1 convolutions (G = 3).
 
 Each G > 1 case of the sweep also times pyconv at G = 1 on the same shape, in the same alternating rounds
@@ -11,7 +11,7 @@ from dataclasses import replace
 from harness import Case, at_level, layer_data, pyconv_engine
 from layer_tables import GROUP_SWEEP, GROUPED_POINTWISE
 
-PEERS = ("onnxruntime", "torch")
+PEERS = ("onnxruntime", "openvino", "torch")
 CASES = [Case("group", "group", row, "conv2d") for row in GROUP_SWEEP + GROUPED_POINTWISE]
 
 

@@ -9,7 +9,7 @@ at the AVX2 level, >= 90 % of numpy with OpenBLAS held to its AVX2 (Haswell) ker
 from harness import Case
 from layer_tables import POINTWISE
 
-PEERS = ("numpy", "numpy_avx2", "onnxruntime", "torch")
+PEERS = ("numpy", "numpy_avx2", "onnxruntime", "openvino", "torch")
 CASES = [Case("pointwise", "pointwise", row, "pointwise" if row.stride == 1 else "conv2d")
          for row in POINTWISE]
 

@@ -7,7 +7,7 @@ Target (2 threads): auto >= 150 effective GFLOP/s at 56x56x64x64; every row no s
 from harness import Case
 from layer_tables import STANDARD
 
-PEERS = ("onnxruntime", "torch")
+PEERS = ("onnxruntime", "openvino", "torch")
 STRATEGIES = ("auto", "direct", "im2col", "winograd")
 
 

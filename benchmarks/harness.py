@@ -1,9 +1,10 @@
 """The engines a benchmark compares, and the alternating, settled measurement that times them.
 
 A kernel *case* is one layer-table row run by one pyconv operator/strategy at one thread count. Every
-engine of the case (pyconv, then the peers: numpy matmul at the GEMM shape, ONNX Runtime, PyTorch) works
-on the same input and weights, each in its native layout, with the same thread count, and must agree
-with pyconv's result before anything is timed. A case runs at one instruction-set level of pyconv
+engine of the case (pyconv, then the peers: numpy matmul at the GEMM shape, ONNX Runtime, PyTorch,
+OpenVINO on the same one-Conv ONNX model as ONNX Runtime) works on the same input and weights, each in
+its native layout, with the same thread count, and must agree with pyconv's result before anything is
+timed. A case runs at one instruction-set level of pyconv
 (``pyconv.isa.use``); beside the peers it can time pyconv at a reference level in the same rounds
 (engine ``pyconv_<level>``), and at the AVX2 level the peers held to AVX2 (numpy's OpenBLAS with its
 Haswell kernel, OpenVINO with oneDNN capped at AVX2), which run in child processes (peer_process.py).
@@ -227,9 +228,8 @@ def ort_session(model, threads: int):
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def onnxruntime_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int) -> Engine:
-    """ONNX Runtime on a one-Conv NCHW model of ``row`` (explicit pads, group attribute), all graph
-    optimisations on, input and a preallocated output bound once (no per-call allocation)."""
+def conv_onnx_model(row: ConvLayer, w: np.ndarray) -> bytes:
+    """A one-Conv NCHW ONNX model of ``row`` (explicit pads, group attribute), serialized."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -246,8 +246,14 @@ def onnxruntime_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: in
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # what every supported onnxruntime reads
     onnx.checker.check_model(model)
+    return model.SerializeToString()
 
-    session = ort_session(model.SerializeToString(), threads)
+
+def onnxruntime_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int) -> Engine:
+    """ONNX Runtime on :func:`conv_onnx_model`, all graph optimisations on, input and a preallocated
+    output bound once (no per-call allocation)."""
+    session = ort_session(conv_onnx_model(row, w), threads)
+    oh, ow = row.out_hw
     x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     y = np.empty((1, row.C_out, oh, ow), dtype=np.float32)
     binding = session.io_binding()
@@ -255,6 +261,20 @@ def onnxruntime_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: in
     binding.bind_output("y", "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
     return Engine("onnxruntime", lambda: session.run_with_iobinding(binding),
                   lambda: y.transpose(0, 2, 3, 1), {"intra_op_threads": threads})
+
+
+def _openvino_layer_engine(build: Callable, row: ConvLayer, x: np.ndarray, w: np.ndarray,
+                           threads: int) -> Engine:
+    """``build(path, inputs, threads, post)`` (:func:`openvino_engine` or :func:`openvino_avx2_engine`)
+    on :func:`conv_onnx_model`, written to a file the plugin reads once while compiling."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, f"{row.name}.onnx")
+        with open(path, "wb") as f:
+            f.write(conv_onnx_model(row, w))
+        inputs = {"x": np.ascontiguousarray(x.transpose(0, 3, 1, 2))}
+        return build(path, inputs, threads, lambda outputs: outputs[0].transpose(0, 2, 3, 1))
 
 
 def torch_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int) -> Engine:
@@ -332,7 +352,9 @@ def openvino_avx2_engine(path: str, inputs: Dict[str, np.ndarray], threads: int,
 
 
 PEER_BUILDERS = {"numpy": numpy_engine, "numpy_avx2": numpy_avx2_engine, "onnxruntime": onnxruntime_engine,
-                 "torch": torch_engine}
+                 "torch": torch_engine,
+                 "openvino": lambda *args: _openvino_layer_engine(openvino_engine, *args),
+                 "openvino_avx2": lambda *args: _openvino_layer_engine(openvino_avx2_engine, *args)}
 
 
 def runs_at(peer: str, level: Optional[str]) -> bool:

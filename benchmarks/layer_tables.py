@@ -228,7 +228,7 @@ STANDARD_EXTRA = (ConvLayer("std_3x3", 56, 56, 64, 64, 3, 1, "same"),
                   ConvLayer("std_3x3_s3", 14, 14, 256, 256, 3, 1, "same"),
                   ConvLayer("std_3x3_s4", 7, 7, 512, 512, 3, 1, "same"))
 
-GROUP_COUNTS = (1, 2, 4, 8, 32, 128)
+GROUP_COUNTS = (1, 2, 4, 8, 16, 32, 128)
 GROUP_SWEEP = tuple(ConvLayer(f"grp_g{g}", 28, 28, 128, 128, 3, 1, "same", groups=g) for g in GROUP_COUNTS)
 
 NETWORK_ROWS = MOBILENET_V1 + XCEPTION

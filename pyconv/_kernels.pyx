@@ -78,6 +78,10 @@ DEF SEP_KEPT_FLOATS = 262144
 # easily; 512 rather than 256 spares most layers their extra passes over C: measured on one thread,
 # 1-4% faster on 3x3 and pointwise layers (Xception's 149x149x32->64 3x3: 3.32 -> 3.17 ms), none slower.
 DEF KC = 512
+# A window of at most this many K rows is one block all the same: a 3x3 window over 64 channels (576)
+# otherwise ran a second pass over C for its last tap alone.
+DEF KC_WHOLE = 576
+WHOLE_K_ROWS = KC_WHOLE
 # Multiply-adds below which one more thread costs more (wake-up, barrier) than it saves.
 DEF MACS_PER_THREAD = 200000
 # Winograd work units: the floats of transformed inputs and GEMM results a unit may hold (1 MB, a Zen 4
@@ -168,6 +172,7 @@ ctypedef struct conv_geom:
     ptrdiff_t RT, TC, NT               # taps merged into one "row tap", its floats, row taps per group
     ptrdiff_t tpb, kblocks             # row taps per K-block (or 0: one row tap cut into channel chunks)
     bint pointwise                     # 1x1 window, stride 1, no padding: output pixel p is input pixel p
+    bint shared                        # groups share one walk of the windows (_direct_unit)
     const float *x
     const float *packed
     const float *bias
@@ -245,14 +250,76 @@ cdef void _gemm_unit(const conv_geom *g, const gemm_unit *u, const float **ptrs,
                 act_rows(g.uk, &g.act, g.y + off, mr, nr, g.CO)
 
 
-cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, float *patch) noexcept nogil:
+cdef void _window_ptrs(const conv_geom *g, const gemm_unit *u, ptrdiff_t tap0, ptrdiff_t ntaps, ptrdiff_t c0,
+                       const float *img, const float **ptrs, float *patch) noexcept nogil:
+    """The row pointers of the unit's pixel tiles for row taps tap0 .. tap0 + ntaps, channels from c0 of
+    the image at img (ntaps sets of MR per tile); taps outside the input read zeros."""
+    cdef ptrdiff_t rows = u.rows, t, s, i, row, oh, ow, ih0, iw0, kh, kw, ih, iw, q
+    cdef const float **tp
+    cdef float *pp
+    # The pixel's (oh, ow) advances by counters: a division per pixel costs as much as a small-K
+    # tile's arithmetic (3-channel stems).
+    oh = u.m0 // g.OW
+    ow = u.m0 - oh * g.OW
+    for t in range(u.ntiles):
+        tp = ptrs + t * ntaps * PYCONV_GEMM_MR
+        for i in range(PYCONV_GEMM_MR):
+            row = t * PYCONV_GEMM_MR + i
+            if 0 < row < rows:
+                ow = ow + 1
+                if ow == g.OW:
+                    ow = 0
+                    oh = oh + 1
+            # Rows past the block keep its last pixel: readable, computed, never stored.
+            ih0 = oh * g.SH - g.PT
+            iw0 = ow * g.SW - g.PL
+            if g.RT > 1:
+                # Row taps: a kernel row of an ungrouped, undilated window is KW*C contiguous
+                # floats, read in place; only windows crossing the left/right edge are copied
+                # (with zeros) into this thread's patch buffer.
+                for s in range(ntaps):
+                    ih = ih0 + (tap0 + s) * g.DH
+                    if ih < 0 or ih >= g.H:
+                        tp[s * PYCONV_GEMM_MR + i] = g.zeros
+                    elif iw0 >= 0 and iw0 + g.KW <= g.W:
+                        tp[s * PYCONV_GEMM_MR + i] = img + (ih * g.W + iw0) * g.C
+                    else:
+                        pp = patch + ((t * ntaps + s) * PYCONV_GEMM_MR + i) * g.TC
+                        for kw in range(g.KW):
+                            iw = iw0 + kw
+                            if iw >= 0 and iw < g.W:
+                                _copy(pp + kw * g.C, img + (ih * g.W + iw) * g.C, g.C)
+                            else:
+                                for q in range(g.C):
+                                    pp[kw * g.C + q] = 0
+                        tp[s * PYCONV_GEMM_MR + i] = pp
+                continue
+            # Walk the taps with counters: a division per pointer would cost more than the GEMM.
+            kh = tap0 // g.KW
+            kw = tap0 - kh * g.KW
+            for s in range(ntaps):
+                ih = ih0 + kh * g.DH
+                iw = iw0 + kw * g.DW
+                if ih >= 0 and ih < g.H and iw >= 0 and iw < g.W:
+                    tp[s * PYCONV_GEMM_MR + i] = img + (ih * g.W + iw) * g.C + c0
+                else:
+                    tp[s * PYCONV_GEMM_MR + i] = g.zeros
+                kw = kw + 1
+                if kw == g.KW:
+                    kw = 0
+                    kh = kh + 1
+
+
+cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, float *patch,
+                       ptrdiff_t *built) noexcept nogil:
+    """One work unit; built holds the key of the pixel block whose group-0 pointers this thread keeps
+    after ptrs' first g.MC * taps entries (g.shared), or -1."""
     cdef gemm_unit u
     _decode_unit(g, unit, &u)
     cdef ptrdiff_t rows = u.rows, m0 = u.m0, ntiles = u.ntiles
-    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, s, i, row, oh, ow, ih0, iw0, kh, kw, ih, iw, q
+    cdef ptrdiff_t kb, tap0, ntaps, c0, kc, t, i, row, key, off, n
     cdef const float *img = g.x + u.n * g.H * g.W * g.C + u.grp * g.CG
-    cdef const float **tp
-    cdef float *pp
+    cdef const float **base
     for kb in range(g.kblocks):
         _kblock_range(g, kb, &tap0, &ntaps, &c0, &kc)
         if g.pointwise:
@@ -262,59 +329,21 @@ cdef void _direct_unit(const conv_geom *g, ptrdiff_t unit, const float **ptrs, f
                 for i in range(PYCONV_GEMM_MR):
                     row = min(t * PYCONV_GEMM_MR + i, rows - 1)
                     ptrs[t * PYCONV_GEMM_MR + i] = img + (m0 + row) * g.C + c0
-            _gemm_unit(g, &u, ptrs, 1, kc, c0, kb == 0, kb == g.kblocks - 1)
-            continue
-        # The pixel's (oh, ow) advances by counters: a division per pixel costs as much as a small-K
-        # tile's arithmetic (3-channel stems).
-        oh = m0 // g.OW
-        ow = m0 - oh * g.OW
-        for t in range(ntiles):
-            tp = ptrs + t * ntaps * PYCONV_GEMM_MR
-            for i in range(PYCONV_GEMM_MR):
-                row = t * PYCONV_GEMM_MR + i
-                if 0 < row < rows:
-                    ow = ow + 1
-                    if ow == g.OW:
-                        ow = 0
-                        oh = oh + 1
-                # Rows past the block keep its last pixel: readable, computed, never stored.
-                ih0 = oh * g.SH - g.PT
-                iw0 = ow * g.SW - g.PL
-                if g.RT > 1:
-                    # Row taps: a kernel row of an ungrouped, undilated window is KW*C contiguous
-                    # floats, read in place; only windows crossing the left/right edge are copied
-                    # (with zeros) into this thread's patch buffer.
-                    for s in range(ntaps):
-                        ih = ih0 + (tap0 + s) * g.DH
-                        if ih < 0 or ih >= g.H:
-                            tp[s * PYCONV_GEMM_MR + i] = g.zeros
-                        elif iw0 >= 0 and iw0 + g.KW <= g.W:
-                            tp[s * PYCONV_GEMM_MR + i] = img + (ih * g.W + iw0) * g.C
-                        else:
-                            pp = patch + ((t * ntaps + s) * PYCONV_GEMM_MR + i) * g.TC
-                            for kw in range(g.KW):
-                                iw = iw0 + kw
-                                if iw >= 0 and iw < g.W:
-                                    _copy(pp + kw * g.C, img + (ih * g.W + iw) * g.C, g.C)
-                                else:
-                                    for q in range(g.C):
-                                        pp[kw * g.C + q] = 0
-                            tp[s * PYCONV_GEMM_MR + i] = pp
-                    continue
-                # Walk the taps with counters: a division per pointer would cost more than the GEMM.
-                kh = tap0 // g.KW
-                kw = tap0 - kh * g.KW
-                for s in range(ntaps):
-                    ih = ih0 + kh * g.DH
-                    iw = iw0 + kw * g.DW
-                    if ih >= 0 and ih < g.H and iw >= 0 and iw < g.W:
-                        tp[s * PYCONV_GEMM_MR + i] = img + (ih * g.W + iw) * g.C + c0
-                    else:
-                        tp[s * PYCONV_GEMM_MR + i] = g.zeros
-                    kw = kw + 1
-                    if kw == g.KW:
-                        kw = 0
-                        kh = kh + 1
+        elif g.shared:
+            # A window's pointers differ between groups by the groups' channel offset only: walk the
+            # windows once per pixel block (for group 0) and move them for each group (28x28 3x3 at G=8
+            # spent a third of its time walking windows, once per group).
+            base = ptrs + g.MC * ntaps
+            key = u.n * g.OH * g.OW + m0
+            if built[0] != key:
+                _window_ptrs(g, &u, tap0, ntaps, c0, img - u.grp * g.CG, base, patch)
+                built[0] = key
+            off = u.grp * g.CG
+            n = ntiles * ntaps * PYCONV_GEMM_MR
+            for i in range(n):
+                ptrs[i] = base[i] + off
+        else:
+            _window_ptrs(g, &u, tap0, ntaps, c0, img, ptrs, patch)
         _gemm_unit(g, &u, ptrs, ntaps, kc, tap0 * g.TC + c0, kb == 0, kb == g.kblocks - 1)
 
 
@@ -481,9 +510,11 @@ def direct_plan(const float[:, :, :, ::1] x, const float[:, :, :, ::1] packed, c
     # a 3-channel first layer then feeds the GEMM 9-float runs instead of 3-float ones.
     g.RT = kw if (groups == 1 and dw == 1 and kw * g.CG <= MERGE_ROW_FLOATS) else 1
     g.TC, g.NT = g.RT * g.CG, <ptrdiff_t>kh * kw // g.RT
-    g.tpb = KC // g.TC if g.TC <= KC else 0
+    g.tpb = g.NT if g.NT * g.TC <= KC_WHOLE else KC // g.TC if g.TC <= KC else 0
     g.kblocks = _cdiv(g.NT, g.tpb) if g.tpb > 0 else g.NT * _cdiv(g.TC, KC)
-    zeros = _zeros(max(g.TC, 16))
+    g.shared = groups > 1 and not g.pointwise and g.RT == 1 and g.kblocks == 1
+    # A shared window's zero taps move with the group's channels too: zeros for every group's offset.
+    zeros = _zeros(max(g.TC, 16) + (g.C - g.CG if g.shared else 0))
     g.zeros = &zeros[0]
     plan.g = g
     plan.keep = (x, packed, bias, y, residual, zeros)
@@ -501,14 +532,16 @@ cdef void _direct_run(conv_geom g, int threads, double macs) except *:
     cdef const float **ptrs
     cdef float *patch
     cdef ptrdiff_t patch_floats = g.MC * taps * g.TC if g.RT > 1 else 1
+    cdef ptrdiff_t built
     cdef int failed = 0
     cdef int *failp = &failed
     with nogil, parallel(num_threads=nt):
-        ptrs = <const float **>pyconv_aligned_alloc(g.MC * taps * sizeof(float *))
+        ptrs = <const float **>pyconv_aligned_alloc(g.MC * taps * (2 if g.shared else 1) * sizeof(float *))
         patch = <float *>pyconv_aligned_alloc(patch_floats * sizeof(float))
+        built = -1
         if ptrs != NULL and patch != NULL:
             for u in prange(units, schedule="static"):
-                _direct_unit(&g, u, ptrs, patch)
+                _direct_unit(&g, u, ptrs, patch, &built)
         else:
             failp[0] = 1
         free(ptrs)

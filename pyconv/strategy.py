@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Tuple
 
-from ._kernels import ROW_TAP_FLOATS
+from ._kernels import ROW_TAP_FLOATS, WHOLE_K_ROWS
 
 STRATEGIES = ("auto", "direct", "im2col", "winograd")
 
@@ -64,8 +64,12 @@ def direct_kernel(groups: int, cg: int, og: int, narrow_groups_ok: bool) -> str:
     FEW_CHANNELS input channels), "depthwise" (one input channel per group), "narrow-groups" (groups a
     few channels wide, vectorised across groups) or "gemm".
 
-    Measured (28x28, 3x3, one thread): with 16 output channels per group the 12x16 GEMM tile beats the
-    narrow-group kernel (107 vs 76 GFLOP/s); with 8 or fewer it loses (35 vs 70, 11 vs 46).
+    Measured (28x28, 3x3 128->128, one thread, AVX-512): with 16 output channels per group the 12x16
+    GEMM tile beats the narrow-group kernel (101 vs 62 GFLOP/s); with 8 or 4 it loses (48 vs 60, 22 vs
+    47), its 16-wide panels being half or three quarters padding.  With 32 or 64 the 12x32 tile runs at
+    110 and 113 GFLOP/s, as fast as an ungrouped layer: the groups of a pixel block share one walk of
+    the windows.  (AVX2's GEMM, whose vectors are 8 wide, computes no padding at 8 per group and edges
+    out the narrow kernel there, 61 vs 56 GFLOP/s; at 4 it loses too, 24 vs 42.)
     """
     if groups == 1 and cg <= FEW_CHANNELS:
         return "few-channels"
@@ -79,7 +83,8 @@ def direct_kernel(groups: int, cg: int, og: int, narrow_groups_ok: bool) -> str:
 _KERNEL_REASONS = {
     "few-channels": "few input channels: a row pointer per channel and tap, pixels read in place",
     "depthwise": "one input channel per group: the depthwise kernel, channels vectorised",
-    "narrow-groups": "narrow groups: 16 output channels of several groups per vector",
+    "narrow-groups": "narrow groups: 16 output channels of several groups per vector (a GEMM tile would "
+                     "compute mostly padding)",
     "gemm": "indirect GEMM, a row pointer per pixel and tap, no im2col copy",
 }
 
@@ -112,4 +117,7 @@ def select(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int
     reason = _KERNEL_REASONS[kernel_name]
     if kernel_name == "gemm" and groups == 1 and dilation[1] == 1 and kernel[1] * cg <= ROW_TAP_FLOATS:
         reason += f"; each kernel row ({kernel[1]} taps x {cg} channels) is read as one contiguous tap"
+    if kernel_name == "gemm" and groups > 1 and (kernel != (1, 1) or stride != (1, 1)) \
+            and kernel[0] * kernel[1] * cg <= WHOLE_K_ROWS:
+        reason += "; the groups of a block of pixels share one walk of its windows"
     return Choice("direct", f"{kernel[0]}x{kernel[1]} stride {stride}, {cg}->{og} channels per group: " + reason)

@@ -3,7 +3,8 @@
 Covers: every group count that divides both channel counts, for channel pairs around the SIMD and tile
 widths, through every strategy; that groups are isolated (a group's outputs ignore the other groups'
 inputs); the output channel order ``o // (C_out // groups)``; groups = C_in = C_out equals depthwise
-(with and without a multiplier); every other instruction-set level; exhaustive sweeps marked slow.
+(with and without a multiplier); the 3x3 group sweep's bits at every thread count; every other
+instruction-set level; exhaustive sweeps marked slow.
 """
 import re
 
@@ -169,6 +170,39 @@ def test_other_levels(level, strategy, case):
 @cases_param(WINOGRAD_CASES[::2])
 def test_other_levels_winograd(level, case):
     check_group(case, "winograd")
+
+
+# Group counts of a 3x3 64 -> 64 layer from wide groups to narrow ones (16 to 2 channels each), on images
+# of several pixel blocks per group (each thread then walks a block's windows once for all groups), of
+# one pixel, and strided past the kernel.
+SWEEP_GEOMETRY = [dict(h=23, w=19, s=1, d=1, pad="same"), dict(h=21, w=17, s=1, d=2, pad=((2, 1), (0, 3))),
+                  dict(h=1, w=1, s=1, d=1, pad="same"), dict(h=17, w=16, s=4, d=1, pad="valid")]
+
+
+@pytest.mark.parametrize("g", [2, 4, 8, 16, 32])
+@pytest.mark.parametrize("geom", SWEEP_GEOMETRY, ids=lambda d: f"{d['h']}x{d['w']}s{d['s']}d{d['d']}")
+def test_group_sweep_thread_invariant(g, geom):
+    # Every thread count gives the same bits, and they match the reference (bias, relu6, a residual).
+    rng = rng_for("sweep", g, sorted(geom.items(), key=str))
+    x = rand(rng, 2, geom["h"], geom["w"], 64)
+    w = rand(rng, 3, 3, 64 // g, 64)
+    b = rand(rng, 64)
+    op = pyconv.Conv2D(w, b, stride=geom["s"], padding=geom["pad"], dilation=geom["d"], groups=g,
+                       activation="relu6")
+    ref = conv2d_ref(x, w, b, stride=geom["s"], padding=geom["pad"], dilation=geom["d"], groups=g,
+                     activation="relu6")
+    ys = [op(x, threads=t) for t in (1, 2, 3)]
+    assert_close(ys[0], ref, what=f"groups={g}")
+    for t, y in zip((2, 3), ys[1:]):
+        np.testing.assert_array_equal(y, ys[0], err_msg=f"groups={g}: {t} threads differ from 1")
+    res = rand(rng, *ref.shape)
+    np.testing.assert_array_equal(op(x, residual=res, threads=2), op(x, residual=res, threads=1))
+
+
+@pytest.mark.parametrize("g", [2, 8, 32])
+def test_group_sweep_other_levels(level, g):
+    test_group_sweep_thread_invariant(g, SWEEP_GEOMETRY[0])
+    test_group_sweep_thread_invariant(g, SWEEP_GEOMETRY[1])
 
 
 @pytest.mark.parametrize("cin, cout, g", [(16, 32, 8), (8, 4, 2), (24, 48, 3), (12, 12, 12)], ids=str)

@@ -43,9 +43,11 @@ pyconv_store8_full(const int ACT, float *c, const float *x, const float *y, __m2
     _mm256_storeu_ps(c, pyconv_act__avx2(v, ACT));
 }
 
-/* One cache line of the next call's B block per k step, into L2 (L1 holds the B block in use). */
-#define PYCONV_PREFETCH_NEXT                                                                          \
-    if (pf) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
+/* One cache line of the next call's B block per k step, into L2 (L1 holds the B block in use).  The
+ * blocks run their k loop in two copies, with PF 1 and 0: a test of pf in the loop costs more than the
+ * prefetch (most tiles of a block prefetch nothing). */
+#define PYCONV_PREFETCH_NEXT(PF)                                                                      \
+    if (PF) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
 
 /* ROWS (3 to 6) rows x NB (1 to 4, ROWS * NB <= 12) vectors of 8 columns from a panel NRP wide;
  * a, c, res are already offset to the block's first row, b, bias, c, res to its first column; n counts
@@ -64,33 +66,35 @@ pyconv_igemm_block(const int ROWS, const int NB, const size_t NRP, size_t ks, si
         const float *a0 = as[0], *a1 = as[1], *a2 = as[2];
         const float *a3 = ROWS > 3 ? as[3] : a0, *a4 = ROWS > 4 ? as[4] : a0, *a5 = ROWS > 5 ? as[5] : a0;
         const float *bk = b + s * kc * NRP;
-        for (size_t k = 0; k < kc; k++) {
-            PYCONV_PREFETCH_NEXT
-            if (NB <= 2) {
-                const __m256 b0 = _mm256_load_ps(bk), b1 = NB > 1 ? _mm256_load_ps(bk + 8) : b0;
-                __m256 t;
+/* 3 rows x 3 or 4 vectors (NB > 2): 3 broadcasts and one vector of B at a time beside the 12
+ * accumulators (B loaded once for all 4 vectors made gcc spill an accumulator, halving the speed). */
 #define PYCONV_ROW(i) if (ROWS > i) { t = _mm256_broadcast_ss(a##i + k); x##i = _mm256_fmadd_ps(t, b0, x##i); \
                       if (NB > 1) y##i = _mm256_fmadd_ps(t, b1, y##i); }
-                PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)
-#undef PYCONV_ROW
-            } else {
-                /* 3 rows x 3 or 4 vectors: 3 broadcasts and one vector of B at a time beside the 12
-                 * accumulators (B loaded once for all 4 vectors made gcc spill an accumulator, halving
-                 * the speed). */
-                const __m256 t0 = _mm256_broadcast_ss(a0 + k), t1 = _mm256_broadcast_ss(a1 + k),
-                             t2 = _mm256_broadcast_ss(a2 + k);
-                __m256 bv;
 #define PYCONV_COLUMN(j, v)                                                                           \
                 bv = _mm256_load_ps(bk + 8 * j);                                                      \
                 v##0 = _mm256_fmadd_ps(t0, bv, v##0);                                                 \
                 v##1 = _mm256_fmadd_ps(t1, bv, v##1);                                                 \
                 v##2 = _mm256_fmadd_ps(t2, bv, v##2);
-                PYCONV_COLUMN(0, x) PYCONV_COLUMN(1, y) PYCONV_COLUMN(2, z)
-                if (NB > 3) { PYCONV_COLUMN(3, w) }
-#undef PYCONV_COLUMN
-            }
-            bk += NRP;
+#define PYCONV_K_LOOP(PF)                                                                             \
+        for (size_t k = 0; k < kc; k++) {                                                             \
+            PYCONV_PREFETCH_NEXT(PF)                                                                  \
+            if (NB <= 2) {                                                                            \
+                const __m256 b0 = _mm256_load_ps(bk), b1 = NB > 1 ? _mm256_load_ps(bk + 8) : b0;      \
+                __m256 t;                                                                             \
+                PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)   \
+            } else {                                                                                  \
+                const __m256 t0 = _mm256_broadcast_ss(a0 + k), t1 = _mm256_broadcast_ss(a1 + k),      \
+                             t2 = _mm256_broadcast_ss(a2 + k);                                        \
+                __m256 bv;                                                                            \
+                PYCONV_COLUMN(0, x) PYCONV_COLUMN(1, y) PYCONV_COLUMN(2, z)                           \
+                if (NB > 3) { PYCONV_COLUMN(3, w) }                                                   \
+            }                                                                                         \
+            bk += NRP;                                                                                \
         }
+        if (pf) { PYCONV_K_LOOP(1) } else { PYCONV_K_LOOP(0) }
+#undef PYCONV_K_LOOP
+#undef PYCONV_COLUMN
+#undef PYCONV_ROW
     }
     if (n >= 8 * NB) {
         /* Every column valid (all blocks but a row of channels' last): the store's choices made once and
@@ -229,7 +233,7 @@ pyconv_igemm_short(const int ROWS, const size_t NRP, size_t ks, size_t kc, const
         /* Step k into partial sum h (literal at every use). */
 #define PYCONV_SHORT_STEP(k, h)                                                                       \
         {                                                                                             \
-            PYCONV_PREFETCH_NEXT                                                                      \
+            PYCONV_PREFETCH_NEXT(pf)                                                                  \
             const __m256 t0 = _mm256_broadcast_ss(a0 + (k)), t1 = _mm256_broadcast_ss(a1 + (k));      \
             if (NRP == 32 && ROWS == 1) {                                                             \
                 if (h == 0) { PYCONV_FMA16(u0, u1, t0, bk) PYCONV_FMA16(u2, u3, t0, bk + 16) }        \

@@ -18,9 +18,11 @@
 
 /* One cache line of the B block the caller will need next, per k step, into L2 (not L1, which holds
  * the B block in use): a weight panel read cold from memory would otherwise stall the first tile that
- * uses it, and a layer's weights are cold whenever the model's weights outgrow the caches. */
-#define PYCONV_PREFETCH_NEXT                                                                            \
-    if (pf) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
+ * uses it, and a layer's weights are cold whenever the model's weights outgrow the caches.  The tiles
+ * run their k loop in two copies, with PF 1 and 0: a test of pf in the loop cost the 12-row tiles more
+ * than the prefetch itself (most tiles of a block prefetch nothing). */
+#define PYCONV_PREFETCH_NEXT(PF)                                                                        \
+    if (PF) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
 
 /* Up to 24 accumulators in zmm registers: ROWS rows x (2 x 16 columns); per k: 2 loads of B and ROWS
  * broadcasts of A.  ROWS is a literal at each call below, so the unused rows compile away: the 1- to
@@ -35,17 +37,19 @@ pyconv_igemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t
            x8 = x0, y8 = x0, x9 = x0, y9 = x0, x10 = x0, y10 = x0, x11 = x0, y11 = x0;
     for (size_t s = 0; s < ks; s++) {
         PYCONV_A_ROWS(a + s * PYCONV_GEMM_MR)
-        for (size_t k = 0; k < kc; k++) {
-            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-            b += 32;
-            PYCONV_PREFETCH_NEXT
-            __m512 t;
-#define PYCONV_ROW(i) if (ROWS > i) { t = _mm512_set1_ps(a##i[k]); x##i = _mm512_fmadd_ps(t, b0, x##i); \
-                      y##i = _mm512_fmadd_ps(t, b1, y##i); }
-            PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)
-            PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)
-#undef PYCONV_ROW
+#define PYCONV_ROW(i) if (ROWS > i) { const __m512 t = _mm512_set1_ps(a##i[k]);                             \
+                      x##i = _mm512_fmadd_ps(t, b0, x##i); y##i = _mm512_fmadd_ps(t, b1, y##i); }
+#define PYCONV_K_LOOP(PF)                                                                               \
+        for (size_t k = 0; k < kc; k++) {                                                               \
+            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                           \
+            b += 32;                                                                                    \
+            PYCONV_PREFETCH_NEXT(PF)                                                                    \
+            PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)         \
+            PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)       \
         }
+        if (pf) { PYCONV_K_LOOP(1) } else { PYCONV_K_LOOP(0) }
+#undef PYCONV_K_LOOP
+#undef PYCONV_ROW
     }
     const __mmask16 m0 = pyconv_mask16(nr), m1 = nr > 16 ? pyconv_mask16(nr - 16) : 0;
     __m512 base0 = _mm512_setzero_ps(), base1 = base0;
@@ -96,7 +100,7 @@ pyconv_igemm_avx512_short(const int ROWS, size_t mr, size_t nr, size_t ks, size_
         {                                                                                               \
             const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                           \
             b += 32;                                                                                    \
-            PYCONV_PREFETCH_NEXT                                                                        \
+            PYCONV_PREFETCH_NEXT(pf)                                                                    \
             __m512 t = _mm512_set1_ps(a0[k]);                                                           \
             x[0][h] = _mm512_fmadd_ps(t, b0, x[0][h]);                                                  \
             y[0][h] = _mm512_fmadd_ps(t, b1, y[0][h]);                                                  \
@@ -147,15 +151,18 @@ pyconv_igemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size
            x8 = x0, x9 = x0, x10 = x0, x11 = x0;
     for (size_t s = 0; s < ks; s++) {
         PYCONV_A_ROWS(a + s * PYCONV_GEMM_MR)
-        for (size_t k = 0; k < kc; k++) {
-            const __m512 b0 = _mm512_load_ps(b);
-            b += 16;
-            PYCONV_PREFETCH_NEXT
 #define PYCONV_ROW(i) if (ROWS > i) x##i = _mm512_fmadd_ps(_mm512_set1_ps(a##i[k]), b0, x##i);
-            PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)
-            PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)
-#undef PYCONV_ROW
+#define PYCONV_K_LOOP(PF)                                                                               \
+        for (size_t k = 0; k < kc; k++) {                                                               \
+            const __m512 b0 = _mm512_load_ps(b);                                                        \
+            b += 16;                                                                                    \
+            PYCONV_PREFETCH_NEXT(PF)                                                                    \
+            PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)         \
+            PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)       \
         }
+        if (pf) { PYCONV_K_LOOP(1) } else { PYCONV_K_LOOP(0) }
+#undef PYCONV_K_LOOP
+#undef PYCONV_ROW
     }
     const __mmask16 m0 = pyconv_mask16(nr);
     __m512 base0 = _mm512_setzero_ps();
