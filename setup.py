@@ -159,10 +159,10 @@ headers = [str(p.relative_to(HERE)) for p in sorted((HERE / UKERNELS).rglob("*.h
 # changes the dispatcher's macros, and any changed library must relink the extensions).
 kernel_files = headers + [str(p.relative_to(HERE)) for p in sorted((HERE / UKERNELS).rglob("*.c"))]
 cython_interfaces = ["pyconv/_ukernels.pxd", "pyconv/_level.pxi"]
-# One static library per level, compiled with that level's flags only; the dispatcher (baseline flags)
-# first, so that the linker resolves the levels' symbols it names.
+# One static library per level, compiled with that level's flags only; the dispatcher and the per-thread
+# scratch (baseline flags) first, so that the linker resolves the levels' symbols it names.
 libraries = [("pyconv_ukernels_dispatch", {
-    "sources": [str(UKERNELS / "dispatch.c")], "cflags": base_args, "macros": level_macros,
+    "sources": [str(UKERNELS / "dispatch.c"), str(UKERNELS / "scratch.c")], "cflags": base_args, "macros": level_macros,
     "obj_deps": {"": kernel_files},
 })] + [(f"pyconv_ukernels_{level}", {
     "sources": sources, "cflags": [*base_args, *flags], "obj_deps": {"": headers},

@@ -837,17 +837,16 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     cdef int failed = 0
     cdef int *failp = &failed
     with nogil, parallel(num_threads=nt):
-        v = <float *>pyconv_aligned_alloc(g.TT * g.UT * g.C * sizeof(float))
-        m = <float *>pyconv_aligned_alloc(g.TT * g.UT * g.CO * sizeof(float))
-        ptrs = <const float **>pyconv_aligned_alloc((g.UT + PYCONV_GEMM_MR) * sizeof(float *))
+        # Kept by each thread for its next call (scratch.c): allocated and freed on every call, these
+        # buffers were faulted in anew each time.
+        v = <float *>pyconv_thread_scratch(0, g.TT * g.UT * g.C * sizeof(float))
+        m = <float *>pyconv_thread_scratch(1, g.TT * g.UT * g.CO * sizeof(float))
+        ptrs = <const float **>pyconv_thread_scratch(2, (g.UT + PYCONV_GEMM_MR) * sizeof(float *))
         if v != NULL and m != NULL and ptrs != NULL:
             for u in prange(units, schedule="static"):
                 _wino_unit(&g, u, v, m, ptrs)
         else:
             failp[0] = 1
-        free(v)
-        free(m)
-        free(ptrs)
     _check_alloc(failed)
 
 

@@ -66,6 +66,7 @@ cdef extern from "ukernels.h" nogil:
     void pyconv_prefetch_cells(const float *img, ptrdiff_t C, ptrdiff_t W, ptrdiff_t h0, ptrdiff_t h1,
                                ptrdiff_t w0, ptrdiff_t w1)
     void *pyconv_aligned_alloc(size_t nbytes)
+    void *pyconv_thread_scratch(int slot, size_t nbytes)
     int pyconv_valid_panel(ptrdiff_t nrp)
 
 

@@ -30,7 +30,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from . import _kernels, ops, strategy as _strategy
+from . import _kernels, isa as _isa, ops, strategy as _strategy
 from .packing import (pack_channel_rows, pack_gemm_weights, pack_narrow_group_weights, pack_winograd_weights,
                       unpack_channel_rows, unpack_gemm_weights, unpack_narrow_group_weights, WINOGRAD_TILES)
 from .memory import aligned_empty
@@ -163,7 +163,7 @@ class Conv2D:
         self.b = check_bias(b, co)
         self.activation = parse_activation(activation)
         self.strategy = strategy
-        self._chosen: Dict[Shape4, str] = {}
+        self._chosen: Dict[Tuple[Shape4, str], str] = {}
         self._lock = threading.Lock()
         # The weights are held once, packed for the kernel this convolution runs on (the packed form
         # is a private copy: mutating the caller's array later changes nothing). Another packing, for
@@ -206,7 +206,8 @@ class Conv2D:
         if self.strategy != "auto":
             return _strategy.Choice(self.strategy, "requested explicitly")
         return _strategy.select(self.window.kernel, self.window.stride, self.window.dilation, self.groups,
-                                self.in_channels, self.out_channels, out[1:3], self._narrow_groups_ok())
+                                self.in_channels, self.out_channels, out[1:3], self._narrow_groups_ok(),
+                                _isa.active())
 
     def strategy_for(self, input_shape) -> str:
         """The name of the strategy this operator runs for ``input_shape``."""
@@ -258,9 +259,11 @@ class Conv2D:
         pads, shape = self._geometry(x.shape)
         y = check_out(out, shape, inputs=(x,))
         r = _check_residual(residual, shape, y)
-        name = self._chosen.get(x.shape)
+        # Per shape and level: what auto picks depends on both.
+        key = (x.shape, _isa.active())
+        name = self._chosen.get(key)
         if name is None:
-            name = self._chosen[x.shape] = self.explain(x.shape).strategy
+            name = self._chosen[key] = self.explain(x.shape).strategy
         act = kernel_args(self.activation)
         kh, kw = self.window.kernel
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation

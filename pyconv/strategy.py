@@ -59,6 +59,28 @@ def winograd_tile(cg: int, og: int, out_hw: Tuple[int, int]) -> int:
     return 4
 
 
+def winograd_pays(groups: int, cg: int, og: int, out_hw: Tuple[int, int], level: str) -> bool:
+    """Whether Winograd beats the direct GEMM on a 3x3 stride-1 layer of cg -> og channels per group
+    and an out_hw output, at instruction-set level ``level``.
+
+    Measured on Zen 4 at 2 threads (direct / Winograd, ms): at the avx512 level it wins from 32
+    channels and 14x14 (28x28x32 0.088 / 0.060, 28x28x128 G=2 0.53 / 0.39, G=4 0.275 / 0.275,
+    14x14x256 G=4 0.276 / 0.262).  The 8-wide levels' GEMMs over the short K of a group's channels
+    lose more: avx2 28x28x128 G=4 (32 a group) 0.28 / 0.40, 14x14x256 G=4 0.28 / 0.33, 28x28x64 G=2
+    0.147 / 0.192, and 14x14x32 0.027 / 0.035; they win on 64 channels a group at 28x28 and more
+    (G=2 0.67 / 0.51, 28x28x256 G=4 1.08 / 1.04) and ungrouped from 64 channels or 28x28
+    (28x28x32 0.090 / 0.065, 14x14x64 0.077 / 0.059).  Levels not measured (neon, scalar) follow avx2.
+    """
+    side, channels = min(out_hw), min(cg, og)
+    if channels < WINOGRAD_MIN_CHANNELS or side < WINOGRAD_MIN_SIDE:
+        return False
+    if level == "avx512":
+        return True
+    if groups > 1:
+        return channels >= 64 and side >= 28
+    return channels >= 64 or side >= 28
+
+
 def direct_kernel(groups: int, cg: int, og: int, narrow_groups_ok: bool) -> str:
     """The micro-kernel the direct strategy runs: "few-channels" (an ungrouped layer over at most
     FEW_CHANNELS input channels), "depthwise" (one input channel per group), "narrow-groups" (groups a
@@ -90,7 +112,8 @@ _KERNEL_REASONS = {
 
 
 def select(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int, int], groups: int,
-           c_in: int, c_out: int, out_hw: Tuple[int, int], narrow_groups_ok: bool) -> Choice:
+           c_in: int, c_out: int, out_hw: Tuple[int, int], narrow_groups_ok: bool,
+           level: str) -> Choice:
     """The strategy "auto" picks for this layer shape (per image).
 
     The thresholds come from timing every strategy on MobileNet/Xception/ResNet-like layers on Zen 4
@@ -103,12 +126,12 @@ def select(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int
     of weights) and wins less below 32 channels (56x56x16: 1.4-1.6x).  im2col's copy never paid for
     itself (3-channel first layers: direct 126 GFLOP/s per core with row taps, im2col 95; the
     few-channel kernel has since replaced the row taps there), so it is there on request only.
+    ``level``, the instruction-set level in use, bounds Winograd further (``winograd_pays``).
     """
     cg, og = c_in // groups, c_out // groups
     kernel_name = direct_kernel(groups, cg, og, narrow_groups_ok)
     if kernel_name == "gemm" and not winograd_unsupported(kernel, stride, dilation) \
-            and cg >= WINOGRAD_MIN_CHANNELS and og >= WINOGRAD_MIN_CHANNELS \
-            and min(out_hw) >= WINOGRAD_MIN_SIDE:
+            and winograd_pays(groups, cg, og, out_hw, level):
         m = winograd_tile(cg, og, out_hw)
         return Choice("winograd", f"3x3 stride 1 with {cg}->{og} channels per group on a "
                                   f"{out_hw[0]}x{out_hw[1]} output: F({m}x{m},3x3) does "

@@ -119,6 +119,31 @@ def test_auto_keeps_direct_elsewhere(c, hw, k, s, d):
     assert text.startswith("direct:"), text
 
 
+@pytest.mark.parametrize("hw, c, groups, at_avx512, at_avx2", [
+    (28, 128, 4, True, False), (28, 128, 2, True, True), (14, 256, 4, True, False), (28, 256, 4, True, True),
+    (14, 32, 1, True, False), (14, 64, 1, True, True), (28, 32, 1, True, True), (13, 64, 1, False, False)])
+def test_winograd_pays_by_level(hw, c, groups, at_avx512, at_avx2):
+    cg = c // groups
+    assert strategy.winograd_pays(groups, cg, cg, (hw, hw), "avx512") is at_avx512
+    assert strategy.winograd_pays(groups, cg, cg, (hw, hw), "avx2") is at_avx2
+    assert strategy.winograd_pays(groups, cg, cg, (hw, hw), "neon") is at_avx2
+
+
+def test_a_layer_picks_its_strategy_at_the_level_in_use():
+    if not {"avx512", "avx2"} <= set(pyconv.isa.supported()):
+        pytest.skip("needs a CPU that runs both the avx512 and the avx2 level")
+    rng = rng_for("level-choice")
+    x, w = rand(rng, 1, 28, 28, 128), rand(rng, 3, 3, 32, 128)
+    op = pyconv.Conv2D(w, padding="same", groups=4)
+    want = conv2d_ref(x, w, padding="same", groups=4)
+    with pyconv.isa.use("avx512"):
+        assert op.strategy_for(x.shape) == "winograd"
+        assert_close(op(x), want, rtol=1e-4)
+    with pyconv.isa.use("avx2"):
+        assert op.strategy_for(x.shape) == "direct"
+        assert_close(op(x), want)
+
+
 def test_explicit_winograd_names_its_tile():
     op = pyconv.Conv2D(np.zeros((3, 3, 8, 8), np.float32), padding="same", strategy="winograd")
     assert "F(4x4,3x3)" in op.explain((1, 20, 20, 8)).reason
@@ -150,3 +175,30 @@ def test_auto_winograd_layer_matches_reference_with_residual():
 def test_packing_rejects_unknown_tiles():
     with pytest.raises(ValueError, match="tile"):
         pack_winograd_weights(np.zeros((3, 3, 4, 4), np.float32), 1, 3)
+
+
+def test_concurrent_callers_keep_their_own_scratch():
+    # Each thread keeps its Winograd buffers for its next call (ukernels/scratch.c): callers running
+    # layers of other sizes side by side must not share them.
+    import threading
+
+    rng = rng_for("concurrent")
+    layers = []
+    for hw, c in [(28, 32), (40, 64), (14, 128)]:
+        x, w = rand(rng, 1, hw, hw, c), rand(rng, 3, 3, c, c)
+        op = pyconv.Conv2D(w, padding="same", strategy="winograd")
+        layers.append((op, x, op(x, threads=1)))
+    failures = []
+
+    def caller(i):
+        for k in range(30):
+            op, x, want = layers[(i + k) % len(layers)]
+            if not np.array_equal(op(x, threads=1 + k % 2), want):
+                failures.append((i, k))
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures

@@ -135,4 +135,10 @@ int pyconv_isa_supported(const char *name);
 /* The table of level `name`, or NULL if this build does not hold it. */
 const pyconv_ukernels *pyconv_ukernels_for(const char *name);
 
+/* A buffer of at least `bytes` (aligned as pyconv_aligned_alloc's) that the calling thread keeps in
+ * `slot` for its later calls (scratch.c); NULL if it cannot be had.  Never free it; a thread's slot is
+ * reused by its next call of any driver that takes that slot. */
+#define PYCONV_SCRATCH_SLOTS 4
+void *pyconv_thread_scratch(int slot, size_t bytes);
+
 #endif /* PYCONV_UKERNELS_H */
