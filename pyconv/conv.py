@@ -164,6 +164,12 @@ class Conv2D:
         self.activation = parse_activation(activation)
         self.strategy = strategy
         self._chosen: Dict[Tuple[Shape4, str], str] = {}
+        # The direct strategy's micro-kernel per level, and whether the level decides it at all (the
+        # narrow-group kernel exists on some levels only).
+        self._kinds: Dict[str, str] = {}
+        og = co // self.groups
+        self._level_decides = _strategy.direct_kernel(self.groups, cg, og, True) != \
+            _strategy.direct_kernel(self.groups, cg, og, False)
         self._lock = threading.Lock()
         # The weights are held once, packed for the kernel this convolution runs on (the packed form
         # is a private copy: mutating the caller's array later changes nothing). Another packing, for
@@ -235,8 +241,13 @@ class Conv2D:
 
     def _direct_kind(self) -> str:
         """The packing the direct strategy's kernel reads at the active instruction-set level."""
-        return _strategy.direct_kernel(self.groups, self.kernel_shape[2], self.out_channels // self.groups,
-                                       self._narrow_groups_ok())
+        level = _isa.active()
+        kind = self._kinds.get(level)
+        if kind is None:
+            kind = self._kinds[level] = _strategy.direct_kernel(self.groups, self.kernel_shape[2],
+                                                                self.out_channels // self.groups,
+                                                                self._narrow_groups_ok())
+        return kind
 
     def _weights(self, kind: str):
         packed = self._packed.get(kind)
@@ -278,11 +289,9 @@ class Conv2D:
 
         # Pack the weights the chosen kernel needs now, not on the first run.
         kernel = choose()
-        # Chosen again on every call only where the level decides: the narrow-group kernel exists only on
-        # some instruction-set levels, and pyconv.isa.use can switch levels between runs.
-        cg, og = self.kernel_shape[2], self.out_channels // groups
-        by_level = name not in ("winograd", "im2col") and \
-            _strategy.direct_kernel(groups, cg, og, True) != _strategy.direct_kernel(groups, cg, og, False)
+        # Chosen again on every call only where the level decides: pyconv.isa.use can switch levels between
+        # runs.
+        by_level = name not in ("winograd", "im2col") and self._level_decides
         bound_kernel = kernel
         self._weights("gemm" if kernel == "im2col" else kernel)
         direct = (_kernels.direct_plan(x, self._weights("gemm"), b, y, kh, kw, sh, sw, dh, dw, pt, pl, groups, act,
