@@ -280,7 +280,7 @@ class Conv2D:
         (sh, sw), (dh, dw) = self.window.stride, self.window.dilation
         b, groups, pt, pl = self.b, self.groups, pads[0], pads[2]
 
-        winograd = f"winograd{self._winograd_tile(shape)}"
+        winograd = f"winograd{self._winograd_tile(shape)}" if name == "winograd" else None
 
         def choose() -> str:
             if name == "winograd":

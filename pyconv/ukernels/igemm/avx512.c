@@ -24,6 +24,17 @@
 #define PYCONV_PREFETCH_NEXT(PF)                                                                        \
     if (PF) { _mm_prefetch((const char *)pf, _MM_HINT_T1); pf += 16; }
 
+/* A tile's k loop over one pointer set, in those two copies; the tile defines PYCONV_LOAD_B (the
+ * step's B vectors, b advanced past them) and PYCONV_ROW(i) (row i's FMAs). */
+#define PYCONV_K_LOOP(PF)                                                                               \
+    for (size_t k = 0; k < kc; k++) {                                                                   \
+        PYCONV_LOAD_B                                                                                   \
+        PYCONV_PREFETCH_NEXT(PF)                                                                        \
+        PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)             \
+        PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)           \
+    }
+#define PYCONV_K_LOOPS if (pf) { PYCONV_K_LOOP(1) } else { PYCONV_K_LOOP(0) }
+
 /* Up to 24 accumulators in zmm registers: ROWS rows x (2 x 16 columns); per k: 2 loads of B and ROWS
  * broadcasts of A.  ROWS is a literal at each call below, so the unused rows compile away: the 1- to
  * 8-row variants keep small remainders (49 = 4 x 12 + 1 pixels) from paying for a full 12-row tile, and
@@ -39,16 +50,9 @@ pyconv_igemm_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size_t
         PYCONV_A_ROWS(a + s * PYCONV_GEMM_MR)
 #define PYCONV_ROW(i) if (ROWS > i) { const __m512 t = _mm512_set1_ps(a##i[k]);                             \
                       x##i = _mm512_fmadd_ps(t, b0, x##i); y##i = _mm512_fmadd_ps(t, b1, y##i); }
-#define PYCONV_K_LOOP(PF)                                                                               \
-        for (size_t k = 0; k < kc; k++) {                                                               \
-            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                           \
-            b += 32;                                                                                    \
-            PYCONV_PREFETCH_NEXT(PF)                                                                    \
-            PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)         \
-            PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)       \
-        }
-        if (pf) { PYCONV_K_LOOP(1) } else { PYCONV_K_LOOP(0) }
-#undef PYCONV_K_LOOP
+#define PYCONV_LOAD_B const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16); b += 32;
+        PYCONV_K_LOOPS
+#undef PYCONV_LOAD_B
 #undef PYCONV_ROW
     }
     const __mmask16 m0 = pyconv_mask16(nr), m1 = nr > 16 ? pyconv_mask16(nr - 16) : 0;
@@ -152,16 +156,9 @@ pyconv_igemm16_avx512_rows(const int ROWS, size_t mr, size_t nr, size_t ks, size
     for (size_t s = 0; s < ks; s++) {
         PYCONV_A_ROWS(a + s * PYCONV_GEMM_MR)
 #define PYCONV_ROW(i) if (ROWS > i) x##i = _mm512_fmadd_ps(_mm512_set1_ps(a##i[k]), b0, x##i);
-#define PYCONV_K_LOOP(PF)                                                                               \
-        for (size_t k = 0; k < kc; k++) {                                                               \
-            const __m512 b0 = _mm512_load_ps(b);                                                        \
-            b += 16;                                                                                    \
-            PYCONV_PREFETCH_NEXT(PF)                                                                    \
-            PYCONV_ROW(0) PYCONV_ROW(1) PYCONV_ROW(2) PYCONV_ROW(3) PYCONV_ROW(4) PYCONV_ROW(5)         \
-            PYCONV_ROW(6) PYCONV_ROW(7) PYCONV_ROW(8) PYCONV_ROW(9) PYCONV_ROW(10) PYCONV_ROW(11)       \
-        }
-        if (pf) { PYCONV_K_LOOP(1) } else { PYCONV_K_LOOP(0) }
-#undef PYCONV_K_LOOP
+#define PYCONV_LOAD_B const __m512 b0 = _mm512_load_ps(b); b += 16;
+        PYCONV_K_LOOPS
+#undef PYCONV_LOAD_B
 #undef PYCONV_ROW
     }
     const __mmask16 m0 = pyconv_mask16(nr);
