@@ -704,8 +704,10 @@ def conv2d_narrow_groups(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
 # ---------------------------------------------------------------------------------------------- Winograd
 
 ctypedef struct wino_geom:
-    ptrdiff_t N, H, W, C, OH, OW, CO, PT, PL, G, CG, OG, P, NRP, TH, TW, tiles, blocks, M, TT, UT
-    ptrdiff_t chunks, per_chunk     # output-channel panels split over units (ungrouped layers)
+    ptrdiff_t N, H, W, C, OH, OW, CO, PT, PL, G, CG, OG, P, NRP, TH, TW, tiles, M, TT, UT
+    ptrdiff_t MT, blocks            # GEMM tiles (PYCONV_GEMM_MR Winograd tiles) and units of them, per image
+    ptrdiff_t chunks, per_chunk     # output channels split over units: panels of an ungrouped layer,
+                                    # or whole groups
     const float *x
     const float *packed       # (TT, G, P, CG, NR)
     const float *bias
@@ -728,15 +730,24 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
     cdef ptrdiff_t ch = unit % g.chunks
     cdef ptrdiff_t n = unit // g.chunks // g.blocks
     cdef ptrdiff_t b = unit // g.chunks % g.blocks
-    cdef ptrdiff_t t0 = b * g.tiles // g.blocks
-    cdef ptrdiff_t count = (b + 1) * g.tiles // g.blocks - t0
+    # Whole GEMM tiles of the image's: how its tiles group into GEMM rows, and so each output's sum
+    # order (the 1- and 2-row tiles sum in phases), does not depend on the thread count.
+    cdef ptrdiff_t t0 = b * g.MT // g.blocks * PYCONV_GEMM_MR
+    cdef ptrdiff_t count = min((b + 1) * g.MT // g.blocks * PYCONV_GEMM_MR, g.tiles) - t0
     cdef ptrdiff_t ntiles = _cdiv(count, PYCONV_GEMM_MR)
-    cdef ptrdiff_t p0 = ch * g.per_chunk
-    cdef ptrdiff_t p1 = min(p0 + g.per_chunk, g.P)
-    # The unit's output channels: a chunk of panels of an ungrouped layer, or all of them.
-    cdef ptrdiff_t c0 = p0 * g.NRP if g.chunks > 1 else 0
-    cdef ptrdiff_t c1 = min(p1 * g.NRP, g.CO) if g.chunks > 1 else g.CO
-    cdef const float *img = g.x + n * g.H * g.W * g.C
+    # The unit's output channels c0 .. c1: a chunk of an ungrouped layer's panels p0 .. p1, or the
+    # groups g0 .. g1 of a grouped one (whose input channels are the only ones it transforms).
+    cdef ptrdiff_t p0 = 0, p1 = g.P, g0 = 0, g1 = g.G
+    if g.G == 1:
+        p0 = ch * g.per_chunk
+        p1 = min(p0 + g.per_chunk, g.P)
+    else:
+        g0 = ch * g.per_chunk
+        g1 = min(g0 + g.per_chunk, g.G)
+    cdef ptrdiff_t c0 = p0 * g.NRP + g0 * g.OG
+    cdef ptrdiff_t c1 = min(p1 * g.NRP, g.CO) if g.G == 1 else g1 * g.OG
+    cdef ptrdiff_t i0 = g0 * g.CG
+    cdef const float *img = g.x + n * g.H * g.W * g.C + i0
     cdef float *out = g.y + n * g.OH * g.OW * g.CO + c0
     cdef ptrdiff_t t, ty, tx, xi, grp, p, nr, nrp, mt, mr, i, row, rows, cols, r
     cdef ptrdiff_t M = g.M
@@ -746,11 +757,11 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
     for t in range(count):
         ty = (t0 + t) // g.TW
         tx = (t0 + t) - ty * g.TW
-        g.uk.wino_input(<int>M, img, g.H, g.W, g.C, M * ty - g.PT, M * tx - g.PL, g.zeros, v + t * g.C,
-                        g.UT * g.C)
+        g.uk.wino_input(<int>M, img, g.H, g.W, g.C, (g1 - g0) * g.CG, M * ty - g.PT, M * tx - g.PL, g.zeros,
+                        v + t * g.C + i0, g.UT * g.C)
     # One GEMM per transformed tap: (count x C/G) by (C/G x C_out/G), per group, over the unit's tiles.
     for xi in range(g.TT):
-        for grp in range(g.G):
+        for grp in range(g0, g1):
             for mt in range(ntiles):
                 for i in range(PYCONV_GEMM_MR):
                     row = min(mt * PYCONV_GEMM_MR + i, count - 1)
@@ -760,7 +771,7 @@ cdef void _wino_unit(const wino_geom *g, ptrdiff_t unit, float *v, float *m, con
                 nrp = _panel_stride(nr, g.NRP)
                 # Blocks lie in the order they are used: the next one follows, except after the last.
                 blk = g.packed + ((xi * g.G + grp) * g.P + p) * g.CG * g.NRP
-                nxt = NULL if (xi == g.TT - 1 and grp == g.G - 1 and p == p1 - 1) else blk + g.CG * g.NRP
+                nxt = NULL if (xi == g.TT - 1 and grp == g1 - 1 and p == p1 - 1) else blk + g.CG * g.NRP
                 for mt in range(ntiles):
                     mr = min(PYCONV_GEMM_MR, count - mt * PYCONV_GEMM_MR)
                     g.uk.igemm(nrp, mr, nr, 1, g.CG, ptrs + mt * PYCONV_GEMM_MR, blk,
@@ -822,12 +833,12 @@ def conv2d_winograd(const float[:, :, :, ::1] x, const float[:, :, :, :, ::1] pa
     g.zeros = &zeros[0]
     cdef double macs = <double>g.N * g.tiles * g.TT * g.CO * g.CG
     cdef int want = _team(threads, g.N * g.tiles * g.P, macs)
-    g.blocks = _pixel_blocks(g.N, g.tiles, g.UT, want, want)
-    # A small image (a few units of tiles) splits its output channels too, each chunk transforming
-    # the unit's input tiles again: cheaper than leaving a thread idle.
-    g.chunks, g.per_chunk = 1, g.P
-    if groups == 1:
-        _chunking(g.N * g.blocks, g.P, want, &g.chunks, &g.per_chunk)
+    g.MT = _cdiv(g.tiles, PYCONV_GEMM_MR)
+    g.blocks = _pixel_blocks(g.N, g.MT, g.UT // PYCONV_GEMM_MR, want, want)
+    # A small image (a few units of tiles) splits its output channels too: an ungrouped layer's panels,
+    # each chunk transforming the unit's input tiles again (cheaper than leaving a thread idle), or a
+    # grouped layer's groups, each chunk transforming only its groups' channels.
+    _chunking(g.N * g.blocks, g.P if groups == 1 else groups, want, &g.chunks, &g.per_chunk)
     cdef ptrdiff_t units = g.N * g.blocks * g.chunks
     cdef int nt = _team(threads, units, macs)
     cdef ptrdiff_t u

@@ -39,8 +39,9 @@ cdef extern from "ukernels.h" nogil:
         int (*gconv_supported)(ptrdiff_t cg, ptrdiff_t og) noexcept nogil
         void (*gconv_row)(const pyconv_gc_geom *g, const float *x, const float *w, const int *idx,
                           const float *bias, float *y, ptrdiff_t oh, int act) noexcept nogil
-        void (*wino_input)(int m, const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0,
-                           ptrdiff_t iw0, const float *zeros, float *v, ptrdiff_t v_stride) noexcept nogil
+        void (*wino_input)(int m, const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t n,
+                           ptrdiff_t ih0, ptrdiff_t iw0, const float *zeros, float *v,
+                           ptrdiff_t v_stride) noexcept nogil
         void (*wino_output)(int m, const float *mm, ptrdiff_t m_stride, const float *bias, float *y,
                             ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t CO, ptrdiff_t n, ptrdiff_t oh0, ptrdiff_t ow0,
                             int act) noexcept nogil

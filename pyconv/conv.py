@@ -233,8 +233,8 @@ class Conv2D:
         return _UNPACKERS[self._source](self._packed[self._source], self.kernel_shape, self.groups)
 
     def _winograd_tile(self, out_shape) -> int:
-        return _strategy.winograd_tile(self.kernel_shape[2], self.out_channels // self.groups,
-                                       tuple(out_shape[1:3]))
+        return _strategy.winograd_tile(self.groups, self.kernel_shape[2], self.out_channels // self.groups,
+                                       tuple(out_shape[1:3]), _isa.active())
 
     def _narrow_groups_ok(self) -> bool:
         return _kernels.narrow_groups_supported(self.kernel_shape[2], self.out_channels // self.groups)

@@ -41,35 +41,43 @@ def winograd_unsupported(kernel: Tuple[int, int], stride: Tuple[int, int],
     return ""
 
 
-def winograd_tile(cg: int, og: int, out_hw: Tuple[int, int]) -> int:
-    """The output tile m of the Winograd F(mxm, 3x3) that serves a layer of cg -> og channels per group
-    and an output of out_hw pixels: 6, 4 or 2.
+def winograd_tile(groups: int, cg: int, og: int, out_hw: Tuple[int, int], level: str) -> int:
+    """The output tile m of the Winograd F(mxm, 3x3) that serves a layer of ``groups`` groups of cg -> og
+    channels and an output of out_hw pixels at instruction-set level ``level``: 6, 4 or 2.
 
-    Measured at one thread on Zen 4 (avx512): F(6) (64 GEMMs per 6x6 outputs) beats F(4) (36 per 4x4)
-    on maps of >= 28 pixels each way with <= 128 channels (56x56x64: 0.79 ms against 0.78 - a draw;
-    28x28x128 0.73 against 0.83; 112x112x64 3.0 against 3.6; 147x147x128 17.6 against 21.5), but its
-    tiles waste more of a small map (14x14x256: 1.40 against 0.86, its 3x3 tiles covering 18x18) and
-    its weights, 7x the 3x3 ones, more of the caches with many channels (74x74x256: 21.5 against 20.3).
-    An output of at most 2x2 pixels is one F(2) tile, 16 GEMM rows where F(4) would compute 36.
+    Measured on Zen 4 at 2 threads (ms, F(2) / F(4) / F(6)).  F(6) (64 GEMMs per 6x6 outputs) wins on
+    ungrouped maps of >= 28 pixels each way with <= 128 channels at the avx512 level (28x28x128 0.57 /
+    0.45 / 0.43; 112x112x64 2.6 / 1.6 / 1.5), but its weights, 7x the 3x3 ones, fill the caches with
+    more channels (28x28x256 2.3 / 1.6 / 2.6) and its short GEMMs over a group's channels lose
+    (28x28x128 G=2 0.31 / 0.22 / 0.30, G=4 0.20 / 0.15 / 0.24).  The 8-wide levels' GEMMs need more rows
+    per weight: F(6) wins there only on large maps or few channels (56x56x64 0.69 / 0.61 / 0.66;
+    112x112x64 2.9 / 2.0 / 1.8; 28x28x32 0.063 / 0.088 / 0.061), and on 14x14 maps with many channels
+    F(2)'s 49 tiles beat F(4)'s 16, which cover 16x16 (14x14x256 0.67 / 0.78 / 1.07; at avx512 0.58 /
+    0.57 / 0.72).  An output of at most 2x2 pixels is one F(2) tile, 16 GEMM rows where F(4) would
+    compute 36.
     """
+    side, width = min(out_hw), max(cg, og)
     if max(out_hw) <= 2:
         return 2
-    if min(out_hw) >= 28 and max(cg, og) <= 128:
+    if groups == 1 and side >= 28 and width <= 128 and (level == "avx512" or side > 56 or width <= 32):
         return 6
+    if level != "avx512" and side < 28 and min(cg, og) >= 128:
+        return 2
     return 4
 
 
 def winograd_pays(groups: int, cg: int, og: int, out_hw: Tuple[int, int], level: str) -> bool:
-    """Whether Winograd beats the direct GEMM on a 3x3 stride-1 layer of cg -> og channels per group
-    and an out_hw output, at instruction-set level ``level``.
+    """Whether Winograd (with ``winograd_tile``'s tile) beats the direct GEMM on a 3x3 stride-1 layer of
+    ``groups`` groups of cg -> og channels and an out_hw output, at instruction-set level ``level``.
 
     Measured on Zen 4 at 2 threads (direct / Winograd, ms): at the avx512 level it wins from 32
-    channels and 14x14 (28x28x32 0.088 / 0.060, 28x28x128 G=2 0.53 / 0.39, G=4 0.275 / 0.275,
-    14x14x256 G=4 0.276 / 0.262).  The 8-wide levels' GEMMs over the short K of a group's channels
-    lose more: avx2 28x28x128 G=4 (32 a group) 0.28 / 0.40, 14x14x256 G=4 0.28 / 0.33, 28x28x64 G=2
-    0.147 / 0.192, and 14x14x32 0.027 / 0.035; they win on 64 channels a group at 28x28 and more
-    (G=2 0.67 / 0.51, 28x28x256 G=4 1.08 / 1.04) and ungrouped from 64 channels or 28x28
-    (28x28x32 0.090 / 0.065, 14x14x64 0.077 / 0.059).  Levels not measured (neon, scalar) follow avx2.
+    channels and 14x14 (28x28x32 0.080 / 0.056, 28x28x128 G=2 0.53 / 0.22, G=4 0.27 / 0.15, 28x28x64
+    G=2 0.144 / 0.076, 14x14x256 G=4 0.27 / 0.16).  The 8-wide levels' GEMMs over the short K of a
+    group's channels win less: with 32 channels a group only on 28x28 maps of >= 128 channels in all
+    (28x28x128 G=4 0.273 / 0.200, 28x28x256 G=8 0.55 / 0.41, but 28x28x64 G=2 0.140 / 0.144 and
+    14x14x128 G=4 0.070 / 0.071), with 64 from 14x14 (14x14x256 G=4 0.271 / 0.173, 14x14x128 G=2
+    0.135 / 0.087); ungrouped from 64 channels or 28x28 (28x28x32 0.083 / 0.061, 14x14x64 0.072 /
+    0.066, but 14x14x32 0.019 / 0.029).  Levels not measured (neon, scalar) follow avx2.
     """
     side, channels = min(out_hw), min(cg, og)
     if channels < WINOGRAD_MIN_CHANNELS or side < WINOGRAD_MIN_SIDE:
@@ -77,7 +85,7 @@ def winograd_pays(groups: int, cg: int, og: int, out_hw: Tuple[int, int], level:
     if level == "avx512":
         return True
     if groups > 1:
-        return channels >= 64 and side >= 28
+        return channels >= 64 or (side >= 28 and groups * channels >= 128)
     return channels >= 64 or side >= 28
 
 
@@ -132,7 +140,7 @@ def select(kernel: Tuple[int, int], stride: Tuple[int, int], dilation: Tuple[int
     kernel_name = direct_kernel(groups, cg, og, narrow_groups_ok)
     if kernel_name == "gemm" and not winograd_unsupported(kernel, stride, dilation) \
             and winograd_pays(groups, cg, og, out_hw, level):
-        m = winograd_tile(cg, og, out_hw)
+        m = winograd_tile(groups, cg, og, out_hw, level)
         return Choice("winograd", f"3x3 stride 1 with {cg}->{og} channels per group on a "
                                   f"{out_hw[0]}x{out_hw[1]} output: F({m}x{m},3x3) does "
                                   f"{9 * m * m / (m + 2) ** 2:.2f}x fewer multiplications, in GEMMs long "

@@ -42,8 +42,8 @@
     const pyconv_gc_geom *g, const float *x, const float *w, const int *idx, const float *bias,      \
         float *y, ptrdiff_t oh, int act
 #define PYCONV_WINO_INPUT_ARGS                                                                       \
-    int m, const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ih0, ptrdiff_t iw0,             \
-        const float *zeros, float *v, ptrdiff_t v_stride
+    int m, const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t n, ptrdiff_t ih0,               \
+        ptrdiff_t iw0, const float *zeros, float *v, ptrdiff_t v_stride
 #define PYCONV_WINO_OUTPUT_ARGS                                                                      \
     int m, const float *mm, ptrdiff_t m_stride, const float *bias, float *y, ptrdiff_t OH, ptrdiff_t OW,   \
         ptrdiff_t CO, ptrdiff_t n, ptrdiff_t oh0, ptrdiff_t ow0, int act

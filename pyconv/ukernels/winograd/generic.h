@@ -172,8 +172,9 @@ static void PYCONV_WINO_FN(pyconv_wino_output6)(const float *__restrict__ mm, pt
     PYCONV_WINO_OUTPUT_BODY(8, 6, pyconv_wino_at8)
 }
 
-/* Transforms the (m+2)x(m+2) tile whose top-left input pixel is (ih0, iw0) (may lie in the padding)
- * into v[k * v_stride + c] for k < (m+2)^2; taps outside the image read from `zeros` (>= C floats). */
+/* Transforms channels [0, n) of the (m+2)x(m+2) tile whose top-left input pixel is (ih0, iw0) (may lie
+ * in the padding; x's pixels are C floats apart) into v[k * v_stride + c] for k < (m+2)^2, c < n; taps
+ * outside the image read from `zeros` (>= n floats). */
 void PYCONV_WINO_FN(pyconv_wino_input)(PYCONV_WINO_INPUT_ARGS) {
     const int T = m + 2;
     const float *d[64];
@@ -183,11 +184,11 @@ void PYCONV_WINO_FN(pyconv_wino_input)(PYCONV_WINO_INPUT_ARGS) {
             d[r * T + q] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? x + (ih * W + iw) * C : zeros;
         }
     if (m == 2)
-        PYCONV_WINO_FN(pyconv_wino_input4)(d, C, v, v_stride);
+        PYCONV_WINO_FN(pyconv_wino_input4)(d, n, v, v_stride);
     else if (m == 4)
-        PYCONV_WINO_FN(pyconv_wino_input6)(d, C, v, v_stride);
+        PYCONV_WINO_FN(pyconv_wino_input6)(d, n, v, v_stride);
     else
-        PYCONV_WINO_FN(pyconv_wino_input8)(d, C, v, v_stride);
+        PYCONV_WINO_FN(pyconv_wino_input8)(d, n, v, v_stride);
 }
 
 /* Transforms mm[k * m_stride + o] (k < (m+2)^2, o < n) into channels 0..n-1 of the mxm output tile at
