@@ -139,7 +139,8 @@ def layer_data(row: ConvLayer, seed: int = 0):
 
 def pyconv_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int, operator: str,
                   strategy: str = "auto", name: str = "pyconv") -> Engine:
-    """pyconv's prepared operator for ``row``: ``operator`` is conv2d, pointwise or depthwise."""
+    """pyconv's prepared operator for ``row``, bound to its input and output (``op.bind``) as ONNX Runtime
+    is to its I/O binding: ``operator`` is conv2d, pointwise or depthwise."""
     import pyconv
 
     if operator == "pointwise" and row.stride != 1:
@@ -152,8 +153,8 @@ def pyconv_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int, op
         op = pyconv.Conv2D(w, stride=row.stride, padding=row.padding, groups=row.groups, strategy=strategy)
     # Only Conv2D chooses among strategies; its explain() also says which micro-kernel serves the shape.
     choice = op.explain(x.shape) if hasattr(op, "explain") else None
-    out = np.empty(op.output_shape(x.shape), dtype=np.float32)
-    return Engine(name, lambda: op(x, out=out, threads=threads), lambda: out,
+    bound = op.bind(x)
+    return Engine(name, lambda: bound(threads), lambda: bound.out,
                   {"operator": operator, "strategy": choice.strategy if choice else operator,
                    "strategy_requested": strategy, "strategy_reason": choice.reason if choice else ""})
 

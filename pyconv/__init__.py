@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 from . import isa
 from .config import build_info, show_config
-from .conv import (Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D, conv2d, dense,
+from .conv import (Bound, Conv2D, Dense, DepthwiseConv2D, PointwiseConv2D, SeparableConv2D, conv2d, dense,
                    depthwise_conv2d, explain_conv2d, pointwise_conv2d, separable_conv2d)
 from .graph import MemoryPlan, Model, ModelError, Profile, UnknownTensorError, load
 from .labels import imagenet_labels
@@ -27,7 +27,7 @@ from .predict import predict  # the function; the modules stay reachable as pyco
 
 __all__ = [
     "__version__", "isa", "build_info", "show_config", "resolve_threads",
-    "Conv2D", "DepthwiseConv2D", "PointwiseConv2D", "SeparableConv2D", "Dense",
+    "Conv2D", "DepthwiseConv2D", "PointwiseConv2D", "SeparableConv2D", "Dense", "Bound",
     "conv2d", "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "dense", "explain_conv2d",
     "max_pool2d", "avg_pool2d", "global_avg_pool2d", "add", "subtract", "multiply", "divide", "scale_shift",
     "concat", "slice_axis", "channel_shuffle", "softmax", "resize", "nchw_to_nhwc", "nhwc_to_nchw", "activation",

@@ -7,6 +7,8 @@
     Dense             fully connected layer, the pointwise GEMM on (N, features)
 
 and the functional forms (``conv2d``, ``depthwise_conv2d``, ...) that build an operator and run it once.
+``op.bind(x, out=...)`` gives a :class:`Bound` call: the arguments checked and the kernel planned once,
+then each call computes from the arrays' current contents (a loop over frames, or a layer timed alone).
 Conv2D, PointwiseConv2D and SeparableConv2D take a ``residual``: an array of the output's shape added
 before the activation (a skip connection, ``act(conv(x) + residual)``), fused into the GEMM's store.
 Every ``activation`` is None, a function name or a mapping with its parameters (:mod:`pyconv.activations`);
@@ -96,6 +98,44 @@ def _shape4(input_shape) -> Shape4:
     if len(shape) != 4 or min(shape) < 0:
         raise ValueError(f"input_shape must be (N, H, W, C), got {input_shape!r}")
     return shape  # type: ignore[return-value]
+
+
+class Bound:
+    """An operator bound to its arrays by ``op.bind(x, ...)``: the arguments are checked, the strategy
+    chosen and the kernel planned once, and each call computes ``out`` from the current contents of
+    ``x`` (and ``residual``), as ONNX Runtime's I/O binding does. Refill ``x`` in place between calls
+    (``x[...] = frame``). It holds its arrays; one caller at a time (two threads running one bound call
+    write the same output).
+
+    >>> op = Conv2D(np.ones((3, 3, 3, 4), np.float32), padding="same")
+    >>> x = np.ones((1, 5, 5, 3), np.float32)
+    >>> run = op.bind(x)
+    >>> x[...] = 2.0
+    >>> float(run(threads=1)[0, 2, 2, 0])
+    54.0
+    """
+    __slots__ = ("_run", "out")
+
+    def __init__(self, run: Callable[[int], np.ndarray], out: np.ndarray) -> None:
+        self._run = run
+        self.out = out
+
+    def __call__(self, threads: Optional[int] = None) -> np.ndarray:
+        """Compute into ``out`` and return it, at ``threads`` threads (None: ``OMP_NUM_THREADS`` or every
+        core)."""
+        return self._run(resolve_threads(threads))
+
+
+def _bind_arrays(op, x, out: Optional[np.ndarray], **arrays) -> Bound:
+    """``op._bind`` over arrays it reads in place: float32 and C-contiguous already, since a converted
+    copy would not see the caller's later updates."""
+    for name, a in (("x", x), *arrays.items()):
+        if a is not None and not (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous):
+            what = f"{a.dtype} array of strides {a.strides}" if isinstance(a, np.ndarray) else type(a).__name__
+            raise TypeError(f"bind reads {name} in place on every call, so it must be a C-contiguous float32 "
+                            f"array; got a {what} (np.ascontiguousarray(x, dtype=np.float32) makes one to fill)")
+    y = out if out is not None else aligned_empty(op.output_shape(x.shape))
+    return Bound(op._bind(x, out=y, **arrays), y)
 
 
 class _Window:
@@ -262,6 +302,11 @@ class Conv2D:
     def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
                  threads: Optional[int] = None) -> np.ndarray:
         return self._bind(x, residual, out)(resolve_threads(threads))
+
+    def bind(self, x: np.ndarray, *, residual: Optional[np.ndarray] = None,
+             out: Optional[np.ndarray] = None) -> Bound:
+        """This operator bound to ``x``, ``residual`` and ``out`` (a new array when None): see :class:`Bound`."""
+        return _bind_arrays(self, x, out, residual=residual)
 
     def _bind(self, x, residual=None, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
         """Validate the arguments once and return ``run(threads)``, which computes into the bound output
@@ -458,6 +503,10 @@ class DepthwiseConv2D:
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
         return self._bind(x, out)(resolve_threads(threads))
 
+    def bind(self, x: np.ndarray, *, out: Optional[np.ndarray] = None) -> Bound:
+        """This operator bound to ``x`` and ``out`` (a new array when None): see :class:`Bound`."""
+        return _bind_arrays(self, x, out)
+
     def _bind(self, x, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
         """See :meth:`Conv2D._bind`."""
         x = as_float32_array("x", x, 4)
@@ -519,6 +568,11 @@ class PointwiseConv2D:
                  threads: Optional[int] = None) -> np.ndarray:
         return self._bind(x, residual, out)(resolve_threads(threads))
 
+    def bind(self, x: np.ndarray, *, residual: Optional[np.ndarray] = None,
+             out: Optional[np.ndarray] = None) -> Bound:
+        """This operator bound to ``x``, ``residual`` and ``out`` (a new array when None): see :class:`Bound`."""
+        return _bind_arrays(self, x, out, residual=residual)
+
     def _bind(self, x, residual=None, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
         """See :meth:`Conv2D._bind`."""
         x = as_float32_array("x", x, 4)
@@ -560,6 +614,10 @@ class Dense:
 
     def __call__(self, x, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
         return self._bind(x, out)(resolve_threads(threads))
+
+    def bind(self, x: np.ndarray, *, out: Optional[np.ndarray] = None) -> Bound:
+        """This operator bound to ``x`` and ``out`` (a new array when None): see :class:`Bound`."""
+        return _bind_arrays(self, x, out)
 
     def _bind(self, x, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
         """See :meth:`Conv2D._bind`."""
@@ -619,6 +677,11 @@ class SeparableConv2D:
     def __call__(self, x, *, residual=None, out: Optional[np.ndarray] = None,
                  threads: Optional[int] = None) -> np.ndarray:
         return self._bind(x, residual, out)(resolve_threads(threads))
+
+    def bind(self, x: np.ndarray, *, residual: Optional[np.ndarray] = None,
+             out: Optional[np.ndarray] = None) -> Bound:
+        """This operator bound to ``x``, ``residual`` and ``out`` (a new array when None): see :class:`Bound`."""
+        return _bind_arrays(self, x, out, residual=residual)
 
     def _bind(self, x, residual=None, out: Optional[np.ndarray] = None) -> Callable[[int], np.ndarray]:
         """See :meth:`Conv2D._bind`."""
