@@ -19,8 +19,8 @@ FEW_CHANNELS = 4
 
 
 # Winograd under "auto": at least this many channels per group each way, and an output at least this
-# many pixels on each side (see ``select``).
-WINOGRAD_MIN_CHANNELS = 32
+# many pixels on each side (``winograd_pays`` asks more of most layers).
+WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_SIDE = 14
 
 
@@ -72,7 +72,8 @@ def winograd_pays(groups: int, cg: int, og: int, out_hw: Tuple[int, int], level:
 
     Measured on Zen 4 at 2 threads (direct / Winograd, ms): at the avx512 level it wins from 32
     channels and 14x14 (28x28x32 0.080 / 0.056, 28x28x128 G=2 0.53 / 0.22, G=4 0.27 / 0.15, 28x28x64
-    G=2 0.144 / 0.076, 14x14x256 G=4 0.27 / 0.16).  The 8-wide levels' GEMMs over the short K of a
+    G=2 0.144 / 0.076, 14x14x256 G=4 0.27 / 0.16), and from 16 on maps of >= 28x28 (28x28x128 G=8
+    0.143 / 0.127, 56x56x128 G=8 0.60 / 0.43, 56x56x16 0.078 / 0.058; but 14x14x256 G=16 0.075 / 0.075).  The 8-wide levels' GEMMs over the short K of a
     group's channels win less: with 32 channels a group only on 28x28 maps of >= 128 channels in all
     (28x28x128 G=4 0.273 / 0.200, 28x28x256 G=8 0.55 / 0.41, but 28x28x64 G=2 0.140 / 0.144 and
     14x14x128 G=4 0.070 / 0.071), with 64 from 14x14 (14x14x256 G=4 0.271 / 0.173, 14x14x128 G=2
@@ -83,7 +84,9 @@ def winograd_pays(groups: int, cg: int, og: int, out_hw: Tuple[int, int], level:
     if channels < WINOGRAD_MIN_CHANNELS or side < WINOGRAD_MIN_SIDE:
         return False
     if level == "avx512":
-        return True
+        return channels >= 32 or side >= 28
+    if channels < 32:
+        return False
     if groups > 1:
         return channels >= 64 or (side >= 28 and groups * channels >= 128)
     return channels >= 64 or side >= 28

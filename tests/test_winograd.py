@@ -122,7 +122,7 @@ def test_auto_picks_winograd_where_it_measured_faster(c, hw, at_avx512, elsewher
     assert text.startswith("winograd:") and f"F({tile}x{tile},3x3)" in text, text
 
 
-@pytest.mark.parametrize("c, hw, k, s, d", [(512, 7, 3, 1, 1), (16, 56, 3, 1, 1), (64, 56, 3, 2, 1),
+@pytest.mark.parametrize("c, hw, k, s, d", [(512, 7, 3, 1, 1), (8, 56, 3, 1, 1), (64, 56, 3, 2, 1),
                                              (64, 56, 3, 1, 2), (64, 56, 5, 1, 1), (64, 13, 3, 1, 1)])
 def test_auto_keeps_direct_elsewhere(c, hw, k, s, d):
     text = pyconv.explain_conv2d((1, hw, hw, c), (k, k, c, c), stride=s, dilation=d, padding="same")
@@ -132,7 +132,8 @@ def test_auto_keeps_direct_elsewhere(c, hw, k, s, d):
 @pytest.mark.parametrize("hw, c, groups, at_avx512, at_avx2", [
     (28, 128, 4, True, True), (28, 128, 2, True, True), (14, 256, 4, True, True), (28, 256, 4, True, True),
     (28, 256, 8, True, True), (28, 64, 2, True, False), (14, 128, 4, True, False), (14, 128, 2, True, True),
-    (14, 32, 1, True, False), (14, 64, 1, True, True), (28, 32, 1, True, True), (13, 64, 1, False, False)])
+    (14, 32, 1, True, False), (14, 64, 1, True, True), (28, 32, 1, True, True), (13, 64, 1, False, False),
+    (28, 128, 8, True, False), (56, 16, 1, True, False), (14, 256, 16, False, False), (56, 8, 1, False, False)])
 def test_winograd_pays_by_level(hw, c, groups, at_avx512, at_avx2):
     cg = c // groups
     assert strategy.winograd_pays(groups, cg, cg, (hw, hw), "avx512") is at_avx512
