@@ -222,7 +222,8 @@ GROUPED_POINTWISE = (
 )
 
 # The classic ResNet/VGG 3x3 layers, one per stage: the shapes the standard-conv (Winograd) target is set on
-# (auto runs F(6x6) at 56x56 and 28x28, F(4x4) at 14x14, and the direct GEMM at 7x7).
+# (auto at the avx512 level runs F(6x6) at 56x56 and 28x28 and F(4x4) at 14x14, at the 8-wide levels F(4x4),
+# F(4x4) and F(2x2), and the direct GEMM at 7x7).
 STANDARD_EXTRA = (ConvLayer("std_3x3", 56, 56, 64, 64, 3, 1, "same"),
                   ConvLayer("std_3x3_s2", 28, 28, 128, 128, 3, 1, "same"),
                   ConvLayer("std_3x3_s3", 14, 14, 256, 256, 3, 1, "same"),
