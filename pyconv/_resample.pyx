@@ -1,0 +1,239 @@
+"""A photo's resize, centre crop and normalisation in one nogil pass: the values Pillow's antialiased
+``Image.resize(..., BILINEAR or BICUBIC)`` followed by a crop gives, computed only where the crop keeps
+them (see :func:`pyconv.preprocess.preprocess`).
+
+Pillow resamples separably with a convolution whose support widens with the downscale factor, each output
+pixel's weights normalised to sum 1 and rounded to fixed point (22 fraction bits), the horizontal pass
+first into a clipped uint8 intermediate, then the vertical pass; an axis whose size does not change is not
+resampled. :func:`resize_crop` follows the same arithmetic (so its uint8 values equal Pillow's bit for
+bit) but runs the horizontal pass only over the input rows the kept output rows read and only for the kept
+columns, then the vertical pass, and writes the result through a per-channel lookup table (``(v - mean) /
+std`` for the 256 pixel values) straight into the float32 model input, NHWC or NCHW, either channel order.
+The weights are computed in double precision without fused multiply-adds (the extension is built with
+``-ffp-contract=off``), as Pillow's portable build computes them.
+"""
+from libc.math cimport ceil
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+import numpy as np
+
+cdef enum:
+    # Fraction bits of the fixed-point weights: 8 bits of pixel and 2 of headroom in an int32.
+    PRECISION_BITS = 22
+
+cdef enum Filter:
+    BILINEAR = 0
+    BICUBIC = 1
+
+_FILTERS = {"bilinear": BILINEAR, "bicubic": BICUBIC}
+
+
+cdef inline double _kernel(Filter kind, double x) noexcept nogil:
+    if x < 0.0:
+        x = -x
+    if kind == BILINEAR:
+        return 1.0 - x if x < 1.0 else 0.0
+    # Keys' cubic with a = -0.5, evaluated in the same operation order as Pillow's.
+    if x < 1.0:
+        return (1.5 * x - 2.5) * x * x + 1
+    if x < 2.0:
+        return (((x - 5) * x + 8) * x - 4) * -0.5
+    return 0.0
+
+
+cdef inline Py_ssize_t _taps(Filter kind, Py_ssize_t in_size, Py_ssize_t out_size) noexcept nogil:
+    """The most weights one output pixel takes along an axis of ``in_size`` resampled to ``out_size``."""
+    cdef double scale = <double>in_size / out_size
+    cdef double support = (1.0 if kind == BILINEAR else 2.0) * (scale if scale > 1.0 else 1.0)
+    return <Py_ssize_t>ceil(support) * 2 + 1
+
+
+cdef void _weights(Filter kind, Py_ssize_t in_size, Py_ssize_t out_size, Py_ssize_t first, Py_ssize_t count,
+                   Py_ssize_t taps, int *starts, int *lengths, int *weights, double *scratch) noexcept nogil:
+    """Fixed-point weights of output positions ``first .. first + count - 1``: position ``i`` reads
+    inputs ``starts[i] .. starts[i] + lengths[i] - 1`` with ``weights[i * taps + t]``."""
+    cdef double scale = <double>in_size / out_size
+    cdef double filterscale = scale if scale > 1.0 else 1.0
+    cdef double support = (1.0 if kind == BILINEAR else 2.0) * filterscale
+    cdef double inverse = 1.0 / filterscale
+    cdef double center, total, w
+    cdef Py_ssize_t i, t, lo, hi
+    for i in range(count):
+        center = (first + i + 0.5) * scale
+        # Truncations, as Pillow's; a negative start truncates towards 0 and is clamped anyway.
+        lo = <Py_ssize_t><int>(center - support + 0.5)
+        if lo < 0:
+            lo = 0
+        hi = <Py_ssize_t><int>(center + support + 0.5)
+        if hi > in_size:
+            hi = in_size
+        total = 0.0
+        for t in range(hi - lo):
+            w = _kernel(kind, (t + lo - center + 0.5) * inverse)
+            scratch[t] = w
+            total += w
+        for t in range(taps):
+            w = scratch[t] if t < hi - lo else 0.0
+            if total != 0.0 and t < hi - lo:
+                w = w / total
+            weights[i * taps + t] = <int>(w * (1 << PRECISION_BITS) + (-0.5 if w < 0 else 0.5))
+        starts[i] = <int>lo
+        lengths[i] = <int>(hi - lo)
+
+
+cdef inline int _clip8(int acc) noexcept nogil:
+    acc = acc >> PRECISION_BITS
+    return 0 if acc < 0 else (255 if acc > 255 else acc)
+
+
+cdef void _horizontal_row(const unsigned char *line, Py_ssize_t shift, Py_ssize_t count, const int *starts,
+                          const int *lengths, const int *weights, Py_ssize_t taps,
+                          unsigned char *dst) noexcept nogil:
+    """``count`` pixels of one row resampled along it; ``line`` holds the input from pixel ``shift`` on."""
+    cdef Py_ssize_t x, t
+    cdef const unsigned char *pixel
+    cdef const int *k
+    cdef int s0, s1, s2, weight
+    for x in range(count):
+        k = weights + x * taps
+        pixel = line + (starts[x] - shift) * 3
+        s0 = s1 = s2 = 1 << (PRECISION_BITS - 1)
+        for t in range(lengths[x]):
+            weight = k[t]
+            s0 = s0 + pixel[3 * t] * weight
+            s1 = s1 + pixel[3 * t + 1] * weight
+            s2 = s2 + pixel[3 * t + 2] * weight
+        dst[3 * x] = <unsigned char>_clip8(s0)
+        dst[3 * x + 1] = <unsigned char>_clip8(s1)
+        dst[3 * x + 2] = <unsigned char>_clip8(s2)
+
+
+cdef void _vertical_row(const unsigned char *first, Py_ssize_t stride, Py_ssize_t length, const int *k,
+                        Py_ssize_t elems, int *acc, unsigned char *dst) noexcept nogil:
+    """One output row: ``elems`` values, each the weighted sum down ``length`` rows from ``first``."""
+    cdef Py_ssize_t t, j
+    cdef const unsigned char *line
+    cdef int weight
+    for j in range(elems):
+        acc[j] = 1 << (PRECISION_BITS - 1)
+    for t in range(length):
+        weight = k[t]
+        line = first + t * stride
+        for j in range(elems):
+            acc[j] = acc[j] + line[j] * weight
+    for j in range(elems):
+        dst[j] = <unsigned char>_clip8(acc[j])
+
+
+cdef void _store(const unsigned char *row, Py_ssize_t y, Py_ssize_t out_h, Py_ssize_t out_w, bint bgr, bint nchw,
+                 const float *lut, float *dst_f32, unsigned char *dst_u8) noexcept nogil:
+    """Output row ``y`` from its RGB uint8 pixels: through ``lut`` into ``dst_f32``, else into ``dst_u8``."""
+    cdef Py_ssize_t pixel_step = 1 if nchw else 3
+    cdef Py_ssize_t channel_step = out_h * out_w if nchw else 1
+    cdef Py_ssize_t start = y * (out_w if nchw else out_w * 3)
+    cdef Py_ssize_t x, c, n
+    cdef int v
+    for c in range(3):
+        for x in range(out_w):
+            v = row[3 * x + (2 - c if bgr else c)]
+            n = start + x * pixel_step + c * channel_step
+            if lut != NULL:
+                dst_f32[n] = lut[c * 256 + v]
+            else:
+                dst_u8[n] = <unsigned char>v
+
+
+def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height, Py_ssize_t width,
+                Py_ssize_t top, Py_ssize_t left, Py_ssize_t out_h, Py_ssize_t out_w, str filter not None,
+                bint vertical_first=False, const float[:, ::1] table=None, bint bgr=False, bint nchw=False):
+    """Rows ``top .. top + out_h - 1`` and columns ``left .. left + out_w - 1`` of ``image`` (a C-contiguous
+    ``(H, W, 3)`` uint8 array) resized to ``height x width`` as Pillow resizes it (``filter``:
+    ``"bilinear"`` or ``"bicubic"``; ``vertical_first``: the vertical pass before the horizontal one, the
+    order Pillow picks for some sizes).
+
+    Without ``table``: the uint8 pixels, ``(out_h, out_w, 3)``. With a ``(3, 256)`` float32 ``table``:
+    float32, each output channel ``c``'s pixel value ``v`` written as ``table[c, v]``; ``bgr`` reverses
+    the channel order (``table`` is in the output order) and ``nchw`` writes ``(3, out_h, out_w)``
+    instead of ``(out_h, out_w, 3)``. Releases the GIL while it computes."""
+    cdef Py_ssize_t in_h = image.shape[0], in_w = image.shape[1]
+    if image.shape[2] != 3:
+        raise ValueError(f"resize_crop: expected an (H, W, 3) image, found {(in_h, in_w, image.shape[2])}")
+    if in_h < 1 or in_w < 1 or height < 1 or width < 1 or out_h < 1 or out_w < 1:
+        raise ValueError(f"resize_crop: empty image or size: {in_w}x{in_h} to {width}x{height}, crop {out_w}x{out_h}")
+    if top < 0 or left < 0 or top + out_h > height or left + out_w > width:
+        raise ValueError(f"resize_crop: the crop ({left}, {top}) + {out_w}x{out_h} leaves the {width}x{height} image")
+    if max(in_h, in_w, height, width) > (1 << 24):
+        raise ValueError(f"resize_crop: sides above {1 << 24} pixels are not supported")
+    if filter not in _FILTERS:
+        raise ValueError(f"resize_crop: filter must be 'bilinear' or 'bicubic', found {filter!r}")
+    if table is not None and (table.shape[0] != 3 or table.shape[1] != 256):
+        raise ValueError(f"resize_crop: table must be (3, 256), found {(table.shape[0], table.shape[1])}")
+    cdef Filter kind = _FILTERS[filter]
+    cdef bint horizontal = width != in_w
+    cdef bint vertical = height != in_h
+    cdef Py_ssize_t taps_x = _taps(kind, in_w, width) if horizontal else 1
+    cdef Py_ssize_t taps_y = _taps(kind, in_h, height) if vertical else 1
+    cdef Py_ssize_t row_elems = out_w * 3
+    cdef int[::1] y_starts = np.zeros(out_h, np.intc), y_lengths = np.zeros(out_h, np.intc)
+    cdef int[::1] y_weights = np.zeros(out_h * taps_y, np.intc)
+    cdef int[::1] x_starts = np.zeros(out_w, np.intc), x_lengths = np.zeros(out_w, np.intc)
+    cdef int[::1] x_weights = np.zeros(out_w * taps_x, np.intc)
+    cdef double[::1] scratch = np.empty(max(taps_x, taps_y), np.float64)
+    if vertical:
+        _weights(kind, in_h, height, top, out_h, taps_y, &y_starts[0], &y_lengths[0], &y_weights[0], &scratch[0])
+    if horizontal:
+        _weights(kind, in_w, width, left, out_w, taps_x, &x_starts[0], &x_lengths[0], &x_weights[0], &scratch[0])
+    vertical_first = vertical_first and horizontal and vertical
+    # What the first pass covers: the input rows (horizontal first) or columns (vertical first) the kept
+    # output pixels read, from the first's first to the last's last (both grow with the position).
+    cdef Py_ssize_t row0 = y_starts[0] if vertical else top
+    cdef Py_ssize_t rows = y_starts[out_h - 1] + y_lengths[out_h - 1] - row0 if vertical else out_h
+    cdef Py_ssize_t col0 = x_starts[0], cols = x_starts[out_w - 1] + x_lengths[out_w - 1] - col0
+    cdef unsigned char[::1] between = np.empty(
+        out_h * cols * 3 if vertical_first else (rows * row_elems if horizontal else 0), np.uint8)
+    cdef unsigned char[::1] row_buffer = np.empty(row_elems, np.uint8)
+    cdef int[::1] acc = np.empty(max(row_elems, cols * 3 if vertical_first else 0), np.intc)
+    shape = (<Py_ssize_t>3, out_h, out_w) if nchw else (out_h, out_w, <Py_ssize_t>3)
+    result = np.empty(shape, np.uint8 if table is None else np.float32)
+    cdef unsigned char[::1] out_u8 = result.reshape(-1) if table is None else None
+    cdef float[::1] out_f32 = result.reshape(-1) if table is not None else None
+    cdef const float *lut = &table[0, 0] if table is not None else NULL
+    cdef unsigned char *dst_u8 = &out_u8[0] if table is None else NULL
+    cdef float *dst_f32 = &out_f32[0] if table is not None else NULL
+    cdef const unsigned char *src = &image[0, 0, 0]
+    cdef unsigned char *mid = &between[0] if between.shape[0] else NULL
+    cdef unsigned char *row = &row_buffer[0]
+    cdef const unsigned char *line
+    cdef Py_ssize_t in_stride = in_w * 3, y, r
+    with nogil:
+        if vertical_first:
+            for y in range(out_h):
+                _vertical_row(src + y_starts[y] * in_stride + col0 * 3, in_stride, y_lengths[y],
+                              &y_weights[y * taps_y], cols * 3, &acc[0], mid + y * cols * 3)
+            for y in range(out_h):
+                _horizontal_row(mid + y * cols * 3, col0, out_w, &x_starts[0], &x_lengths[0], &x_weights[0],
+                                taps_x, row)
+                _store(row, y, out_h, out_w, bgr, nchw, lut, dst_f32, dst_u8)
+        elif horizontal:
+            for r in range(rows):
+                _horizontal_row(src + (row0 + r) * in_stride, 0, out_w, &x_starts[0], &x_lengths[0],
+                                &x_weights[0], taps_x, mid + r * row_elems)
+            for y in range(out_h):
+                if vertical:
+                    _vertical_row(mid + (y_starts[y] - row0) * row_elems, row_elems, y_lengths[y],
+                                  &y_weights[y * taps_y], row_elems, &acc[0], row)
+                    line = row
+                else:
+                    line = mid + y * row_elems
+                _store(line, y, out_h, out_w, bgr, nchw, lut, dst_f32, dst_u8)
+        else:
+            for y in range(out_h):
+                if vertical:
+                    _vertical_row(src + y_starts[y] * in_stride + left * 3, in_stride, y_lengths[y],
+                                  &y_weights[y * taps_y], row_elems, &acc[0], row)
+                    line = row
+                else:
+                    line = src + (top + y) * in_stride + left * 3
+                _store(line, y, out_h, out_w, bgr, nchw, lut, dst_f32, dst_u8)
+    return result
