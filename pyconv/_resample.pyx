@@ -82,24 +82,41 @@ cdef void _weights(Filter kind, Py_ssize_t in_size, Py_ssize_t out_size, Py_ssiz
         lengths[i] = <int>(hi - lo)
 
 
+cdef Py_ssize_t _uniform(Py_ssize_t in_size, Py_ssize_t count, Py_ssize_t taps, int *starts,
+                         const int *lengths, const int *weights, int *packed) noexcept nogil:
+    """Rewrites ``count`` positions' weights (``taps`` apart) as ``span`` weights each, ``span`` the longest
+    run: a shorter run gets zero weights, its start moved left where it would pass the end of the axis.
+    Zero weights add nothing to the integer sums, so results are unchanged and the loops run ``span``
+    times per pixel, a count the horizontal pass is specialised on. Returns ``span``."""
+    cdef Py_ssize_t i, t, shift, span = 1
+    for i in range(count):
+        if lengths[i] > span:
+            span = lengths[i]
+    for i in range(count):
+        shift = starts[i] - (in_size - span) if starts[i] > in_size - span else 0
+        starts[i] -= <int>shift
+        for t in range(span):
+            packed[i * span + t] = weights[i * taps + t - shift] if shift <= t < shift + lengths[i] else 0
+    return span
+
+
 cdef inline int _clip8(int acc) noexcept nogil:
     acc = acc >> PRECISION_BITS
     return 0 if acc < 0 else (255 if acc > 255 else acc)
 
 
-cdef void _horizontal_row(const unsigned char *line, Py_ssize_t shift, Py_ssize_t count, const int *starts,
-                          const int *lengths, const int *weights, Py_ssize_t taps,
-                          unsigned char *dst) noexcept nogil:
-    """``count`` pixels of one row resampled along it; ``line`` holds the input from pixel ``shift`` on."""
+cdef inline void _horizontal_span(const unsigned char *line, Py_ssize_t shift, Py_ssize_t count,
+                                  const int *starts, const int *weights, const Py_ssize_t span,
+                                  unsigned char *dst) noexcept nogil:
     cdef Py_ssize_t x, t
     cdef const unsigned char *pixel
     cdef const int *k
     cdef int s0, s1, s2, weight
     for x in range(count):
-        k = weights + x * taps
+        k = weights + x * span
         pixel = line + (starts[x] - shift) * 3
         s0 = s1 = s2 = 1 << (PRECISION_BITS - 1)
-        for t in range(lengths[x]):
+        for t in range(span):
             weight = k[t]
             s0 = s0 + pixel[3 * t] * weight
             s1 = s1 + pixel[3 * t + 1] * weight
@@ -107,6 +124,24 @@ cdef void _horizontal_row(const unsigned char *line, Py_ssize_t shift, Py_ssize_
         dst[3 * x] = <unsigned char>_clip8(s0)
         dst[3 * x + 1] = <unsigned char>_clip8(s1)
         dst[3 * x + 2] = <unsigned char>_clip8(s2)
+
+
+cdef void _horizontal_row(const unsigned char *line, Py_ssize_t shift, Py_ssize_t count, const int *starts,
+                          const int *weights, Py_ssize_t span, unsigned char *dst) noexcept nogil:
+    """``count`` pixels of one row resampled along it, ``span`` weights each (:func:`_uniform`); ``line``
+    holds the input from pixel ``shift`` on. The common spans get loops the compiler unrolls."""
+    if span == 2:
+        _horizontal_span(line, shift, count, starts, weights, 2, dst)
+    elif span == 3:
+        _horizontal_span(line, shift, count, starts, weights, 3, dst)
+    elif span == 4:
+        _horizontal_span(line, shift, count, starts, weights, 4, dst)
+    elif span == 5:
+        _horizontal_span(line, shift, count, starts, weights, 5, dst)
+    elif span == 6:
+        _horizontal_span(line, shift, count, starts, weights, 6, dst)
+    else:
+        _horizontal_span(line, shift, count, starts, weights, span, dst)
 
 
 cdef void _vertical_row(const unsigned char *first, Py_ssize_t stride, Py_ssize_t length, const int *k,
@@ -129,19 +164,32 @@ cdef void _vertical_row(const unsigned char *first, Py_ssize_t stride, Py_ssize_
 cdef void _store(const unsigned char *row, Py_ssize_t y, Py_ssize_t out_h, Py_ssize_t out_w, bint bgr, bint nchw,
                  const float *lut, float *dst_f32, unsigned char *dst_u8) noexcept nogil:
     """Output row ``y`` from its RGB uint8 pixels: through ``lut`` into ``dst_f32``, else into ``dst_u8``."""
-    cdef Py_ssize_t pixel_step = 1 if nchw else 3
-    cdef Py_ssize_t channel_step = out_h * out_w if nchw else 1
-    cdef Py_ssize_t start = y * (out_w if nchw else out_w * 3)
-    cdef Py_ssize_t x, c, n
-    cdef int v
-    for c in range(3):
+    cdef Py_ssize_t plane = out_h * out_w, x
+    cdef Py_ssize_t r = 2 if bgr else 0, b = 0 if bgr else 2
+    cdef const float *l0 = lut
+    cdef const float *l1 = lut + 256
+    cdef const float *l2 = lut + 512
+    cdef float *f
+    cdef unsigned char *u
+    if lut != NULL and nchw:
+        f = dst_f32 + y * out_w
         for x in range(out_w):
-            v = row[3 * x + (2 - c if bgr else c)]
-            n = start + x * pixel_step + c * channel_step
-            if lut != NULL:
-                dst_f32[n] = lut[c * 256 + v]
+            f[x] = l0[row[3 * x + r]]
+            f[plane + x] = l1[row[3 * x + 1]]
+            f[2 * plane + x] = l2[row[3 * x + b]]
+    elif lut != NULL:
+        f = dst_f32 + y * out_w * 3
+        for x in range(out_w):
+            f[3 * x] = l0[row[3 * x + r]]
+            f[3 * x + 1] = l1[row[3 * x + 1]]
+            f[3 * x + 2] = l2[row[3 * x + b]]
+    else:
+        u = dst_u8 + y * (out_w if nchw else out_w * 3)
+        for x in range(out_w):
+            if nchw:
+                u[x], u[plane + x], u[2 * plane + x] = row[3 * x + r], row[3 * x + 1], row[3 * x + b]
             else:
-                dst_u8[n] = <unsigned char>v
+                u[3 * x], u[3 * x + 1], u[3 * x + 2] = row[3 * x + r], row[3 * x + 1], row[3 * x + b]
 
 
 def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height, Py_ssize_t width,
@@ -182,14 +230,17 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
     cdef double[::1] scratch = np.empty(max(taps_x, taps_y), np.float64)
     if vertical:
         _weights(kind, in_h, height, top, out_h, taps_y, &y_starts[0], &y_lengths[0], &y_weights[0], &scratch[0])
+    cdef int[::1] x_packed = np.zeros(out_w * taps_x, np.intc)
+    cdef Py_ssize_t span = 1
     if horizontal:
         _weights(kind, in_w, width, left, out_w, taps_x, &x_starts[0], &x_lengths[0], &x_weights[0], &scratch[0])
+        span = _uniform(in_w, out_w, taps_x, &x_starts[0], &x_lengths[0], &x_weights[0], &x_packed[0])
     vertical_first = vertical_first and horizontal and vertical
     # What the first pass covers: the input rows (horizontal first) or columns (vertical first) the kept
     # output pixels read, from the first's first to the last's last (both grow with the position).
     cdef Py_ssize_t row0 = y_starts[0] if vertical else top
     cdef Py_ssize_t rows = y_starts[out_h - 1] + y_lengths[out_h - 1] - row0 if vertical else out_h
-    cdef Py_ssize_t col0 = x_starts[0], cols = x_starts[out_w - 1] + x_lengths[out_w - 1] - col0
+    cdef Py_ssize_t col0 = x_starts[0], cols = x_starts[out_w - 1] + span - col0
     cdef unsigned char[::1] between = np.empty(
         out_h * cols * 3 if vertical_first else (rows * row_elems if horizontal else 0), np.uint8)
     cdef unsigned char[::1] row_buffer = np.empty(row_elems, np.uint8)
@@ -212,13 +263,12 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
                 _vertical_row(src + y_starts[y] * in_stride + col0 * 3, in_stride, y_lengths[y],
                               &y_weights[y * taps_y], cols * 3, &acc[0], mid + y * cols * 3)
             for y in range(out_h):
-                _horizontal_row(mid + y * cols * 3, col0, out_w, &x_starts[0], &x_lengths[0], &x_weights[0],
-                                taps_x, row)
+                _horizontal_row(mid + y * cols * 3, col0, out_w, &x_starts[0], &x_packed[0], span, row)
                 _store(row, y, out_h, out_w, bgr, nchw, lut, dst_f32, dst_u8)
         elif horizontal:
             for r in range(rows):
-                _horizontal_row(src + (row0 + r) * in_stride, 0, out_w, &x_starts[0], &x_lengths[0],
-                                &x_weights[0], taps_x, mid + r * row_elems)
+                _horizontal_row(src + (row0 + r) * in_stride, 0, out_w, &x_starts[0], &x_packed[0], span,
+                                mid + r * row_elems)
             for y in range(out_h):
                 if vertical:
                     _vertical_row(mid + (y_starts[y] - row0) * row_elems, row_elems, y_lengths[y],
