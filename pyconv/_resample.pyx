@@ -228,13 +228,16 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
     cdef int[::1] x_starts = np.zeros(out_w, np.intc), x_lengths = np.zeros(out_w, np.intc)
     cdef int[::1] x_weights = np.zeros(out_w * taps_x, np.intc)
     cdef double[::1] scratch = np.empty(max(taps_x, taps_y), np.float64)
-    if vertical:
-        _weights(kind, in_h, height, top, out_h, taps_y, &y_starts[0], &y_lengths[0], &y_weights[0], &scratch[0])
     cdef int[::1] x_packed = np.zeros(out_w * taps_x, np.intc)
     cdef Py_ssize_t span = 1
-    if horizontal:
-        _weights(kind, in_w, width, left, out_w, taps_x, &x_starts[0], &x_lengths[0], &x_weights[0], &scratch[0])
-        span = _uniform(in_w, out_w, taps_x, &x_starts[0], &x_lengths[0], &x_weights[0], &x_packed[0])
+    with nogil:
+        if vertical:
+            _weights(kind, in_h, height, top, out_h, taps_y, &y_starts[0], &y_lengths[0], &y_weights[0],
+                     &scratch[0])
+        if horizontal:
+            _weights(kind, in_w, width, left, out_w, taps_x, &x_starts[0], &x_lengths[0], &x_weights[0],
+                     &scratch[0])
+            span = _uniform(in_w, out_w, taps_x, &x_starts[0], &x_lengths[0], &x_weights[0], &x_packed[0])
     vertical_first = vertical_first and horizontal and vertical
     # What the first pass covers: the input rows (horizontal first) or columns (vertical first) the kept
     # output pixels read, from the first's first to the last's last (both grow with the position).
