@@ -100,14 +100,19 @@ cdef Py_ssize_t _uniform(Py_ssize_t in_size, Py_ssize_t count, Py_ssize_t taps, 
     return span
 
 
-cdef inline int _clip8(int acc) noexcept nogil:
+cdef inline int _clip8(int acc, bint clip) noexcept nogil:
+    """A fixed-point sum as a pixel value. Without ``clip`` the sum is known to be in range: bilinear
+    weights are never negative and sum to at most 2**22 + taps / 2, so with fewer than 16000 taps a sum of
+    pixels <= 255 rounds to at most 255."""
     acc = acc >> PRECISION_BITS
+    if not clip:
+        return acc
     return 0 if acc < 0 else (255 if acc > 255 else acc)
 
 
 cdef inline void _horizontal_span(const unsigned char *line, Py_ssize_t shift, Py_ssize_t count,
                                   const int *starts, const int *weights, const Py_ssize_t span,
-                                  unsigned char *dst) noexcept nogil:
+                                  const bint clip, unsigned char *dst) noexcept nogil:
     cdef Py_ssize_t x, t
     cdef const unsigned char *pixel
     cdef const int *k
@@ -121,31 +126,34 @@ cdef inline void _horizontal_span(const unsigned char *line, Py_ssize_t shift, P
             s0 = s0 + pixel[3 * t] * weight
             s1 = s1 + pixel[3 * t + 1] * weight
             s2 = s2 + pixel[3 * t + 2] * weight
-        dst[3 * x] = <unsigned char>_clip8(s0)
-        dst[3 * x + 1] = <unsigned char>_clip8(s1)
-        dst[3 * x + 2] = <unsigned char>_clip8(s2)
+        dst[3 * x] = <unsigned char>_clip8(s0, clip)
+        dst[3 * x + 1] = <unsigned char>_clip8(s1, clip)
+        dst[3 * x + 2] = <unsigned char>_clip8(s2, clip)
 
 
 cdef void _horizontal_row(const unsigned char *line, Py_ssize_t shift, Py_ssize_t count, const int *starts,
-                          const int *weights, Py_ssize_t span, unsigned char *dst) noexcept nogil:
+                          const int *weights, Py_ssize_t span, bint clip, unsigned char *dst) noexcept nogil:
     """``count`` pixels of one row resampled along it, ``span`` weights each (:func:`_uniform`); ``line``
-    holds the input from pixel ``shift`` on. The common spans get loops the compiler unrolls."""
-    if span == 2:
-        _horizontal_span(line, shift, count, starts, weights, 2, dst)
-    elif span == 3:
-        _horizontal_span(line, shift, count, starts, weights, 3, dst)
-    elif span == 4:
-        _horizontal_span(line, shift, count, starts, weights, 4, dst)
-    elif span == 5:
-        _horizontal_span(line, shift, count, starts, weights, 5, dst)
-    elif span == 6:
-        _horizontal_span(line, shift, count, starts, weights, 6, dst)
+    holds the input from pixel ``shift`` on. The common cases (bilinear: 2-4 weights, no clipping;
+    bicubic: 4-6, clipped) get loops the compiler unrolls."""
+    if not clip and span == 2:
+        _horizontal_span(line, shift, count, starts, weights, 2, False, dst)
+    elif not clip and span == 3:
+        _horizontal_span(line, shift, count, starts, weights, 3, False, dst)
+    elif not clip and span == 4:
+        _horizontal_span(line, shift, count, starts, weights, 4, False, dst)
+    elif clip and span == 4:
+        _horizontal_span(line, shift, count, starts, weights, 4, True, dst)
+    elif clip and span == 5:
+        _horizontal_span(line, shift, count, starts, weights, 5, True, dst)
+    elif clip and span == 6:
+        _horizontal_span(line, shift, count, starts, weights, 6, True, dst)
     else:
-        _horizontal_span(line, shift, count, starts, weights, span, dst)
+        _horizontal_span(line, shift, count, starts, weights, span, clip, dst)
 
 
 cdef void _vertical_row(const unsigned char *first, Py_ssize_t stride, Py_ssize_t length, const int *k,
-                        Py_ssize_t elems, int *acc, unsigned char *dst) noexcept nogil:
+                        Py_ssize_t elems, bint clip, int *acc, unsigned char *dst) noexcept nogil:
     """One output row: ``elems`` values, each the weighted sum down ``length`` rows from ``first``."""
     cdef Py_ssize_t t, j
     cdef const unsigned char *line
@@ -157,8 +165,12 @@ cdef void _vertical_row(const unsigned char *first, Py_ssize_t stride, Py_ssize_
         line = first + t * stride
         for j in range(elems):
             acc[j] = acc[j] + line[j] * weight
-    for j in range(elems):
-        dst[j] = <unsigned char>_clip8(acc[j])
+    if clip:
+        for j in range(elems):
+            dst[j] = <unsigned char>_clip8(acc[j], True)
+    else:
+        for j in range(elems):
+            dst[j] = <unsigned char>_clip8(acc[j], False)
 
 
 cdef void _store(const unsigned char *row, Py_ssize_t y, Py_ssize_t out_h, Py_ssize_t out_w, bint bgr, bint nchw,
@@ -223,6 +235,7 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
     cdef Py_ssize_t taps_x = _taps(kind, in_w, width) if horizontal else 1
     cdef Py_ssize_t taps_y = _taps(kind, in_h, height) if vertical else 1
     cdef Py_ssize_t row_elems = out_w * 3
+    cdef bint clip = kind == BICUBIC or max(taps_x, taps_y) > 4096
     cdef int[::1] y_starts = np.zeros(out_h, np.intc), y_lengths = np.zeros(out_h, np.intc)
     cdef int[::1] y_weights = np.zeros(out_h * taps_y, np.intc)
     cdef int[::1] x_starts = np.zeros(out_w, np.intc), x_lengths = np.zeros(out_w, np.intc)
@@ -264,18 +277,18 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
         if vertical_first:
             for y in range(out_h):
                 _vertical_row(src + y_starts[y] * in_stride + col0 * 3, in_stride, y_lengths[y],
-                              &y_weights[y * taps_y], cols * 3, &acc[0], mid + y * cols * 3)
+                              &y_weights[y * taps_y], cols * 3, clip, &acc[0], mid + y * cols * 3)
             for y in range(out_h):
-                _horizontal_row(mid + y * cols * 3, col0, out_w, &x_starts[0], &x_packed[0], span, row)
+                _horizontal_row(mid + y * cols * 3, col0, out_w, &x_starts[0], &x_packed[0], span, clip, row)
                 _store(row, y, out_h, out_w, bgr, nchw, lut, dst_f32, dst_u8)
         elif horizontal:
             for r in range(rows):
                 _horizontal_row(src + (row0 + r) * in_stride, 0, out_w, &x_starts[0], &x_packed[0], span,
-                                mid + r * row_elems)
+                                clip, mid + r * row_elems)
             for y in range(out_h):
                 if vertical:
                     _vertical_row(mid + (y_starts[y] - row0) * row_elems, row_elems, y_lengths[y],
-                                  &y_weights[y * taps_y], row_elems, &acc[0], row)
+                                  &y_weights[y * taps_y], row_elems, clip, &acc[0], row)
                     line = row
                 else:
                     line = mid + y * row_elems
@@ -284,7 +297,7 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
             for y in range(out_h):
                 if vertical:
                     _vertical_row(src + y_starts[y] * in_stride + left * 3, in_stride, y_lengths[y],
-                                  &y_weights[y * taps_y], row_elems, &acc[0], row)
+                                  &y_weights[y * taps_y], row_elems, clip, &acc[0], row)
                     line = row
                 else:
                     line = src + (top + y) * in_stride + left * 3
