@@ -3,18 +3,17 @@
 them (see :func:`pyconv.preprocess.preprocess`).
 
 Pillow resamples separably with a convolution whose support widens with the downscale factor, each output
-pixel's weights normalised to sum 1 and rounded to fixed point (22 fraction bits), the horizontal pass
-first into a clipped uint8 intermediate, then the vertical pass; an axis whose size does not change is not
-resampled. :func:`resize_crop` follows the same arithmetic (so its uint8 values equal Pillow's bit for
-bit) but runs the horizontal pass only over the input rows the kept output rows read and only for the kept
-columns, then the vertical pass, and writes the result through a per-channel lookup table (``(v - mean) /
-std`` for the 256 pixel values) straight into the float32 model input, NHWC or NCHW, either channel order.
-The weights are computed in double precision without fused multiply-adds (the extension is built with
-``-ffp-contract=off``), as Pillow's portable build computes them.
+pixel's weights normalised to sum 1 and rounded to fixed point (22 fraction bits). One pass runs into a
+clipped uint8 intermediate, then the other: horizontal first, except (Pillow 13 on) when the height
+shrinks by more than twice as many pixels as the width, then vertical first; an axis whose size does not
+change is not resampled. :func:`resize_crop` follows the same arithmetic and order (so its uint8 values
+equal Pillow's bit for bit) but runs the first pass only over the input rows (or columns) the kept output
+pixels read and only for the kept columns (or rows), and writes the result through a per-channel lookup
+table (``(v - mean) / std`` for the 256 pixel values) straight into the float32 model input, NHWC or
+NCHW, either channel order. The weights are computed in double precision without fused multiply-adds
+(the extension is built with ``-ffp-contract=off``), as Pillow's portable build computes them.
 """
 from libc.math cimport ceil
-from libc.stdlib cimport free, malloc
-from libc.string cimport memset
 
 import numpy as np
 
