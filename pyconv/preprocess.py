@@ -188,6 +188,7 @@ def _pillow_orders_passes() -> bool:
 
 
 def _vertical_first(h: int, w: int, new_h: int, new_w: int) -> bool:
+    """Whether Pillow resizes an ``h x w`` image to ``new_h x new_w`` with its vertical pass first."""
     return _pillow_orders_passes() and h - new_h > 0 and h - new_h > (w - new_w) * 2
 
 
