@@ -225,9 +225,12 @@ def preprocess(image: Union["_PILImage.Image", np.ndarray], preset: Union[str, P
         # torchvision's CenterCrop: offsets rounded half to even, as Python's round does.
         top = int(round((new_h - out_h) / 2.0))
         left = int(round((new_w - out_w) / 2.0))
-    return resize_crop(pixels, new_h, new_w, top, left, out_h, out_w, spec.interpolation,
-                       _vertical_first(h, w, new_h, new_w), _table(spec.mean, spec.std),
-                       bgr=spec.channels == "BGR", nchw=layout == "NCHW")
+    try:
+        return resize_crop(pixels, new_h, new_w, top, left, out_h, out_w, spec.interpolation,
+                           _vertical_first(h, w, new_h, new_w), _table(spec.mean, spec.std),
+                           bgr=spec.channels == "BGR", nchw=layout == "NCHW")
+    except ValueError as exc:  # an image too thin to scale its shorter side up to the size
+        raise ImageError(f"cannot resize the {w}x{h} image to {new_w}x{new_h}: {exc}") from None
 
 
 def load_image(path: Union[str, "os.PathLike[str]", IO[bytes]], preset: Union[str, Preset] = "torchvision",

@@ -13,7 +13,7 @@ PIL_Image = pytest.importorskip("PIL.Image")
 skimage_data = pytest.importorskip("skimage.data")
 
 from pyconv._resample import resize_crop  # noqa: E402
-from pyconv.preprocess import PRESETS, _table, _vertical_first, load_image, preprocess  # noqa: E402
+from pyconv.preprocess import PRESETS, ImageError, _table, _vertical_first, load_image, preprocess  # noqa: E402
 
 FILTERS = {"bilinear": PIL_Image.Resampling.BILINEAR, "bicubic": PIL_Image.Resampling.BICUBIC}
 
@@ -152,6 +152,11 @@ def test_non_contiguous_arrays_are_accepted_by_preprocess():
     pixels = skimage_data.chelsea()
     view = pixels[::2, ::-1]
     np.testing.assert_array_equal(preprocess(view), preprocess(np.ascontiguousarray(view)))
+
+
+def test_an_image_too_thin_to_resize_is_an_image_error():
+    with pytest.raises(ImageError, match="70000x1"):
+        preprocess(np.zeros((1, 70000, 3), np.uint8))
 
 
 def test_bad_arguments_are_errors_not_crashes():
