@@ -135,7 +135,8 @@ def test_preprocess_equals_the_pillow_path_on_photos(name):
         for size in (224, (160, 192), 331):
             preset = PRESETS[name].at(size)
             for layout in ("NHWC", "NCHW"):
-                np.testing.assert_array_equal(preprocess(pixels, preset, layout), pillow_preprocess(image, preset, layout))
+                np.testing.assert_array_equal(preprocess(pixels, preset, layout),
+                                              pillow_preprocess(image, preset, layout))
 
 
 def test_load_image_equals_preprocess_of_the_decoded_pixels(tmp_path):
