@@ -176,12 +176,16 @@ directives = {
     "nonecheck": False,
 }
 
+# Per extension flags on top of compile_args: _resample reproduces Pillow's resampling weights bit for bit,
+# which a multiply-add fused by the compiler (e.g. under -march=native) would round differently.
+extension_args = {"_resample": ["-ffp-contract=off"]}
+
 extensions = [
     Extension(
         f"pyconv.{pyx.stem}",
         [str(pyx.relative_to(HERE))],
         include_dirs=[np.get_include(), "pyconv", str(UKERNELS)],
-        extra_compile_args=compile_args,
+        extra_compile_args=[*compile_args, *extension_args.get(pyx.stem, [])],
         extra_link_args=[*openmp, *sanitize],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), *level_macros],
         depends=kernel_files + cython_interfaces,

@@ -19,8 +19,9 @@ A :class:`Preset` describes one convention; :data:`PRESETS` holds the named ones
 Every preset takes a ``size`` (the crop, or the stretched size; 224 by default) so that a model trained
 at another input size uses the same convention: a ``"shorter"`` resize scales the shorter side to
 ``floor(size / crop_fraction)`` first. Resizing is Pillow's (antialiased when shrinking), which is what
-torchvision, timm and Keras do when handed PIL images; channel means and stds are in pixel units
-(0-255) in the output channel order.
+torchvision, timm and Keras do when handed PIL images, reproduced pixel for pixel by a compiled step
+(:mod:`pyconv._resample`) that fuses it with the crop and the normalisation; channel means and stds are
+in pixel units (0-255) in the output channel order.
 
 :func:`preprocess` turns one PIL image (or ``(H, W, 3)`` uint8 array) into a float32 ``(H, W, C)`` or
 ``(C, H, W)`` array, no batch axis; :func:`load_image` decodes a file first (EXIF orientation applied,
@@ -32,6 +33,7 @@ dependency: ``pip install "pyconv[image]"``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, Union
 
 import numpy as np
+
+from ._resample import resize_crop
 
 if TYPE_CHECKING:
     from PIL import Image as _PILImage
@@ -51,6 +55,9 @@ __all__ = ["ImageError", "Preset", "PRESETS", "preprocess", "load_image", "model
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 _IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 _LAYOUTS = ("NHWC", "NCHW")
+# The EXIF orientation tag, and its values that rotate or flip the stored pixels.
+_ORIENTATION = 0x0112
+_TRANSPOSED = frozenset(range(2, 9))
 
 
 Size = Union[int, tuple[int, int]]
@@ -160,44 +167,70 @@ def _pil() -> Any:
     return Image
 
 
+@functools.lru_cache(maxsize=None)
+def _table(mean: tuple[float, float, float], std: tuple[float, float, float]) -> np.ndarray:
+    """``(v - mean) / std`` for every pixel value ``v`` and output channel, in float32 arithmetic."""
+    values = np.arange(256, dtype=np.float32)[None, :]
+    table = (values - np.asarray(mean, np.float32)[:, None]) / np.asarray(std, np.float32)[:, None]
+    table.flags.writeable = False
+    return table
+
+
+@functools.lru_cache(maxsize=None)
+def _pillow_orders_passes() -> bool:
+    """Whether the installed Pillow (13 on) runs the vertical pass first when the height shrinks more than
+    twice as much as the width; without Pillow, the newest behaviour."""
+    try:
+        from PIL import __version__
+    except ImportError:
+        return True
+    return int(__version__.split(".")[0]) >= 13
+
+
+def _vertical_first(h: int, w: int, new_h: int, new_w: int) -> bool:
+    """Whether Pillow resizes an ``h x w`` image to ``new_h x new_w`` with its vertical pass first."""
+    return _pillow_orders_passes() and h - new_h > 0 and h - new_h > (w - new_w) * 2
+
+
 def preprocess(image: Union["_PILImage.Image", np.ndarray], preset: Union[str, Preset] = "torchvision",
                layout: str = "NHWC", size: Optional[Size] = None) -> np.ndarray:
     """One image as a model input: float32 ``(H, W, C)`` (``layout="NHWC"``) or ``(C, H, W)``
     (``"NCHW"``), no batch axis. ``image`` is a PIL image (converted to RGB) or an ``(H, W, 3)``
-    uint8 array; ``size`` overrides the preset's (224; an int, or an ``(H, W)`` pair)."""
+    uint8 array; ``size`` overrides the preset's (224; an int, or an ``(H, W)`` pair).
+
+    The resize, crop and normalisation run as one compiled step (:mod:`pyconv._resample`) that gives
+    Pillow's resized pixels exactly while computing only those the crop keeps; it releases the GIL."""
     spec = resolve_preset(preset, size)
     if layout not in _LAYOUTS:
         raise ValueError(f"layout must be 'NHWC' or 'NCHW', found {layout!r}")
-    Image = _pil()
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ImageError(f"expected an (H, W, 3) uint8 array, found {image.shape} {image.dtype}")
-        image = Image.fromarray(image)
-    elif not isinstance(image, Image.Image):
-        raise TypeError(f"expected a PIL image or an (H, W, 3) uint8 array, found {type(image).__name__}")
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    resample = Image.Resampling.BICUBIC if spec.interpolation == "bicubic" else Image.Resampling.BILINEAR
-    w, h = image.size
+        pixels = np.ascontiguousarray(image)
+    else:
+        Image = _pil()
+        if not isinstance(image, Image.Image):
+            raise TypeError(f"expected a PIL image or an (H, W, 3) uint8 array, found {type(image).__name__}")
+        pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    h, w = pixels.shape[:2]
     if w < 1 or h < 1:
         raise ImageError(f"the image is empty ({w}x{h})")
     out_h, out_w = spec.output_size
     if spec.resize == "stretch":
-        image = image.resize((out_w, out_h), resample)
+        new_h, new_w, top, left = out_h, out_w, 0, 0
     else:
         # torchvision's Resize(int): the shorter side to the size, the longer scaled and truncated.
         short = spec.resize_to
         new_w, new_h = (short, max(1, int(short * h / w))) if w <= h else (max(1, int(short * w / h)), short)
-        image = image.resize((new_w, new_h), resample)
         # torchvision's CenterCrop: offsets rounded half to even, as Python's round does.
         top = int(round((new_h - out_h) / 2.0))
         left = int(round((new_w - out_w) / 2.0))
-        image = image.crop((left, top, left + out_w, top + out_h))
-    x = np.asarray(image, dtype=np.float32)
-    if spec.channels == "BGR":
-        x = x[..., ::-1]
-    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1) if layout == "NCHW" else x)
+    try:
+        return resize_crop(pixels, new_h, new_w, top, left, out_h, out_w, spec.interpolation,
+                           _vertical_first(h, w, new_h, new_w), _table(spec.mean, spec.std),
+                           bgr=spec.channels == "BGR", nchw=layout == "NCHW")
+    except ValueError as exc:  # an image too thin to scale its shorter side up to the size
+        raise ImageError(f"cannot resize the {w}x{h} image to {new_w}x{new_h}: {exc}") from None
 
 
 def load_image(path: Union[str, "os.PathLike[str]", IO[bytes]], preset: Union[str, Preset] = "torchvision",
@@ -211,7 +244,13 @@ def load_image(path: Union[str, "os.PathLike[str]", IO[bytes]], preset: Union[st
     name = name if isinstance(name, str) else repr(name)
     try:
         with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image).convert("RGB")
+            # exif_transpose copies an image it leaves as it is: call it only for a rotation or a flip.
+            if image.getexif().get(_ORIENTATION, 1) in _TRANSPOSED:
+                image = ImageOps.exif_transpose(image)
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            image.load()
+            pixels = np.asarray(image)
     except FileNotFoundError:
         raise ImageError("no such file", path=name, hint="check the path") from None
     except IsADirectoryError:
@@ -222,7 +261,7 @@ def load_image(path: Union[str, "os.PathLike[str]", IO[bytes]], preset: Union[st
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         # Truncated or corrupt data surfaces while decoding, as any of these.
         raise ImageError(f"cannot decode the image: {exc}", path=name) from None
-    return preprocess(image, preset, layout, size)
+    return preprocess(pixels, preset, layout, size)
 
 
 def model_input(model: "Model", name: Optional[str] = None) -> tuple[str, Size]:

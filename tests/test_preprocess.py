@@ -2,7 +2,8 @@
 public-domain samples), within one pixel level (1/255 of the [0, 1] range). The references are written
 here from the libraries' documentation on torch tensors: torchvision's resize of a uint8 tensor
 (``interpolate(antialias=True)``, rounded back to uint8), run one axis at a time as Pillow resamples --
-pyconv resizes with Pillow, which is torchvision's path for PIL images and Keras' ``load_img`` -- and,
+pyconv reproduces Pillow's resize (tests/test_resample.py), which is torchvision's path for PIL images
+and Keras' ``load_img`` -- and,
 for the bilinear presets, also both axes at once (torchvision's tensor path proper). Then sizes,
 layouts, EXIF orientation, model inputs and errors naming the file."""
 from __future__ import annotations

@@ -3,12 +3,12 @@
 The paths are cut into batches in order. Decoding runs ahead by at most ``prefetch`` batches (a bounded
 queue of pending batches, each a list of futures on the pool), so memory stays at about
 ``(prefetch + callers) * batch`` images whatever the number of paths, and the pool keeps decoding while
-the model runs (both release the GIL: Pillow's decoders and resizers, pyconv's kernels). ``callers``
-model runs go at once, each on its own batch with the predictor's threads (a :class:`~pyconv.Model`
-serves parallel callers, each on an arena of its own): 2 callers x 1 thread have no barrier per layer, so
-a decoding thread that takes a core for a moment stalls one run, not both halves of one. Results come
-out in path order, one list per batch, whatever the number of callers (a model's results do not depend
-on its thread count).
+the model runs (both release the GIL: Pillow's decoders, pyconv's resize (:mod:`pyconv._resample`) and
+its kernels). ``callers`` model runs go at once, each on its own batch with the predictor's threads (a
+:class:`~pyconv.Model` serves parallel callers, each on an arena of its own): 2 callers x 1 thread have no
+barrier per layer, so a decoding thread that takes a core for a moment stalls one run, not both halves of
+one. Results come out in path order, one list per batch, whatever the number of callers (a model's
+results do not depend on its thread count).
 """
 from __future__ import annotations
 
