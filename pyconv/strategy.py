@@ -73,8 +73,9 @@ def winograd_pays(groups: int, cg: int, og: int, out_hw: Tuple[int, int], level:
     Measured on Zen 4 at 2 threads (direct / Winograd, ms): at the avx512 level it wins from 32
     channels and 14x14 (28x28x32 0.080 / 0.056, 28x28x128 G=2 0.53 / 0.22, G=4 0.27 / 0.15, 28x28x64
     G=2 0.144 / 0.076, 14x14x256 G=4 0.27 / 0.16), and from 16 on maps of >= 28x28 (28x28x128 G=8
-    0.143 / 0.127, 56x56x128 G=8 0.60 / 0.43, 56x56x16 0.078 / 0.058; but 14x14x256 G=16 0.075 / 0.075).  The 8-wide levels' GEMMs over the short K of a
-    group's channels win less: with 32 channels a group only on 28x28 maps of >= 128 channels in all
+    0.143 / 0.127, 56x56x128 G=8 0.60 / 0.43, 56x56x16 0.078 / 0.058; but 14x14x256 G=16 0.075 /
+    0.075).  The 8-wide levels' GEMMs over the short K of a group's channels win less: with 32
+    channels a group only on 28x28 maps of >= 128 channels in all
     (28x28x128 G=4 0.273 / 0.200, 28x28x256 G=8 0.55 / 0.41, but 28x28x64 G=2 0.140 / 0.144 and
     14x14x128 G=4 0.070 / 0.071), with 64 from 14x14 (14x14x256 G=4 0.271 / 0.173, 14x14x128 G=2
     0.135 / 0.087); ungrouped from 64 channels or 28x28 (28x28x32 0.083 / 0.061, 14x14x64 0.072 /
