@@ -664,24 +664,26 @@ static void check_winograd(const pyconv_ukernels *uk) {
             for (ptrdiff_t H = 1; H <= HMAX; H += 3)
                 for (ptrdiff_t ih0 = -T + 1; ih0 < H; ih0 += 2)
                     for (ptrdiff_t iw0 = -T + 2; iw0 < H + 1; iw0 += 3, n++) {
-                        const ptrdiff_t W = H + 1 > HMAX ? HMAX : H + 1, vs = C + (n % 2) * 5;
-                        DESCRIBE("wino_input m=%d H=%td W=%td C=%td ih0=%td iw0=%td v_stride=%td at_end=%d", m, H, W,
-                                 C, ih0, iw0, vs, at_end);
+                        /* Channels [c0, c0 + nc) of pixels C floats apart: a grouped layer's chunk of groups. */
+                        const ptrdiff_t c0 = (n % 3 == 2 && C > 3) ? 2 : 0, nc = C - c0 - (n % 4 == 1 && C - c0 > 1);
+                        const ptrdiff_t W = H + 1 > HMAX ? HMAX : H + 1, vs = nc + (n % 2) * 5;
+                        DESCRIBE("wino_input m=%d H=%td W=%td C=%td c0=%td n=%td ih0=%td iw0=%td v_stride=%td "
+                                 "at_end=%d", m, H, W, C, c0, nc, ih0, iw0, vs, at_end);
                         case_begin();
                         float *x = slot_take(&sx, (size_t)(H * W * C), sizeof(float));
                         fill(x, (size_t)(H * W * C), -2, 2);
                         if (n % 6 == 0) x[rnd() % (H * W * C)] = NAN;
                         float *zeros = slot_take(&sz, (size_t)C, sizeof(float));
                         memset(zeros, 0, (size_t)C * sizeof(float));
-                        const size_t vn = (size_t)((TT - 1) * vs + C);
+                        const size_t vn = (size_t)((TT - 1) * vs + nc);
                         float *v = slot_take(&sv, vn, sizeof(float));
                         fill_canary(v, vn);
-                        GUARDED(uk->wino_input(m, x, H, W, C, ih0, iw0, zeros, v, vs));
+                        GUARDED(uk->wino_input(m, x + c0, H, W, C, nc, ih0, iw0, zeros, v, vs));
                         for (int k = 0; k < TT && !case_failed; k++)
-                            for (ptrdiff_t c = 0; c < vs && (k < TT - 1 || c < C); c++) {
+                            for (ptrdiff_t c = 0; c < vs && (k < TT - 1 || c < nc); c++) {
                                 const float got = v[k * vs + c];
-                                if (c >= C) {
-                                    if (!is_canary(&v[k * vs + c])) fail("wrote v[%d][%td], past C", k, c);
+                                if (c >= nc) {
+                                    if (!is_canary(&v[k * vs + c])) fail("wrote v[%d][%td], past n", k, c);
                                     continue;
                                 }
                                 double ref = 0, mag = 0;
@@ -689,7 +691,7 @@ static void check_winograd(const pyconv_ukernels *uk) {
                                     for (int q = 0; q < T; q++) {
                                         const ptrdiff_t ih = ih0 + p, iw = iw0 + q;
                                         const double d =
-                                            ih >= 0 && ih < H && iw >= 0 && iw < W ? x[(ih * W + iw) * C + c] : 0;
+                                            ih >= 0 && ih < H && iw >= 0 && iw < W ? x[(ih * W + iw) * C + c0 + c] : 0;
                                         if (BT[k / T][p] != 0 && BT[k % T][q] != 0) {
                                             ref += BT[k / T][p] * d * BT[k % T][q];
                                             mag += fabs(BT[k / T][p] * d * BT[k % T][q]);
