@@ -2,14 +2,13 @@
 
 A kernel *case* is one layer-table row run by one pyconv operator/strategy at one thread count. Every
 engine of the case (pyconv, then the peers: numpy matmul at the GEMM shape, ONNX Runtime, PyTorch,
-OpenVINO on the same one-Conv ONNX model as ONNX Runtime) works on the same input and weights, each in
-its native layout, with the same thread count, and must agree with pyconv's result before anything is
-timed. TFLite's XNNPACK (peer ``xnnpack``) runs the
-TFLite conversion of the layer's Keras twin, converted in a child process once per layer. A case runs at one
-instruction-set level of pyconv
-(``pyconv.isa.use``); beside the peers it can time pyconv at a reference level in the same rounds
-(engine ``pyconv_<level>``), and at the AVX2 level the peers held to AVX2 (numpy's OpenBLAS with its
-Haswell kernel, OpenVINO with oneDNN capped at AVX2), which run in child processes (peer_process.py).
+OpenVINO on the same one-Conv ONNX model as ONNX Runtime, TFLite's XNNPACK on the TFLite conversion of
+the layer's Keras twin) works on the same input and weights, each in its native layout, with the same
+thread count, and must agree with pyconv's result before anything is timed. A case runs at one
+instruction-set level of pyconv (``pyconv.isa.use``); beside the peers it can time pyconv at a reference
+level in the same rounds (engine ``pyconv_<level>``), and at the AVX2 level the peers held to AVX2
+(numpy's OpenBLAS with its Haswell kernel, OpenVINO with oneDNN capped at AVX2), which run in child
+processes (peer_process.py).
 
 Fairness: libgomp (pyconv, PyTorch), OpenBLAS (numpy) and ONNX Runtime keep their worker threads spinning
 after a call (measured here: OpenBLAS about 100 ms, ONNX Runtime about 30 ms, libgomp a few ms), and a
