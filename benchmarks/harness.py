@@ -2,12 +2,13 @@
 
 A kernel *case* is one layer-table row run by one pyconv operator/strategy at one thread count. Every
 engine of the case (pyconv, then the peers: numpy matmul at the GEMM shape, ONNX Runtime, PyTorch,
-OpenVINO on the same one-Conv ONNX model as ONNX Runtime) works on the same input and weights, each in
-its native layout, with the same thread count, and must agree with pyconv's result before anything is
-timed. A case runs at one instruction-set level of pyconv
-(``pyconv.isa.use``); beside the peers it can time pyconv at a reference level in the same rounds
-(engine ``pyconv_<level>``), and at the AVX2 level the peers held to AVX2 (numpy's OpenBLAS with its
-Haswell kernel, OpenVINO with oneDNN capped at AVX2), which run in child processes (peer_process.py).
+OpenVINO on the same one-Conv ONNX model as ONNX Runtime, TFLite's XNNPACK on the TFLite conversion of
+the layer's Keras twin) works on the same input and weights, each in its native layout, with the same
+thread count, and must agree with pyconv's result before anything is timed. A case runs at one
+instruction-set level of pyconv (``pyconv.isa.use``); beside the peers it can time pyconv at a reference
+level in the same rounds (engine ``pyconv_<level>``), and at the AVX2 level the peers held to AVX2
+(numpy's OpenBLAS with its Haswell kernel, OpenVINO with oneDNN capped at AVX2), which run in child
+processes (peer_process.py).
 
 Fairness: libgomp (pyconv, PyTorch), OpenBLAS (numpy) and ONNX Runtime keep their worker threads spinning
 after a call (measured here: OpenBLAS about 100 ms, ONNX Runtime about 30 ms, libgomp a few ms), and a
@@ -21,14 +22,20 @@ the same conditions.
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import Counter
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable, ContextManager, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -36,7 +43,8 @@ import numpy as np
 import peer_process
 from layer_tables import ConvLayer, network_of
 
-PEER_NAMES = ("numpy", "numpy_avx2", "onnxruntime", "torch", "openvino", "openvino_avx2")
+HERE = Path(__file__).resolve().parent
+PEER_NAMES = ("numpy", "numpy_avx2", "onnxruntime", "torch", "openvino", "openvino_avx2", "xnnpack")
 # Peers held to an instruction set by an environment variable their library reads when it loads: each
 # runs in a child process started with that variable, and only in the rows of pyconv's matching level.
 HELD_PEERS = {"numpy_avx2": ("avx2", {"OPENBLAS_CORETYPE": "Haswell"}),
@@ -352,10 +360,107 @@ def openvino_avx2_engine(path: str, inputs: Dict[str, np.ndarray], threads: int,
     return engine
 
 
+def _installed(*distributions: str) -> Optional[str]:
+    """The version of the first of ``distributions`` installed (read from its metadata, not imported)."""
+    from importlib import metadata
+
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
+TFLITE_CACHE = Path(tempfile.gettempdir()) / "pyconv-bench-tflite"
+
+
+def keras_twin_tflite(row: ConvLayer, w: np.ndarray) -> bytes:
+    """The float32 TFLite model of ``row``'s Keras twin with HWIO weights ``w`` (:func:`convert_keras_twin`).
+
+    TensorFlow is imported only in a child process that converts and exits: its thread pools and its
+    half a gigabyte never share the process that times the engines. Each conversion is cached in
+    TFLITE_CACHE under the row, a digest of the weights and the TensorFlow version.
+    """
+    version = _installed(*TENSORFLOW_DISTRIBUTIONS)
+    if version is None:
+        raise RuntimeError(f"{row.name}: converting to TFLite needs tensorflow (pip install tensorflow-cpu)")
+    digest = hashlib.sha1(repr(row).encode() + w.tobytes() + version.encode()).hexdigest()[:16]
+    path = TFLITE_CACHE / f"{row.tag}-{digest}.tflite"
+    if not path.exists():
+        TFLITE_CACHE.mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=TFLITE_CACHE) as work:
+            weights, model = os.path.join(work, "w.npy"), os.path.join(work, "model.tflite")
+            np.save(weights, w)
+            done = subprocess.run(
+                [sys.executable, "-c", "import sys, harness; harness.convert_keras_twin(*sys.argv[1:])",
+                 json.dumps(asdict(row)), weights, model],
+                cwd=str(HERE), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{row.name}: converting the Keras twin to TFLite failed: "
+                                   f"{done.stderr.strip()[-2000:]}")
+            os.replace(model, path)  # whole or absent: a run beside this one never reads half a model
+    return path.read_bytes()
+
+
+def convert_keras_twin(row_json: str, weights_path: str, out_path: str) -> None:
+    """Write the TFLite model of one layer's Keras twin (run in a child by :func:`keras_twin_tflite`).
+
+    The twin is what a Keras model of the layer holds: ``Conv2D(groups=G)``, or ``DepthwiseConv2D`` for
+    a depthwise row (TFLite's DEPTHWISE_CONV_2D, as a converted network has it), the row's stride and
+    padding, no bias (the converter adds a zero one), the weights as given. Converted by
+    ``TFLiteConverter.from_keras_model`` with its defaults: float32, no optimisations.
+    """
+    import keras
+    import tensorflow as tf
+
+    row = ConvLayer(**json.loads(row_json))
+    w = np.load(weights_path)
+    inputs = keras.Input((row.H, row.W, row.C_in), batch_size=1, dtype="float32")
+    if row.is_depthwise:
+        layer = keras.layers.DepthwiseConv2D(kernel_size=row.kernel, strides=row.stride, padding=row.padding,
+                                             use_bias=False)
+        weights = w.reshape(row.kernel, row.kernel, row.C_in, 1)  # HWIO (k, k, 1, C) -> (k, k, C, 1)
+    else:
+        layer = keras.layers.Conv2D(row.C_out, kernel_size=row.kernel, strides=row.stride, padding=row.padding,
+                                    groups=row.groups, use_bias=False)
+        weights = w
+    model = keras.Model(inputs, layer(inputs))
+    layer.set_weights([weights])
+    with open(out_path, "wb") as f:
+        f.write(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+
+
+def xnnpack_engine(row: ConvLayer, x: np.ndarray, w: np.ndarray, threads: int) -> Engine:
+    """TFLite's interpreter (``ai_edge_litert``) on :func:`keras_twin_tflite`, ``threads`` threads, with
+    its default delegate, XNNPACK, which takes every float32 convolution.
+
+    The input is set once and only ``invoke()`` is timed: ``set_tensor``/``get_tensor`` copy, as
+    ONNX Runtime is timed on an I/O binding and pyconv bound. Fails unless the model's output comes
+    from a DELEGATE node (the convolution ran in XNNPACK, not in TFLite's own kernel). XNNPACK picks
+    its instruction set itself: in the avx2 rows it still runs its best one on this CPU.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=keras_twin_tflite(row, w), num_threads=threads)
+    interpreter.allocate_tensors()
+    (given,), (wanted,) = interpreter.get_input_details(), interpreter.get_output_details()
+    nodes = interpreter._get_ops_details()  # the only view of the delegation the API offers
+    delegated = [n for n in nodes if n["op_name"] == "DELEGATE"]
+    if not any(wanted["index"] in n["outputs"] for n in delegated):
+        raise RuntimeError(f"xnnpack: XNNPACK did not take {row.name}: nodes {[n['op_name'] for n in nodes]}")
+    interpreter.set_tensor(given["index"], x)
+    ops = Counter(f"XNNPACK:{n['op_name']}" for n in nodes if n["op_name"] != "DELEGATE")
+    return Engine("xnnpack", interpreter.invoke, lambda: interpreter.get_tensor(wanted["index"]),
+                  {"num_threads": threads, "ai_edge_litert": _installed("ai-edge-litert"), "kernels": dict(ops)})
+
+
 PEER_BUILDERS = {"numpy": numpy_engine, "numpy_avx2": numpy_avx2_engine, "onnxruntime": onnxruntime_engine,
                  "torch": torch_engine,
                  "openvino": lambda *args: _openvino_layer_engine(openvino_engine, *args),
-                 "openvino_avx2": lambda *args: _openvino_layer_engine(openvino_avx2_engine, *args)}
+                 "openvino_avx2": lambda *args: _openvino_layer_engine(openvino_avx2_engine, *args),
+                 "xnnpack": xnnpack_engine}
 
 
 def runs_at(peer: str, level: Optional[str]) -> bool:
@@ -365,6 +470,11 @@ def runs_at(peer: str, level: Optional[str]) -> bool:
 
 @lru_cache(maxsize=None)
 def _peer_version(name: str) -> str:
+    if name == "xnnpack":  # read from metadata: importing tensorflow here would cost seconds and memory
+        litert, tensorflow = _installed("ai-edge-litert"), _installed(*TENSORFLOW_DISTRIBUTIONS)
+        if litert is None or tensorflow is None:
+            return "missing: needs ai-edge-litert and tensorflow (pip install tensorflow-cpu ai-edge-litert)"
+        return f"ai-edge-litert {litert} (XNNPACK delegate; models converted by tensorflow {tensorflow})"
     modules = {"numpy": ("numpy", "threadpoolctl"), "numpy_avx2": ("numpy", "threadpoolctl"),
                "onnxruntime": ("onnxruntime", "onnx"), "torch": ("torch",),
                "openvino": ("openvino",), "openvino_avx2": ("openvino",)}[name]

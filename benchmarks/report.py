@@ -5,7 +5,7 @@
 
 A header names the CPU (lscpu's model name, family, model), pyconv's instruction-set levels (active,
 detected, run) and the kernels the peers loaded (numpy's OpenBLAS kernel, native and held to AVX2;
-OpenVINO's oneDNN kernels). Then one table per benchmark module: one row per case, level and thread
+OpenVINO's oneDNN kernels, XNNPACK's ops). Then one table per benchmark module: one row per case, level and thread
 count, with every engine's median (ms), pyconv's GFLOP/s (2 x direct MACs / median), pyconv's speed
 relative to each peer (peer median / pyconv median: above 1 means pyconv is faster) and the verdicts
 against the targets (``pyconv.dashboard.targets``), judged at ``TARGET_THREADS`` only: PASS, FAIL,
@@ -29,9 +29,10 @@ from collections import Counter, defaultdict
 
 from pyconv.dashboard.targets import FAIL, PASS, STATUSES, TARGET_THREADS, noisy, speedups, target_checks
 
-MODULE_ORDER = ("pointwise", "depthwise", "standard", "group", "models", "onnx")
+MODULE_ORDER = ("pointwise", "depthwise", "standard", "group", "xnnpack", "models", "onnx")
 LEVEL_ORDER = ("avx512", "avx2", "neon", "scalar")
-PEER_ORDER = ("pyconv_g1", "numpy", "numpy_avx2", "onnxruntime", "torch", "openvino", "openvino_avx2")
+PEER_ORDER = ("pyconv_g1", "numpy", "numpy_avx2", "onnxruntime", "torch", "openvino", "openvino_avx2",
+              "xnnpack")
 # The peers held to one level's instruction set (harness.HELD_PEERS), shown beside that level's rows.
 HELD_PEERS = {"avx2": ("numpy_avx2", "openvino_avx2")}
 

@@ -1,4 +1,5 @@
-"""The benchmark dashboard and regression gate (pyconv.dashboard), report.py's verdicts, pyconv.machine.
+"""The benchmark dashboard and regression gate (pyconv.dashboard), report.py's verdicts, the optional
+XNNPACK benchmark's skip, pyconv.machine.
 
 Runs come from tests/fixtures/benchmarks (see its README.md): two real runs of one build, and the second
 with one layer made 1.5x slower as a later commit. The expected numbers are read from the fixture JSON
@@ -12,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,6 +151,34 @@ def test_targets_pass_fail_skipped_inconclusive():
     noisy = _info(min_s={"pyconv": 0.5e-3, "numpy": 2e-3, "onnxruntime": 0.9e-3})
     assert {c.status for c in target_checks(noisy)} == {INCONCLUSIVE}
     assert target_checks(_info(threads=1)) == []
+
+
+def test_group_target_against_xnnpack_only_where_it_ran():
+    def checks(key, **times):
+        info = copy.deepcopy(_entry(SAME_B, key)["extra_info"])
+        info.update(median_s=times, min_s=times)
+        return {c.target: c for c in target_checks(info)}
+
+    g4 = "group-grp_g4_28x28x128x128_k3g4-avx512-t2"
+    target = "group <= 1.1x xnnpack's time"
+    assert checks(g4, pyconv=1.0e-3, pyconv_g1=2e-3, xnnpack=0.95e-3)[target].status == PASS  # 1.05x
+    failed = checks(g4, pyconv=1.0e-3, pyconv_g1=2e-3, xnnpack=0.85e-3)[target]  # 1.18x
+    assert failed.status == FAIL and failed.detail == "x0.85 vs xnnpack"
+    assert target not in checks(g4, pyconv=1.0e-3, pyconv_g1=2e-3)  # not measured: no verdict at all
+    # G = 128 is depthwise, outside the target's G in {2, ..., 32}.
+    assert target not in checks("group-grp_g128_28x28x128x128_k3g128-avx512-t2", pyconv=1e-3, xnnpack=0.5e-3)
+
+
+def test_xnnpack_benchmark_skips_without_its_peers():
+    pytest.importorskip("pytest_benchmark")
+    benchmarks = Path(__file__).parent.parent / "benchmarks"
+    # A None in sys.modules makes find_spec report the package absent, installed or not.
+    code = ("import sys, pytest; sys.modules['tensorflow'] = sys.modules['ai_edge_litert'] = None; "
+            "sys.exit(pytest.main(['bench_xnnpack.py', '-p', 'no:cacheprovider', '-rs', '--benchmark-disable']))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=benchmarks, capture_output=True, text=True, timeout=300)
+    assert done.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, done.stdout + done.stderr
+    assert "the xnnpack peer needs tensorflow and ai_edge_litert: pip install" in done.stdout
+    assert "1 skipped" in done.stdout
 
 
 def _report():

@@ -18,6 +18,7 @@ DEPTHWISE_GFLOPS = 30.0        # depthwise 3x3 s1/s2 GFLOP/s, MobileNet v1 shape
 STANDARD_GFLOPS = 150.0        # effective GFLOP/s of strategy auto at 3x3 64 -> 64, 56x56
 STANDARD_TARGET_LAYER = "std_3x3"
 VS_ONNXRUNTIME = 1.0           # every network row (pyconv's auto path) no slower than ORT
+GROUP_VS_XNNPACK = 1.1         # group sweep, 1 < G < C: at most this times TFLite XNNPACK's time, where it ran
 NOISY_SPREAD = 1.5             # a row whose median exceeds its min by this factor (any engine) is noisy
 NETWORKS = ("mobilenet_v1", "xception", "efficientnet_b0", "mobilenet_v3", "mixed_kernels", "shufflenet_v1")
 # The numpy peer a pointwise row is judged against: at the avx2 level the one held to AVX2 (harness.HELD_PEERS);
@@ -75,8 +76,13 @@ def target_checks(info: dict, stat: str = "median") -> List[Check]:
     if module == "pointwise" and network == "mobilenet_v1" and numpy:
         checks.append(_against(f"pointwise >= {POINTWISE_VS_NUMPY:.0%} of {numpy}", numpy, speedup,
                                POINTWISE_VS_NUMPY))
-    if module == "group" and level != "scalar" and info.get("shape", {}).get("groups", 1) > 1:
+    groups = info.get("shape", {}).get("groups", 1)
+    if module == "group" and level != "scalar" and groups > 1:
         checks.append(_against("group G faster than G = 1", "pyconv_g1", speedup, 1.0, strict=True))
+    # Judged only where XNNPACK ran (bench_xnnpack.py, an optional module): elsewhere it is no omission.
+    if network == "group" and level != "scalar" and 1 < groups < info["shape"]["C_in"] and "xnnpack" in speedup:
+        checks.append(_against(f"group <= {GROUP_VS_XNNPACK}x xnnpack's time", "xnnpack", speedup,
+                               1 / GROUP_VS_XNNPACK))
     if best:
         if module == "depthwise" and network == "mobilenet_v1":
             checks.append(_gflops(f"depthwise >= {DEPTHWISE_GFLOPS:.0f} GFLOP/s", gflops, DEPTHWISE_GFLOPS))

@@ -22,7 +22,8 @@ __all__ = ["Table", "View", "gate_view", "layers_view", "tradeoff_view", "roofli
 KERNEL_MODULES = ("pointwise", "depthwise", "standard", "group")
 # pyconv's own series in blues; the peers in colours that are neither blue nor the red of a regression.
 PEER_COLOURS = {"numpy": "#ff7f0e", "numpy_avx2": "#ffbb78", "onnxruntime": "#2ca02c", "torch": "#9467bd",
-                "openvino": "#8c564b", "openvino_avx2": "#c49c94", "pyconv_g1": "#7f7f7f"}
+                "openvino": "#8c564b", "openvino_avx2": "#c49c94", "xnnpack": "#dbdb8d",
+                "pyconv_g1": "#7f7f7f"}
 PYCONV_COLOURS = ("#1f77b4", "#4a98c9", "#08519c", "#6baed6", "#2171b5", "#9ecae1", "#084594")
 OTHER_COLOURS = ("#17becf", "#bcbd22", "#e377c2", "#393b79", "#637939", "#8c6d31")
 # History lines: anything but the red of a regression and the green of an improvement.
