@@ -121,7 +121,7 @@ LEVELS = {
     "other": {"scalar": []},
 }
 # Families every level must have; gconv (the narrow-group row) is optional.
-FAMILIES = ("igemm", "nchwconv", "dwconv", "winograd", "maxpool", "transpose", "eltwise")
+FAMILIES = ("igemm", "nchwconv", "dwconv", "winograd", "maxpool", "transpose", "eltwise", "resample")
 UKERNELS = Path("pyconv", "ukernels")
 
 

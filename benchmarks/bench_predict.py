@@ -8,10 +8,12 @@
    80-95; seeded) into ``--images`` JPEG files, made once under ``--folder`` (never in the repository).
 2. Local: images/s of the prediction pipeline (the one ``pyconv predict`` runs: decoding on a thread pool
    overlapped with the model) over that folder, MobileNet v2 (``models/mobilenet_v2.json``, seeded
-   weights), with 1 caller x ``--threads`` threads and with ``--threads`` callers x 1 thread, against the
-   model's own throughput: ``model.run`` at ``--threads`` threads on one batch of the same size, already
-   preprocessed, repeated; ``--rounds`` rounds, each measuring all three, and the median ratio. The ratio
-   says how much of the decoding is hidden (target >= 90%).
+   weights), with 1 caller x ``--threads`` threads and with ``--threads`` callers x 1 thread, each against
+   the model's own throughput in the same layout: ``model.run`` by as many callers with as many threads
+   on one batch of the same size, already preprocessed, repeated, measured just before and just after
+   each pipeline run (their mean is the reference, so that a neighbour's burst on a shared machine moves
+   both sides of a ratio). ``--rounds`` rounds, and the median ratio, which says how much of the
+   decoding is hidden (target >= 90%).
 3. Ray (when installed): a local instance with 2 CPUs, 2 actors x 1 thread against 1 actor x 1 thread over
    ``--ray-images`` of the photos (target >= 1.6x). Rates are taken from the first batch back to the last,
    so Ray's start-up and the actors' model loading are left out.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,17 +68,29 @@ def make_photos(folder: Path, count: int, seed: int = 0) -> list[str]:
     return sorted(str(p) for p in folder.glob("*.jpg"))[:count]
 
 
-def model_rate(model: pyconv.Model, paths: list[str], batch: int, threads: int, seconds: float = 10.0) -> float:
-    """Images/s of model.run on one preprocessed batch of the photos, repeated."""
+def model_rate(model: pyconv.Model, paths: list[str], batch: int, callers: int, threads: int,
+               seconds: float = 3.0) -> float:
+    """Images/s of model.run on one preprocessed batch of the photos, repeated by ``callers`` threads at
+    once, each run with ``threads`` threads."""
     layout = model.spec.layers[model.input_names[0]].attrs["layout"]
     size = model.input_shape()[1 if layout == "NHWC" else 2]
     x = np.stack([load_image(p, layout=layout, size=size) for p in paths[:batch]])
     model.run(x, threads=threads)
-    runs, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        model.run(x, threads=threads)
-        runs += 1
-    return runs * batch / (time.perf_counter() - start)
+    runs = [0] * callers
+    stop = time.perf_counter() + seconds
+
+    def repeat(caller: int) -> None:
+        while time.perf_counter() < stop:
+            model.run(x, threads=threads)
+            runs[caller] += 1
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=repeat, args=(caller,)) for caller in range(callers)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(runs) * batch / (time.perf_counter() - start)
 
 
 def pipeline_rate(model, paths: list[str], **options) -> tuple[float, int]:
@@ -109,17 +124,16 @@ def main() -> None:
     model = pyconv.load(args.model, threads=args.threads)
     layouts = ((1, args.threads), (args.threads, 1)) if args.threads > 1 else ((1, 1),)
     ratios: dict[tuple[int, int], list[float]] = {layout: [] for layout in layouts}
-    # Rounds alternate the model alone and the pipelines, so that a neighbour's burst on a shared machine
-    # shows as one odd round rather than skewing one side of every ratio.
     for round_ in range(1, args.rounds + 1):
-        alone = model_rate(model, paths, args.batch, args.threads, seconds=5.0)
-        line = [f"round {round_} (load {os.getloadavg()[0]:.2f}): model.run alone, {args.threads} threads, batch "
-                f"{args.batch}: {alone:.1f} images/s"]
+        line = [f"round {round_} (load {os.getloadavg()[0]:.2f})"]
         for callers, threads in layouts:
+            before = model_rate(model, paths, args.batch, callers, threads)
             pipeline, _ = pipeline_rate(model, paths, batch=args.batch, threads=threads, callers=callers)
+            after = model_rate(model, paths, args.batch, callers, threads)
+            alone = (before + after) / 2
             ratios[(callers, threads)].append(pipeline / alone)
-            line.append(f"pipeline {callers} caller(s) x {threads} thread(s): {pipeline:.1f} images/s "
-                        f"({100 * pipeline / alone:.0f}%)")
+            line.append(f"{callers} caller(s) x {threads} thread(s): model.run alone {before:.1f} and {after:.1f}, "
+                        f"pipeline {pipeline:.1f} images/s ({100 * pipeline / alone:.0f}%)")
         print("; ".join(line))
     for (callers, threads), values in ratios.items():
         print(f"pipeline {callers} caller(s) x {threads} thread(s) / model.run alone: median "

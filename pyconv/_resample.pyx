@@ -11,15 +11,21 @@ equal Pillow's bit for bit) but runs the first pass only over the input rows (or
 pixels read and only for the kept columns (or rows), and writes the result through a per-channel lookup
 table (``(v - mean) / std`` for the 256 pixel values) straight into the float32 model input, NHWC or
 NCHW, either channel order. The weights are computed in double precision without fused multiply-adds
-(the extension is built with ``-ffp-contract=off``), as Pillow's portable build computes them.
+(the extension is built with ``-ffp-contract=off``), as Pillow's portable build computes them. The integer
+rows of both passes are micro-kernels of the instruction-set level in use (``ukernels/resample``).
 """
 from libc.math cimport ceil
+from libc.stdint cimport int32_t, uint8_t
 
 import numpy as np
 
+from ._ukernels cimport *
+
+include "_level.pxi"
+
 cdef enum:
     # Fraction bits of the fixed-point weights: 8 bits of pixel and 2 of headroom in an int32.
-    PRECISION_BITS = 22
+    PRECISION_BITS = PYCONV_RESAMPLE_BITS
 
 cdef enum Filter:
     BILINEAR = 0
@@ -49,7 +55,7 @@ cdef inline Py_ssize_t _taps(Filter kind, Py_ssize_t in_size, Py_ssize_t out_siz
 
 
 cdef void _weights(Filter kind, Py_ssize_t in_size, Py_ssize_t out_size, Py_ssize_t first, Py_ssize_t count,
-                   Py_ssize_t taps, int *starts, int *lengths, int *weights, double *scratch) noexcept nogil:
+                   Py_ssize_t taps, int32_t *starts, int32_t *lengths, int32_t *weights, double *scratch) noexcept nogil:
     """Fixed-point weights of output positions ``first .. first + count - 1``: position ``i`` reads
     inputs ``starts[i] .. starts[i] + lengths[i] - 1`` with ``weights[i * taps + t]``."""
     cdef double scale = <double>in_size / out_size
@@ -81,8 +87,8 @@ cdef void _weights(Filter kind, Py_ssize_t in_size, Py_ssize_t out_size, Py_ssiz
         lengths[i] = <int>(hi - lo)
 
 
-cdef Py_ssize_t _uniform(Py_ssize_t in_size, Py_ssize_t count, Py_ssize_t taps, int *starts,
-                         const int *lengths, const int *weights, int *packed) noexcept nogil:
+cdef Py_ssize_t _uniform(Py_ssize_t in_size, Py_ssize_t count, Py_ssize_t taps, int32_t *starts,
+                         const int32_t *lengths, const int32_t *weights, int32_t *packed) noexcept nogil:
     """Rewrites ``count`` positions' weights (``taps`` apart) as ``span`` weights each, ``span`` the longest
     run: a shorter run gets zero weights, its start moved left where it would pass the end of the axis.
     Zero weights add nothing to the integer sums, so results are unchanged and the loops run ``span``
@@ -97,79 +103,6 @@ cdef Py_ssize_t _uniform(Py_ssize_t in_size, Py_ssize_t count, Py_ssize_t taps, 
         for t in range(span):
             packed[i * span + t] = weights[i * taps + t - shift] if shift <= t < shift + lengths[i] else 0
     return span
-
-
-cdef inline int _clip8(int acc, bint clip) noexcept nogil:
-    """A fixed-point sum as a pixel value. Without ``clip`` the sum is known to be in range: bilinear
-    weights are never negative and sum to at most 2**22 + taps / 2, so with fewer than 16000 taps a sum of
-    pixels <= 255 rounds to at most 255."""
-    acc = acc >> PRECISION_BITS
-    if not clip:
-        return acc
-    return 0 if acc < 0 else (255 if acc > 255 else acc)
-
-
-cdef inline void _horizontal_span(const unsigned char *line, Py_ssize_t shift, Py_ssize_t count,
-                                  const int *starts, const int *weights, const Py_ssize_t span,
-                                  const bint clip, unsigned char *dst) noexcept nogil:
-    cdef Py_ssize_t x, t
-    cdef const unsigned char *pixel
-    cdef const int *k
-    cdef int s0, s1, s2, weight
-    for x in range(count):
-        k = weights + x * span
-        pixel = line + (starts[x] - shift) * 3
-        s0 = s1 = s2 = 1 << (PRECISION_BITS - 1)
-        for t in range(span):
-            weight = k[t]
-            s0 = s0 + pixel[3 * t] * weight
-            s1 = s1 + pixel[3 * t + 1] * weight
-            s2 = s2 + pixel[3 * t + 2] * weight
-        dst[3 * x] = <unsigned char>_clip8(s0, clip)
-        dst[3 * x + 1] = <unsigned char>_clip8(s1, clip)
-        dst[3 * x + 2] = <unsigned char>_clip8(s2, clip)
-
-
-cdef void _horizontal_row(const unsigned char *line, Py_ssize_t shift, Py_ssize_t count, const int *starts,
-                          const int *weights, Py_ssize_t span, bint clip, unsigned char *dst) noexcept nogil:
-    """``count`` pixels of one row resampled along it, ``span`` weights each (:func:`_uniform`); ``line``
-    holds the input from pixel ``shift`` on. The common cases (bilinear: 2-4 weights, no clipping;
-    bicubic: 4-6, clipped) get loops the compiler unrolls."""
-    if not clip and span == 2:
-        _horizontal_span(line, shift, count, starts, weights, 2, False, dst)
-    elif not clip and span == 3:
-        _horizontal_span(line, shift, count, starts, weights, 3, False, dst)
-    elif not clip and span == 4:
-        _horizontal_span(line, shift, count, starts, weights, 4, False, dst)
-    elif clip and span == 4:
-        _horizontal_span(line, shift, count, starts, weights, 4, True, dst)
-    elif clip and span == 5:
-        _horizontal_span(line, shift, count, starts, weights, 5, True, dst)
-    elif clip and span == 6:
-        _horizontal_span(line, shift, count, starts, weights, 6, True, dst)
-    else:
-        _horizontal_span(line, shift, count, starts, weights, span, clip, dst)
-
-
-cdef void _vertical_row(const unsigned char *first, Py_ssize_t stride, Py_ssize_t length, const int *k,
-                        Py_ssize_t elems, bint clip, int *acc, unsigned char *dst) noexcept nogil:
-    """One output row: ``elems`` values, each the weighted sum down ``length`` rows from ``first``."""
-    cdef Py_ssize_t t, j
-    cdef const unsigned char *line
-    cdef int weight
-    for j in range(elems):
-        acc[j] = 1 << (PRECISION_BITS - 1)
-    for t in range(length):
-        weight = k[t]
-        line = first + t * stride
-        for j in range(elems):
-            acc[j] = acc[j] + line[j] * weight
-    if clip:
-        for j in range(elems):
-            dst[j] = <unsigned char>_clip8(acc[j], True)
-    else:
-        for j in range(elems):
-            dst[j] = <unsigned char>_clip8(acc[j], False)
 
 
 cdef void _store(const unsigned char *row, Py_ssize_t y, Py_ssize_t out_h, Py_ssize_t out_w, bint bgr, bint nchw,
@@ -235,12 +168,12 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
     cdef Py_ssize_t taps_y = _taps(kind, in_h, height) if vertical else 1
     cdef Py_ssize_t row_elems = out_w * 3
     cdef bint clip = kind == BICUBIC or max(taps_x, taps_y) > 4096
-    cdef int[::1] y_starts = np.zeros(out_h, np.intc), y_lengths = np.zeros(out_h, np.intc)
-    cdef int[::1] y_weights = np.zeros(out_h * taps_y, np.intc)
-    cdef int[::1] x_starts = np.zeros(out_w, np.intc), x_lengths = np.zeros(out_w, np.intc)
-    cdef int[::1] x_weights = np.zeros(out_w * taps_x, np.intc)
+    cdef int32_t[::1] y_starts = np.zeros(out_h, np.int32), y_lengths = np.zeros(out_h, np.int32)
+    cdef int32_t[::1] y_weights = np.zeros(out_h * taps_y, np.int32)
+    cdef int32_t[::1] x_starts = np.zeros(out_w, np.int32), x_lengths = np.zeros(out_w, np.int32)
+    cdef int32_t[::1] x_weights = np.zeros(out_w * taps_x, np.int32)
     cdef double[::1] scratch = np.empty(max(taps_x, taps_y), np.float64)
-    cdef int[::1] x_packed = np.zeros(out_w * taps_x, np.intc)
+    cdef int32_t[::1] x_packed = np.zeros(out_w * taps_x, np.int32)
     cdef Py_ssize_t span = 1
     with nogil:
         if vertical:
@@ -259,7 +192,7 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
     cdef unsigned char[::1] between = np.empty(
         out_h * cols * 3 if vertical_first else (rows * row_elems if horizontal else 0), np.uint8)
     cdef unsigned char[::1] row_buffer = np.empty(row_elems, np.uint8)
-    cdef int[::1] acc = np.empty(max(row_elems, cols * 3 if vertical_first else 0), np.intc)
+    cdef int32_t[::1] acc = np.empty(max(row_elems, cols * 3 if vertical_first else 0), np.int32)
     shape = (<Py_ssize_t>3, out_h, out_w) if nchw else (out_h, out_w, <Py_ssize_t>3)
     result = np.empty(shape, np.uint8 if table is None else np.float32)
     cdef unsigned char[::1] out_u8 = result.reshape(-1) if table is None else None
@@ -272,22 +205,27 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
     cdef unsigned char *row = &row_buffer[0]
     cdef const unsigned char *line
     cdef Py_ssize_t in_stride = in_w * 3, y, r
+    cdef const pyconv_ukernels *kernels = uk
     with nogil:
         if vertical_first:
+            # The horizontal pass reads the intermediate, which starts at input column col0.
+            for r in range(out_w):
+                x_starts[r] -= <int>col0
             for y in range(out_h):
-                _vertical_row(src + y_starts[y] * in_stride + col0 * 3, in_stride, y_lengths[y],
-                              &y_weights[y * taps_y], cols * 3, clip, &acc[0], mid + y * cols * 3)
+                kernels.resample_vertical(src + y_starts[y] * in_stride + col0 * 3, in_stride, y_lengths[y],
+                                          &y_weights[y * taps_y], cols * 3, clip, &acc[0], mid + y * cols * 3)
             for y in range(out_h):
-                _horizontal_row(mid + y * cols * 3, col0, out_w, &x_starts[0], &x_packed[0], span, clip, row)
+                kernels.resample_horizontal(mid + y * cols * 3, cols, out_w, &x_starts[0], &x_packed[0], span,
+                                            clip, row)
                 _store(row, y, out_h, out_w, bgr, nchw, lut, dst_f32, dst_u8)
         elif horizontal:
             for r in range(rows):
-                _horizontal_row(src + (row0 + r) * in_stride, 0, out_w, &x_starts[0], &x_packed[0], span,
-                                clip, mid + r * row_elems)
+                kernels.resample_horizontal(src + (row0 + r) * in_stride, in_w, out_w, &x_starts[0],
+                                            &x_packed[0], span, clip, mid + r * row_elems)
             for y in range(out_h):
                 if vertical:
-                    _vertical_row(mid + (y_starts[y] - row0) * row_elems, row_elems, y_lengths[y],
-                                  &y_weights[y * taps_y], row_elems, clip, &acc[0], row)
+                    kernels.resample_vertical(mid + (y_starts[y] - row0) * row_elems, row_elems, y_lengths[y],
+                                              &y_weights[y * taps_y], row_elems, clip, &acc[0], row)
                     line = row
                 else:
                     line = mid + y * row_elems
@@ -295,8 +233,8 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
         else:
             for y in range(out_h):
                 if vertical:
-                    _vertical_row(src + y_starts[y] * in_stride + left * 3, in_stride, y_lengths[y],
-                                  &y_weights[y * taps_y], row_elems, clip, &acc[0], row)
+                    kernels.resample_vertical(src + y_starts[y] * in_stride + left * 3, in_stride, y_lengths[y],
+                                              &y_weights[y * taps_y], row_elems, clip, &acc[0], row)
                     line = row
                 else:
                     line = src + (top + y) * in_stride + left * 3

@@ -1,5 +1,6 @@
 """The micro-kernel library's C interface (pyconv/ukernels/ukernels.h and common.h), for the Cython
 drivers: the tile contract's constants, the geometry structs and the per-level dispatch table."""
+from libc.stdint cimport int32_t, uint8_t
 
 cdef extern from "ukernels.h" nogil:
     enum:
@@ -18,6 +19,7 @@ cdef extern from "ukernels.h" nogil:
         PYCONV_BIN_DIV
         PYCONV_BIN_RSUB
         PYCONV_BIN_RDIV
+        PYCONV_RESAMPLE_BITS
     ctypedef struct pyconv_dw_geom:
         ptrdiff_t H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OW
         int in_act, prefetch
@@ -62,6 +64,10 @@ cdef extern from "ukernels.h" nogil:
         void (*bilinear_row)(const float *r0, const float *r1, float wy0, float wy1, const ptrdiff_t *x0,
                              const ptrdiff_t *x1, const float *wx0, const float *wx1, float *o, ptrdiff_t OW,
                              ptrdiff_t C) noexcept nogil
+        void (*resample_horizontal)(const uint8_t *line, ptrdiff_t pixels, ptrdiff_t count, const int32_t *starts,
+                                    const int32_t *weights, ptrdiff_t span, int clip, uint8_t *dst) noexcept nogil
+        void (*resample_vertical)(const uint8_t *first, ptrdiff_t stride, ptrdiff_t length, const int32_t *k,
+                                  ptrdiff_t elems, int clip, int32_t *acc, uint8_t *dst) noexcept nogil
     const pyconv_ukernels *pyconv_ukernels_for(const char *name)
     void pyconv_prefetch_floats(const float *p, ptrdiff_t n)
     void pyconv_prefetch_cells(const float *img, ptrdiff_t C, ptrdiff_t W, ptrdiff_t h0, ptrdiff_t h1,

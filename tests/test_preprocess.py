@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 PIL_Image = pytest.importorskip("PIL.Image")
+ImageOps = pytest.importorskip("PIL.ImageOps")
 torch = pytest.importorskip("torch")
 skimage_data = pytest.importorskip("skimage.data")
 
+import pyconv.preprocess as preprocess_module  # noqa: E402
 from pyconv import load  # noqa: E402
 from pyconv.preprocess import (PRESETS, ImageError, Preset, load_image, model_input, model_preset,  # noqa: E402
                                preprocess)
@@ -179,6 +181,62 @@ def test_load_image_applies_exif_orientation(tmp_path):
     turned = load_image(tmp_path / "turned.jpg", "keras")
     plain = load_image(tmp_path / "upright.jpg", "keras")
     assert np.abs(turned - plain).mean() < 0.03
+
+
+JPEG_VARIANTS = {
+    "4:2:0": {"subsampling": 2}, "4:2:2": {"subsampling": 1}, "4:4:4": {"subsampling": 0},
+    "progressive": {"progressive": True}, "optimized q60": {"optimize": True, "quality": 60},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(JPEG_VARIANTS))
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_jpeg_pixels_are_pillows_whichever_decoder_runs(tmp_path, variant, mode):
+    # simplejpeg, where installed, decodes RGB and greyscale JPEGs; Pillow the rest. Either way the pixels
+    # are exactly Pillow's.
+    for name in ("chelsea_portrait", "coffee"):
+        path = tmp_path / f"{name}.jpg"
+        PIL_Image.fromarray(PHOTOS[name]).convert(mode).save(path, **JPEG_VARIANTS[variant])
+        decoded = np.asarray(PIL_Image.open(path).convert("RGB"))
+        for preset in ("torchvision", "caffe"):
+            np.testing.assert_array_equal(load_image(path, preset, "NCHW"), preprocess(decoded, preset, "NCHW"))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientations_turn_the_pixels_as_pillow_does(tmp_path, orientation):
+    exif = PIL_Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"turned_{orientation}.jpg"
+    PIL_Image.fromarray(PHOTOS["astronaut"][:300:2, :, :]).save(path, exif=exif)   # 150 x 512: not square
+    with PIL_Image.open(path) as image:
+        upright = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    # "stretch" presets keep every pixel's place in view: a wrong turn changes the output.
+    np.testing.assert_array_equal(load_image(path, "keras", size=(100, 60)), preprocess(upright, "keras", size=(100, 60)))
+
+
+def test_simplejpeg_decodes_jpegs_when_installed(tmp_path, monkeypatch):
+    simplejpeg = pytest.importorskip("simplejpeg", reason="simplejpeg not installed (pyconv[image] brings it)")
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return simplejpeg.decode_jpeg(*args, **kwargs)
+
+    monkeypatch.setattr(preprocess_module, "_jpeg_decoder", lambda: counting)
+    PIL_Image.fromarray(PHOTOS["coffee"]).save(tmp_path / "coffee.jpg")
+    PIL_Image.fromarray(PHOTOS["coffee"]).save(tmp_path / "coffee.png")
+    PIL_Image.fromarray(PHOTOS["coffee"]).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    load_image(tmp_path / "coffee.png")
+    load_image(tmp_path / "cmyk.jpg")
+    assert calls == []
+    load_image(tmp_path / "coffee.jpg")
+    # Pillow decodes with the accurate DCT and smooth upsampling: so must simplejpeg, for the same pixels.
+    assert calls == [{"colorspace": "RGB", "fastdct": False, "fastupsample": False}]
+    data = (tmp_path / "coffee.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[:len(data) // 2])
+    with pytest.raises(ImageError, match="cannot decode") as info:
+        load_image(tmp_path / "cut.jpg")
+    assert info.value.path == str(tmp_path / "cut.jpg")
 
 
 @pytest.mark.parametrize("content,words", [

@@ -16,7 +16,8 @@
         pyconv_binary__##isa, pyconv_binary_scalar__##isa, pyconv_scale_shift__##isa,                \
         pyconv_accumulate__##isa, pyconv_divide__##isa, pyconv_activate_span__##isa,                 \
         pyconv_prelu__##isa, pyconv_mean_pixels__##isa, pyconv_shuffle_row__##isa,                   \
-        pyconv_bilinear_row__##isa,                                                                  \
+        pyconv_bilinear_row__##isa, pyconv_resample_horizontal__##isa,                               \
+        pyconv_resample_vertical__##isa,                                                             \
     };
 
 /* Levels without a narrow-group row: every group shape takes the GEMM path. */

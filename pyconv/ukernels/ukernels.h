@@ -22,6 +22,8 @@
  *   eltwise         binary ops (add, subtract, multiply, divide) against a vector or a scalar,
  *                   scale/shift, pooling sums and means, every activation (common.h's codes) in place,
  *                   PReLU, channel shuffle rows, bilinear resize rows
+ *   resample_horizontal / resample_vertical   an image resize's uint8 RGB rows in Pillow's fixed-point
+ *                   arithmetic (weights of PYCONV_RESAMPLE_BITS fraction bits), along a row or down rows
  */
 #ifndef PYCONV_UKERNELS_H
 #define PYCONV_UKERNELS_H
@@ -66,6 +68,16 @@
 #define PYCONV_BILINEAR_ROW_ARGS                                                                     \
     const float *r0, const float *r1, float wy0, float wy1, const ptrdiff_t *x0, const ptrdiff_t *x1, \
         const float *wx0, const float *wx1, float *o, ptrdiff_t OW, ptrdiff_t C
+/* Horizontal: `count` outputs, output x reading pixels starts[x] .. starts[x] + span - 1 of `line` (which
+ * holds `pixels` RGB pixels) with weights[x * span + t].  Vertical: `elems` bytes, each the weighted sum
+ * down `length` rows `stride` bytes apart from `first`; `acc` is scratch of `elems` int32. */
+#define PYCONV_RESAMPLE_BITS 22
+#define PYCONV_RESAMPLE_HORIZONTAL_ARGS                                                              \
+    const uint8_t *line, ptrdiff_t pixels, ptrdiff_t count, const int32_t *starts,                   \
+        const int32_t *weights, ptrdiff_t span, int clip, uint8_t *dst
+#define PYCONV_RESAMPLE_VERTICAL_ARGS                                                                \
+    const uint8_t *first, ptrdiff_t stride, ptrdiff_t length, const int32_t *k, ptrdiff_t elems,     \
+        int clip, int32_t *acc, uint8_t *dst
 #define PYCONV_TRANSPOSE_TILE_ARGS                                                                   \
     const float *src, ptrdiff_t ld_src, float *dst, ptrdiff_t ld_dst, ptrdiff_t rows, ptrdiff_t cols
 
@@ -92,6 +104,8 @@ typedef struct {
     void (*mean_pixels)(const float *img, float *dst, ptrdiff_t HW, ptrdiff_t C, ptrdiff_t n);
     void (*shuffle_row)(const float *src, float *dst, ptrdiff_t groups, ptrdiff_t P);
     void (*bilinear_row)(PYCONV_BILINEAR_ROW_ARGS);
+    void (*resample_horizontal)(PYCONV_RESAMPLE_HORIZONTAL_ARGS);
+    void (*resample_vertical)(PYCONV_RESAMPLE_VERTICAL_ARGS);
 } pyconv_ukernels;
 
 /* Every family's entry points for one instruction set. */
@@ -104,7 +118,9 @@ typedef struct {
     void pyconv_wino_output__##isa(PYCONV_WINO_OUTPUT_ARGS);                                         \
     void pyconv_maxpool_window__##isa(PYCONV_MAXPOOL_WINDOW_ARGS);                                   \
     void pyconv_transpose_tile__##isa(PYCONV_TRANSPOSE_TILE_ARGS);                                   \
-    PYCONV_ELTWISE_FNS(pyconv_, __##isa)
+    PYCONV_ELTWISE_FNS(pyconv_, __##isa)                                                             \
+    void pyconv_resample_horizontal__##isa(PYCONV_RESAMPLE_HORIZONTAL_ARGS);                         \
+    void pyconv_resample_vertical__##isa(PYCONV_RESAMPLE_VERTICAL_ARGS);
 
 /* The narrow-group row, for the levels that have one. */
 #define PYCONV_DECLARE_GCONV(isa)                                                                    \

@@ -1050,6 +1050,117 @@ static void check_eltwise(const pyconv_ukernels *uk) {
             }
 }
 
+/* ------------------------------------------------------------------------------------- resample */
+
+/* n bytes against this case's guard page, the rest of the slot filled with a pattern (exact values are
+ * compared, so the output needs no canaries inside it; `bytes_intact` checks the open side). */
+static uint8_t *bytes_take(slot *s, size_t n) {
+    if (n + 64 > s->bytes) {
+        fprintf(stderr, "slot too small (%zu bytes)\n", n);
+        exit(2);
+    }
+    memset(s->lo, 0xa5, s->bytes);
+    return at_end ? (uint8_t *)(s->lo + s->bytes - n) : (uint8_t *)s->lo;
+}
+
+static int bytes_intact(const slot *s, const uint8_t *p, size_t n) {
+    const uint8_t *lo = (const uint8_t *)s->lo, *hi = lo + s->bytes;
+    for (const uint8_t *q = p - 64; q < p + n + 64; q++)
+        if (q >= lo && q < hi && (q < p || q >= p + n) && *q != 0xa5) return 0;
+    return 1;
+}
+
+static uint8_t rs_ref(int64_t acc, int clip) {
+    acc >>= PYCONV_RESAMPLE_BITS;
+    if (clip) acc = acc < 0 ? 0 : (acc > 255 ? 255 : acc);
+    return (uint8_t)acc;
+}
+
+/* Weights of one output: with clip, either sign (Keys' cubic has negative lobes) and magnitudes summing
+ * to at most 1.9 in fixed point, so that sums leave 0-255 both ways but stay within int32 as the
+ * callers' do; without, non-negative and summing to at most 1.0, as the callers guarantee. */
+static void rs_weights(int32_t *k, ptrdiff_t span, int clip) {
+    int64_t left = (int64_t)1 << PYCONV_RESAMPLE_BITS;
+    const uint32_t most = (uint32_t)((19 * left / 10) / span);
+    for (ptrdiff_t t = 0; t < span; t++) {
+        if (clip) {
+            k[t] = (int32_t)(rnd() % (most + 1)) - (int32_t)(rnd() % (most / 2 + 1));
+        } else {
+            k[t] = left ? (int32_t)(rnd() % (uint32_t)(left + 1)) : 0;
+            left -= k[t];
+        }
+    }
+}
+
+static void check_resample(const pyconv_ukernels *uk) {
+    enum { PMAX = 64, SMAX = 9, CMAX = 40, EMAX = 200 };
+    static slot sl, so;
+    static int ready;
+    if (!ready) {
+        slot_init(&sl, PMAX * 3 * SMAX);
+        slot_init(&so, EMAX);
+        ready = 1;
+    }
+    static int32_t starts[CMAX], weights[CMAX * SMAX], acc[EMAX];
+    static uint8_t want[EMAX];
+    /* horizontal: `count` outputs over a line of `pixels`, the last outputs reading its last pixel */
+    static const ptrdiff_t Ps[] = {1, 2, 3, 5, 17, 64};
+    for (size_t pi = 0; pi < sizeof(Ps) / sizeof(Ps[0]); pi++)
+        for (ptrdiff_t span = 1; span <= SMAX && span <= Ps[pi]; span += 1 + (span > 3))
+            for (ptrdiff_t count = 1; count <= CMAX; count += 13)
+                for (int clip = 0; clip < 2; clip++) {
+                    const ptrdiff_t P = Ps[pi];
+                    DESCRIBE("resample_horizontal pixels=%td span=%td count=%td clip=%d at_end=%d", P, span,
+                             count, clip, at_end);
+                    case_begin();
+                    uint8_t *line = bytes_take(&sl, (size_t)(3 * P));
+                    for (ptrdiff_t i = 0; i < 3 * P; i++) line[i] = (uint8_t)rnd();
+                    for (ptrdiff_t x = 0; x < count; x++) {
+                        /* non-decreasing starts that reach the end of the line */
+                        starts[x] = (int32_t)((P - span) * (x + 1) / count);
+                        rs_weights(weights + x * span, span, clip);
+                    }
+                    for (ptrdiff_t x = 0; x < count; x++)
+                        for (ptrdiff_t c = 0; c < 3; c++) {
+                            int64_t sum = 1 << (PYCONV_RESAMPLE_BITS - 1);
+                            for (ptrdiff_t t = 0; t < span; t++)
+                                sum += (int64_t)line[3 * (starts[x] + t) + c] * weights[x * span + t];
+                            want[3 * x + c] = rs_ref(sum, clip);
+                        }
+                    uint8_t *dst = bytes_take(&so, (size_t)(3 * count));
+                    GUARDED(uk->resample_horizontal(line, P, count, starts, weights, span, clip, dst));
+                    if (!case_failed && memcmp(dst, want, (size_t)(3 * count)) != 0) fail("wrong pixels");
+                    if (!bytes_intact(&so, dst, (size_t)(3 * count))) fail("wrote outside dst");
+                    case_end();
+                    at_end ^= 1;
+                }
+    /* vertical: `elems` bytes down `length` rows */
+    static const ptrdiff_t Es[] = {1, 3, 7, 32, 33, 100, EMAX};
+    for (size_t ei = 0; ei < sizeof(Es) / sizeof(Es[0]); ei++)
+        for (ptrdiff_t length = 1; length <= 8; length += 3)
+            for (int clip = 0; clip < 2; clip++) {
+                const ptrdiff_t E = Es[ei], stride = E + (ptrdiff_t)(rnd() % 5);
+                DESCRIBE("resample_vertical elems=%td length=%td stride=%td clip=%d at_end=%d", E, length, stride,
+                         clip, at_end);
+                case_begin();
+                const size_t n = (size_t)((length - 1) * stride + E);
+                uint8_t *first = bytes_take(&sl, n);
+                for (size_t i = 0; i < n; i++) first[i] = (uint8_t)rnd();
+                rs_weights(weights, length, clip);
+                for (ptrdiff_t j = 0; j < E; j++) {
+                    int64_t sum = 1 << (PYCONV_RESAMPLE_BITS - 1);
+                    for (ptrdiff_t t = 0; t < length; t++) sum += (int64_t)first[t * stride + j] * weights[t];
+                    want[j] = rs_ref(sum, clip);
+                }
+                uint8_t *dst = bytes_take(&so, (size_t)E);
+                GUARDED(uk->resample_vertical(first, stride, length, weights, E, clip, acc, dst));
+                if (!case_failed && memcmp(dst, want, (size_t)E) != 0) fail("wrong pixels");
+                if (!bytes_intact(&so, dst, (size_t)E)) fail("wrote outside dst");
+                case_end();
+                at_end ^= 1;
+            }
+}
+
 /* ------------------------------------------------------------------------------------------- main */
 
 typedef struct {
@@ -1060,7 +1171,7 @@ typedef struct {
 static const family families[] = {
     {"igemm", check_igemm},     {"nchwconv", check_nchwconv},   {"dwconv", check_dwconv},
     {"gconv", check_gconv},     {"winograd", check_winograd},   {"maxpool", check_maxpool},
-    {"transpose", check_transpose}, {"eltwise", check_eltwise},
+    {"transpose", check_transpose}, {"eltwise", check_eltwise},   {"resample", check_resample},
 };
 
 static int wanted(const char *level, int argc, char **argv) {
