@@ -13,7 +13,8 @@
    on one batch of the same size, already preprocessed, repeated, measured just before and just after
    each pipeline run (their mean is the reference, so that a neighbour's burst on a shared machine moves
    both sides of a ratio). ``--rounds`` rounds, and the median ratio, which says how much of the
-   decoding is hidden (target >= 90%).
+   decoding is hidden (target >= 90%). ``pyconv predict``'s default, with neither ``--threads`` nor
+   ``--callers`` (nor ``OMP_NUM_THREADS``), is the second layout: one single-threaded run per usable core.
 3. Ray (when installed): a local instance with 2 CPUs, 2 actors x 1 thread against 1 actor x 1 thread over
    ``--ray-images`` of the photos (target >= 1.6x). Rates are taken from the first batch back to the last,
    so Ray's start-up and the actors' model loading are left out.
@@ -122,6 +123,12 @@ def main() -> None:
     print(f"{len(paths)} photos in {args.folder}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
           f"pyconv level {pyconv.isa.active()}")
     model = pyconv.load(args.model, threads=args.threads)
+    layout = model.spec.layers[model.input_names[0]].attrs["layout"]
+    start = time.process_time()
+    for path in paths[:200]:
+        load_image(path, layout=layout, size=model.input_shape()[1 if layout == "NHWC" else 2])
+    print(f"decoding and preprocessing: {(time.process_time() - start) / 200 * 1e3:.2f} ms of CPU a photo "
+          f"(load_image, one thread, {min(200, len(paths))} photos)")
     layouts = ((1, args.threads), (args.threads, 1)) if args.threads > 1 else ((1, 1),)
     ratios: dict[tuple[int, int], list[float]] = {layout: [] for layout in layouts}
     for round_ in range(1, args.rounds + 1):

@@ -126,9 +126,11 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, default=5, help="classes per image (default: 5)")
     p.add_argument("--batch", type=int, default=16, help="images per model run (default: 16)")
     p.add_argument("--threads", type=int,
-                   help="model threads (default: OMP_NUM_THREADS, else all usable cores; with --ray: per actor, 1)")
-    p.add_argument("--callers", type=int, default=1,
-                   help="model runs at once, each on its own batch with --threads threads (default: 1)")
+                   help="model threads per run (default: OMP_NUM_THREADS, else 1 with one run per usable core; "
+                        "with --ray: per actor, 1)")
+    p.add_argument("--callers", type=int,
+                   help="model runs at once, each on its own batch with --threads threads (default: 1 with "
+                        "--threads or OMP_NUM_THREADS, else one per usable core)")
     p.add_argument("--workers", type=int, help="decoding threads (default: the usable cores, at most 4; "
                                                "with --ray: per actor, 2)")
     p.add_argument("--activation", choices=ACTIVATIONS, default="auto",
@@ -317,7 +319,7 @@ def _predict(args: argparse.Namespace) -> int:
     on_ray = args.ray is not None
     if args.actors != 2 and not on_ray:
         raise _UsageError("--actors applies to Ray runs", hint="add --ray (a local instance) or --ray auto")
-    if args.callers != 1 and on_ray:
+    if args.callers is not None and on_ray:
         raise _UsageError("--callers applies to local runs", hint="on Ray, --actors sets the model runs at once")
     paths = expand(args.inputs)
     model = _load(args) if not on_ray else _load_for_ray(args)

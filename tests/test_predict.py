@@ -253,6 +253,24 @@ def test_pipeline_matches_per_image_runs(photos, toy, batch, workers, prefetch, 
     assert_rows_match(results, reference_rows(model, paths, 3))
 
 
+def test_default_layout_is_one_single_threaded_run_per_core_unless_threads_are_set(photos, toy, monkeypatch):
+    from pyconv.predict.local import default_layout
+    from pyconv.threads import available_cores
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_layout(None, None) == (1, available_cores())
+    assert default_layout(2, None) == (2, 1)
+    assert default_layout(None, 3) == (None, 3)
+    assert default_layout(2, 2) == (2, 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert default_layout(None, None) == (None, 1)
+    # The default layout's rows are the same rows.
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    model = pyconv.load(toy, threads=1)
+    results = [r for chunk in iter_predict(model, photos, top=3, batch=2) for r in chunk]
+    assert_rows_match(results, reference_rows(model, expand(photos), 3))
+
+
 def test_stopping_early_leaves_nothing_running(photos, toy):
     model = pyconv.load(toy, threads=1)
     results = iter_predict(model, photos, batch=2, callers=2, prefetch=1)

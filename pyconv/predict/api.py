@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 from ..graph import Model, load
 from ..preprocess import Preset
 from .engine import BatchPredictor, Settings
-from .local import run_local
+from .local import default_layout, run_local
 from .rows import Result, Row, Skipped
 from .sources import expand
 from .writers import open_writer
@@ -38,7 +38,7 @@ def load_model(model: ModelLike, threads: Optional[int] = None) -> Model:
 def iter_predict(model: ModelLike, inputs: Union[Inputs, Sequence[str]], *,
                  preset: Union[None, str, Preset] = None, top: int = 5, batch: int = 16,
                  threads: Optional[int] = None, activation: str = "auto", labels: Optional[Sequence[str]] = None,
-                 workers: Optional[int] = None, prefetch: int = 2, callers: int = 1, skip: Iterable[str] = (),
+                 workers: Optional[int] = None, prefetch: int = 2, callers: Optional[int] = None, skip: Iterable[str] = (),
                  ray: Union[None, bool, str] = None, actors: int = 2, expanded: bool = False) -> Iterator[list[Result]]:
     """The results (:class:`Row` or :class:`Skipped`) of every image ``inputs`` names, in order, one list
     per batch; the paths in ``skip`` are left out. See :func:`predict` for the arguments; ``expanded``:
@@ -52,6 +52,7 @@ def iter_predict(model: ModelLike, inputs: Union[Inputs, Sequence[str]], *,
     done = set(skip)
     paths = [p for p in paths if p not in done]
     if local:
+        threads, callers = default_layout(threads, callers)
         return run_local(BatchPredictor(model, settings, threads=threads), paths, batch=batch, workers=workers,
                          prefetch=prefetch, callers=callers)
     from .ray_pipeline import run_ray
@@ -66,7 +67,7 @@ def _warn(skipped: Skipped) -> None:
 def predict(model: ModelLike, inputs: Inputs, *, preset: Union[None, str, Preset] = None, top: int = 5,
             batch: int = 16, threads: Optional[int] = None, activation: str = "auto",
             labels: Optional[Sequence[str]] = None, output: Union[None, str, os.PathLike] = None,
-            overwrite: bool = False, workers: Optional[int] = None, prefetch: int = 2, callers: int = 1,
+            overwrite: bool = False, workers: Optional[int] = None, prefetch: int = 2, callers: Optional[int] = None,
             ray: Union[None, bool, str] = None, actors: int = 2,
             on_skip: Optional[Callable[[Skipped], None]] = _warn) -> list[Row]:
     """Classify every image ``inputs`` names; one :class:`Row` (path, top-k ids, names, probabilities)
@@ -81,7 +82,8 @@ def predict(model: ModelLike, inputs: Inputs, *, preset: Union[None, str, Preset
     the ids). ``output``: a ``.csv``, ``.jsonl`` or ``.parquet`` file the rows are written to as well, resuming
     it: images it already holds are not predicted again and not returned (``overwrite`` starts it again).
     ``workers``: decoding threads; ``prefetch``: batches decoded ahead; ``callers``: model runs at once, each
-    with ``threads`` threads. ``ray``: run on Ray (True: a local instance; an address such as ``"auto"``: that
+    with ``threads`` threads (with neither given, nor ``OMP_NUM_THREADS``: one single-threaded run per usable
+    core, the faster layout beside decoding; :func:`pyconv.predict.local.default_layout`). ``ray``: run on Ray (True: a local instance; an address such as ``"auto"``: that
     cluster) with ``actors`` actors. An image that cannot be read is passed to ``on_skip`` (by default a line on
     stderr) and left out.
     """
