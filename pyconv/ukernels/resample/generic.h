@@ -6,7 +6,7 @@
  * every level gives Pillow's values bit for bit.
  *
  * Written once in plain C; each level's file compiles it with its own flags, where the vertical row
- * vectorises across its elements.  A level that defines PYCONV_RESAMPLE_PIXEL (x86.h) computes a
+ * vectorises across its elements.  A level that defines PYCONV_RESAMPLE_PIXEL (x86.h, neon.h) computes a
  * horizontal output's three channels as one vector instead.
  *
  * Include after defining PYCONV_RS_FN(name), which gives name its level's suffix.
