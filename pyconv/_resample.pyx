@@ -55,7 +55,8 @@ cdef inline Py_ssize_t _taps(Filter kind, Py_ssize_t in_size, Py_ssize_t out_siz
 
 
 cdef void _weights(Filter kind, Py_ssize_t in_size, Py_ssize_t out_size, Py_ssize_t first, Py_ssize_t count,
-                   Py_ssize_t taps, int32_t *starts, int32_t *lengths, int32_t *weights, double *scratch) noexcept nogil:
+                   Py_ssize_t taps, int32_t *starts, int32_t *lengths, int32_t *weights,
+                   double *scratch) noexcept nogil:
     """Fixed-point weights of output positions ``first .. first + count - 1``: position ``i`` reads
     inputs ``starts[i] .. starts[i] + lengths[i] - 1`` with ``weights[i * taps + t]``."""
     cdef double scale = <double>in_size / out_size
@@ -167,6 +168,8 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
     cdef Py_ssize_t taps_x = _taps(kind, in_w, width) if horizontal else 1
     cdef Py_ssize_t taps_y = _taps(kind, in_h, height) if vertical else 1
     cdef Py_ssize_t row_elems = out_w * 3
+    # Sums need no clamp to 0-255 without negative weights: bilinear weights sum to at most 2**22 + taps / 2,
+    # so with fewer than 16000 taps a sum of pixels <= 255 rounds to at most 255.
     cdef bint clip = kind == BICUBIC or max(taps_x, taps_y) > 4096
     cdef int32_t[::1] y_starts = np.zeros(out_h, np.int32), y_lengths = np.zeros(out_h, np.int32)
     cdef int32_t[::1] y_weights = np.zeros(out_h * taps_y, np.int32)

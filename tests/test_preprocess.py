@@ -211,7 +211,8 @@ def test_exif_orientations_turn_the_pixels_as_pillow_does(tmp_path, orientation)
     with PIL_Image.open(path) as image:
         upright = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     # "stretch" presets keep every pixel's place in view: a wrong turn changes the output.
-    np.testing.assert_array_equal(load_image(path, "keras", size=(100, 60)), preprocess(upright, "keras", size=(100, 60)))
+    np.testing.assert_array_equal(load_image(path, "keras", size=(100, 60)),
+                                  preprocess(upright, "keras", size=(100, 60)))
 
 
 def test_simplejpeg_decodes_jpegs_when_installed(tmp_path, monkeypatch):

@@ -38,8 +38,9 @@ def load_model(model: ModelLike, threads: Optional[int] = None) -> Model:
 def iter_predict(model: ModelLike, inputs: Union[Inputs, Sequence[str]], *,
                  preset: Union[None, str, Preset] = None, top: int = 5, batch: int = 16,
                  threads: Optional[int] = None, activation: str = "auto", labels: Optional[Sequence[str]] = None,
-                 workers: Optional[int] = None, prefetch: int = 2, callers: Optional[int] = None, skip: Iterable[str] = (),
-                 ray: Union[None, bool, str] = None, actors: int = 2, expanded: bool = False) -> Iterator[list[Result]]:
+                 workers: Optional[int] = None, prefetch: int = 2, callers: Optional[int] = None,
+                 skip: Iterable[str] = (), ray: Union[None, bool, str] = None, actors: int = 2,
+                 expanded: bool = False) -> Iterator[list[Result]]:
     """The results (:class:`Row` or :class:`Skipped`) of every image ``inputs`` names, in order, one list
     per batch; the paths in ``skip`` are left out. See :func:`predict` for the arguments; ``expanded``:
     ``inputs`` is already the list of images (:func:`pyconv.predict.sources.expand`)."""
@@ -83,9 +84,9 @@ def predict(model: ModelLike, inputs: Inputs, *, preset: Union[None, str, Preset
     it: images it already holds are not predicted again and not returned (``overwrite`` starts it again).
     ``workers``: decoding threads; ``prefetch``: batches decoded ahead; ``callers``: model runs at once, each
     with ``threads`` threads (with neither given, nor ``OMP_NUM_THREADS``: one single-threaded run per usable
-    core, the faster layout beside decoding; :func:`pyconv.predict.local.default_layout`). ``ray``: run on Ray (True: a local instance; an address such as ``"auto"``: that
-    cluster) with ``actors`` actors. An image that cannot be read is passed to ``on_skip`` (by default a line on
-    stderr) and left out.
+    core, the faster layout beside decoding; :func:`pyconv.predict.local.default_layout`). ``ray``: run on
+    Ray (True: a local instance; an address such as ``"auto"``: that cluster) with ``actors`` actors. An image
+    that cannot be read is passed to ``on_skip`` (by default a line on stderr) and left out.
     """
     writer = open_writer(output, top, overwrite=overwrite) if output is not None else None
     rows: list[Row] = []
