@@ -137,9 +137,18 @@ cdef void _store(const unsigned char *row, Py_ssize_t y, Py_ssize_t out_h, Py_ss
                 u[3 * x], u[3 * x + 1], u[3 * x + 2] = row[3 * x + r], row[3 * x + 1], row[3 * x + b]
 
 
+def _describe(array) -> str:
+    if not isinstance(array, np.ndarray):
+        return type(array).__name__
+    flags = "" if array.flags.c_contiguous and array.flags.writeable else (
+        " not C-contiguous" if not array.flags.c_contiguous else " read-only")
+    return f"{array.dtype} {array.shape}{flags}"
+
+
 def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height, Py_ssize_t width,
                 Py_ssize_t top, Py_ssize_t left, Py_ssize_t out_h, Py_ssize_t out_w, str filter not None,
-                bint vertical_first=False, const float[:, ::1] table=None, bint bgr=False, bint nchw=False):
+                bint vertical_first=False, const float[:, ::1] table=None, bint bgr=False, bint nchw=False,
+                out=None):
     """Rows ``top .. top + out_h - 1`` and columns ``left .. left + out_w - 1`` of ``image`` (a C-contiguous
     ``(H, W, 3)`` uint8 array) resized to ``height x width`` as Pillow resizes it (``filter``:
     ``"bilinear"`` or ``"bicubic"``; ``vertical_first``: the vertical pass before the horizontal one, the
@@ -148,7 +157,8 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
     Without ``table``: the uint8 pixels, ``(out_h, out_w, 3)``. With a ``(3, 256)`` float32 ``table``:
     float32, each output channel ``c``'s pixel value ``v`` written as ``table[c, v]``; ``bgr`` reverses
     the channel order (``table`` is in the output order) and ``nchw`` writes ``(3, out_h, out_w)``
-    instead of ``(out_h, out_w, 3)``. Releases the GIL while it computes."""
+    instead of ``(out_h, out_w, 3)``. ``out``: a C-contiguous array of that shape and dtype to write into
+    and return (one image of a batch, say). Releases the GIL while it computes."""
     cdef Py_ssize_t in_h = image.shape[0], in_w = image.shape[1]
     if image.shape[2] != 3:
         raise ValueError(f"resize_crop: expected an (H, W, 3) image, found {(in_h, in_w, image.shape[2])}")
@@ -197,7 +207,15 @@ def resize_crop(const unsigned char[:, :, ::1] image not None, Py_ssize_t height
     cdef unsigned char[::1] row_buffer = np.empty(row_elems, np.uint8)
     cdef int32_t[::1] acc = np.empty(max(row_elems, cols * 3 if vertical_first else 0), np.int32)
     shape = (<Py_ssize_t>3, out_h, out_w) if nchw else (out_h, out_w, <Py_ssize_t>3)
-    result = np.empty(shape, np.uint8 if table is None else np.float32)
+    dtype = np.dtype(np.uint8 if table is None else np.float32)
+    if out is None:
+        result = np.empty(shape, dtype)
+    elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype
+          or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ValueError(f"resize_crop: out must be a writeable C-contiguous {dtype} array of shape {shape}, "
+                         f"found {_describe(out)}")
+    else:
+        result = out
     cdef unsigned char[::1] out_u8 = result.reshape(-1) if table is None else None
     cdef float[::1] out_f32 = result.reshape(-1) if table is not None else None
     cdef const float *lut = &table[0, 0] if table is not None else NULL

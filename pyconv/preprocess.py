@@ -193,10 +193,12 @@ def _vertical_first(h: int, w: int, new_h: int, new_w: int) -> bool:
 
 
 def preprocess(image: Union["_PILImage.Image", np.ndarray], preset: Union[str, Preset] = "torchvision",
-               layout: str = "NHWC", size: Optional[Size] = None) -> np.ndarray:
+               layout: str = "NHWC", size: Optional[Size] = None, *, out: Optional[np.ndarray] = None) -> np.ndarray:
     """One image as a model input: float32 ``(H, W, C)`` (``layout="NHWC"``) or ``(C, H, W)``
     (``"NCHW"``), no batch axis. ``image`` is a PIL image (converted to RGB) or an ``(H, W, 3)``
-    uint8 array; ``size`` overrides the preset's (224; an int, or an ``(H, W)`` pair).
+    uint8 array; ``size`` overrides the preset's (224; an int, or an ``(H, W)`` pair). ``out``: a
+    writeable C-contiguous float32 array of that shape to write into and return, such as ``batch[i]``
+    (a ValueError if it is not one).
 
     The resize, crop and normalisation run as one compiled step (:mod:`pyconv._resample`) that gives
     Pillow's resized pixels exactly while computing only those the crop keeps; it releases the GIL."""
@@ -216,6 +218,13 @@ def preprocess(image: Union["_PILImage.Image", np.ndarray], preset: Union[str, P
     if w < 1 or h < 1:
         raise ImageError(f"the image is empty ({w}x{h})")
     out_h, out_w = spec.output_size
+    if out is not None:
+        shape = (3, out_h, out_w) if layout == "NCHW" else (out_h, out_w, 3)
+        if not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.float32
+                and out.flags.c_contiguous and out.flags.writeable):
+            found = (f"{out.dtype} {out.shape}, C-contiguous {out.flags.c_contiguous}, writeable "
+                     f"{out.flags.writeable}" if isinstance(out, np.ndarray) else type(out).__name__)
+            raise ValueError(f"out: expected a writeable C-contiguous float32 array of shape {shape}, found {found}")
     if spec.resize == "stretch":
         new_h, new_w, top, left = out_h, out_w, 0, 0
     else:
@@ -228,15 +237,16 @@ def preprocess(image: Union["_PILImage.Image", np.ndarray], preset: Union[str, P
     try:
         return resize_crop(pixels, new_h, new_w, top, left, out_h, out_w, spec.interpolation,
                            _vertical_first(h, w, new_h, new_w), _table(spec.mean, spec.std),
-                           bgr=spec.channels == "BGR", nchw=layout == "NCHW")
+                           bgr=spec.channels == "BGR", nchw=layout == "NCHW", out=out)
     except ValueError as exc:  # an image too thin to scale its shorter side up to the size
         raise ImageError(f"cannot resize the {w}x{h} image to {new_w}x{new_h}: {exc}") from None
 
 
 def load_image(path: Union[str, "os.PathLike[str]", IO[bytes]], preset: Union[str, Preset] = "torchvision",
-               layout: str = "NHWC", size: Optional[Size] = None) -> np.ndarray:
+               layout: str = "NHWC", size: Optional[Size] = None, *, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Decode an image file (PNG, JPEG, ...; EXIF orientation applied, converted to RGB) and
-    :func:`preprocess` it. An unreadable or corrupt file is an :class:`ImageError` naming it.
+    :func:`preprocess` it (into ``out`` where given). An unreadable or corrupt file is an
+    :class:`ImageError` naming it.
 
     With simplejpeg installed (``pyconv[image]``), colour and greyscale JPEGs are decoded by it: the same
     libjpeg-turbo settings as Pillow's decoder (accurate DCT, smooth chroma upsampling), so the same
@@ -275,7 +285,7 @@ def load_image(path: Union[str, "os.PathLike[str]", IO[bytes]], preset: Union[st
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         # Truncated or corrupt data surfaces while decoding, as any of these.
         raise ImageError(f"cannot decode the image: {exc}", path=name) from None
-    return preprocess(pixels, preset, layout, size)
+    return preprocess(pixels, preset, layout, size, out=out)
 
 
 @functools.lru_cache(maxsize=None)

@@ -240,6 +240,19 @@ def test_simplejpeg_decodes_jpegs_when_installed(tmp_path, monkeypatch):
     assert info.value.path == str(tmp_path / "cut.jpg")
 
 
+def test_load_image_writes_into_a_batch_row(tmp_path):
+    PIL_Image.fromarray(PHOTOS["coffee"]).save(tmp_path / "coffee.jpg")
+    batch = np.zeros((3, 3, 160, 160), np.float32)
+    row = load_image(tmp_path / "coffee.jpg", "caffe", "NCHW", 160, out=batch[2])
+    assert np.shares_memory(row, batch)
+    np.testing.assert_array_equal(batch[2], load_image(tmp_path / "coffee.jpg", "caffe", "NCHW", 160))
+    assert not batch[:2].any()
+    with pytest.raises(ValueError, match=r"out: expected .* float32 array of shape \(160, 160, 3\)"):
+        load_image(tmp_path / "coffee.jpg", "caffe", "NHWC", 160, out=batch[0])
+    with pytest.raises(ValueError, match="out: expected"):
+        preprocess(PHOTOS["coffee"], out=np.zeros((224, 224, 3), np.float64))
+
+
 @pytest.mark.parametrize("content,words", [
     (None, "no such file"),
     (b"definitely not an image", "not an image file"),

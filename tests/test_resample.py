@@ -188,3 +188,21 @@ def test_bad_arguments_are_errors_not_crashes():
         resize_crop(pixels, 4, 4, 0, 0, 4, 4, "bilinear", table=table.astype(np.float64))
     with pytest.raises(ValueError, match="not supported"):
         resize_crop(pixels, 1 << 25, 4, 0, 0, 4, 4, "bilinear")
+
+
+def test_out_receives_the_result_and_bad_outs_are_errors():
+    pixels = textured(np.random.default_rng(3), 37, 53)
+    table = _table((10.0, 20.0, 30.0), (2.0, 3.0, 4.0))
+    want = resize_crop(pixels, 40, 30, 3, 2, 32, 24, "bilinear", table=table, nchw=True)
+    batch = np.full((2, 3, 32, 24), np.nan, np.float32)
+    assert resize_crop(pixels, 40, 30, 3, 2, 32, 24, "bilinear", table=table, nchw=True, out=batch[1]) is not None
+    np.testing.assert_array_equal(batch[1], want)
+    assert np.isnan(batch[0]).all()
+    u8 = np.zeros((32, 24, 3), np.uint8)
+    np.testing.assert_array_equal(resize_crop(pixels, 40, 30, 3, 2, 32, 24, "bilinear", out=u8), u8)
+    readonly = np.zeros((3, 32, 24), np.float32)
+    readonly.flags.writeable = False
+    for bad in (np.zeros((32, 24, 3), np.float32), np.zeros((3, 32, 24), np.float64),
+                np.zeros((3, 24, 32), np.float32).transpose(0, 2, 1), readonly, [0.0]):
+        with pytest.raises(ValueError, match="out must be"):
+            resize_crop(pixels, 40, 30, 3, 2, 32, 24, "bilinear", table=table, nchw=True, out=bad)

@@ -1,6 +1,7 @@
 """One batch of images through a model, shared by the local pipeline and the Ray actors: the model's image
 input (:class:`BatchPredictor` reads its layout and size once), decoding a batch's images on a thread
-pool, running the model on those that decoded, and the rows of the result. Also how a model travels to
+pool straight into the batch's array (:class:`PendingBatch`), running the model on those that decoded,
+and the rows of the result. Also how a model travels to
 another process (:func:`model_payload`, :func:`load_payload`): its config document and its weights.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..preprocess import Preset, model_input, model_preset, resolve_preset
 from .rows import ACTIVATIONS, Result, Skipped, class_names, top_rows
 from .sources import UnreadableImage, open_image
 
-__all__ = ["Settings", "BatchPredictor", "model_payload", "load_payload"]
+__all__ = ["Settings", "BatchPredictor", "PendingBatch", "model_payload", "load_payload"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,20 @@ class Settings:
             raise ValueError(f"activation: expected one of {', '.join(ACTIVATIONS)}, found {self.activation!r}")
 
 
+@dataclass(frozen=True)
+class PendingBatch:
+    """A batch being decoded: its paths, the ``(N, ...)`` float32 array each image is written into (row
+    ``i`` for ``paths[i]``) and one future per image, done when its row is written (or the image failed)."""
+    paths: Sequence[str]
+    images: np.ndarray
+    futures: Sequence[Future]
+
+    def cancel(self) -> None:
+        """Cancel the decoding not yet started."""
+        for future in self.futures:
+            future.cancel()
+
+
 class BatchPredictor:
     """Predicts batches of images with ``model``: decoding on a pool (:meth:`decode`), then the model
     (:meth:`finish`). The model needs one RGB image input (:func:`pyconv.preprocess.model_input`) and a
@@ -51,9 +66,13 @@ class BatchPredictor:
         self.threads = threads
         self.layout, self.size = model_input(model)
         preset = settings.preset or model_preset(model) or "torchvision"
-        resolve_preset(preset, self.size)  # an unknown preset is the run's error, not every image's
+        spec = resolve_preset(preset, self.size)  # an unknown preset is the run's error, not every image's
         self.settings = replace(settings, preset=preset)
         self.sample_shape = tuple(model.input_shape())[1:]
+        h, w = spec.output_size
+        if self.sample_shape != ((3, h, w) if self.layout == "NCHW" else (h, w, 3)):
+            raise ValueError(f"preset {spec.name!r} makes {self.layout} images of {h}x{w}; input "
+                             f"{model.input_names[0]!r} takes {list(self.sample_shape)}")
         self.output = model.output_names[0]
         out = tuple(model.info.outputs[self.output])
         self.classes = math.prod(out)
@@ -63,36 +82,37 @@ class BatchPredictor:
         self.names = own if own is not None and len(own) == self.classes else class_names(self.classes,
                                                                                           settings.labels)
 
-    def read(self, path: str) -> np.ndarray:
-        """One image preprocessed for the model; :class:`UnreadableImage` when it cannot be."""
-        x = open_image(path, preset=self.settings.preset, layout=self.layout, size=self.size)
-        if x.shape != self.sample_shape:
-            raise UnreadableImage(f"{path}: preprocessed to {list(x.shape)}, the model takes {list(self.sample_shape)}")
-        return x
+    def read(self, path: str, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """One image preprocessed for the model (into ``out``, of the model's sample shape, where given);
+        :class:`UnreadableImage` when it cannot be."""
+        return open_image(path, preset=self.settings.preset, layout=self.layout, size=self.size, out=out)
 
-    def decode(self, pool: Executor, paths: Sequence[str]) -> list[Future]:
-        """Start reading ``paths`` on ``pool``."""
-        return [pool.submit(self.read, path) for path in paths]
+    def decode(self, pool: Executor, paths: Sequence[str]) -> PendingBatch:
+        """Start reading ``paths`` on ``pool``, each into its row of one batch array."""
+        images = np.empty((len(paths), *self.sample_shape), np.float32)
+        return PendingBatch(paths, images, [pool.submit(self.read, path, images[i]) for i, path in enumerate(paths)])
 
-    def finish(self, paths: Sequence[str], decoded: Sequence[Future]) -> list[Result]:
-        """The rows of ``paths`` (in order) once their images are read: a :class:`Skipped` for each that
-        could not be, a row for each other, all of those run as one batch."""
+    def finish(self, pending: PendingBatch) -> list[Result]:
+        """The rows of ``pending``'s paths (in order) once their images are read: a :class:`Skipped` for each
+        that could not be, a row for each other, all of those run as one batch."""
         results: list[Optional[Result]] = []
-        arrays, good = [], []
-        for path, future in zip(paths, decoded):
+        good: list[int] = []
+        for i, (path, future) in enumerate(zip(pending.paths, pending.futures)):
             try:
-                arrays.append(future.result())
+                future.result()
             except UnreadableImage as exc:
                 results.append(Skipped(path, str(exc)))
                 continue
             results.append(None)
-            good.append(path)
+            good.append(i)
         if good:
-            scores = self.model.run(np.stack(arrays), threads=self.threads)
+            # The batch array as it is when every image was read, else its good rows (a copy).
+            images = pending.images if len(good) == len(pending.paths) else pending.images[good]
+            scores = self.model.run(images, threads=self.threads)
             if isinstance(scores, dict):
                 scores = scores[self.output]
-            rows = iter(top_rows(good, scores.reshape(len(good), -1), self.settings.top, self.names,
-                                 self.settings.activation))
+            rows = iter(top_rows([pending.paths[i] for i in good], scores.reshape(len(good), -1), self.settings.top,
+                                 self.names, self.settings.activation))
             results = [r if r is not None else next(rows) for r in results]
         return results  # type: ignore[return-value]
 

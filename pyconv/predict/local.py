@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterator, Optional, Sequence
 
 from ..threads import available_cores
-from .engine import BatchPredictor
+from .engine import BatchPredictor, PendingBatch
 from .rows import Result
 
 __all__ = ["run_local", "default_workers", "default_layout"]
@@ -50,19 +50,19 @@ def run_local(predictor: BatchPredictor, paths: Sequence[str], *, batch: int = 1
         raise ValueError(f"batch, prefetch and callers: expected positive integers, found {batch}, {prefetch} "
                          f"and {callers}")
     chunks = (paths[i:i + batch] for i in range(0, len(paths), batch))
-    decoding: deque[tuple[Sequence[str], list[Future]]] = deque()
+    decoding: deque[PendingBatch] = deque()
     running: deque[Future] = deque()
     with ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="pyconv-decode") as pool, \
             ThreadPoolExecutor(max_workers=callers, thread_name_prefix="pyconv-run") as runners:
         try:
             for chunk in chunks:
-                decoding.append((chunk, predictor.decode(pool, chunk)))
+                decoding.append(predictor.decode(pool, chunk))
                 if len(decoding) > prefetch:
-                    running.append(runners.submit(predictor.finish, *decoding.popleft()))
+                    running.append(runners.submit(predictor.finish, decoding.popleft()))
                 if len(running) >= callers:
                     yield running.popleft().result()
             while decoding:
-                running.append(runners.submit(predictor.finish, *decoding.popleft()))
+                running.append(runners.submit(predictor.finish, decoding.popleft()))
                 if len(running) >= callers:
                     yield running.popleft().result()
             while running:
@@ -71,6 +71,5 @@ def run_local(predictor: BatchPredictor, paths: Sequence[str], *, batch: int = 1
             # A caller that stops early must not wait for the work of batches it will never see.
             for future in running:
                 future.cancel()
-            for _, futures in decoding:
-                for future in futures:
-                    future.cancel()
+            for pending in decoding:
+                pending.cancel()

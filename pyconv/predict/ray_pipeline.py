@@ -64,7 +64,7 @@ class _Actor:
         out_index, out_path, out_result = [], [], []
         for index, paths in zip(records["index"], records["paths"]):
             paths = [str(p) for p in paths]
-            for result in self.predictor.finish(paths, self.predictor.decode(self.pool, paths)):
+            for result in self.predictor.finish(self.predictor.decode(self.pool, paths)):
                 out_index.append(int(index))
                 out_path.append(result.path)
                 out_result.append(json.dumps(["skipped", result.reason] if isinstance(result, Skipped)
