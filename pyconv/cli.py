@@ -126,11 +126,11 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, default=5, help="classes per image (default: 5)")
     p.add_argument("--batch", type=int, default=16, help="images per model run (default: 16)")
     p.add_argument("--threads", type=int,
-                   help="model threads per run (default: OMP_NUM_THREADS, else 1 with one run per usable core; "
-                        "with --ray: per actor, 1)")
+                   help="model threads per run (default: OMP_NUM_THREADS, else the usable cores shared out "
+                        "among the runs: 1 each up to 8 cores; with --ray: per actor, 1)")
     p.add_argument("--callers", type=int,
                    help="model runs at once, each on its own batch with --threads threads (default: 1 with "
-                        "--threads or OMP_NUM_THREADS, else one per usable core)")
+                        "--threads or OMP_NUM_THREADS, else one per usable core, at most 8)")
     p.add_argument("--workers", type=int, help="decoding threads (default: the usable cores, at most 4; "
                                                "with --ray: per actor, 2)")
     p.add_argument("--activation", choices=ACTIVATIONS, default="auto",

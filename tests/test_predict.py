@@ -254,11 +254,16 @@ def test_pipeline_matches_per_image_runs(photos, toy, batch, workers, prefetch, 
 
 
 def test_default_layout_is_one_single_threaded_run_per_core_unless_threads_are_set(photos, toy, monkeypatch):
+    from pyconv.predict import local
     from pyconv.predict.local import default_layout
     from pyconv.threads import available_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert default_layout(None, None) == (1, available_cores())
+    cores = available_cores()
+    assert default_layout(None, None) == ((1, cores) if cores <= 8 else (cores // 8, 8))
+    with monkeypatch.context() as patched:
+        patched.setattr(local, "available_cores", lambda: 20)
+        assert default_layout(None, None) == (2, 8)     # at most 8 runs, the cores shared out
     assert default_layout(2, None) == (2, 1)
     assert default_layout(None, 3) == (None, 3)
     assert default_layout(2, 2) == (2, 2)

@@ -84,9 +84,9 @@ def predict(model: ModelLike, inputs: Inputs, *, preset: Union[None, str, Preset
     it: images it already holds are not predicted again and not returned (``overwrite`` starts it again).
     ``workers``: decoding threads; ``prefetch``: batches decoded ahead; ``callers``: model runs at once, each
     with ``threads`` threads (with neither given, nor ``OMP_NUM_THREADS``: one single-threaded run per usable
-    core, the faster layout beside decoding; :func:`pyconv.predict.local.default_layout`). ``ray``: run on
-    Ray (True: a local instance; an address such as ``"auto"``: that cluster) with ``actors`` actors. An image
-    that cannot be read is passed to ``on_skip`` (by default a line on stderr) and left out.
+    core, at most 8, the faster layout beside decoding; :func:`pyconv.predict.local.default_layout`).
+    ``ray``: run on Ray (True: a local instance; an address such as ``"auto"``: that cluster) with ``actors``
+    actors. An image that cannot be read is passed to ``on_skip`` (by default a line on stderr) and left out.
     """
     writer = open_writer(output, top, overwrite=overwrite) if output is not None else None
     rows: list[Row] = []

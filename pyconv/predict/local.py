@@ -21,7 +21,10 @@ from ..threads import available_cores
 from .engine import BatchPredictor, PendingBatch
 from .rows import Result
 
-__all__ = ["run_local", "default_workers", "default_layout"]
+__all__ = ["run_local", "default_workers", "default_layout", "MAX_DEFAULT_CALLERS"]
+
+# Model runs at once when none are asked for, at most: each holds an arena of its own.
+MAX_DEFAULT_CALLERS = 8
 
 
 def default_workers() -> int:
@@ -34,12 +37,15 @@ def default_layout(threads: Optional[int], callers: Optional[int]) -> tuple[Opti
     ``OMP_NUM_THREADS``), one single-threaded run per usable core: decoding shares the cores with the
     model, and a run with no barrier per layer loses only what a decoding thread takes, where a run
     split over the cores waits at each layer for the half a decoding thread delayed (MobileNet v2 on 2
-    cores: 92-95% of the model's own rate against 86-88%, bench_predict.py). With ``threads`` alone, one
-    run at a time with that many threads."""
+    cores: a median of 91-93% of the model's own rate against 87-89%, bench_predict.py). Each run holds
+    an arena (about 85 MB for MobileNet v2 at batch 16), so beyond ``MAX_DEFAULT_CALLERS`` cores the
+    runs share them out instead. With ``threads`` alone, one run at a time with that many threads."""
     if callers is not None:
         return threads, callers
     if threads is None and not os.environ.get("OMP_NUM_THREADS", "").strip():
-        return 1, available_cores()
+        cores = available_cores()
+        callers = min(cores, MAX_DEFAULT_CALLERS)
+        return cores // callers, callers
     return threads, 1
 
 
