@@ -6,7 +6,7 @@
     pyconv convert MODEL.onnx -o OUT.json
     pyconv dashboard [RUNS ...] [-o dashboard.html] [--check [--threshold 5%]]
     pyconv peak [--threads 1,2]
-    pyconv predict MODEL INPUTS... [--preset NAME] [--top K] [--batch N] [--threads T] [--callers C]
+    pyconv predict MODEL INPUTS... [--preset NAME] [--draft] [--top K] [--batch N] [--threads T] [--callers C]
                    [-o FILE] [--ray [ADDRESS]] [--actors A]
 
 CONFIG may also be an ``.onnx`` file, imported on the fly (needs ``pip install pyconv[onnx]``);
@@ -123,6 +123,9 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=tuple(PRESETS),
                    help="how an image is resized and normalised (default: the model's own preset, else "
                         "torchvision); see pyconv.preprocess")
+    p.add_argument("--draft", action="store_true",
+                   help="decode JPEGs at 1/2, 1/4 or 1/8 of their size where the preset's resize still gets its "
+                        "size: faster for large photos, pixels a little off the preset's reference transform")
     p.add_argument("--top", type=int, default=5, help="classes per image (default: 5)")
     p.add_argument("--batch", type=int, default=16, help="images per model run (default: 16)")
     p.add_argument("--threads", type=int,
@@ -335,6 +338,7 @@ def _predict(args: argparse.Namespace) -> int:
             for results in iter_predict(model, todo, expanded=True, preset=args.preset, top=args.top,
                                         batch=args.batch, threads=args.threads, activation=args.activation,
                                         workers=args.workers, callers=args.callers, actors=args.actors,
+                                        draft=args.draft,
                                         ray=(args.ray or True) if on_ray else None):
                 skipped = [r for r in results if isinstance(r, Skipped)]
                 for r in skipped:

@@ -276,6 +276,31 @@ def test_default_layout_is_one_single_threaded_run_per_core_unless_threads_are_s
     assert_rows_match(results, reference_rows(model, expand(photos), 3))
 
 
+def test_draft_reaches_the_decoder_and_large_jpegs_still_classify(tmp_path, photos, toy, monkeypatch, capsys):
+    from pyconv.predict import engine
+
+    big = tmp_path / "big"
+    big.mkdir()
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (60, 80, 3), np.uint8)).resize(
+        (800, 600), Image.BICUBIC).save(big / "large.jpg", quality=92)
+    asked = []
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs["draft"])
+        return open_image(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "open_image", recording)
+    model = pyconv.load(toy, threads=1)
+    rows = [r for chunk in iter_predict(model, [photos, big], top=3, batch=4, draft=True) for r in chunk]
+    assert asked and all(asked) and len(rows) == len(expand([photos, big]))
+    # The small photos (PNG, and JPEGs too small to shrink) come out as without draft.
+    exact = reference_rows(model, expand(photos), 3)
+    assert_rows_match([r for r in rows if r.path in exact], exact)
+    asked.clear()
+    assert cli.main(["predict", str(toy), str(big), "--draft", "--no-progress"]) == 0
+    assert asked == [True] and "large.jpg" in capsys.readouterr().out
+
+
 def test_stopping_early_leaves_nothing_running(photos, toy):
     model = pyconv.load(toy, threads=1)
     results = iter_predict(model, photos, batch=2, callers=2, prefetch=1)

@@ -232,12 +232,52 @@ def test_simplejpeg_decodes_jpegs_when_installed(tmp_path, monkeypatch):
     assert calls == []
     load_image(tmp_path / "coffee.jpg")
     # Pillow decodes with the accurate DCT and smooth upsampling: so must simplejpeg, for the same pixels.
-    assert calls == [{"colorspace": "RGB", "fastdct": False, "fastupsample": False}]
+    assert calls == [{"colorspace": "RGB", "fastdct": False, "fastupsample": False, "min_width": 0,
+                      "min_height": 0}]
     data = (tmp_path / "coffee.jpg").read_bytes()
     (tmp_path / "cut.jpg").write_bytes(data[:len(data) // 2])
     with pytest.raises(ImageError, match="cannot decode") as info:
         load_image(tmp_path / "cut.jpg")
     assert info.value.path == str(tmp_path / "cut.jpg")
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_draft_decodes_large_jpegs_smaller_and_close(tmp_path, orientation, monkeypatch):
+    exif = PIL_Image.Exif()
+    exif[0x0112] = orientation
+    big = tmp_path / "big.jpg"
+    PIL_Image.fromarray(PHOTOS["astronaut"]).resize((1700, 1300), PIL_Image.BICUBIC).save(big, exif=exif)
+    shapes = []
+    decoder = preprocess_module._jpeg_decoder()
+    if decoder is not None:
+        def recording(*args, **kwargs):
+            pixels = decoder(*args, **kwargs)
+            shapes.append(pixels.shape[:2])
+            return pixels
+
+        monkeypatch.setattr(preprocess_module, "_jpeg_decoder", lambda: recording)
+    keras_level, torchvision_level = np.full(3, 1 / 127.5), 1 / 255 / IMAGENET_STD
+    for preset, factor, level in (("torchvision", 4, torchvision_level), ("keras", 4, keras_level),
+                                  (PRESETS["keras"].at((600, 400)), 2, keras_level)):
+        exact = load_image(big, preset)
+        draft = load_image(big, preset, draft=True)
+        assert draft.shape == exact.shape
+        levels = np.abs(draft - exact) / level
+        assert levels.mean() < 1.5 and levels.max() <= 40, (preset, levels.mean(), levels.max())
+        if shapes:   # simplejpeg decoded it, at the factor Pillow's draft picks
+            assert shapes[-1] == (-(-1300 // factor), -(-1700 // factor))
+        # Pillow's own draft gives the same pixels.
+        with monkeypatch.context() as patched:
+            patched.setattr(preprocess_module, "_jpeg_decoder", lambda: None)
+            np.testing.assert_array_equal(load_image(big, preset, draft=True), draft)
+
+
+def test_draft_leaves_small_jpegs_and_other_files_exact(tmp_path):
+    # 451x300: halving it would leave the shorter side under 256.
+    PIL_Image.fromarray(PHOTOS["chelsea"]).save(tmp_path / "cat.jpg")
+    PIL_Image.fromarray(PHOTOS["astronaut"]).resize((1700, 1300)).save(tmp_path / "big.png")
+    for path in (tmp_path / "cat.jpg", tmp_path / "big.png"):
+        np.testing.assert_array_equal(load_image(path, draft=True), load_image(path))
 
 
 def test_load_image_writes_into_a_batch_row(tmp_path):

@@ -40,12 +40,12 @@ def iter_predict(model: ModelLike, inputs: Union[Inputs, Sequence[str]], *,
                  threads: Optional[int] = None, activation: str = "auto", labels: Optional[Sequence[str]] = None,
                  workers: Optional[int] = None, prefetch: int = 2, callers: Optional[int] = None,
                  skip: Iterable[str] = (), ray: Union[None, bool, str] = None, actors: int = 2,
-                 expanded: bool = False) -> Iterator[list[Result]]:
+                 expanded: bool = False, draft: bool = False) -> Iterator[list[Result]]:
     """The results (:class:`Row` or :class:`Skipped`) of every image ``inputs`` names, in order, one list
     per batch; the paths in ``skip`` are left out. See :func:`predict` for the arguments; ``expanded``:
     ``inputs`` is already the list of images (:func:`pyconv.predict.sources.expand`)."""
     settings = Settings(preset=preset, top=top, activation=activation,
-                        labels=None if labels is None else tuple(labels))
+                        labels=None if labels is None else tuple(labels), draft=draft)
     local = ray is None or ray is False
     # On Ray the driver's model only checks the input and travels to the actors: one thread is enough.
     model = load_model(model, threads if local else 1)
@@ -69,7 +69,7 @@ def predict(model: ModelLike, inputs: Inputs, *, preset: Union[None, str, Preset
             batch: int = 16, threads: Optional[int] = None, activation: str = "auto",
             labels: Optional[Sequence[str]] = None, output: Union[None, str, os.PathLike] = None,
             overwrite: bool = False, workers: Optional[int] = None, prefetch: int = 2, callers: Optional[int] = None,
-            ray: Union[None, bool, str] = None, actors: int = 2,
+            ray: Union[None, bool, str] = None, actors: int = 2, draft: bool = False,
             on_skip: Optional[Callable[[Skipped], None]] = _warn) -> list[Row]:
     """Classify every image ``inputs`` names; one :class:`Row` (path, top-k ids, names, probabilities)
     per image, in order.
@@ -86,14 +86,18 @@ def predict(model: ModelLike, inputs: Inputs, *, preset: Union[None, str, Preset
     with ``threads`` threads (with neither given, nor ``OMP_NUM_THREADS``: one single-threaded run per usable
     core, at most 8, the faster layout beside decoding; :func:`pyconv.predict.local.default_layout`).
     ``ray``: run on Ray (True: a local instance; an address such as ``"auto"``: that cluster) with ``actors``
-    actors. An image that cannot be read is passed to ``on_skip`` (by default a line on stderr) and left out.
+    actors. ``draft``: decode JPEGs at 1/2, 1/4 or 1/8 of their size where the preset's resize still gets
+    its size: faster for photos much larger than the model's input, pixels a little off the preset's
+    reference transform (:func:`pyconv.preprocess.load_image`). An image that cannot be read is passed to
+    ``on_skip`` (by default a line on stderr) and left out.
     """
     writer = open_writer(output, top, overwrite=overwrite) if output is not None else None
     rows: list[Row] = []
     try:
         for results in iter_predict(model, inputs, preset=preset, top=top, batch=batch, threads=threads,
                                     activation=activation, labels=labels, workers=workers, prefetch=prefetch,
-                                    callers=callers, skip=writer.done if writer else (), ray=ray, actors=actors):
+                                    callers=callers, skip=writer.done if writer else (), ray=ray, actors=actors,
+                                    draft=draft):
             new = [r for r in results if isinstance(r, Row)]
             for r in results:
                 if isinstance(r, Skipped) and on_skip is not None:

@@ -25,11 +25,13 @@ __all__ = ["Settings", "BatchPredictor", "PendingBatch", "model_payload", "load_
 @dataclass(frozen=True)
 class Settings:
     """What a run computes for each image (see :func:`pyconv.predict.predict`); ``preset`` None: the
-    model's own (its config's ``metadata.preprocess``), else ``"torchvision"``."""
+    model's own (its config's ``metadata.preprocess``), else ``"torchvision"``; ``draft``: JPEGs decoded
+    at a reduced size (:func:`pyconv.preprocess.load_image`)."""
     preset: Union[None, str, Preset] = None
     top: int = 5
     activation: str = "auto"
     labels: Optional[tuple[str, ...]] = None
+    draft: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.top, int) or self.top < 1:
@@ -85,7 +87,8 @@ class BatchPredictor:
     def read(self, path: str, out: Optional[np.ndarray] = None) -> np.ndarray:
         """One image preprocessed for the model (into ``out``, of the model's sample shape, where given);
         :class:`UnreadableImage` when it cannot be."""
-        return open_image(path, preset=self.settings.preset, layout=self.layout, size=self.size, out=out)
+        return open_image(path, preset=self.settings.preset, layout=self.layout, size=self.size, out=out,
+                          draft=self.settings.draft)
 
     def decode(self, pool: Executor, paths: Sequence[str]) -> PendingBatch:
         """Start reading ``paths`` on ``pool``, each into its row of one batch array."""

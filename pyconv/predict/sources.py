@@ -111,21 +111,21 @@ def expand(inputs: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]]) -
 
 
 def open_image(source: str, preset: Any = "torchvision", layout: str = "NHWC",
-               size: Optional[Size] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """One image, preprocessed (:func:`pyconv.preprocess.load_image`, into ``out`` where given); a URI is
-    read through fsspec.
+               size: Optional[Size] = None, out: Optional[np.ndarray] = None, draft: bool = False) -> np.ndarray:
+    """One image, preprocessed (:func:`pyconv.preprocess.load_image`, into ``out`` where given, a JPEG at a
+    reduced size with ``draft``); a URI is read through fsspec.
 
     An image that cannot be read or decoded raises :class:`UnreadableImage` (a ``ValueError``) naming it."""
     from ..preprocess import load_image
 
     try:
         if not is_uri(source):
-            return load_image(source, preset, layout, size, out=out)
+            return load_image(source, preset, layout, size, out=out, draft=draft)
         fs, path = _filesystem(source)
         with fs.open(path, "rb") as file:
             data = io.BytesIO(file.read())
         data.name = source  # type: ignore[attr-defined]  # the name load_image's errors give
-        return load_image(data, preset, layout, size, out=out)
+        return load_image(data, preset, layout, size, out=out, draft=draft)
     except ImportError:
         raise
     except Exception as exc:  # noqa: BLE001
