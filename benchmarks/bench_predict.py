@@ -6,7 +6,9 @@
 1. A folder of real photos: the colour photos scikit-image ships (astronaut, chelsea, coffee, rocket,
    immunohistochemistry, retina), cut and resized (random crops and flips, 200-500 px, JPEG quality
    80-95; seeded) into ``--images`` JPEG files, made once under ``--folder`` (never in the repository).
-2. Local: images/s of the prediction pipeline (the one ``pyconv predict`` runs: decoding on a thread pool
+2. The CPU ``load_image`` takes per photo: over 200 of them, and for one 4000x3000 JPEG (made once beside
+   the folder) with and without ``draft=True``.
+3. Local: images/s of the prediction pipeline (the one ``pyconv predict`` runs: decoding on a thread pool
    overlapped with the model) over that folder, MobileNet v2 (``models/mobilenet_v2.json``, seeded
    weights), with 1 caller x ``--threads`` threads and with ``--threads`` callers x 1 thread, each against
    the model's own throughput in the same layout: ``model.run`` by as many callers with as many threads
@@ -15,7 +17,7 @@
    both sides of a ratio). ``--rounds`` rounds, and the median ratio, which says how much of the
    decoding is hidden (target >= 90%). ``pyconv predict``'s default, with neither ``--threads`` nor
    ``--callers`` (nor ``OMP_NUM_THREADS``), is the second layout: one single-threaded run per usable core.
-3. Ray (when installed): a local instance with 2 CPUs, 2 actors x 1 thread against 1 actor x 1 thread over
+4. Ray (when installed): a local instance with 2 CPUs, 2 actors x 1 thread against 1 actor x 1 thread over
    ``--ray-images`` of the photos (target >= 1.6x). Rates are taken from the first batch back to the last,
    so Ray's start-up and the actors' model loading are left out.
 
@@ -94,7 +96,17 @@ def model_rate(model: pyconv.Model, paths: list[str], batch: int, callers: int, 
     return sum(runs) * batch / (time.perf_counter() - start)
 
 
-def preprocessing_cpu(model: pyconv.Model, paths: list[str], passes: int = 3) -> float:
+def make_large_photo(path: Path) -> str:
+    """A 4000x3000 JPEG (scikit-image's astronaut enlarged), as a phone takes them (kept when already there)."""
+    from PIL import Image
+    import skimage.data
+
+    if not path.exists():
+        Image.fromarray(skimage.data.astronaut()).resize((4000, 3000), Image.BICUBIC).save(path, quality=90)
+    return str(path)
+
+
+def preprocessing_cpu(model: pyconv.Model, paths: list[str], passes: int = 3, draft: bool = False) -> float:
     """CPU seconds ``load_image`` takes per photo for the model's input, best of ``passes`` passes."""
     layout = model.spec.layers[model.input_names[0]].attrs["layout"]
     size = model.input_shape()[1 if layout == "NHWC" else 2]
@@ -102,7 +114,7 @@ def preprocessing_cpu(model: pyconv.Model, paths: list[str], passes: int = 3) ->
     for _ in range(passes):
         start = time.process_time()
         for path in paths:
-            load_image(path, layout=layout, size=size)
+            load_image(path, layout=layout, size=size, draft=draft)
         best = min(best, (time.process_time() - start) / len(paths))
     return best
 
@@ -138,6 +150,9 @@ def main() -> None:
     model = pyconv.load(args.model, threads=args.threads)
     print(f"decoding and preprocessing: {preprocessing_cpu(model, paths[:200]) * 1e3:.2f} ms of CPU a photo "
           f"(load_image on one thread, best of 3 passes over {min(200, len(paths))} photos)")
+    large = make_large_photo(Path(args.folder).parent / "pyconv_large_photo.jpg")
+    print(f"a 4000x3000 photo: {preprocessing_cpu(model, [large]) * 1e3:.1f} ms of CPU, "
+          f"{preprocessing_cpu(model, [large], draft=True) * 1e3:.1f} ms with draft=True")
     layouts = ((1, args.threads), (args.threads, 1)) if args.threads > 1 else ((1, 1),)
     ratios: dict[tuple[int, int], list[float]] = {layout: [] for layout in layouts}
     for round_ in range(1, args.rounds + 1):
