@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -145,10 +146,14 @@ def test_soak_10000_runs_of_mobilenet_v1():
 # The child of the interrupt test: profiles a long batch, says it started, runs it until SIGINT, then
 # reports where the KeyboardInterrupt came from, the arenas left, and a following run against a fresh model.
 _INTERRUPT_CHILD = r"""
-import gc, json, sys, time, traceback
+import gc, json, signal, sys, time, traceback
 import numpy as np
 import pyconv
 from pyconv.graph import model as model_module
+
+# A process started in the background by a shell without job control inherits SIGINT ignored, and Python
+# then leaves it ignored: restore the handler that raises KeyboardInterrupt, whose path is under test.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 path, batch, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 m = pyconv.load(path, threads=threads)
@@ -181,8 +186,13 @@ def test_sigint_during_a_long_batch_returns_within_a_layer(threads):
     child = subprocess.Popen([sys.executable, "-c", _INTERRUPT_CHILD, str(MODELS / "mobilenet_v1.json"), "16",
                               str(threads)], cwd=ROOT, env=_child_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
+    # A child that never answers is killed, so that its pipe ends and the reads below fail, not hang.
+    watchdog = threading.Timer(180, child.kill)
+    watchdog.start()
     try:
-        slowest = json.loads(child.stdout.readline())["slowest"]
+        first = child.stdout.readline()
+        assert first, child.communicate(timeout=60)[1][-3000:]
+        slowest = json.loads(first)["slowest"]
         time.sleep(0.5 + 2 * slowest)  # well inside the runs, not in their first layer
         sent = time.perf_counter()
         child.send_signal(signal.SIGINT)
@@ -193,6 +203,7 @@ def test_sigint_during_a_long_batch_returns_within_a_layer(threads):
         after = json.loads(child.stdout.readline() or "null")
         assert child.wait(timeout=120) == 0, child.stderr.read()[-3000:]
     finally:
+        watchdog.cancel()
         if child.poll() is None:
             child.kill()
             child.wait()
