@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -106,10 +107,11 @@ def _soak(models: list[dict], runs: int, warmup: int, every: int, timeout: float
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _check(report: dict, rss_kb: int) -> None:
+def _check(report: dict, rss_kb: Optional[int]) -> None:
+    """Threads, open files, results and caches flat; with ``rss_kb``, RSS within that of the warm-up's."""
     warm, end = report["warm"], report["end"]
     growth = end["rss_kb"] - warm["rss_kb"]
-    assert growth <= rss_kb, f"RSS grew {growth} kB after the warm-up: {report}"
+    assert rss_kb is None or growth <= rss_kb, f"RSS grew {growth} kB after the warm-up: {report}"
     assert end["threads"] == warm["threads"], f"threads {warm['threads']} -> {end['threads']}"
     assert end["fds"] == warm["fds"], f"open files {warm['fds']} -> {end['fds']}"
     for point in report["checkpoints"]:
@@ -122,11 +124,20 @@ def _check(report: dict, rss_kb: int) -> None:
 
 def test_short_soak_leaves_memory_threads_and_files_flat():
     """A few hundred runs of the toy model and MobileNet v1 at 96x96 (batch 1-3, threads 1-2, another
-    input size every seventh run): RSS within 4 MB of the warm-up's, the same threads and open files."""
+    input size every seventh run): RSS growing by at most 4 MB over one of two spans of 168 runs after
+    the warm-up, the same threads and open files.
+
+    So few runs cannot tell a small leak from the C heap settling: a thread's scratch or malloc arena
+    grows once, at a run that depends on the scheduling, by up to 7 MB on a loaded 2-core host, before
+    or after a short warm-up. A leak grows both spans; settling, one. The 10,000-run soak below bounds
+    the total."""
     report = _soak([{"path": str(MODELS / "toy_design_doc.json"), "other": [9, 7]},
                     {"path": str(MODELS / "mobilenet_v1.json"), "size": [96, 96], "other": [64, 64]}],
-                   runs=168, warmup=84, every=84, timeout=300)
-    _check(report, rss_kb=4096)
+                   runs=336, warmup=84, every=168, timeout=300)
+    _check(report, rss_kb=None)
+    first, second = (point["rss_kb"] for point in report["checkpoints"])
+    spans = [first - report["warm"]["rss_kb"], second - first]
+    assert min(spans) <= 4096, f"RSS grew {spans} kB over two spans of {report['runs'] // 2} runs: {report}"
 
 
 @pytest.mark.slow
