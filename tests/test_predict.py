@@ -407,12 +407,16 @@ def test_cli_output_resume_and_corrupt(capsys, tmp_path, toy, photos, suffix):
     assert code == 0 and "0 images predicted" in err and f"{total - 2} already done" in err
     assert list(read_rows(out)) == full
     if suffix != ".parquet":
-        # Killed in the middle of a line: rerunning completes the file as one run would have written it.
+        # Killed in the middle of a line: rerunning completes the file as one run would have written it,
+        # but for the probabilities' last bits: the images left run in other batches, and a dense layer
+        # sums a batch of 1 or 2 rows in another order than a longer one (the GEMM's short blocks).
         data = out.read_bytes()
         out.write_bytes(data[:len(data) * 2 // 3])
         code, _, err = run_cli(capsys, *args)
         assert code == 0 and "resuming" in err
-        assert list(read_rows(out)) == full
+        resumed = list(read_rows(out))
+        assert [(r.path, r.ids, r.names) for r in resumed] == [(r.path, r.ids, r.names) for r in full]
+        np.testing.assert_allclose([r.probs for r in resumed], [r.probs for r in full], rtol=1e-6)
 
 
 @pytest.mark.parametrize("argv,message", [
