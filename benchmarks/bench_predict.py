@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 import pyconv  # noqa: E402
 from pyconv.predict import iter_predict  # noqa: E402
 from pyconv.predict.sources import expand  # noqa: E402
-from pyconv.preprocess import load_image  # noqa: E402
+from pyconv.preprocess import load_image, model_input  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina")
 
@@ -75,8 +75,7 @@ def model_rate(model: pyconv.Model, paths: list[str], batch: int, callers: int, 
                seconds: float = 3.0) -> float:
     """Images/s of model.run on one preprocessed batch of the photos, repeated by ``callers`` threads at
     once, each run with ``threads`` threads."""
-    layout = model.spec.layers[model.input_names[0]].attrs["layout"]
-    size = model.input_shape()[1 if layout == "NHWC" else 2]
+    layout, size = model_input(model)
     x = np.stack([load_image(p, layout=layout, size=size) for p in paths[:batch]])
     model.run(x, threads=threads)
     runs = [0] * callers
@@ -108,8 +107,7 @@ def make_large_photo(path: Path) -> str:
 
 def preprocessing_cpu(model: pyconv.Model, paths: list[str], passes: int = 3, draft: bool = False) -> float:
     """CPU seconds ``load_image`` takes per photo for the model's input, best of ``passes`` passes."""
-    layout = model.spec.layers[model.input_names[0]].attrs["layout"]
-    size = model.input_shape()[1 if layout == "NHWC" else 2]
+    layout, size = model_input(model)
     best = float("inf")
     for _ in range(passes):
         start = time.process_time()

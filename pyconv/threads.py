@@ -36,18 +36,24 @@ def available_cores() -> int:
     return max(1, min(cores, limit, MAX_THREADS) if limit else min(cores, MAX_THREADS))
 
 
+def env_threads() -> Optional[int]:
+    """``OMP_NUM_THREADS`` (its first entry) if set, else None."""
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if not env:
+        return None
+    try:
+        value = int(env)
+    except ValueError:
+        raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {env!r}") from None
+    if not 1 <= value <= MAX_THREADS:
+        raise ValueError(f"OMP_NUM_THREADS must be an integer in 1..{MAX_THREADS}, got {env!r}")
+    return value
+
+
 def default_threads() -> int:
     """``OMP_NUM_THREADS`` (its first entry) if set, else :func:`available_cores`."""
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env:
-        try:
-            value = int(env)
-        except ValueError:
-            raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {env!r}") from None
-        if not 1 <= value <= MAX_THREADS:
-            raise ValueError(f"OMP_NUM_THREADS must be an integer in 1..{MAX_THREADS}, got {env!r}")
-        return value
-    return available_cores()
+    value = env_threads()
+    return available_cores() if value is None else value
 
 
 def resolve_threads(threads: Optional[int] = None) -> int:

@@ -12,12 +12,11 @@ results do not depend on its thread count).
 """
 from __future__ import annotations
 
-import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterator, Optional, Sequence
 
-from ..threads import available_cores
+from ..threads import available_cores, env_threads
 from .engine import BatchPredictor, PendingBatch
 from .rows import Result
 
@@ -42,7 +41,7 @@ def default_layout(threads: Optional[int], callers: Optional[int]) -> tuple[Opti
     runs share them out instead. With ``threads`` alone, one run at a time with that many threads."""
     if callers is not None:
         return threads, callers
-    if threads is None and not os.environ.get("OMP_NUM_THREADS", "").strip():
+    if threads is None and env_threads() is None:
         cores = available_cores()
         callers = min(cores, MAX_DEFAULT_CALLERS)
         return cores // callers, callers
