@@ -66,9 +66,10 @@ class BatchPredictor:
                              f"{len(model.input_names)} ({', '.join(model.input_names)})")
         self.model = model
         self.threads = threads
-        self.layout, self.size = model_input(model)
+        self.layout, size = model_input(model)
         preset = settings.preset or model_preset(model) or "torchvision"
-        spec = resolve_preset(preset, self.size)  # an unknown preset is the run's error, not every image's
+        # Resolved once: an unknown preset is the run's error, not every image's.
+        self.spec = spec = resolve_preset(preset, size)
         self.settings = replace(settings, preset=preset)
         self.sample_shape = tuple(model.input_shape())[1:]
         h, w = spec.output_size
@@ -87,8 +88,7 @@ class BatchPredictor:
     def read(self, path: str, out: Optional[np.ndarray] = None) -> np.ndarray:
         """One image preprocessed for the model (into ``out``, of the model's sample shape, where given);
         :class:`UnreadableImage` when it cannot be."""
-        return open_image(path, preset=self.settings.preset, layout=self.layout, size=self.size, out=out,
-                          draft=self.settings.draft)
+        return open_image(path, preset=self.spec, layout=self.layout, out=out, draft=self.settings.draft)
 
     def decode(self, pool: Executor, paths: Sequence[str]) -> PendingBatch:
         """Start reading ``paths`` on ``pool``, each into its row of one batch array."""
